@@ -1,0 +1,98 @@
+"""Feature names, defaults and the image decoding shared by every stage.
+
+This is the single source of truth for the raw `tf.Example` layout written by
+ingestion, the transformed layout written by Transform, and the decode-and-
+resize step. Transform, Trainer (training input and serving signatures), the
+TFLite pusher and `predict` all call :func:`decode_and_resize`, so an image
+is turned into pixels the same way at training and at serving time.
+
+This file lives in the TFX module folder: TFX hashes every ``.py`` file here
+into the Transform and Trainer cache keys, so keep the folder minimal.
+"""
+
+import tensorflow as tf
+
+# Raw tf.Example features written by `python -m pipeline ingest`.
+IMAGE_KEY = 'image'
+LABEL_KEY = 'label'
+FILENAME_KEY = 'filename'
+
+# Transformed features written by Transform and read by the Trainer.
+IMAGE_PNG_KEY = 'image_png'
+
+DEFAULT_CLASS_NAMES = ('not_instrument', 'instrument')
+DEFAULT_IMAGE_SIZE = 128
+DEFAULT_CHANNELS = 3
+
+# Names of the exported SavedModel signatures.
+SERVING_EXAMPLES_SIGNATURE = 'serving_default'
+SERVING_IMAGE_SIGNATURE = 'serving_image'
+IMAGE_INPUT_NAME = 'image'
+OUTPUT_NAME = 'probability'
+
+
+def decode_and_resize(encoded: tf.Tensor, image_size: int,
+                      channels: int) -> tf.Tensor:
+  """Decodes one PNG or JPEG and resizes it to the model's square input.
+
+  The format is detected from the bytes, not the file name. Grayscale images
+  are repeated into RGB and alpha is dropped when `channels` is 3. Resizing is
+  bilinear with antialiasing, so large images are averaged rather than
+  aliased, and the result is rounded back to 8-bit pixels.
+
+  Args:
+    encoded: scalar `tf.string` with the encoded image.
+    image_size: side of the square output in pixels.
+    channels: 1 (grayscale) or 3 (RGB).
+
+  Returns:
+    A `tf.uint8` tensor of shape [image_size, image_size, channels].
+  """
+  image = tf.io.decode_image(encoded, channels=channels,
+                             expand_animations=False, dtype=tf.uint8)
+  image = tf.image.resize(image, [image_size, image_size],
+                          method=tf.image.ResizeMethod.BILINEAR,
+                          antialias=True)
+  image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
+  image = tf.cast(image, tf.uint8)
+  image.set_shape([image_size, image_size, channels])
+  return image
+
+
+def decode_batch(encoded: tf.Tensor, image_size: int,
+                 channels: int) -> tf.Tensor:
+  """Applies :func:`decode_and_resize` to a batch of encoded images.
+
+  Args:
+    encoded: `tf.string` tensor of shape [batch] or [batch, 1].
+    image_size: side of the square output in pixels.
+    channels: 1 or 3.
+
+  Returns:
+    A `tf.uint8` tensor of shape [batch, image_size, image_size, channels].
+  """
+  encoded = tf.reshape(encoded, [-1])
+  return tf.map_fn(
+      lambda e: decode_and_resize(e, image_size, channels), encoded,
+      fn_output_signature=tf.TensorSpec([image_size, image_size, channels],
+                                        tf.uint8))
+
+
+def decode_png_batch(encoded: tf.Tensor, image_size: int,
+                     channels: int) -> tf.Tensor:
+  """Decodes a batch of the transformed, already resized PNG images.
+
+  Args:
+    encoded: `tf.string` tensor of shape [batch] or [batch, 1] holding the
+      PNGs written by Transform.
+    image_size: side of the square images.
+    channels: 1 or 3.
+
+  Returns:
+    A `tf.uint8` tensor of shape [batch, image_size, image_size, channels].
+  """
+  encoded = tf.reshape(encoded, [-1])
+  return tf.map_fn(
+      lambda e: tf.io.decode_png(e, channels=channels), encoded,
+      fn_output_signature=tf.TensorSpec([image_size, image_size, channels],
+                                        tf.uint8))

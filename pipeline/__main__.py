@@ -1,0 +1,146 @@
+"""Command line: `python -m pipeline <command> [options]`.
+
+Commands:
+  synth    make the embedded default data set (spectrogram PNGs per class)
+  ingest   turn a folder of class subfolders into the next span
+  run      run the pipeline on the ingested spans and print a summary
+
+Every command takes `--workspace DIR` (default: `workspace/` in the
+checkout), the folder that holds the spans, the pipeline root, the ML
+Metadata store and the pushed models. `python -m pipeline COMMAND --help`
+lists a command's options.
+"""
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from typing import List, Optional
+
+from pipeline import config as config_lib
+
+
+class UserError(Exception):
+  """An error caused by input or settings; printed without a traceback."""
+
+
+def _quiet_libraries() -> None:
+  """Silences import-time chatter of TensorFlow and Google client libraries."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  warnings.filterwarnings('ignore', category=FutureWarning)
+  warnings.filterwarnings('ignore', category=DeprecationWarning)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+  from pipeline import synth  # pylint: disable=g-import-not-at-top
+  out = args.out or os.path.join(args.workspace, 'default_data')
+  config = config_lib.config_from_args(args)
+  written = synth.synthesize(out, per_class=args.per_class, seed=args.seed_data,
+                             class_names=config.class_names,
+                             file_format=args.format)
+  print(f'synth: {"wrote" if written else "already present:"} {out} '
+        f'({args.per_class} {args.format} files per class)')
+  return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+  from pipeline import ingest  # pylint: disable=g-import-not-at-top
+  config = config_lib.config_from_args(args)
+  result = ingest.ingest(args.src_dir, config.data_root,
+                         class_names=config.class_names,
+                         image_size=config.image_size,
+                         max_side=args.max_side, force=args.force)
+  if result.created:
+    counts = ', '.join(f'{n} {name}' for name, n in result.counts.items())
+    print(f'ingest: wrote span {result.span} to {result.span_dir} ({counts}; '
+          f'{len(result.skipped)} skipped, {result.reencoded} re-encoded)')
+  else:
+    print(f'ingest: {args.src_dir} already ingested as span {result.span}; '
+          'nothing added')
+  return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+  from pipeline import run  # pylint: disable=g-import-not-at-top
+  config = config_lib.config_from_args(args)
+  summary = run.run_pipeline(config)
+  print(json.dumps(summary, indent=2) if args.json
+        else run.format_summary(summary))
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The argument parser of every command."""
+  parser = argparse.ArgumentParser(
+      prog='python -m pipeline',
+      description='Train an on-device binary image classifier with TFX and '
+      'push it as a quantized TensorFlow Lite model.')
+  commands = parser.add_subparsers(dest='command', required=True,
+                                   metavar='COMMAND')
+
+  synth = commands.add_parser(
+      'synth', help='make the default data set',
+      description='Synthesize instrument and non-instrument audio clips and '
+      'save them as spectrogram PNGs (or WAVs), one folder per class. Skips '
+      'the work when the same data set is already there.')
+  synth.add_argument('--out', help='destination folder (default: '
+                     'WORKSPACE/default_data)')
+  synth.add_argument('--per-class', type=int, default=1000,
+                     help='clips per class (default: %(default)s)')
+  synth.add_argument('--seed-data', type=int, default=0,
+                     help='seed of the data set (default: %(default)s)')
+  synth.add_argument('--format', choices=('png', 'wav'), default='png',
+                     help='spectrogram images or audio clips '
+                     '(default: %(default)s)')
+  config_lib.add_config_arguments(synth, only=['class_names'])
+  synth.set_defaults(func=_cmd_synth)
+
+  ingest = commands.add_parser(
+      'ingest', help='ingest a folder of class subfolders as the next span',
+      description='Read SRC_DIR/<class>/... (PNG or JPEG images of any size, '
+      'or WAV clips) and write the next span of tf.Examples into the '
+      "workspace's data root. Unreadable files are skipped and listed.")
+  ingest.add_argument('src_dir', metavar='SRC_DIR')
+  ingest.add_argument('--max-side', type=int, default=1024,
+                      help='shrink larger images to this side before storing '
+                      'them (default: %(default)s)')
+  ingest.add_argument('--force', action='store_true',
+                      help='add a span even if the latest one came from the '
+                      'same files')
+  config_lib.add_config_arguments(
+      ingest, only=['data_root', 'class_names', 'image_size'])
+  ingest.set_defaults(func=_cmd_ingest)
+
+  run = commands.add_parser(
+      'run', help='run the pipeline',
+      description='Run the TFX pipeline locally on the ingested spans and '
+      'print a summary: components run or cached, their times, the '
+      'evaluation metrics, the blessing and where the model is.')
+  run.add_argument('--json', action='store_true',
+                   help='print the summary as JSON')
+  config_lib.add_config_arguments(run)
+  run.set_defaults(func=_cmd_run)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  """Runs one command; returns the process exit code."""
+  _quiet_libraries()
+  args = build_parser().parse_args(argv)
+  from pipeline import ingest, run, synth  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  user_errors = (config_lib.ConfigError, ingest.IngestError, run.RunError,
+                 mlmd.MetadataStoreMissing, synth.SynthError, UserError)
+  try:
+    return args.func(args)
+  except user_errors as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print('interrupted', file=sys.stderr)
+    return 130
+
+
+if __name__ == '__main__':
+  sys.exit(main())

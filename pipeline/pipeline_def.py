@@ -1,0 +1,169 @@
+"""Wiring of the TFX pipeline; no I/O happens here.
+
+ImportExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
+DataGate -> Transform -> Trainer -> Evaluator (against the latest blessed
+model) -> downstream nodes such as the TFLite pusher.
+"""
+
+from typing import Any, Dict, Optional, Sequence
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from ml_metadata.proto import metadata_store_pb2
+
+from components import data_gate
+from components.modules import features
+
+SPAN_PATTERN = 'span-{SPAN}/*.tfrecord.gz'
+
+
+def eval_config(min_auc: float, min_accuracy: float,
+                max_auc_drop: float) -> tfma.EvalConfig:
+  """The Evaluator's metrics and blessing thresholds.
+
+  Args:
+    min_auc: absolute lower bound on AUC.
+    min_accuracy: absolute lower bound on binary accuracy.
+    max_auc_drop: largest allowed AUC drop against the baseline model.
+
+  Returns:
+    A TFMA EvalConfig over the `serving_default` (tf.Example) signature.
+  """
+  higher = tfma.MetricDirection.HIGHER_IS_BETTER
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name=features.SERVING_EXAMPLES_SIGNATURE,
+          label_key=features.LABEL_KEY,
+          preprocessing_function_names=[])],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name='ExampleCount'),
+          tfma.MetricConfig(
+              class_name='AUC',
+              threshold=tfma.MetricThreshold(
+                  value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={'value': min_auc}),
+                  change_threshold=tfma.GenericChangeThreshold(
+                      direction=higher,
+                      absolute={'value': -max_auc_drop}))),
+          tfma.MetricConfig(
+              class_name='BinaryAccuracy',
+              threshold=tfma.MetricThreshold(
+                  value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={'value': min_accuracy}))),
+          tfma.MetricConfig(class_name='Precision'),
+          tfma.MetricConfig(class_name='Recall'),
+          tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
+      ])])
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    transform_module_file: str,
+    trainer_module_file: str,
+    custom_config: Dict[str, Any],
+    train_steps: int,
+    eval_steps: int,
+    train_buckets: int,
+    eval_buckets: int,
+    min_auc: float,
+    min_accuracy: float,
+    max_auc_drop: float,
+    metadata_connection_config: Optional[
+        metadata_store_pb2.ConnectionConfig] = None,
+    beam_pipeline_args: Sequence[str] = (),
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+  """Builds the pipeline.
+
+  Args:
+    pipeline_name: name recorded in ML Metadata.
+    pipeline_root: root folder of the artifacts.
+    data_root: folder of `span-N/` folders of gzipped TFRecord files.
+    schema_path: the curated schema file.
+    transform_module_file: file defining `preprocessing_fn`.
+    trainer_module_file: file defining `run_fn`.
+    custom_config: settings for the module code (image size, channels, ...).
+    train_steps: training steps.
+    eval_steps: validation batches during training (0: the whole split).
+    train_buckets: hash buckets of the train split.
+    eval_buckets: hash buckets of the eval split.
+    min_auc: absolute AUC bound for a blessing.
+    min_accuracy: absolute binary accuracy bound for a blessing.
+    max_auc_drop: allowed AUC drop against the latest blessed model.
+    metadata_connection_config: ML Metadata connection.
+    beam_pipeline_args: Apache Beam arguments.
+    enable_cache: reuse outputs of components whose inputs did not change.
+
+  Returns:
+    The `tfx.dsl.Pipeline`.
+  """
+  example_gen = tfx.components.ImportExampleGen(
+      input_base=data_root,
+      input_config=tfx.proto.Input(splits=[
+          tfx.proto.Input.Split(name='all', pattern=SPAN_PATTERN)]),
+      output_config=tfx.proto.Output(
+          split_config=tfx.proto.SplitConfig(
+              splits=[
+                  tfx.proto.SplitConfig.Split(name='train',
+                                              hash_buckets=train_buckets),
+                  tfx.proto.SplitConfig.Split(name='eval',
+                                              hash_buckets=eval_buckets),
+              ],
+              partition_feature_name=features.FILENAME_KEY)))
+
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples'])
+
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_gen.outputs['schema'])
+
+  gate = data_gate.DataGate(anomalies=example_validator.outputs['anomalies'])
+
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'],
+      module_file=transform_module_file,
+      custom_config=custom_config)
+  transform.add_upstream_node(gate)
+
+  trainer = tfx.components.Trainer(
+      module_file=trainer_module_file,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema_gen.outputs['schema'],
+      train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+      eval_args=tfx.proto.EvalArgs(num_steps=eval_steps or None),
+      custom_config=custom_config)
+
+  model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
+              'latest_blessed_model_resolver')
+
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      baseline_model=model_resolver.outputs['model'],
+      schema=schema_gen.outputs['schema'],
+      example_splits=['eval'],
+      eval_config=eval_config(min_auc, min_accuracy, max_auc_drop))
+
+  components = [example_gen, statistics_gen, schema_gen, example_validator,
+                gate, transform, trainer, model_resolver, evaluator]
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=components,
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(beam_pipeline_args))

@@ -1,0 +1,203 @@
+"""Run the pipeline locally (TFX LocalDagRunner, Beam DirectRunner) and
+summarise the run from ML Metadata.
+"""
+
+import contextlib
+import fcntl
+import glob
+import os
+import time
+from typing import Any, Dict, Iterator, List
+
+from pipeline import config as config_lib
+from pipeline import ingest
+from pipeline import mlmd
+
+
+class RunError(RuntimeError):
+  """Raised when the pipeline cannot start or a component failed."""
+
+
+@contextlib.contextmanager
+def run_lock(workspace: str) -> Iterator[None]:
+  """Holds the workspace's run lock; refuses a second concurrent run.
+
+  Args:
+    workspace: the workspace folder.
+
+  Raises:
+    RunError: if another run holds the lock.
+  """
+  os.makedirs(workspace, exist_ok=True)
+  path = os.path.join(workspace, '.run.lock')
+  with open(path, 'a+', encoding='utf-8') as handle:
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+      handle.seek(0)
+      holder = handle.read().strip() or 'another process'
+      raise RunError(
+          f'Another pipeline run ({holder}) is using workspace {workspace}; '
+          'wait for it to finish.') from e
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f'pid {os.getpid()} since {time.strftime("%H:%M:%S")}')
+    handle.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_pipeline(config: config_lib.PipelineConfig):
+  """Creates the TFX pipeline object for `config` (no I/O)."""
+  from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
+  from pipeline import pipeline_def  # pylint: disable=g-import-not-at-top
+  return pipeline_def.create_pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=config.pipeline_root,
+      data_root=config.data_root,
+      schema_path=config.schema_path,
+      transform_module_file=config_lib.TRANSFORM_MODULE_FILE,
+      trainer_module_file=config_lib.TRAINER_MODULE_FILE,
+      custom_config=config.module_custom_config(),
+      train_steps=config.train_steps,
+      eval_steps=config.eval_steps,
+      train_buckets=config.train_buckets,
+      eval_buckets=config.eval_buckets,
+      min_auc=config.min_auc,
+      min_accuracy=config.min_accuracy,
+      max_auc_drop=config.max_auc_drop,
+      metadata_connection_config=metadata.sqlite_metadata_connection_config(
+          config.metadata_path),
+      beam_pipeline_args=config.beam_args,
+      enable_cache=config.enable_cache)
+
+
+def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
+  """Runs the pipeline once and returns the summary of the run.
+
+  Args:
+    config: the pipeline configuration.
+
+  Returns:
+    The run summary (see :func:`summarize_latest_run`).
+
+  Raises:
+    RunError: when there is no span to train on, the workspace is busy, or a
+      component failed (the message names it and the cause).
+  """
+  if not ingest.list_spans(config.data_root):
+    raise RunError(
+        f'No ingested span in {config.data_root}. Ingest a folder first: '
+        'python -m pipeline ingest SRC_DIR')
+  if not os.path.isfile(config.schema_path):
+    raise RunError(f'Schema file {config.schema_path} does not exist.')
+  from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
+  with run_lock(config.workspace):
+    started = time.time()
+    try:
+      local_dag_runner.LocalDagRunner().run(build_pipeline(config))
+    except Exception as e:  # pylint: disable=broad-except
+      raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}') from e
+    summary = summarize_latest_run(config)
+    summary['wall_seconds'] = round(time.time() - started, 1)
+  return summary
+
+
+def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:
+  """On-disk and serialized bytes per transformed training example."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  files = sorted(glob.glob(os.path.join(uri, 'Split-train', '*')))
+  if not files:
+    return {}
+  count, serialized = 0, 0
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    count += 1
+    serialized += len(record.numpy())
+  on_disk = sum(os.path.getsize(f) for f in files)
+  return {'examples': count,
+          'disk_bytes_per_example': round(on_disk / max(count, 1), 1),
+          'serialized_bytes_per_example': round(serialized / max(count, 1), 1)}
+
+
+def _evaluation_metrics(uri: str) -> Dict[str, float]:
+  """The overall-slice metrics written by the Evaluator."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  metrics = {}
+  for slice_metrics in tfma.load_metrics(uri):
+    if slice_metrics.slice_key.single_slice_keys:
+      continue
+    for key in slice_metrics.metric_keys_and_values:
+      if key.key.model_name not in ('', 'candidate') or key.key.is_diff:
+        continue
+      value = key.value
+      if value.HasField('double_value'):
+        metrics[key.key.name] = round(value.double_value.value, 4)
+  return metrics
+
+
+def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
+  """Summarises the newest run of the pipeline from ML Metadata.
+
+  Args:
+    config: the pipeline configuration (metadata path and pipeline name).
+
+  Returns:
+    A dict with `run_id`, `components` (node, state, seconds), `blessed`,
+    `model_path`, `metrics`, `transformed` (bytes per example) and
+    `pushed` when a pusher ran.
+  """
+  store = mlmd.open_store(config.metadata_path, read_only=True)
+  runs = mlmd.pipeline_runs(store, config.pipeline_name)
+  if not runs:
+    raise RunError(f'No run of {config.pipeline_name} in '
+                   f'{config.metadata_path}.')
+  executions = mlmd.node_executions(store, runs[0])
+  summary: Dict[str, Any] = {
+      'run_id': runs[0].name,
+      'components': [{'node': e.node, 'state': e.state,
+                      'seconds': round(e.seconds, 1)} for e in executions],
+  }
+  for execution in executions:
+    outputs = mlmd.output_artifacts(store, execution.execution.id)
+    if execution.node == 'Trainer' and outputs.get('model'):
+      summary['model_path'] = os.path.join(outputs['model'][0].uri,
+                                           'Format-Serving')
+    elif execution.node == 'Evaluator':
+      if outputs.get('blessing'):
+        summary['blessed'] = bool(mlmd.custom_value(outputs['blessing'][0],
+                                                    'blessed'))
+      if outputs.get('evaluation'):
+        summary['metrics'] = _evaluation_metrics(outputs['evaluation'][0].uri)
+    elif execution.node == 'Transform' and outputs.get('transformed_examples'):
+      summary['transformed'] = _transformed_bytes_per_example(
+          outputs['transformed_examples'][0].uri)
+  return summary
+
+
+def format_summary(summary: Dict[str, Any]) -> str:
+  """Renders a run summary as a few lines of text for the console."""
+  lines: List[str] = [f"Run {summary['run_id']}"]
+  for component in summary['components']:
+    lines.append(f"  {component['node']:<32} {component['state']:<8} "
+                 f"{component['seconds']:>7.1f} s")
+  if 'wall_seconds' in summary:
+    lines.append(f"  {'total wall time':<32} {'':<8} "
+                 f"{summary['wall_seconds']:>7.1f} s")
+  transformed = summary.get('transformed') or {}
+  if transformed:
+    lines.append(
+        f"Transformed examples: {transformed['examples']} in train, "
+        f"{transformed['disk_bytes_per_example']:.0f} bytes each on disk "
+        f"({transformed['serialized_bytes_per_example']:.0f} serialized)")
+  metrics = summary.get('metrics') or {}
+  if metrics:
+    lines.append('Evaluation: ' + ', '.join(
+        f'{name} {value:g}' for name, value in sorted(metrics.items())))
+  if 'blessed' in summary:
+    lines.append('Model blessed: ' + ('yes' if summary['blessed'] else
+                                      'NO (below the thresholds)'))
+  if 'model_path' in summary:
+    lines.append(f"SavedModel: {summary['model_path']}")
+  return '\n'.join(lines)

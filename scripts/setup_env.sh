@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Create or re-sync the project's virtual environment from requirements.lock.
+#
+# Finds a Python 3.10 (TFX 1.16 supports 3.9-3.10; 3.10 is the one we lock
+# for), creates .venv once, and re-installs only when requirements.lock or
+# setup.py changed since the last sync. Safe to call before every command.
+#
+# Usage: scripts/setup_env.sh [VENV_DIR]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${1:-$ROOT/.venv}"
+LOCK="$ROOT/requirements.lock"
+STAMP="$VENV/.synced-lock"
+
+is_py310() {
+  [ -x "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null
+}
+
+find_python310() {
+  local candidate
+  if [ -n "${PYTHON310:-}" ]; then
+    if is_py310 "$PYTHON310"; then echo "$PYTHON310"; return 0; fi
+    echo "PYTHON310=$PYTHON310 is not a Python 3.10 interpreter." >&2
+    return 1
+  fi
+  # PATH first; a pyenv shim refuses python3.10 unless PYENV_VERSION selects
+  # it, so is_py310 rejects a shim that does not run, and we look further.
+  for candidate in python3.10 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 && is_py310 "$(command -v "$candidate")"; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  local pyenv_root="${PYENV_ROOT:-}"
+  if [ -z "$pyenv_root" ] && command -v pyenv >/dev/null 2>&1; then
+    pyenv_root="$(pyenv root)"
+  fi
+  [ -n "$pyenv_root" ] || pyenv_root="$HOME/.pyenv"
+  for candidate in $(ls -d "$pyenv_root"/versions/3.10*/bin/python3.10 2>/dev/null | sort -V -r) \
+                   /usr/bin/python3.10 /usr/local/bin/python3.10; do
+    if is_py310 "$candidate"; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+lock_hash() {
+  cat "$LOCK" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1
+}
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(lock_hash)" ] && [ -x "$VENV/bin/python" ]; then
+  exit 0
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! PY="$(find_python310)"; then
+    cat >&2 <<'EOF'
+No Python 3.10 interpreter was found (looked on PATH and in pyenv's versions).
+This project needs Python 3.10: TFX 1.16 installs only on 3.9-3.10.
+Install one, for example:
+  pyenv install 3.10.13          (with pyenv), or
+  apt-get install python3.10 python3.10-venv   (where your distribution has it)
+or point at an existing one with PYTHON310=/path/to/python3.10 make run
+EOF
+    exit 1
+  fi
+  echo "setup: creating $VENV with $PY"
+  "$PY" -m venv "$VENV"
+fi
+
+echo "setup: installing the locked packages into $VENV (first time: a few minutes, about 3.4 GB)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.2"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$LOCK"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+"$VENV/bin/python" -m pip check
+lock_hash > "$STAMP"
+echo "setup: $VENV is in sync with requirements.lock"
