@@ -10,3 +10,5 @@ choice is tested in tests/test_keras_choice.py.
 import os
 
 os.environ['TF_USE_LEGACY_KERAS'] = '1'
+# TensorFlow's C++ start-up chatter (CUDA probes, CPU features) is not ours.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')

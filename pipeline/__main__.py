@@ -13,6 +13,7 @@ lists a command's options.
 
 import argparse
 import json
+import logging
 import os
 import sys
 import warnings
@@ -25,11 +26,47 @@ class UserError(Exception):
   """An error caused by input or settings; printed without a traceback."""
 
 
+# Library log lines that say nothing a user can act on.
+_NOISE = (
+    'does not have payload_format custom property',
+    'ArtifactQuery.property_predicate is not supported',
+    'tf_record_iterator',
+    'Compiled the loaded model',
+    'is not supported on this platform',
+)
+
+
+class _ProgressFilter(logging.Filter):
+  """Shows TFX's per-component progress and real warnings, drops the noise."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if record.levelno < logging.WARNING:
+      if message.startswith('Component ') and message.endswith(
+          ('is running.', 'is finished.')):
+        record.msg, record.args = 'pipeline: ' + message, ()
+        return True
+      return False
+    return not any(noise in message for noise in _NOISE)
+
+
 def _quiet_libraries() -> None:
-  """Silences import-time chatter of TensorFlow and Google client libraries."""
+  """Silences library chatter, keeping progress lines and real warnings."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  # TFX pip-installs the module files' wheel; its output is not ours to show.
+  os.environ.setdefault('PIP_QUIET', '1')
   warnings.filterwarnings('ignore', category=FutureWarning)
   warnings.filterwarnings('ignore', category=DeprecationWarning)
+  warnings.filterwarnings('ignore', category=RuntimeWarning,
+                          module='tensorflow_model_analysis')
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter('%(message)s'))
+  handler.addFilter(_ProgressFilter())
+  for name in ('absl', 'tensorflow', 'apache_beam', ''):
+    logger = logging.getLogger(name)
+    logger.handlers = [handler] if name == '' else []
+    logger.propagate = name != ''
+    logger.setLevel(logging.INFO if name in ('absl', '') else logging.WARNING)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:

@@ -54,6 +54,8 @@ class PipelineConfig:
     learning_rate: peak learning rate (cosine decay over `train_steps`).
     model_width: multiplier on the CNN's filter counts.
     seed: random seed of training.
+    augment: randomly shift spectrograms in time and mask a time and a mel
+      band while training; turn off for images that are not spectrograms.
     eval_buckets: hash buckets of the eval split, out of
       `train_buckets + eval_buckets`.
     train_buckets: hash buckets of the train split.
@@ -73,12 +75,13 @@ class PipelineConfig:
   class_names: Tuple[str, ...] = features.DEFAULT_CLASS_NAMES
   image_size: int = features.DEFAULT_IMAGE_SIZE
   channels: int = features.DEFAULT_CHANNELS
-  train_steps: int = 600
+  train_steps: int = 500
   eval_steps: int = 0
   batch_size: int = 32
   learning_rate: float = 2e-3
   model_width: float = 1.0
   seed: int = 0
+  augment: bool = True
   train_buckets: int = 4
   eval_buckets: int = 1
   min_auc: float = 0.9
@@ -141,6 +144,7 @@ class PipelineConfig:
         'learning_rate': self.learning_rate,
         'width': self.model_width,
         'seed': self.seed,
+        'augment': self.augment,
         'class_names': list(self.class_names),
     }
 
@@ -193,6 +197,8 @@ def add_config_arguments(parser: argparse.ArgumentParser,
     if field.name in ('data_root', 'pipeline_root', 'metadata_path',
                       'push_destination'):
       shown = 'inside the workspace'
+    elif field.name == 'beam_args':
+      shown = f'{shown}; write --beam-args=--flag=value,--flag2=value'
     group.add_argument(_flag(field.name), dest=field.name, type=kind,
                        default=None, metavar=field.name.upper(),
                        help=f'(default: {shown})')

@@ -14,7 +14,7 @@ LOCK="$ROOT/requirements.lock"
 STAMP="$VENV/.synced-lock"
 
 is_py310() {
-  [ -x "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null
+  [ -x "$1" ] && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "3.10" ]
 }
 
 find_python310() {

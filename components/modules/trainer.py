@@ -54,7 +54,7 @@ def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
   x = tf.keras.layers.Rescaling(1.0 / 255.0, name='rescale')(inputs)
   x = tf.keras.layers.Conv2D(filters(24), 3, strides=2, padding='same',
                              use_bias=False, name='stem_conv')(x)
-  x = tf.keras.layers.BatchNormalization(name='stem_bn')(x)
+  x = tf.keras.layers.BatchNormalization(momentum=0.9, name='stem_bn')(x)
   x = tf.keras.layers.ReLU(6.0, name='stem_relu')(x)
   blocks = [(48, 1), (96, 2), (96, 1), (192, 2), (256, 2), (256, 2)]
   for index, (block_filters, stride) in enumerate(blocks):
@@ -62,11 +62,11 @@ def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
     x = tf.keras.layers.DepthwiseConv2D(3, strides=stride, padding='same',
                                         use_bias=False,
                                         name=f'{prefix}_dw')(x)
-    x = tf.keras.layers.BatchNormalization(name=f'{prefix}_dw_bn')(x)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, name=f'{prefix}_dw_bn')(x)
     x = tf.keras.layers.ReLU(6.0, name=f'{prefix}_dw_relu')(x)
     x = tf.keras.layers.Conv2D(filters(block_filters), 1, use_bias=False,
                                name=f'{prefix}_pw')(x)
-    x = tf.keras.layers.BatchNormalization(name=f'{prefix}_pw_bn')(x)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, name=f'{prefix}_pw_bn')(x)
     x = tf.keras.layers.ReLU(6.0, name=f'{prefix}_pw_relu')(x)
   x = tf.keras.layers.GlobalAveragePooling2D(name='pool')(x)
   x = tf.keras.layers.Dropout(dropout, name='dropout')(x)
@@ -75,13 +75,48 @@ def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
   return tf.keras.Model(inputs, outputs, name='spectrogram_classifier')
 
 
+def augment_spectrogram(image: tf.Tensor, max_band: float = 0.125
+                        ) -> tf.Tensor:
+  """Randomly shifts a spectrogram in time and masks a time and a mel band.
+
+  A circular shift along the horizontal (time) axis, then one band of
+  columns and one band of rows, each up to `max_band` of the side, replaced by
+  the image's mean (SpecAugment-style). Sounds do not change class when they
+  start later or lose a moment or a narrow band, so the model learns that.
+
+  Args:
+    image: float32 [size, size, channels].
+    max_band: largest masked band, as a fraction of the side.
+
+  Returns:
+    The augmented image, same shape and dtype.
+  """
+  size = tf.shape(image)[1]
+  band = tf.maximum(1, tf.cast(tf.cast(size, tf.float32) * max_band,
+                               tf.int32))
+  image = tf.roll(image, tf.random.uniform([], 0, size, dtype=tf.int32),
+                  axis=1)
+  positions = tf.range(size)
+
+  def band_mask():
+    start = tf.random.uniform([], 0, size, dtype=tf.int32)
+    width = tf.random.uniform([], 0, band + 1, dtype=tf.int32)
+    return (positions >= start) & (positions < start + width)
+
+  mask = band_mask()[None, :] | band_mask()[:, None]
+  mask = tf.cast(mask, image.dtype)[:, :, None]
+  mean = tf.reduce_mean(image, axis=[0, 1], keepdims=True)
+  return image * (1.0 - mask) + mean * mask
+
+
 def make_dataset(file_patterns: List[str],
                  tf_transform_output: tft.TFTransformOutput,
                  batch_size: int,
                  image_size: int,
                  channels: int,
                  training: bool,
-                 seed: int = 0) -> tf.data.Dataset:
+                 seed: int = 0,
+                 augment: bool = False) -> tf.data.Dataset:
   """Streams (pixels, label) batches from transformed examples.
 
   Args:
@@ -93,6 +128,7 @@ def make_dataset(file_patterns: List[str],
     training: shuffle and repeat forever when True; one ordered pass when
       False.
     seed: shuffle seed.
+    augment: apply :func:`augment_spectrogram` to every image.
 
   Returns:
     A dataset of (float32 [batch, size, size, channels] 0..255 pixels,
@@ -115,7 +151,10 @@ def make_dataset(file_patterns: List[str],
     image = tf.io.decode_png(parsed[features.IMAGE_PNG_KEY], channels=channels)
     image.set_shape([image_size, image_size, channels])
     label = tf.reshape(tf.cast(parsed[features.LABEL_KEY], tf.float32), [1])
-    return tf.cast(image, tf.float32), label
+    image = tf.cast(image, tf.float32)
+    if augment:
+      image = augment_spectrogram(image)
+    return image, label
 
   dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=not training)
@@ -292,8 +331,8 @@ def run_fn(fn_args) -> None:
   """Trains the classifier and exports it; called by the TFX Trainer.
 
   `fn_args.custom_config` may hold `image_size`, `channels`, `batch_size`,
-  `learning_rate`, `width`, `seed` and `warm_start`; defaults are used for
-  anything missing.
+  `learning_rate`, `width`, `seed`, `augment` and `warm_start`; defaults are
+  used for anything missing.
 
   Args:
     fn_args: the Trainer's `FnArgs` (files, Transform output, steps, export
@@ -310,7 +349,7 @@ def run_fn(fn_args) -> None:
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   train_ds = make_dataset(fn_args.train_files, tf_transform_output,
                           batch_size, image_size, channels, training=True,
-                          seed=seed)
+                          seed=seed, augment=bool(config.get('augment', True)))
   eval_ds = make_dataset(fn_args.eval_files, tf_transform_output, batch_size,
                          image_size, channels, training=False)
 

@@ -1,0 +1,30 @@
+"""Shared fixtures: small data sets made on the fly."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Select tf-keras before any test imports TensorFlow (see pipeline/__init__).
+import pipeline  # noqa: F401  pylint: disable=unused-import
+
+
+def write_image(path, size=(40, 30), mode='RGB', fmt=None, seed=0):
+  """Writes a random image and returns its path."""
+  rng = np.random.default_rng(seed)
+  channels = {'L': 1, 'RGB': 3, 'RGBA': 4}[mode]
+  pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+  image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, mode)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  image.save(path, format=fmt)
+  return path
+
+
+@pytest.fixture(scope='session')
+def small_spectrograms(tmp_path_factory):
+  """A synthesized PNG data set with 24 clips per class."""
+  from pipeline import synth  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path_factory.mktemp('data') / 'spectrograms')
+  synth.synthesize(out, per_class=24, seed=7, workers=1, progress=False)
+  return out

@@ -1,0 +1,188 @@
+"""Tests for pipeline.ingest."""
+
+import io
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import write_image
+from pipeline import ingest
+from pipeline import spectrogram
+from pipeline import synth
+
+CLASSES = ('not_instrument', 'instrument')
+
+
+def _read_span(span_dir):
+  examples = []
+  files = sorted(f for f in os.listdir(span_dir) if f.endswith('.tfrecord.gz'))
+  dataset = tf.data.TFRecordDataset(
+      [os.path.join(span_dir, f) for f in files], compression_type='GZIP')
+  for record in dataset:
+    example = tf.train.Example.FromString(record.numpy())
+    feature = example.features.feature
+    examples.append({
+        'image': feature['image'].bytes_list.value[0],
+        'label': feature['label'].int64_list.value[0],
+        'filename': feature['filename'].bytes_list.value[0].decode('utf-8'),
+    })
+  return examples
+
+
+def _two_class_folder(root, per_class=2):
+  for label, name in enumerate(CLASSES):
+    for index in range(per_class):
+      write_image(os.path.join(root, name, f'img{index}.png'),
+                  seed=label * 10 + index)
+  return root
+
+
+def test_writes_labelled_examples_into_span_1(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  assert result.created and result.span == 1
+  assert result.span_dir == str(tmp_path / 'data' / 'span-1')
+  examples = _read_span(result.span_dir)
+  assert sorted((e['filename'], e['label']) for e in examples) == [
+      ('instrument/img0.png', 1), ('instrument/img1.png', 1),
+      ('not_instrument/img0.png', 0), ('not_instrument/img1.png', 0)]
+  with open(os.path.join(src, 'instrument', 'img0.png'), 'rb') as f:
+    original = f.read()
+  stored = next(e for e in examples if e['filename'] == 'instrument/img0.png')
+  assert stored['image'] == original
+  report = json.loads((tmp_path / 'data' / 'span-1' / 'ingest.json')
+                      .read_text())
+  assert report['counts'] == {'not_instrument': 2, 'instrument': 2}
+
+
+def test_unchanged_source_adds_no_span_and_changed_source_adds_next(
+    tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  data = str(tmp_path / 'data')
+  ingest.ingest(src, data, progress=False)
+  again = ingest.ingest(src, data, progress=False)
+  assert not again.created and again.span == 1
+  assert ingest.list_spans(data) == [1]
+  write_image(os.path.join(src, 'instrument', 'new.png'), seed=99)
+  changed = ingest.ingest(src, data, progress=False)
+  assert changed.created and changed.span == 2
+  forced = ingest.ingest(src, data, force=True, progress=False)
+  assert forced.span == 3
+  assert ingest.list_spans(data) == [1, 2, 3]
+
+
+def test_unreadable_files_are_skipped_and_listed_with_reason(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  good = io.BytesIO()
+  Image.new('RGB', (64, 64), (10, 20, 30)).save(good, format='PNG')
+  folder = os.path.join(src, 'instrument')
+  with open(os.path.join(folder, 'truncated.png'), 'wb') as f:
+    f.write(good.getvalue()[:60])
+  with open(os.path.join(folder, 'notes.txt'), 'w') as f:
+    f.write('not an image')
+  open(os.path.join(folder, 'empty.png'), 'wb').close()
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  reasons = dict(result.skipped)
+  assert set(reasons) == {'instrument/truncated.png', 'instrument/notes.txt',
+                          'instrument/empty.png'}
+  assert 'empty file' in reasons['instrument/empty.png']
+  assert 'not a readable image' in reasons['instrument/notes.txt']
+  assert result.counts == {'not_instrument': 2, 'instrument': 2}
+  report = json.loads(open(os.path.join(result.span_dir, 'ingest.json'))
+                      .read())
+  assert {s['file'] for s in report['skipped']} == set(reasons)
+
+
+def test_formats_modes_and_sizes_are_normalised(tmp_path):
+  src = str(tmp_path / 'src')
+  write_image(os.path.join(src, 'instrument', 'gray.png'), mode='L')
+  write_image(os.path.join(src, 'instrument', 'alpha.png'), mode='RGBA')
+  write_image(os.path.join(src, 'instrument', 'photo.jpg'), fmt='JPEG')
+  write_image(os.path.join(src, 'not_instrument', 'jpeg_named.png'),
+              fmt='JPEG')
+  write_image(os.path.join(src, 'not_instrument', 'huge.png'),
+              size=(2000, 1500))
+  write_image(os.path.join(src, 'not_instrument', 'pic.bmp'), fmt='BMP')
+  result = ingest.ingest(src, str(tmp_path / 'data'), max_side=512,
+                         progress=False)
+  assert not result.skipped
+  assert result.reencoded == 2  # the huge PNG and the BMP
+  for example in _read_span(result.span_dir):
+    decoded = tf.io.decode_image(example['image'], channels=3).numpy()
+    assert max(decoded.shape[:2]) <= 512
+    image = Image.open(io.BytesIO(example['image']))
+    assert image.format in ('PNG', 'JPEG')
+
+
+def test_wav_clips_are_rendered_with_the_project_spectrogram(tmp_path):
+  src = tmp_path / 'src'
+  synth.synthesize(str(src), per_class=2, file_format='wav', workers=1,
+                   progress=False)
+  result = ingest.ingest(str(src), str(tmp_path / 'data'), image_size=64,
+                         progress=False)
+  assert result.counts == {'not_instrument': 2, 'instrument': 2}
+  example = next(e for e in _read_span(result.span_dir)
+                 if e['filename'].startswith('instrument/'))
+  with open(src / example['filename'], 'rb') as f:
+    audio, rate = spectrogram.read_wav(f.read())
+  expected = spectrogram.spectrogram_image(audio, rate, 64)
+  stored = tf.io.decode_png(example['image']).numpy()
+  assert (stored == expected).all()
+
+
+def test_missing_class_folder_is_named(tmp_path):
+  src = tmp_path / 'src'
+  write_image(str(src / 'instrument' / 'a.png'))
+  with pytest.raises(ingest.IngestError, match='no class folder not_instrument'):
+    ingest.ingest(str(src), str(tmp_path / 'data'), progress=False)
+  assert ingest.list_spans(str(tmp_path / 'data')) == []
+
+
+def test_class_folder_without_readable_files_is_refused(tmp_path):
+  src = tmp_path / 'src'
+  write_image(str(src / 'instrument' / 'a.png'))
+  (src / 'not_instrument').mkdir()
+  with pytest.raises(ingest.IngestError, match='has no files'):
+    ingest.ingest(str(src), str(tmp_path / 'data'), progress=False)
+  (src / 'not_instrument' / 'x.txt').write_text('text')
+  with pytest.raises(ingest.IngestError, match='no readable file'):
+    ingest.ingest(str(src), str(tmp_path / 'data'), progress=False)
+  # Nothing half-written is left behind.
+  assert os.listdir(tmp_path / 'data') == ['.ingest.lock']
+
+
+def test_custom_class_names_set_the_label_order(tmp_path):
+  src = tmp_path / 'src'
+  write_image(str(src / 'cat' / 'a.png'))
+  write_image(str(src / 'dog' / 'b.png'))
+  write_image(str(src / 'bird' / 'c.png'))
+  result = ingest.ingest(str(src), str(tmp_path / 'data'),
+                         class_names=('dog', 'cat'), progress=False)
+  labels = {e['filename']: e['label'] for e in _read_span(result.span_dir)}
+  assert labels == {'dog/b.png': 0, 'cat/a.png': 1}
+  report = json.loads(open(os.path.join(result.span_dir, 'ingest.json'))
+                      .read())
+  assert any('bird' in w for w in report['warnings'])
+
+
+def test_symlinks_outside_the_source_are_skipped(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  outside = write_image(str(tmp_path / 'elsewhere' / 'secret.png'))
+  os.symlink(outside, os.path.join(src, 'instrument', 'link.png'))
+  os.symlink(os.path.join(src, 'instrument', 'img0.png'),
+             os.path.join(src, 'instrument', 'inside_link.png'))
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  assert 'outside the data folder' in dict(result.skipped)[
+      'instrument/link.png']
+  assert result.counts['instrument'] == 3
+
+
+def test_non_ascii_and_spaces_in_file_names(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  write_image(os.path.join(src, 'instrument', 'violín solo ♪.png'))
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  names = {e['filename'] for e in _read_span(result.span_dir)}
+  assert 'instrument/violín solo ♪.png' in names

@@ -1,0 +1,72 @@
+"""Tests for pipeline.spectrogram."""
+
+import numpy as np
+import pytest
+
+from pipeline import spectrogram
+
+RATE = 16000
+
+
+def _tone(freq, seconds=1.0):
+  t = np.arange(int(RATE * seconds)) / RATE
+  return 0.5 * np.sin(2 * np.pi * freq * t)
+
+
+def test_image_is_square_rgb_uint8_for_any_clip_length():
+  for seconds in (0.05, 1.0, 3.7):
+    image = spectrogram.spectrogram_image(_tone(440, seconds), RATE, 128)
+    assert image.shape == (128, 128, 3)
+    assert image.dtype == np.uint8
+
+
+def test_higher_tone_lights_a_higher_row():
+  def brightest_row(freq):
+    values = spectrogram.log_mel(_tone(freq), RATE, 64)
+    return int(np.argmax(values.mean(axis=1)))
+
+  low, high = brightest_row(300), brightest_row(3000)
+  assert high > low
+  # In the image, low frequencies are at the bottom (row index high).
+  image = spectrogram.spectrogram_image(_tone(300), RATE, 64)
+  assert image[:, :, 0].mean(axis=1).argmax() > 32
+
+
+def test_log_mel_is_scaled_to_unit_range_with_peak_at_one():
+  values = spectrogram.log_mel(_tone(1000), RATE, 128)
+  assert values.max() == pytest.approx(1.0)
+  assert values.min() >= 0.0
+
+
+def test_mel_filterbank_has_no_empty_band():
+  bank = spectrogram.mel_filterbank(RATE, 2048, 128)
+  assert bank.shape == (128, 1025)
+  assert np.all(bank.sum(axis=1) > 0)
+
+
+@pytest.mark.parametrize('audio, message', [
+    (np.zeros(0), 'no samples'),
+    (np.array([0.0, np.nan, 0.1]), 'NaN'),
+])
+def test_bad_audio_raises_audio_error(audio, message):
+  with pytest.raises(spectrogram.AudioError, match=message):
+    spectrogram.spectrogram_image(audio, RATE)
+
+
+def test_wav_round_trip_preserves_samples_and_rate():
+  audio = _tone(440, 0.25)
+  samples, rate = spectrogram.read_wav(spectrogram.wav_bytes(audio, 8000))
+  assert rate == 8000
+  np.testing.assert_allclose(samples, audio, atol=1e-4)
+
+
+def test_read_wav_names_the_file_on_garbage():
+  with pytest.raises(spectrogram.AudioError, match='clip.wav'):
+    spectrogram.read_wav(b'RIFF not really a wav', 'clip.wav')
+
+
+def test_colorize_is_monotonic_in_brightness():
+  rgb = spectrogram.colorize(np.linspace(0, 1, 50)).astype(int)
+  brightness = rgb.sum(axis=1)
+  assert np.all(np.diff(brightness) >= -2)
+  assert brightness[-1] > brightness[0] + 400

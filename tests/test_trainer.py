@@ -1,0 +1,138 @@
+"""Tests for the Trainer module: model, input, training loop and export."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components.modules import features
+from components.modules import trainer
+
+
+def test_model_maps_pixels_to_one_probability():
+  model = trainer.build_model(image_size=64, channels=3)
+  out = model(np.random.uniform(0, 255, (5, 64, 64, 3)).astype('float32'))
+  assert out.shape == (5, 1)
+  assert np.all((out.numpy() >= 0) & (out.numpy() <= 1))
+
+
+def test_model_is_small_enough_for_a_device():
+  model = trainer.build_model()
+  # About 0.6 MB of float32 weights; dynamic-range quantization makes it
+  # about a quarter of that.
+  assert 50_000 < model.count_params() < 300_000
+
+
+def test_width_scales_the_model():
+  assert (trainer.build_model(width=0.5).count_params() <
+          trainer.build_model(width=1.0).count_params())
+
+
+@pytest.mark.parametrize('labels, scores, expected', [
+    ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0),
+    ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1], 0.0),
+    ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),
+    ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),
+])
+def test_binary_auc(labels, scores, expected):
+  assert trainer.binary_auc(labels, scores) == pytest.approx(expected)
+
+
+def test_binary_auc_is_nan_for_one_class():
+  assert np.isnan(trainer.binary_auc([1, 1], [0.2, 0.3]))
+
+
+def test_augmentation_keeps_shape_and_pixel_range():
+  image = tf.random.uniform([32, 32, 3], 0, 255)
+  out = trainer.augment_spectrogram(image)
+  assert out.shape == (32, 32, 3)
+  assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 255
+
+
+def test_training_learns_a_separable_problem():
+  tf.keras.utils.set_random_seed(1)
+  rng = np.random.default_rng(1)
+  labels = rng.integers(0, 2, 256).astype('float32')
+  images = rng.uniform(0, 60, (256, 32, 32, 3)).astype('float32')
+  images[labels == 1, 8:24, 8:24, :] += 180
+  dataset = tf.data.Dataset.from_tensor_slices(
+      (images, labels[:, None])).shuffle(256).repeat().batch(32)
+  model = trainer.build_model(image_size=32, channels=3, width=0.5)
+  history = trainer.train(model, dataset, steps=60, learning_rate=3e-3,
+                          log_every=20)
+  assert [h['step'] for h in history] == [20, 40, 60]
+  assert history[-1]['loss'] < history[0]['loss']
+  metrics = trainer.evaluate(
+      model, tf.data.Dataset.from_tensor_slices(
+          (images, labels[:, None])).batch(64))
+  assert metrics['auc'] > 0.95
+  assert metrics['examples'] == 256
+
+
+def _serialized_example(image_bytes):
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.IMAGE_KEY: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[image_bytes])),
+  })).SerializeToString()
+
+
+def test_export_has_both_signatures_that_agree(tmp_path):
+  model = trainer.build_model(image_size=48, channels=3, width=0.5)
+  export_dir = str(tmp_path / 'export')
+  trainer.export_model(model, export_dir, 48, 3)
+  loaded = tf.saved_model.load(export_dir)
+  assert set(loaded.signatures) == {features.SERVING_EXAMPLES_SIGNATURE,
+                                    features.SERVING_IMAGE_SIGNATURE}
+  rng = np.random.default_rng(0)
+  encoded = []
+  for seed in range(3):
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(
+        buffer, format='PNG')
+    encoded.append(buffer.getvalue())
+  by_example = loaded.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+      examples=tf.constant([_serialized_example(e) for e in encoded]))
+  pixels = features.decode_batch(tf.constant(encoded), 48, 3)
+  by_image = loaded.signatures[features.SERVING_IMAGE_SIGNATURE](
+      image=tf.cast(pixels, tf.float32))
+  np.testing.assert_allclose(by_example[features.OUTPUT_NAME].numpy(),
+                             by_image[features.OUTPUT_NAME].numpy(),
+                             rtol=1e-5)
+  image_spec = loaded.signatures[
+      features.SERVING_IMAGE_SIGNATURE].structured_input_signature[1]
+  assert image_spec[features.IMAGE_INPUT_NAME].shape.as_list() == [
+      None, 48, 48, 3]
+
+
+def test_make_dataset_streams_transformed_pngs(tmp_path):
+  path = str(tmp_path / 'part.gz')
+  with tf.io.TFRecordWriter(path, 'GZIP') as writer:
+    for label in (0, 1, 1):
+      png = tf.io.encode_png(tf.fill([16, 16, 3], tf.constant(label * 200,
+                                                               tf.uint8)))
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          features.IMAGE_PNG_KEY: tf.train.Feature(
+              bytes_list=tf.train.BytesList(value=[png.numpy()])),
+          features.LABEL_KEY: tf.train.Feature(
+              int64_list=tf.train.Int64List(value=[label])),
+      })).SerializeToString())
+
+  class FakeTransformOutput:
+
+    def transformed_feature_spec(self):
+      return {features.IMAGE_PNG_KEY: tf.io.FixedLenFeature([], tf.string),
+              features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+
+  batches = list(trainer.make_dataset([path], FakeTransformOutput(), 2, 16, 3,
+                                      training=False))
+  images = np.concatenate([b[0].numpy() for b in batches])
+  labels = np.concatenate([b[1].numpy() for b in batches])
+  assert images.shape == (3, 16, 16, 3) and images.dtype == np.float32
+  np.testing.assert_array_equal(labels[:, 0], [0, 1, 1])
+  np.testing.assert_array_equal(images[:, 0, 0, 0], [0, 200, 200])
+  with pytest.raises(ValueError, match='No transformed examples'):
+    trainer.make_dataset([os.path.join(str(tmp_path), 'none-*')],
+                         FakeTransformOutput(), 2, 16, 3, training=False)
