@@ -4,6 +4,7 @@ Commands:
   synth    make the embedded default data set (spectrogram PNGs per class)
   ingest   turn a folder of class subfolders into the next span
   run      run the pipeline on the ingested spans and print a summary
+  predict  classify image files or WAV clips with a pushed TFLite model
 
 Every command takes `--workspace DIR` (default: `workspace/` in the
 checkout), the folder that holds the spans, the pipeline root, the ML
@@ -55,6 +56,8 @@ def _quiet_libraries() -> None:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   # TFX pip-installs the module files' wheel; its output is not ours to show.
   os.environ.setdefault('PIP_QUIET', '1')
+  # ... and builds it with `setup.py bdist_wheel`, which setuptools deplores.
+  os.environ.setdefault('PYTHONWARNINGS', 'ignore')
   warnings.filterwarnings('ignore', category=FutureWarning)
   warnings.filterwarnings('ignore', category=DeprecationWarning)
   warnings.filterwarnings('ignore', category=RuntimeWarning,
@@ -105,6 +108,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
   print(json.dumps(summary, indent=2) if args.json
         else run.format_summary(summary))
   return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+  from pipeline import predict  # pylint: disable=g-import-not-at-top
+  model_dir = args.model_dir or config_lib.config_from_args(
+      args).push_destination
+  results = predict.predict_files(model_dir, args.files)
+  if args.json:
+    print(json.dumps([r.__dict__ for r in results], indent=2))
+  for result in results:
+    if result.error:
+      print(f'{result.path}: {result.error}', file=sys.stderr)
+    elif not args.json:
+      print(f'{result.path}: {result.label} ({result.probability:.3f})')
+  return 1 if any(r.error for r in results) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help='print the summary as JSON')
   config_lib.add_config_arguments(run)
   run.set_defaults(func=_cmd_run)
+
+  predict = commands.add_parser(
+      'predict', help='classify files with a pushed TFLite model',
+      description='Run a pushed TFLite model on image files (or WAV clips, '
+      'rendered as spectrograms) the way an app would, using only the model '
+      "folder: print each file's class and probability. Exits 1 if a file "
+      'could not be classified.')
+  predict.add_argument('model_dir', metavar='MODEL_DIR', nargs='?',
+                       help='a pushed version folder, or a push destination '
+                       '(its LATEST version is used; default: the '
+                       "workspace's pushed/)")
+  predict.add_argument('files', metavar='FILE', nargs='+')
+  predict.add_argument('--json', action='store_true',
+                       help='print the predictions as JSON')
+  config_lib.add_config_arguments(predict, only=['push_destination'])
+  predict.set_defaults(func=_cmd_predict)
   return parser
 
 
@@ -166,9 +200,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   _quiet_libraries()
   args = build_parser().parse_args(argv)
   from pipeline import ingest, run, synth  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd, predict  # pylint: disable=g-import-not-at-top
   user_errors = (config_lib.ConfigError, ingest.IngestError, run.RunError,
-                 mlmd.MetadataStoreMissing, synth.SynthError, UserError)
+                 mlmd.MetadataStoreMissing, synth.SynthError,
+                 predict.ModelFolderError, UserError)
   try:
     return args.func(args)
   except user_errors as e:

@@ -12,6 +12,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.modules import features
+from components.tflite_pusher import conversion
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WORKSPACE = os.path.join(REPO_ROOT, 'workspace')
@@ -62,6 +63,12 @@ class PipelineConfig:
     min_auc: absolute lower bound on eval AUC for a blessing.
     min_accuracy: absolute lower bound on eval binary accuracy.
     max_auc_drop: largest allowed drop of AUC from the latest blessed model.
+    quantization: TFLite quantization mode: none, dynamic, float16 or int8.
+    max_accuracy_drop: largest allowed accuracy drop from the SavedModel to
+      the TFLite model on the eval split (0.01 = one point); a larger drop
+      stops the push.
+    representative_examples: training examples that calibrate int8.
+    latency_runs: invokes timed for the TFLite model's median latency.
     beam_args: Apache Beam pipeline arguments.
     enable_cache: reuse component outputs whose inputs did not change.
   """
@@ -87,6 +94,10 @@ class PipelineConfig:
   min_auc: float = 0.9
   min_accuracy: float = 0.8
   max_auc_drop: float = 0.01
+  quantization: str = 'dynamic'
+  max_accuracy_drop: float = 0.01
+  representative_examples: int = 300
+  latency_runs: int = 50
   beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
   enable_cache: bool = True
 
@@ -124,6 +135,18 @@ class PipelineConfig:
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:
         raise ConfigError(f'{name} must be between 0 and 1, got {value}')
+    if self.quantization not in conversion.QUANTIZATION_MODES:
+      raise ConfigError(
+          f'quantization must be one of '
+          f'{", ".join(conversion.QUANTIZATION_MODES)}, got '
+          f'{self.quantization!r}')
+    if not -1.0 <= self.max_accuracy_drop <= 1.0:
+      raise ConfigError('max_accuracy_drop must be between -1 and 1, got '
+                        f'{self.max_accuracy_drop}')
+    for name in ('representative_examples', 'latency_runs'):
+      if getattr(self, name) < 1:
+        raise ConfigError(f'{name} must be at least 1, got '
+                          f'{getattr(self, name)}')
     if not 0.0 < self.learning_rate < 1.0:
       raise ConfigError(
           f'learning_rate must be in (0, 1), got {self.learning_rate}')

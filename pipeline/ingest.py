@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import shutil
 import sys
@@ -338,7 +339,15 @@ def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
 def _write_span(src_dir, data_root, staging, span, digest, files,
                 class_names, image_size, max_side, skipped, warnings, log
                 ) -> IngestResult:
-  """Writes the examples into `staging`, then renames it to span `span`."""
+  """Writes the examples into `staging`, then renames it to span `span`.
+
+  The examples are written in an order shuffled by the source's fingerprint,
+  so every shard and every prefix of the span mixes the classes (readers
+  with a bounded shuffle buffer, or a sample taken from the start, see both)
+  and the same source always gives the same span.
+  """
+  files = list(files)
+  random.Random(digest).shuffle(files)
   writer = _ShardWriter(staging)
   counts = {name: 0 for name in class_names}
   reencoded = 0

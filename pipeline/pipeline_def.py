@@ -2,7 +2,7 @@
 
 ImportExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
 DataGate -> Transform -> Trainer -> Evaluator (against the latest blessed
-model) -> downstream nodes such as the TFLite pusher.
+model) -> TFLitePusher.
 """
 
 from typing import Any, Dict, Optional, Sequence
@@ -13,6 +13,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import data_gate
 from components.modules import features
+from components.tflite_pusher import component as tflite_pusher
 
 SPAN_PATTERN = 'span-{SPAN}/*.tfrecord.gz'
 
@@ -72,6 +73,14 @@ def create_pipeline(
     min_auc: float,
     min_accuracy: float,
     max_auc_drop: float,
+    push_destination: str,
+    class_names: Sequence[str],
+    image_size: int,
+    channels: int,
+    quantization: str = 'dynamic',
+    max_accuracy_drop: float = 0.01,
+    representative_examples: int = 300,
+    latency_runs: int = 50,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
@@ -94,6 +103,14 @@ def create_pipeline(
     min_auc: absolute AUC bound for a blessing.
     min_accuracy: absolute binary accuracy bound for a blessing.
     max_auc_drop: allowed AUC drop against the latest blessed model.
+    push_destination: folder receiving the TFLite model versions.
+    class_names: class names in label order.
+    image_size: side of the model's square input.
+    channels: the model's input channels.
+    quantization: TFLite quantization mode.
+    max_accuracy_drop: allowed SavedModel-to-TFLite accuracy drop.
+    representative_examples: training examples calibrating int8.
+    latency_runs: invokes timed for the TFLite latency.
     metadata_connection_config: ML Metadata connection.
     beam_pipeline_args: Apache Beam arguments.
     enable_cache: reuse outputs of components whose inputs did not change.
@@ -157,8 +174,21 @@ def create_pipeline(
       example_splits=['eval'],
       eval_config=eval_config(min_auc, min_accuracy, max_auc_drop))
 
+  pusher = tflite_pusher.TFLitePusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      examples=transform.outputs['transformed_examples'],
+      push_destination=push_destination,
+      class_names=class_names,
+      quantization=quantization,
+      image_size=image_size,
+      channels=channels,
+      max_accuracy_drop=max_accuracy_drop,
+      representative_examples=representative_examples,
+      latency_runs=latency_runs)
+
   components = [example_gen, statistics_gen, schema_gen, example_validator,
-                gate, transform, trainer, model_resolver, evaluator]
+                gate, transform, trainer, model_resolver, evaluator, pusher]
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,

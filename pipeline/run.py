@@ -68,6 +68,14 @@ def build_pipeline(config: config_lib.PipelineConfig):
       min_auc=config.min_auc,
       min_accuracy=config.min_accuracy,
       max_auc_drop=config.max_auc_drop,
+      push_destination=config.push_destination,
+      class_names=config.class_names,
+      image_size=config.image_size,
+      channels=config.channels,
+      quantization=config.quantization,
+      max_accuracy_drop=config.max_accuracy_drop,
+      representative_examples=config.representative_examples,
+      latency_runs=config.latency_runs,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(
           config.metadata_path),
       beam_pipeline_args=config.beam_args,
@@ -137,6 +145,24 @@ def _evaluation_metrics(uri: str) -> Dict[str, float]:
   return metrics
 
 
+_PUSHED_FIGURES = ('pushed', 'pushed_version', 'pushed_destination', 'mode',
+                   'float_bytes', 'tflite_bytes', 'size_ratio',
+                   'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
+                   'savedmodel_auc', 'tflite_auc', 'agreement',
+                   'latency_ms_median', 'sha256', 'metadata_embedded',
+                   'reason')
+
+
+def pushed_summary(artifact) -> Dict[str, Any]:
+  """The TFLite pusher's recorded outcome and figures, by name."""
+  result = {}
+  for name in _PUSHED_FIGURES:
+    value = mlmd.custom_value(artifact, name)
+    if value is not None:
+      result[name] = round(value, 4) if isinstance(value, float) else value
+  return result
+
+
 def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   """Summarises the newest run of the pipeline from ML Metadata.
 
@@ -170,6 +196,8 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
                                                     'blessed'))
       if outputs.get('evaluation'):
         summary['metrics'] = _evaluation_metrics(outputs['evaluation'][0].uri)
+    elif execution.node == 'TFLitePusher' and outputs.get('pushed_model'):
+      summary['pushed'] = pushed_summary(outputs['pushed_model'][0])
     elif execution.node == 'Transform' and outputs.get('transformed_examples'):
       summary['transformed'] = _transformed_bytes_per_example(
           outputs['transformed_examples'][0].uri)
@@ -200,4 +228,17 @@ def format_summary(summary: Dict[str, Any]) -> str:
                                       'NO (below the thresholds)'))
   if 'model_path' in summary:
     lines.append(f"SavedModel: {summary['model_path']}")
+  pushed = summary.get('pushed') or {}
+  if pushed.get('pushed'):
+    lines.append(
+        f"TFLite ({pushed.get('mode')}): {pushed.get('tflite_bytes')} bytes, "
+        f"{pushed.get('size_ratio', 0):.2f}x the float32 TFLite model; "
+        f"accuracy {pushed.get('tflite_accuracy')} vs SavedModel "
+        f"{pushed.get('savedmodel_accuracy')}, AUC {pushed.get('tflite_auc')}, "
+        f"agreement {pushed.get('agreement')}, "
+        f"{pushed.get('latency_ms_median')} ms per image")
+    lines.append(f"Pushed version {pushed.get('pushed_version')}: "
+                 f"{pushed.get('pushed_destination')}")
+  elif pushed:
+    lines.append(f"TFLite model not pushed: {pushed.get('reason')}")
   return '\n'.join(lines)

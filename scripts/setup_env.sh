@@ -43,6 +43,23 @@ find_python310() {
   return 1
 }
 
+# tflite-support's native library, which embeds labels and normalisation in
+# the TFLite model, needs libusb-1.0. Install it where we may (root with apt);
+# elsewhere the pusher works without it and records that nothing was embedded.
+ensure_libusb() {
+  if ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing libusb-1.0-0 (for TFLite metadata embedding)"
+    if ! apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null 2>&1 || true
+      apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || \
+        echo "setup: could not install libusb-1.0-0; TFLite models will be pushed without embedded metadata" >&2
+    fi
+  else
+    echo "setup: note: libusb-1.0 is missing; TFLite models will be pushed without embedded metadata (install libusb-1.0-0 to embed it)" >&2
+  fi
+}
+
 lock_hash() {
   cat "$LOCK" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1
 }
@@ -50,6 +67,7 @@ lock_hash() {
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(lock_hash)" ] && [ -x "$VENV/bin/python" ]; then
   exit 0
 fi
+ensure_libusb
 
 if [ ! -x "$VENV/bin/python" ]; then
   if ! PY="$(find_python310)"; then

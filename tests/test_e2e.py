@@ -1,15 +1,17 @@
 """End to end: the whole pipeline on a small data set, run three times.
 
-The first run executes every component. The second finds the model blessed
-by the first as its baseline, so, as in TFX's own penguin e2e test, only the
-Evaluator runs again; the third is served entirely from the cache, adding no
-artifact to ML Metadata.
+The first run executes every component and pushes TFLite version 1. The
+second finds the model blessed by the first as its baseline, so, as in TFX's
+own penguin e2e test, only the Evaluator and the pusher run again (the
+pusher sees the same model and pushes nothing new); the third is served
+entirely from the cache, adding no artifact to ML Metadata.
 """
 
 import os
 
 import pytest
 
+from components.tflite_pusher import push
 from pipeline import __main__ as cli
 from pipeline import config as config_lib
 from pipeline import ingest
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 COMPONENTS = {'ImportExampleGen', 'ImportSchemaGen', 'StatisticsGen',
               'ExampleValidator', 'DataGate', 'Transform', 'Trainer',
-              'Evaluator'}
+              'Evaluator', 'TFLitePusher'}
 
 
 @pytest.fixture(scope='module')
@@ -55,6 +57,12 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace):
   assert 0.0 <= first['metrics']['auc'] <= 1.0
   assert os.path.isfile(os.path.join(first['model_path'], 'saved_model.pb'))
   assert 0 < first['transformed']['disk_bytes_per_example'] < 64 * 64 * 3
+  assert first['pushed']['pushed'] == 1
+  assert first['pushed']['pushed_version'] == '1'
+  assert push.latest_version(config.push_destination) == 1
+  manifest = push.read_manifest(os.path.join(config.push_destination, '1'))
+  assert manifest['quantization'] == 'dynamic'
+  assert manifest['input']['shape'] == [1, 64, 64, 3]
 
   store = mlmd.open_store(config.metadata_path, read_only=True)
   models = store.get_artifacts_by_type('Model')
@@ -63,8 +71,11 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace):
   second = run.run_pipeline(config)
   states = _states(second)
   assert states.pop('Evaluator') == 'ran'  # its baseline is now blessed
+  assert states.pop('TFLitePusher') == 'ran'  # a new blessing as input
   assert set(states.values()) == {'cached'}
   assert second['model_path'] == first['model_path']
+  assert second['pushed']['pushed_version'] == '1'
+  assert push.versions(config.push_destination) == [1]
 
   artifacts_before = len(store.get_artifacts())
   third = run.run_pipeline(config)

@@ -21,28 +21,14 @@ def test_model_maps_pixels_to_one_probability():
 
 def test_model_is_small_enough_for_a_device():
   model = trainer.build_model()
-  # About 0.6 MB of float32 weights; dynamic-range quantization makes it
+  # About 2 MB of float32 weights; dynamic-range quantization makes it
   # about a quarter of that.
-  assert 50_000 < model.count_params() < 300_000
+  assert 100_000 < model.count_params() < 600_000
 
 
 def test_width_scales_the_model():
   assert (trainer.build_model(width=0.5).count_params() <
           trainer.build_model(width=1.0).count_params())
-
-
-@pytest.mark.parametrize('labels, scores, expected', [
-    ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0),
-    ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1], 0.0),
-    ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),
-    ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),
-])
-def test_binary_auc(labels, scores, expected):
-  assert trainer.binary_auc(labels, scores) == pytest.approx(expected)
-
-
-def test_binary_auc_is_nan_for_one_class():
-  assert np.isnan(trainer.binary_auc([1, 1], [0.2, 0.3]))
 
 
 def test_augmentation_keeps_shape_and_pixel_range():
@@ -98,9 +84,11 @@ def test_export_has_both_signatures_that_agree(tmp_path):
   pixels = features.decode_batch(tf.constant(encoded), 48, 3)
   by_image = loaded.signatures[features.SERVING_IMAGE_SIGNATURE](
       image=tf.cast(pixels, tf.float32))
-  np.testing.assert_allclose(by_example[features.OUTPUT_NAME].numpy(),
-                             by_image[features.OUTPUT_NAME].numpy(),
-                             rtol=1e-5)
+  probability = by_example[features.OUTPUT_NAME].numpy()
+  scores = by_image[features.SCORES_NAME].numpy()
+  assert probability.shape == (3, 1) and scores.shape == (3, 2)
+  np.testing.assert_allclose(scores[:, 1:], probability, rtol=1e-5)
+  np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
   image_spec = loaded.signatures[
       features.SERVING_IMAGE_SIGNATURE].structured_input_signature[1]
   assert image_spec[features.IMAGE_INPUT_NAME].shape.as_list() == [

@@ -28,7 +28,12 @@ DEFAULT_CHANNELS = 3
 SERVING_EXAMPLES_SIGNATURE = 'serving_default'
 SERVING_IMAGE_SIGNATURE = 'serving_image'
 IMAGE_INPUT_NAME = 'image'
+# serving_default returns the probability of class 1, shape [batch, 1]
+# (what TFMA reads); serving_image returns both classes' probabilities,
+# shape [batch, 2] in class-name order (what image classifiers on a device,
+# and the TFLite Task Library, expect).
 OUTPUT_NAME = 'probability'
+SCORES_NAME = 'scores'
 
 
 def decode_and_resize(encoded: tf.Tensor, image_size: int,

@@ -10,9 +10,10 @@ The exported SavedModel has two signatures:
 * ``serving_default``: serialized raw `tf.Example`s in, ``probability`` out.
   TFMA evaluates through it, decoding images exactly as Transform does.
 * ``serving_image``: a float32 batch of 0..255 pixels
-  ``[batch, size, size, channels]`` in, ``probability`` out. The TFLite
-  pusher converts this one; the model rescales pixels internally, so an app
-  feeds raw pixel values.
+  ``[batch, size, size, channels]`` in, ``scores`` out: the probabilities of
+  both classes, ``[batch, 2]`` in class-name order. The TFLite pusher
+  converts this one; the model rescales pixels internally, so an app feeds
+  raw pixel values.
 """
 
 import json
@@ -24,9 +25,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import metrics
 from components.modules import features
 
 _SHUFFLE_BUFFER = 1024
+LOGIT_LAYER = 'logit'
 
 
 def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
@@ -68,11 +71,19 @@ def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
                                name=f'{prefix}_pw')(x)
     x = tf.keras.layers.BatchNormalization(momentum=0.9, name=f'{prefix}_pw_bn')(x)
     x = tf.keras.layers.ReLU(6.0, name=f'{prefix}_pw_relu')(x)
+  # A wide 1x1 head at 4x4 resolution, as MobileNet's last layer: cheap to
+  # compute, and it puts most weights in large tensors, which is what 8-bit
+  # weight quantization shrinks.
+  x = tf.keras.layers.Conv2D(filters(1280), 1, use_bias=False,
+                             name='head_conv')(x)
+  x = tf.keras.layers.BatchNormalization(momentum=0.9, name='head_bn')(x)
+  x = tf.keras.layers.ReLU(6.0, name='head_relu')(x)
   x = tf.keras.layers.GlobalAveragePooling2D(name='pool')(x)
   x = tf.keras.layers.Dropout(dropout, name='dropout')(x)
-  outputs = tf.keras.layers.Dense(1, activation='sigmoid',
-                                  name=features.OUTPUT_NAME)(x)
-  return tf.keras.Model(inputs, outputs, name='spectrogram_classifier')
+  logit = tf.keras.layers.Dense(1, name=LOGIT_LAYER)(x)
+  outputs = tf.keras.layers.Activation('sigmoid',
+                                       name=features.OUTPUT_NAME)(logit)
+  return tf.keras.Model(inputs, outputs, name='classifier')
 
 
 def augment_spectrogram(image: tf.Tensor, max_band: float = 0.125
@@ -165,6 +176,8 @@ def make_dataset(file_patterns: List[str],
 def _serving_signatures(model: tf.keras.Model, image_size: int,
                         channels: int) -> Dict[str, Any]:
   """Builds the tf.Example and the image signatures of the export."""
+  logit_model = tf.keras.Model(model.inputs,
+                               model.get_layer(LOGIT_LAYER).output)
 
   @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None], tf.string, name='examples')])
@@ -180,7 +193,11 @@ def _serving_signatures(model: tf.keras.Model, image_size: int,
       tf.TensorSpec([None, image_size, image_size, channels], tf.float32,
                     name=features.IMAGE_INPUT_NAME)])
   def serve_images(images):
-    return {features.OUTPUT_NAME: model(images, training=False)}
+    # softmax([0, z]) equals [1 - sigmoid(z), sigmoid(z)]; as a softmax it
+    # keeps the full 0..1 output range when quantized to 8 bits.
+    logit = logit_model(images, training=False)
+    return {features.SCORES_NAME: tf.nn.softmax(
+        tf.concat([tf.zeros_like(logit), logit], axis=1))}
 
   return {
       features.SERVING_EXAMPLES_SIGNATURE: serve_examples,
@@ -215,35 +232,6 @@ def _warm_start_weights(model: tf.keras.Model,
   return True
 
 
-def binary_auc(labels, scores) -> float:
-  """Area under the ROC curve by the rank-sum formula (ties averaged).
-
-  Args:
-    labels: 0/1 labels.
-    scores: predicted probabilities of class 1.
-
-  Returns:
-    The AUC, or NaN when only one class is present.
-  """
-  labels = np.asarray(labels).reshape(-1).astype(bool)
-  scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-  positives, negatives = labels.sum(), (~labels).sum()
-  if positives == 0 or negatives == 0:
-    return float('nan')
-  order = np.argsort(scores, kind='mergesort')
-  ranks = np.empty(len(scores))
-  sorted_scores = scores[order]
-  ranks[order] = np.arange(1, len(scores) + 1)
-  # Average the ranks of tied scores.
-  unique, inverse, counts = np.unique(sorted_scores, return_inverse=True,
-                                      return_counts=True)
-  if len(unique) < len(scores):
-    sums = np.bincount(inverse, weights=np.arange(1, len(scores) + 1))
-    ranks[order] = (sums / counts)[inverse]
-  return float((ranks[labels].sum() - positives * (positives + 1) / 2) /
-               (positives * negatives))
-
-
 def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset,
              max_batches: int = 0) -> Dict[str, float]:
   """Loss, accuracy and AUC of `model` over `dataset`.
@@ -270,7 +258,7 @@ def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset,
       'loss': float(-np.mean(labels * np.log(clipped) +
                              (1 - labels) * np.log(1 - clipped))),
       'accuracy': float(np.mean((scores >= 0.5) == (labels >= 0.5))),
-      'auc': binary_auc(labels, scores),
+      'auc': metrics.binary_auc(labels, scores),
       'examples': int(len(labels)),
   }
 

@@ -1,0 +1,1 @@
+"""The TFLite pusher: component, executor, and the plain functions they use."""

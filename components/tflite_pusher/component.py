@@ -1,0 +1,134 @@
+"""TFLitePusher: quantize the blessed model, prove it, push it for devices.
+
+TFX 1.16 removed its TFLite path, its `TFLiteRewriter` never applies
+full-integer settings, and TFMA cannot compare a TFLite model with its
+SavedModel. This component does all three at the end of the pipeline:
+
+1. If the Evaluator did not bless the model, nothing is converted or pushed;
+   the output records `pushed=0` and the reason, and the run succeeds.
+2. The Trainer's `serving_image` signature is converted in the chosen
+   quantization mode (`none`, `dynamic`, `float16` or `int8`; `int8` is
+   calibrated on a sample of the training split).
+3. Proof before push: the TFLite interpreter and the SavedModel score the
+   eval split; accuracy, AUC, their differences and the agreement are
+   recorded, with sizes and median single-image latency. If the accuracy drop
+   exceeds `max_accuracy_drop`, nothing is pushed.
+4. The push writes `model.tflite` (with labels and normalisation embedded
+   where tflite-support can be loaded), `labels.txt` and `manifest.json` as
+   the next numbered version under `push_destination`, then moves the
+   `LATEST` pointer; a device polling the folder never sees a partial model.
+
+Usage::
+
+  pusher = TFLitePusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      examples=transform.outputs['transformed_examples'],
+      push_destination='/models/instrument',
+      class_names=['not_instrument', 'instrument'],
+      quantization='dynamic')
+"""
+
+import json
+from typing import Optional, Sequence
+
+from tfx import types
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ExecutionParameter
+
+from components.modules import features
+from components.tflite_pusher import conversion
+from components.tflite_pusher import executor
+
+
+class TFLitePusherSpec(types.ComponentSpec):
+  """Inputs, output and settings of :class:`TFLitePusher`."""
+
+  PARAMETERS = {
+      'push_destination': ExecutionParameter(type=str),
+      'quantization': ExecutionParameter(type=str),
+      'class_names': ExecutionParameter(type=str),
+      'image_size': ExecutionParameter(type=int),
+      'channels': ExecutionParameter(type=int),
+      'max_accuracy_drop': ExecutionParameter(type=float),
+      'representative_examples': ExecutionParameter(type=int),
+      'validation_examples': ExecutionParameter(type=int),
+      'latency_runs': ExecutionParameter(type=int),
+  }
+  INPUTS = {
+      executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+      executor.MODEL_BLESSING_KEY: ChannelParameter(
+          type=standard_artifacts.ModelBlessing, optional=True),
+      executor.EXAMPLES_KEY: ChannelParameter(
+          type=standard_artifacts.Examples),
+  }
+  OUTPUTS = {
+      executor.PUSHED_MODEL_KEY: ChannelParameter(
+          type=standard_artifacts.PushedModel),
+  }
+
+
+class TFLitePusher(base_component.BaseComponent):
+  """Converts, validates and pushes a quantized TFLite model.
+
+  Args:
+    model: the Trainer's Model channel (SavedModel with `serving_image`).
+    examples: Transform's transformed examples (`train` and `eval` splits of
+      PNG images), for calibration and the parity check.
+    push_destination: folder receiving the numbered versions.
+    class_names: class names in label order (written to labels.txt).
+    model_blessing: the Evaluator's blessing; without one the model is
+      pushed unvalidated.
+    quantization: `none`, `dynamic` (default), `float16` or `int8`.
+    image_size: side of the model's square input.
+    channels: the model's input channels.
+    max_accuracy_drop: largest allowed accuracy drop from the SavedModel to
+      the TFLite model, as a fraction (0.01 = one point).
+    representative_examples: training examples used to calibrate `int8`.
+    validation_examples: eval examples used for the parity check (0: all).
+    latency_runs: invokes timed for the median latency.
+
+  Raises:
+    ValueError: for an unknown quantization mode or a negative setting.
+  """
+
+  SPEC_CLASS = TFLitePusherSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self,
+               model: types.BaseChannel,
+               examples: types.BaseChannel,
+               push_destination: str,
+               class_names: Sequence[str],
+               model_blessing: Optional[types.BaseChannel] = None,
+               quantization: str = 'dynamic',
+               image_size: int = features.DEFAULT_IMAGE_SIZE,
+               channels: int = features.DEFAULT_CHANNELS,
+               max_accuracy_drop: float = 0.01,
+               representative_examples: int = 300,
+               validation_examples: int = 0,
+               latency_runs: int = 50):
+    conversion.check_mode(quantization)
+    for name, value in (('representative_examples', representative_examples),
+                        ('validation_examples', validation_examples),
+                        ('latency_runs', latency_runs)):
+      if value < 0:
+        raise ValueError(f'{name} must not be negative, got {value}')
+    spec = TFLitePusherSpec(
+        model=model,
+        model_blessing=model_blessing,
+        examples=examples,
+        pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+        push_destination=push_destination,
+        quantization=quantization,
+        class_names=json.dumps(list(class_names)),
+        image_size=image_size,
+        channels=channels,
+        max_accuracy_drop=max_accuracy_drop,
+        representative_examples=representative_examples,
+        validation_examples=validation_examples,
+        latency_runs=latency_runs)
+    super().__init__(spec=spec)

@@ -1,0 +1,364 @@
+"""Convert, quantize and check TFLite models: plain functions, no TFX.
+
+The TFLite pusher's executor only adapts artifacts to these functions, so each
+can be tested on a small model without running a pipeline.
+
+Quantization modes (see :data:`QUANTIZATION_MODES`):
+
+* ``none``: float32, the reference.
+* ``dynamic``: `tf.lite.Optimize.DEFAULT`, 8-bit weights, float input and
+  output; about a quarter of the float32 size.
+* ``float16``: 16-bit float weights, float input and output; about half.
+* ``int8``: full integer: 8-bit weights and activations calibrated on a
+  representative sample, uint8 input (raw pixels) and uint8 output, for
+  integer-only accelerators and the TFLite Task Library.
+"""
+
+import hashlib
+import statistics
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from components import metrics
+
+QUANTIZATION_MODES = ('none', 'dynamic', 'float16', 'int8')
+
+
+class ConversionError(RuntimeError):
+  """Raised when the TFLite converter fails; names the mode and the model."""
+
+
+def check_mode(mode: str) -> str:
+  """Returns `mode` if it is a known quantization mode.
+
+  Raises:
+    ValueError: naming the known modes.
+  """
+  if mode not in QUANTIZATION_MODES:
+    raise ValueError(f'unknown quantization mode {mode!r}; expected one of '
+                     f'{", ".join(QUANTIZATION_MODES)}')
+  return mode
+
+
+def convert(saved_model_dir: str, signature_key: str, mode: str,
+            representative_images: Optional[np.ndarray] = None) -> bytes:
+  """Converts one signature of a SavedModel to a TFLite flatbuffer.
+
+  Args:
+    saved_model_dir: the SavedModel.
+    signature_key: the signature to convert (one float image input).
+    mode: one of :data:`QUANTIZATION_MODES`.
+    representative_images: float32 [n, size, size, channels] pixels used to
+      calibrate activations; required for `int8`.
+
+  Returns:
+    The TFLite model's bytes.
+
+  Raises:
+    ValueError: for an unknown mode, or `int8` without representative images.
+    ConversionError: when the converter fails.
+  """
+  check_mode(mode)
+  converter = tf.lite.TFLiteConverter.from_saved_model(
+      saved_model_dir, signature_keys=[signature_key])
+  if mode != 'none':
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if mode == 'float16':
+    converter.target_spec.supported_types = [tf.float16]
+  elif mode == 'int8':
+    if representative_images is None or len(representative_images) == 0:
+      raise ValueError('int8 quantization needs representative images')
+    images = np.asarray(representative_images, dtype=np.float32)
+
+    def representative_dataset():
+      for image in images:
+        yield [image[None, ...]]
+
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.uint8
+  try:
+    return converter.convert()
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConversionError(
+        f'TFLite conversion ({mode}) of {saved_model_dir} failed: {e}') from e
+
+
+def _quantization(detail: Dict[str, Any]) -> Optional[Dict[str, float]]:
+  scale, zero_point = detail['quantization']
+  if not scale:
+    return None
+  return {'scale': float(scale), 'zero_point': int(zero_point)}
+
+
+class TFLiteClassifier:
+  """Runs a TFLite image classifier the way an app does.
+
+  Creates the interpreter, allocates tensors, reads the input and output
+  details, quantizes the input where the model is integer and dequantizes the
+  output.
+
+  Args:
+    model: the TFLite model's bytes, or a path to a `.tflite` file.
+    num_threads: interpreter threads.
+  """
+
+  def __init__(self, model, num_threads: int = 1):
+    if isinstance(model, (bytes, bytearray)):
+      self.interpreter = tf.lite.Interpreter(model_content=bytes(model),
+                                             num_threads=num_threads)
+    else:
+      self.interpreter = tf.lite.Interpreter(model_path=str(model),
+                                             num_threads=num_threads)
+    self.interpreter.allocate_tensors()
+    self.input = self.interpreter.get_input_details()[0]
+    self.output = self.interpreter.get_output_details()[0]
+
+  def describe(self) -> Dict[str, Any]:
+    """Name, shape, dtype and quantization of the input and output."""
+    return {
+        role: {'name': detail['name'],
+               'shape': [int(d) for d in detail['shape']],
+               'dtype': np.dtype(detail['dtype']).name,
+               'quantization': _quantization(detail)}
+        for role, detail in (('input', self.input), ('output', self.output))}
+
+  def _quantize_input(self, pixels: np.ndarray) -> np.ndarray:
+    dtype = self.input['dtype']
+    if np.issubdtype(dtype, np.floating):
+      return pixels.astype(dtype)
+    scale, zero_point = self.input['quantization']
+    info = np.iinfo(dtype)
+    values = np.round(pixels / scale + zero_point) if scale else pixels
+    return np.clip(values, info.min, info.max).astype(dtype)
+
+  def scores(self, pixels: np.ndarray) -> np.ndarray:
+    """Class probabilities of one image.
+
+    Args:
+      pixels: float [size, size, channels] pixel values in 0..255.
+
+    Returns:
+      float32 array with one probability per class.
+    """
+    self.interpreter.set_tensor(self.input['index'],
+                                self._quantize_input(pixels[None, ...]))
+    self.interpreter.invoke()
+    raw = self.interpreter.get_tensor(self.output['index'])[0]
+    scale, zero_point = self.output['quantization']
+    if scale and not np.issubdtype(raw.dtype, np.floating):
+      return ((raw.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return raw.astype(np.float32)
+
+  def median_latency_ms(self, pixels: np.ndarray, runs: int = 50,
+                        warmup: int = 5) -> float:
+    """Median wall time of one invoke on one image, after warm-up."""
+    data = self._quantize_input(pixels[None, ...])
+    for _ in range(warmup):
+      self.interpreter.set_tensor(self.input['index'], data)
+      self.interpreter.invoke()
+    times = []
+    for _ in range(max(1, runs)):
+      self.interpreter.set_tensor(self.input['index'], data)
+      started = time.perf_counter()
+      self.interpreter.invoke()
+      times.append((time.perf_counter() - started) * 1000.0)
+    return float(statistics.median(times))
+
+
+def saved_model_scores(saved_model_dir: str, signature_key: str,
+                       images: np.ndarray, batch_size: int = 64
+                       ) -> np.ndarray:
+  """Class probabilities of the SavedModel's image signature, [n, classes]."""
+  loaded = tf.saved_model.load(saved_model_dir)
+  signature = loaded.signatures[signature_key]
+  input_name = list(signature.structured_input_signature[1])[0]
+  outputs = []
+  for start in range(0, len(images), batch_size):
+    batch = tf.constant(images[start:start + batch_size], tf.float32)
+    result = signature(**{input_name: batch})
+    outputs.append(list(result.values())[0].numpy())
+  return np.concatenate(outputs).astype(np.float32)
+
+
+def compare(labels: np.ndarray, reference_scores: np.ndarray,
+            tflite_scores: np.ndarray) -> Dict[str, float]:
+  """Accuracy and AUC of both models, their difference, and agreement.
+
+  Args:
+    labels: 0/1 labels, [n].
+    reference_scores: the SavedModel's class probabilities, [n, 2].
+    tflite_scores: the TFLite model's class probabilities, [n, 2].
+
+  Returns:
+    `savedmodel_accuracy`, `savedmodel_auc`, `tflite_accuracy`,
+    `tflite_auc`, `accuracy_drop` (SavedModel minus TFLite), `auc_drop`,
+    `agreement` (share of examples given the same class) and `examples`.
+  """
+  reference = metrics.binary_metrics(labels, reference_scores[:, -1])
+  quantized = metrics.binary_metrics(labels, tflite_scores[:, -1])
+  agreement = float(np.mean(np.argmax(reference_scores, axis=1) ==
+                            np.argmax(tflite_scores, axis=1)))
+  return {
+      'savedmodel_accuracy': reference['accuracy'],
+      'savedmodel_auc': reference['auc'],
+      'tflite_accuracy': quantized['accuracy'],
+      'tflite_auc': quantized['auc'],
+      'accuracy_drop': reference['accuracy'] - quantized['accuracy'],
+      'auc_drop': reference['auc'] - quantized['auc'],
+      'agreement': agreement,
+      'examples': reference['examples'],
+  }
+
+
+def tflite_scores(classifier: TFLiteClassifier,
+                  images: Iterable[np.ndarray],
+                  progress: Optional[Callable[[int], None]] = None
+                  ) -> np.ndarray:
+  """Runs `classifier` on every image, one invoke each, [n, classes]."""
+  result: List[np.ndarray] = []
+  for index, image in enumerate(images, start=1):
+    result.append(classifier.scores(image))
+    if progress:
+      progress(index)
+  return np.stack(result)
+
+
+def sha256(data: bytes) -> str:
+  """Hex SHA-256 of `data`."""
+  return hashlib.sha256(data).hexdigest()
+
+
+def sample_records(files: List[str], limit: int, seed: int = 0
+                   ) -> List[bytes]:
+  """A uniform random sample of `limit` records (all when limit is 0).
+
+  Reservoir sampling over the serialized records, so only the sample is held
+  in memory, whatever the split's size, and the sample does not depend on
+  the order the files were written in (a prefix of a split may hold one
+  class only).
+
+  Args:
+    files: gzipped TFRecord files.
+    limit: sample size; 0 keeps every record.
+    seed: seed of the sample.
+
+  Returns:
+    The sampled serialized records, in file order.
+  """
+  rng = np.random.default_rng(seed)
+  kept: List[Tuple[int, bytes]] = []
+  for index, record in enumerate(
+      tf.data.TFRecordDataset(files, compression_type='GZIP')):
+    if not limit or len(kept) < limit:
+      kept.append((index, record.numpy()))
+    else:
+      slot = rng.integers(0, index + 1)
+      if slot < limit:
+        kept[slot] = (index, record.numpy())
+  return [record for _, record in sorted(kept)]
+
+
+def load_images(file_pattern: str, image_key: str, label_key: str,
+                image_size: int, channels: int, limit: int = 0, seed: int = 0
+                ) -> Tuple[np.ndarray, np.ndarray]:
+  """Reads (pixels, labels) from gzipped TFRecords of PNG-image examples.
+
+  Args:
+    file_pattern: glob of the TFRecord files (e.g. a Transform split).
+    image_key: feature holding the PNG bytes.
+    label_key: feature holding the int64 label.
+    image_size: side of the stored square images.
+    channels: channels of the stored images.
+    limit: a uniform random sample of this many examples (0: all).
+    seed: seed of the sample.
+
+  Returns:
+    (float32 [n, size, size, channels] pixels in 0..255, int64 [n] labels).
+
+  Raises:
+    ValueError: if no file matches or the files hold no example.
+  """
+  files = sorted(tf.io.gfile.glob(file_pattern))
+  if not files:
+    raise ValueError(f'no examples match {file_pattern}')
+  records = sample_records(files, limit, seed)
+  if not records:
+    raise ValueError(f'{file_pattern} holds no examples')
+  spec = {image_key: tf.io.FixedLenFeature([], tf.string),
+          label_key: tf.io.FixedLenFeature([], tf.int64)}
+
+  def parse(record):
+    parsed = tf.io.parse_single_example(record, spec)
+    image = tf.io.decode_png(parsed[image_key], channels=channels)
+    image.set_shape([image_size, image_size, channels])
+    return tf.cast(image, tf.float32), parsed[label_key]
+
+  images, labels = [], []
+  dataset = tf.data.Dataset.from_tensor_slices(records).map(parse)
+  for image, label in dataset.batch(256):
+    images.append(image.numpy())
+    labels.append(label.numpy())
+  return np.concatenate(images), np.concatenate(labels)
+
+
+def convert_and_check(saved_model_dir: str, signature_key: str, mode: str,
+                      eval_images: np.ndarray, eval_labels: np.ndarray,
+                      representative_images: Optional[np.ndarray] = None,
+                      latency_runs: int = 50
+                      ) -> Tuple[bytes, Dict[str, Any]]:
+  """Converts in `mode`, then measures the model against its SavedModel.
+
+  Args:
+    saved_model_dir: the trained SavedModel.
+    signature_key: its float image signature.
+    mode: one of :data:`QUANTIZATION_MODES`.
+    eval_images: float32 pixels the comparison runs on.
+    eval_labels: their 0/1 labels.
+    representative_images: calibration pixels (needed for `int8`).
+    latency_runs: invokes timed for the median single-image latency.
+
+  Returns:
+    (TFLite model bytes, figures): the figures hold `mode`, `float_bytes`
+    (the float32 TFLite model), `tflite_bytes`, `size_ratio`,
+    `latency_ms_median` and everything :func:`compare` returns.
+  """
+  model = convert(saved_model_dir, signature_key, mode, representative_images)
+  float_bytes = len(model) if mode == 'none' else len(
+      convert(saved_model_dir, signature_key, 'none'))
+  classifier = TFLiteClassifier(model)
+  figures: Dict[str, Any] = {
+      'mode': mode,
+      'float_bytes': float_bytes,
+      'tflite_bytes': len(model),
+      'size_ratio': len(model) / float_bytes,
+  }
+  figures.update(compare(
+      eval_labels,
+      saved_model_scores(saved_model_dir, signature_key, eval_images),
+      tflite_scores(classifier, eval_images)))
+  figures['latency_ms_median'] = classifier.median_latency_ms(
+      eval_images[0], runs=latency_runs)
+  return model, figures
+
+
+def parity_verdict(figures: Dict[str, Any], max_accuracy_drop: float
+                   ) -> Optional[str]:
+  """Why the TFLite model must not be pushed, or None when it may be.
+
+  Args:
+    figures: as returned by :func:`convert_and_check`.
+    max_accuracy_drop: largest allowed SavedModel-minus-TFLite accuracy drop,
+      as a fraction (0.01 is one point).
+  """
+  drop = figures['accuracy_drop']
+  if drop > max_accuracy_drop:
+    return (f"accuracy drop {drop * 100:.2f} points (SavedModel "
+            f"{figures['savedmodel_accuracy']:.4f}, TFLite "
+            f"{figures['tflite_accuracy']:.4f}) exceeds the tolerance of "
+            f'{max_accuracy_drop * 100:.2f} points')
+  return None

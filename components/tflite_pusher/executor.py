@@ -1,0 +1,166 @@
+"""Executor of the TFLite pusher: adapts artifacts to the plain functions.
+
+It extends TFX's Pusher executor to reuse its blessing check and its
+`pushed` marking; conversion, validation and the versioned write live in
+`conversion`, `model_metadata` and `push`.
+"""
+
+import json
+import os
+import time
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+from components.modules import features
+from components.tflite_pusher import conversion
+from components.tflite_pusher import model_metadata
+from components.tflite_pusher import push
+
+MODEL_KEY = 'model'
+MODEL_BLESSING_KEY = 'model_blessing'
+EXAMPLES_KEY = 'examples'
+PUSHED_MODEL_KEY = 'pushed_model'
+
+NORMALIZATION = ('RGB (or grayscale) pixel values 0..255, not scaled: the '
+                 'model divides by 255 itself')
+
+
+def _set_properties(artifact: types.Artifact, values: Dict[str, Any]) -> None:
+  for name, value in values.items():
+    if isinstance(value, bool):
+      artifact.set_int_custom_property(name, int(value))
+    elif isinstance(value, int):
+      artifact.set_int_custom_property(name, value)
+    elif isinstance(value, float):
+      artifact.set_float_custom_property(name, value)
+    else:
+      artifact.set_string_custom_property(name, str(value))
+
+
+class Executor(pusher_executor.Executor):
+  """Converts the blessed model to TFLite, proves it, and pushes it."""
+
+  def _mark_not_pushed(self, artifact: types.Artifact, reason: str,
+                       figures: Dict[str, Any]) -> None:
+    logging.warning('TFLite model not pushed: %s', reason)
+    print(f'tflite_pusher: not pushed: {reason}', flush=True)
+    self._MarkNotPushed(artifact)
+    _set_properties(artifact, dict(figures, reason=reason))
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    """Pushes a quantized TFLite model if blessed and faithful.
+
+    Args:
+      input_dict: `model` (Trainer), `model_blessing` (Evaluator, optional),
+        `examples` (Transform's transformed examples with `train` and `eval`
+        splits).
+      output_dict: `pushed_model`, a PushedModel artifact recording the
+        outcome and every figure.
+      exec_properties: see `TFLitePusherSpec.PARAMETERS`.
+    """
+    self._log_startup(input_dict, output_dict, exec_properties)
+    pushed = artifact_utils.get_single_instance(
+        output_dict[PUSHED_MODEL_KEY])
+    mode = conversion.check_mode(exec_properties['quantization'])
+    if not self.CheckBlessing(input_dict):
+      self._mark_not_pushed(pushed, 'the model was not blessed by the '
+                            'Evaluator', {'mode': mode})
+      return
+
+    image_size = int(exec_properties['image_size'])
+    channels = int(exec_properties['channels'])
+    class_names = json.loads(exec_properties['class_names'])
+    examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
+
+    def split_images(split: str, limit: int):
+      pattern = os.path.join(artifact_utils.get_split_uri([examples], split),
+                             '*')
+      return conversion.load_images(pattern, features.IMAGE_PNG_KEY,
+                                    features.LABEL_KEY, image_size, channels,
+                                    limit)
+
+    eval_images, eval_labels = split_images(
+        'eval', int(exec_properties['validation_examples']))
+    representative = None
+    if mode == 'int8':
+      representative, _ = split_images(
+          'train', int(exec_properties['representative_examples']))
+
+    model_path = self.GetModelPath(input_dict)
+    started = time.time()
+    model, figures = conversion.convert_and_check(
+        model_path, features.SERVING_IMAGE_SIGNATURE, mode, eval_images,
+        eval_labels, representative, int(exec_properties['latency_runs']))
+    print('tflite_pusher: ' + ', '.join(
+        f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}'
+        for k, v in figures.items()) + f' ({time.time() - started:.0f} s)',
+          flush=True)
+
+    reason = conversion.parity_verdict(
+        figures, float(exec_properties['max_accuracy_drop']))
+    if reason:
+      self._mark_not_pushed(pushed, reason, figures)
+      return
+
+    converted_digest = conversion.sha256(model)
+    model, metadata_problem = model_metadata.embed(model, class_names)
+    if metadata_problem:
+      logging.warning('TFLite metadata not embedded: %s', metadata_problem)
+    digest = conversion.sha256(model)
+    description = conversion.TFLiteClassifier(model).describe()
+    destination = exec_properties['push_destination']
+    source = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
+    manifest = {
+        'model_file': push.MODEL_FILE,
+        'labels_file': push.LABELS_FILE,
+        'sha256': digest,
+        'converted_sha256': converted_digest,
+        'bytes': len(model),
+        'quantization': mode,
+        'input': dict(description['input'], normalization=NORMALIZATION,
+                      image_size=image_size, channels=channels),
+        'output': dict(description['output'], meaning=(
+            'probability of each class, in labels.txt order')),
+        'class_names': class_names,
+        'metadata_embedded': metadata_problem is None,
+        'metadata_problem': metadata_problem,
+        'validation': figures,
+        'source': {
+            'model_artifact_id': source.id,
+            'model_uri': source.uri,
+            'pipeline_run_id': getattr(self._context, 'pipeline_run_id',
+                                       None) if self._context else None,
+        },
+        'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    }
+
+    version = push.find_identical(destination, converted_digest)
+    if version is None:
+      version, version_dir = push.write_version(
+          destination,
+          {push.MODEL_FILE: model,
+           push.LABELS_FILE: ('\n'.join(class_names) + '\n').encode('utf-8')},
+          manifest)
+      print(f'tflite_pusher: pushed version {version} to {version_dir}',
+            flush=True)
+    else:
+      # Keep the artifact consistent with what devices already have.
+      version_dir = os.path.join(destination, str(version))
+      with open(os.path.join(version_dir, push.MODEL_FILE), 'rb') as f:
+        model = f.read()
+      digest = conversion.sha256(model)
+      print(f'tflite_pusher: version {version} already holds this model; '
+            'nothing new pushed', flush=True)
+
+    io_utils.write_bytes_file(os.path.join(pushed.uri, push.MODEL_FILE), model)
+    self._MarkPushed(pushed, pushed_destination=version_dir,
+                     pushed_version=str(version))
+    _set_properties(pushed, dict(
+        figures, sha256=digest, metadata_embedded=metadata_problem is None))

@@ -1,0 +1,70 @@
+"""Embed TFLite metadata (labels, normalisation) with tflite-support.
+
+With the metadata in the model file, the TFLite Task Library's
+ImageClassifier reads the labels and the input normalisation directly. The
+writers come from tflite-support, whose native library needs libusb-1.0 on
+the machine; where it cannot be imported the model is pushed without
+embedded metadata (labels.txt and manifest.json carry the same facts) and
+the reason is recorded.
+"""
+
+import os
+import tempfile
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+
+def _writers():
+  # Import the writer modules directly: `import tflite_support` also loads
+  # the Task Library, whose pybind types clash with TensorFlow's.
+  from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier  # pylint: disable=g-import-not-at-top
+  return image_classifier
+
+
+def embed(model: bytes, class_names: Sequence[str]
+          ) -> Tuple[bytes, Optional[str]]:
+  """Returns the model with image-classifier metadata, or why not.
+
+  The input normalisation recorded is mean 0, std 1: the model takes raw
+  0..255 pixels and scales them itself. The writer packs the labels in a zip
+  stamped with the current time, so the result differs from call to call;
+  compare converted models before embedding.
+
+  Args:
+    model: the TFLite model's bytes.
+    class_names: label names in class-index order.
+
+  Returns:
+    (model bytes, None) with metadata embedded, or (the unchanged model,
+    reason) when the writers are unavailable or fail.
+  """
+  try:
+    image_classifier = _writers()
+  except ImportError as e:
+    return model, f'tflite-support metadata writers cannot be imported ({e})'
+  with tempfile.TemporaryDirectory() as tmp:
+    labels_path = os.path.join(tmp, 'labels.txt')
+    with open(labels_path, 'w', encoding='utf-8') as f:
+      f.write('\n'.join(class_names) + '\n')
+    try:
+      writer = image_classifier.MetadataWriter.create_for_inference(
+          model, input_norm_mean=[0.0], input_norm_std=[1.0],
+          label_file_paths=[labels_path])
+      return writer.populate(), None
+    except (ValueError, RuntimeError) as e:
+      return model, f'the metadata writer failed ({e})'
+
+
+def read(model: bytes) -> Optional[Dict[str, Any]]:
+  """The embedded metadata as a dict plus packed file names, or None."""
+  import json  # pylint: disable=g-import-not-at-top
+  try:
+    from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  try:
+    displayer = metadata.MetadataDisplayer.with_model_buffer(model)
+  except ValueError:
+    return None
+  result = json.loads(displayer.get_metadata_json())
+  result['associated_files'] = displayer.get_packed_associated_file_list()
+  return result

@@ -1,0 +1,99 @@
+"""Tests of the versioned, all-or-nothing push folder."""
+
+import json
+import os
+from unittest import mock
+
+import pytest
+
+from components.tflite_pusher import push
+
+
+def _push(destination, payload=b'model'):
+  return push.write_version(str(destination),
+                            {push.MODEL_FILE: payload,
+                             push.LABELS_FILE: b'a\nb\n'},
+                            {'converted_sha256': payload.hex()})
+
+
+def test_versions_are_numbered_and_latest_moves(tmp_path):
+  assert push.latest_version(str(tmp_path)) is None
+  assert _push(tmp_path)[0] == 1
+  version, folder = _push(tmp_path, b'other')
+  assert version == 2 and folder == str(tmp_path / '2')
+  assert push.versions(str(tmp_path)) == [1, 2]
+  assert push.latest_version(str(tmp_path)) == 2
+  manifest = push.read_manifest(folder)
+  assert manifest['version'] == 2
+  assert push.resolve_model_dir(str(tmp_path)) == folder
+  assert push.resolve_model_dir(folder) == folder
+
+
+def test_a_failure_mid_write_leaves_no_partial_version(tmp_path):
+  _push(tmp_path)
+  real_write = push._write_durably  # pylint: disable=protected-access
+  calls = []
+
+  def failing_write(path, data):
+    calls.append(path)
+    if len(calls) == 2:
+      raise OSError(28, 'No space left on device')
+    real_write(path, data)
+
+  with mock.patch.object(push, '_write_durably', side_effect=failing_write):
+    with pytest.raises(push.PushError, match='No space left'):
+      _push(tmp_path, b'new')
+  assert push.latest_version(str(tmp_path)) == 1
+  assert push.versions(str(tmp_path)) == [1]
+  assert sorted(os.listdir(tmp_path)) == ['.push.lock', '1', 'LATEST']
+
+
+def test_a_crash_before_the_pointer_moves_keeps_the_old_latest(tmp_path):
+  _push(tmp_path)
+  with mock.patch.object(push, '_set_latest',
+                         side_effect=OSError(5, 'I/O error')):
+    with pytest.raises(push.PushError):
+      _push(tmp_path, b'new')
+  # The new version folder is complete, but devices still get version 1.
+  assert push.latest_version(str(tmp_path)) == 1
+  assert push.read_manifest(str(tmp_path / '2'))['version'] == 2
+  # The next push goes past it, never reusing its number.
+  assert _push(tmp_path, b'third')[0] == 3
+
+
+def test_unwritable_destination_fails_clearly(tmp_path):
+  _push(tmp_path)
+  # Root writes through file modes, so the refusal is simulated where it
+  # happens: creating the staging folder.
+  with mock.patch.object(push.tempfile, 'mkdtemp',
+                         side_effect=PermissionError(13, 'Permission denied')):
+    with pytest.raises(push.PushError, match='LATEST is unchanged'):
+      _push(tmp_path, b'new')
+  assert push.latest_version(str(tmp_path)) == 1
+  assert push.versions(str(tmp_path)) == [1]
+
+
+def test_uncreatable_destination_is_named(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  with pytest.raises(push.PushError, match='cannot create push destination'):
+    _push(blocker / 'models')
+
+
+def test_find_identical_only_matches_the_latest(tmp_path):
+  _push(tmp_path, b'one')
+  _push(tmp_path, b'two')
+  assert push.find_identical(str(tmp_path), b'two'.hex()) == 2
+  assert push.find_identical(str(tmp_path), b'one'.hex()) is None
+
+
+def test_resolve_model_dir_names_a_wrong_folder(tmp_path):
+  with pytest.raises(push.PushError, match='neither a pushed model folder'):
+    push.resolve_model_dir(str(tmp_path))
+
+
+def test_manifest_is_valid_json_with_the_files(tmp_path):
+  _, folder = _push(tmp_path)
+  with open(os.path.join(folder, push.MANIFEST_FILE)) as f:
+    assert json.load(f)['converted_sha256'] == b'model'.hex()
+  assert open(os.path.join(folder, push.MODEL_FILE), 'rb').read() == b'model'

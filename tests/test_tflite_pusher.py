@@ -1,0 +1,267 @@
+"""Tests of the TFLite pusher: executor over hand-built artifacts, modes,
+the parity gate, the push folder and `predict`.
+"""
+
+import json
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tfx.types import standard_artifacts
+
+from components.modules import features
+from components.modules import trainer
+from components.tflite_pusher import component
+from components.tflite_pusher import conversion
+from components.tflite_pusher import executor
+from components.tflite_pusher import model_metadata
+from components.tflite_pusher import push
+from pipeline import predict
+
+SIZE = 32
+CLASSES = ['quiet', 'loud']
+
+
+def _images(rng, labels):
+  """Label 1 images have a bright square in the middle; both are noisy."""
+  images = rng.uniform(0, 60, (len(labels), SIZE, SIZE, 3))
+  images[labels == 1, 8:24, 8:24, :] += 180
+  return images.astype(np.uint8)
+
+
+def _write_split(folder, images, labels):
+  os.makedirs(folder)
+  path = os.path.join(folder, 'transformed_examples-00000-of-00001.gz')
+  with tf.io.TFRecordWriter(path, 'GZIP') as writer:
+    for image, label in zip(images, labels):
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          features.IMAGE_PNG_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[tf.io.encode_png(image).numpy()])),
+          features.LABEL_KEY: tf.train.Feature(
+              int64_list=tf.train.Int64List(value=[int(label)])),
+      })).SerializeToString())
+
+
+@pytest.fixture(scope='module')
+def testdata(tmp_path_factory):
+  """A trained small SavedModel and transformed examples, as TFX lays them."""
+  root = tmp_path_factory.mktemp('pusher_testdata')
+  rng = np.random.default_rng(0)
+  # Sorted by label on purpose: a sample taken from the start would hold one
+  # class only.
+  train_labels = np.sort(rng.integers(0, 2, 240))
+  eval_labels = rng.integers(0, 2, 80)
+  train_images = _images(rng, train_labels)
+  eval_images = _images(rng, eval_labels)
+  examples_uri = str(root / 'Transform' / 'transformed_examples' / '1')
+  _write_split(os.path.join(examples_uri, 'Split-train'), train_images,
+               train_labels)
+  _write_split(os.path.join(examples_uri, 'Split-eval'), eval_images,
+               eval_labels)
+
+  tf.keras.utils.set_random_seed(0)
+  model = trainer.build_model(image_size=SIZE, channels=3, width=0.25)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      (train_images.astype(np.float32), train_labels[:, None].astype(
+          np.float32))).shuffle(240, seed=0).repeat().batch(32)
+  trainer.train(model, dataset, steps=80, learning_rate=3e-3, log_every=80)
+  model_uri = str(root / 'Trainer' / 'model' / '2')
+  trainer.export_model(model, os.path.join(model_uri, 'Format-Serving'),
+                       SIZE, 3)
+  for image_index, label in ((0, 'quiet'), (1, 'loud')):
+    index = int(np.where(eval_labels == image_index)[0][0])
+    Image.fromarray(eval_images[index]).resize((64, 64)).save(
+        root / f'{label}.png')
+  return {'root': root, 'examples_uri': examples_uri, 'model_uri': model_uri,
+          'eval_images': eval_images, 'eval_labels': eval_labels}
+
+
+def _blessing(root, blessed):
+  artifact = standard_artifacts.ModelBlessing()
+  artifact.uri = str(root / 'Evaluator' / 'blessing' / str(int(blessed)))
+  os.makedirs(artifact.uri, exist_ok=True)
+  open(os.path.join(artifact.uri, 'BLESSED' if blessed else 'NOT_BLESSED'),
+       'w').close()
+  artifact.set_int_custom_property('blessed', int(blessed))
+  return artifact
+
+
+def _run(testdata, destination, blessed=True, **overrides):
+  model = standard_artifacts.Model()
+  model.uri = testdata['model_uri']
+  examples = standard_artifacts.Examples()
+  examples.uri = testdata['examples_uri']
+  examples.split_names = '["train", "eval"]'
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(testdata['root'] / 'pushed_model' / str(len(os.listdir(
+      testdata['root']))))
+  os.makedirs(pushed.uri, exist_ok=True)
+  properties = {
+      'push_destination': str(destination),
+      'quantization': 'dynamic',
+      'class_names': json.dumps(CLASSES),
+      'image_size': SIZE,
+      'channels': 3,
+      'max_accuracy_drop': 0.01,
+      'representative_examples': 100,
+      'validation_examples': 0,
+      'latency_runs': 5,
+  }
+  properties.update(overrides)
+  executor.Executor().Do(
+      {'model': [model], 'model_blessing': [_blessing(testdata['root'],
+                                                       blessed)],
+       'examples': [examples]},
+      {'pushed_model': [pushed]}, properties)
+  return pushed
+
+
+def test_not_blessed_converts_and_pushes_nothing(testdata, tmp_path):
+  with mock.patch.object(conversion, 'convert') as convert:
+    pushed = _run(testdata, tmp_path / 'dest', blessed=False)
+  convert.assert_not_called()
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert 'not blessed' in pushed.get_string_custom_property('reason')
+  assert not (tmp_path / 'dest').exists()
+
+
+@pytest.mark.parametrize('mode', conversion.QUANTIZATION_MODES)
+def test_every_mode_converts_validates_and_pushes(testdata, tmp_path, mode):
+  destination = tmp_path / 'dest'
+  pushed = _run(testdata, destination, quantization=mode)
+  assert pushed.get_int_custom_property('pushed') == 1
+  assert pushed.get_string_custom_property('pushed_version') == '1'
+  assert push.latest_version(str(destination)) == 1
+  folder = destination / '1'
+  assert sorted(os.listdir(folder)) == ['labels.txt', 'manifest.json',
+                                        'model.tflite']
+  assert (folder / 'labels.txt').read_text().split() == CLASSES
+  manifest = json.loads((folder / 'manifest.json').read_text())
+  model_bytes = (folder / 'model.tflite').read_bytes()
+  assert manifest['sha256'] == conversion.sha256(model_bytes)
+  assert pushed.get_string_custom_property('sha256') == manifest['sha256']
+  assert manifest['quantization'] == mode
+  assert manifest['class_names'] == CLASSES
+  assert manifest['input']['shape'] == [1, SIZE, SIZE, 3]
+  assert manifest['output']['shape'] == [1, 2]
+  figures = manifest['validation']
+  assert figures['examples'] == len(testdata['eval_labels'])
+  assert figures['accuracy_drop'] <= 0.01
+  assert figures['savedmodel_accuracy'] > 0.9
+  assert figures['agreement'] > 0.95
+  assert figures['latency_ms_median'] > 0
+  assert pushed.get_float_custom_property('tflite_accuracy') == (
+      pytest.approx(figures['tflite_accuracy']))
+  if mode == 'int8':
+    assert manifest['input']['dtype'] == 'uint8'
+    assert manifest['input']['quantization']['scale'] > 0
+    assert manifest['output']['dtype'] == 'uint8'
+  else:
+    assert manifest['input']['dtype'] == 'float32'
+  if mode in ('dynamic', 'int8'):
+    assert figures['size_ratio'] < 0.5  # a tiny model; about 0.28 at full size
+  if mode == 'float16':
+    assert 0.45 < figures['size_ratio'] < 0.6
+  # The archived copy in the artifact is the pushed file.
+  with open(os.path.join(pushed.uri, 'model.tflite'), 'rb') as f:
+    assert f.read() == model_bytes
+
+
+def test_metadata_with_labels_is_embedded_when_writers_load(testdata,
+                                                            tmp_path):
+  pytest.importorskip(
+      'tensorflow_lite_support.metadata.python.metadata_writers.'
+      'image_classifier', exc_type=ImportError)
+  _run(testdata, tmp_path / 'dest')
+  model_bytes = (tmp_path / 'dest' / '1' / 'model.tflite').read_bytes()
+  metadata = model_metadata.read(model_bytes)
+  assert metadata['associated_files'] == ['labels.txt']
+  manifest = json.loads((tmp_path / 'dest' / '1' / 'manifest.json')
+                        .read_text())
+  assert manifest['metadata_embedded'] is True
+
+
+def test_missing_metadata_writers_still_push_and_say_why(testdata, tmp_path):
+  with mock.patch.object(model_metadata, '_writers',
+                         side_effect=ImportError('libusb-1.0.so.0')):
+    pushed = _run(testdata, tmp_path / 'dest')
+  manifest = json.loads((tmp_path / 'dest' / '1' / 'manifest.json')
+                        .read_text())
+  assert manifest['metadata_embedded'] is False
+  assert 'libusb' in manifest['metadata_problem']
+  assert pushed.get_int_custom_property('metadata_embedded') == 0
+
+
+def test_parity_gate_refuses_a_push_beyond_the_tolerance(testdata, tmp_path):
+  destination = tmp_path / 'dest'
+  _run(testdata, destination)
+  pushed = _run(testdata, destination, quantization='float16',
+                max_accuracy_drop=-1.0)
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert 'exceeds the tolerance' in pushed.get_string_custom_property(
+      'reason')
+  assert pushed.get_float_custom_property('accuracy_drop') <= 0.01
+  assert push.versions(str(destination)) == [1]
+  assert push.latest_version(str(destination)) == 1
+
+
+def test_the_same_model_is_not_pushed_twice(testdata, tmp_path):
+  destination = tmp_path / 'dest'
+  _run(testdata, destination)
+  again = _run(testdata, destination)
+  assert again.get_int_custom_property('pushed') == 1
+  assert again.get_string_custom_property('pushed_version') == '1'
+  manifest = push.read_manifest(str(destination / '1'))
+  assert again.get_string_custom_property('sha256') == manifest['sha256']
+  assert push.versions(str(destination)) == [1]
+  other = _run(testdata, destination, quantization='float16')
+  assert other.get_string_custom_property('pushed_version') == '2'
+  assert push.latest_version(str(destination)) == 2
+
+
+def test_component_refuses_unknown_mode():
+  with pytest.raises(ValueError, match='unknown quantization mode'):
+    component.TFLitePusher(
+        model=mock.Mock(), examples=mock.Mock(), push_destination='/tmp/x',
+        class_names=CLASSES, quantization='int4')
+
+
+def test_predict_agrees_with_the_saved_model(testdata, tmp_path):
+  _run(testdata, tmp_path / 'dest', quantization='int8')
+  files = [str(testdata['root'] / 'quiet.png'),
+           str(testdata['root'] / 'loud.png')]
+  results = predict.predict_files(str(tmp_path / 'dest'), files)
+  assert [r.label for r in results] == ['quiet', 'loud']
+  loaded = tf.saved_model.load(os.path.join(testdata['model_uri'],
+                                            'Format-Serving'))
+  for path, result in zip(files, results):
+    with open(path, 'rb') as f:
+      pixels = features.decode_and_resize(tf.constant(f.read()), SIZE, 3)
+    reference = loaded.signatures[features.SERVING_IMAGE_SIGNATURE](
+        image=tf.cast(pixels, tf.float32)[None])[features.SCORES_NAME]
+    assert result.scores['loud'] == pytest.approx(
+        float(reference[0, 1]), abs=0.05)
+
+
+def test_predict_refuses_a_tampered_model(testdata, tmp_path):
+  _run(testdata, tmp_path / 'dest')
+  with open(tmp_path / 'dest' / '1' / 'model.tflite', 'ab') as f:
+    f.write(b'\0')
+  with pytest.raises(predict.ModelFolderError, match='SHA-256'):
+    predict.PushedModel(str(tmp_path / 'dest'))
+
+
+def test_predict_reports_unreadable_files_and_goes_on(testdata, tmp_path):
+  _run(testdata, tmp_path / 'dest')
+  text = tmp_path / 'notes.png'
+  text.write_text('hello')
+  results = predict.predict_files(
+      str(tmp_path / 'dest'),
+      [str(text), str(tmp_path / 'missing.png'),
+       str(testdata['root'] / 'loud.png')])
+  assert 'not a readable image' in results[0].error
+  assert 'cannot read' in results[1].error
+  assert results[2].label == 'loud'
