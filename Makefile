@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WORKSPACE ?= workspace
 DATA ?= $(WORKSPACE)/default_data
 export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
 
 .PHONY: setup run test lock clean

@@ -306,6 +306,7 @@ def ingest(src_dir: str, data_root: str,
           return IngestResult(spans[-1], latest_dir, False, {}, skipped)
     span = (spans[-1] + 1) if spans else 1
     staging = tempfile.mkdtemp(prefix='.staging-', dir=data_root)
+    os.chmod(staging, 0o755)
     try:
       return _write_span(src_dir, data_root, staging, span, digest, files,
                          class_names, image_size, max_side, skipped,

@@ -457,6 +457,7 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
   parent = os.path.dirname(os.path.abspath(out_dir))
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix='.synth-', dir=parent)
+  os.chmod(staging, 0o755)
   try:
     for name in class_names:
       os.makedirs(os.path.join(staging, name))

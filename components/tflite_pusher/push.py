@@ -134,6 +134,7 @@ def write_version(destination: str, files: Dict[str, bytes],
                                              0]) + 1
       staging = tempfile.mkdtemp(prefix=f'.staging-{version}-',
                                  dir=destination)
+      os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from servers
       try:
         for name, data in files.items():
           _write_durably(os.path.join(staging, name), data)
