@@ -5,6 +5,7 @@ Commands:
   ingest   turn a folder of class subfolders into the next span
   run      run the pipeline on the ingested spans and print a summary
   predict  classify image files or WAV clips with a pushed TFLite model
+  schedule retrain on a cadence (or once, for cron) as new spans arrive
 
 Every command takes `--workspace DIR` (default: `workspace/` in the
 checkout), the folder that holds the spans, the pipeline root, the ML
@@ -125,6 +126,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
   return 1 if any(r.error for r in results) else 0
 
 
+def _cmd_schedule(args: argparse.Namespace) -> int:
+  from pipeline import schedule  # pylint: disable=g-import-not-at-top
+  config = config_lib.config_from_args(args)
+  if args.once:
+    cadence = None
+  else:
+    cadence = schedule.Cadence(every=args.every, cron=args.cron)
+  scheduler = schedule.Scheduler(config, cadence, source=args.source,
+                                 force=args.force)
+  if args.once:
+    result = scheduler.run_once()
+    return 1 if result.action == 'failed' else 0
+  scheduler.install_signal_handlers()
+  print(f'schedule: started for workspace {config.workspace} '
+        f'({"every " + args.every if args.every else "cron " + args.cron}); '
+        'Ctrl-C or SIGTERM stops it between runs', flush=True)
+  scheduler.loop()
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of every command."""
   parser = argparse.ArgumentParser(
@@ -192,6 +213,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help='print the predictions as JSON')
   config_lib.add_config_arguments(predict, only=['push_destination'])
   predict.set_defaults(func=_cmd_predict)
+
+  sched = commands.add_parser(
+      'schedule', help='retrain on a cadence as new data arrives',
+      description='At every tick: ingest --source (if given; a new span only '
+      'when it changed), then, if a span was added since the last successful '
+      'run, run the pipeline on the latest --window-spans spans. One run at '
+      'a time; a failed run is logged and the next tick still runs; Ctrl-C '
+      'or SIGTERM stop between runs.')
+  when = sched.add_mutually_exclusive_group(required=True)
+  when.add_argument('--every', help='interval between ticks: 30m, 6h, 1d, '
+                    '3600 (seconds)')
+  when.add_argument('--cron', help="cron expression, e.g. '0 3 * * *' "
+                    '(daily at 03:00, local time)')
+  when.add_argument('--once', action='store_true',
+                    help='one tick, then exit (for cron or a systemd timer)')
+  sched.add_argument('--source', help='folder of class subfolders to ingest '
+                     'at every tick')
+  sched.add_argument('--force', action='store_true',
+                     help='run even when no span was added')
+  config_lib.add_config_arguments(sched)
+  sched.set_defaults(func=_cmd_schedule)
   return parser
 
 
@@ -200,10 +242,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   _quiet_libraries()
   args = build_parser().parse_args(argv)
   from pipeline import ingest, run, synth  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd, predict  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd, predict, schedule  # pylint: disable=g-import-not-at-top
   user_errors = (config_lib.ConfigError, ingest.IngestError, run.RunError,
                  mlmd.MetadataStoreMissing, synth.SynthError,
-                 predict.ModelFolderError, UserError)
+                 predict.ModelFolderError, schedule.ScheduleError, UserError)
   try:
     return args.func(args)
   except user_errors as e:

@@ -48,6 +48,9 @@ class PipelineConfig:
     class_names: the two class folder names, label 0 first.
     image_size: side of the model's square input, in pixels.
     channels: 3 for RGB input, 1 for grayscale.
+    window_spans: train and evaluate on the latest this many spans.
+    warm_start: start training from the weights of the latest blessed model
+      (when its architecture matches).
     train_steps: training steps (batches).
     eval_steps: evaluation batches used for validation during training
       (0: the whole eval split).
@@ -82,6 +85,8 @@ class PipelineConfig:
   class_names: Tuple[str, ...] = features.DEFAULT_CLASS_NAMES
   image_size: int = features.DEFAULT_IMAGE_SIZE
   channels: int = features.DEFAULT_CHANNELS
+  window_spans: int = 3
+  warm_start: bool = False
   train_steps: int = 500
   eval_steps: int = 0
   batch_size: int = 32
@@ -125,7 +130,7 @@ class PipelineConfig:
       raise ConfigError(
           f'image_size must be between 16 and 1024, got {self.image_size}')
     for name in ('train_steps', 'batch_size', 'train_buckets',
-                 'eval_buckets'):
+                 'eval_buckets', 'window_spans'):
       if getattr(self, name) < 1:
         raise ConfigError(f'{name} must be at least 1, got '
                           f'{getattr(self, name)}')
@@ -168,6 +173,7 @@ class PipelineConfig:
         'width': self.model_width,
         'seed': self.seed,
         'augment': self.augment,
+        'warm_start': self.warm_start,
         'class_names': list(self.class_names),
     }
 

@@ -61,7 +61,7 @@ def eval_config(min_auc: float, min_accuracy: float,
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
-    data_root: str,
+    window_root: str,
     schema_path: str,
     transform_module_file: str,
     trainer_module_file: str,
@@ -81,6 +81,7 @@ def create_pipeline(
     max_accuracy_drop: float = 0.01,
     representative_examples: int = 300,
     latency_runs: int = 50,
+    warm_start: bool = False,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
@@ -91,7 +92,8 @@ def create_pipeline(
   Args:
     pipeline_name: name recorded in ML Metadata.
     pipeline_root: root folder of the artifacts.
-    data_root: folder of `span-N/` folders of gzipped TFRecord files.
+    window_root: folder of `span-N/` windows of gzipped TFRecord files (see
+      `pipeline.window`); ImportExampleGen reads the newest.
     schema_path: the curated schema file.
     transform_module_file: file defining `preprocessing_fn`.
     trainer_module_file: file defining `run_fn`.
@@ -111,6 +113,8 @@ def create_pipeline(
     max_accuracy_drop: allowed SavedModel-to-TFLite accuracy drop.
     representative_examples: training examples calibrating int8.
     latency_runs: invokes timed for the TFLite latency.
+    warm_start: give the Trainer the latest blessed model as `base_model`,
+      to start from its weights.
     metadata_connection_config: ML Metadata connection.
     beam_pipeline_args: Apache Beam arguments.
     enable_cache: reuse outputs of components whose inputs did not change.
@@ -119,7 +123,7 @@ def create_pipeline(
     The `tfx.dsl.Pipeline`.
   """
   example_gen = tfx.components.ImportExampleGen(
-      input_base=data_root,
+      input_base=window_root,
       input_config=tfx.proto.Input(splits=[
           tfx.proto.Input.Split(name='all', pattern=SPAN_PATTERN)]),
       output_config=tfx.proto.Output(
@@ -150,6 +154,13 @@ def create_pipeline(
       custom_config=custom_config)
   transform.add_upstream_node(gate)
 
+  model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
+              'latest_blessed_model_resolver')
+
   trainer = tfx.components.Trainer(
       module_file=trainer_module_file,
       examples=transform.outputs['transformed_examples'],
@@ -157,14 +168,8 @@ def create_pipeline(
       schema=schema_gen.outputs['schema'],
       train_args=tfx.proto.TrainArgs(num_steps=train_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=eval_steps or None),
+      base_model=model_resolver.outputs['model'] if warm_start else None,
       custom_config=custom_config)
-
-  model_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
-              'latest_blessed_model_resolver')
 
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],

@@ -5,13 +5,16 @@ summarise the run from ML Metadata.
 import contextlib
 import fcntl
 import glob
+import json
 import os
 import time
 from typing import Any, Dict, Iterator, List
 
 from pipeline import config as config_lib
-from pipeline import ingest
 from pipeline import mlmd
+from pipeline import window
+
+STATE_FILE = 'last_run.json'
 
 
 class RunError(RuntimeError):
@@ -56,7 +59,7 @@ def build_pipeline(config: config_lib.PipelineConfig):
   return pipeline_def.create_pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,
-      data_root=config.data_root,
+      window_root=window.window_root(config.workspace, config.window_spans),
       schema_path=config.schema_path,
       transform_module_file=config_lib.TRANSFORM_MODULE_FILE,
       trainer_module_file=config_lib.TRAINER_MODULE_FILE,
@@ -76,6 +79,7 @@ def build_pipeline(config: config_lib.PipelineConfig):
       max_accuracy_drop=config.max_accuracy_drop,
       representative_examples=config.representative_examples,
       latency_runs=config.latency_runs,
+      warm_start=config.warm_start,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(
           config.metadata_path),
       beam_pipeline_args=config.beam_args,
@@ -95,22 +99,47 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
     RunError: when there is no span to train on, the workspace is busy, or a
       component failed (the message names it and the cause).
   """
-  if not ingest.list_spans(config.data_root):
-    raise RunError(
-        f'No ingested span in {config.data_root}. Ingest a folder first: '
-        'python -m pipeline ingest SRC_DIR')
   if not os.path.isfile(config.schema_path):
     raise RunError(f'Schema file {config.schema_path} does not exist.')
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   with run_lock(config.workspace):
     started = time.time()
     try:
+      spans = window.prepare(
+          config.data_root,
+          window.window_root(config.workspace, config.window_spans),
+          config.window_spans)
+    except window.WindowError as e:
+      raise RunError(str(e)) from e
+    try:
       local_dag_runner.LocalDagRunner().run(build_pipeline(config))
     except Exception as e:  # pylint: disable=broad-except
       raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}') from e
     summary = summarize_latest_run(config)
+    summary['spans'] = spans
     summary['wall_seconds'] = round(time.time() - started, 1)
+    write_state(config.workspace, {'span': spans[-1], 'spans': spans,
+                                   'run_id': summary['run_id'],
+                                   'finished': time.strftime(
+                                       '%Y-%m-%dT%H:%M:%S%z')})
   return summary
+
+
+def read_state(workspace: str) -> Dict[str, Any]:
+  """What the last successful run recorded (empty before the first)."""
+  path = os.path.join(workspace, STATE_FILE)
+  if not os.path.isfile(path):
+    return {}
+  with open(path, encoding='utf-8') as f:
+    return json.load(f)
+
+
+def write_state(workspace: str, state: Dict[str, Any]) -> None:
+  """Records the last successful run, atomically."""
+  path = os.path.join(workspace, STATE_FILE)
+  with open(path + '.tmp', 'w', encoding='utf-8') as f:
+    json.dump(state, f, indent=2)
+  os.replace(path + '.tmp', path)
 
 
 def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:
@@ -206,7 +235,9 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
 
 def format_summary(summary: Dict[str, Any]) -> str:
   """Renders a run summary as a few lines of text for the console."""
-  lines: List[str] = [f"Run {summary['run_id']}"]
+  lines: List[str] = [f"Run {summary['run_id']}" + (
+      f" on spans {', '.join(map(str, summary['spans']))}"
+      if summary.get('spans') else '')]
   for component in summary['components']:
     lines.append(f"  {component['node']:<32} {component['state']:<8} "
                  f"{component['seconds']:>7.1f} s")
