@@ -124,3 +124,25 @@ def test_make_dataset_streams_transformed_pngs(tmp_path):
   with pytest.raises(ValueError, match='No transformed examples'):
     trainer.make_dataset([os.path.join(str(tmp_path), 'none-*')],
                          FakeTransformOutput(), 2, 16, 3, training=False)
+
+
+def test_warm_start_loads_the_base_models_weights(tmp_path):
+  base = trainer.build_model(image_size=32, channels=3, width=0.25)
+  base_dir = str(tmp_path / 'base')
+  trainer.export_model(base, base_dir, 32, 3)
+  fresh = trainer.build_model(image_size=32, channels=3, width=0.25)
+  assert trainer._warm_start_weights(fresh, base_dir)  # pylint: disable=protected-access
+  for got, want in zip(fresh.get_weights(), base.get_weights()):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_warm_start_skips_another_architecture_or_no_base(tmp_path):
+  base_dir = str(tmp_path / 'base')
+  trainer.export_model(trainer.build_model(image_size=32, width=0.25),
+                       base_dir, 32, 3)
+  wider = trainer.build_model(image_size=32, width=0.5)
+  before = [w.copy() for w in wider.get_weights()]
+  assert not trainer._warm_start_weights(wider, base_dir)  # pylint: disable=protected-access
+  assert not trainer._warm_start_weights(wider, None)  # pylint: disable=protected-access
+  for got, want in zip(wider.get_weights(), before):
+    np.testing.assert_array_equal(got, want)

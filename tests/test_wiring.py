@@ -88,3 +88,15 @@ def test_gate_component_raises_with_the_span(tmp_path):
   artifact = _anomalies_artifact(tmp_path, {'train': _label_anomaly()})
   with pytest.raises(data_gate.DataAnomaliesError, match='span 4'):
     data_gate.DataGate.test_call(anomalies=artifact)
+
+
+def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):
+  cold = {n.id: n for n in run.build_pipeline(config_lib.PipelineConfig(
+      workspace=str(tmp_path))).components}
+  warm = {n.id: n for n in run.build_pipeline(config_lib.PipelineConfig(
+      workspace=str(tmp_path), warm_start=True)).components}
+  assert 'base_model' not in cold['Trainer'].inputs
+  assert 'latest_blessed_model_resolver' in _ids(
+      warm['Trainer'].upstream_nodes)
+  assert '"warm_start": true' in warm['Trainer'].exec_properties[
+      'custom_config']
