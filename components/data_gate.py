@@ -1,25 +1,32 @@
-"""DataGate: stop the pipeline before Transform when the data has anomalies.
+"""DataGate: stop the pipeline before Transform when the data is wrong.
 
 TFX's ExampleValidator records anomalies but lets the pipeline go on. Our
 pipeline places this small component after it and makes Transform depend on
-it, so a span that breaks the curated schema never reaches training; the run
-fails with one message that lists every anomaly by split and feature.
+it, so a span that breaks the curated schema, or whose label distribution
+drifts far from a balanced one, never reaches training; the run fails with
+one message that lists every problem by split and feature.
 
 Usage::
 
-  gate = DataGate(anomalies=example_validator.outputs['anomalies'])
+  gate = DataGate(anomalies=example_validator.outputs['anomalies'],
+                  statistics=statistics_gen.outputs['statistics'],
+                  min_class_share=0.05)
   transform.add_upstream_node(gate)
 """
 
 import os
-from typing import List
+from typing import List, Optional
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import types
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.annotations import Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
+
+from components.modules import features
 
 ANOMALIES_FILE_NAME = 'SchemaDiff.pb'
 
@@ -71,19 +78,61 @@ def collect_anomalies(anomalies_artifact: types.Artifact) -> List[str]:
   return lines
 
 
+def positive_share(statistics, label_key: str = features.LABEL_KEY
+                   ) -> Optional[float]:
+  """Share of label-1 examples in one split's DatasetFeatureStatistics.
+
+  Labels are 0 or 1 (the schema's domain, checked before this), so the share
+  of class 1 is the label's mean.
+  """
+  for feature in statistics.features:
+    if list(feature.path.step) == [label_key] and feature.HasField(
+        'num_stats'):
+      return float(feature.num_stats.mean)
+  return None
+
+
+def check_label_shares(statistics_artifact: types.Artifact,
+                       min_class_share: float) -> List[str]:
+  """One line per split in which a class is rarer than `min_class_share`."""
+  lines = []
+  for split in artifact_utils.decode_split_names(
+      statistics_artifact.split_names):
+    stats = stats_artifact_utils.load_statistics(statistics_artifact,
+                                                 split).proto()
+    share = positive_share(stats.datasets[0])
+    if share is None:
+      continue
+    rarest = min(share, 1.0 - share)
+    if rarest < min_class_share:
+      lines.append(
+          f"[{split}] feature 'label': label distribution drift: class "
+          f'{int(share < 0.5)} is {rarest:.1%} of the examples (expected at '
+          f'least {min_class_share:.1%}; --min-class-share)')
+  return lines
+
+
 @component
-def DataGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies]):  # pylint: disable=invalid-name
-  """Fails the run when ExampleValidator reported any anomaly.
+def DataGate(  # pylint: disable=invalid-name
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    min_class_share: Parameter[float] = 0.05):
+  """Fails the run on schema anomalies or a drifted label distribution.
 
   Args:
     anomalies: ExampleValidator's `anomalies` output.
+    statistics: StatisticsGen's `statistics` output.
+    min_class_share: each class must be at least this share of every split
+      (0 turns the check off).
 
   Raises:
-    DataAnomaliesError: listing every anomaly, by split and feature.
+    DataAnomaliesError: listing every problem, by split and feature.
   """
   lines = collect_anomalies(anomalies)
+  if not lines:
+    lines = check_label_shares(statistics, min_class_share)
   if lines:
     span = anomalies.span
     raise DataAnomaliesError(
-        f'The examples of span {span} do not match the schema in schema/; '
+        f'The examples of span {span} failed validation against schema/; '
         'training was not started. Anomalies:\n  ' + '\n  '.join(lines))

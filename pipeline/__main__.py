@@ -66,11 +66,16 @@ def _quiet_libraries() -> None:
   handler = logging.StreamHandler(sys.stderr)
   handler.setFormatter(logging.Formatter('%(message)s'))
   handler.addFilter(_ProgressFilter())
-  for name in ('absl', 'tensorflow', 'apache_beam', ''):
+  # TFX logs progress on the 'absl' logger; our handler sits on it directly
+  # (not only on the root), as the root's handlers are replaced while
+  # Transform runs.
+  for name in ('absl', ''):
     logger = logging.getLogger(name)
-    logger.handlers = [handler] if name == '' else []
-    logger.propagate = name != ''
-    logger.setLevel(logging.INFO if name in ('absl', '') else logging.WARNING)
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+  for name in ('tensorflow', 'apache_beam'):
+    logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:

@@ -63,6 +63,8 @@ class PipelineConfig:
     eval_buckets: hash buckets of the eval split, out of
       `train_buckets + eval_buckets`.
     train_buckets: hash buckets of the train split.
+    min_class_share: stop before training when a class is a smaller share
+      of a split than this (a drifted label distribution); 0 turns it off.
     min_auc: absolute lower bound on eval AUC for a blessing.
     min_accuracy: absolute lower bound on eval binary accuracy.
     max_auc_drop: largest allowed drop of AUC from the latest blessed model.
@@ -96,6 +98,7 @@ class PipelineConfig:
   augment: bool = True
   train_buckets: int = 4
   eval_buckets: int = 1
+  min_class_share: float = 0.05
   min_auc: float = 0.9
   min_accuracy: float = 0.8
   max_auc_drop: float = 0.01
@@ -136,6 +139,9 @@ class PipelineConfig:
                           f'{getattr(self, name)}')
     if self.eval_steps < 0:
       raise ConfigError(f'eval_steps must be 0 or more, got {self.eval_steps}')
+    if not 0.0 <= self.min_class_share <= 0.5:
+      raise ConfigError('min_class_share must be between 0 and 0.5, got '
+                        f'{self.min_class_share}')
     for name in ('min_auc', 'min_accuracy', 'max_auc_drop'):
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:

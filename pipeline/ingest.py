@@ -114,6 +114,8 @@ def encode_image(data: bytes, name: str,
     raise UnreadableFile(f'not a readable image ({e})') from e
   if image.width < 1 or image.height < 1:
     raise UnreadableFile(f'image has no pixels ({image.width}x{image.height})')
+  if is_blank(image):
+    raise UnreadableFile('blank image: every pixel has the same value')
   rotated = image.getexif().get(0x0112, 1) not in (0, 1)
   keep = (image.format in _KEEP_AS_IS and image.mode in
           _KEEP_AS_IS[image.format] and not rotated and
@@ -132,6 +134,14 @@ def encode_image(data: bytes, name: str,
   buffer = io.BytesIO()
   image.save(buffer, format='PNG')
   return buffer.getvalue(), True
+
+
+def is_blank(image: Image.Image) -> bool:
+  """True when every pixel of every band has one value (nothing to learn)."""
+  extrema = image.getextrema()
+  if not isinstance(extrema[0], tuple):
+    extrema = (extrema,)
+  return all(low == high for low, high in extrema)
 
 
 def encode_wav(data: bytes, name: str, image_size: int) -> bytes:

@@ -82,6 +82,7 @@ def create_pipeline(
     representative_examples: int = 300,
     latency_runs: int = 50,
     warm_start: bool = False,
+    min_class_share: float = 0.05,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
@@ -115,6 +116,7 @@ def create_pipeline(
     latency_runs: invokes timed for the TFLite latency.
     warm_start: give the Trainer the latest blessed model as `base_model`,
       to start from its weights.
+    min_class_share: each class's smallest allowed share of a split.
     metadata_connection_config: ML Metadata connection.
     beam_pipeline_args: Apache Beam arguments.
     enable_cache: reuse outputs of components whose inputs did not change.
@@ -145,7 +147,9 @@ def create_pipeline(
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_gen.outputs['schema'])
 
-  gate = data_gate.DataGate(anomalies=example_validator.outputs['anomalies'])
+  gate = data_gate.DataGate(anomalies=example_validator.outputs['anomalies'],
+                            statistics=statistics_gen.outputs['statistics'],
+                            min_class_share=min_class_share)
 
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],

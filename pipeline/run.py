@@ -7,6 +7,7 @@ import fcntl
 import glob
 import json
 import os
+import tempfile
 import time
 from typing import Any, Dict, Iterator, List
 
@@ -52,6 +53,26 @@ def run_lock(workspace: str) -> Iterator[None]:
       fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def check_writable(config: config_lib.PipelineConfig) -> None:
+  """Refuses, naming the setting, folders the run would fail to write.
+
+  Raises:
+    RunError: for the first folder that cannot be created or written.
+  """
+  for setting, folder in (
+      ('--pipeline-root', config.pipeline_root),
+      ('--metadata-path', os.path.dirname(config.metadata_path)),
+      ('--push-destination', config.push_destination),
+      ('--workspace', config.workspace)):
+    try:
+      os.makedirs(folder, exist_ok=True)
+      with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-check-'):
+        pass
+    except OSError as e:
+      raise RunError(f'{setting} {folder} is not writable ({e.strerror}); '
+                     'choose a folder this user can write.') from e
+
+
 def build_pipeline(config: config_lib.PipelineConfig):
   """Creates the TFX pipeline object for `config` (no I/O)."""
   from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
@@ -80,6 +101,7 @@ def build_pipeline(config: config_lib.PipelineConfig):
       representative_examples=config.representative_examples,
       latency_runs=config.latency_runs,
       warm_start=config.warm_start,
+      min_class_share=config.min_class_share,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(
           config.metadata_path),
       beam_pipeline_args=config.beam_args,
@@ -101,6 +123,7 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   """
   if not os.path.isfile(config.schema_path):
     raise RunError(f'Schema file {config.schema_path} does not exist.')
+  check_writable(config)
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   with run_lock(config.workspace):
     started = time.time()

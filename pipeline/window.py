@@ -50,13 +50,20 @@ def prepare(data_root: str, root: str, num_spans: int) -> List[int]:
     The data spans of the window, oldest first.
 
   Raises:
-    WindowError: when no span has been ingested.
+    WindowError: when no span has been ingested, or a span in the window
+      holds no example file.
   """
   spans = ingest.list_spans(data_root)
   if not spans:
     raise WindowError(f'No ingested span in {data_root}. Ingest a folder '
                       'first: python -m pipeline ingest SRC_DIR')
   chosen = spans[-num_spans:]
+  for span in chosen:
+    span_dir = os.path.join(data_root, f'span-{span}')
+    if not any(name.endswith('.tfrecord.gz') for name in os.listdir(span_dir)):
+      raise WindowError(
+          f'{span_dir} holds no example files (*.tfrecord.gz); remove it or '
+          'ingest the data again.')
   target = os.path.join(root, f'span-{chosen[-1]}')
   if os.path.isfile(os.path.join(target, WINDOW_FILE)):
     if read_window(target) == chosen:

@@ -4,6 +4,7 @@ import io
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
@@ -186,3 +187,25 @@ def test_non_ascii_and_spaces_in_file_names(tmp_path):
   result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
   names = {e['filename'] for e in _read_span(result.span_dir)}
   assert 'instrument/violín solo ♪.png' in names
+
+
+def test_a_4000x3000_photo_is_shrunk_not_refused(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  gradient = np.linspace(0, 255, 4000, dtype=np.uint8)[None, :, None]
+  Image.fromarray(np.broadcast_to(gradient, (3000, 4000, 3)).copy()).save(
+      os.path.join(src, 'instrument', 'camera.jpg'), quality=90)
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  stored = next(e for e in _read_span(result.span_dir)
+                if e['filename'] == 'instrument/camera.jpg')
+  image = Image.open(io.BytesIO(stored['image']))
+  assert image.size == (1024, 768)
+  assert result.reencoded == 1
+
+
+def test_blank_images_are_skipped_with_the_reason(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  Image.new('RGB', (50, 50), (0, 0, 0)).save(
+      os.path.join(src, 'instrument', 'black.png'))
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  assert dict(result.skipped) == {
+      'instrument/black.png': 'blank image: every pixel has the same value'}

@@ -87,7 +87,7 @@ def test_gate_passes_clean_data(tmp_path):
 def test_gate_component_raises_with_the_span(tmp_path):
   artifact = _anomalies_artifact(tmp_path, {'train': _label_anomaly()})
   with pytest.raises(data_gate.DataAnomaliesError, match='span 4'):
-    data_gate.DataGate.test_call(anomalies=artifact)
+    data_gate.DataGate.test_call(anomalies=artifact, statistics=None)
 
 
 def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):
