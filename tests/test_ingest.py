@@ -209,3 +209,9 @@ def test_blank_images_are_skipped_with_the_reason(tmp_path):
   result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
   assert dict(result.skipped) == {
       'instrument/black.png': 'blank image: every pixel has the same value'}
+
+
+def test_missing_source_folder_is_named(tmp_path):
+  with pytest.raises(ingest.IngestError, match='nowhere is not a folder'):
+    ingest.ingest(str(tmp_path / 'nowhere'), str(tmp_path / 'data'),
+                  progress=False)
