@@ -6,6 +6,7 @@ Commands:
   run      run the pipeline on the ingested spans and print a summary
   predict  classify image files or WAV clips with a pushed TFLite model
   schedule retrain on a cadence (or once, for cron) as new spans arrive
+  inspect  runs, artifacts and metrics recorded in ML Metadata
 
 Every command takes `--workspace DIR` (default: `workspace/` in the
 checkout), the folder that holds the spans, the pipeline root, the ML
@@ -151,6 +152,24 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
   return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+  from pipeline import inspection  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  config = config_lib.config_from_args(args)
+  store = mlmd.open_store(config.metadata_path, read_only=True)
+  if args.what == 'runs':
+    rows = inspection.runs(store, config.pipeline_name)
+    text = inspection.format_runs(rows)
+  elif args.what == 'artifacts':
+    rows = inspection.artifacts(store, args.type)
+    text = inspection.format_artifacts(rows)
+  else:
+    rows = inspection.metrics(store, config.pipeline_name, args.last)
+    text = inspection.format_metrics(rows)
+  print(json.dumps(rows, indent=2, default=str) if args.json else text)
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of every command."""
   parser = argparse.ArgumentParser(
@@ -239,6 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help='run even when no span was added')
   config_lib.add_config_arguments(sched)
   sched.set_defaults(func=_cmd_schedule)
+
+  inspect = commands.add_parser(
+      'inspect', help='runs, artifacts and metrics from ML Metadata',
+      description='Read the ML Metadata store (read-only, safe during a '
+      'run): runs (newest first, with components ran, cached or failed and '
+      'the pushed version), artifacts (by type, with key properties) or '
+      'metrics (evaluation and TFLite figures of the last runs side by '
+      'side).')
+  inspect.add_argument('what', choices=('runs', 'artifacts', 'metrics'))
+  inspect.add_argument('--type', help='artifact type, e.g. Examples, Model, '
+                       'ModelBlessing, PushedModel (artifacts only)')
+  inspect.add_argument('--last', type=int, default=5,
+                       help='runs to compare (metrics only; default '
+                       '%(default)s)')
+  inspect.add_argument('--json', action='store_true', help='print JSON')
+  config_lib.add_config_arguments(
+      inspect, only=['pipeline_name', 'metadata_path'])
+  inspect.set_defaults(func=_cmd_inspect)
   return parser
 
 

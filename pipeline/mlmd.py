@@ -137,6 +137,11 @@ def input_artifacts(store: metadata_store.MetadataStore,
   return _artifacts_by_key(store, execution_id, _INPUT_EVENTS)
 
 
+def artifact_state(artifact: metadata_store_pb2.Artifact) -> str:
+  """LIVE, PENDING, DELETED, ... as a lower-case word."""
+  return metadata_store_pb2.Artifact.State.Name(artifact.state).lower()
+
+
 def custom_value(artifact: metadata_store_pb2.Artifact,
                  name: str) -> Optional[object]:
   """A custom or regular property's value (int, float or str), or None."""

@@ -181,7 +181,7 @@ def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:
           'serialized_bytes_per_example': round(serialized / max(count, 1), 1)}
 
 
-def _evaluation_metrics(uri: str) -> Dict[str, float]:
+def evaluation_metrics(uri: str) -> Dict[str, float]:
   """The overall-slice metrics written by the Evaluator."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   metrics = {}
@@ -247,7 +247,7 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
         summary['blessed'] = bool(mlmd.custom_value(outputs['blessing'][0],
                                                     'blessed'))
       if outputs.get('evaluation'):
-        summary['metrics'] = _evaluation_metrics(outputs['evaluation'][0].uri)
+        summary['metrics'] = evaluation_metrics(outputs['evaluation'][0].uri)
     elif execution.node == 'TFLitePusher' and outputs.get('pushed_model'):
       summary['pushed'] = pushed_summary(outputs['pushed_model'][0])
     elif execution.node == 'Transform' and outputs.get('transformed_examples'):

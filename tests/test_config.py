@@ -66,8 +66,16 @@ def test_run_without_spans_says_to_ingest_first(tmp_path, capsys):
 
 
 def test_every_command_has_help(capsys):
-  for command in ('synth', 'ingest', 'run'):
+  for command in ('synth', 'ingest', 'run', 'predict', 'schedule',
+                  'inspect'):
     with pytest.raises(SystemExit) as exit_info:
       cli.build_parser().parse_args([command, '--help'])
     assert exit_info.value.code == 0
     assert '--workspace' in capsys.readouterr().out
+
+
+def test_inspect_without_a_store_says_so(tmp_path, capsys):
+  code = cli.main(['inspect', 'runs', '--workspace', str(tmp_path)])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert 'No ML Metadata store' in err and 'Traceback' not in err

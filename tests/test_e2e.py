@@ -15,6 +15,7 @@ from components.tflite_pusher import push
 from pipeline import __main__ as cli
 from pipeline import config as config_lib
 from pipeline import ingest
+from pipeline import inspection
 from pipeline import mlmd
 from pipeline import run
 
@@ -84,3 +85,24 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace):
   assert len(store.get_artifacts_by_type('Model')) == 1
   assert len(mlmd.pipeline_runs(store, config.pipeline_name)) == 3
   assert 'Trainer' in run.format_summary(third)
+
+  # `inspect` answers from ML Metadata agree with the runs.
+  rows = inspection.runs(store, config.pipeline_name)
+  assert [r['run_id'] for r in rows] == [third['run_id'], second['run_id'],
+                                         first['run_id']]
+  assert set(rows[2]['ran']) >= COMPONENTS and not rows[2]['cached']
+  assert set(rows[0]['cached']) >= COMPONENTS and not rows[0]['failed']
+  assert set(rows[1]['ran']) >= {'Evaluator', 'TFLitePusher'}
+  assert rows[2]['pushed_version'] == '1'
+  pushed = inspection.artifacts(store, 'PushedModel')
+  assert [p['properties']['pushed_version'] for p in pushed] == ['1', '1']
+  assert {a['type'] for a in inspection.artifacts(store)} >= {
+      'Examples', 'Model', 'ModelBlessing', 'PushedModel', 'Schema'}
+  evaluated = inspection.metrics(store, config.pipeline_name, last=5)
+  assert [r['run_id'] for r in evaluated] == [third['run_id'],
+                                              second['run_id'],
+                                              first['run_id']]
+  for name in ('auc', 'binary_accuracy', 'example_count'):
+    assert evaluated[-1]['metrics'][name] == first['metrics'][name]
+  assert evaluated[-1]['tflite']['pushed_version'] == '1'
+  assert 'auc' in inspection.format_metrics(evaluated)

@@ -1,0 +1,161 @@
+"""Answers to "what did the pipeline do?" from ML Metadata, read-only.
+
+`python -m pipeline inspect runs|artifacts|metrics` (each with `--json`)
+uses the public ML Metadata API through `pipeline.mlmd`; the store is opened
+read-only, so it can be read while a run writes to it.
+"""
+
+import datetime
+from typing import Any, Dict, List, Optional
+
+from pipeline import mlmd
+from pipeline import run as run_lib
+
+# Properties worth showing per artifact type; others are left out.
+KEY_PROPERTIES = {
+    'Examples': ('span', 'split_names', 'version'),
+    'ExampleStatistics': ('span', 'split_names'),
+    'ExampleAnomalies': ('span', 'blessed'),
+    'ModelBlessing': ('blessed',),
+    'PushedModel': ('pushed', 'pushed_version', 'mode', 'tflite_bytes',
+                    'size_ratio', 'accuracy_drop', 'reason'),
+}
+
+
+def _time(ms: int) -> str:
+  return datetime.datetime.fromtimestamp(ms / 1000.0).astimezone().strftime(
+      '%Y-%m-%d %H:%M:%S')
+
+
+def runs(store, pipeline_name: str) -> List[Dict[str, Any]]:
+  """Every run, newest first: when, components by state, duration, push.
+
+  Args:
+    store: an ML Metadata store.
+    pipeline_name: the pipeline's name.
+
+  Returns:
+    One dict per run with `run_id`, `started`, `seconds`, `ran`, `cached`,
+    `failed` (component names), `components` (node, state, seconds) and
+    `pushed_version` (None when nothing was pushed).
+  """
+  result = []
+  for context in mlmd.pipeline_runs(store, pipeline_name):
+    executions = mlmd.node_executions(store, context)
+    if not executions:
+      continue
+    start = min(e.execution.create_time_since_epoch for e in executions)
+    end = max(e.execution.last_update_time_since_epoch for e in executions)
+    pushed_version = None
+    for execution in executions:
+      if execution.node == 'TFLitePusher':
+        for artifact in mlmd.output_artifacts(
+            store, execution.execution.id).get('pushed_model', []):
+          if mlmd.custom_value(artifact, 'pushed'):
+            pushed_version = mlmd.custom_value(artifact, 'pushed_version')
+    result.append({
+        'run_id': context.name,
+        'started': _time(start),
+        'seconds': round((end - start) / 1000.0, 1),
+        'ran': [e.node for e in executions if e.state == 'ran'],
+        'cached': [e.node for e in executions if e.state == 'cached'],
+        'failed': [e.node for e in executions if e.state == 'failed'],
+        'components': [{'node': e.node, 'state': e.state,
+                        'seconds': round(e.seconds, 1)} for e in executions],
+        'pushed_version': pushed_version,
+    })
+  return result
+
+
+def artifacts(store, type_name: Optional[str] = None
+              ) -> List[Dict[str, Any]]:
+  """Artifacts of one type (or all), newest first, with key properties."""
+  if type_name:
+    found = store.get_artifacts_by_type(type_name)
+  else:
+    found = store.get_artifacts()
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  result = []
+  for artifact in sorted(found, key=lambda a: a.id, reverse=True):
+    kind = types.get(artifact.type_id, str(artifact.type_id))
+    properties = {}
+    for name in KEY_PROPERTIES.get(kind, ()):
+      value = mlmd.custom_value(artifact, name)
+      if value is not None:
+        properties[name] = value
+    result.append({'id': artifact.id, 'type': kind, 'uri': artifact.uri,
+                   'state': mlmd.artifact_state(artifact),
+                   'properties': properties})
+  return result
+
+
+def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
+  """Evaluation metrics and TFLite figures of the last `last` evaluated runs.
+
+  Returns:
+    Newest first: `run_id`, `metrics` (Evaluator, overall slice),
+    `blessed`, and `tflite` (the pusher's recorded figures).
+  """
+  result = []
+  for context in mlmd.pipeline_runs(store, pipeline_name):
+    entry: Dict[str, Any] = {'run_id': context.name}
+    for execution in mlmd.node_executions(store, context):
+      outputs = mlmd.output_artifacts(store, execution.execution.id)
+      if execution.node == 'Evaluator':
+        if outputs.get('evaluation'):
+          entry['metrics'] = run_lib.evaluation_metrics(
+              outputs['evaluation'][0].uri)
+        if outputs.get('blessing'):
+          entry['blessed'] = bool(mlmd.custom_value(outputs['blessing'][0],
+                                                    'blessed'))
+      elif execution.node == 'TFLitePusher' and outputs.get('pushed_model'):
+        entry['tflite'] = run_lib.pushed_summary(outputs['pushed_model'][0])
+    if 'metrics' in entry:
+      result.append(entry)
+    if len(result) >= last:
+      break
+  return result
+
+
+def format_runs(rows: List[Dict[str, Any]]) -> str:
+  """Runs as console lines."""
+  lines = []
+  for row in rows:
+    pushed = (f"pushed v{row['pushed_version']}" if row['pushed_version']
+              else 'nothing pushed')
+    lines.append(f"{row['run_id']}  {row['started']}  {row['seconds']:>6.1f} s"
+                 f"  ran {len(row['ran'])}, cached {len(row['cached'])}, "
+                 f"failed {len(row['failed'])}  {pushed}")
+    if row['failed']:
+      lines.append(f"    failed: {', '.join(row['failed'])}")
+  return '\n'.join(lines) or 'no runs'
+
+
+def format_artifacts(rows: List[Dict[str, Any]]) -> str:
+  """Artifacts as console lines."""
+  return '\n'.join(
+      f"{row['id']:>5}  {row['type']:<20} {row['state']:<8} "
+      + ' '.join(f'{k}={v}' for k, v in row['properties'].items())
+      + f"\n       {row['uri']}" for row in rows) or 'no artifacts'
+
+
+def format_metrics(rows: List[Dict[str, Any]]) -> str:
+  """Metrics of several runs side by side, newest first."""
+  if not rows:
+    return 'no evaluated run'
+  names = sorted({name for row in rows for name in row.get('metrics', {})})
+  tflite = ('mode', 'tflite_accuracy', 'tflite_auc', 'size_ratio',
+            'latency_ms_median', 'pushed_version')
+  width = max(len(n) for n in names + list(tflite) + ['blessed'])
+  header = ' ' * width + ''.join(f'  {row["run_id"][-15:]:>15}'
+                                 for row in rows)
+  lines = [header]
+  for name in names:
+    lines.append(f'{name:<{width}}' + ''.join(
+        f"  {row.get('metrics', {}).get(name, ''):>15}" for row in rows))
+  lines.append(f"{'blessed':<{width}}" + ''.join(
+      f"  {str(row.get('blessed', '')):>15}" for row in rows))
+  for name in tflite:
+    lines.append(f'{name:<{width}}' + ''.join(
+        f"  {str(row.get('tflite', {}).get(name, '')):>15}" for row in rows))
+  return '\n'.join(lines)
