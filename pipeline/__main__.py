@@ -67,9 +67,7 @@ def _quiet_libraries() -> None:
   handler = logging.StreamHandler(sys.stderr)
   handler.setFormatter(logging.Formatter('%(message)s'))
   handler.addFilter(_ProgressFilter())
-  # TFX logs progress on the 'absl' logger; our handler sits on it directly
-  # (not only on the root), as the root's handlers are replaced while
-  # Transform runs.
+  # TFX logs its per-component progress on the 'absl' logger.
   for name in ('absl', ''):
     logger = logging.getLogger(name)
     logger.handlers = [handler]

@@ -44,7 +44,6 @@ EXAMPLES_PER_SHARD = 1000
 DEFAULT_MAX_SIDE = 1024
 _KEEP_AS_IS = {'PNG': ('L', 'LA', 'RGB', 'RGBA', 'P', 'I;16'),
                'JPEG': ('L', 'RGB')}
-_WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
 
 
 class IngestError(ValueError):
@@ -370,7 +369,7 @@ def _write_span(src_dir, data_root, staging, span, digest, files,
       with open(path, 'rb') as f:
         data = f.read()
       try:
-        if data[:4] in _WAV_MAGIC:
+        if spectrogram.is_wav(data):
           encoded, changed = encode_wav(data, relpath, image_size), True
         else:
           encoded, changed = encode_image(data, relpath, max_side)

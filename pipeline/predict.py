@@ -20,7 +20,6 @@ from components.tflite_pusher import conversion
 from components.tflite_pusher import push
 from pipeline import spectrogram
 
-_WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
 
 
 class ModelFolderError(ValueError):
@@ -82,7 +81,7 @@ class PushedModel:
   def pixels(self, data: bytes, name: str) -> np.ndarray:
     """Decodes an image or renders a WAV clip into model-sized pixels."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    if data[:4] in _WAV_MAGIC:
+    if spectrogram.is_wav(data):
       audio, rate = spectrogram.read_wav(data, name)
       buffer = io.BytesIO()
       Image.fromarray(spectrogram.spectrogram_image(

@@ -25,8 +25,16 @@ _COLORMAP_ANCHORS = np.array([
 ], dtype=np.float64)
 
 
+_WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
+
+
 class AudioError(ValueError):
   """Raised when a clip cannot be read or rendered."""
+
+
+def is_wav(data: bytes) -> bool:
+  """True when the bytes start like a WAV file (RIFF, RIFX or RF64)."""
+  return data[:4] in _WAV_MAGIC
 
 
 def _hz_to_mel(hz):

@@ -81,23 +81,3 @@ def decode_batch(encoded: tf.Tensor, image_size: int,
       lambda e: decode_and_resize(e, image_size, channels), encoded,
       fn_output_signature=tf.TensorSpec([image_size, image_size, channels],
                                         tf.uint8))
-
-
-def decode_png_batch(encoded: tf.Tensor, image_size: int,
-                     channels: int) -> tf.Tensor:
-  """Decodes a batch of the transformed, already resized PNG images.
-
-  Args:
-    encoded: `tf.string` tensor of shape [batch] or [batch, 1] holding the
-      PNGs written by Transform.
-    image_size: side of the square images.
-    channels: 1 or 3.
-
-  Returns:
-    A `tf.uint8` tensor of shape [batch, image_size, image_size, channels].
-  """
-  encoded = tf.reshape(encoded, [-1])
-  return tf.map_fn(
-      lambda e: tf.io.decode_png(e, channels=channels), encoded,
-      fn_output_signature=tf.TensorSpec([image_size, image_size, channels],
-                                        tf.uint8))
