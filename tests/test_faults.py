@@ -96,22 +96,30 @@ def test_label_distribution_drift_stops_before_training(workspace):
   _assert_devices_keep(config, 1)
 
 
-def test_span_missing_a_feature_stops_with_the_anomaly_named(workspace):
-  config = _config(workspace['ws'])
+def _hand_made_span(config, records=()):
+  """Writes the next span folder as ingest would, but with `records`."""
   span = max(ingest.list_spans(config.data_root)) + 1
   folder = os.path.join(config.data_root, f'span-{span}')
   os.makedirs(folder)
-  with tf.io.TFRecordWriter(os.path.join(folder, 'examples-00000.tfrecord.gz'),
-                            'GZIP') as writer:
-    for index in range(40):
-      writer.write(tf.train.Example(features=tf.train.Features(feature={
+  if records:
+    with tf.io.TFRecordWriter(
+        os.path.join(folder, 'examples-00000.tfrecord.gz'), 'GZIP') as writer:
+      for record in records:
+        writer.write(record)
+  with open(os.path.join(folder, ingest.REPORT_NAME), 'w') as f:
+    json.dump({'span': span}, f)
+  return span, folder
+
+
+def test_span_missing_a_feature_stops_with_the_anomaly_named(workspace):
+  config = _config(workspace['ws'])
+  _hand_made_span(config, [
+      tf.train.Example(features=tf.train.Features(feature={
           'label': tf.train.Feature(int64_list=tf.train.Int64List(
               value=[index % 2])),
           'filename': tf.train.Feature(bytes_list=tf.train.BytesList(
               value=[f'{index}.png'.encode()])),
-      })).SerializeToString())
-  with open(os.path.join(folder, ingest.REPORT_NAME), 'w') as f:
-    json.dump({'span': span}, f)
+      })).SerializeToString() for index in range(40)])
   with pytest.raises(run.RunError) as error:
     run.run_pipeline(config)
   assert "feature 'image'" in str(error.value)
@@ -120,11 +128,7 @@ def test_span_missing_a_feature_stops_with_the_anomaly_named(workspace):
 
 def test_span_folder_without_files_is_named(workspace):
   config = _config(workspace['ws'])
-  span = max(ingest.list_spans(config.data_root)) + 1
-  folder = os.path.join(config.data_root, f'span-{span}')
-  os.makedirs(folder)
-  with open(os.path.join(folder, ingest.REPORT_NAME), 'w') as f:
-    json.dump({'span': span}, f)
+  span, folder = _hand_made_span(config)
   with pytest.raises(run.RunError, match=f'span-{span} holds no example'):
     run.run_pipeline(config)
   os.remove(os.path.join(folder, ingest.REPORT_NAME))  # out of the way
