@@ -19,6 +19,7 @@ run: setup
 	$(PY) -m pipeline run --workspace $(WORKSPACE)
 
 test: setup
+	@bash scripts/ensure_browser.sh
 	$(PY) -m pytest
 
 ## Re-resolve requirements.in into a complete requirements.lock.

@@ -6,7 +6,8 @@ Commands:
   run      run the pipeline on the ingested spans and print a summary
   predict  classify image files or WAV clips with a pushed TFLite model
   schedule retrain on a cadence (or once, for cron) as new spans arrive
-  inspect  runs, artifacts and metrics recorded in ML Metadata
+  inspect  runs, artifacts, lineage and metrics recorded in ML Metadata
+  report   a self-contained HTML report of a run
 
 Every command takes `--workspace DIR` (default: `workspace/` in the
 checkout), the folder that holds the spans, the pipeline root, the ML
@@ -75,6 +76,8 @@ def _quiet_libraries() -> None:
     logger.setLevel(logging.INFO)
   for name in ('tensorflow', 'apache_beam'):
     logging.getLogger(name).setLevel(logging.WARNING)
+    # TensorFlow attaches its own handler on import; filter at the logger.
+    logging.getLogger(name).addFilter(_ProgressFilter())
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -112,6 +115,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
   summary = run.run_pipeline(config)
   print(json.dumps(summary, indent=2) if args.json
         else run.format_summary(summary))
+  _write_run_report(config, summary['run_id'])
+  return 0
+
+
+def _write_run_report(config: config_lib.PipelineConfig, run_id: str) -> None:
+  """Writes the run's HTML report; a failure here does not fail the run."""
+  from pipeline import report  # pylint: disable=g-import-not-at-top
+  try:
+    path = report.write_report(config, run_id)
+  except Exception as e:  # pylint: disable=broad-except
+    print(f'warning: the run succeeded but its report could not be written: '
+          f'{e}', file=sys.stderr)
+  else:
+    print(f'Report: {path}', file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+  from pipeline import report  # pylint: disable=g-import-not-at-top
+  config = config_lib.config_from_args(args)
+  try:
+    path = report.write_report(config, args.run, args.out)
+  except report.ReportError as e:
+    raise UserError(str(e)) from e
+  print(path)
   return 0
 
 
@@ -161,11 +188,38 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
   elif args.what == 'artifacts':
     rows = inspection.artifacts(store, args.type)
     text = inspection.format_artifacts(rows)
-  else:
+  elif args.what == 'metrics':
     rows = inspection.metrics(store, config.pipeline_name, args.last)
     text = inspection.format_metrics(rows)
+  else:
+    rows, text = _lineage(store, config, args)
   print(json.dumps(rows, indent=2, default=str) if args.json else text)
   return 0
+
+
+def _lineage(store, config: config_lib.PipelineConfig,
+             args: argparse.Namespace):
+  """`inspect lineage`: a pushed model back to its spans, or a span forward."""
+  from pipeline import lineage  # pylint: disable=g-import-not-at-top
+  try:
+    if args.span is not None:
+      if args.model or args.artifact_id is not None:
+        raise UserError('give either --span or a model, not both')
+      rows = lineage.models_from_span(store, args.span)
+      return rows, lineage.format_models_from_span(args.span, rows)
+    version = path = None
+    if args.model:
+      if args.model.lstrip('v').isdigit() and not os.path.exists(args.model):
+        version = args.model
+      else:
+        path = args.model
+    pushed = lineage.find_pushed_model(
+        store, version=version, path=path, artifact_id=args.artifact_id,
+        push_destination=config.push_destination)
+    result = lineage.model_lineage(store, pushed)
+    return result, lineage.format_model_lineage(result)
+  except lineage.LineageError as e:
+    raise UserError(str(e)) from e
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,13 +312,23 @@ def build_parser() -> argparse.ArgumentParser:
   sched.set_defaults(func=_cmd_schedule)
 
   inspect = commands.add_parser(
-      'inspect', help='runs, artifacts and metrics from ML Metadata',
+      'inspect', help='runs, artifacts, lineage and metrics from ML Metadata',
       description='Read the ML Metadata store (read-only, safe during a '
       'run): runs (newest first, with components ran, cached or failed and '
-      'the pushed version), artifacts (by type, with key properties) or '
-      'metrics (evaluation and TFLite figures of the last runs side by '
-      'side).')
-  inspect.add_argument('what', choices=('runs', 'artifacts', 'metrics'))
+      'the pushed version), artifacts (by type, with key properties), '
+      'lineage (a pushed model back to the ingested spans, or with --span '
+      'the models that came from a span) or metrics (evaluation and TFLite '
+      'figures of the last runs side by side).')
+  inspect.add_argument('what', choices=('runs', 'artifacts', 'lineage',
+                                        'metrics'))
+  inspect.add_argument('model', nargs='?', metavar='MODEL',
+                       help='lineage only: a pushed version (3 or v3) or '
+                       'its folder (default: the LATEST version)')
+  inspect.add_argument('--artifact-id', type=int,
+                       help='lineage only: the PushedModel artifact id')
+  inspect.add_argument('--span', type=int,
+                       help='lineage only: list the models that came from '
+                       'this data span')
   inspect.add_argument('--type', help='artifact type, e.g. Examples, Model, '
                        'ModelBlessing, PushedModel (artifacts only)')
   inspect.add_argument('--last', type=int, default=5,
@@ -274,6 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
   config_lib.add_config_arguments(
       inspect, only=['pipeline_name', 'metadata_path'])
   inspect.set_defaults(func=_cmd_inspect)
+
+  report = commands.add_parser(
+      'report', help='write the HTML report of a run',
+      description='Write a self-contained HTML report of a run (default: the '
+      'newest): components, data statistics, anomalies, evaluation metrics '
+      'and thresholds with the confusion matrix and ROC curve, the TFLite '
+      'figures of every pushed model and the lineage graph. Prints its '
+      'path; `run` writes one after every run.')
+  report.add_argument('--run', help='run id, or a unique prefix of one '
+                      '(see `inspect runs`; default: the newest run)')
+  report.add_argument('--out', help='the HTML file to write (default: '
+                      'WORKSPACE/reports/run-<run id>.html)')
+  config_lib.add_config_arguments(
+      report, only=['pipeline_name', 'metadata_path'])
+  report.set_defaults(func=_cmd_report)
   return parser
 
 

@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from PIL import Image
 from PIL import ImageOps
@@ -85,6 +85,15 @@ def list_spans(data_root: str) -> List[int]:
     if match and os.path.isfile(os.path.join(data_root, name, REPORT_NAME)):
       spans.append(int(match.group(1)))
   return sorted(spans)
+
+
+def read_report(span_dir: str) -> Dict[str, Any]:
+  """A span's `ingest.json` (source, counts, skipped files), or {} if absent."""
+  try:
+    with open(os.path.join(span_dir, REPORT_NAME), encoding='utf-8') as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
 
 
 def encode_image(data: bytes, name: str,
@@ -308,11 +317,10 @@ def ingest(src_dir: str, data_root: str,
     digest = source_fingerprint(src_dir, files, class_names)
     if spans and not force:
       latest_dir = os.path.join(data_root, f'span-{spans[-1]}')
-      with open(os.path.join(latest_dir, REPORT_NAME), encoding='utf-8') as f:
-        if json.load(f).get('fingerprint') == digest:
-          log(f'ingest: {src_dir} is unchanged since span {spans[-1]}; '
-              'nothing added (use --force to add it again)')
-          return IngestResult(spans[-1], latest_dir, False, {}, skipped)
+      if read_report(latest_dir).get('fingerprint') == digest:
+        log(f'ingest: {src_dir} is unchanged since span {spans[-1]}; '
+            'nothing added (use --force to add it again)')
+        return IngestResult(spans[-1], latest_dir, False, {}, skipped)
     span = (spans[-1] + 1) if spans else 1
     staging = tempfile.mkdtemp(prefix='.staging-', dir=data_root)
     os.chmod(staging, 0o755)

@@ -8,15 +8,22 @@ entirely from the cache, adding no artifact to ML Metadata.
 """
 
 import os
+import re
 
+import numpy as np
 import pytest
+from PIL import Image
+
+import headless
 
 from components.tflite_pusher import push
 from pipeline import __main__ as cli
 from pipeline import config as config_lib
 from pipeline import ingest
 from pipeline import inspection
+from pipeline import lineage
 from pipeline import mlmd
+from pipeline import report
 from pipeline import run
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +56,8 @@ def test_ingesting_the_same_folder_twice_adds_one_span(workspace):
   assert ingest.list_spans(os.path.join(workspace, 'data')) == [1]
 
 
-def test_pipeline_runs_then_is_served_from_the_cache(workspace):
+def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrograms,
+                                                     capsys):
   config = _config(workspace)
   first = run.run_pipeline(config)
   assert _states(first) == {node: 'ran' for node in COMPONENTS}
@@ -106,3 +114,115 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace):
     assert evaluated[-1]['metrics'][name] == first['metrics'][name]
   assert evaluated[-1]['tflite']['pushed_version'] == '1'
   assert 'auc' in inspection.format_metrics(evaluated)
+
+  # The lineage of the pushed model reaches the ingested span.
+  chain = lineage.model_lineage(store, lineage.find_pushed_model(
+      store, push_destination=config.push_destination))
+  assert chain['pushed_model']['pushed_version'] == '1'
+  assert chain['pushed_model']['id'] == min(p['id'] for p in pushed)
+  assert chain['blessing']['blessed'] is True
+  assert chain['evaluation']['metrics']['auc'] == first['metrics']['auc']
+  assert chain['model']['id'] == models[0].id
+  assert chain['trainer']['run_id'] == first['run_id']
+  assert chain['trainer']['train_args']['num_steps'] == 12
+  assert chain['trainer']['custom_config']['image_size'] == 64
+  assert chain['schema']['schema_file'].endswith('schema.pbtxt')
+  assert chain['transform_graph']['uri'].startswith(config.pipeline_root)
+  [examples] = chain['examples']
+  assert examples['spans'] == [1]
+  assert examples['sources'][1]['source'] == small_spectrograms
+  assert examples['sources'][1]['counts'] == {'not_instrument': 24,
+                                              'instrument': 24}
+  assert examples['statistics']['type'] == 'ExampleStatistics'
+  assert examples['anomalies']['blessed'] == {'train': 1.0, 'eval': 1.0}
+  names = {n['name'] for n in chain['graph']['nodes']}
+  assert names >= {'ImportExampleGen', 'Transform', 'Trainer', 'Evaluator',
+                   'TFLitePusher', 'Examples', 'Model', 'PushedModel'}
+  path_chain = lineage.model_lineage(store, lineage.find_pushed_model(
+      store, path=os.path.join(config.push_destination, '1', 'model.tflite')))
+  assert path_chain['pushed_model']['id'] == chain['pushed_model']['id']
+  [row] = lineage.models_from_span(store, 1)
+  assert [p['version'] for p in row['pushed']] == ['1']
+  assert [m['id'] for m in row['models']] == [models[0].id]
+
+  # ... and so do the commands, in words.
+  capsys.readouterr()
+  assert cli.main(['inspect', 'lineage', '--workspace', workspace]) == 0
+  text = capsys.readouterr().out
+  assert 'Pushed model v1' in text and 'data span 1' in text
+  assert small_spectrograms in text
+  assert cli.main(['inspect', 'lineage', '--workspace', workspace,
+                   '--span', '1']) == 0
+  assert 'pushed v1 (dynamic)' in capsys.readouterr().out
+  assert cli.main(['inspect', 'lineage', 'v7', '--workspace', workspace]) == 2
+  assert 'No pushed model version 7' in capsys.readouterr().err
+
+
+SECTIONS = ('components', 'statistics', 'anomalies', 'evaluation', 'tflite',
+            'lineage')
+
+
+def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
+                                                  capsys, tmp_path):
+  config = _config(workspace)
+  capsys.readouterr()
+  assert cli.main(['run', '--workspace', workspace, '--image-size', '64',
+                   '--train-steps', '12', '--batch-size', '8', '--min-auc',
+                   '0', '--min-accuracy', '0', '--max-auc-drop', '1']) == 0
+  err = capsys.readouterr().err
+  path = re.search(r'^Report: (.+)$', err, re.M).group(1)
+  store = mlmd.open_store(config.metadata_path, read_only=True)
+  newest = mlmd.pipeline_runs(store, config.pipeline_name)[0].name
+  assert path == report.report_path(config, newest)
+  with open(path, encoding='utf-8') as f:
+    page = f.read()
+
+  # Self-contained: nothing is fetched, no script runs.
+  assert not re.search(r'<script|<link|@import|\bsrc=', page)
+  assert set(re.findall(r'url\(([^)]*)\)', page)) <= {'#arrow'}
+  assert set(re.findall(r'href="([^"]*)"', page)) == set()
+
+  # The figures are the run's own.
+  [evaluated] = inspection.metrics(store, config.pipeline_name, last=1)
+  counts = [int(c) for c in re.findall(r'class="count">(\d+)<', page)]
+  assert len(counts) == 4
+  assert sum(counts) == evaluated['metrics']['example_count']
+  splits = dict(re.findall(r'<h3>(\w+) split: (\d+) examples</h3>', page))
+  assert set(splits) == {'train', 'eval'}
+  assert sum(map(int, splits.values())) == 48  # 24 clips per class
+  assert page.index('train split') < page.index('eval split')
+  assert re.search(r'not_instrument \d+ \(\d+\.\d%\), instrument', page)
+  assert f"{evaluated['metrics']['auc']:.4g}" in page
+  assert '&gt;= 0.0' in page  # the AUC and accuracy lower bounds
+  assert 'v1 (this run)' in page
+  assert small_spectrograms in page  # lineage reaches the ingested folder
+  assert 'None: every split matches the schema' in page
+
+  # A real browser loads it with no console message and draws the charts.
+  chromium = headless.find_chromium()
+  if chromium is None:
+    if os.environ.get('CI'):
+      pytest.fail('chromium is missing on CI (make test installs it)')
+    pytest.skip('no chromium here; scripts/ensure_browser.sh installs it')
+  screenshot = str(tmp_path / 'report.png')
+  messages, dom = headless.load(chromium, path, screenshot)
+  assert messages == []
+  for section in SECTIONS:
+    assert f'<section id="{section}">' in dom
+  for chart in ('confusion-matrix', 'roc', 'lineage-graph'):
+    assert f'id="{chart}"' in dom
+  picture = np.asarray(Image.open(screenshot).convert('RGB'))
+  assert picture.shape == (4000, 1280, 3)
+  def has_colour(rgb):
+    return bool(np.any(np.all(np.abs(picture.astype(int) - rgb) < 12, -1)))
+  assert has_colour((192, 57, 43))   # the ROC curve
+  assert has_colour((74, 123, 208))  # histogram bars
+  assert has_colour((255, 244, 224))  # the lineage graph's component boxes
+
+  # The harness does see a console error when there is one.
+  broken = tmp_path / 'broken.html'
+  broken.write_text('<p>x</p><script>console.error("boom"); nope();</script>')
+  messages, _ = headless.load(chromium, str(broken), str(tmp_path / 'b.png'),
+                              height=200)
+  assert any('boom' in m for m in messages)
+  assert any('nope is not defined' in m for m in messages)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from components.tflite_pusher import push
 from pipeline import config as config_lib
+from pipeline import lineage
 from pipeline import mlmd
 from pipeline import schedule
 
@@ -98,3 +99,32 @@ def test_retraining_over_three_spans(tmp_path):
   assert third.summary['metrics']['auc'] < config.min_auc
 
   assert schedule.tick(config).action == 'no-new-data'
+
+  # Lineage: each pushed version reaches back to the spans it was trained
+  # on, and the reverse names only the models made from a span. The
+  # Evaluator's baseline is not a source: version 1 did not come from span 2.
+  v2 = lineage.model_lineage(store, lineage.find_pushed_model(
+      store, push_destination=config.push_destination))
+  assert v2['pushed_model']['pushed_version'] == '2'
+  second_run_id = runs[0].name
+  assert v2['trainer']['run_id'] == second_run_id
+  [examples] = v2['examples']
+  assert examples['spans'] == [1, 2]
+  assert [s['source'] for _, s in sorted(examples['sources'].items())] == [
+      str(tmp_path / 'in1'), str(tmp_path / 'in2')]
+  assert v2['model']['id'] != first_model.id
+  v1 = lineage.model_lineage(store, lineage.find_pushed_model(store, '1'))
+  assert v1['model']['id'] == first_model.id
+  assert v1['examples'][0]['spans'] == [1]
+
+  def pushed_from(span):
+    return sorted(p['version'] for row in lineage.models_from_span(store, span)
+                  for p in row['pushed'])
+
+  assert pushed_from(1) == ['1', '2']
+  assert pushed_from(2) == ['2']
+  assert pushed_from(3) == []
+  [window3] = lineage.models_from_span(store, 3)
+  assert window3['spans'] == [1, 2, 3] and len(window3['models']) == 1
+  with pytest.raises(lineage.LineageError, match='span 4'):
+    lineage.models_from_span(store, 4)

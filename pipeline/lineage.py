@@ -1,0 +1,462 @@
+"""Lineage in ML Metadata: from a pushed model back to the data, and back.
+
+A TFX artifact's lineage is written as events: an execution's OUTPUT event
+names what it produced, its INPUT events what it read. Walking those events
+backwards from a PushedModel reaches the blessing, the evaluation, the
+model, the trainer run, the transform graph, the schema and the Examples of
+ImportExampleGen; forwards from an Examples artifact, it reaches every model
+trained on it.
+
+Two details of how our pipeline records things:
+- A cached execution re-publishes the artifacts of the execution it reuses,
+  so an artifact can have several producers. The first one that ran (not
+  cached) is the one that made it.
+- The Evaluator reads the previous blessed model as `baseline_model`. That is
+  a comparison, not a source: walks do not follow it, or every model would
+  seem to come from the data of the models before it.
+
+An Examples artifact of ImportExampleGen is a *window* of data spans (see
+`pipeline.window`); its `window.json` names them, and each span's
+`ingest.json` names the folder it was ingested from.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import ingest
+from pipeline import mlmd
+from pipeline import run as run_lib
+from pipeline import window
+
+_Event = metadata_store_pb2.Event
+_COMPARISON_KEYS = frozenset({'baseline_model'})
+
+
+class LineageError(LookupError):
+  """Raised when the model or span asked for is not in ML Metadata."""
+
+
+def _keys(event: metadata_store_pb2.Event) -> Set[str]:
+  return {step.key for step in event.path.steps if step.HasField('key')}
+
+
+def _is_source(event: metadata_store_pb2.Event) -> bool:
+  """Whether an input event is a real source (not a baseline comparison)."""
+  keys = _keys(event)
+  return not keys or not keys <= _COMPARISON_KEYS
+
+
+def _types(store) -> Tuple[Dict[int, str], Dict[int, str]]:
+  return ({t.id: t.name for t in store.get_artifact_types()},
+          {t.id: t.name for t in store.get_execution_types()})
+
+
+def _component(store, execution: metadata_store_pb2.Execution) -> str:
+  for context in store.get_contexts_by_execution(execution.id):
+    if context.type == mlmd.NODE_CONTEXT:
+      return context.name.split('.', 1)[-1]
+  return execution.type.rsplit('.', 1)[-1]
+
+
+def _run_id(store, execution: metadata_store_pb2.Execution) -> Optional[str]:
+  for context in store.get_contexts_by_execution(execution.id):
+    if context.type == mlmd.PIPELINE_RUN_CONTEXT:
+      return context.name
+  return None
+
+
+def producer(store, artifact_id: int
+             ) -> Optional[metadata_store_pb2.Execution]:
+  """The execution that made an artifact: the first that ran, not cached."""
+  ids = [e.execution_id for e in store.get_events_by_artifact_ids(
+      [artifact_id]) if e.type == _Event.OUTPUT]
+  executions = sorted(store.get_executions_by_id(ids), key=lambda e: e.id)
+  for execution in executions:
+    if execution.last_known_state == metadata_store_pb2.Execution.COMPLETE:
+      return execution
+  return executions[0] if executions else None
+
+
+def _inputs(store, execution_id: int) -> List[Tuple[str, int]]:
+  """(input key, artifact id) of an execution's source inputs."""
+  return [(sorted(_keys(e))[0] if _keys(e) else '', e.artifact_id)
+          for e in store.get_events_by_execution_ids([execution_id])
+          if e.type == _Event.INPUT and _is_source(e)]
+
+
+def upstream_graph(store, artifact_id: int) -> Dict[str, Any]:
+  """Every artifact and execution an artifact was derived from.
+
+  Args:
+    store: an ML Metadata store.
+    artifact_id: where to start.
+
+  Returns:
+    `{'nodes': [...], 'edges': [[from, to], ...]}`; a node is
+    `{'id': 'a14' or 'e8', 'kind': 'artifact'|'execution', 'name': ...}`
+    (artifact type or component) with `uri` or `state`; edges point from
+    source to result.
+  """
+  artifact_types, _ = _types(store)
+  nodes: Dict[str, Dict[str, Any]] = {}
+  edges: List[List[str]] = []
+  pending = [artifact_id]
+  while pending:
+    current = pending.pop()
+    node_id = f'a{current}'
+    if node_id in nodes:
+      continue
+    artifact = store.get_artifacts_by_id([current])[0]
+    nodes[node_id] = {'id': node_id, 'kind': 'artifact',
+                      'name': artifact_types.get(artifact.type_id, '?'),
+                      'artifact_id': current, 'uri': artifact.uri}
+    execution = producer(store, current)
+    if execution is None:
+      continue
+    execution_node = f'e{execution.id}'
+    edges.append([execution_node, node_id])
+    if execution_node in nodes:
+      continue
+    nodes[execution_node] = {
+        'id': execution_node, 'kind': 'execution',
+        'name': _component(store, execution), 'execution_id': execution.id,
+        'run_id': _run_id(store, execution)}
+    for _, input_id in _inputs(store, execution.id):
+      edges.append([f'a{input_id}', execution_node])
+      pending.append(input_id)
+  unique_edges = sorted({tuple(e) for e in edges})
+  return {'nodes': sorted(nodes.values(), key=lambda n: n['id']),
+          'edges': [list(e) for e in unique_edges]}
+
+
+def downstream_artifacts(store, artifact_id: int) -> List[int]:
+  """Every artifact derived from an artifact (not through baselines)."""
+  seen: Set[int] = set()
+  seen_executions: Set[int] = set()
+  pending = [artifact_id]
+  while pending:
+    current = pending.pop()
+    for event in store.get_events_by_artifact_ids([current]):
+      if (event.type != _Event.INPUT or not _is_source(event)
+          or event.execution_id in seen_executions):
+        continue
+      seen_executions.add(event.execution_id)
+      for out in store.get_events_by_execution_ids([event.execution_id]):
+        if out.type == _Event.OUTPUT and out.artifact_id not in seen:
+          seen.add(out.artifact_id)
+          pending.append(out.artifact_id)
+  seen.discard(artifact_id)
+  return sorted(seen)
+
+
+def _execution_settings(execution: metadata_store_pb2.Execution
+                        ) -> Dict[str, Any]:
+  """An execution's properties, JSON strings decoded."""
+  settings = {}
+  for name, value in list(execution.custom_properties.items()) + list(
+      execution.properties.items()):
+    kind = value.WhichOneof('value')
+    plain = getattr(value, kind) if kind else None
+    if isinstance(plain, str) and plain[:1] in '{[':
+      try:
+        plain = json.loads(plain)
+      except ValueError:
+        pass
+    settings[name] = plain
+  return settings
+
+
+def data_spans(store, examples: metadata_store_pb2.Artifact
+               ) -> Dict[str, Any]:
+  """The data spans behind an ImportExampleGen Examples artifact.
+
+  Returns:
+    `{'window_span': N, 'spans': [...], 'sources': {span: ingest.json
+    summary}}`; `spans` is empty when the window folder is gone.
+  """
+  span = mlmd.custom_value(examples, 'span')
+  result: Dict[str, Any] = {'window_span': span, 'spans': [], 'sources': {}}
+  execution = producer(store, examples.id)
+  if execution is None or span is None:
+    return result
+  input_base = mlmd.custom_value(execution, 'input_base')
+  if not input_base:
+    return result
+  window_dir = os.path.join(input_base, f'span-{span}')
+  try:
+    result['spans'] = window.read_window(window_dir)
+    with open(os.path.join(window_dir, window.WINDOW_FILE),
+              encoding='utf-8') as f:
+      data_root = json.load(f).get('data_root')
+  except (OSError, ValueError, KeyError):
+    return result
+  for data_span in result['spans']:
+    report = ingest.read_report(os.path.join(data_root, f'span-{data_span}'))
+    if report:
+      result['sources'][data_span] = {
+          'folder': os.path.join(data_root, f'span-{data_span}'),
+          'source': report.get('source'), 'counts': report.get('counts'),
+          'ingested': report.get('created')}
+  return result
+
+
+def _artifact_summary(artifact, type_name: str) -> Dict[str, Any]:
+  return {'id': artifact.id, 'type': type_name, 'uri': artifact.uri}
+
+
+def _consumer_outputs(store, artifact_id: int, output_type: str,
+                      artifact_types) -> Optional[metadata_store_pb2.Artifact]:
+  """The first `output_type` artifact made from an artifact, if any."""
+  for derived in store.get_artifacts_by_id(
+      downstream_artifacts_one_step(store, artifact_id)):
+    if artifact_types.get(derived.type_id) == output_type:
+      return derived
+  return None
+
+
+def downstream_artifacts_one_step(store, artifact_id: int) -> List[int]:
+  """Artifacts made by the executions that read an artifact."""
+  executions = {e.execution_id for e in store.get_events_by_artifact_ids(
+      [artifact_id]) if e.type == _Event.INPUT and _is_source(e)}
+  return sorted({e.artifact_id for e in store.get_events_by_execution_ids(
+      sorted(executions)) if e.type == _Event.OUTPUT})
+
+
+def find_pushed_model(store, version: Optional[str] = None,
+                      path: Optional[str] = None,
+                      artifact_id: Optional[int] = None,
+                      push_destination: Optional[str] = None
+                      ) -> metadata_store_pb2.Artifact:
+  """The PushedModel artifact that pushed a version, folder or id.
+
+  With no argument, the version `LATEST` points to in `push_destination`.
+
+  Raises:
+    LineageError: when nothing matches.
+  """
+  pushed = sorted(store.get_artifacts_by_type('PushedModel'),
+                  key=lambda a: a.id)
+  if artifact_id is not None:
+    for artifact in pushed:
+      if artifact.id == artifact_id:
+        return artifact
+    raise LineageError(f'No PushedModel artifact with id {artifact_id} '
+                       '(see `inspect artifacts --type PushedModel`).')
+  if path is not None:
+    target = os.path.realpath(path)
+    if os.path.isfile(target):
+      target = os.path.dirname(target)
+    for artifact in pushed:
+      destination = mlmd.custom_value(artifact, 'pushed_destination')
+      if mlmd.custom_value(artifact, 'pushed') and destination and (
+          os.path.realpath(destination) == target):
+        return artifact
+      if os.path.realpath(artifact.uri) == target:
+        return artifact
+    raise LineageError(f'No pushed model was recorded at {path}.')
+  if version is None:
+    if not push_destination:
+      raise LineageError('Name a model: a version, a path or an artifact id.')
+    from components.tflite_pusher import push  # pylint: disable=g-import-not-at-top
+    latest = push.latest_version(push_destination)
+    if latest is None:
+      raise LineageError(f'Nothing has been pushed to {push_destination}.')
+    version = str(latest)
+  version = str(version).lstrip('v')
+  for artifact in pushed:  # oldest first: the one that wrote the version
+    if (mlmd.custom_value(artifact, 'pushed')
+        and str(mlmd.custom_value(artifact, 'pushed_version')) == version):
+      return artifact
+  raise LineageError(f'No pushed model version {version} in ML Metadata '
+                     '(see `inspect artifacts --type PushedModel`).')
+
+
+def model_lineage(store, pushed: metadata_store_pb2.Artifact
+                  ) -> Dict[str, Any]:
+  """The chain from a pushed model back to the ingested spans.
+
+  Returns:
+    A dict with `pushed_model` (its figures), `blessing`, `evaluation`
+    (with metrics), `model`, `trainer` (run and settings), `transform_graph`,
+    `schema`, `examples` (each with its data spans, statistics and
+    anomalies) and the `graph` (see :func:`upstream_graph`).
+  """
+  artifact_types, _ = _types(store)
+  graph = upstream_graph(store, pushed.id)
+  by_type: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+  ids = [n['artifact_id'] for n in graph['nodes'] if n['kind'] == 'artifact']
+  for artifact in sorted(store.get_artifacts_by_id(ids), key=lambda a: a.id):
+    by_type.setdefault(artifact_types.get(artifact.type_id, '?'),
+                       []).append(artifact)
+
+  result: Dict[str, Any] = {
+      'pushed_model': dict(_artifact_summary(pushed, 'PushedModel'),
+                           **run_lib.pushed_summary(pushed)),
+      'graph': graph,
+  }
+  for blessing in by_type.get('ModelBlessing', []):
+    result['blessing'] = dict(_artifact_summary(blessing, 'ModelBlessing'),
+                              blessed=bool(mlmd.custom_value(blessing,
+                                                             'blessed')))
+    evaluator = producer(store, blessing.id)
+    if evaluator is not None:
+      for evaluation in mlmd.output_artifacts(store, evaluator.id).get(
+          'evaluation', []):
+        result['evaluation'] = dict(
+            _artifact_summary(evaluation, 'ModelEvaluation'),
+            run_id=_run_id(store, evaluator),
+            metrics=run_lib.evaluation_metrics(evaluation.uri))
+  for model in by_type.get('Model', []):
+    result['model'] = _artifact_summary(model, 'Model')
+    trainer = producer(store, model.id)
+    if trainer is not None:
+      settings = _execution_settings(trainer)
+      result['trainer'] = {
+          'execution_id': trainer.id, 'run_id': _run_id(store, trainer),
+          'train_args': settings.get('train_args'),
+          'eval_args': settings.get('eval_args'),
+          'custom_config': settings.get('custom_config')}
+  for name, key in (('TransformGraph', 'transform_graph'),
+                    ('Schema', 'schema')):
+    for artifact in by_type.get(name, []):
+      result[key] = _artifact_summary(artifact, name)
+  if 'schema' in result:
+    schema_producer = producer(store, result['schema']['id'])
+    if schema_producer is not None:
+      result['schema']['schema_file'] = mlmd.custom_value(schema_producer,
+                                                          'schema_file')
+  examples = []
+  for artifact in by_type.get('Examples', []):
+    maker = producer(store, artifact.id)
+    if maker is None or _component(store, maker) != 'ImportExampleGen':
+      continue
+    entry = dict(_artifact_summary(artifact, 'Examples'),
+                 **data_spans(store, artifact))
+    statistics = _consumer_outputs(store, artifact.id, 'ExampleStatistics',
+                                   artifact_types)
+    if statistics is not None:
+      entry['statistics'] = _artifact_summary(statistics, 'ExampleStatistics')
+      anomalies = _consumer_outputs(store, statistics.id, 'ExampleAnomalies',
+                                    artifact_types)
+      if anomalies is not None:
+        entry['anomalies'] = dict(
+            _artifact_summary(anomalies, 'ExampleAnomalies'),
+            blessed=mlmd.custom_value(anomalies, 'blessed'))
+    examples.append(entry)
+  result['examples'] = examples
+  return result
+
+
+def models_from_span(store, span: int) -> List[Dict[str, Any]]:
+  """Which models came from a data span (the reverse of the lineage).
+
+  Returns:
+    One entry per Examples window that holds the span: `examples_id`,
+    `window_span`, `spans`, the `models` trained on it (id, URI) and the
+    versions `pushed` from them (version, mode, artifact id).
+  """
+  artifact_types, _ = _types(store)
+  result = []
+  for examples in sorted(store.get_artifacts_by_type('Examples'),
+                         key=lambda a: a.id):
+    maker = producer(store, examples.id)
+    if maker is None or _component(store, maker) != 'ImportExampleGen':
+      continue
+    spans = data_spans(store, examples)
+    covered = spans['spans'] or [spans['window_span']]
+    if span not in covered:
+      continue
+    derived = store.get_artifacts_by_id(downstream_artifacts(store,
+                                                             examples.id))
+    models, pushed = [], {}
+    for artifact in sorted(derived, key=lambda a: a.id):
+      kind = artifact_types.get(artifact.type_id)
+      if kind == 'Model':
+        models.append({'id': artifact.id, 'uri': artifact.uri})
+      elif kind == 'PushedModel' and mlmd.custom_value(artifact, 'pushed'):
+        version = str(mlmd.custom_value(artifact, 'pushed_version'))
+        pushed.setdefault(version, {
+            'version': version, 'id': artifact.id,
+            'mode': mlmd.custom_value(artifact, 'mode'),
+            'path': mlmd.custom_value(artifact, 'pushed_destination')})
+    result.append({'examples_id': examples.id,
+                   'window_span': spans['window_span'],
+                   'spans': spans['spans'], 'models': models,
+                   'pushed': list(pushed.values())})
+  if not result:
+    raise LineageError(f'No Examples in ML Metadata hold data span {span}.')
+  return result
+
+
+def format_model_lineage(lineage: Dict[str, Any]) -> str:
+  """The lineage of a pushed model as console lines, model first."""
+  pushed = lineage['pushed_model']
+  lines = [f"Pushed model v{pushed.get('pushed_version')} "
+           f"({pushed.get('mode')}), artifact {pushed['id']}: "
+           f"{pushed.get('pushed_destination')}",
+           f"  TFLite {pushed.get('tflite_bytes')} bytes "
+           f"({pushed.get('size_ratio')}x float32), accuracy "
+           f"{pushed.get('tflite_accuracy')} (drop "
+           f"{pushed.get('accuracy_drop')}), AUC {pushed.get('tflite_auc')}, "
+           f"{pushed.get('latency_ms_median')} ms per image"]
+  blessing = lineage.get('blessing')
+  if blessing:
+    lines.append(f"<- blessing {blessing['id']}: "
+                 f"{'blessed' if blessing['blessed'] else 'NOT blessed'}")
+  evaluation = lineage.get('evaluation')
+  if evaluation:
+    metrics = evaluation.get('metrics', {})
+    lines.append(f"<- evaluation {evaluation['id']} (run "
+                 f"{evaluation.get('run_id')}): " + ', '.join(
+                     f'{k} {v:g}' for k, v in sorted(metrics.items())))
+  model = lineage.get('model')
+  if model:
+    lines.append(f"<- model {model['id']}: {model['uri']}")
+  trainer = lineage.get('trainer')
+  if trainer:
+    config = trainer.get('custom_config') or {}
+    train_args = trainer.get('train_args') or {}
+    lines.append(f"<- Trainer execution {trainer['execution_id']} (run "
+                 f"{trainer.get('run_id')}): {train_args.get('num_steps')} "
+                 'steps, ' + ', '.join(f'{k}={v}' for k, v in sorted(
+                     config.items()) if not isinstance(v, (dict, list))))
+  for key, label in (('transform_graph', 'transform graph'),
+                     ('schema', 'schema')):
+    if lineage.get(key):
+      lines.append(f"<- {label} {lineage[key]['id']}: {lineage[key]['uri']}"
+                   + (f" (from {lineage[key]['schema_file']})"
+                      if lineage[key].get('schema_file') else ''))
+  for examples in lineage.get('examples', []):
+    lines.append(f"<- examples {examples['id']} (window span "
+                 f"{examples['window_span']}, data spans "
+                 f"{', '.join(map(str, examples['spans'])) or '?'}): "
+                 f"{examples['uri']}")
+    if examples.get('statistics'):
+      lines.append(f"   statistics {examples['statistics']['id']}: "
+                   f"{examples['statistics']['uri']}")
+    if examples.get('anomalies'):
+      lines.append(f"   anomalies {examples['anomalies']['id']}: blessed "
+                   f"{examples['anomalies'].get('blessed')}")
+    for span, source in sorted(examples.get('sources', {}).items()):
+      counts = ', '.join(f'{k} {v}' for k, v in
+                         (source.get('counts') or {}).items())
+      lines.append(f"   <- data span {span} ({counts}), ingested "
+                   f"{source.get('ingested')} from {source.get('source')}")
+  return '\n'.join(lines)
+
+
+def format_models_from_span(span: int, rows: List[Dict[str, Any]]) -> str:
+  """The models of a data span as console lines."""
+  lines = []
+  for row in rows:
+    pushed = ', '.join(f"v{p['version']} ({p['mode']})" for p in row['pushed'])
+    lines.append(
+        f"data span {span} -> examples {row['examples_id']} (window span "
+        f"{row['window_span']}, spans "
+        f"{', '.join(map(str, row['spans'])) or '?'}) -> models "
+        f"{', '.join(str(m['id']) for m in row['models']) or 'none'}"
+        f" -> pushed {pushed or 'nothing'}")
+  return '\n'.join(lines)
