@@ -7,7 +7,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test lock clean
+.PHONY: setup run test bench lock clean
 
 setup:
 	@bash scripts/setup_env.sh $(VENV)
@@ -21,6 +21,10 @@ run: setup
 test: setup
 	@bash scripts/ensure_browser.sh
 	$(PY) -m pytest
+
+## The benchmark suite (about 30 min on 2 cores): bench/RESULTS.md.
+bench: setup
+	$(PY) bench/run_bench.py
 
 ## Re-resolve requirements.in into a complete requirements.lock.
 lock:

@@ -38,6 +38,22 @@ def test_augmentation_keeps_shape_and_pixel_range():
   assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 255
 
 
+def test_augmentation_draws_a_shift_and_bands_per_image():
+  tf.random.set_seed(3)
+  ramp = tf.tile(tf.range(32, dtype=tf.float32)[None, :, None], [32, 1, 3])
+  batch = tf.cast(tf.stack([ramp * 8] * 4), tf.uint8)
+  out = trainer.augment_batch(batch).numpy()
+  assert out.shape == (4, 32, 32, 3) and out.dtype == np.float32
+  # Each image has its own circular shift: the first columns differ.
+  assert len({tuple(image[0, :, 0]) for image in out}) == 4
+  # Pixels are shifted originals or, in the masked bands, the image's mean
+  # (a circular shift keeps it: the ramp 0, 8, .., 248 averages 124).
+  originals = set((np.arange(32) * 8).astype(np.float32))
+  for image in out:
+    assert set(np.unique(image)) <= originals | {124.0}
+  assert any(124.0 in image for image in out)
+
+
 def test_training_learns_a_separable_problem():
   tf.keras.utils.set_random_seed(1)
   rng = np.random.default_rng(1)
@@ -121,6 +137,14 @@ def test_make_dataset_streams_transformed_pngs(tmp_path):
   assert images.shape == (3, 16, 16, 3) and images.dtype == np.float32
   np.testing.assert_array_equal(labels[:, 0], [0, 1, 1])
   np.testing.assert_array_equal(images[:, 0, 0, 0], [0, 200, 200])
+  cache = tmp_path / 'cache'
+  cache.mkdir()
+  cached = trainer.make_dataset([path], FakeTransformOutput(), 3, 16, 3,
+                                training=True, cache_dir=str(cache))
+  first = next(iter(cached))
+  assert first[0].shape == (3, 16, 16, 3) and first[1].shape == (3, 1)
+  assert sorted(first[1].numpy()[:, 0]) == [0, 1, 1]
+  assert any(name.startswith('decoded') for name in os.listdir(cache))
   with pytest.raises(ValueError, match='No transformed examples'):
     trainer.make_dataset([os.path.join(str(tmp_path), 'none-*')],
                          FakeTransformOutput(), 2, 16, 3, training=False)

@@ -1,0 +1,670 @@
+"""The benchmark suite: our pipeline against the notebook way, side by side.
+
+`make bench` runs it on this machine and writes `bench/RESULTS.md` and
+`bench/results.json`. Four parts:
+
+1. Pipeline vs notebook: wall time of a cold pipeline run (ingest + run, in
+   a fresh workspace, as a new process), of the reruns served from the
+   cache, and of `bench/notebook.py` (flow_from_directory, fit, TFLite
+   conversion, interpreter predictions) on the same images, the same model
+   and the same number of steps; medians of `--repeats` runs; time per
+   component.
+2. Input throughput: images per second delivered by the Trainer's input
+   (transformed examples through tf.data) and by flow_from_directory over
+   the same images, without the model.
+3. The pushed model per quantization mode: size, accuracy and AUC on the
+   eval split, single-image latency (one thread, after warm-up, median of
+   `--invokes` invokes), beside the Keras model's `predict` on one image and
+   a batched `model(x)` call.
+4. Scale: the pipeline at 1x, 4x and 8x the default data: time per
+   component, bytes per transformed example, peak memory of the run's
+   process tree.
+
+Every timed run is a separate process, so each pays for its own start-up,
+as a user's does. Work files go to `bench/out/` (git-ignored).
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import pipeline  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+
+DEFAULT_PER_CLASS = 1000
+# Settings every `python -m pipeline run` of the suite gets (see main).
+RUN_ARGS: List[str] = []
+CLASSES = ('not_instrument', 'instrument')
+
+
+def log(message: str) -> None:
+  print(f'[{datetime.datetime.now():%H:%M:%S}] bench: {message}', flush=True)
+
+
+# --------------------------------------------------------------- processes
+
+
+def _tree_rss(process) -> int:
+  import psutil  # pylint: disable=g-import-not-at-top
+  total = 0
+  try:
+    members = [process] + process.children(recursive=True)
+  except psutil.Error:
+    return 0
+  for member in members:
+    try:
+      total += member.memory_info().rss
+    except psutil.Error:
+      pass
+  return total
+
+
+def run_process(args: List[str], log_path: str) -> Dict[str, Any]:
+  """Runs a command; returns wall seconds, peak tree RSS and its stdout.
+
+  Raises:
+    RuntimeError: when the command fails (its log is named).
+  """
+  import psutil  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='3',
+             PYTHONHASHSEED='0', PYTHONPATH=ROOT)
+  started = time.time()
+  with open(log_path, 'w', encoding='utf-8') as err:
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err,
+                               cwd=ROOT, env=env, text=True)
+    watched = psutil.Process(process.pid)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+      while not done.is_set():
+        peak[0] = max(peak[0], _tree_rss(watched))
+        done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = process.communicate()
+    done.set()
+    sampler.join()
+  seconds = time.time() - started
+  if process.returncode != 0:
+    raise RuntimeError(f'{" ".join(args)} failed ({process.returncode}); '
+                       f'see {log_path}')
+  return {'seconds': seconds, 'peak_rss_bytes': peak[0], 'stdout': out}
+
+
+def cli(*args: str) -> List[str]:
+  return [sys.executable, '-m', 'pipeline', *args]
+
+
+def synth(data_dir: str, per_class: int, seed: int, log_dir: str) -> None:
+  run_process(cli('synth', '--out', data_dir, '--per-class', str(per_class),
+                  '--seed-data', str(seed)),
+              os.path.join(log_dir, f'synth-{per_class}.log'))
+
+
+def pipeline_run(workspace: str, data_dir: str, log_dir: str, tag: str,
+                 ingest: bool = True) -> Dict[str, Any]:
+  """Ingest (optionally) then run; returns times, memory and the summary."""
+  result: Dict[str, Any] = {}
+  if ingest:
+    ingested = run_process(cli('ingest', '--workspace', workspace, data_dir),
+                           os.path.join(log_dir, f'{tag}-ingest.log'))
+    result['ingest_seconds'] = ingested['seconds']
+  ran = run_process(cli('run', '--workspace', workspace, '--json',
+                        *RUN_ARGS),
+                    os.path.join(log_dir, f'{tag}-run.log'))
+  summary = _last_json(ran['stdout'])
+  result.update(run_seconds=ran['seconds'],
+                peak_rss_bytes=ran['peak_rss_bytes'],
+                components={c['node']: c['seconds']
+                            for c in summary['components']},
+                summary=summary)
+  return result
+
+
+def _bytes_per_example(summary: Dict[str, Any]) -> Optional[float]:
+  return (summary.get('transformed') or {}).get('disk_bytes_per_example')
+
+
+def _last_json(stdout: str) -> Dict[str, Any]:
+  """The JSON document printed last (progress lines come before it)."""
+  lines = stdout.splitlines()
+  start = max(i for i, line in enumerate(lines) if line == '{')
+  return json.loads('\n'.join(lines[start:]))
+
+
+def median(values: List[float]) -> float:
+  return float(statistics.median(values)) if values else float('nan')
+
+
+# ------------------------------------------------------------------ parts
+
+
+def part_pipeline_vs_notebook(data_dir: str, out: str, repeats: int,
+                              steps: int, per_class: int) -> Dict[str, Any]:
+  """Part 1; also leaves the first workspace for parts 2 and 3."""
+  logs = os.path.join(out, 'logs')
+  cold, notebook = [], []
+  keep = os.path.join(out, 'ws-1x')
+  reruns: Dict[str, List[float]] = {'second': [], 'third': []}
+  for index in range(repeats):
+    workspace = keep if index == 0 else os.path.join(out, f'ws-cold-{index}')
+    shutil.rmtree(workspace, ignore_errors=True)
+    log(f'part 1: cold pipeline run {index + 1}/{repeats}')
+    result = pipeline_run(workspace, data_dir, logs, f'cold{index}')
+    cold.append(result)
+    log(f"  ingest {result['ingest_seconds']:.1f} s, run "
+        f"{result['run_seconds']:.1f} s")
+    for which in ('second', 'third'):
+      again = pipeline_run(workspace, data_dir, logs, f'{which}{index}',
+                           ingest=False)
+      reruns[which].append(again['run_seconds'])
+      log(f"  {which} run {again['run_seconds']:.1f} s")
+    if workspace != keep:
+      shutil.rmtree(workspace, ignore_errors=True)
+    log(f'part 1: notebook script run {index + 1}/{repeats}')
+    ran = run_process([sys.executable, os.path.join(ROOT, 'bench',
+                                                    'notebook.py'),
+                       data_dir, os.path.join(out, 'notebook'), '--steps',
+                       str(steps)],
+                      os.path.join(logs, f'notebook{index}.log'))
+    figures = json.loads(ran['stdout'].strip().splitlines()[-1])
+    figures['wall_seconds'] = ran['seconds']
+    figures['peak_rss_bytes'] = ran['peak_rss_bytes']
+    notebook.append(figures)
+    log(f"  notebook {ran['seconds']:.1f} s")
+
+  components = sorted({c for r in cold for c in r['components']},
+                      key=lambda c: list(cold[0]['components']).index(c)
+                      if c in cold[0]['components'] else 99)
+  cold_total = median([r['ingest_seconds'] + r['run_seconds'] for r in cold])
+  return {
+      'repeats': repeats,
+      'images': 2 * per_class,
+      'cold_ingest_seconds': median([r['ingest_seconds'] for r in cold]),
+      'cold_run_seconds': median([r['run_seconds'] for r in cold]),
+      'cold_total_seconds': cold_total,
+      'second_run_seconds': median(reruns['second']),
+      'cached_run_seconds': median(reruns['third']),
+      'components': {c: median([r['components'].get(c, 0.0) for r in cold])
+                     for c in components},
+      'notebook_seconds': median([n['wall_seconds'] for n in notebook]),
+      'notebook_phases': {k: median([n[k] for n in notebook]) for k in (
+          'import_seconds', 'fit_seconds', 'keras_eval_seconds',
+          'convert_seconds', 'tflite_predict_seconds')},
+      'notebook_steps': notebook[0]['train_steps'],
+      'notebook_accuracy': median([n['keras_accuracy'] for n in notebook]),
+      'notebook_tflite_accuracy': median([n['tflite_accuracy']
+                                          for n in notebook]),
+      'notebook_tflite_bytes': notebook[0]['tflite_bytes'],
+      'pipeline_metrics': cold[0]['summary'].get('metrics'),
+      'transformed_bytes': _bytes_per_example(cold[0]['summary']),
+      'pipeline_pushed': cold[0]['summary'].get('pushed'),
+      'cold_runs': [{k: v for k, v in r.items() if k != 'summary'}
+                    for r in cold],
+      'notebook_runs': notebook,
+  }
+
+
+def _transform_paths(workspace: str) -> Tuple[str, str]:
+  """The newest Transform graph and its train split's files."""
+  root = os.path.join(workspace, 'tfx', 'Transform')
+  graph = max(glob.glob(os.path.join(root, 'transform_graph', '*')),
+              key=os.path.getmtime)
+  examples = max(glob.glob(os.path.join(root, 'transformed_examples', '*')),
+                 key=os.path.getmtime)
+  return graph, os.path.join(examples, 'Split-train', '*')
+
+
+def part_input_throughput(workspace: str, data_dir: str, out: str,
+                          steps: int, batches: int) -> Dict[str, Any]:
+  """Part 2: images per second into training, without the model.
+
+  Our side is measured as the Trainer uses it: `steps` batches from a fresh
+  input, so the first pass (which decodes the PNGs and fills the on-disk
+  cache of decoded images) is included; the steady state after that pass is
+  reported too. `flow_from_directory` has no such first pass; its rate is
+  steady from the start and measured over `batches` batches.
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  from components.modules import trainer  # pylint: disable=g-import-not-at-top
+  graph, pattern = _transform_paths(workspace)
+  output = tft.TFTransformOutput(graph)
+  train_examples = sum(1 for _ in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(pattern), compression_type='GZIP'))
+  first_pass = -(-train_examples // 32)
+  result: Dict[str, Any] = {'steps': steps, 'batch_size': 32,
+                            'train_examples': train_examples,
+                            'flow_batches': batches}
+  for augment in (False, True):
+    cache = tempfile.mkdtemp(prefix='input-cache-', dir=out)
+    dataset = trainer.make_dataset([pattern], output, 32, 128, 3,
+                                   training=True, seed=0, augment=augment,
+                                   cache_dir=cache)
+    iterator = iter(dataset)
+    started = time.perf_counter()
+    marks = []
+    for index in range(steps):
+      next(iterator)
+      if index + 1 in (first_pass, first_pass + 1):
+        marks.append(time.perf_counter())
+    total = time.perf_counter() - started
+    key = 'ours_augmented' if augment else 'ours'
+    result[f'{key}_images_per_second'] = steps * 32 / total
+    if len(marks) == 2 and steps > first_pass + 1:
+      result[f'{key}_first_pass_images_per_second'] = (
+          first_pass * 32 / (marks[0] - started))
+      result[f'{key}_steady_images_per_second'] = (
+          (steps - first_pass - 1) * 32 / (started + total - marks[1]))
+    del iterator, dataset
+    shutil.rmtree(cache, ignore_errors=True)
+    log(f"part 2: {key}: {result[f'{key}_images_per_second']:.0f} images/s "
+        f'over {steps} batches')
+  generator = tf.keras.preprocessing.image.ImageDataGenerator(rescale=1 / 255)
+  flow = generator.flow_from_directory(
+      data_dir, target_size=(128, 128), batch_size=32, classes=list(CLASSES),
+      class_mode='binary', seed=0)
+  for _ in range(5):
+    next(flow)
+  started = time.perf_counter()
+  for _ in range(batches):
+    next(flow)
+  result['flow_from_directory_images_per_second'] = batches * 32 / (
+      time.perf_counter() - started)
+  log('part 2: flow_from_directory: '
+      f"{result['flow_from_directory_images_per_second']:.0f} images/s")
+  flow_rate = result['flow_from_directory_images_per_second']
+  result['ratio'] = result['ours_images_per_second'] / flow_rate
+  result['ratio_augmented'] = (result['ours_augmented_images_per_second'] /
+                               flow_rate)
+  return result
+
+
+def part_pushed_model(workspace: str, invokes: int) -> Dict[str, Any]:
+  """Part 3: each quantization mode against the Keras model."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.modules import features  # pylint: disable=g-import-not-at-top
+  model_dir = max(glob.glob(os.path.join(workspace, 'tfx', 'Trainer', 'model',
+                                         '*', 'Format-Serving')),
+                  key=os.path.getmtime)
+  _, pattern = _transform_paths(workspace)
+  eval_pattern = pattern.replace('Split-train', 'Split-eval')
+  images, labels = conversion.load_images(
+      eval_pattern, features.IMAGE_PNG_KEY, features.LABEL_KEY, 128, 3)
+  calibration, _ = conversion.load_images(
+      pattern, features.IMAGE_PNG_KEY, features.LABEL_KEY, 128, 3,
+      limit=300, seed=0)
+  signature = 'serving_image'
+  modes = {}
+  for mode in ('none', 'dynamic', 'int8', 'float16'):
+    model, figures = conversion.convert_and_check(
+        model_dir, signature, mode, images, labels,
+        representative_images=calibration if mode == 'int8' else None,
+        latency_runs=invokes)
+    modes[mode] = {k: figures[k] for k in (
+        'tflite_bytes', 'size_ratio', 'tflite_accuracy', 'tflite_auc',
+        'savedmodel_accuracy', 'savedmodel_auc', 'agreement',
+        'latency_ms_median')}
+    del model
+    log(f"part 3: {mode}: {figures['tflite_bytes']} bytes, "
+        f"{figures['latency_ms_median']:.3f} ms")
+
+  keras_model = tf.keras.models.load_model(model_dir, compile=False)
+  one = images[:1]
+  times = []
+  for index in range(5 + 50):
+    started = time.perf_counter()
+    keras_model.predict(one, verbose=0)
+    if index >= 5:
+      times.append((time.perf_counter() - started) * 1000.0)
+  batch = tf.constant(images[:32])
+  batched = []
+  for index in range(3 + 30):
+    started = time.perf_counter()
+    keras_model(batch, training=False)
+    if index >= 3:
+      batched.append((time.perf_counter() - started) * 1000.0)
+  single_call = []
+  one_tensor = tf.constant(one)
+  for index in range(5 + invokes):
+    started = time.perf_counter()
+    keras_model(one_tensor, training=False)
+    if index >= 5:
+      single_call.append((time.perf_counter() - started) * 1000.0)
+  keras = {'predict_one_ms': median(times),
+           'call_one_ms': median(single_call),
+           'call_batch32_ms': median(batched),
+           'call_batch32_per_image_ms': median(batched) / 32,
+           'threads': 'TensorFlow default (all cores)'}
+  log(f"part 3: keras predict one image {keras['predict_one_ms']:.2f} ms")
+  return {'eval_images': int(len(labels)), 'invokes': invokes,
+          'modes': modes, 'keras': keras,
+          'int8_vs_keras_predict': keras['predict_one_ms'] /
+                                   modes['int8']['latency_ms_median'],
+          'int8_vs_float32': modes['none']['latency_ms_median'] /
+                             modes['int8']['latency_ms_median'],
+          'numpy': np.__version__}
+
+
+def part_scale(out: str, one_x: Dict[str, Any], factors: List[int],
+               keep: bool, per_class: int) -> Dict[str, Any]:
+  """Part 4: the pipeline at larger multiples of the default data."""
+  logs = os.path.join(out, 'logs')
+  first = one_x['cold_runs'][0]
+  rows = {1: {'images': 2 * per_class,
+              'run_seconds': first['run_seconds'],
+              'ingest_seconds': first['ingest_seconds'],
+              'peak_rss_bytes': first['peak_rss_bytes'],
+              'components': first['components'],
+              'bytes_per_transformed_example': one_x.get('transformed_bytes')}}
+  for factor in factors:
+    if factor == 1:
+      continue
+    folder = os.path.join(out, f'data-{factor}x')
+    log(f'part 4: making {factor}x data')
+    synth(folder, per_class * factor, 0, logs)
+    workspace = os.path.join(out, f'ws-{factor}x')
+    shutil.rmtree(workspace, ignore_errors=True)
+    log(f'part 4: pipeline at {factor}x')
+    result = pipeline_run(workspace, folder, logs, f'scale{factor}')
+    rows[factor] = {
+        'images': 2 * per_class * factor,
+        'run_seconds': result['run_seconds'],
+        'ingest_seconds': result['ingest_seconds'],
+        'peak_rss_bytes': result['peak_rss_bytes'],
+        'components': result['components'],
+        'bytes_per_transformed_example': _bytes_per_example(
+            result['summary'])}
+    log(f"  run {result['run_seconds']:.1f} s, peak "
+        f"{result['peak_rss_bytes'] / 2**20:.0f} MiB")
+    if not keep:
+      shutil.rmtree(workspace, ignore_errors=True)
+      shutil.rmtree(folder, ignore_errors=True)
+  return {'rows': rows}
+
+
+# ----------------------------------------------------------------- report
+
+
+def machine() -> Dict[str, Any]:
+  import apache_beam  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tfx  # pylint: disable=g-import-not-at-top
+  return {'cores': os.cpu_count(), 'machine': platform.machine(),
+          'system': platform.platform(), 'python': platform.python_version(),
+          'tensorflow': tf.__version__, 'tfx': tfx.__version__,
+          'apache_beam': apache_beam.__version__,
+          'keras': tf.keras.__version__ if hasattr(tf.keras, '__version__')
+                   else 'tf-keras',
+          'date': datetime.datetime.now().astimezone().isoformat(
+              timespec='seconds')}
+
+
+TARGETS = (
+    ('cold pipeline (ingest + run) vs notebook script', 'cold_vs_notebook',
+     '<=', 2.0),
+    ('cached rerun vs cold run', 'cached_vs_cold', '<=', 0.1),
+    ('training input vs flow_from_directory (images/s, like for like)',
+     'input_ratio', '>=', 5.0),
+    ('int8 single image vs Keras predict (speed-up)', 'int8_vs_keras', '>=',
+     20.0),
+    ('int8 vs float32 TFLite (speed-up)', 'int8_vs_float32', '>', 1.0),
+    ('dynamic file vs float32 file', 'dynamic_size', '<=', 0.3),
+    ('int8 file vs float32 file', 'int8_size', '<=', 0.3),
+    ('wall time 8x vs 4x', 'time_8x_vs_4x', '<=', 2.2),
+    ('peak memory 8x vs 4x', 'memory_8x_vs_4x', '<=', 1.25),
+    ('bytes per transformed example', 'bytes_per_example', '<=', 49152),
+)
+
+
+def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
+  one = results.get('pipeline_vs_notebook', {})
+  model = results.get('pushed_model', {})
+  scale = results.get('scale', {}).get('rows', {})
+  values: Dict[str, Optional[float]] = {}
+  if one:
+    values['cold_vs_notebook'] = (one['cold_total_seconds'] /
+                                  one['notebook_seconds'])
+    values['cached_vs_cold'] = (one['cached_run_seconds'] /
+                                one['cold_total_seconds'])
+    values['bytes_per_example'] = one.get('transformed_bytes')
+  if results.get('input_throughput'):
+    values['input_ratio'] = results['input_throughput']['ratio']
+  if model:
+    values['int8_vs_keras'] = model['int8_vs_keras_predict']
+    values['int8_vs_float32'] = model['int8_vs_float32']
+    values['dynamic_size'] = model['modes']['dynamic']['size_ratio']
+    values['int8_size'] = model['modes']['int8']['size_ratio']
+  four, eight = scale.get(4) or scale.get('4'), scale.get(8) or scale.get('8')
+  if four and eight:
+    values['time_8x_vs_4x'] = eight['run_seconds'] / four['run_seconds']
+    values['memory_8x_vs_4x'] = (eight['peak_rss_bytes'] /
+                                 four['peak_rss_bytes'])
+  return values
+
+
+def _met(value: Optional[float], op: str, bound: float) -> str:
+  if value is None:
+    return 'not measured'
+  ok = {'<=': value <= bound, '>=': value >= bound, '>': value > bound}[op]
+  return 'met' if ok else '**missed**'
+
+
+def markdown(results: Dict[str, Any]) -> str:
+  """The report, as Markdown."""
+  info = results['machine']
+  lines = ['# Benchmark results', '',
+           f"Measured {info['date']} by `make bench` on {info['cores']} cores "
+           f"({info['machine']}, {info['system']}); Python {info['python']}, "
+           f"TensorFlow {info['tensorflow']}, TFX {info['tfx']}, Beam "
+           f"{info['apache_beam']}. The suite took "
+           f"{results['bench_seconds'] / 60:.1f} min.", '',
+           '## Targets', '', '| target | measured | bound | |',
+           '|---|---|---|---|']
+  values = ratios(results)
+  for label, key, op, bound in TARGETS:
+    value = values.get(key)
+    shown = 'n/a' if value is None else (f'{value:,.0f}' if bound > 100
+                                         else f'{value:.3g}')
+    lines.append(f'| {label} | {shown} | {op} {bound:g} | '
+                 f'{_met(value, op, bound)} |')
+
+  one = results.get('pipeline_vs_notebook')
+  if one:
+    lines += ['', '## 1. Pipeline vs notebook', '',
+              f"Same {one['images']:,} images, same model, "
+              f"{one['notebook_steps']} training steps of 32 on both sides; "
+              f"median of {one['repeats']} runs, each a new process.", '',
+              '| | seconds |', '|---|---|',
+              f"| pipeline, cold: ingest | {one['cold_ingest_seconds']:.1f} |",
+              f"| pipeline, cold: run | {one['cold_run_seconds']:.1f} |",
+              f"| **pipeline, cold: total** | **{one['cold_total_seconds']:.1f}"
+              '** |',
+              f"| pipeline, second run (Evaluator and pusher run again, "
+              f"against the new baseline) | {one['second_run_seconds']:.1f} |",
+              f"| **pipeline, cached rerun** | "
+              f"**{one['cached_run_seconds']:.1f}** |",
+              f"| **notebook script** | **{one['notebook_seconds']:.1f}** |",
+              '', 'Time per component of the cold run (median):', '',
+              '| component | seconds |', '|---|---|']
+    lines += [f'| {c} | {s:.1f} |' for c, s in one['components'].items()]
+    phases = one['notebook_phases']
+    lines += ['', 'The notebook script by phase (median): ' + ', '.join(
+        f"{k.replace('_seconds', '').replace('_', ' ')} {v:.1f} s"
+        for k, v in phases.items()) + '.', '',
+              'What each side gives: the notebook ends with a `.tflite` file '
+              f"({one['notebook_tflite_bytes']:,} bytes; Keras accuracy "
+              f"{one['notebook_accuracy']:.3f}, TFLite accuracy "
+              f"{one['notebook_tflite_accuracy']:.3f} on its 20% "
+              'validation subset). The pipeline also computes statistics, '
+              'validates them against the schema, stops on bad data, '
+              'evaluates against thresholds and the previous model, checks '
+              'the TFLite model against the SavedModel before pushing it '
+              'atomically with a manifest, records everything in ML Metadata, '
+              'and reruns from its cache: evaluation '
+              + ', '.join(f'{k} {v}' for k, v in sorted(
+                  (one.get('pipeline_metrics') or {}).items())) + '.']
+
+  throughput = results.get('input_throughput')
+  if throughput:
+    def rates(key):
+      row = f"{throughput[f'{key}_images_per_second']:,.0f}"
+      if f'{key}_first_pass_images_per_second' in throughput:
+        row += (f" | {throughput[f'{key}_first_pass_images_per_second']:,.0f}"
+                f" | {throughput[f'{key}_steady_images_per_second']:,.0f}")
+      else:
+        row += ' | | '
+      return row
+    flow = throughput['flow_from_directory_images_per_second']
+    lines += ['', '## 2. Input throughput', '',
+              'Images per second delivered in batches of 32, no model. Ours: '
+              f"{throughput['steps']} batches from a fresh input, as the "
+              'Trainer draws them (its first pass over the '
+              f"{throughput['train_examples']:,} training examples decodes "
+              'the PNGs and caches the 8-bit pixels on disk; later passes '
+              'read that cache). `flow_from_directory`: '
+              f"{throughput['flow_batches']} batches after 5 of warm-up.", '',
+              '| input | images/s over the run | first pass | after it |',
+              '|---|---|---|---|',
+              f"| Trainer input, transformed examples through tf.data "
+              f"| {rates('ours')} |",
+              f"| the same, with the Trainer's augmentation (random shift "
+              f"and masked bands) | {rates('ours_augmented')} |",
+              f'| `flow_from_directory` over the same PNGs (no augmentation) '
+              f'| {flow:,.0f} | | |', '',
+              f"Like for like (no augmentation on either side), our input "
+              f"delivers {throughput['ratio']:.1f}x the images per second of "
+              f"`flow_from_directory`; with the augmentation the Trainer "
+              f"applies, {throughput['ratio_augmented']:.1f}x."]
+
+  model = results.get('pushed_model')
+  if model:
+    lines += ['', '## 3. The pushed model', '',
+              f"Eval split ({model['eval_images']} images). Latency: one "
+              f"image, one interpreter thread, median of {model['invokes']} "
+              'invokes after warm-up.', '',
+              '| mode | bytes | vs float32 | accuracy | AUC | agreement with '
+              'SavedModel | latency ms |', '|---|---|---|---|---|---|---|']
+    for mode, row in model['modes'].items():
+      name = 'float32 (no quantization)' if mode == 'none' else mode
+      lines.append(
+          f"| {name} | {row['tflite_bytes']:,} | {row['size_ratio']:.3f} | "
+          f"{row['tflite_accuracy']:.4f} | {row['tflite_auc']:.4f} | "
+          f"{row['agreement']:.4f} | {row['latency_ms_median']:.3f} |")
+    keras = model['keras']
+    lines += ['', f"The Keras model (SavedModel, TensorFlow threads: all "
+              f"cores): `predict` on one image {keras['predict_one_ms']:.2f} "
+              f"ms; `model(x)` on one image {keras['call_one_ms']:.2f} ms; "
+              f"`model(x)` on a batch of 32 {keras['call_batch32_ms']:.1f} ms "
+              f"({keras['call_batch32_per_image_ms']:.2f} ms per image)."]
+
+  scale = results.get('scale', {}).get('rows')
+  if scale:
+    factors = sorted(scale, key=int)
+    components = list(scale[factors[0]]['components'])
+    lines += ['', '## 4. Scale', '',
+              'The default settings (500 training steps) on 1x, 4x and 8x the '
+              'default data; one run each.', '',
+              '| | ' + ' | '.join(f'{f}x' for f in factors) + ' |',
+              '|---' * (len(factors) + 1) + '|',
+              '| images | ' + ' | '.join(f"{scale[f]['images']:,}"
+                                         for f in factors) + ' |',
+              '| ingest s | ' + ' | '.join(
+                  f"{scale[f]['ingest_seconds']:.1f}" for f in factors) + ' |',
+              '| **run s** | ' + ' | '.join(
+                  f"**{scale[f]['run_seconds']:.1f}**" for f in factors)
+              + ' |']
+    for component in components:
+      lines.append(f'| {component} s | ' + ' | '.join(
+          f"{scale[f]['components'].get(component, 0):.1f}"
+          for f in factors) + ' |')
+    lines += ['| **peak memory MiB** | ' + ' | '.join(
+        f"**{scale[f]['peak_rss_bytes'] / 2**20:,.0f}**" for f in factors)
+              + ' |',
+              '| bytes per transformed example | ' + ' | '.join(
+                  f"{scale[f]['bytes_per_transformed_example'] or 0:,.0f}"
+                  for f in factors) + ' |']
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--out', default=os.path.join(ROOT, 'bench', 'out'))
+  parser.add_argument('--results', default=os.path.join(ROOT, 'bench'),
+                      help='folder of RESULTS.md and results.json')
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--invokes', type=int, default=300)
+  parser.add_argument('--batches', type=int, default=150)
+  parser.add_argument('--steps', type=int, default=500)
+  parser.add_argument('--scale', default='1,4,8',
+                      help='multiples of the default data (default %(default)s)')
+  parser.add_argument('--parts', default='1,2,3,4')
+  parser.add_argument('--per-class', type=int, default=DEFAULT_PER_CLASS,
+                      help='images per class of the 1x data (default '
+                      '%(default)s, the default data set)')
+  parser.add_argument('--keep', action='store_true',
+                      help='keep the scaled workspaces and data')
+  args = parser.parse_args(argv)
+  parts = {int(p) for p in args.parts.split(',')}
+  RUN_ARGS[:] = ['--train-steps', str(args.steps)]
+  started = time.time()
+  os.makedirs(os.path.join(args.out, 'logs'), exist_ok=True)
+  data_dir = os.path.join(args.out, 'data-1x')
+  log(f'making the default data in {data_dir}')
+  synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
+  results: Dict[str, Any] = {'machine': machine()}
+  workspace = os.path.join(args.out, 'ws-1x')
+  if 1 in parts:
+    results['pipeline_vs_notebook'] = part_pipeline_vs_notebook(
+        data_dir, args.out, args.repeats, args.steps, args.per_class)
+  elif not os.path.isdir(workspace):
+    log('preparing a workspace for parts 2-4')
+    one = pipeline_run(workspace, data_dir, os.path.join(args.out, 'logs'),
+                       'prepare')
+    results['pipeline_vs_notebook'] = {
+        'cold_runs': [{k: v for k, v in one.items() if k != 'summary'}],
+        'transformed_bytes': _bytes_per_example(one['summary'])}
+  if 2 in parts:
+    results['input_throughput'] = part_input_throughput(
+        workspace, data_dir, args.out, args.steps, args.batches)
+  if 3 in parts:
+    results['pushed_model'] = part_pushed_model(workspace, args.invokes)
+  if 4 in parts:
+    factors = [int(f) for f in args.scale.split(',')]
+    results['scale'] = part_scale(args.out, results['pipeline_vs_notebook'],
+                                  factors, args.keep, args.per_class)
+  results['bench_seconds'] = time.time() - started
+  results['ratios'] = ratios(results)
+  os.makedirs(args.results, exist_ok=True)
+  with open(os.path.join(args.results, 'results.json'), 'w',
+            encoding='utf-8') as f:
+    json.dump(results, f, indent=2, default=str)
+  text = markdown(results)
+  with open(os.path.join(args.results, 'RESULTS.md'), 'w',
+            encoding='utf-8') as f:
+    f.write(text)
+  print(text)
+  log(f"done in {results['bench_seconds'] / 60:.1f} min; wrote "
+      f"{os.path.join(args.results, 'RESULTS.md')}")
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
