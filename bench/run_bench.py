@@ -327,14 +327,14 @@ def part_pushed_model(workspace: str, invokes: int) -> Dict[str, Any]:
         f"{figures['latency_ms_median']:.3f} ms")
 
   keras_model = tf.keras.models.load_model(model_dir, compile=False)
-  one = images[:1]
+  one = images[:1].astype(np.float32)
   times = []
   for index in range(5 + 50):
     started = time.perf_counter()
     keras_model.predict(one, verbose=0)
     if index >= 5:
       times.append((time.perf_counter() - started) * 1000.0)
-  batch = tf.constant(images[:32])
+  batch = tf.constant(images[:32], tf.float32)
   batched = []
   for index in range(3 + 30):
     started = time.perf_counter()

@@ -88,7 +88,9 @@ class TFLitePusher(base_component.BaseComponent):
     max_accuracy_drop: largest allowed accuracy drop from the SavedModel to
       the TFLite model, as a fraction (0.01 = one point).
     representative_examples: training examples used to calibrate `int8`.
-    validation_examples: eval examples used for the parity check (0: all).
+    validation_examples: eval examples used for the parity check, a uniform
+      sample (0: all). The default bounds the pusher's memory, whatever the
+      size of the eval split.
     latency_runs: invokes timed for the median latency.
 
   Raises:
@@ -109,7 +111,7 @@ class TFLitePusher(base_component.BaseComponent):
                channels: int = features.DEFAULT_CHANNELS,
                max_accuracy_drop: float = 0.01,
                representative_examples: int = 300,
-               validation_examples: int = 0,
+               validation_examples: int = 2000,
                latency_runs: int = 50):
     conversion.check_mode(quantization)
     for name, value in (('representative_examples', representative_examples),
