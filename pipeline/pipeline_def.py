@@ -155,7 +155,11 @@ def create_pipeline(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       module_file=transform_module_file,
-      custom_config=custom_config)
+      custom_config=custom_config,
+      # StatisticsGen has the raw data's statistics already; statistics of
+      # the transformed PNG bytes say nothing. Skipping both passes saves
+      # about a third of Transform's time and its memory peak.
+      disable_statistics=True)
   transform.add_upstream_node(gate)
 
   model_resolver = tfx.dsl.Resolver(

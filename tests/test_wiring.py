@@ -24,6 +24,7 @@ def test_pipeline_has_the_components_in_order(tmp_path):
       'ExampleValidator', 'DataGate', 'Transform', 'Trainer',
       'latest_blessed_model_resolver', 'Evaluator', 'TFLitePusher'}
   assert 'DataGate' in _ids(nodes['Transform'].upstream_nodes)
+  assert nodes['Transform'].exec_properties['disable_statistics'] in (True, 1)
   assert 'ExampleValidator' in _ids(nodes['DataGate'].upstream_nodes)
   assert _ids(nodes['Trainer'].upstream_nodes) >= {'Transform',
                                                     'ImportSchemaGen'}
