@@ -170,3 +170,22 @@ def test_warm_start_skips_another_architecture_or_no_base(tmp_path):
   assert not trainer._warm_start_weights(wider, None)  # pylint: disable=protected-access
   for got, want in zip(wider.get_weights(), before):
     np.testing.assert_array_equal(got, want)
+
+
+def test_batch_norm_recalibration_sets_the_average_of_the_batches():
+  model = trainer.build_model(image_size=16, channels=3, width=0.25)
+  stem = model.get_layer('stem_bn')
+  momentum = stem.momentum
+  batches = [tf.random.uniform([8, 16, 16, 3], 0, 255, seed=i)
+             for i in range(3)]
+  expected = []
+  for images in batches:
+    # The stem BN's input: the rescaled pixels through the stem conv.
+    x = model.get_layer('stem_conv')(model.get_layer('rescale')(images))
+    expected.append(tf.reduce_mean(x, axis=[0, 1, 2]).numpy())
+  used = trainer.recalibrate_batch_norm(
+      model, iter([(b, None) for b in batches]), count=5)
+  assert used == 3
+  np.testing.assert_allclose(stem.moving_mean.numpy(),
+                             np.mean(expected, axis=0), rtol=1e-4, atol=1e-5)
+  assert stem.momentum == momentum
