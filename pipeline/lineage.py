@@ -49,16 +49,8 @@ def _is_source(event: metadata_store_pb2.Event) -> bool:
   return not keys or not keys <= _COMPARISON_KEYS
 
 
-def _types(store) -> Tuple[Dict[int, str], Dict[int, str]]:
-  return ({t.id: t.name for t in store.get_artifact_types()},
-          {t.id: t.name for t in store.get_execution_types()})
-
-
-def _component(store, execution: metadata_store_pb2.Execution) -> str:
-  for context in store.get_contexts_by_execution(execution.id):
-    if context.type == mlmd.NODE_CONTEXT:
-      return context.name.split('.', 1)[-1]
-  return execution.type.rsplit('.', 1)[-1]
+def _artifact_types(store) -> Dict[int, str]:
+  return {t.id: t.name for t in store.get_artifact_types()}
 
 
 def _run_id(store, execution: metadata_store_pb2.Execution) -> Optional[str]:
@@ -100,7 +92,7 @@ def upstream_graph(store, artifact_id: int) -> Dict[str, Any]:
     (artifact type or component) with `uri` or `state`; edges point from
     source to result.
   """
-  artifact_types, _ = _types(store)
+  artifact_types = _artifact_types(store)
   nodes: Dict[str, Dict[str, Any]] = {}
   edges: List[List[str]] = []
   pending = [artifact_id]
@@ -122,7 +114,7 @@ def upstream_graph(store, artifact_id: int) -> Dict[str, Any]:
       continue
     nodes[execution_node] = {
         'id': execution_node, 'kind': 'execution',
-        'name': _component(store, execution), 'execution_id': execution.id,
+        'name': mlmd.node_name(store, execution), 'execution_id': execution.id,
         'run_id': _run_id(store, execution)}
     for _, input_id in _inputs(store, execution.id):
       edges.append([f'a{input_id}', execution_node])
@@ -150,23 +142,6 @@ def downstream_artifacts(store, artifact_id: int) -> List[int]:
           pending.append(out.artifact_id)
   seen.discard(artifact_id)
   return sorted(seen)
-
-
-def _execution_settings(execution: metadata_store_pb2.Execution
-                        ) -> Dict[str, Any]:
-  """An execution's properties, JSON strings decoded."""
-  settings = {}
-  for name, value in list(execution.custom_properties.items()) + list(
-      execution.properties.items()):
-    kind = value.WhichOneof('value')
-    plain = getattr(value, kind) if kind else None
-    if isinstance(plain, str) and plain[:1] in '{[':
-      try:
-        plain = json.loads(plain)
-      except ValueError:
-        pass
-    settings[name] = plain
-  return settings
 
 
 def data_spans(store, examples: metadata_store_pb2.Artifact
@@ -284,7 +259,7 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
     `schema`, `examples` (each with its data spans, statistics and
     anomalies) and the `graph` (see :func:`upstream_graph`).
   """
-  artifact_types, _ = _types(store)
+  artifact_types = _artifact_types(store)
   graph = upstream_graph(store, pushed.id)
   by_type: Dict[str, List[metadata_store_pb2.Artifact]] = {}
   ids = [n['artifact_id'] for n in graph['nodes'] if n['kind'] == 'artifact']
@@ -313,7 +288,7 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
     result['model'] = _artifact_summary(model, 'Model')
     trainer = producer(store, model.id)
     if trainer is not None:
-      settings = _execution_settings(trainer)
+      settings = mlmd.execution_settings(trainer)
       result['trainer'] = {
           'execution_id': trainer.id, 'run_id': _run_id(store, trainer),
           'train_args': settings.get('train_args'),
@@ -331,7 +306,7 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
   examples = []
   for artifact in by_type.get('Examples', []):
     maker = producer(store, artifact.id)
-    if maker is None or _component(store, maker) != 'ImportExampleGen':
+    if maker is None or mlmd.node_name(store, maker) != 'ImportExampleGen':
       continue
     entry = dict(_artifact_summary(artifact, 'Examples'),
                  **data_spans(store, artifact))
@@ -358,12 +333,12 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
     `window_span`, `spans`, the `models` trained on it (id, URI) and the
     versions `pushed` from them (version, mode, artifact id).
   """
-  artifact_types, _ = _types(store)
+  artifact_types = _artifact_types(store)
   result = []
   for examples in sorted(store.get_artifacts_by_type('Examples'),
                          key=lambda a: a.id):
     maker = producer(store, examples.id)
-    if maker is None or _component(store, maker) != 'ImportExampleGen':
+    if maker is None or mlmd.node_name(store, maker) != 'ImportExampleGen':
       continue
     spans = data_spans(store, examples)
     covered = spans['spans'] or [spans['window_span']]

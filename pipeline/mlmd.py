@@ -5,6 +5,7 @@ summary (and the inspection commands built on them).
 """
 
 import dataclasses
+import json
 import os
 from typing import Dict, List, Optional
 
@@ -84,16 +85,39 @@ def pipeline_runs(store: metadata_store.MetadataStore,
                 reverse=True)
 
 
+def node_name(store: metadata_store.MetadataStore,
+              execution: metadata_store_pb2.Execution) -> str:
+  """The component id (e.g. `Trainer`) an execution belongs to."""
+  for context in store.get_contexts_by_execution(execution.id):
+    if context.type == NODE_CONTEXT:
+      return context.name.split('.', 1)[-1]
+  return execution.type
+
+
+def execution_settings(execution: metadata_store_pb2.Execution
+                       ) -> Dict[str, object]:
+  """An execution's properties by name, JSON strings decoded."""
+  settings = {}
+  for name, value in list(execution.custom_properties.items()) + list(
+      execution.properties.items()):
+    kind = value.WhichOneof('value')
+    plain = getattr(value, kind) if kind else None
+    if isinstance(plain, str) and plain[:1] in '{[':
+      try:
+        plain = json.loads(plain)
+      except ValueError:
+        pass
+    settings[name] = plain
+  return settings
+
+
 def node_executions(store: metadata_store.MetadataStore,
                     run_context: metadata_store_pb2.Context
                     ) -> List[NodeExecution]:
   """Every component execution of one run, in execution order."""
   result = []
   for execution in store.get_executions_by_context(run_context.id):
-    node = execution.type
-    for context in store.get_contexts_by_execution(execution.id):
-      if context.type == NODE_CONTEXT:
-        node = context.name.split('.', 1)[-1]
+    node = node_name(store, execution)
     seconds = max(0.0, (execution.last_update_time_since_epoch -
                         execution.create_time_since_epoch) / 1000.0)
     result.append(NodeExecution(

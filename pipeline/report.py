@@ -624,10 +624,9 @@ def build_report(config: config_lib.PipelineConfig,
                f'{len(run_row["failed"])} failed.</p>')
   class_names = list(config.class_names)
   for execution in executions:
-    recorded = mlmd.custom_value(execution.execution, 'class_names')
+    recorded = mlmd.execution_settings(execution.execution).get('class_names')
     if execution.node == 'TFLitePusher' and recorded:
-      class_names = (json.loads(recorded) if isinstance(recorded, str)
-                     else list(recorded))
+      class_names = list(recorded)
   generated = datetime.datetime.now().astimezone().strftime(
       '%Y-%m-%d %H:%M:%S %Z')
   body = ''.join([
