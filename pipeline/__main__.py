@@ -98,7 +98,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
   result = ingest.ingest(args.src_dir, config.data_root,
                          class_names=config.class_names,
                          image_size=config.image_size,
-                         max_side=args.max_side, force=args.force)
+                         limits=config.file_limits(), force=args.force)
   if result.created:
     counts = ', '.join(f'{n} {name}' for name, n in result.counts.items())
     print(f'ingest: wrote span {result.span} to {result.span_dir} ({counts}; '
@@ -144,9 +144,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
   from pipeline import predict  # pylint: disable=g-import-not-at-top
-  model_dir = args.model_dir or config_lib.config_from_args(
-      args).push_destination
-  results = predict.predict_files(model_dir, args.files)
+  config = config_lib.config_from_args(args)
+  results = predict.predict_files(args.model_dir or config.push_destination,
+                                  args.files, config.file_limits())
   if args.json:
     print(json.dumps([r.__dict__ for r in results], indent=2))
   for result in results:
@@ -222,6 +222,10 @@ def _lineage(store, config: config_lib.PipelineConfig,
     raise UserError(str(e)) from e
 
 
+# The settings bounding what one source file may cost `ingest` and `predict`.
+_FILE_LIMITS = ['max_side', 'max_image_pixels', 'max_clip_seconds']
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of every command."""
   parser = argparse.ArgumentParser(
@@ -254,14 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
       'or WAV clips) and write the next span of tf.Examples into the '
       "workspace's data root. Unreadable files are skipped and listed.")
   ingest.add_argument('src_dir', metavar='SRC_DIR')
-  ingest.add_argument('--max-side', type=int, default=1024,
-                      help='shrink larger images to this side before storing '
-                      'them (default: %(default)s)')
   ingest.add_argument('--force', action='store_true',
                       help='add a span even if the latest one came from the '
                       'same files')
   config_lib.add_config_arguments(
-      ingest, only=['data_root', 'class_names', 'image_size'])
+      ingest, only=['data_root', 'class_names', 'image_size'] + _FILE_LIMITS)
   ingest.set_defaults(func=_cmd_ingest)
 
   run = commands.add_parser(
@@ -287,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
   predict.add_argument('files', metavar='FILE', nargs='+')
   predict.add_argument('--json', action='store_true',
                        help='print the predictions as JSON')
-  config_lib.add_config_arguments(predict, only=['push_destination'])
+  config_lib.add_config_arguments(predict,
+                                  only=['push_destination'] + _FILE_LIMITS)
   predict.set_defaults(func=_cmd_predict)
 
   sched = commands.add_parser(

@@ -13,6 +13,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from components.modules import features
 from components.tflite_pusher import conversion
+from pipeline import ingest
+
+_FILE_LIMITS = ingest.FileLimits()
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WORKSPACE = os.path.join(REPO_ROOT, 'workspace')
@@ -49,6 +52,12 @@ class PipelineConfig:
     image_size: side of the model's square input, in pixels.
     channels: 3 for RGB input, 1 for grayscale.
     window_spans: train and evaluate on the latest this many spans.
+    max_side: images with a larger side are shrunk to it at ingestion.
+    max_image_pixels: images declaring more pixels (width x height) are
+      skipped by `ingest` and refused by `predict`, from their header,
+      before any pixel is decoded.
+    max_clip_seconds: WAV clips longer than this are skipped by `ingest`
+      and refused by `predict`, before their samples are read.
     warm_start: start training from the weights of the latest blessed model
       (when its architecture matches).
     train_steps: training steps (batches).
@@ -87,6 +96,9 @@ class PipelineConfig:
   class_names: Tuple[str, ...] = features.DEFAULT_CLASS_NAMES
   image_size: int = features.DEFAULT_IMAGE_SIZE
   channels: int = features.DEFAULT_CHANNELS
+  max_side: int = _FILE_LIMITS.max_side
+  max_image_pixels: int = _FILE_LIMITS.max_pixels
+  max_clip_seconds: float = _FILE_LIMITS.max_clip_seconds
   window_spans: int = 3
   warm_start: bool = False
   train_steps: int = 500
@@ -133,10 +145,14 @@ class PipelineConfig:
       raise ConfigError(
           f'image_size must be between 16 and 1024, got {self.image_size}')
     for name in ('train_steps', 'batch_size', 'train_buckets',
-                 'eval_buckets', 'window_spans'):
+                 'eval_buckets', 'window_spans', 'max_side',
+                 'max_image_pixels'):
       if getattr(self, name) < 1:
         raise ConfigError(f'{name} must be at least 1, got '
                           f'{getattr(self, name)}')
+    if not self.max_clip_seconds > 0:
+      raise ConfigError('max_clip_seconds must be positive, got '
+                        f'{self.max_clip_seconds}')
     if self.eval_steps < 0:
       raise ConfigError(f'eval_steps must be 0 or more, got {self.eval_steps}')
     if not 0.0 <= self.min_class_share <= 0.5:
@@ -168,6 +184,12 @@ class PipelineConfig:
   def schema_path(self) -> str:
     """The curated schema file inside `schema_dir`."""
     return os.path.join(self.schema_dir, 'schema.pbtxt')
+
+  def file_limits(self) -> ingest.FileLimits:
+    """The limits `ingest` and `predict` read every source file within."""
+    return ingest.FileLimits(max_side=self.max_side,
+                             max_pixels=self.max_image_pixels,
+                             max_clip_seconds=self.max_clip_seconds)
 
   def module_custom_config(self) -> Dict[str, Any]:
     """Settings passed to the Transform and Trainer module code."""

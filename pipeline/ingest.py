@@ -9,14 +9,18 @@ finds them.
 
 * The format of a file is read from its bytes, not its name.
 * A file that cannot be read is skipped and listed with the reason, on the
-  console and in the span's `ingest.json`; it never stops the others.
+  console and in the span's `ingest.json`; it never stops the others. So
+  are images declaring more than `--max-image-pixels` and clips longer than
+  `--max-clip-seconds` (refused from their headers, so memory stays
+  bounded) and clips too short for a spectrogram.
 * Images other than PNG or JPEG, in unusual modes, with an EXIF rotation, or
-  larger than `max_side` are re-encoded as PNG (and shrunk), so Transform
+  larger than `--max-side` are re-encoded as PNG (and shrunk), so Transform
   decodes every example the same way and no example is huge.
 * The span is written in a staging folder and renamed into place when
   complete; a source identical to the latest span's is not ingested again.
 """
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -29,7 +33,9 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+import warnings
+from typing import (Any, BinaryIO, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 from PIL import Image
 from PIL import ImageOps
@@ -41,7 +47,6 @@ from pipeline import spectrogram
 SPAN_DIR_RE = re.compile(r'^span-(\d+)$')
 REPORT_NAME = 'ingest.json'
 EXAMPLES_PER_SHARD = 1000
-DEFAULT_MAX_SIDE = 1024
 _KEEP_AS_IS = {'PNG': ('L', 'LA', 'RGB', 'RGBA', 'P', 'I;16'),
                'JPEG': ('L', 'RGB')}
 
@@ -96,40 +101,133 @@ def read_report(span_dir: str) -> Dict[str, Any]:
     return {}
 
 
-def encode_image(data: bytes, name: str,
-                 max_side: int = DEFAULT_MAX_SIDE) -> Tuple[bytes, bool]:
-  """Checks an image's bytes and returns what to store for it.
+@dataclasses.dataclass(frozen=True)
+class FileLimits:
+  """How much work one source file may cause; the settings' one home.
+
+  Attributes:
+    max_side: images with a larger side are shrunk to it before storing.
+    max_pixels: images declaring more pixels (width x height) are refused
+      from their header, before any pixel is decoded.
+    max_clip_seconds: longer WAV clips are refused from their header,
+      before their samples are read.
+  """
+  max_side: int = 1024
+  max_pixels: int = 50_000_000
+  max_clip_seconds: float = 600.0
+
+
+@contextlib.contextmanager
+def _pillow_pixel_limit(max_pixels: Optional[int]) -> Iterator[None]:
+  """Pillow's own bomb checks (also run inside GIF, ICO and TIFF decoders)
+  use `max_pixels` (None: off) inside the block, and its warning is an
+  error; a module global is Pillow's only knob."""
+  saved = Image.MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = max_pixels
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter('error', Image.DecompressionBombWarning)
+      yield
+  finally:
+    Image.MAX_IMAGE_PIXELS = saved
+
+
+def _library_failure(e: Exception) -> str:
+  return f'{type(e).__name__}: {e}' if str(e) else type(e).__name__
+
+
+def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
+                 allow_blank: bool = False) -> Tuple[bytes, bool]:
+  """Checks an image file and returns what to store for it.
+
+  The one place images are decoded (Pillow). The header is read first: an
+  image declaring more than `limits.max_pixels` pixels is refused before any
+  pixel is decoded, so memory stays bounded whatever a file declares. Any
+  failure of the decoder, of whatever exception type, is an
+  :class:`UnreadableFile` with the decoder's message.
 
   Args:
-    data: the file's bytes.
-    name: the file's path, for error messages.
-    max_side: images with a larger side are shrunk to it.
+    stream: the open file (seekable, binary).
+    limits: the :class:`FileLimits`.
+    allow_blank: accept an image whose pixels all have one value (`predict`
+      classifies it; `ingest` skips it, there is nothing to learn).
 
   Returns:
     (encoded image bytes, whether they were re-encoded as PNG).
 
   Raises:
-    UnreadableFile: if the bytes are not a complete, decodable image.
+    UnreadableFile: if the bytes are not a complete, decodable image within
+      the limits.
   """
-  if not data:
-    raise UnreadableFile('empty file (0 bytes)')
   try:
-    with Image.open(io.BytesIO(data)) as probe:
-      probe.verify()
-    image = Image.open(io.BytesIO(data))
-    image.load()
-  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-    raise UnreadableFile(f'not a readable image ({e})') from e
+    # Header only: our limit, with its message, comes before Pillow's.
+    with _pillow_pixel_limit(None):
+      with Image.open(stream) as probe:
+        _check_pixels(probe.size, limits.max_pixels)
+    stream.seek(0)
+    with _pillow_pixel_limit(limits.max_pixels):
+      with Image.open(stream) as probe:
+        probe.verify()
+      stream.seek(0)
+      image = Image.open(stream)
+      image.load()
+      rotated = image.getexif().get(0x0112, 1) not in (0, 1)
+      frames = getattr(image, 'n_frames', 1)
+  except UnreadableFile:
+    raise
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    raise UnreadableFile(f'too many pixels ({e}); the limit is '
+                         f'--max-image-pixels {limits.max_pixels}') from e
+  # Pillow's decoders fail in many ways on malformed files (OSError,
+  # SyntaxError, struct.error, ValueError, IndexError, ...).
+  except Exception as e:  # pylint: disable=broad-except
+    raise UnreadableFile(f'not a readable image ({_library_failure(e)})'
+                         ) from e
   if image.width < 1 or image.height < 1:
     raise UnreadableFile(f'image has no pixels ({image.width}x{image.height})')
-  if is_blank(image):
+  if not allow_blank and is_blank(image):
     raise UnreadableFile('blank image: every pixel has the same value')
-  rotated = image.getexif().get(0x0112, 1) not in (0, 1)
   keep = (image.format in _KEEP_AS_IS and image.mode in
           _KEEP_AS_IS[image.format] and not rotated and
-          max(image.size) <= max_side and getattr(image, 'n_frames', 1) == 1)
+          max(image.size) <= limits.max_side and frames == 1)
   if keep:
+    stream.seek(0)
+    data = stream.read()
+    _check_tensorflow_decodes(data)
     return data, False
+  try:
+    return _as_png(image, limits.max_side), True
+  except Exception as e:  # pylint: disable=broad-except
+    raise UnreadableFile(f'image cannot be converted to PNG '
+                         f'({_library_failure(e)})') from e
+
+
+def _check_tensorflow_decodes(data: bytes) -> None:
+  """Transform decodes stored images with TensorFlow, which refuses some
+  damaged PNG and JPEG data that Pillow decodes; such a file would stop
+  the run, so it is skipped here."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    tf.io.decode_image(data, expand_animations=False)
+  except tf.errors.OpError as e:
+    # The op's message starts with its function node in braces and ends
+    # with the op name: keep the reason between them.
+    reason = e.message.split('[Op:')[0].split('}} ')[-1].strip()
+    raise UnreadableFile('damaged image data that TensorFlow cannot decode '
+                         f'({reason})') from e
+
+
+def _check_pixels(size: Tuple[int, int], max_pixels: int) -> None:
+  width, height = size
+  if width * height > max_pixels:
+    raise UnreadableFile(
+        f'image declares {width}x{height} pixels ({width * height / 1e6:.1f} '
+        f'megapixels), over the limit of {max_pixels / 1e6:g} megapixels '
+        '(--max-image-pixels); not decoded')
+
+
+def _as_png(image: Image.Image, max_side: int) -> bytes:
+  """Upright, RGB or grayscale, at most `max_side`, encoded as PNG."""
   image = ImageOps.exif_transpose(image)
   if image.mode not in ('L', 'RGB'):
     image = image.convert('RGBA' if 'A' in image.mode else 'RGB')
@@ -141,7 +239,7 @@ def encode_image(data: bytes, name: str,
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
   buffer = io.BytesIO()
   image.save(buffer, format='PNG')
-  return buffer.getvalue(), True
+  return buffer.getvalue()
 
 
 def is_blank(image: Image.Image) -> bool:
@@ -152,28 +250,62 @@ def is_blank(image: Image.Image) -> bool:
   return all(low == high for low, high in extrema)
 
 
-def encode_wav(data: bytes, name: str, image_size: int) -> bytes:
+def encode_wav(stream: BinaryIO, name: str, image_size: int,
+               max_seconds: Optional[float] = None) -> bytes:
   """Renders a WAV clip as a spectrogram PNG.
 
   Args:
-    data: the WAV file's bytes.
+    stream: the open WAV file (seekable, binary).
     name: the file's path, for error messages.
     image_size: side of the spectrogram image.
+    max_seconds: refuse longer clips before reading their samples.
 
   Returns:
     PNG bytes of the spectrogram image.
 
   Raises:
-    UnreadableFile: if the clip cannot be read or rendered.
+    UnreadableFile: if the clip cannot be read or rendered, or is too short
+      or too long.
   """
   try:
-    audio, rate = spectrogram.read_wav(data, name)
+    audio, rate = spectrogram.read_wav(stream, name, max_seconds)
     image = spectrogram.spectrogram_image(audio, rate, image_size)
   except spectrogram.AudioError as e:
     raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, format='PNG')
   return buffer.getvalue()
+
+
+def read_source(stream: BinaryIO, name: str, image_size: int,
+                limits: FileLimits = FileLimits(),
+                allow_blank: bool = False) -> Tuple[bytes, bool]:
+  """One source file, image or WAV clip, to the encoded image stored for it.
+
+  The format is read from the bytes, not the name. `ingest` and `predict`
+  both read files through here, so a file is accepted, refused or turned
+  into pixels the same way at training and at serving time.
+
+  Args:
+    stream: the open file (seekable, binary).
+    name: the file's path, for error messages.
+    image_size: side of the spectrogram images rendered from WAV clips.
+    limits: the :class:`FileLimits`.
+    allow_blank: see :func:`encode_image`.
+
+  Returns:
+    (PNG or JPEG bytes, whether they differ from the file's bytes).
+
+  Raises:
+    UnreadableFile: naming why the file is not used.
+  """
+  head = stream.read(12)
+  stream.seek(0)
+  if not head:
+    raise UnreadableFile('empty file (0 bytes)')
+  if spectrogram.is_wav(head):
+    return encode_wav(stream, name, image_size, limits.max_clip_seconds), True
+  return encode_image(stream, limits, allow_blank)
 
 
 def _walk_class_folder(src_dir: str, class_dir: str,
@@ -273,7 +405,7 @@ def _lock(data_root: str):
 def ingest(src_dir: str, data_root: str,
            class_names: Sequence[str] = features.DEFAULT_CLASS_NAMES,
            image_size: int = features.DEFAULT_IMAGE_SIZE,
-           max_side: int = DEFAULT_MAX_SIDE,
+           limits: FileLimits = FileLimits(),
            force: bool = False,
            progress: bool = True) -> IngestResult:
   """Ingests `src_dir` as the next span under `data_root`.
@@ -283,7 +415,7 @@ def ingest(src_dir: str, data_root: str,
     data_root: folder of the `span-N` folders.
     class_names: class folder names, label 0 first.
     image_size: side of the spectrogram images rendered from WAV clips.
-    max_side: larger images are shrunk to this side.
+    limits: the :class:`FileLimits` every file is read within.
     force: ingest even when the latest span came from identical files.
     progress: print progress and skipped files to stderr.
 
@@ -295,10 +427,10 @@ def ingest(src_dir: str, data_root: str,
       could be read.
   """
   src_dir = os.path.abspath(src_dir)
-  warnings = _check_classes(src_dir, class_names)
+  folder_warnings = _check_classes(src_dir, class_names)
   log = (lambda msg: print(msg, file=sys.stderr)) if progress else (
       lambda msg: None)
-  for warning in warnings:
+  for warning in folder_warnings:
     log(f'ingest: {warning}')
 
   skipped: List[Tuple[str, str]] = []
@@ -326,8 +458,8 @@ def ingest(src_dir: str, data_root: str,
     os.chmod(staging, 0o755)
     try:
       return _write_span(src_dir, data_root, staging, span, digest, files,
-                         class_names, image_size, max_side, skipped,
-                         warnings, log)
+                         class_names, image_size, limits, skipped,
+                         folder_warnings, log)
     except BaseException:
       shutil.rmtree(staging, ignore_errors=True)
       raise
@@ -349,14 +481,20 @@ def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
   for path, label in files:
     relpath = os.path.relpath(path, src_dir)
     fingerprint.update(f'{label}:{relpath}'.encode('utf-8', 'surrogateescape'))
-    with open(path, 'rb') as f:
-      fingerprint.update(hashlib.sha256(f.read()).digest())
+    content = hashlib.sha256()
+    try:
+      with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+          content.update(block)
+    except OSError as e:
+      content.update(f'unreadable: {e.strerror}'.encode())
+    fingerprint.update(content.digest())
   return fingerprint.hexdigest()
 
 
 def _write_span(src_dir, data_root, staging, span, digest, files,
-                class_names, image_size, max_side, skipped, warnings, log
-                ) -> IngestResult:
+                class_names, image_size, limits, skipped, folder_warnings,
+                log) -> IngestResult:
   """Writes the examples into `staging`, then renames it to span `span`.
 
   The examples are written in an order shuffled by the source's fingerprint,
@@ -374,15 +512,14 @@ def _write_span(src_dir, data_root, staging, span, digest, files,
   try:
     for done, (path, label) in enumerate(files, start=1):
       relpath = os.path.relpath(path, src_dir)
-      with open(path, 'rb') as f:
-        data = f.read()
       try:
-        if spectrogram.is_wav(data):
-          encoded, changed = encode_wav(data, relpath, image_size), True
-        else:
-          encoded, changed = encode_image(data, relpath, max_side)
+        with open(path, 'rb') as f:
+          encoded, changed = read_source(f, relpath, image_size, limits)
       except UnreadableFile as e:
         skipped.append((relpath, str(e)))
+        continue
+      except OSError as e:
+        skipped.append((relpath, f'cannot read the file ({e.strerror})'))
         continue
       reencoded += changed
       writer.write(_example_bytes(encoded, label, relpath))
@@ -406,7 +543,7 @@ def _write_span(src_dir, data_root, staging, span, digest, files,
       'class_names': list(class_names), 'counts': counts,
       'shards': writer.shards, 'reencoded': reencoded,
       'skipped': [{'file': p, 'reason': r} for p, r in skipped],
-      'warnings': warnings,
+      'warnings': folder_warnings,
       'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
       'seconds': round(time.time() - started, 2),
   }

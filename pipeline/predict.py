@@ -2,24 +2,23 @@
 
 `python -m pipeline predict MODEL_DIR FILE...` needs only the pushed model
 folder (a version folder, or a push destination whose `LATEST` names one):
-its `manifest.json`, `labels.txt` and `model.tflite`. Images are decoded and
-resized exactly as in training; WAV clips are first rendered with the
+its `manifest.json`, `labels.txt` and `model.tflite`. Files are read
+through the same function as `ingest` (:func:`pipeline.ingest.read_source`,
+with the same limits on declared image pixels and clip length), then decoded
+and resized exactly as in training; WAV clips are rendered with the
 project's spectrogram function.
 """
 
 import dataclasses
-import io
 import os
-from typing import List, Optional, Sequence
+from typing import BinaryIO, List, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
 from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import push
-from pipeline import spectrogram
-
+from pipeline import ingest
 
 
 class ModelFolderError(ValueError):
@@ -49,12 +48,15 @@ class PushedModel:
 
   Args:
     path: a version folder or a push destination.
+    limits: the limits every classified file is read within.
 
   Raises:
     ModelFolderError: for a missing file or a checksum mismatch.
   """
 
-  def __init__(self, path: str):
+  def __init__(self, path: str,
+               limits: ingest.FileLimits = ingest.FileLimits()):
+    self.limits = limits
     try:
       self.folder = push.resolve_model_dir(path)
       self.manifest = push.read_manifest(self.folder)
@@ -78,16 +80,16 @@ class PushedModel:
     self.channels = int(self.manifest['input']['channels'])
     self.classifier = conversion.TFLiteClassifier(model)
 
-  def pixels(self, data: bytes, name: str) -> np.ndarray:
-    """Decodes an image or renders a WAV clip into model-sized pixels."""
+  def pixels(self, stream: BinaryIO, name: str) -> np.ndarray:
+    """Reads an image or WAV clip into model-sized float pixels.
+
+    Raises:
+      ingest.UnreadableFile: naming why the file cannot be used.
+    """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    if spectrogram.is_wav(data):
-      audio, rate = spectrogram.read_wav(data, name)
-      buffer = io.BytesIO()
-      Image.fromarray(spectrogram.spectrogram_image(
-          audio, rate, self.image_size)).save(buffer, format='PNG')
-      data = buffer.getvalue()
-    image = features.decode_and_resize(tf.constant(data), self.image_size,
+    encoded, _ = ingest.read_source(stream, name, self.image_size,
+                                    self.limits, allow_blank=True)
+    image = features.decode_and_resize(tf.constant(encoded), self.image_size,
                                        self.channels)
     return image.numpy().astype(np.float32)
 
@@ -96,25 +98,36 @@ class PushedModel:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     try:
       with open(path, 'rb') as f:
-        data = f.read()
+        pixels = self.pixels(f, path)
     except OSError as e:
       return Prediction(path, error=f'cannot read the file ({e.strerror})')
-    if not data:
-      return Prediction(path, error='empty file (0 bytes)')
-    try:
-      scores = self.classifier.scores(self.pixels(data, path))
-    except spectrogram.AudioError as e:
+    except ingest.UnreadableFile as e:
       return Prediction(path, error=str(e))
-    except tf.errors.InvalidArgumentError:
-      return Prediction(path, error='not a readable image (PNG, JPEG, GIF, '
-                        'BMP) or WAV clip')
+    except tf.errors.InvalidArgumentError as e:
+      return Prediction(path, error=f'not a readable image ({e.message})')
+    scores = self.classifier.scores(pixels)
     best = int(np.argmax(scores))
     return Prediction(path, self.labels[best], float(scores[best]),
                       {name: round(float(score), 6)
                        for name, score in zip(self.labels, scores)})
 
 
-def predict_files(model_dir: str, paths: Sequence[str]) -> List[Prediction]:
-  """Classifies every file with the model in `model_dir`."""
-  model = PushedModel(model_dir)
+def predict_files(model_dir: str, paths: Sequence[str],
+                  limits: ingest.FileLimits = ingest.FileLimits()
+                  ) -> List[Prediction]:
+  """Classifies every file with the model in `model_dir`.
+
+  Args:
+    model_dir: a pushed version folder or a push destination.
+    paths: the image files or WAV clips.
+    limits: the limits every file is read within.
+
+  Returns:
+    One :class:`Prediction` per path, in order; unreadable files carry
+    their reason in `error`.
+
+  Raises:
+    ModelFolderError: for an incomplete or corrupt model folder.
+  """
+  model = PushedModel(model_dir, limits)
   return [model.predict(path) for path in paths]

@@ -8,15 +8,26 @@ bottom), coloured with a perceptual colour map as spectrogram pictures usually
 are. Pure NumPy, so it runs wherever the pipeline does.
 """
 
+import dataclasses
 import functools
 import io
+import struct
+import warnings
 import wave
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 
 DEFAULT_SAMPLE_RATE = 16000
 _N_FFT = 2048
 _TOP_DB = 80.0
+# A file clip needs at least half an analysis window of samples; with fewer,
+# every column of the image would show nearly the same zero-padded frame.
+MIN_CLIP_SAMPLES = _N_FFT // 2
+# Sample rates accepted from a file header; anything outside is a corrupt
+# header rather than audio (telephone audio is 8 kHz, studio gear 384 kHz).
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 1_000_000
 
 # Anchor colours of a magma-like map, dark (quiet) to bright (loud).
 _COLORMAP_ANCHORS = np.array([
@@ -33,8 +44,9 @@ class AudioError(ValueError):
 
 
 def is_wav(data: bytes) -> bool:
-  """True when the bytes start like a WAV file (RIFF, RIFX or RF64)."""
-  return data[:4] in _WAV_MAGIC
+  """True when the bytes start like a WAV file (RIFF, RIFX or RF64 holding
+  WAVE; a WebP image is RIFF too, holding WEBP)."""
+  return data[:4] in _WAV_MAGIC and data[8:12] == b'WAVE'
 
 
 def _hz_to_mel(hz):
@@ -137,26 +149,142 @@ def spectrogram_image(audio: np.ndarray, sample_rate: int,
   return colorize(np.flipud(log_mel(audio, sample_rate, size)))
 
 
-def read_wav(data: bytes, name: str = '<bytes>') -> tuple:
-  """Reads PCM or float WAV bytes into mono float samples.
+@dataclasses.dataclass(frozen=True)
+class WavHeader:
+  """What a WAV file's header declares, checked against the bytes present.
+
+  Attributes:
+    channels: interleaved channels.
+    sample_rate: samples per second and channel.
+    bits_per_sample: declared sample width.
+    frames: sample frames actually present: the declared data size, capped
+      by the bytes the file holds.
+  """
+  channels: int
+  sample_rate: int
+  bits_per_sample: int
+  frames: int
+
+  @property
+  def seconds(self) -> float:
+    """Length of the clip in seconds."""
+    return self.frames / self.sample_rate
+
+
+def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
+  data = stream.read(size)
+  if len(data) != size:
+    raise AudioError(f'the file ends inside the {what}')
+  return data
+
+
+def read_wav_header(stream: BinaryIO) -> WavHeader:
+  """Reads and checks a WAV header without reading the samples.
+
+  Walks the RIFF chunks (RIFF, RIFX or RF64) up to the `data` chunk, seeking
+  over everything else, so memory stays small whatever the file declares.
 
   Args:
-    data: the file's bytes.
+    stream: a seekable binary file positioned anywhere.
+
+  Returns:
+    The :class:`WavHeader`.
+
+  Raises:
+    AudioError: for a missing or malformed `fmt ` or `data` chunk, or
+      declared values no decoder can use (no channels, a sample rate outside
+      MIN_SAMPLE_RATE..MAX_SAMPLE_RATE, a zero block size).
+  """
+  stream.seek(0, io.SEEK_END)
+  length = stream.tell()
+  stream.seek(0)
+  riff = _read_exact(stream, 12, 'RIFF header')
+  if riff[:4] not in _WAV_MAGIC or riff[8:12] != b'WAVE':
+    raise AudioError('not a RIFF/WAVE file')
+  order = '>' if riff[:4] == b'RIFX' else '<'
+  fmt = None
+  rf64_data_size = None
+  while True:
+    head = stream.read(8)
+    if len(head) < 8:
+      raise AudioError('no data chunk' if fmt else 'no fmt chunk')
+    chunk_id, size = head[:4], struct.unpack(order + 'I', head[4:])[0]
+    if chunk_id == b'ds64' and size >= 16:
+      rf64_data_size = struct.unpack(
+          order + 'Q', _read_exact(stream, 16, 'ds64 chunk')[8:16])[0]
+      stream.seek(size - 16 + (size & 1), io.SEEK_CUR)
+    elif chunk_id == b'fmt ':
+      if size < 16:
+        raise AudioError(f'fmt chunk of {size} bytes; at least 16 expected')
+      fmt = struct.unpack(order + 'HHIIHH',
+                          _read_exact(stream, 16, 'fmt chunk'))
+      stream.seek(size - 16 + (size & 1), io.SEEK_CUR)
+    elif chunk_id == b'data':
+      if fmt is None:
+        raise AudioError('data chunk before the fmt chunk')
+      if size == 0xFFFFFFFF and rf64_data_size is not None:
+        size = rf64_data_size
+      break
+    else:
+      stream.seek(size + (size & 1), io.SEEK_CUR)
+  _, channels, rate, _, block_align, bits = fmt
+  if channels < 1:
+    raise AudioError('the fmt chunk declares 0 channels')
+  if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+    raise AudioError(f'sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..'
+                     f'{MAX_SAMPLE_RATE} Hz')
+  if block_align < 1 or bits < 1:
+    raise AudioError(f'the fmt chunk declares {bits}-bit samples in '
+                     f'{block_align}-byte blocks')
+  present = max(0, length - stream.tell())
+  return WavHeader(channels, rate, bits, min(size, present) // block_align)
+
+
+def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
+             max_seconds: Optional[float] = None) -> tuple:
+  """Reads PCM or float WAV bytes into mono float samples.
+
+  The header is checked first (:func:`read_wav_header`), so a clip that is
+  too short or too long is refused before its samples are read.
+
+  Args:
+    source: the file's bytes, or the open file (seekable, binary).
     name: the file's name, for error messages.
+    max_seconds: refuse longer clips (None: no limit).
 
   Returns:
     (float64 samples in [-1, 1], sample rate in Hz); multi-channel clips are
     averaged to mono.
 
   Raises:
-    AudioError: if the bytes are not a readable WAV file.
+    AudioError: if the bytes are not a readable WAV file, or the clip is
+      shorter than MIN_CLIP_SAMPLES or longer than `max_seconds`.
   """
   from scipy.io import wavfile  # pylint: disable=g-import-not-at-top
+  stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) \
+      else source
   try:
-    rate, samples = wavfile.read(io.BytesIO(data))
-  except (ValueError, EOFError, wave.Error) as e:
+    header = read_wav_header(stream)
+  except AudioError as e:
     raise AudioError(f'{name}: not a readable WAV file ({e})') from e
+  _check_length(header.frames, header.sample_rate, name, max_seconds)
+  stream.seek(0)
+  try:
+    with warnings.catch_warnings():
+      # Unknown chunks and odd sizes are warned about; the header is checked.
+      warnings.simplefilter('ignore', wavfile.WavFileWarning)
+      rate, samples = wavfile.read(stream)
+  # SciPy's reader fails in many ways on malformed files (ValueError,
+  # struct.error, ZeroDivisionError, UnboundLocalError, ...): all of them
+  # mean the same thing here.
+  except Exception as e:  # pylint: disable=broad-except
+    raise AudioError(f'{name}: not a readable WAV file '
+                     f'({type(e).__name__}: {e})') from e
   samples = np.asarray(samples)
+  if samples.dtype.kind not in 'iuf' or samples.ndim not in (1, 2):
+    raise AudioError(f'{name}: unsupported WAV samples ({samples.dtype}, '
+                     f'{samples.ndim} dimensions)')
+  _check_length(samples.shape[0], rate, name, max_seconds)
   if samples.dtype.kind in 'iu':
     info = np.iinfo(samples.dtype)
     samples = (samples.astype(np.float64) - (info.max + info.min + 1) / 2.0) / (
@@ -164,9 +292,21 @@ def read_wav(data: bytes, name: str = '<bytes>') -> tuple:
   samples = samples.astype(np.float64)
   if samples.ndim == 2:
     samples = samples.mean(axis=1)
-  if samples.size == 0:
-    raise AudioError(f'{name}: the WAV file has no samples')
   return samples, int(rate)
+
+
+def _check_length(frames: int, rate: int, name: str,
+                  max_seconds: Optional[float]) -> None:
+  if frames < MIN_CLIP_SAMPLES:
+    raise AudioError(
+        f'{name}: clip too short for a spectrogram: {frames} samples '
+        f'({1000 * frames / rate:.1f} ms at {rate} Hz); at least '
+        f'{MIN_CLIP_SAMPLES} are needed (half an analysis window)')
+  if max_seconds is not None and frames / rate > max_seconds:
+    raise AudioError(
+        f'{name}: clip is {frames / rate:.1f} s long, over the limit of '
+        f'{max_seconds:g} s (--max-clip-seconds); split long recordings '
+        'into clips')
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:

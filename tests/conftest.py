@@ -1,6 +1,8 @@
 """Shared fixtures: small data sets made on the fly."""
 
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -28,3 +30,17 @@ def small_spectrograms(tmp_path_factory):
   out = str(tmp_path_factory.mktemp('data') / 'spectrograms')
   synth.synthesize(out, per_class=24, seed=7, workers=1, progress=False)
   return out
+
+
+def bomb_png(width, height):
+  """A small grayscale PNG declaring width x height pixels: a decompression
+  bomb (a few rows of real, highly compressed data; decoding it in full
+  would need width * height bytes)."""
+  def chunk(kind, body):
+    return (struct.pack('>I', len(body)) + kind + body +
+            struct.pack('>I', zlib.crc32(kind + body)))
+  rows = zlib.compress(b'\0' * (width + 1) * 64, 9)
+  return (b'\x89PNG\r\n\x1a\n' +
+          chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0,
+                                     0)) +
+          chunk(b'IDAT', rows) + chunk(b'IEND', b''))

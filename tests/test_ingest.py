@@ -3,12 +3,15 @@
 import io
 import json
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import bomb_png
 from conftest import write_image
 from pipeline import ingest
 from pipeline import spectrogram
@@ -107,10 +110,12 @@ def test_formats_modes_and_sizes_are_normalised(tmp_path):
   write_image(os.path.join(src, 'not_instrument', 'huge.png'),
               size=(2000, 1500))
   write_image(os.path.join(src, 'not_instrument', 'pic.bmp'), fmt='BMP')
-  result = ingest.ingest(src, str(tmp_path / 'data'), max_side=512,
+  write_image(os.path.join(src, 'not_instrument', 'riff.webp'), fmt='WEBP')
+  result = ingest.ingest(src, str(tmp_path / 'data'),
+                         limits=ingest.FileLimits(max_side=512),
                          progress=False)
   assert not result.skipped
-  assert result.reencoded == 2  # the huge PNG and the BMP
+  assert result.reencoded == 3  # the huge PNG, the BMP and the WebP
   for example in _read_span(result.span_dir):
     decoded = tf.io.decode_image(example['image'], channels=3).numpy()
     assert max(decoded.shape[:2]) <= 512
@@ -215,3 +220,69 @@ def test_missing_source_folder_is_named(tmp_path):
   with pytest.raises(ingest.IngestError, match='nowhere is not a folder'):
     ingest.ingest(str(tmp_path / 'nowhere'), str(tmp_path / 'data'),
                   progress=False)
+
+
+def test_a_decompression_bomb_and_a_broken_wav_are_skipped_and_the_rest_ingested(
+    tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  with open(os.path.join(src, 'instrument', 'bomb.png'), 'wb') as f:
+    f.write(bomb_png(40000, 40000))
+  wav = spectrogram.wav_bytes(np.zeros(8000), 16000)
+  # A RIFF size that ends the file inside the fmt chunk: SciPy fails with
+  # an UnboundLocalError of its own.
+  broken = wav[:4] + struct.pack('<I', 16) + wav[8:]
+  with open(os.path.join(src, 'not_instrument', 'broken.wav'), 'wb') as f:
+    f.write(broken)
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  reasons = dict(result.skipped)
+  assert reasons['instrument/bomb.png'].startswith(
+      'image declares 40000x40000 pixels (1600.0 megapixels), over the limit '
+      'of 50 megapixels (--max-image-pixels)')
+  assert reasons['not_instrument/broken.wav'].startswith(
+      'not a readable WAV file (UnboundLocalError')
+  assert result.counts == {'not_instrument': 2, 'instrument': 2}
+
+
+def test_the_pixel_limit_is_a_setting_checked_before_decoding(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  write_image(os.path.join(src, 'instrument', 'big.png'), size=(3000, 2000))
+  small = ingest.ingest(src, str(tmp_path / 'small'), progress=False,
+                        limits=ingest.FileLimits(max_pixels=5_000_000))
+  assert 'over the limit of 5 megapixels' in dict(small.skipped)[
+      'instrument/big.png']
+  default = ingest.ingest(src, str(tmp_path / 'default'), progress=False)
+  assert default.counts['instrument'] == 3 and not default.skipped
+
+
+def test_clips_too_short_or_too_long_are_skipped_with_the_reason(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  folder = os.path.join(src, 'instrument')
+  with open(os.path.join(folder, 'click.wav'), 'wb') as f:
+    f.write(spectrogram.wav_bytes(np.ones(80) * 0.5, 16000))  # 5 ms
+  with open(os.path.join(folder, 'lecture.wav'), 'wb') as f:
+    f.write(spectrogram.wav_bytes(np.zeros(8000 * 40), 8000))  # 40 s
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False,
+                         limits=ingest.FileLimits(max_clip_seconds=30))
+  reasons = dict(result.skipped)
+  assert reasons['instrument/click.wav'].startswith(
+      'clip too short for a spectrogram: 80 samples (5.0 ms at 16000 Hz)')
+  assert reasons['instrument/lecture.wav'].startswith(
+      'clip is 40.0 s long, over the limit of 30 s (--max-clip-seconds)')
+  assert result.counts == {'not_instrument': 2, 'instrument': 2}
+
+
+
+def test_a_png_pillow_decodes_but_tensorflow_refuses_is_skipped(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  path = write_image(os.path.join(src, 'instrument', 'tall.png'),
+                     size=(48, 40))
+  data = bytearray(open(path, 'rb').read())
+  # Declare 256 rows where the image data holds 40; fix the IHDR checksum.
+  data[20:24] = struct.pack('>I', 256)
+  data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+  with open(path, 'wb') as f:
+    f.write(data)
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  assert dict(result.skipped)['instrument/tall.png'].startswith(
+      'damaged image data that TensorFlow cannot decode (')
+  assert result.counts == {'not_instrument': 2, 'instrument': 2}

@@ -1,5 +1,8 @@
 """Tests for pipeline.spectrogram."""
 
+import io
+import struct
+
 import numpy as np
 import pytest
 
@@ -70,3 +73,51 @@ def test_colorize_is_monotonic_in_brightness():
   brightness = rgb.sum(axis=1)
   assert np.all(np.diff(brightness) >= -2)
   assert brightness[-1] > brightness[0] + 400
+
+
+class _CountingReader(io.BytesIO):
+  """A file that counts the bytes read from it."""
+
+  def __init__(self, data):
+    super().__init__(data)
+    self.bytes_read = 0
+
+  def read(self, size=-1):
+    data = super().read(size)
+    self.bytes_read += len(data)
+    return data
+
+
+def test_an_hour_long_clip_is_refused_from_its_header():
+  hour = spectrogram.wav_bytes(np.zeros(1000 * 3600), 1000)
+  stream = _CountingReader(hour)
+  with pytest.raises(spectrogram.AudioError,
+                     match=r'clip is 3600.0 s long, over the limit of 600 s'):
+    spectrogram.read_wav(stream, 'hour.wav', max_seconds=600)
+  assert stream.bytes_read < 100
+
+
+@pytest.mark.parametrize('header, message', [
+    (dict(channels=0), 'declares 0 channels'),
+    (dict(rate=0), 'sample rate 0 Hz is outside'),
+    (dict(align=0), 'in 0-byte blocks'),
+    (dict(bits=4095), 'ValueError: Unsupported bit depth'),
+])
+def test_malformed_fmt_chunks_are_audio_errors_naming_the_field(header,
+                                                                 message):
+  values = dict(tag=1, channels=1, rate=16000, align=2, bits=16)
+  values.update(header)
+  wav = spectrogram.wav_bytes(np.zeros(4000), 16000)
+  fmt = struct.pack('<HHIIHH', values['tag'], values['channels'],
+                    values['rate'], values['rate'] * values['align'],
+                    values['align'], values['bits'])
+  with pytest.raises(spectrogram.AudioError, match=message):
+    spectrogram.read_wav(wav[:20] + fmt + wav[36:], 'clip.wav')
+
+
+def test_a_clip_shorter_than_half_a_window_is_refused():
+  with pytest.raises(spectrogram.AudioError, match='too short'):
+    spectrogram.read_wav(spectrogram.wav_bytes(np.ones(100), 16000))
+  audio, _ = spectrogram.read_wav(spectrogram.wav_bytes(
+      np.ones(spectrogram.MIN_CLIP_SAMPLES) * 0.5, 16000))
+  assert audio.size == spectrogram.MIN_CLIP_SAMPLES

@@ -12,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 from tfx.types import standard_artifacts
 
+from conftest import bomb_png
 from components.modules import features
 from components.modules import trainer
 from components.tflite_pusher import component
@@ -265,3 +266,14 @@ def test_predict_reports_unreadable_files_and_goes_on(testdata, tmp_path):
   assert 'not a readable image' in results[0].error
   assert 'cannot read' in results[1].error
   assert results[2].label == 'loud'
+
+
+def test_predict_refuses_a_decompression_bomb_from_its_header(testdata,
+                                                             tmp_path):
+  _run(testdata, tmp_path / 'dest')
+  bomb = tmp_path / 'bomb.png'
+  bomb.write_bytes(bomb_png(40000, 40000))
+  results = predict.predict_files(
+      str(tmp_path / 'dest'), [str(bomb), str(testdata['root'] / 'loud.png')])
+  assert results[0].error.startswith('image declares 40000x40000 pixels')
+  assert results[1].label == 'loud'
