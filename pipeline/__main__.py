@@ -16,10 +16,12 @@ lists a command's options.
 """
 
 import argparse
+import functools
 import json
 import logging
 import os
 import sys
+import textwrap
 import warnings
 from typing import List, Optional
 
@@ -68,7 +70,13 @@ def _quiet_libraries() -> None:
   handler = logging.StreamHandler(sys.stderr)
   handler.setFormatter(logging.Formatter('%(message)s'))
   handler.addFilter(_ProgressFilter())
-  # TFX logs its per-component progress on the 'absl' logger.
+  # TFX logs its per-component progress on the 'absl' logger. Its level
+  # must be set through absl's verbosity flag: TensorFlow's SavedModel
+  # export saves and restores that flag around each save, which would put
+  # a level set on the logger alone back to WARNING (the flag's default),
+  # and progress lines would vanish after Transform.
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.INFO)
   for name in ('absl', ''):
     logger = logging.getLogger(name)
     logger.handlers = [handler]
@@ -80,10 +88,10 @@ def _quiet_libraries() -> None:
     logging.getLogger(name).addFilter(_ProgressFilter())
 
 
-def _cmd_synth(args: argparse.Namespace) -> int:
+def _cmd_synth(args: argparse.Namespace,
+               config: config_lib.PipelineConfig) -> int:
   from pipeline import synth  # pylint: disable=g-import-not-at-top
-  out = args.out or os.path.join(args.workspace, 'default_data')
-  config = config_lib.config_from_args(args)
+  out = args.out or os.path.join(config.workspace, 'default_data')
   written = synth.synthesize(out, per_class=args.per_class, seed=args.seed_data,
                              class_names=config.class_names,
                              file_format=args.format)
@@ -92,9 +100,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
   return 0
 
 
-def _cmd_ingest(args: argparse.Namespace) -> int:
+def _cmd_ingest(args: argparse.Namespace,
+                config: config_lib.PipelineConfig) -> int:
   from pipeline import ingest  # pylint: disable=g-import-not-at-top
-  config = config_lib.config_from_args(args)
   result = ingest.ingest(args.src_dir, config.data_root,
                          class_names=config.class_names,
                          image_size=config.image_size,
@@ -109,9 +117,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
   return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace,
+             config: config_lib.PipelineConfig) -> int:
   from pipeline import run  # pylint: disable=g-import-not-at-top
-  config = config_lib.config_from_args(args)
   summary = run.run_pipeline(config)
   print(json.dumps(summary, indent=2) if args.json
         else run.format_summary(summary))
@@ -131,20 +139,16 @@ def _write_run_report(config: config_lib.PipelineConfig, run_id: str) -> None:
     print(f'Report: {path}', file=sys.stderr)
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _cmd_report(args: argparse.Namespace,
+                config: config_lib.PipelineConfig) -> int:
   from pipeline import report  # pylint: disable=g-import-not-at-top
-  config = config_lib.config_from_args(args)
-  try:
-    path = report.write_report(config, args.run, args.out)
-  except report.ReportError as e:
-    raise UserError(str(e)) from e
-  print(path)
+  print(report.write_report(config, args.run, args.out))
   return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
+def _cmd_predict(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> int:
   from pipeline import predict  # pylint: disable=g-import-not-at-top
-  config = config_lib.config_from_args(args)
   results = predict.predict_files(args.model_dir or config.push_destination,
                                   args.files, config.file_limits())
   if args.json:
@@ -157,9 +161,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
   return 1 if any(r.error for r in results) else 0
 
 
-def _cmd_schedule(args: argparse.Namespace) -> int:
+def _cmd_schedule(args: argparse.Namespace,
+                  config: config_lib.PipelineConfig) -> int:
   from pipeline import schedule  # pylint: disable=g-import-not-at-top
-  config = config_lib.config_from_args(args)
   if args.once:
     cadence = None
   else:
@@ -177,10 +181,10 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
   return 0
 
 
-def _cmd_inspect(args: argparse.Namespace) -> int:
+def _cmd_inspect(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> int:
   from pipeline import inspection  # pylint: disable=g-import-not-at-top
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  config = config_lib.config_from_args(args)
   store = mlmd.open_store(config.metadata_path, read_only=True)
   if args.what == 'runs':
     rows = inspection.runs(store, config.pipeline_name)
@@ -191,6 +195,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
   elif args.what == 'metrics':
     rows = inspection.metrics(store, config.pipeline_name, args.last)
     text = inspection.format_metrics(rows)
+  elif args.what == 'settings':
+    rows = inspection.settings(store, config.pipeline_name, args.run)
+    text = inspection.format_settings(rows)
   else:
     rows, text = _lineage(store, config, args)
   print(json.dumps(rows, indent=2, default=str) if args.json else text)
@@ -226,14 +233,26 @@ def _lineage(store, config: config_lib.PipelineConfig,
 _FILE_LIMITS = ['max_side', 'max_image_pixels', 'max_clip_seconds']
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+  """Wraps help text between words only, never inside `--flag-names`."""
+
+  def _split_lines(self, text, width):
+    return textwrap.wrap(' '.join(text.split()), width,
+                         break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of every command."""
   parser = argparse.ArgumentParser(
-      prog='python -m pipeline',
+      prog='python -m pipeline', allow_abbrev=False,
+      formatter_class=_HelpFormatter,
       description='Train an on-device binary image classifier with TFX and '
       'push it as a quantized TensorFlow Lite model.')
-  commands = parser.add_subparsers(dest='command', required=True,
-                                   metavar='COMMAND')
+  commands = parser.add_subparsers(
+      dest='command', required=True, metavar='COMMAND',
+      parser_class=functools.partial(argparse.ArgumentParser,
+                                     allow_abbrev=False,
+                                     formatter_class=_HelpFormatter))
 
   synth = commands.add_parser(
       'synth', help='make the default data set',
@@ -319,10 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
       'run): runs (newest first, with components ran, cached or failed and '
       'the pushed version), artifacts (by type, with key properties), '
       'lineage (a pushed model back to the ingested spans, or with --span '
-      'the models that came from a span) or metrics (evaluation and TFLite '
-      'figures of the last runs side by side).')
+      'the models that came from a span), metrics (evaluation and TFLite '
+      'figures of the last runs side by side) or settings (those a run '
+      'used, as TOML for --config).')
   inspect.add_argument('what', choices=('runs', 'artifacts', 'lineage',
-                                        'metrics'))
+                                        'metrics', 'settings'))
   inspect.add_argument('model', nargs='?', metavar='MODEL',
                        help='lineage only: a pushed version (3 or v3) or '
                        'its folder (default: the LATEST version)')
@@ -333,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                        'this data span')
   inspect.add_argument('--type', help='artifact type, e.g. Examples, Model, '
                        'ModelBlessing, PushedModel (artifacts only)')
+  inspect.add_argument('--run', help='settings only: run id, or a unique '
+                       'prefix of one (default: the newest run)')
   inspect.add_argument('--last', type=int, default=5,
                        help='runs to compare (metrics only; default '
                        '%(default)s)')
@@ -358,23 +380,66 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+# Errors that mean bad input or settings: one line, no traceback. Checked by
+# name among the modules already imported, so that no command imports
+# another's dependencies just to recognise its errors.
+_EXPECTED_ERRORS = (
+    ('pipeline.config', 'ConfigError'),
+    ('pipeline.ingest', 'IngestError'),
+    ('pipeline.run', 'RunError'),
+    ('pipeline.mlmd', 'MetadataError'),
+    ('pipeline.synth', 'SynthError'),
+    ('pipeline.predict', 'ModelFolderError'),
+    ('pipeline.schedule', 'ScheduleError'),
+    ('pipeline.lineage', 'LineageError'),
+)
+# Commands whose every log record goes to a log file (see pipeline.logs).
+_LOGGED_COMMANDS = ('run', 'schedule')
+
+
+def _expected(error: BaseException) -> bool:
+  if getattr(error, 'unexpected', False):
+    return False
+  if isinstance(error, UserError):
+    return True
+  for module_name, class_name in _EXPECTED_ERRORS:
+    module = sys.modules.get(module_name)
+    if module is not None and isinstance(error, getattr(module, class_name)):
+      return True
+  return False
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-  """Runs one command; returns the process exit code."""
+  """Runs one command; returns the process exit code.
+
+  Expected errors (bad data, bad settings, a refused run) print one line
+  and exit 2. Any other error prints one line naming the log file that
+  holds its traceback (also printed with `--debug`) and exits 1.
+  """
+  from pipeline import logs  # pylint: disable=g-import-not-at-top
   _quiet_libraries()
   args = build_parser().parse_args(argv)
-  from pipeline import ingest, run, synth  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd, predict, schedule  # pylint: disable=g-import-not-at-top
-  user_errors = (config_lib.ConfigError, ingest.IngestError, run.RunError,
-                 mlmd.MetadataStoreMissing, synth.SynthError,
-                 predict.ModelFolderError, schedule.ScheduleError, UserError)
+  workspace = config_lib.DEFAULT_WORKSPACE
   try:
-    return args.func(args)
-  except user_errors as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    config = config_lib.config_from_args(args)
+    workspace = config.workspace
+    if args.command in _LOGGED_COMMANDS:
+      logs.start(workspace, args.command)
+    return args.func(args, config)
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if _expected(e):
+      print(f'error: {e}', file=sys.stderr)
+      return 2
+    path = logs.log_traceback(e, workspace, args.command, echo=args.debug)
+    print(f'error: {type(e).__name__}: {e}\n(the traceback is in {path}'
+          f'{"" if args.debug else "; --debug also prints it here"})',
+          file=sys.stderr)
+    return 1
+  finally:
+    logs.stop()
 
 
 if __name__ == '__main__':

@@ -1,9 +1,13 @@
-"""The one typed configuration of the pipeline and its command line.
+"""The one typed configuration of the pipeline, its command line and its file.
 
-Every setting has a default here and can be overridden from the command line
-(`--train-steps 300`, `--class-names a,b`, ...). Paths default to folders of
-one workspace, so two workspaces never mix. Nothing is read at import: a
-:class:`PipelineConfig` is built explicitly and validated on creation.
+Every setting lives once, as a field of :class:`PipelineConfig` with its
+default and its meaning (the field's `help`). The command line
+(`--train-steps 300`, `--class-names a,b`, ...), the settings file
+(`--config FILE`, TOML) and the help text (`--help`) are all made from those
+fields; flags override the file, the file overrides the defaults. Paths
+default to folders of one workspace, so two workspaces never mix. Nothing is
+read at import: a :class:`PipelineConfig` is built explicitly and validated
+on creation.
 """
 
 import argparse
@@ -15,8 +19,6 @@ from components.modules import features
 from components.tflite_pusher import conversion
 from pipeline import ingest
 
-_FILE_LIMITS = ingest.FileLimits()
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WORKSPACE = os.path.join(REPO_ROOT, 'workspace')
 SCHEMA_DIR = os.path.join(REPO_ROOT, 'schema')
@@ -26,107 +28,117 @@ TRAINER_MODULE_FILE = os.path.join(MODULES_DIR, 'trainer.py')
 
 DEFAULT_BEAM_ARGS = ('--direct_running_mode=in_memory',
                      '--direct_num_workers=1')
+_FILE_LIMITS = ingest.FileLimits()
+# Path settings whose empty default means "this folder of the workspace".
+_WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
+                    'metadata_path': 'metadata.sqlite',
+                    'push_destination': 'pushed'}
+_PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(_WORKSPACE_PATHS)
 
 
 class ConfigError(ValueError):
   """Raised for a setting outside its allowed values; names the setting."""
 
 
+def _setting(default: Any, meaning: str) -> Any:
+  return dataclasses.field(default=default, metadata={'help': meaning})
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
   """Every setting of the pipeline.
 
-  Paths left empty are derived from `workspace`: `data/` (ingested spans),
-  `tfx/` (pipeline root), `metadata.sqlite` (ML Metadata), `pushed/`
-  (TFLite models for devices).
-
-  Attributes:
-    workspace: folder holding everything one pipeline produces.
-    pipeline_name: name recorded in ML Metadata.
-    data_root: folder of `span-N/` subfolders written by `ingest`.
-    pipeline_root: TFX pipeline root (artifacts).
-    metadata_path: SQLite file of the ML Metadata store.
-    push_destination: where the TFLite pusher writes model versions.
-    schema_dir: folder holding the curated `schema.pbtxt`.
-    class_names: the two class folder names, label 0 first.
-    image_size: side of the model's square input, in pixels.
-    channels: 3 for RGB input, 1 for grayscale.
-    window_spans: train and evaluate on the latest this many spans.
-    max_side: images with a larger side are shrunk to it at ingestion.
-    max_image_pixels: images declaring more pixels (width x height) are
-      skipped by `ingest` and refused by `predict`, from their header,
-      before any pixel is decoded.
-    max_clip_seconds: WAV clips longer than this are skipped by `ingest`
-      and refused by `predict`, before their samples are read.
-    warm_start: start training from the weights of the latest blessed model
-      (when its architecture matches).
-    train_steps: training steps (batches).
-    eval_steps: evaluation batches used for validation during training
-      (0: the whole eval split).
-    batch_size: training batch size.
-    learning_rate: peak learning rate (cosine decay over `train_steps`).
-    model_width: multiplier on the CNN's filter counts.
-    seed: random seed of training.
-    augment: randomly shift spectrograms in time and mask a time and a mel
-      band while training; turn off for images that are not spectrograms.
-    eval_buckets: hash buckets of the eval split, out of
-      `train_buckets + eval_buckets`.
-    train_buckets: hash buckets of the train split.
-    min_class_share: stop before training when a class is a smaller share
-      of a split than this (a drifted label distribution); 0 turns it off.
-    min_auc: absolute lower bound on eval AUC for a blessing.
-    min_accuracy: absolute lower bound on eval binary accuracy.
-    max_auc_drop: largest allowed drop of AUC from the latest blessed model.
-    quantization: TFLite quantization mode: none, dynamic, float16 or int8.
-    max_accuracy_drop: largest allowed accuracy drop from the SavedModel to
-      the TFLite model on the eval split (0.01 = one point); a larger drop
-      stops the push.
-    representative_examples: training examples that calibrate int8.
-    latency_runs: invokes timed for the TFLite model's median latency.
-    beam_args: Apache Beam pipeline arguments.
-    enable_cache: reuse component outputs whose inputs did not change.
+  Each field's default is here and its meaning is its `help` metadata (what
+  `python -m pipeline run --help` shows); :func:`describe` lists both. Paths
+  left empty are derived from `workspace`.
   """
-  workspace: str = DEFAULT_WORKSPACE
-  pipeline_name: str = 'on_device_classifier'
-  data_root: str = ''
-  pipeline_root: str = ''
-  metadata_path: str = ''
-  push_destination: str = ''
-  schema_dir: str = SCHEMA_DIR
-  class_names: Tuple[str, ...] = features.DEFAULT_CLASS_NAMES
-  image_size: int = features.DEFAULT_IMAGE_SIZE
-  channels: int = features.DEFAULT_CHANNELS
-  max_side: int = _FILE_LIMITS.max_side
-  max_image_pixels: int = _FILE_LIMITS.max_pixels
-  max_clip_seconds: float = _FILE_LIMITS.max_clip_seconds
-  window_spans: int = 3
-  warm_start: bool = False
-  train_steps: int = 500
-  eval_steps: int = 0
-  batch_size: int = 32
-  learning_rate: float = 2e-3
-  model_width: float = 1.0
-  seed: int = 0
-  augment: bool = True
-  train_buckets: int = 4
-  eval_buckets: int = 1
-  min_class_share: float = 0.05
-  min_auc: float = 0.9
-  min_accuracy: float = 0.8
-  max_auc_drop: float = 0.01
-  quantization: str = 'dynamic'
-  max_accuracy_drop: float = 0.01
-  representative_examples: int = 300
-  latency_runs: int = 50
-  beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
-  enable_cache: bool = True
+  workspace: str = _setting(
+      DEFAULT_WORKSPACE, 'folder holding the spans, pipeline root, ML '
+      'Metadata store and pushed models of one pipeline')
+  pipeline_name: str = _setting('on_device_classifier',
+                                'name of the pipeline in ML Metadata')
+  data_root: str = _setting('', 'folder of the span-N/ folders written by '
+                            '`ingest` (default: WORKSPACE/data)')
+  pipeline_root: str = _setting('', 'TFX pipeline root, where artifacts are '
+                                'written (default: WORKSPACE/tfx)')
+  metadata_path: str = _setting('', 'SQLite file of the ML Metadata store '
+                                '(default: WORKSPACE/metadata.sqlite)')
+  push_destination: str = _setting(
+      '', 'folder receiving the numbered TFLite model versions (default: '
+      'WORKSPACE/pushed)')
+  schema_dir: str = _setting(SCHEMA_DIR,
+                             'folder holding the curated schema.pbtxt')
+  class_names: Tuple[str, ...] = _setting(
+      features.DEFAULT_CLASS_NAMES,
+      'the two class folder names, label 0 first, comma-separated')
+  image_size: int = _setting(features.DEFAULT_IMAGE_SIZE,
+                             "side of the model's square input, in pixels "
+                             '(and of spectrograms rendered from WAV clips)')
+  channels: int = _setting(features.DEFAULT_CHANNELS,
+                           '3 for RGB input, 1 for grayscale')
+  max_side: int = _setting(_FILE_LIMITS.max_side,
+                           'images with a larger side are shrunk to it '
+                           'before they are stored')
+  max_image_pixels: int = _setting(
+      _FILE_LIMITS.max_pixels, 'images declaring more pixels (width x '
+      'height) are refused from their header, before any pixel is decoded '
+      '(ingest and predict)')
+  max_clip_seconds: float = _setting(
+      _FILE_LIMITS.max_clip_seconds, 'WAV clips longer than this are refused '
+      'from their header, before their samples are read (ingest and '
+      'predict)')
+  window_spans: int = _setting(3, 'train and evaluate on the latest this '
+                               'many spans')
+  warm_start: bool = _setting(False, 'start training from the weights of '
+                              'the latest blessed model (when its '
+                              'architecture matches)')
+  train_steps: int = _setting(500, 'training steps (batches)')
+  eval_steps: int = _setting(0, 'evaluation batches used for validation '
+                             'while training (0: the whole eval split)')
+  batch_size: int = _setting(32, 'training batch size')
+  learning_rate: float = _setting(2e-3, 'peak learning rate (cosine decay '
+                                  'over the training steps)')
+  model_width: float = _setting(1.0, "multiplier on the CNN's filter counts")
+  seed: int = _setting(0, 'random seed of training')
+  augment: bool = _setting(True, 'randomly shift spectrograms in time and '
+                           'mask a time and a mel band while training; turn '
+                           'off for images that are not spectrograms')
+  train_buckets: int = _setting(4, 'hash buckets of the train split')
+  eval_buckets: int = _setting(1, 'hash buckets of the eval split, out of '
+                               'train + eval buckets')
+  min_class_share: float = _setting(
+      0.05, 'stop before training when a class is a smaller share of a '
+      'split than this (a drifted label distribution); 0 turns it off')
+  min_auc: float = _setting(0.9, 'lowest eval AUC a model may have to be '
+                            'blessed')
+  min_accuracy: float = _setting(0.8, 'lowest eval binary accuracy a model '
+                                 'may have to be blessed')
+  max_auc_drop: float = _setting(0.01, 'largest allowed drop of AUC from '
+                                 'the latest blessed model')
+  quantization: str = _setting(
+      'dynamic', 'TFLite quantization: ' +
+      ', '.join(conversion.QUANTIZATION_MODES))
+  max_accuracy_drop: float = _setting(
+      0.01, 'largest allowed accuracy drop from the SavedModel to the '
+      'TFLite model on the eval sample (0.01 = one point); a larger drop '
+      'stops the push')
+  representative_examples: int = _setting(
+      300, 'training examples that calibrate int8 quantization')
+  validation_examples: int = _setting(
+      2000, 'eval examples, a uniform sample, for the TFLite parity check '
+      "(0: all); bounds the pusher's memory")
+  latency_runs: int = _setting(50, "invokes timed for the TFLite model's "
+                               'median latency')
+  beam_args: Tuple[str, ...] = _setting(
+      DEFAULT_BEAM_ARGS, 'Apache Beam pipeline arguments, comma-separated; '
+      'write --beam-args=--flag=value,--flag2=value')
+  enable_cache: bool = _setting(True, 'reuse the outputs of components '
+                                'whose inputs did not change')
 
   def __post_init__(self):
     workspace = os.path.abspath(self.workspace)
     object.__setattr__(self, 'workspace', workspace)
-    for name, default in (('data_root', 'data'), ('pipeline_root', 'tfx'),
-                          ('metadata_path', 'metadata.sqlite'),
-                          ('push_destination', 'pushed')):
+    for name, default in _WORKSPACE_PATHS.items():
       value = getattr(self, name) or os.path.join(workspace, default)
       object.__setattr__(self, name, os.path.abspath(value))
     object.__setattr__(self, 'class_names', tuple(self.class_names))
@@ -146,15 +158,18 @@ class PipelineConfig:
           f'image_size must be between 16 and 1024, got {self.image_size}')
     for name in ('train_steps', 'batch_size', 'train_buckets',
                  'eval_buckets', 'window_spans', 'max_side',
-                 'max_image_pixels'):
+                 'max_image_pixels', 'representative_examples',
+                 'latency_runs'):
       if getattr(self, name) < 1:
         raise ConfigError(f'{name} must be at least 1, got '
+                          f'{getattr(self, name)}')
+    for name in ('eval_steps', 'validation_examples'):
+      if getattr(self, name) < 0:
+        raise ConfigError(f'{name} must be 0 or more, got '
                           f'{getattr(self, name)}')
     if not self.max_clip_seconds > 0:
       raise ConfigError('max_clip_seconds must be positive, got '
                         f'{self.max_clip_seconds}')
-    if self.eval_steps < 0:
-      raise ConfigError(f'eval_steps must be 0 or more, got {self.eval_steps}')
     if not 0.0 <= self.min_class_share <= 0.5:
       raise ConfigError('min_class_share must be between 0 and 0.5, got '
                         f'{self.min_class_share}')
@@ -170,10 +185,6 @@ class PipelineConfig:
     if not -1.0 <= self.max_accuracy_drop <= 1.0:
       raise ConfigError('max_accuracy_drop must be between -1 and 1, got '
                         f'{self.max_accuracy_drop}')
-    for name in ('representative_examples', 'latency_runs'):
-      if getattr(self, name) < 1:
-        raise ConfigError(f'{name} must be at least 1, got '
-                          f'{getattr(self, name)}')
     if not 0.0 < self.learning_rate < 1.0:
       raise ConfigError(
           f'learning_rate must be in (0, 1), got {self.learning_rate}')
@@ -184,6 +195,12 @@ class PipelineConfig:
   def schema_path(self) -> str:
     """The curated schema file inside `schema_dir`."""
     return os.path.join(self.schema_dir, 'schema.pbtxt')
+
+  def to_dict(self) -> Dict[str, Any]:
+    """Every setting by name, JSON-able (tuples as lists)."""
+    return {field.name: (list(value) if isinstance(value, tuple) else value)
+            for field in dataclasses.fields(self)
+            for value in (getattr(self, field.name),)}
 
   def file_limits(self) -> ingest.FileLimits:
     """The limits `ingest` and `predict` read every source file within."""
@@ -206,6 +223,12 @@ class PipelineConfig:
     }
 
 
+def describe() -> List[Tuple[str, Any, str]]:
+  """(name, default, meaning) of every setting, in declaration order."""
+  return [(field.name, field.default, field.metadata['help'])
+          for field in dataclasses.fields(PipelineConfig)]
+
+
 def _flag(name: str) -> str:
   return '--' + name.replace('_', '-')
 
@@ -223,46 +246,122 @@ def _parse_bool(text: str) -> bool:
   raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
 
 
-_HIDDEN_FROM_CLI = ('workspace',)
+def _shown_default(name: str, default: Any) -> str:
+  if name in _WORKSPACE_PATHS:
+    return ''  # The meaning says where in the workspace.
+  if isinstance(default, tuple):
+    return f' (default: {",".join(default)})'
+  if isinstance(default, bool):
+    return f' (default: {str(default).lower()})'
+  return f' (default: {default})'
 
 
 def add_config_arguments(parser: argparse.ArgumentParser,
                          only: Optional[List[str]] = None) -> None:
-  """Adds one `--option` per configuration field to `parser`.
+  """Adds `--debug`, `--config FILE` and one `--option` per setting.
 
-  Every option defaults to None, meaning "keep the configuration's default",
-  so :func:`config_from_args` can tell a given option from an omitted one.
+  Every option defaults to None, meaning "keep the file's value or the
+  configuration's default", so :func:`config_from_args` can tell a given
+  option from an omitted one. Booleans take `true` or `false`.
 
   Args:
     parser: the parser of one command.
-    only: restrict to these field names (all fields when None).
+    only: restrict to these field names (all fields when None);
+      `workspace` is always there.
   """
-  parser.add_argument('--workspace', default=DEFAULT_WORKSPACE,
-                      help='folder holding the spans, pipeline root, ML '
-                      'Metadata store and pushed models (default: %(default)s)')
+  parser.add_argument(
+      '--debug', action='store_true',
+      help='print the traceback of an unexpected error on the console (it '
+      'is always written to a log file in WORKSPACE/logs/)')
+  parser.add_argument(
+      '--config', metavar='FILE',
+      help='TOML file of settings (names as below, e.g. train_steps = 300); '
+      'flags given here override it')
   group = parser.add_argument_group('pipeline settings')
   for field in dataclasses.fields(PipelineConfig):
-    if field.name in _HIDDEN_FROM_CLI or (only and field.name not in only):
+    if only and field.name not in only and field.name != 'workspace':
       continue
     default = field.default
-    if field.type in ('Tuple[str, ...]',) or isinstance(default, tuple):
-      kind, shown = _parse_list, ','.join(default)
+    if isinstance(default, tuple):
+      kind, metavar = _parse_list, 'A,B'
     elif isinstance(default, bool):
-      kind, shown = _parse_bool, str(default).lower()
+      kind, metavar = _parse_bool, 'true|false'
+    elif field.name == 'quantization':
+      kind, metavar = str, '|'.join(conversion.QUANTIZATION_MODES)
     else:
-      kind, shown = type(default), default
-    if field.name in ('data_root', 'pipeline_root', 'metadata_path',
-                      'push_destination'):
-      shown = 'inside the workspace'
-    elif field.name == 'beam_args':
-      shown = f'{shown}; write --beam-args=--flag=value,--flag2=value'
-    group.add_argument(_flag(field.name), dest=field.name, type=kind,
-                       default=None, metavar=field.name.upper(),
-                       help=f'(default: {shown})')
+      kind = type(default)
+      metavar = {int: 'N', float: 'X'}.get(kind) or (
+          'PATH' if field.name in _PATH_SETTINGS else 'NAME')
+    group.add_argument(
+        _flag(field.name), dest=field.name, type=kind, default=None,
+        metavar=metavar,
+        help=field.metadata['help'] + _shown_default(field.name, default))
+
+
+def load_settings_file(path: str) -> Dict[str, Any]:
+  """Reads a TOML settings file into {setting: value}, checked by name.
+
+  Names may be written with `_` or `-`; lists may be TOML arrays or
+  comma-separated strings; relative paths are taken from the file's folder.
+
+  Args:
+    path: the file.
+
+  Returns:
+    The settings it holds, converted to the fields' types.
+
+  Raises:
+    ConfigError: for an unreadable file, an unknown name or a value of the
+      wrong type, naming the file and the setting.
+  """
+  import tomli  # pylint: disable=g-import-not-at-top
+  try:
+    with open(path, 'rb') as f:
+      raw = tomli.load(f)
+  except OSError as e:
+    raise ConfigError(f'cannot read settings file {path}: {e.strerror}') from e
+  except tomli.TOMLDecodeError as e:
+    raise ConfigError(f'settings file {path} is not valid TOML: {e}') from e
+  fields = {field.name: field for field in dataclasses.fields(PipelineConfig)}
+  settings = {}
+  for key, value in raw.items():
+    name = key.replace('-', '_')
+    if name not in fields:
+      raise ConfigError(f'{path}: unknown setting {key!r} (see `python -m '
+                        'pipeline run --help` for the settings)')
+    value = _typed(path, key, value, fields[name].default)
+    if name in _PATH_SETTINGS and value:
+      # Relative to the file, so a crontab's working folder does not matter.
+      value = os.path.join(os.path.dirname(os.path.abspath(path)),
+                           os.path.expanduser(value))
+    settings[name] = value
+  return settings
+
+
+def _typed(path: str, key: str, value: Any, default: Any) -> Any:
+  """`value` from a settings file as the type of `default`."""
+  expected = type(default).__name__
+  if isinstance(default, tuple):
+    if isinstance(value, str):
+      return _parse_list(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+      return tuple(value)
+    expected = 'a list of strings'
+  elif isinstance(default, bool):
+    if isinstance(value, bool):
+      return value
+    expected = 'true or false'
+  elif isinstance(default, float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      return float(value)
+  elif isinstance(value, type(default)) and not isinstance(value, bool):
+    return value
+  raise ConfigError(f'{path}: setting {key!r} must be {expected}, got '
+                    f'{value!r}')
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-  """Builds a validated configuration from parsed command-line options.
+  """Builds a validated configuration: defaults < settings file < flags.
 
   Args:
     args: options parsed by a parser set up with :func:`add_config_arguments`.
@@ -271,11 +370,14 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     The configuration, defaults filled in.
 
   Raises:
-    ConfigError: naming the first setting outside its allowed values.
+    ConfigError: naming a bad settings file entry, or the first setting
+      outside its allowed values.
   """
-  overrides = {}
+  settings = {}
+  if getattr(args, 'config', None):
+    settings.update(load_settings_file(args.config))
   for field in dataclasses.fields(PipelineConfig):
     value = getattr(args, field.name, None)
     if value is not None:
-      overrides[field.name] = value
-  return PipelineConfig(**overrides)
+      settings[field.name] = value
+  return PipelineConfig(**settings)

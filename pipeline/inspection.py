@@ -1,15 +1,16 @@
 """Answers to "what did the pipeline do?" from ML Metadata, read-only.
 
-`python -m pipeline inspect runs|artifacts|metrics` (each with `--json`)
+`python -m pipeline inspect runs|artifacts|metrics|settings` (each with
+`--json`)
 uses the public ML Metadata API through `pipeline.mlmd`; the store is opened
 read-only, so it can be read while a run writes to it.
 """
 
 import datetime
+import json
 from typing import Any, Dict, List, Optional
 
 from pipeline import mlmd
-from pipeline import run as run_lib
 
 # Properties worth showing per artifact type; others are left out.
 KEY_PROPERTIES = {
@@ -36,35 +37,60 @@ def runs(store, pipeline_name: str) -> List[Dict[str, Any]]:
 
   Returns:
     One dict per run with `run_id`, `started`, `seconds`, `ran`, `cached`,
-    `failed` (component names), `components` (node, state, seconds) and
-    `pushed_version` (None when nothing was pushed).
+    `failed` (component names), `components` (node, state, seconds),
+    `pushed_version` (None when nothing was pushed) and `settings` (those
+    the run used, None when not recorded).
   """
-  result = []
-  for context in mlmd.pipeline_runs(store, pipeline_name):
-    executions = mlmd.node_executions(store, context)
-    if not executions:
-      continue
-    start = min(e.execution.create_time_since_epoch for e in executions)
-    end = max(e.execution.last_update_time_since_epoch for e in executions)
-    pushed_version = None
-    for execution in executions:
-      if execution.node == 'TFLitePusher':
-        for artifact in mlmd.output_artifacts(
-            store, execution.execution.id).get('pushed_model', []):
-          if mlmd.custom_value(artifact, 'pushed'):
-            pushed_version = mlmd.custom_value(artifact, 'pushed_version')
-    result.append({
-        'run_id': context.name,
-        'started': _time(start),
-        'seconds': round((end - start) / 1000.0, 1),
-        'ran': [e.node for e in executions if e.state == 'ran'],
-        'cached': [e.node for e in executions if e.state == 'cached'],
-        'failed': [e.node for e in executions if e.state == 'failed'],
-        'components': [{'node': e.node, 'state': e.state,
-                        'seconds': round(e.seconds, 1)} for e in executions],
-        'pushed_version': pushed_version,
-    })
-  return result
+  return [run_row(record) for record in mlmd.run_records(store,
+                                                          pipeline_name)]
+
+
+def run_row(record: mlmd.RunRecord) -> Dict[str, Any]:
+  """One run as a row of :func:`runs`."""
+  pushed = record.output('TFLitePusher', 'pushed_model')
+  pushed_version = None
+  if pushed is not None and mlmd.custom_value(pushed, 'pushed'):
+    pushed_version = mlmd.custom_value(pushed, 'pushed_version')
+  return {
+      'run_id': record.run_id,
+      'started': _time(record.started_ms),
+      'seconds': round(record.seconds, 1),
+      'ran': record.nodes('ran'),
+      'cached': record.nodes('cached'),
+      'failed': record.nodes('failed'),
+      'components': [{'node': e.node, 'state': e.state,
+                      'seconds': round(e.seconds, 1)}
+                     for e in record.executions],
+      'pushed_version': pushed_version,
+      'settings': record.settings,
+  }
+
+
+def settings(store, pipeline_name: str,
+             run_id: Optional[str] = None) -> Dict[str, Any]:
+  """The settings a run used (default the newest run).
+
+  Raises:
+    mlmd.MetadataError: when the run is unknown or recorded no settings.
+  """
+  record = mlmd.find_run(store, pipeline_name, run_id)
+  if record.settings is None:
+    raise mlmd.MetadataError(f'run {record.run_id} recorded no settings.')
+  return {'run_id': record.run_id, 'settings': record.settings}
+
+
+def format_settings(row: Dict[str, Any]) -> str:
+  """A run's settings as TOML, ready for `--config FILE`."""
+  lines = [f"# settings of run {row['run_id']}"]
+  for name, value in row['settings'].items():
+    if isinstance(value, bool):
+      text = str(value).lower()
+    elif isinstance(value, (int, float)):
+      text = repr(value)
+    else:
+      text = json.dumps(value, ensure_ascii=False)
+    lines.append(f'{name} = {text}')
+  return '\n'.join(lines)
 
 
 def artifacts(store, type_name: Optional[str] = None
@@ -97,21 +123,20 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
     `blessed`, and `tflite` (the pusher's recorded figures).
   """
   result = []
-  for context in mlmd.pipeline_runs(store, pipeline_name):
-    entry: Dict[str, Any] = {'run_id': context.name}
-    for execution in mlmd.node_executions(store, context):
-      outputs = mlmd.output_artifacts(store, execution.execution.id)
-      if execution.node == 'Evaluator':
-        if outputs.get('evaluation'):
-          entry['metrics'] = run_lib.evaluation_metrics(
-              outputs['evaluation'][0].uri)
-        if outputs.get('blessing'):
-          entry['blessed'] = bool(mlmd.custom_value(outputs['blessing'][0],
-                                                    'blessed'))
-      elif execution.node == 'TFLitePusher' and outputs.get('pushed_model'):
-        entry['tflite'] = run_lib.pushed_summary(outputs['pushed_model'][0])
-    if 'metrics' in entry:
-      result.append(entry)
+  for record in mlmd.run_records(store, pipeline_name):
+    evaluation = record.output('Evaluator', 'evaluation')
+    if evaluation is None:
+      continue
+    entry: Dict[str, Any] = {
+        'run_id': record.run_id,
+        'metrics': mlmd.evaluation_metrics(evaluation.uri)}
+    blessing = record.output('Evaluator', 'blessing')
+    if blessing is not None:
+      entry['blessed'] = bool(mlmd.custom_value(blessing, 'blessed'))
+    pushed = record.output('TFLitePusher', 'pushed_model')
+    if pushed is not None:
+      entry['tflite'] = mlmd.pushed_summary(pushed)
+    result.append(entry)
     if len(result) >= last:
       break
   return result

@@ -28,7 +28,6 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import ingest
 from pipeline import mlmd
-from pipeline import run as run_lib
 from pipeline import window
 
 _Event = metadata_store_pb2.Event
@@ -269,7 +268,7 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
 
   result: Dict[str, Any] = {
       'pushed_model': dict(_artifact_summary(pushed, 'PushedModel'),
-                           **run_lib.pushed_summary(pushed)),
+                           **mlmd.pushed_summary(pushed)),
       'graph': graph,
   }
   for blessing in by_type.get('ModelBlessing', []):
@@ -283,7 +282,7 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
         result['evaluation'] = dict(
             _artifact_summary(evaluation, 'ModelEvaluation'),
             run_id=_run_id(store, evaluator),
-            metrics=run_lib.evaluation_metrics(evaluation.uri))
+            metrics=mlmd.evaluation_metrics(evaluation.uri))
   for model in by_type.get('Model', []):
     result['model'] = _artifact_summary(model, 'Model')
     trainer = producer(store, model.id)

@@ -1,19 +1,22 @@
 """Reading what the pipeline recorded in ML Metadata, with the public API.
 
-Small, plain functions over `ml_metadata.MetadataStore` used by the run
-summary (and the inspection commands built on them).
+Small, plain functions over `ml_metadata.MetadataStore`, and one reader of
+a pipeline run, :class:`RunRecord`, used by the run summary, `inspect` and
+the report alike.
 """
 
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
+# Custom property of a pipeline-run context: the settings the run used.
+SETTINGS_PROPERTY = 'settings'
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: 'ran',
@@ -25,8 +28,8 @@ _STATE_NAMES = {
 }
 
 
-class MetadataStoreMissing(FileNotFoundError):
-  """Raised when there is no ML Metadata store at the given path."""
+class MetadataError(LookupError):
+  """Raised when the store, or the run asked for, is not there."""
 
 
 @dataclasses.dataclass
@@ -57,10 +60,10 @@ def open_store(metadata_path: str,
     A MetadataStore.
 
   Raises:
-    MetadataStoreMissing: if the file does not exist.
+    MetadataError: if the file does not exist.
   """
   if not os.path.isfile(metadata_path):
-    raise MetadataStoreMissing(
+    raise MetadataError(
         f'No ML Metadata store at {metadata_path}: the pipeline has not run '
         'in this workspace yet (run `make run` or `python -m pipeline run`).')
   config = metadata_store_pb2.ConnectionConfig()
@@ -79,7 +82,7 @@ def pipeline_runs(store: metadata_store.MetadataStore,
     pipeline_contexts = [
         c for c in store.get_parent_contexts_by_context(context.id)
         if c.name == pipeline_name]
-    if pipeline_contexts or context.name.startswith(pipeline_name):
+    if pipeline_contexts:
       runs.append(context)
   return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id),
                 reverse=True)
@@ -177,3 +180,146 @@ def custom_value(artifact: metadata_store_pb2.Artifact,
         return dict(value.struct_value)
       return getattr(value, kind) if kind else None
   return None
+
+
+@dataclasses.dataclass
+class RunRecord:
+  """One pipeline run as ML Metadata recorded it.
+
+  Attributes:
+    run_id: the pipeline-run context's name.
+    context: the raw MLMD context.
+    executions: its component executions, in execution order.
+    started_ms: creation time of its first execution (epoch ms), or of the
+      context when nothing executed.
+    ended_ms: last update of its last execution (epoch ms).
+    settings: the settings the run used, as recorded by `run` (None for a
+      run recorded without them).
+  """
+  run_id: str
+  context: metadata_store_pb2.Context
+  executions: List[NodeExecution]
+  started_ms: int
+  ended_ms: int
+  settings: Optional[Dict[str, Any]]
+  _store: Any = dataclasses.field(repr=False, compare=False)
+  _outputs: Dict[int, Dict[str, List[metadata_store_pb2.Artifact]]] = (
+      dataclasses.field(default_factory=dict, repr=False, compare=False))
+
+  @property
+  def seconds(self) -> float:
+    """Wall time from the first execution's start to the last's end."""
+    return max(0.0, (self.ended_ms - self.started_ms) / 1000.0)
+
+  def nodes(self, state: str) -> List[str]:
+    """Component ids whose execution is in `state` (ran, cached, failed)."""
+    return [e.node for e in self.executions if e.state == state]
+
+  def execution(self, node: str) -> Optional[NodeExecution]:
+    """The execution of component `node` in this run, if any."""
+    return next((e for e in self.executions if e.node == node), None)
+
+  def outputs(self, node: str) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """Output artifacts of component `node` by key ({} if it did not run)."""
+    execution = self.execution(node)
+    if execution is None:
+      return {}
+    key = execution.execution.id
+    if key not in self._outputs:
+      self._outputs[key] = output_artifacts(self._store, key)
+    return self._outputs[key]
+
+  def output(self, node: str, key: str
+             ) -> Optional[metadata_store_pb2.Artifact]:
+    """The first output artifact `key` of component `node`, or None."""
+    return (self.outputs(node).get(key) or [None])[0]
+
+
+def _run_record(store: metadata_store.MetadataStore,
+                context: metadata_store_pb2.Context) -> RunRecord:
+  executions = node_executions(store, context)
+  started = min((e.execution.create_time_since_epoch for e in executions),
+                default=context.create_time_since_epoch)
+  ended = max((e.execution.last_update_time_since_epoch for e in executions),
+              default=started)
+  settings = None
+  if SETTINGS_PROPERTY in context.custom_properties:
+    settings = json.loads(
+        context.custom_properties[SETTINGS_PROPERTY].string_value)
+  return RunRecord(context.name, context, executions, started, ended,
+                   settings, store)
+
+
+def run_records(store: metadata_store.MetadataStore,
+                pipeline_name: str) -> List[RunRecord]:
+  """Every run of `pipeline_name` that executed something, newest first."""
+  records = (_run_record(store, c) for c in pipeline_runs(store,
+                                                          pipeline_name))
+  return [r for r in records if r.executions]
+
+
+def find_run(store: metadata_store.MetadataStore, pipeline_name: str,
+             run_id: Optional[str] = None) -> RunRecord:
+  """The run named `run_id` (or a unique prefix of it); default the newest.
+
+  Raises:
+    MetadataError: when no run, or more than one, matches.
+  """
+  runs = pipeline_runs(store, pipeline_name)
+  if not runs:
+    raise MetadataError(f'No run of {pipeline_name} is recorded yet.')
+  if not run_id or run_id == 'latest':
+    return _run_record(store, runs[0])
+  matches = [r for r in runs if r.name == run_id] or [
+      r for r in runs if r.name.startswith(run_id)]
+  if len(matches) != 1:
+    known = ', '.join(r.name for r in runs[:5])
+    raise MetadataError(
+        f'{"No" if not matches else "More than one"} run matches {run_id!r}; '
+        f'newest runs: {known} (see `python -m pipeline inspect runs`).')
+  return _run_record(store, matches[0])
+
+
+def record_settings(store: metadata_store.MetadataStore,
+                    record: RunRecord, settings: Dict[str, Any]) -> None:
+  """Stores the settings a run used on its pipeline-run context."""
+  context = metadata_store_pb2.Context()
+  context.CopyFrom(record.context)
+  context.custom_properties[SETTINGS_PROPERTY].string_value = json.dumps(
+      settings, sort_keys=True)
+  store.put_contexts([context])
+  record.settings = dict(settings)
+
+
+def evaluation_metrics(uri: str) -> Dict[str, float]:
+  """The overall-slice metrics the Evaluator wrote under `uri`."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  metrics = {}
+  for slice_metrics in tfma.load_metrics(uri):
+    if slice_metrics.slice_key.single_slice_keys:
+      continue
+    for key in slice_metrics.metric_keys_and_values:
+      if key.key.model_name not in ('', 'candidate') or key.key.is_diff:
+        continue
+      value = key.value
+      if value.HasField('double_value'):
+        metrics[key.key.name] = round(value.double_value.value, 4)
+  return metrics
+
+
+_PUSHED_FIGURES = ('pushed', 'pushed_version', 'pushed_destination', 'mode',
+                   'float_bytes', 'tflite_bytes', 'size_ratio',
+                   'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
+                   'savedmodel_auc', 'tflite_auc', 'agreement',
+                   'latency_ms_median', 'sha256', 'metadata_embedded',
+                   'reason')
+
+
+def pushed_summary(artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:
+  """The TFLite pusher's recorded outcome and figures, by name."""
+  result = {}
+  for name in _PUSHED_FIGURES:
+    value = custom_value(artifact, name)
+    if value is not None:
+      result[name] = round(value, 4) if isinstance(value, float) else value
+  return result

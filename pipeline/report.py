@@ -28,17 +28,13 @@ import re
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from components import data_gate
 from pipeline import config as config_lib
 from pipeline import inspection
 from pipeline import lineage
 from pipeline import mlmd
-from pipeline import run as run_lib
 
 REPORTS_DIR = 'reports'
-
-
-class ReportError(LookupError):
-  """Raised when the run asked for is not in ML Metadata."""
 
 
 def _e(value: Any) -> str:
@@ -59,23 +55,6 @@ def report_path(config: config_lib.PipelineConfig, run_id: str) -> str:
   """Where the report of a run is written."""
   safe = re.sub(r'[^0-9A-Za-z_.-]+', '-', run_id).strip('-')
   return os.path.join(config.workspace, REPORTS_DIR, f'run-{safe}.html')
-
-
-def find_run(store, pipeline_name: str, run_id: Optional[str] = None):
-  """The run context named `run_id` (or a unique prefix); default newest."""
-  runs = mlmd.pipeline_runs(store, pipeline_name)
-  if not runs:
-    raise ReportError(f'No run of {pipeline_name} is recorded yet.')
-  if not run_id or run_id == 'latest':
-    return runs[0]
-  matches = [r for r in runs if r.name == run_id] or [
-      r for r in runs if r.name.startswith(run_id)]
-  if len(matches) != 1:
-    known = ', '.join(r.name for r in runs[:5])
-    raise ReportError(
-        f'{"No" if not matches else "More than one"} run matches {run_id!r}; '
-        f'newest runs: {known} (see `python -m pipeline inspect runs`).')
-  return matches[0]
 
 
 # ---------------------------------------------------------------- charts
@@ -266,7 +245,7 @@ def read_anomalies(uri: str) -> Dict[str, Any]:
   from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
   result = {}
   for split in _splits(uri):
-    path = os.path.join(uri, f'Split-{split}', 'SchemaDiff.pb')
+    path = os.path.join(uri, f'Split-{split}', data_gate.ANOMALIES_FILE_NAME)
     if os.path.isfile(path):
       result[split] = _read_proto(path, anomalies_pb2.Anomalies())
   return result
@@ -275,7 +254,7 @@ def read_anomalies(uri: str) -> Dict[str, Any]:
 def read_evaluation(uri: str) -> Dict[str, Any]:
   """Metrics, thresholds, validation outcome and confusion matrices."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-  result: Dict[str, Any] = {'metrics': run_lib.evaluation_metrics(uri),
+  result: Dict[str, Any] = {'metrics': mlmd.evaluation_metrics(uri),
                             'thresholds': {}, 'matrices': [], 'failures': []}
   try:
     with open(os.path.join(uri, 'eval_config.json'), encoding='utf-8') as f:
@@ -508,7 +487,7 @@ def _tflite_section(store, this_run_pushed: Optional[Dict[str, Any]]) -> str:
   seen = set()
   for artifact in sorted(store.get_artifacts_by_type('PushedModel'),
                          key=lambda a: a.id):
-    figures = run_lib.pushed_summary(artifact)
+    figures = mlmd.pushed_summary(artifact)
     version = figures.get('pushed_version')
     if not figures.get('pushed') or version in seen:
       continue
@@ -576,6 +555,16 @@ small{color:#777;font-weight:normal}
 """
 
 
+def _settings_section(settings: Optional[Dict[str, Any]]) -> str:
+  if settings is None:
+    return _section('settings', 'Settings',
+                    '<p>This run recorded no settings.</p>')
+  return _section('settings', 'Settings', _table(
+      ('setting', 'value'),
+      [(name, ', '.join(map(str, value)) if isinstance(value, list)
+        else value) for name, value in settings.items()]))
+
+
 def build_report(config: config_lib.PipelineConfig,
                  run_id: Optional[str] = None) -> Tuple[str, str]:
   """The HTML report of a run.
@@ -588,40 +577,36 @@ def build_report(config: config_lib.PipelineConfig,
     (run id, HTML text).
 
   Raises:
-    ReportError: when the run is not found.
-    mlmd.MetadataStoreMissing: when the pipeline never ran here.
+    mlmd.MetadataError: when the pipeline never ran here, or the run is
+      not found.
   """
   store = mlmd.open_store(config.metadata_path, read_only=True)
-  context = find_run(store, config.pipeline_name, run_id)
-  executions = mlmd.node_executions(store, context)
-  outputs = {e.node: mlmd.output_artifacts(store, e.execution.id)
-             for e in executions}
+  record = mlmd.find_run(store, config.pipeline_name, run_id)
+  executions = record.executions
   statistics = {}
-  if outputs.get('StatisticsGen', {}).get('statistics'):
-    statistics = read_statistics(outputs['StatisticsGen']['statistics'][0].uri)
+  if record.output('StatisticsGen', 'statistics') is not None:
+    statistics = read_statistics(
+        record.output('StatisticsGen', 'statistics').uri)
   anomalies = {}
-  if outputs.get('ExampleValidator', {}).get('anomalies'):
-    anomalies = read_anomalies(outputs['ExampleValidator']['anomalies'][0].uri)
+  if record.output('ExampleValidator', 'anomalies') is not None:
+    anomalies = read_anomalies(record.output('ExampleValidator',
+                                             'anomalies').uri)
   evaluation, blessed = None, None
-  evaluator = outputs.get('Evaluator', {})
-  if evaluator.get('evaluation'):
-    evaluation = read_evaluation(evaluator['evaluation'][0].uri)
-  if evaluator.get('blessing'):
-    blessed = bool(mlmd.custom_value(evaluator['blessing'][0], 'blessed'))
-  pushed_artifact = (outputs.get('TFLitePusher', {}).get('pushed_model')
-                     or [None])[0]
-  this_pushed = (run_lib.pushed_summary(pushed_artifact)
+  if record.output('Evaluator', 'evaluation') is not None:
+    evaluation = read_evaluation(record.output('Evaluator', 'evaluation').uri)
+  if record.output('Evaluator', 'blessing') is not None:
+    blessed = bool(mlmd.custom_value(record.output('Evaluator', 'blessing'),
+                                     'blessed'))
+  pushed_artifact = record.output('TFLitePusher', 'pushed_model')
+  this_pushed = (mlmd.pushed_summary(pushed_artifact)
                  if pushed_artifact is not None else None)
   chain = (lineage.model_lineage(store, pushed_artifact)
            if pushed_artifact is not None else None)
-  run_row = next((r for r in inspection.runs(store, config.pipeline_name)
-                  if r['run_id'] == context.name), None)
-  summary = ''
-  if run_row:
-    summary = (f'<p>Started {_e(run_row["started"])}, '
-               f'{_e(run_row["seconds"])} s; {len(run_row["ran"])} components '
-               f'ran, {len(run_row["cached"])} cached, '
-               f'{len(run_row["failed"])} failed.</p>')
+  summary = (f'<p>Started {_e(inspection.run_row(record)["started"])}, '
+             f'{_e(round(record.seconds, 1))} s; '
+             f'{len(record.nodes("ran"))} components ran, '
+             f'{len(record.nodes("cached"))} cached, '
+             f'{len(record.nodes("failed"))} failed.</p>')
   class_names = list(config.class_names)
   for execution in executions:
     recorded = mlmd.execution_settings(execution.execution).get('class_names')
@@ -630,7 +615,7 @@ def build_report(config: config_lib.PipelineConfig,
   generated = datetime.datetime.now().astimezone().strftime(
       '%Y-%m-%d %H:%M:%S %Z')
   body = ''.join([
-      f'<h1>Run {_e(context.name)}</h1>',
+      f'<h1>Run {_e(record.run_id)}</h1>',
       f'<p><small>Pipeline {_e(config.pipeline_name)}, workspace '
       f'{_e(config.workspace)}; report written {_e(generated)}.</small></p>',
       summary,
@@ -640,12 +625,13 @@ def build_report(config: config_lib.PipelineConfig,
       _evaluation_section(evaluation, blessed, class_names),
       _tflite_section(store, this_pushed),
       _lineage_section(chain),
+      _settings_section(record.settings),
   ])
   page = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
           '<meta name="viewport" content="width=device-width">'
-          f'<title>Run {_e(context.name)}</title><style>{_CSS}</style>'
+          f'<title>Run {_e(record.run_id)}</title><style>{_CSS}</style>'
           f'</head><body>{body}</body></html>')
-  return context.name, page
+  return record.run_id, page
 
 
 def write_report(config: config_lib.PipelineConfig,

@@ -19,7 +19,17 @@ STATE_FILE = 'last_run.json'
 
 
 class RunError(RuntimeError):
-  """Raised when the pipeline cannot start or a component failed."""
+  """Raised when the pipeline cannot start or a component failed.
+
+  Attributes:
+    unexpected: True when a component failed with an error the pipeline
+      does not raise by design (a bug, not bad data): its traceback is
+      worth keeping.
+  """
+
+  def __init__(self, message: str, unexpected: bool = False):
+    super().__init__(message)
+    self.unexpected = unexpected
 
 
 @contextlib.contextmanager
@@ -78,34 +88,8 @@ def build_pipeline(config: config_lib.PipelineConfig):
   from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
   from pipeline import pipeline_def  # pylint: disable=g-import-not-at-top
   return pipeline_def.create_pipeline(
-      pipeline_name=config.pipeline_name,
-      pipeline_root=config.pipeline_root,
-      window_root=window.window_root(config.workspace, config.window_spans),
-      schema_path=config.schema_path,
-      transform_module_file=config_lib.TRANSFORM_MODULE_FILE,
-      trainer_module_file=config_lib.TRAINER_MODULE_FILE,
-      custom_config=config.module_custom_config(),
-      train_steps=config.train_steps,
-      eval_steps=config.eval_steps,
-      train_buckets=config.train_buckets,
-      eval_buckets=config.eval_buckets,
-      min_auc=config.min_auc,
-      min_accuracy=config.min_accuracy,
-      max_auc_drop=config.max_auc_drop,
-      push_destination=config.push_destination,
-      class_names=config.class_names,
-      image_size=config.image_size,
-      channels=config.channels,
-      quantization=config.quantization,
-      max_accuracy_drop=config.max_accuracy_drop,
-      representative_examples=config.representative_examples,
-      latency_runs=config.latency_runs,
-      warm_start=config.warm_start,
-      min_class_share=config.min_class_share,
-      metadata_connection_config=metadata.sqlite_metadata_connection_config(
-          config.metadata_path),
-      beam_pipeline_args=config.beam_args,
-      enable_cache=config.enable_cache)
+      config, window.window_root(config.workspace, config.window_spans),
+      metadata.sqlite_metadata_connection_config(config.metadata_path))
 
 
 def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
@@ -134,10 +118,14 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
           config.window_spans)
     except window.WindowError as e:
       raise RunError(str(e)) from e
+    started_ms = int(started * 1000)
     try:
       local_dag_runner.LocalDagRunner().run(build_pipeline(config))
     except Exception as e:  # pylint: disable=broad-except
-      raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}') from e
+      _record_settings(config, started_ms)
+      raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}',
+                     unexpected=not _expected_failure(e)) from e
+    _record_settings(config, started_ms)
     summary = summarize_latest_run(config)
     summary['spans'] = spans
     summary['wall_seconds'] = round(time.time() - started, 1)
@@ -146,6 +134,29 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
                                    'finished': time.strftime(
                                        '%Y-%m-%dT%H:%M:%S%z')})
   return summary
+
+
+def _expected_failure(error: BaseException) -> bool:
+  """True for the failures components raise by design (the data gate)."""
+  from components import data_gate  # pylint: disable=g-import-not-at-top
+  while error is not None:
+    if isinstance(error, data_gate.DataAnomaliesError):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _record_settings(config: config_lib.PipelineConfig,
+                     started_ms: int) -> None:
+  """Stores the settings on the run this process just made (under the run
+  lock, so the newest run that started after `started_ms` is ours)."""
+  try:
+    store = mlmd.open_store(config.metadata_path)
+    record = mlmd.find_run(store, config.pipeline_name)
+  except mlmd.MetadataError:
+    return  # The run failed before anything was recorded.
+  if record.context.create_time_since_epoch >= started_ms - 1000:
+    mlmd.record_settings(store, record, config.to_dict())
 
 
 def read_state(workspace: str) -> Dict[str, Any]:
@@ -181,40 +192,6 @@ def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:
           'serialized_bytes_per_example': round(serialized / max(count, 1), 1)}
 
 
-def evaluation_metrics(uri: str) -> Dict[str, float]:
-  """The overall-slice metrics written by the Evaluator."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-  metrics = {}
-  for slice_metrics in tfma.load_metrics(uri):
-    if slice_metrics.slice_key.single_slice_keys:
-      continue
-    for key in slice_metrics.metric_keys_and_values:
-      if key.key.model_name not in ('', 'candidate') or key.key.is_diff:
-        continue
-      value = key.value
-      if value.HasField('double_value'):
-        metrics[key.key.name] = round(value.double_value.value, 4)
-  return metrics
-
-
-_PUSHED_FIGURES = ('pushed', 'pushed_version', 'pushed_destination', 'mode',
-                   'float_bytes', 'tflite_bytes', 'size_ratio',
-                   'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
-                   'savedmodel_auc', 'tflite_auc', 'agreement',
-                   'latency_ms_median', 'sha256', 'metadata_embedded',
-                   'reason')
-
-
-def pushed_summary(artifact) -> Dict[str, Any]:
-  """The TFLite pusher's recorded outcome and figures, by name."""
-  result = {}
-  for name in _PUSHED_FIGURES:
-    value = mlmd.custom_value(artifact, name)
-    if value is not None:
-      result[name] = round(value, 4) if isinstance(value, float) else value
-  return result
-
-
 def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   """Summarises the newest run of the pipeline from ML Metadata.
 
@@ -225,34 +202,36 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
     A dict with `run_id`, `components` (node, state, seconds), `blessed`,
     `model_path`, `metrics`, `transformed` (bytes per example) and
     `pushed` when a pusher ran.
+
+  Raises:
+    RunError: when no run is recorded.
   """
   store = mlmd.open_store(config.metadata_path, read_only=True)
-  runs = mlmd.pipeline_runs(store, config.pipeline_name)
-  if not runs:
-    raise RunError(f'No run of {config.pipeline_name} in '
-                   f'{config.metadata_path}.')
-  executions = mlmd.node_executions(store, runs[0])
+  try:
+    record = mlmd.find_run(store, config.pipeline_name)
+  except mlmd.MetadataError as e:
+    raise RunError(f'{e} ({config.metadata_path})') from e
   summary: Dict[str, Any] = {
-      'run_id': runs[0].name,
+      'run_id': record.run_id,
       'components': [{'node': e.node, 'state': e.state,
-                      'seconds': round(e.seconds, 1)} for e in executions],
+                      'seconds': round(e.seconds, 1)}
+                     for e in record.executions],
   }
-  for execution in executions:
-    outputs = mlmd.output_artifacts(store, execution.execution.id)
-    if execution.node == 'Trainer' and outputs.get('model'):
-      summary['model_path'] = os.path.join(outputs['model'][0].uri,
-                                           'Format-Serving')
-    elif execution.node == 'Evaluator':
-      if outputs.get('blessing'):
-        summary['blessed'] = bool(mlmd.custom_value(outputs['blessing'][0],
-                                                    'blessed'))
-      if outputs.get('evaluation'):
-        summary['metrics'] = evaluation_metrics(outputs['evaluation'][0].uri)
-    elif execution.node == 'TFLitePusher' and outputs.get('pushed_model'):
-      summary['pushed'] = pushed_summary(outputs['pushed_model'][0])
-    elif execution.node == 'Transform' and outputs.get('transformed_examples'):
-      summary['transformed'] = _transformed_bytes_per_example(
-          outputs['transformed_examples'][0].uri)
+  model = record.output('Trainer', 'model')
+  if model is not None:
+    summary['model_path'] = os.path.join(model.uri, 'Format-Serving')
+  blessing = record.output('Evaluator', 'blessing')
+  if blessing is not None:
+    summary['blessed'] = bool(mlmd.custom_value(blessing, 'blessed'))
+  evaluation = record.output('Evaluator', 'evaluation')
+  if evaluation is not None:
+    summary['metrics'] = mlmd.evaluation_metrics(evaluation.uri)
+  pushed = record.output('TFLitePusher', 'pushed_model')
+  if pushed is not None:
+    summary['pushed'] = mlmd.pushed_summary(pushed)
+  transformed = record.output('Transform', 'transformed_examples')
+  if transformed is not None:
+    summary['transformed'] = _transformed_bytes_per_example(transformed.uri)
   return summary
 
 

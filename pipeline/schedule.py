@@ -22,11 +22,11 @@ import re
 import signal
 import threading
 import time
-import traceback
 from typing import Callable, Dict, List, Optional
 
 from pipeline import config as config_lib
 from pipeline import ingest
+from pipeline import logs
 from pipeline import run
 
 _INTERVAL_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$')
@@ -134,13 +134,17 @@ def tick(config: config_lib.PipelineConfig, source: Optional[str] = None,
   except run.RunError as e:
     if 'Another pipeline run' in str(e):
       return TickResult('busy', f'skipped: {e}')
+    if e.unexpected:
+      path = logs.log_traceback(e, config.workspace, 'schedule')
+      return TickResult('failed',
+                        f'run failed: {e} (the traceback is in {path})')
     return TickResult('failed', f'run failed: {e}')
   except (ingest.IngestError, config_lib.ConfigError) as e:
     return TickResult('failed', f'failed: {e}')
   except Exception as e:  # pylint: disable=broad-except
-    traceback.print_exc()
+    path = logs.log_traceback(e, config.workspace, 'schedule')
     return TickResult('failed', f'failed unexpectedly: {type(e).__name__}: '
-                      f'{e}')
+                      f'{e} (the traceback is in {path})')
   pushed = summary.get('pushed') or {}
   if pushed.get('pushed'):
     outcome = f"pushed version {pushed.get('pushed_version')}"

@@ -79,3 +79,67 @@ def test_inspect_without_a_store_says_so(tmp_path, capsys):
   assert code == 2
   err = capsys.readouterr().err
   assert 'No ML Metadata store' in err and 'Traceback' not in err
+
+
+def _config(argv):
+  return config_lib.config_from_args(cli.build_parser().parse_args(argv))
+
+
+def test_a_settings_file_is_read_and_flags_override_it(tmp_path):
+  settings = tmp_path / 'retrain.toml'
+  settings.write_text(
+      'train_steps = 120\n'
+      'min-auc = 0.75\n'
+      'class_names = ["dog", "cat"]\n'
+      'augment = false\n'
+      'beam_args = "--direct_num_workers=2"\n'
+      'workspace = "ws"\n')
+  config = _config(['run', '--config', str(settings), '--train-steps', '7'])
+  assert config.train_steps == 7  # the flag wins
+  assert config.min_auc == 0.75
+  assert config.class_names == ('dog', 'cat')
+  assert config.augment is False
+  assert config.beam_args == ('--direct_num_workers=2',)
+  # Relative paths are taken from the file's folder, not the current one.
+  assert config.workspace == str(tmp_path / 'ws')
+  assert config.batch_size == config_lib.PipelineConfig.batch_size
+
+
+@pytest.mark.parametrize('text, message', [
+    ('train_stpes = 3\n', "unknown setting 'train_stpes'"),
+    ('train_steps = "many"\n', "'train_steps' must be int"),
+    ('augment = "no"\n', "'augment' must be true or false"),
+    ('min_auc = true\n', "'min_auc' must be float"),
+    ('train_steps = [\n', 'not valid TOML'),
+])
+def test_a_bad_settings_file_is_named_with_the_setting(tmp_path, text,
+                                                         message):
+  settings = tmp_path / 'bad.toml'
+  settings.write_text(text)
+  with pytest.raises(config_lib.ConfigError, match=message) as error:
+    _config(['run', '--config', str(settings)])
+  assert 'bad.toml' in str(error.value)
+
+
+def test_help_shows_every_setting_with_its_meaning(capsys):
+  with pytest.raises(SystemExit):
+    cli.build_parser().parse_args(['run', '--help'])
+  text = ' '.join(capsys.readouterr().out.split())
+  for name, _, meaning in config_lib.describe():
+    assert '--' + name.replace('_', '-') in text
+    assert ' '.join(meaning.split()) in text
+  assert '--augment true|false' in text
+
+
+def test_abbreviated_flags_are_refused_and_named(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.build_parser().parse_args(['run', '--metadata', 'mysql://x'])
+  assert exit_info.value.code == 2
+  assert 'unrecognized arguments: --metadata' in capsys.readouterr().err
+
+
+def test_every_setting_can_be_given_on_the_command_line():
+  parser = cli.build_parser()
+  flags = {action.dest for action in
+           parser._subparsers._group_actions[0].choices['run']._actions}
+  assert {name for name, _, _ in config_lib.describe()} <= flags

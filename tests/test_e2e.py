@@ -159,7 +159,7 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
 
 
 SECTIONS = ('components', 'statistics', 'anomalies', 'evaluation', 'tflite',
-            'lineage')
+            'lineage', 'settings')
 
 
 def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
@@ -170,6 +170,13 @@ def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
                    '--train-steps', '12', '--batch-size', '8', '--min-auc',
                    '0', '--min-accuracy', '0', '--max-auc-drop', '1']) == 0
   err = capsys.readouterr().err
+  # Every component's start and end are shown while the run goes, in order
+  # (they used to vanish after Transform's SavedModel export).
+  for node in COMPONENTS:
+    running = err.index(f'pipeline: Component {node} is running.')
+    assert running < err.index(f'pipeline: Component {node} is finished.')
+  assert err.index('Component Transform is finished') < err.index(
+      'Component Trainer is running')
   path = re.search(r'^Report: (.+)$', err, re.M).group(1)
   store = mlmd.open_store(config.metadata_path, read_only=True)
   newest = mlmd.pipeline_runs(store, config.pipeline_name)[0].name
@@ -184,6 +191,17 @@ def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
 
   # The figures are the run's own.
   [evaluated] = inspection.metrics(store, config.pipeline_name, last=1)
+  # The run recorded the settings it used; `inspect settings` prints them
+  # as a file `--config` reads back.
+  recorded = inspection.settings(store, config.pipeline_name)
+  assert recorded['run_id'] == newest
+  assert recorded['settings']['image_size'] == 64
+  assert recorded['settings']['train_steps'] == 12
+  settings_file = tmp_path / 'settings.toml'
+  settings_file.write_text(inspection.format_settings(recorded))
+  assert config_lib.load_settings_file(str(settings_file)) == {
+      name: tuple(value) if isinstance(value, list) else value
+      for name, value in recorded['settings'].items()}
   counts = [int(c) for c in re.findall(r'class="count">(\d+)<', page)]
   assert len(counts) == 4
   assert sum(counts) == evaluated['metrics']['example_count']

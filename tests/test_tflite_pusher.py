@@ -227,7 +227,9 @@ def test_component_refuses_unknown_mode():
   with pytest.raises(ValueError, match='unknown quantization mode'):
     component.TFLitePusher(
         model=mock.Mock(), examples=mock.Mock(), push_destination='/tmp/x',
-        class_names=CLASSES, quantization='int4')
+        class_names=CLASSES, quantization='int4', image_size=SIZE,
+        channels=3, max_accuracy_drop=0.01, representative_examples=10,
+        validation_examples=0, latency_runs=1)
 
 
 def test_predict_agrees_with_the_saved_model(testdata, tmp_path):

@@ -396,20 +396,21 @@ def recalibrate_batch_norm(model: tf.keras.Model, batches,
 def run_fn(fn_args) -> None:
   """Trains the classifier and exports it; called by the TFX Trainer.
 
-  `fn_args.custom_config` may hold `image_size`, `channels`, `batch_size`,
-  `learning_rate`, `width`, `seed`, `augment` and `warm_start`; defaults are
-  used for anything missing.
+  `fn_args.custom_config` holds the settings the module code needs
+  (`PipelineConfig.module_custom_config()`: `image_size`, `channels`,
+  `batch_size`, `learning_rate`, `width`, `seed`, `augment`,
+  `warm_start`); their defaults live in the pipeline's configuration only.
 
   Args:
     fn_args: the Trainer's `FnArgs` (files, Transform output, steps, export
       directories, custom config, base model).
   """
-  config = fn_args.custom_config or {}
-  image_size = int(config.get('image_size', features.DEFAULT_IMAGE_SIZE))
-  channels = int(config.get('channels', features.DEFAULT_CHANNELS))
-  batch_size = int(config.get('batch_size', 32))
-  learning_rate = float(config.get('learning_rate', 2e-3))
-  seed = int(config.get('seed', 0))
+  config = fn_args.custom_config
+  image_size = int(config['image_size'])
+  channels = int(config['channels'])
+  batch_size = int(config['batch_size'])
+  learning_rate = float(config['learning_rate'])
+  seed = int(config['seed'])
   tf.keras.utils.set_random_seed(seed)
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -418,14 +419,14 @@ def run_fn(fn_args) -> None:
                                dir=fn_args.model_run_dir)
   train_ds = make_dataset(fn_args.train_files, tf_transform_output,
                           batch_size, image_size, channels, training=True,
-                          seed=seed, augment=bool(config.get('augment', True)),
+                          seed=seed, augment=bool(config['augment']),
                           cache_dir=cache_dir)
   eval_ds = make_dataset(fn_args.eval_files, tf_transform_output, batch_size,
                          image_size, channels, training=False)
 
   model = build_model(image_size, channels,
-                      width=float(config.get('width', 1.0)))
-  warm_started = bool(config.get('warm_start')) and _warm_start_weights(
+                      width=float(config['width']))
+  warm_started = bool(config['warm_start']) and _warm_start_weights(
       model, getattr(fn_args, 'base_model', None))
   try:
     history = train(model, train_ds, max(1, int(fn_args.train_steps)),

@@ -26,7 +26,12 @@ Usage::
       examples=transform.outputs['transformed_examples'],
       push_destination='/models/instrument',
       class_names=['not_instrument', 'instrument'],
-      quantization='dynamic')
+      quantization='dynamic', image_size=128, channels=3,
+      max_accuracy_drop=0.01, representative_examples=300,
+      validation_examples=2000, latency_runs=50)
+
+The pipeline passes every setting from its configuration
+(`pipeline.config.PipelineConfig`), where their defaults live.
 """
 
 import json
@@ -39,7 +44,6 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
-from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import executor
 
@@ -82,15 +86,15 @@ class TFLitePusher(base_component.BaseComponent):
     class_names: class names in label order (written to labels.txt).
     model_blessing: the Evaluator's blessing; without one the model is
       pushed unvalidated.
-    quantization: `none`, `dynamic` (default), `float16` or `int8`.
+    quantization: `none`, `dynamic`, `float16` or `int8`.
     image_size: side of the model's square input.
     channels: the model's input channels.
     max_accuracy_drop: largest allowed accuracy drop from the SavedModel to
       the TFLite model, as a fraction (0.01 = one point).
     representative_examples: training examples used to calibrate `int8`.
     validation_examples: eval examples used for the parity check, a uniform
-      sample (0: all). The default bounds the pusher's memory, whatever the
-      size of the eval split.
+      sample (0: all); a limit bounds the pusher's memory whatever the size
+      of the eval split.
     latency_runs: invokes timed for the median latency.
 
   Raises:
@@ -105,14 +109,15 @@ class TFLitePusher(base_component.BaseComponent):
                examples: types.BaseChannel,
                push_destination: str,
                class_names: Sequence[str],
-               model_blessing: Optional[types.BaseChannel] = None,
-               quantization: str = 'dynamic',
-               image_size: int = features.DEFAULT_IMAGE_SIZE,
-               channels: int = features.DEFAULT_CHANNELS,
-               max_accuracy_drop: float = 0.01,
-               representative_examples: int = 300,
-               validation_examples: int = 2000,
-               latency_runs: int = 50):
+               *,
+               quantization: str,
+               image_size: int,
+               channels: int,
+               max_accuracy_drop: float,
+               representative_examples: int,
+               validation_examples: int,
+               latency_runs: int,
+               model_blessing: Optional[types.BaseChannel] = None):
     conversion.check_mode(quantization)
     for name, value in (('representative_examples', representative_examples),
                         ('validation_examples', validation_examples),

@@ -1,0 +1,101 @@
+"""Expected errors are one line; unexpected ones keep their traceback in a
+log file that the error line names (pipeline/logs.py and the CLI)."""
+
+import os
+import re
+from unittest import mock
+
+import pytest
+
+from conftest import write_image
+from components import data_gate
+from pipeline import __main__ as cli
+from pipeline import config as config_lib
+from pipeline import ingest
+from pipeline import run
+from pipeline import schedule
+
+
+def _log_path(err):
+  match = re.search(r'the traceback is in (\S+?)[;)]', err)
+  assert match, err
+  return match.group(1)
+
+
+def test_an_unexpected_error_is_one_line_with_its_traceback_in_the_log(
+    tmp_path, capsys):
+  with mock.patch.object(ingest, 'ingest',
+                         side_effect=ZeroDivisionError('boom')):
+    code = cli.main(['ingest', str(tmp_path), '--workspace',
+                     str(tmp_path / 'ws')])
+  assert code == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: ZeroDivisionError: boom\n')
+  assert 'Traceback' not in err and '--debug' in err
+  path = _log_path(err)
+  assert path.startswith(str(tmp_path / 'ws' / 'logs'))
+  text = open(path, encoding='utf-8').read()
+  assert 'Traceback (most recent call last)' in text
+  assert 'ZeroDivisionError: boom' in text and '_cmd_ingest' in text
+
+
+def test_debug_prints_the_traceback_on_the_console_too(tmp_path, capsys):
+  with mock.patch.object(ingest, 'ingest', side_effect=KeyError('k')):
+    code = cli.main(['ingest', str(tmp_path), '--workspace',
+                     str(tmp_path / 'ws'), '--debug'])
+  assert code == 1
+  err = capsys.readouterr().err
+  assert 'Traceback (most recent call last)' in err
+  assert os.path.isfile(_log_path(err))
+
+
+def test_an_expected_error_stays_one_line_without_a_log(tmp_path, capsys):
+  code = cli.main(['ingest', str(tmp_path / 'missing'), '--workspace',
+                   str(tmp_path / 'ws')])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'is not a folder' in err
+  assert not os.path.exists(tmp_path / 'ws' / 'logs')
+
+
+@pytest.fixture
+def config_with_a_span(tmp_path):
+  for label, name in enumerate(('not_instrument', 'instrument')):
+    for index in range(2):
+      write_image(str(tmp_path / 'src' / name / f'{index}.png'),
+                  seed=label * 10 + index)
+  config = config_lib.PipelineConfig(workspace=str(tmp_path / 'ws'))
+  ingest.ingest(str(tmp_path / 'src'), config.data_root, progress=False)
+  return config
+
+
+@pytest.mark.parametrize('raised, unexpected', [
+    (ValueError('a bug in a component'), True),
+    (data_gate.DataAnomaliesError('label distribution drift'), False),
+])
+def test_a_component_failure_is_unexpected_unless_raised_by_design(
+    config_with_a_span, raised, unexpected):
+  with mock.patch('tfx.orchestration.local.local_dag_runner.LocalDagRunner'
+                  '.run', side_effect=raised):
+    with pytest.raises(run.RunError, match=str(raised)) as error:
+      run.run_pipeline(config_with_a_span)
+  assert error.value.unexpected is unexpected
+  assert error.value.__cause__ is raised
+
+
+def test_the_scheduler_logs_an_unexpected_failure_with_its_traceback(
+    config_with_a_span):
+  def failing_run(config):
+    del config
+    try:
+      raise ValueError('inside the trainer')
+    except ValueError as e:
+      raise run.RunError('The pipeline run failed: ValueError: inside the '
+                         'trainer', unexpected=True) from e
+
+  result = schedule.tick(config_with_a_span, run_fn=failing_run)
+  assert result.action == 'failed'
+  path = _log_path(result.message)
+  text = open(path, encoding='utf-8').read()
+  assert 'ValueError: inside the trainer' in text
+  assert 'failing_run' in text
