@@ -28,7 +28,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from components.metrics import binary_auc  # pylint: disable=g-import-not-at-top,wrong-import-position
+from components.modules.metrics import binary_auc  # pylint: disable=g-import-not-at-top,wrong-import-position
 from components.modules import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CLASSES = ['not_instrument', 'instrument']

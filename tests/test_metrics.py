@@ -1,9 +1,9 @@
-"""Tests for components.metrics."""
+"""Tests for components.modules.metrics."""
 
 import numpy as np
 import pytest
 
-from components import metrics
+from components.modules import metrics
 
 
 @pytest.mark.parametrize('labels, scores, expected', [

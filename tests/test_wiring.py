@@ -1,8 +1,13 @@
 """Tests of the pipeline's wiring and the data gate."""
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
+from tfx.components.util import udf_utils
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import standard_artifacts
 
@@ -50,7 +55,48 @@ def test_module_folder_holds_only_module_code():
   # TFX hashes every .py file of the module folder into the cache key.
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
-      '__init__.py', 'features.py', 'trainer.py', 'transform.py']
+      '__init__.py', 'features.py', 'metrics.py', 'trainer.py',
+      'transform.py']
+
+
+def _project_files_imported_by(*modules):
+  """The project's own .py files that importing `modules` loads."""
+  code = ('import json, sys\n' +
+          ''.join(f'import {m}\n' for m in modules) +
+          'print(json.dumps([getattr(m, "__file__", None) or "" '
+          'for m in list(sys.modules.values())]))')
+  out = subprocess.run([sys.executable, '-c', code], cwd=config_lib.REPO_ROOT,
+                       capture_output=True, text=True, check=True,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')).stdout
+  packages = tuple(os.path.join(config_lib.REPO_ROOT, name) + os.sep
+                   for name in ('components', 'pipeline'))
+  return sorted({os.path.abspath(f) for f in json.loads(out.splitlines()[-1])
+                 if f.startswith(packages) and f.endswith('.py')})
+
+
+def test_editing_any_file_the_trainer_or_transform_imports_changes_the_cache_key(
+    tmp_path):
+  imported = _project_files_imported_by('components.modules.trainer',
+                                        'components.modules.transform')
+  module_dir = config_lib.MODULES_DIR + os.sep
+  assert os.path.join(module_dir, 'metrics.py') in imported
+  # Code outside the folder TFX hashes would change without a retrain.
+  assert [f for f in imported if not f.startswith(module_dir)
+          and not f.endswith('__init__.py')] == []
+  copy = tmp_path / 'modules'
+  shutil.copytree(config_lib.MODULES_DIR, copy,
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  sources = [f for f in os.listdir(copy) if f.endswith('.py')]
+  original = udf_utils._get_version_hash(str(copy), sources)  # pylint: disable=protected-access
+  for path in imported:
+    if not path.startswith(module_dir):
+      continue
+    edited = copy / os.path.basename(path)
+    text = edited.read_text()
+    edited.write_text(text + '\n# edited\n')
+    assert udf_utils._get_version_hash(str(copy), sources) != original, path  # pylint: disable=protected-access
+    edited.write_text(text)
+  assert udf_utils._get_version_hash(str(copy), sources) == original  # pylint: disable=protected-access
 
 
 def _anomalies_artifact(tmp_path, per_split):

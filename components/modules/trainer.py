@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import metrics
+from components.modules import metrics
 from components.modules import features
 
 _SHUFFLE_BUFFER = 1024

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components import metrics
+from components.modules import metrics
 
 QUANTIZATION_MODES = ('none', 'dynamic', 'float16', 'int8')
 
