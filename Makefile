@@ -22,9 +22,11 @@ test: setup
 	@bash scripts/ensure_browser.sh
 	$(PY) -m pytest
 
-## The benchmark suite (about 30 min on 2 cores): bench/RESULTS.md.
+## The benchmark suite (about 30 min on 2 cores): bench/RESULTS.md, then
+## the command line's start-up ratios (bench/startup.json).
 bench: setup
 	$(PY) bench/run_bench.py
+	$(PY) bench/startup.py --json bench/startup.json
 
 ## Re-resolve requirements.in into a complete requirements.lock.
 lock:

@@ -16,7 +16,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.modules import features
-from components.tflite_pusher import conversion
+from components import tflite_pusher
 from pipeline import ingest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,7 +117,7 @@ class PipelineConfig:
                                  'the latest blessed model')
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
-      ', '.join(conversion.QUANTIZATION_MODES))
+      ', '.join(tflite_pusher.QUANTIZATION_MODES))
   max_accuracy_drop: float = _setting(
       0.01, 'largest allowed accuracy drop from the SavedModel to the '
       'TFLite model on the eval sample (0.01 = one point); a larger drop '
@@ -177,10 +177,10 @@ class PipelineConfig:
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:
         raise ConfigError(f'{name} must be between 0 and 1, got {value}')
-    if self.quantization not in conversion.QUANTIZATION_MODES:
+    if self.quantization not in tflite_pusher.QUANTIZATION_MODES:
       raise ConfigError(
           f'quantization must be one of '
-          f'{", ".join(conversion.QUANTIZATION_MODES)}, got '
+          f'{", ".join(tflite_pusher.QUANTIZATION_MODES)}, got '
           f'{self.quantization!r}')
     if not -1.0 <= self.max_accuracy_drop <= 1.0:
       raise ConfigError('max_accuracy_drop must be between -1 and 1, got '
@@ -287,7 +287,7 @@ def add_config_arguments(parser: argparse.ArgumentParser,
     elif isinstance(default, bool):
       kind, metavar = _parse_bool, 'true|false'
     elif field.name == 'quantization':
-      kind, metavar = str, '|'.join(conversion.QUANTIZATION_MODES)
+      kind, metavar = str, '|'.join(tflite_pusher.QUANTIZATION_MODES)
     else:
       kind = type(default)
       metavar = {int: 'N', float: 'X'}.get(kind) or (

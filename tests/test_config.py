@@ -1,11 +1,18 @@
 """Tests for pipeline.config and the command line."""
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
+from conftest import write_image
 from pipeline import __main__ as cli
 from pipeline import config as config_lib
+from pipeline import ingest
+from pipeline import mlmd
+from pipeline import run
 
 
 def test_paths_default_to_one_workspace(tmp_path):
@@ -143,3 +150,40 @@ def test_every_setting_can_be_given_on_the_command_line():
   flags = {action.dest for action in
            parser._subparsers._group_actions[0].choices['run']._actions}
   assert {name for name, _, _ in config_lib.describe()} <= flags
+
+
+_HEAVY = ('tensorflow', 'tfx', 'apache_beam', 'tensorflow_model_analysis',
+          'tensorflow_transform', 'tensorflow_data_validation')
+
+
+def _heavy_modules_loaded_by(argv):
+  """Runs the CLI in a fresh interpreter; returns the heavy packages it
+  imported and its exit code."""
+  code = ('import json, sys\n'
+          'from pipeline import __main__ as cli\n'
+          'try:\n'
+          f'  code = cli.main({argv!r})\n'
+          'except SystemExit as e:\n'
+          '  code = e.code\n'
+          f'heavy = sorted({{m.split(".")[0] for m in sys.modules}} & '
+          f'set({_HEAVY!r}))\n'
+          'print(json.dumps([heavy, code]))')
+  out = subprocess.run([sys.executable, '-c', code], cwd=config_lib.REPO_ROOT,
+                       capture_output=True, text=True, check=True).stdout
+  return json.loads(out.splitlines()[-1])
+
+
+def test_help_inspect_and_an_idle_tick_start_without_tensorflow(tmp_path):
+  workspace = tmp_path / 'ws'
+  write_image(str(tmp_path / 'src' / 'not_instrument' / 'a.png'), seed=1)
+  write_image(str(tmp_path / 'src' / 'instrument' / 'b.png'), seed=2)
+  config = config_lib.PipelineConfig(workspace=str(workspace))
+  ingest.ingest(str(tmp_path / 'src'), config.data_root, progress=False)
+  run.write_state(config.workspace, {'span': 1})
+  open(config.metadata_path, 'w').close()
+  mlmd.open_store(config.metadata_path)
+  for argv in (['synth', '--help'], ['run', '--help'],
+               ['inspect', 'runs', '--workspace', str(workspace)],
+               ['inspect', 'artifacts', '--workspace', str(workspace)],
+               ['schedule', '--once', '--workspace', str(workspace)]):
+    assert _heavy_modules_loaded_by(argv) == [[], 0], argv

@@ -8,9 +8,12 @@ is turned into pixels the same way at training and at serving time.
 
 This file lives in the TFX module folder: TFX hashes every ``.py`` file here
 into the Transform and Trainer cache keys, so keep the folder minimal.
+
+TensorFlow is imported inside the two functions: the command line reads the
+names and defaults here without the seconds that loading it takes.
 """
 
-import tensorflow as tf
+from __future__ import annotations
 
 # Raw tf.Example features written by `python -m pipeline ingest`.
 IMAGE_KEY = 'image'
@@ -53,6 +56,7 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int,
   Returns:
     A `tf.uint8` tensor of shape [image_size, image_size, channels].
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   image = tf.io.decode_image(encoded, channels=channels,
                              expand_animations=False, dtype=tf.uint8)
   image = tf.image.resize(image, [image_size, image_size],
@@ -76,6 +80,7 @@ def decode_batch(encoded: tf.Tensor, image_size: int,
   Returns:
     A `tf.uint8` tensor of shape [batch, image_size, image_size, channels].
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   encoded = tf.reshape(encoded, [-1])
   return tf.map_fn(
       lambda e: decode_and_resize(e, image_size, channels), encoded,

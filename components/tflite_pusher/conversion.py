@@ -23,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.modules import metrics
-
-QUANTIZATION_MODES = ('none', 'dynamic', 'float16', 'int8')
+from components.tflite_pusher import QUANTIZATION_MODES
 
 
 class ConversionError(RuntimeError):
