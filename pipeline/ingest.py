@@ -16,22 +16,20 @@ finds them.
 * Images other than PNG or JPEG, in unusual modes, with an EXIF rotation, or
   larger than `--max-side` are re-encoded as PNG (and shrunk), so Transform
   decodes every example the same way and no example is huge.
-* The span is written in a staging folder and renamed into place when
-  complete; a source identical to the latest span's is not ingested again.
+* The span is written in a staging folder, flushed to disk and renamed into
+  place when complete (`components.local_disk`); a source identical to the
+  latest span's is not ingested again.
 """
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import io
 import json
 import os
 import random
 import re
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from typing import (Any, BinaryIO, Dict, Iterator, List, Optional, Sequence,
@@ -41,6 +39,7 @@ from PIL import Image
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
 
+from components import local_disk
 from components.modules import features
 from pipeline import spectrogram
 
@@ -395,13 +394,6 @@ def _check_classes(src_dir: str, class_names: Sequence[str]) -> List[str]:
           for name in present if name not in class_names]
 
 
-def _lock(data_root: str):
-  os.makedirs(data_root, exist_ok=True)
-  handle = open(os.path.join(data_root, '.ingest.lock'), 'w')
-  fcntl.flock(handle, fcntl.LOCK_EX)
-  return handle
-
-
 def ingest(src_dir: str, data_root: str,
            class_names: Sequence[str] = features.DEFAULT_CLASS_NAMES,
            image_size: int = features.DEFAULT_IMAGE_SIZE,
@@ -444,7 +436,7 @@ def ingest(src_dir: str, data_root: str,
                         'files; every class needs examples.')
     files.extend((path, label) for path in class_files)
 
-  with _lock(data_root):
+  with local_disk.locked(os.path.join(data_root, '.ingest.lock')):
     spans = list_spans(data_root)
     digest = source_fingerprint(src_dir, files, class_names)
     if spans and not force:
@@ -454,15 +446,12 @@ def ingest(src_dir: str, data_root: str,
             'nothing added (use --force to add it again)')
         return IngestResult(spans[-1], latest_dir, False, {}, skipped)
     span = (spans[-1] + 1) if spans else 1
-    staging = tempfile.mkdtemp(prefix='.staging-', dir=data_root)
-    os.chmod(staging, 0o755)
-    try:
-      return _write_span(src_dir, data_root, staging, span, digest, files,
-                         class_names, image_size, limits, skipped,
-                         folder_warnings, log)
-    except BaseException:
-      shutil.rmtree(staging, ignore_errors=True)
-      raise
+    span_dir = os.path.join(data_root, f'span-{span}')
+    with local_disk.staged_folder(span_dir) as staging:
+      result = _write_span(src_dir, staging, span, span_dir, digest, files,
+                           class_names, image_size, limits, skipped,
+                           folder_warnings, log)
+    return result
 
 
 def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
@@ -492,10 +481,10 @@ def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
   return fingerprint.hexdigest()
 
 
-def _write_span(src_dir, data_root, staging, span, digest, files,
+def _write_span(src_dir, staging, span, span_dir, digest, files,
                 class_names, image_size, limits, skipped, folder_warnings,
                 log) -> IngestResult:
-  """Writes the examples into `staging`, then renames it to span `span`.
+  """Writes the examples and `ingest.json` of span `span` into `staging`.
 
   The examples are written in an order shuffled by the source's fingerprint,
   so every shard and every prefix of the span mixes the classes (readers
@@ -537,7 +526,6 @@ def _write_span(src_dir, data_root, staging, span, digest, files,
         f'no readable file in class folder(s) {", ".join(empty)} of '
         f'{src_dir}; {len(skipped)} file(s) skipped (listed above).')
 
-  span_dir = os.path.join(data_root, f'span-{span}')
   report = {
       'span': span, 'source': src_dir, 'fingerprint': digest,
       'class_names': list(class_names), 'counts': counts,
@@ -549,5 +537,4 @@ def _write_span(src_dir, data_root, staging, span, digest, files,
   }
   with open(os.path.join(staging, REPORT_NAME), 'w', encoding='utf-8') as f:
     json.dump(report, f, indent=2, ensure_ascii=False)
-  os.rename(staging, span_dir)
   return IngestResult(span, span_dir, True, counts, skipped, reencoded)

@@ -132,14 +132,14 @@ def node_executions(store: metadata_store.MetadataStore,
 
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT,
                   metadata_store_pb2.Event.DECLARED_OUTPUT)
-_INPUT_EVENTS = (metadata_store_pb2.Event.INPUT,
-                 metadata_store_pb2.Event.DECLARED_INPUT)
 
 
-def _artifacts_by_key(store: metadata_store.MetadataStore, execution_id: int,
-                      event_types) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+def output_artifacts(store: metadata_store.MetadataStore,
+                     execution_id: int
+                     ) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+  """An execution's output artifacts by output key."""
   events = [e for e in store.get_events_by_execution_ids([execution_id])
-            if e.type in event_types]
+            if e.type in _OUTPUT_EVENTS]
   artifacts = {a.id: a for a in store.get_artifacts_by_id(
       [e.artifact_id for e in events])}
   result: Dict[str, List[metadata_store_pb2.Artifact]] = {}
@@ -148,20 +148,6 @@ def _artifacts_by_key(store: metadata_store.MetadataStore, execution_id: int,
     if event.artifact_id in artifacts:
       result.setdefault(key, []).append(artifacts[event.artifact_id])
   return result
-
-
-def output_artifacts(store: metadata_store.MetadataStore,
-                     execution_id: int
-                     ) -> Dict[str, List[metadata_store_pb2.Artifact]]:
-  """An execution's output artifacts by output key."""
-  return _artifacts_by_key(store, execution_id, _OUTPUT_EVENTS)
-
-
-def input_artifacts(store: metadata_store.MetadataStore,
-                    execution_id: int
-                    ) -> Dict[str, List[metadata_store_pb2.Artifact]]:
-  """An execution's input artifacts by input key."""
-  return _artifacts_by_key(store, execution_id, _INPUT_EVENTS)
 
 
 def artifact_state(artifact: metadata_store_pb2.Artifact) -> str:

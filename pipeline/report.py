@@ -25,10 +25,10 @@ import json
 import math
 import os
 import re
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from components import data_gate
+from components import local_disk
 from pipeline import config as config_lib
 from pipeline import inspection
 from pipeline import lineage
@@ -640,17 +640,6 @@ def write_report(config: config_lib.PipelineConfig,
   """Writes the report of a run (atomically) and returns its path."""
   name, page = build_report(config, run_id)
   path = out or report_path(config, name)
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  handle, staging = tempfile.mkstemp(prefix='.staging-', suffix='.html',
-                                     dir=folder)
-  try:
-    with os.fdopen(handle, 'w', encoding='utf-8') as f:
-      f.write(page)
-    os.chmod(staging, 0o644)
-    os.replace(staging, path)
-  except BaseException:
-    if os.path.exists(staging):
-      os.unlink(staging)
-    raise
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  local_disk.write_file(path, page)
   return path

@@ -3,7 +3,6 @@ summarise the run from ML Metadata.
 """
 
 import contextlib
-import fcntl
 import glob
 import json
 import os
@@ -11,6 +10,7 @@ import tempfile
 import time
 from typing import Any, Dict, Iterator, List
 
+from components import local_disk
 from pipeline import config as config_lib
 from pipeline import mlmd
 from pipeline import window
@@ -42,25 +42,14 @@ def run_lock(workspace: str) -> Iterator[None]:
   Raises:
     RunError: if another run holds the lock.
   """
-  os.makedirs(workspace, exist_ok=True)
-  path = os.path.join(workspace, '.run.lock')
-  with open(path, 'a+', encoding='utf-8') as handle:
-    try:
-      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as e:
-      handle.seek(0)
-      holder = handle.read().strip() or 'another process'
-      raise RunError(
-          f'Another pipeline run ({holder}) is using workspace {workspace}; '
-          'wait for it to finish.') from e
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f'pid {os.getpid()} since {time.strftime("%H:%M:%S")}')
-    handle.flush()
-    try:
+  try:
+    with local_disk.locked(os.path.join(workspace, '.run.lock'),
+                           blocking=False):
       yield
-    finally:
-      fcntl.flock(handle, fcntl.LOCK_UN)
+  except local_disk.LockBusy as e:
+    raise RunError(
+        f'Another pipeline run ({e.holder}) is using workspace {workspace}; '
+        'wait for it to finish.') from e
 
 
 def check_writable(config: config_lib.PipelineConfig) -> None:
@@ -170,10 +159,8 @@ def read_state(workspace: str) -> Dict[str, Any]:
 
 def write_state(workspace: str, state: Dict[str, Any]) -> None:
   """Records the last successful run, atomically."""
-  path = os.path.join(workspace, STATE_FILE)
-  with open(path + '.tmp', 'w', encoding='utf-8') as f:
-    json.dump(state, f, indent=2)
-  os.replace(path + '.tmp', path)
+  local_disk.write_file(os.path.join(workspace, STATE_FILE),
+                        json.dumps(state, indent=2))
 
 
 def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:

@@ -17,14 +17,13 @@ same whatever the number of worker processes.
 import json
 import multiprocessing
 import os
-import shutil
 import sys
-import tempfile
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
+from components import local_disk
 from pipeline import spectrogram
 
 SAMPLE_RATE = spectrogram.DEFAULT_SAMPLE_RATE
@@ -454,11 +453,8 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
     raise SynthError(f'{out_dir} exists and is not a synthesized data set; '
                      'choose another --out.')
 
-  parent = os.path.dirname(os.path.abspath(out_dir))
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix='.synth-', dir=parent)
-  os.chmod(staging, 0o755)
-  try:
+  # The data set can be made again: no need to flush every clip to disk.
+  with local_disk.staged_folder(out_dir, durable=False) as staging:
     for name in class_names:
       os.makedirs(os.path.join(staging, name))
     jobs: List[Tuple[int, int, int, str, str, str]] = [
@@ -475,8 +471,4 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
     with open(os.path.join(staging, MANIFEST_NAME), 'w',
               encoding='utf-8') as f:
       json.dump(wanted, f, indent=2)
-    os.rename(staging, out_dir)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   return True

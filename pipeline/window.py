@@ -15,9 +15,9 @@ Spans are immutable once ingested, which is what makes links safe.
 import json
 import os
 import shutil
-import tempfile
 from typing import List
 
+from components import local_disk
 from pipeline import ingest
 
 WINDOW_FILE = 'window.json'
@@ -69,9 +69,7 @@ def prepare(data_root: str, root: str, num_spans: int) -> List[int]:
     if read_window(target) == chosen:
       return chosen
     shutil.rmtree(target)
-  os.makedirs(root, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix='.staging-', dir=root)
-  try:
+  with local_disk.staged_folder(target) as staging:
     for span in chosen:
       span_dir = os.path.join(data_root, f'span-{span}')
       for name in sorted(os.listdir(span_dir)):
@@ -80,9 +78,4 @@ def prepare(data_root: str, root: str, num_spans: int) -> List[int]:
                      os.path.join(staging, f'span{span:05d}-{name}'))
     with open(os.path.join(staging, WINDOW_FILE), 'w', encoding='utf-8') as f:
       json.dump({'spans': chosen, 'data_root': data_root}, f)
-    os.chmod(staging, 0o755)
-    os.rename(staging, target)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   return chosen

@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 
+from components import local_disk
 from components.tflite_pusher import push
 
 
@@ -31,7 +32,7 @@ def test_versions_are_numbered_and_latest_moves(tmp_path):
 
 def test_a_failure_mid_write_leaves_no_partial_version(tmp_path):
   _push(tmp_path)
-  real_write = push._write_durably  # pylint: disable=protected-access
+  real_write = local_disk.write_file
   calls = []
 
   def failing_write(path, data):
@@ -40,7 +41,7 @@ def test_a_failure_mid_write_leaves_no_partial_version(tmp_path):
       raise OSError(28, 'No space left on device')
     real_write(path, data)
 
-  with mock.patch.object(push, '_write_durably', side_effect=failing_write):
+  with mock.patch.object(local_disk, 'write_file', side_effect=failing_write):
     with pytest.raises(push.PushError, match='No space left'):
       _push(tmp_path, b'new')
   assert push.latest_version(str(tmp_path)) == 1
@@ -65,7 +66,7 @@ def test_unwritable_destination_fails_clearly(tmp_path):
   _push(tmp_path)
   # Root writes through file modes, so the refusal is simulated where it
   # happens: creating the staging folder.
-  with mock.patch.object(push.tempfile, 'mkdtemp',
+  with mock.patch.object(local_disk.tempfile, 'mkdtemp',
                          side_effect=PermissionError(13, 'Permission denied')):
     with pytest.raises(push.PushError, match='LATEST is unchanged'):
       _push(tmp_path, b'new')

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import pytest
+from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
 
 from components.tflite_pusher import push
@@ -43,8 +44,10 @@ def _write_span_source(folder, seed, flipped=False, per_class=80):
 def _evaluator_baseline_ids(store, run_context):
   for execution in mlmd.node_executions(store, run_context):
     if execution.node == 'Evaluator':
-      inputs = mlmd.input_artifacts(store, execution.execution.id)
-      return [a.id for a in inputs.get('baseline_model', [])]
+      return [e.artifact_id for e in store.get_events_by_execution_ids(
+                  [execution.execution.id])
+              if e.type == metadata_store_pb2.Event.INPUT and e.path.steps
+              and e.path.steps[0].key == 'baseline_model']
   return None
 
 

@@ -147,6 +147,9 @@ def test_every_mode_converts_validates_and_pushes(testdata, tmp_path, mode):
   assert manifest['quantization'] == mode
   assert manifest['class_names'] == CLASSES
   assert manifest['input']['shape'] == [1, SIZE, SIZE, 3]
+  # A device client reads the normalisation, it does not guess it.
+  assert manifest['input']['normalization_options'] == {
+      'mean': [0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0]}
   assert manifest['output']['shape'] == [1, 2]
   figures = manifest['validation']
   assert figures['examples'] == len(testdata['eval_labels'])

@@ -32,9 +32,9 @@ def test_width_scales_the_model():
 
 
 def test_augmentation_keeps_shape_and_pixel_range():
-  image = tf.random.uniform([32, 32, 3], 0, 255)
-  out = trainer.augment_spectrogram(image)
-  assert out.shape == (32, 32, 3)
+  images = tf.cast(tf.random.uniform([2, 32, 32, 3], 0, 255), tf.uint8)
+  out = trainer.augment_batch(images)
+  assert out.shape == (2, 32, 32, 3)
   assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 255
 
 

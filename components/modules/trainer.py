@@ -128,12 +128,6 @@ def augment_batch(images: tf.Tensor, max_band: float = 0.125) -> tf.Tensor:
   return tf.where(mask, mean, images)
 
 
-def augment_spectrogram(image: tf.Tensor, max_band: float = 0.125
-                        ) -> tf.Tensor:
-  """:func:`augment_batch` on one float32 [size, size, channels] image."""
-  return augment_batch(image[None], max_band)[0]
-
-
 def make_dataset(file_patterns: List[str],
                  tf_transform_output: tft.TFTransformOutput,
                  batch_size: int,

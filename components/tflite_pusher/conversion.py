@@ -17,7 +17,7 @@ Quantization modes (see :data:`QUANTIZATION_MODES`):
 import hashlib
 import statistics
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -215,16 +215,9 @@ def compare(labels: np.ndarray, reference_scores: np.ndarray,
 
 
 def tflite_scores(classifier: TFLiteClassifier,
-                  images: Iterable[np.ndarray],
-                  progress: Optional[Callable[[int], None]] = None
-                  ) -> np.ndarray:
+                  images: Iterable[np.ndarray]) -> np.ndarray:
   """Runs `classifier` on every image, one invoke each, [n, classes]."""
-  result: List[np.ndarray] = []
-  for index, image in enumerate(images, start=1):
-    result.append(classifier.scores(image))
-    if progress:
-      progress(index)
-  return np.stack(result)
+  return np.stack([classifier.scores(image) for image in images])
 
 
 def sha256(data: bytes) -> str:

@@ -125,6 +125,8 @@ class Executor(pusher_executor.Executor):
         'bytes': len(model),
         'quantization': mode,
         'input': dict(description['input'], normalization=NORMALIZATION,
+                      normalization_options=(
+                          model_metadata.normalization_options(channels)),
                       image_size=image_size, channels=channels),
         'output': dict(description['output'], meaning=(
             'probability of each class, in labels.txt order')),

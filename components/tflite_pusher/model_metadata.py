@@ -12,6 +12,17 @@ import os
 import tempfile
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+# The model takes raw 0..255 pixels and scales them itself, so a client's
+# (pixel - mean) / std, as in TFLite metadata's NormalizationOptions, must
+# leave every pixel as it is.
+INPUT_MEAN = 0.0
+INPUT_STD = 1.0
+
+
+def normalization_options(channels: int) -> Dict[str, Any]:
+  """Mean and std per input channel, as TFLite's NormalizationOptions."""
+  return {'mean': [INPUT_MEAN] * channels, 'std': [INPUT_STD] * channels}
+
 
 def _writers():
   # Import the writer modules directly: `import tflite_support` also loads
@@ -47,7 +58,7 @@ def embed(model: bytes, class_names: Sequence[str]
       f.write('\n'.join(class_names) + '\n')
     try:
       writer = image_classifier.MetadataWriter.create_for_inference(
-          model, input_norm_mean=[0.0], input_norm_std=[1.0],
+          model, input_norm_mean=[INPUT_MEAN], input_norm_std=[INPUT_STD],
           label_file_paths=[labels_path])
       return writer.populate(), None
     except (ValueError, RuntimeError) as e:

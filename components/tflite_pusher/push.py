@@ -8,19 +8,18 @@ Layout of a destination::
     LATEST            the number of the newest complete version
 
 A version is written in a hidden staging folder, flushed to disk, and renamed
-into place; only then is `LATEST` replaced (atomically, by rename). A device
+into place; only then is `LATEST` replaced (atomically, by rename); both
+through `components.local_disk`. A device
 polling the destination therefore never sees a half-written model, and a
 crash at any point leaves `LATEST` naming a complete version.
 """
 
-import contextlib
-import fcntl
 import json
 import os
 import re
-import shutil
-import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
+
+from components import local_disk
 
 LATEST_FILE = 'LATEST'
 MANIFEST_FILE = 'manifest.json'
@@ -75,37 +74,9 @@ def resolve_model_dir(path: str) -> str:
   return os.path.join(path, str(version))
 
 
-@contextlib.contextmanager
-def _locked(destination: str) -> Iterator[None]:
-  with open(os.path.join(destination, '.push.lock'), 'a',
-            encoding='utf-8') as handle:
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write_durably(path: str, data: bytes) -> None:
-  with open(path, 'wb') as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _fsync_dir(path: str) -> None:
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
-
-
 def _set_latest(destination: str, version: int) -> None:
-  tmp = os.path.join(destination, f'.{LATEST_FILE}.tmp')
-  _write_durably(tmp, f'{version}\n'.encode())
-  os.replace(tmp, os.path.join(destination, LATEST_FILE))
-  _fsync_dir(destination)
+  local_disk.write_file(os.path.join(destination, LATEST_FILE),
+                        f'{version}\n')
 
 
 def write_version(destination: str, files: Dict[str, bytes],
@@ -129,24 +100,16 @@ def write_version(destination: str, files: Dict[str, bytes],
   except OSError as e:
     raise PushError(f'cannot create push destination {destination}: {e}') from e
   try:
-    with _locked(destination):
+    with local_disk.locked(os.path.join(destination, '.push.lock')):
       version = max(versions(destination) + [latest_version(destination) or 0,
                                              0]) + 1
-      staging = tempfile.mkdtemp(prefix=f'.staging-{version}-',
-                                 dir=destination)
-      os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from servers
-      try:
+      final = os.path.join(destination, str(version))
+      with local_disk.staged_folder(final) as staging:
         for name, data in files.items():
-          _write_durably(os.path.join(staging, name), data)
-        manifest = dict(manifest, version=version)
-        _write_durably(os.path.join(staging, MANIFEST_FILE),
-                       json.dumps(manifest, indent=2).encode('utf-8'))
-        _fsync_dir(staging)
-        final = os.path.join(destination, str(version))
-        os.rename(staging, final)
-      except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+          local_disk.write_file(os.path.join(staging, name), data)
+        local_disk.write_file(
+            os.path.join(staging, MANIFEST_FILE),
+            json.dumps(dict(manifest, version=version), indent=2))
       _set_latest(destination, version)
       return version, final
   except OSError as e:
