@@ -14,7 +14,7 @@ setuptools.setup(
                  'TensorFlow Lite model.'),
     packages=setuptools.find_packages(include=['pipeline', 'pipeline.*',
                                                'components', 'components.*']),
-    package_data={'': ['*.pbtxt']},
+    package_data={'': ['*.pbtxt', 'templates/*.html']},
     python_requires='>=3.10,<3.11',
     install_requires=[
         'tfx==1.16.0',

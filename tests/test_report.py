@@ -1,8 +1,10 @@
-"""The report's pure parts: ROC points, charts and the lineage layout."""
+"""The report's pure parts: chart geometry, and the template's layout of
+gathered data (escaping included)."""
 
 import re
 
 from pipeline import report
+from pipeline import report_charts
 
 
 def _matrix(threshold, tp, fp, tn, fn):
@@ -14,15 +16,17 @@ def _matrix(threshold, tp, fp, tn, fn):
 def test_roc_points_are_rates_at_each_threshold():
   matrices = [_matrix(0.0, 10, 10, 0, 0), _matrix(0.5, 8, 2, 8, 2),
               _matrix(1.0, 0, 0, 10, 10)]
-  assert report.roc_points(matrices) == [(0.0, 0.0), (0.2, 0.8), (1.0, 1.0)]
+  assert report_charts.roc_points(matrices) == [(0.0, 0.0), (0.2, 0.8),
+                                                (1.0, 1.0)]
 
 
 def test_confusion_matrix_places_counts_by_true_then_predicted_class():
-  svg = report.confusion_svg(_matrix(0.5, 40, 3, 50, 7), ['no', 'yes'], 0.5)
+  chart = report_charts.confusion_chart(_matrix(0.5, 40, 3, 50, 7),
+                                        ['no', 'yes'], 0.5)
   # Rows are the true class, columns the predicted one: TN FP / FN TP.
-  assert [int(c) for c in re.findall(r'class="count">(\d+)<', svg)] == [
-      50, 3, 7, 40]
-  assert 'true no' in svg and 'true yes' in svg
+  cells = sorted(chart['cells'], key=lambda c: (c['y'], c['x']))
+  assert [c['count'] for c in cells] == [50, 3, 7, 40]
+  assert [r['name'] for r in chart['rows']] == ['no', 'yes']
 
 
 def test_lineage_graph_draws_sources_left_of_results():
@@ -34,14 +38,61 @@ def test_lineage_graph_draws_sources_left_of_results():
       {'id': 'a3', 'kind': 'artifact', 'name': 'Model', 'artifact_id': 3,
        'uri': '/y'}],
       'edges': [['a1', 'e2'], ['e2', 'a3']]}
-  svg = report.lineage_svg(graph)
-  xs = {label: float(x) for x, label in re.findall(
-      r'<text x="([\d.]+)"[^>]*>([^<]+)</text>', svg)}
+  chart = report_charts.lineage_chart(graph)
+  xs = {n['label']: n['x'] for n in chart['nodes']}
   assert xs['Examples #1'] < xs['Trainer'] < xs['Model #3']
-  assert svg.count('<line') == 2
+  assert len(chart['edges']) == 2
 
 
 def test_bar_chart_scales_to_the_tallest_bucket():
-  svg = report.bar_chart_svg([1.0, 4.0], ['0 - 1', '1 - 2'], height=80)
-  heights = [float(h) for h in re.findall(r' height="([\d.]+)" fill', svg)]
-  assert heights == [20.0, 80.0]
+  chart = report_charts.bar_chart([1.0, 4.0], ['0 - 1', '1 - 2'], height=80)
+  assert [b['height'] for b in chart['bars']] == [20.0, 80.0]
+  assert report_charts.bar_chart([], []) is None
+
+
+def _data(**overrides):
+  data = {
+      'run_id': 'run-1', 'pipeline_name': 'p', 'workspace': '/ws',
+      'generated': 'now', 'started': 'then', 'seconds': 1.5,
+      'counts': {'ran': 1, 'cached': 0, 'failed': 0},
+      'components': [{'node': 'Trainer', 'state': 'ran', 'seconds': 1.25}],
+      'statistics': [], 'anomalies': None, 'evaluation': None,
+      'tflite': {'this_run': None, 'rows': []}, 'lineage': None,
+      'settings': None}
+  data.update(overrides)
+  return data
+
+
+def test_the_template_lays_out_every_section_and_escapes_the_data():
+  page = report.render(_data(
+      statistics=[{'name': 'train', 'examples': 3, 'features': [
+          {'name': '<b>label</b>', 'kind': 'num', 'facts': [('mean', 0.5)],
+           'histogram': report_charts.bar_chart([1.0, 2.0], ['0 - 1',
+                                                             '1 - 2'])}]}],
+      evaluation={
+          'blessed': False, 'failures': ['auc: below 0.9'],
+          'rows': [('auc', float('nan'), '>= 0.9')],
+          'confusion': report_charts.confusion_chart(
+              _matrix(0.5, 4, 1, 5, 0), ['cat', '<img src=x>'], 0.5),
+          'roc': report_charts.roc_chart([(0, 0), (0.2, 0.8), (1, 1)], 0.9)},
+      settings=[('class_names', 'cat, <img src=x>')]))
+  for section in ('components', 'statistics', 'anomalies', 'evaluation',
+                  'tflite', 'lineage', 'settings'):
+    assert f'<section id="{section}"><h2>' in page
+  assert '<h3>train split: 3 examples</h3>' in page
+  assert '&lt;b&gt;label&lt;/b&gt;' in page and '<b>label' not in page
+  assert '<img' not in page and '&lt;img src=x&gt;' in page
+  assert 'Not blessed.' in page and '&gt;= 0.9' in page and 'n/a' in page
+  assert [int(c) for c in re.findall(r'class="count">(\d+)<', page)] == [
+      5, 1, 0, 4]
+  assert 'id="roc"' in page and 'id="confusion-matrix"' in page
+  assert '1.2 s' in page  # the component's time, one decimal
+  assert not re.search(r'<script|<link|<[^>]*\bsrc=', page)
+
+
+def test_missing_parts_say_so():
+  page = report.render(_data())
+  assert 'No statistics in this run.' in page
+  assert 'The Evaluator did not finish in this run.' in page
+  assert 'No pushed model in this run.' in page
+  assert 'This run recorded no settings.' in page

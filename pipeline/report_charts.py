@@ -1,0 +1,143 @@
+"""Geometry of the report's charts: positions, sizes and colours, no markup.
+
+Each function turns figures into a plain dict of shapes that the report's
+template (`pipeline/templates/report.html`) draws as inline SVG, so the
+arithmetic is tested here and the markup lives in one place.
+"""
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+BAR_COLOUR = '#4a7bd0'
+ROC_COLOUR = '#c0392b'
+
+
+def _number(value: float) -> str:
+  return f'{value:.4g}'
+
+
+def bar_chart(values: Sequence[float], labels: Sequence[str],
+              width: int = 260, height: int = 90,
+              title: str = '') -> Optional[Dict[str, Any]]:
+  """Bars of a histogram, the tallest `height` high; None without values."""
+  if not values:
+    return None
+  top = max(values) or 1.0
+  bar = width / len(values)
+  bars = []
+  for index, (value, label) in enumerate(zip(values, labels)):
+    h = height * value / top
+    bars.append({'x': round(index * bar + 1, 1), 'y': round(height - h, 1),
+                 'width': round(max(bar - 2, 1), 1), 'height': round(h, 1),
+                 'tip': f'{label}: {_number(value)}'})
+  return {'width': width, 'height': height, 'title': title, 'bars': bars,
+          'colour': BAR_COLOUR, 'first': labels[0].split(' ')[0],
+          'last': labels[-1].split(' ')[-1]}
+
+
+def roc_points(matrices: Sequence[Dict[str, float]]
+               ) -> List[Tuple[float, float]]:
+  """(false positive rate, true positive rate) at each threshold."""
+  points = [(0.0, 0.0), (1.0, 1.0)]
+  for m in matrices:
+    negatives = m['false_positives'] + m['true_negatives']
+    positives = m['true_positives'] + m['false_negatives']
+    if negatives and positives:
+      points.append((m['false_positives'] / negatives,
+                     m['true_positives'] / positives))
+  return sorted(set(points))
+
+
+def roc_chart(points: Sequence[Tuple[float, float]], auc: Optional[float],
+              size: int = 260) -> Dict[str, Any]:
+  """The ROC curve in a square plot with the chance diagonal."""
+  pad = 34
+  inner = size - pad - 10
+
+  def xy(fpr, tpr):
+    return round(pad + fpr * inner, 1), round(10 + (1 - tpr) * inner, 1)
+
+  return {'size': size, 'pad': pad, 'inner': inner, 'colour': ROC_COLOUR,
+          'curve': ' '.join(f'{x},{y}' for x, y in
+                            (xy(f, t) for f, t in sorted(points))),
+          'diagonal': xy(0, 0) + xy(1, 1),
+          'label': f'AUC {auc:.4f}' if auc is not None else ''}
+
+
+def confusion_chart(matrix: Dict[str, float], class_names: Sequence[str],
+                    threshold: float) -> Dict[str, Any]:
+  """A 2x2 grid: rows the true class, columns the predicted one."""
+  counts = [[matrix.get('true_negatives', 0), matrix.get('false_positives', 0)],
+            [matrix.get('false_negatives', 0), matrix.get('true_positives', 0)]]
+  total = sum(sum(row) for row in counts) or 1.0
+  cell, left, top = 90, 120, 40
+  cells = []
+  for i in range(2):
+    for j in range(2):
+      shade = int(245 - 170 * min(1.0, counts[i][j] / total * 2))
+      fill = (f'rgb({shade},{min(shade + 5, 250)},255)' if i == j
+              else f'rgb(255,{shade},{shade})')
+      cells.append({'x': left + j * cell, 'y': top + i * cell, 'fill': fill,
+                    'count': int(round(counts[i][j]))})
+  names = list(class_names[:2])
+  return {'width': left + 2 * cell + 10, 'height': top + 2 * cell + 10,
+          'cell': cell, 'left': left, 'top': top, 'threshold': threshold,
+          'cells': cells,
+          'columns': [{'x': left + j * cell + cell / 2, 'name': name}
+                      for j, name in enumerate(names)],
+          'rows': [{'y': top + i * cell + cell / 2 + 4, 'name': name}
+                   for i, name in enumerate(names)]}
+
+
+def lineage_chart(graph: Dict[str, Any]) -> Dict[str, Any]:
+  """A left-to-right layered layout: each node one column right of its
+  rightmost source."""
+  nodes = {n['id']: n for n in graph['nodes']}
+  incoming: Dict[str, List[str]] = {n: [] for n in nodes}
+  for source, target in graph['edges']:
+    if source in nodes and target in nodes:
+      incoming[target].append(source)
+  layer: Dict[str, int] = {}
+
+  def depth(node_id, trail=()):
+    if node_id not in layer:
+      if node_id in trail:  # a cycle cannot happen in MLMD; stay safe
+        return 0
+      layer[node_id] = 1 + max((depth(p, trail + (node_id,))
+                                for p in incoming[node_id]), default=-1)
+    return layer[node_id]
+
+  for node_id in nodes:
+    depth(node_id)
+  columns: Dict[int, List[str]] = {}
+  for node_id in sorted(nodes, key=lambda n: (nodes[n]['kind'], n)):
+    columns.setdefault(layer[node_id], []).append(node_id)
+  box_w, box_h, gap_x, gap_y = 124, 34, 26, 14
+  position = {}
+  for column, members in columns.items():
+    for row, node_id in enumerate(members):
+      position[node_id] = (10 + column * (box_w + gap_x),
+                           10 + row * (box_h + gap_y))
+  width = 20 + (max(columns) + 1) * (box_w + gap_x) if columns else 100
+  height = (20 + max(len(m) for m in columns.values()) * (box_h + gap_y)
+            if columns else 60)
+  edges = []
+  for source, target in graph['edges']:
+    if source in position and target in position:
+      (x1, y1), (x2, y2) = position[source], position[target]
+      edges.append({'x1': x1 + box_w, 'y1': y1 + box_h / 2,
+                    'x2': x2, 'y2': y2 + box_h / 2})
+  boxes = []
+  for node_id, (x, y) in position.items():
+    node = nodes[node_id]
+    artifact = node['kind'] == 'artifact'
+    boxes.append({
+        'x': x, 'y': y, 'kind': node['kind'],
+        'label': (f"{node['name']} #{node.get('artifact_id')}" if artifact
+                  else node['name']),
+        'tip': node.get('uri') or (f"execution {node.get('execution_id')}, "
+                                   f"run {node.get('run_id')}"),
+        'rx': 4 if artifact else 14,
+        'fill': '#eef4ff' if artifact else '#fff4e0',
+        'stroke': BAR_COLOUR if artifact else '#d08a1a'})
+  return {'width': width, 'height': height, 'box_width': box_w,
+          'box_height': box_h, 'edges': edges, 'nodes': boxes}
