@@ -41,10 +41,19 @@ def workspace(tmp_path_factory, small_spectrograms):
   return ws
 
 
+# A 12-step model on 48 clips is near chance, and its eval split holds 8
+# examples: one prediction flipped by quantization is 12.5 points. These
+# tests check the wiring, the cache and what is recorded, so neither the
+# blessing nor the parity gate may depend on that model's luck (the gates
+# themselves are tested in test_tflite_pusher.py and test_retraining.py).
+LOOSE_GATES = dict(min_auc=0.0, min_accuracy=0.0, max_auc_drop=1.0,
+                   max_accuracy_drop=1.0)
+
+
 def _config(workspace):
   return config_lib.PipelineConfig(
       workspace=workspace, image_size=64, train_steps=12, batch_size=8,
-      min_auc=0.0, min_accuracy=0.0, max_auc_drop=1.0)
+      **LOOSE_GATES)
 
 
 def _states(summary):
@@ -166,9 +175,10 @@ def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
                                                   capsys, tmp_path):
   config = _config(workspace)
   capsys.readouterr()
+  gates = [f'--{name.replace("_", "-")}={value}'
+           for name, value in LOOSE_GATES.items()]
   assert cli.main(['run', '--workspace', workspace, '--image-size', '64',
-                   '--train-steps', '12', '--batch-size', '8', '--min-auc',
-                   '0', '--min-accuracy', '0', '--max-auc-drop', '1']) == 0
+                   '--train-steps', '12', '--batch-size', '8'] + gates) == 0
   err = capsys.readouterr().err
   # Every component's start and end are shown while the run goes, in order
   # (they used to vanish after Transform's SavedModel export).
