@@ -4,8 +4,10 @@
 of any size, PNG or JPEG, grayscale, RGB or RGBA; or WAV clips, rendered with
 the project's spectrogram function) and writes gzipped TFRecord files of
 `tf.Example` (`image`: encoded image bytes, `label`: class index, `filename`:
-path relative to SRC_DIR) into `<data root>/span-N/`, where ImportExampleGen
-finds them.
+path relative to SRC_DIR, and numeric summaries of the image for data
+validation: source width and height, luminance mean, standard deviation and
+saturated share, source format) into `<data root>/span-N/`, where
+ImportExampleGen finds them.
 
 * The format of a file is read from its bytes, not its name.
 * A file that cannot be read is skipped and listed with the reason, on the
@@ -35,6 +37,7 @@ import warnings
 from typing import (Any, BinaryIO, Dict, Iterator, List, Optional, Sequence,
                     Tuple)
 
+import numpy as np
 from PIL import Image
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
@@ -116,6 +119,48 @@ class FileLimits:
   max_clip_seconds: float = 600.0
 
 
+@dataclasses.dataclass(frozen=True)
+class SourceImage:
+  """What one source file becomes.
+
+  Attributes:
+    data: the encoded image stored (PNG or JPEG).
+    reencoded: whether `data` differs from the file's bytes.
+    summary: the image summary features by name (`features.IMAGE_WIDTH_KEY`
+      and the others), see :func:`image_summary`.
+  """
+  data: bytes
+  reencoded: bool
+  summary: Dict[str, Any]
+
+
+def image_summary(image: Image.Image, source_format: str) -> Dict[str, Any]:
+  """Width, height, and luminance mean, std and saturated share of `image`.
+
+  The pixel figures are computed on a copy at most 256 pixels on a side:
+  they describe the picture, not its resolution, and cost little.
+
+  Args:
+    image: a decoded image.
+    source_format: the file's format (PNG, JPEG, ..., WAV).
+
+  Returns:
+    {feature name: value} for the summary features of `features`.
+  """
+  luminance = image.convert('L')
+  luminance.thumbnail((256, 256))
+  pixels = np.asarray(luminance, dtype=np.float64)
+  return {
+      features.IMAGE_WIDTH_KEY: int(image.width),
+      features.IMAGE_HEIGHT_KEY: int(image.height),
+      features.PIXEL_MEAN_KEY: float(pixels.mean()),
+      features.PIXEL_STD_KEY: float(pixels.std()),
+      features.SATURATED_SHARE_KEY: float(np.mean((pixels <= 0) |
+                                                  (pixels >= 255))),
+      features.SOURCE_FORMAT_KEY: source_format,
+  }
+
+
 @contextlib.contextmanager
 def _pillow_pixel_limit(max_pixels: Optional[int]) -> Iterator[None]:
   """Pillow's own bomb checks (also run inside GIF, ICO and TIFF decoders)
@@ -136,7 +181,7 @@ def _library_failure(e: Exception) -> str:
 
 
 def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
-                 allow_blank: bool = False) -> Tuple[bytes, bool]:
+                 allow_blank: bool = False) -> SourceImage:
   """Checks an image file and returns what to store for it.
 
   The one place images are decoded (Pillow). The header is read first: an
@@ -152,7 +197,7 @@ def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
       classifies it; `ingest` skips it, there is nothing to learn).
 
   Returns:
-    (encoded image bytes, whether they were re-encoded as PNG).
+    The :class:`SourceImage` to store.
 
   Raises:
     UnreadableFile: if the bytes are not a complete, decodable image within
@@ -172,6 +217,7 @@ def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
       image.load()
       rotated = image.getexif().get(0x0112, 1) not in (0, 1)
       frames = getattr(image, 'n_frames', 1)
+      summary = image_summary(image, image.format or 'unknown')
   except UnreadableFile:
     raise
   except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -193,9 +239,9 @@ def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
     stream.seek(0)
     data = stream.read()
     _check_tensorflow_decodes(data)
-    return data, False
+    return SourceImage(data, False, summary)
   try:
-    return _as_png(image, limits.max_side), True
+    return SourceImage(_as_png(image, limits.max_side), True, summary)
   except Exception as e:  # pylint: disable=broad-except
     raise UnreadableFile(f'image cannot be converted to PNG '
                          f'({_library_failure(e)})') from e
@@ -250,7 +296,7 @@ def is_blank(image: Image.Image) -> bool:
 
 
 def encode_wav(stream: BinaryIO, name: str, image_size: int,
-               max_seconds: Optional[float] = None) -> bytes:
+               max_seconds: Optional[float] = None) -> SourceImage:
   """Renders a WAV clip as a spectrogram PNG.
 
   Args:
@@ -260,7 +306,7 @@ def encode_wav(stream: BinaryIO, name: str, image_size: int,
     max_seconds: refuse longer clips before reading their samples.
 
   Returns:
-    PNG bytes of the spectrogram image.
+    The :class:`SourceImage` of the spectrogram (PNG).
 
   Raises:
     UnreadableFile: if the clip cannot be read or rendered, or is too short
@@ -268,17 +314,18 @@ def encode_wav(stream: BinaryIO, name: str, image_size: int,
   """
   try:
     audio, rate = spectrogram.read_wav(stream, name, max_seconds)
-    image = spectrogram.spectrogram_image(audio, rate, image_size)
+    pixels = spectrogram.spectrogram_image(audio, rate, image_size)
   except spectrogram.AudioError as e:
     raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e
+  image = Image.fromarray(pixels)
   buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format='PNG')
-  return buffer.getvalue()
+  image.save(buffer, format='PNG')
+  return SourceImage(buffer.getvalue(), True, image_summary(image, 'WAV'))
 
 
 def read_source(stream: BinaryIO, name: str, image_size: int,
                 limits: FileLimits = FileLimits(),
-                allow_blank: bool = False) -> Tuple[bytes, bool]:
+                allow_blank: bool = False) -> SourceImage:
   """One source file, image or WAV clip, to the encoded image stored for it.
 
   The format is read from the bytes, not the name. `ingest` and `predict`
@@ -293,7 +340,8 @@ def read_source(stream: BinaryIO, name: str, image_size: int,
     allow_blank: see :func:`encode_image`.
 
   Returns:
-    (PNG or JPEG bytes, whether they differ from the file's bytes).
+    The :class:`SourceImage`: PNG or JPEG bytes, whether they differ from
+    the file's bytes, and the image's summary features.
 
   Raises:
     UnreadableFile: naming why the file is not used.
@@ -303,7 +351,7 @@ def read_source(stream: BinaryIO, name: str, image_size: int,
   if not head:
     raise UnreadableFile('empty file (0 bytes)')
   if spectrogram.is_wav(head):
-    return encode_wav(stream, name, image_size, limits.max_clip_seconds), True
+    return encode_wav(stream, name, image_size, limits.max_clip_seconds)
   return encode_image(stream, limits, allow_blank)
 
 
@@ -334,16 +382,26 @@ def _walk_class_folder(src_dir: str, class_dir: str,
       yield path
 
 
-def _example_bytes(image: bytes, label: int, filename: str) -> bytes:
+def _feature(value: Any):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.train.Example(features=tf.train.Features(feature={
-      features.IMAGE_KEY: tf.train.Feature(
-          bytes_list=tf.train.BytesList(value=[image])),
-      features.LABEL_KEY: tf.train.Feature(
-          int64_list=tf.train.Int64List(value=[label])),
-      features.FILENAME_KEY: tf.train.Feature(
-          bytes_list=tf.train.BytesList(value=[filename.encode('utf-8')])),
-  })).SerializeToString()
+  if isinstance(value, bytes):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+  if isinstance(value, str):
+    return _feature(value.encode('utf-8'))
+  if isinstance(value, int):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+  return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
+def _example_bytes(source: SourceImage, label: int, filename: str) -> bytes:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  feature = {features.IMAGE_KEY: _feature(source.data),
+             features.LABEL_KEY: _feature(label),
+             features.FILENAME_KEY: _feature(filename)}
+  feature.update({name: _feature(value)
+                  for name, value in source.summary.items()})
+  return tf.train.Example(features=tf.train.Features(
+      feature=feature)).SerializeToString()
 
 
 class _ShardWriter:
@@ -503,15 +561,15 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       relpath = os.path.relpath(path, src_dir)
       try:
         with open(path, 'rb') as f:
-          encoded, changed = read_source(f, relpath, image_size, limits)
+          source = read_source(f, relpath, image_size, limits)
       except UnreadableFile as e:
         skipped.append((relpath, str(e)))
         continue
       except OSError as e:
         skipped.append((relpath, f'cannot read the file ({e.strerror})'))
         continue
-      reencoded += changed
-      writer.write(_example_bytes(encoded, label, relpath))
+      reencoded += source.reencoded
+      writer.write(_example_bytes(source, label, relpath))
       counts[class_names[label]] += 1
       if done % step == 0 or done == len(files):
         log(f'ingest: {done}/{len(files)} files read')

@@ -87,10 +87,10 @@ class PushedModel:
       ingest.UnreadableFile: naming why the file cannot be used.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    encoded, _ = ingest.read_source(stream, name, self.image_size,
-                                    self.limits, allow_blank=True)
-    image = features.decode_and_resize(tf.constant(encoded), self.image_size,
-                                       self.channels)
+    source = ingest.read_source(stream, name, self.image_size, self.limits,
+                                allow_blank=True)
+    image = features.decode_and_resize(tf.constant(source.data),
+                                       self.image_size, self.channels)
     return image.numpy().astype(np.float32)
 
   def predict(self, path: str) -> Prediction:

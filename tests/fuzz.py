@@ -230,7 +230,7 @@ def run_child(cases_dir: str, model_dir: str, out_json: str) -> None:
   def read(path):
     with open(path, 'rb') as f:
       try:
-        encoded, _ = ingest.read_source(f, path, 64, limits)
+        encoded = ingest.read_source(f, path, 64, limits).data
       except ingest.UnreadableFile as e:
         return f'skipped: {e}'
     # What ingest stores must decode in Transform, or the run would fail.

@@ -29,10 +29,10 @@ def _read_span(span_dir):
     example = tf.train.Example.FromString(record.numpy())
     feature = example.features.feature
     examples.append({
-        'image': feature['image'].bytes_list.value[0],
-        'label': feature['label'].int64_list.value[0],
-        'filename': feature['filename'].bytes_list.value[0].decode('utf-8'),
-    })
+        name: (value.bytes_list.value or value.int64_list.value or
+               value.float_list.value)[0]
+        for name, value in feature.items()})
+    examples[-1]['filename'] = examples[-1]['filename'].decode('utf-8')
   return examples
 
 
@@ -286,3 +286,29 @@ def test_a_png_pillow_decodes_but_tensorflow_refuses_is_skipped(tmp_path):
   assert dict(result.skipped)['instrument/tall.png'].startswith(
       'damaged image data that TensorFlow cannot decode (')
   assert result.counts == {'not_instrument': 2, 'instrument': 2}
+
+
+def test_each_example_records_the_image_summary_the_schema_bounds(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  halves = np.zeros((20, 40), dtype=np.uint8)
+  halves[:, 20:] = 255
+  Image.fromarray(halves).save(os.path.join(src, 'instrument', 'halves.png'))
+  with open(os.path.join(src, 'not_instrument', 'tone.wav'), 'wb') as f:
+    f.write(spectrogram.wav_bytes(
+        0.5 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 440), 16000))
+  result = ingest.ingest(src, str(tmp_path / 'data'), image_size=32,
+                         progress=False)
+  examples = {e['filename']: e for e in _read_span(result.span_dir)}
+  halves_example = examples['instrument/halves.png']
+  assert (halves_example['image_width'], halves_example['image_height']) == (
+      40, 20)
+  assert halves_example['pixel_mean'] == pytest.approx(127.5)
+  assert halves_example['pixel_std'] == pytest.approx(127.5)
+  assert halves_example['saturated_share'] == pytest.approx(1.0)
+  assert halves_example['source_format'] == b'PNG'
+  tone = examples['not_instrument/tone.wav']
+  assert tone['source_format'] == b'WAV'
+  assert (tone['image_width'], tone['image_height']) == (32, 32)
+  assert 0 < tone['pixel_mean'] < 255 and tone['pixel_std'] > 0
+  noise = examples['instrument/img0.png']
+  assert noise['saturated_share'] < 0.1

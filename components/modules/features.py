@@ -20,6 +20,17 @@ IMAGE_KEY = 'image'
 LABEL_KEY = 'label'
 FILENAME_KEY = 'filename'
 
+# Numeric summaries of each source image, recorded by ingestion so that the
+# schema can bound them and spans can be compared; the model does not read
+# them. Width and height are the source's own; the pixel figures are over
+# the luminance of the stored image, 0..255.
+IMAGE_WIDTH_KEY = 'image_width'
+IMAGE_HEIGHT_KEY = 'image_height'
+PIXEL_MEAN_KEY = 'pixel_mean'
+PIXEL_STD_KEY = 'pixel_std'
+SATURATED_SHARE_KEY = 'saturated_share'  # share of pixels at 0 or 255
+SOURCE_FORMAT_KEY = 'source_format'  # PNG, JPEG, BMP, WEBP, ..., WAV
+
 # Transformed features written by Transform and read by the Trainer.
 IMAGE_PNG_KEY = 'image_png'
 
