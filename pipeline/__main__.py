@@ -6,13 +6,15 @@ Commands:
   run      run the pipeline on the ingested spans and print a summary
   predict  classify image files or WAV clips with a pushed TFLite model
   schedule retrain on a cadence (or once, for cron) as new spans arrive
-  inspect  runs, artifacts, lineage and metrics recorded in ML Metadata
+  inspect  runs, artifacts, lineage, metrics and settings in ML Metadata
   report   a self-contained HTML report of a run
 
 Every command takes `--workspace DIR` (default: `workspace/` in the
 checkout), the folder that holds the spans, the pipeline root, the ML
-Metadata store and the pushed models. `python -m pipeline COMMAND --help`
-lists a command's options.
+Metadata store and the pushed models; `--config FILE`, a TOML file of
+settings that flags override; and `--debug`, which prints the traceback of
+an unexpected error (always kept in a log file under `WORKSPACE/logs/`).
+`python -m pipeline COMMAND --help` lists a command's options.
 """
 
 import argparse
