@@ -28,6 +28,7 @@ import warnings
 from typing import List, Optional
 
 from pipeline import config as config_lib
+from pipeline import logs
 
 
 class UserError(Exception):
@@ -210,25 +211,22 @@ def _lineage(store, config: config_lib.PipelineConfig,
              args: argparse.Namespace):
   """`inspect lineage`: a pushed model back to its spans, or a span forward."""
   from pipeline import lineage  # pylint: disable=g-import-not-at-top
-  try:
-    if args.span is not None:
-      if args.model or args.artifact_id is not None:
-        raise UserError('give either --span or a model, not both')
-      rows = lineage.models_from_span(store, args.span)
-      return rows, lineage.format_models_from_span(args.span, rows)
-    version = path = None
-    if args.model:
-      if args.model.lstrip('v').isdigit() and not os.path.exists(args.model):
-        version = args.model
-      else:
-        path = args.model
-    pushed = lineage.find_pushed_model(
-        store, version=version, path=path, artifact_id=args.artifact_id,
-        push_destination=config.push_destination)
-    result = lineage.model_lineage(store, pushed)
-    return result, lineage.format_model_lineage(result)
-  except lineage.LineageError as e:
-    raise UserError(str(e)) from e
+  if args.span is not None:
+    if args.model or args.artifact_id is not None:
+      raise UserError('give either --span or a model, not both')
+    rows = lineage.models_from_span(store, args.span)
+    return rows, lineage.format_models_from_span(args.span, rows)
+  version = path = None
+  if args.model:
+    if args.model.lstrip('v').isdigit() and not os.path.exists(args.model):
+      version = args.model
+    else:
+      path = args.model
+  pushed = lineage.find_pushed_model(
+      store, version=version, path=path, artifact_id=args.artifact_id,
+      push_destination=config.push_destination)
+  result = lineage.model_lineage(store, pushed)
+  return result, lineage.format_model_lineage(result)
 
 
 # The settings bounding what one source file may cost `ingest` and `predict`.
@@ -418,7 +416,6 @@ def main(argv: Optional[List[str]] = None) -> int:
   and exit 2. Any other error prints one line naming the log file that
   holds its traceback (also printed with `--debug`) and exits 1.
   """
-  from pipeline import logs  # pylint: disable=g-import-not-at-top
   _quiet_libraries()
   args = build_parser().parse_args(argv)
   workspace = config_lib.DEFAULT_WORKSPACE

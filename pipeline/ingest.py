@@ -40,7 +40,6 @@ from typing import (Any, BinaryIO, Dict, Iterator, List, Optional, Sequence,
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
-from PIL import UnidentifiedImageError
 
 from components import local_disk
 from components.modules import features
@@ -204,15 +203,14 @@ def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
       the limits.
   """
   try:
-    # Header only: our limit, with its message, comes before Pillow's.
+    # The header and the file's structure, no pixel decoded: our limit, with
+    # its message, comes before Pillow's.
     with _pillow_pixel_limit(None):
       with Image.open(stream) as probe:
         _check_pixels(probe.size, limits.max_pixels)
+        probe.verify()
     stream.seek(0)
     with _pillow_pixel_limit(limits.max_pixels):
-      with Image.open(stream) as probe:
-        probe.verify()
-      stream.seek(0)
       image = Image.open(stream)
       image.load()
       rotated = image.getexif().get(0x0112, 1) not in (0, 1)

@@ -23,7 +23,8 @@ KEY_PROPERTIES = {
 }
 
 
-def _time(ms: int) -> str:
+def local_time(ms: int) -> str:
+  """Epoch milliseconds as local date and time, to the second."""
   return datetime.datetime.fromtimestamp(ms / 1000.0).astimezone().strftime(
       '%Y-%m-%d %H:%M:%S')
 
@@ -53,14 +54,12 @@ def run_row(record: mlmd.RunRecord) -> Dict[str, Any]:
     pushed_version = mlmd.custom_value(pushed, 'pushed_version')
   return {
       'run_id': record.run_id,
-      'started': _time(record.started_ms),
+      'started': local_time(record.started_ms),
       'seconds': round(record.seconds, 1),
       'ran': record.nodes('ran'),
       'cached': record.nodes('cached'),
       'failed': record.nodes('failed'),
-      'components': [{'node': e.node, 'state': e.state,
-                      'seconds': round(e.seconds, 1)}
-                     for e in record.executions],
+      'components': record.components(),
       'pushed_version': pushed_version,
       'settings': record.settings,
   }
@@ -130,9 +129,8 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
     entry: Dict[str, Any] = {
         'run_id': record.run_id,
         'metrics': mlmd.evaluation_metrics(evaluation.uri)}
-    blessing = record.output('Evaluator', 'blessing')
-    if blessing is not None:
-      entry['blessed'] = bool(mlmd.custom_value(blessing, 'blessed'))
+    if record.blessed is not None:
+      entry['blessed'] = record.blessed
     pushed = record.output('TFLitePusher', 'pushed_model')
     if pushed is not None:
       entry['tflite'] = mlmd.pushed_summary(pushed)

@@ -220,6 +220,18 @@ class RunRecord:
     """The first output artifact `key` of component `node`, or None."""
     return (self.outputs(node).get(key) or [None])[0]
 
+  def components(self) -> List[Dict[str, Any]]:
+    """node, state and seconds (to 0.1 s) of each execution, in order."""
+    return [{'node': e.node, 'state': e.state, 'seconds': round(e.seconds, 1)}
+            for e in self.executions]
+
+  @property
+  def blessed(self) -> Optional[bool]:
+    """The Evaluator's blessing in this run, or None when none was made."""
+    blessing = self.output('Evaluator', 'blessing')
+    return (None if blessing is None
+            else bool(custom_value(blessing, 'blessed')))
+
 
 def _run_record(store: metadata_store.MetadataStore,
                 context: metadata_store_pb2.Context) -> RunRecord:

@@ -325,9 +325,6 @@ def gather(config: config_lib.PipelineConfig,
       if uri('ExampleValidator', 'anomalies') else {}
   evaluation = read_evaluation(uri('Evaluator', 'evaluation')) \
       if uri('Evaluator', 'evaluation') else None
-  blessing = record.output('Evaluator', 'blessing')
-  blessed = (bool(mlmd.custom_value(blessing, 'blessed'))
-             if blessing is not None else None)
   pushed = record.output('TFLitePusher', 'pushed_model')
   class_names = list(config.class_names)
   pusher = record.execution('TFLitePusher')
@@ -340,15 +337,14 @@ def gather(config: config_lib.PipelineConfig,
       'workspace': config.workspace,
       'generated': datetime.datetime.now().astimezone().strftime(
           '%Y-%m-%d %H:%M:%S %Z'),
-      'started': inspection.run_row(record)['started'],
+      'started': inspection.local_time(record.started_ms),
       'seconds': round(record.seconds, 1),
       'counts': {state: len(record.nodes(state))
                  for state in ('ran', 'cached', 'failed')},
-      'components': [{'node': e.node, 'state': e.state, 'seconds': e.seconds}
-                     for e in record.executions],
+      'components': record.components(),
       'statistics': _statistics(statistics, 'label', class_names),
       'anomalies': _anomalies(anomalies),
-      'evaluation': _evaluation(evaluation, blessed, class_names),
+      'evaluation': _evaluation(evaluation, record.blessed, class_names),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
                         if pushed is not None else None),
       'lineage': _lineage(lineage.model_lineage(store, pushed)

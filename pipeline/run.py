@@ -200,16 +200,13 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
     raise RunError(f'{e} ({config.metadata_path})') from e
   summary: Dict[str, Any] = {
       'run_id': record.run_id,
-      'components': [{'node': e.node, 'state': e.state,
-                      'seconds': round(e.seconds, 1)}
-                     for e in record.executions],
+      'components': record.components(),
   }
   model = record.output('Trainer', 'model')
   if model is not None:
     summary['model_path'] = os.path.join(model.uri, 'Format-Serving')
-  blessing = record.output('Evaluator', 'blessing')
-  if blessing is not None:
-    summary['blessed'] = bool(mlmd.custom_value(blessing, 'blessed'))
+  if record.blessed is not None:
+    summary['blessed'] = record.blessed
   evaluation = record.output('Evaluator', 'evaluation')
   if evaluation is not None:
     summary['metrics'] = mlmd.evaluation_metrics(evaluation.uri)

@@ -154,21 +154,12 @@ class WavHeader:
   """What a WAV file's header declares, checked against the bytes present.
 
   Attributes:
-    channels: interleaved channels.
     sample_rate: samples per second and channel.
-    bits_per_sample: declared sample width.
     frames: sample frames actually present: the declared data size, capped
       by the bytes the file holds.
   """
-  channels: int
   sample_rate: int
-  bits_per_sample: int
   frames: int
-
-  @property
-  def seconds(self) -> float:
-    """Length of the clip in seconds."""
-    return self.frames / self.sample_rate
 
 
 def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
@@ -237,7 +228,7 @@ def read_wav_header(stream: BinaryIO) -> WavHeader:
     raise AudioError(f'the fmt chunk declares {bits}-bit samples in '
                      f'{block_align}-byte blocks')
   present = max(0, length - stream.tell())
-  return WavHeader(channels, rate, bits, min(size, present) // block_align)
+  return WavHeader(rate, min(size, present) // block_align)
 
 
 def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
