@@ -19,6 +19,10 @@
 4. Scale: the pipeline at 1x, 4x and 8x the default data: time per
    component, bytes per transformed example, peak memory of the run's
    process tree.
+5. History: 8 spans of 1x each (the synthesizer with seeds 1 to 8),
+   ingested and run one after another in one workspace with the default
+   window of 3 spans. Once the window is full, history must cost nothing:
+   run 8's time and peak memory against run 3's (both train on 3 spans).
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
@@ -411,6 +415,33 @@ def part_scale(out: str, one_x: Dict[str, Any], factors: List[int],
   return {'rows': rows}
 
 
+def part_history(out: str, spans: int, keep: bool,
+                 per_class: int) -> Dict[str, Any]:
+  """Part 5: spans ingested and run one after another, default window."""
+  logs = os.path.join(out, 'logs')
+  workspace = os.path.join(out, 'ws-history')
+  shutil.rmtree(workspace, ignore_errors=True)
+  rows = []
+  for span in range(1, spans + 1):
+    folder = os.path.join(out, f'data-span{span}')
+    synth(folder, per_class, span, logs)
+    log(f'part 5: span {span} of {spans}')
+    result = pipeline_run(workspace, folder, logs, f'history{span}')
+    rows.append({'span': span, 'window': result['summary'].get('spans'),
+                 'run_seconds': result['run_seconds'],
+                 'ingest_seconds': result['ingest_seconds'],
+                 'peak_rss_bytes': result['peak_rss_bytes'],
+                 'components': result['components']})
+    log(f"  run {result['run_seconds']:.1f} s, peak "
+        f"{result['peak_rss_bytes'] / 2**20:.0f} MiB, window "
+        f"{rows[-1]['window']}")
+    if not keep:
+      shutil.rmtree(folder, ignore_errors=True)
+  if not keep:
+    shutil.rmtree(workspace, ignore_errors=True)
+  return {'rows': rows}
+
+
 # ----------------------------------------------------------------- report
 
 
@@ -442,6 +473,10 @@ TARGETS = (
     ('wall time 8x vs 4x', 'time_8x_vs_4x', '<=', 2.2),
     ('peak memory 8x vs 4x', 'memory_8x_vs_4x', '<=', 1.25),
     ('bytes per transformed example', 'bytes_per_example', '<=', 49152),
+    ('wall time run 8 vs run 3 (window of 3)', 'time_run8_vs_run3', '<=',
+     1.1),
+    ('peak memory run 8 vs run 3 (window of 3)', 'memory_run8_vs_run3', '<=',
+     1.05),
 )
 
 
@@ -468,6 +503,13 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
     values['time_8x_vs_4x'] = eight['run_seconds'] / four['run_seconds']
     values['memory_8x_vs_4x'] = (eight['peak_rss_bytes'] /
                                  four['peak_rss_bytes'])
+  history = {row['span']: row for row in
+             results.get('history', {}).get('rows', [])}
+  if 3 in history and 8 in history:
+    values['time_run8_vs_run3'] = (history[8]['run_seconds'] /
+                                   history[3]['run_seconds'])
+    values['memory_run8_vs_run3'] = (history[8]['peak_rss_bytes'] /
+                                     history[3]['peak_rss_bytes'])
   return values
 
 
@@ -613,6 +655,18 @@ def markdown(results: Dict[str, Any]) -> str:
               '| bytes per transformed example | ' + ' | '.join(
                   f"{scale[f]['bytes_per_transformed_example'] or 0:,.0f}"
                   for f in factors) + ' |']
+  history = results.get('history', {}).get('rows')
+  if history:
+    lines += ['', '## 5. History', '',
+              'Spans of 1x each, ingested and run one after another in one '
+              'workspace with the default window of 3 spans; one run each.',
+              '', '| run | window | ingest s | run s | peak memory MiB |',
+              '|---|---|---|---|---|']
+    for row in history:
+      lines.append(
+          f"| {row['span']} | {', '.join(map(str, row['window'] or []))} | "
+          f"{row['ingest_seconds']:.1f} | {row['run_seconds']:.1f} | "
+          f"{row['peak_rss_bytes'] / 2**20:,.0f} |")
   return '\n'.join(lines) + '\n'
 
 
@@ -627,7 +681,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
-  parser.add_argument('--parts', default='1,2,3,4')
+  parser.add_argument('--parts', default='1,2,3,4,5')
+  parser.add_argument('--history-spans', type=int, default=8,
+                      help='spans of part 5 (default %(default)s)')
   parser.add_argument('--per-class', type=int, default=DEFAULT_PER_CLASS,
                       help='images per class of the 1x data (default '
                       '%(default)s, the default data set)')
@@ -639,14 +695,15 @@ def main(argv: Optional[List[str]] = None) -> int:
   started = time.time()
   os.makedirs(os.path.join(args.out, 'logs'), exist_ok=True)
   data_dir = os.path.join(args.out, 'data-1x')
-  log(f'making the default data in {data_dir}')
-  synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
+  if parts & {1, 2, 3, 4}:
+    log(f'making the default data in {data_dir}')
+    synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
   results: Dict[str, Any] = {'machine': machine()}
   workspace = os.path.join(args.out, 'ws-1x')
   if 1 in parts:
     results['pipeline_vs_notebook'] = part_pipeline_vs_notebook(
         data_dir, args.out, args.repeats, args.steps, args.per_class)
-  elif not os.path.isdir(workspace):
+  elif parts & {2, 3, 4} and not os.path.isdir(workspace):
     log('preparing a workspace for parts 2-4')
     one = pipeline_run(workspace, data_dir, os.path.join(args.out, 'logs'),
                        'prepare')
@@ -662,6 +719,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     factors = [int(f) for f in args.scale.split(',')]
     results['scale'] = part_scale(args.out, results['pipeline_vs_notebook'],
                                   factors, args.keep, args.per_class)
+  if 5 in parts:
+    results['history'] = part_history(args.out, args.history_spans,
+                                      args.keep, args.per_class)
   results['bench_seconds'] = time.time() - started
   results['ratios'] = ratios(results)
   os.makedirs(args.results, exist_ok=True)

@@ -2,37 +2,89 @@
 
 TFX's ExampleValidator records anomalies but lets the pipeline go on. Our
 pipeline places this small component after it and makes Transform depend on
-it, so a span that breaks the curated schema, or whose label distribution
-drifts far from a balanced one, never reaches training; the run fails with
-one message that lists every problem by split and feature.
+it, so a span that breaks the curated schema, whose label distribution is
+far from a balanced one, or that drifted from the last accepted span, never
+reaches training; the run fails with one message that lists every problem
+by split and feature, with the distance and the threshold of a drift.
+
+Drift is TFDV's: the schema's `drift_comparator`s (L-infinity distance for
+the label, approximate Jensen-Shannon divergence for the numeric image
+summaries) compare the new span's statistics with those of the last span
+the gate accepted. After the gate passes, :func:`AcceptSpan` copies the
+span's statistics into a `DataBaseline` artifact, which a latest-artifact
+resolver brings to the next run as the baseline. So a span the gate stopped
+never becomes the baseline (running again does not let it through), and
+running an accepted span again compares it with itself. AcceptSpan reads
+only the statistics, so it is cached and makes no new artifact when a span
+runs again.
 
 Usage::
 
-  gate = DataGate(anomalies=example_validator.outputs['anomalies'],
+  baseline = Resolver(strategy_class=LatestArtifactStrategy,
+                      baseline=Channel(type=DataBaseline))
+  gate = DataGate(examples=example_gen.outputs['examples'],
+                  anomalies=example_validator.outputs['anomalies'],
                   statistics=statistics_gen.outputs['statistics'],
-                  min_class_share=0.05)
+                  schema=schema_gen.outputs['schema'],
+                  baseline=baseline.outputs['baseline'],
+                  min_class_share=0.05,
+                  drift_thresholds='{"pixel_mean": 0.6}')
+  accept = AcceptSpan(examples=example_gen.outputs['examples'],
+                      statistics=statistics_gen.outputs['statistics'])
+  accept.add_upstream_node(gate)
   transform.add_upstream_node(gate)
 """
 
+import json
 import os
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
+import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx import types
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.annotations import OutputArtifact
 from tfx.dsl.component.experimental.annotations import Parameter
 from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
+from tfx.utils import io_utils
 
+from components import span_window
 from components.modules import features
 
 ANOMALIES_FILE_NAME = 'SchemaDiff.pb'
+# Threshold key meaning every feature that has a drift comparator.
+ALL_FEATURES = '*'
+# Custom property of the gate's DriftReport: what it measured, as JSON.
+DRIFT_PROPERTY = 'drift'
+_STATISTICS_FILE = '{split}.pb'
+
+
+class DataBaseline(artifact.Artifact):
+  """The statistics of the last span the DataGate accepted, per split."""
+  TYPE_NAME = 'DataBaseline'
+  PROPERTIES = {
+      'span': artifact.Property(type=artifact.PropertyType.INT),
+      'split_names': artifact.Property(type=artifact.PropertyType.STRING),
+  }
+
+
+class DriftReport(artifact.Artifact):
+  """What the DataGate measured against the baseline (custom property
+  `drift`: `{"baseline_span": N, "measurements": {split: [...]}}`)."""
+  TYPE_NAME = 'DriftReport'
+  PROPERTIES = {
+      'span': artifact.Property(type=artifact.PropertyType.INT),
+  }
 
 
 class DataAnomaliesError(RuntimeError):
-  """Raised when ExampleValidator found anomalies in the examples."""
+  """Raised when a span has schema anomalies, a rare class or drift."""
 
 
 def describe_anomalies(anomalies: anomalies_pb2.Anomalies) -> List[str]:
@@ -82,13 +134,20 @@ def positive_share(statistics, label_key: str = features.LABEL_KEY
                    ) -> Optional[float]:
   """Share of label-1 examples in one split's DatasetFeatureStatistics.
 
-  Labels are 0 or 1 (the schema's domain, checked before this), so the share
-  of class 1 is the label's mean.
+  Labels are 0 or 1 (the schema's domain, checked before this). The schema
+  marks the label categorical, so its statistics are value counts; a
+  statistics made without the schema has the label's mean instead.
   """
   for feature in statistics.features:
-    if list(feature.path.step) == [label_key] and feature.HasField(
-        'num_stats'):
+    if list(feature.path.step) != [label_key]:
+      continue
+    if feature.HasField('num_stats'):
       return float(feature.num_stats.mean)
+    if feature.HasField('string_stats'):
+      counts = {bucket.label: bucket.sample_count
+                for bucket in feature.string_stats.rank_histogram.buckets}
+      total = sum(counts.values())
+      return counts.get('1', 0.0) / total if total else None
   return None
 
 
@@ -112,18 +171,158 @@ def check_label_shares(statistics_artifact: types.Artifact,
   return lines
 
 
-@component
-def DataGate(  # pylint: disable=invalid-name
-    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
-    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
-    min_class_share: Parameter[float] = 0.05):
-  """Fails the run on schema anomalies or a drifted label distribution.
+def apply_thresholds(schema: schema_pb2.Schema,
+                     thresholds: Dict[str, float]) -> schema_pb2.Schema:
+  """A copy of `schema` with drift thresholds replaced.
 
   Args:
+    schema: the curated schema, with `drift_comparator`s.
+    thresholds: {feature name or `*`: threshold}; `*` applies to every
+      feature with a comparator, a name overrides it for one feature.
+
+  Returns:
+    The changed copy.
+
+  Raises:
+    ValueError: for a name that has no drift comparator in the schema.
+  """
+  schema = schema_pb2.Schema.FromString(schema.SerializeToString())
+  compared = {feature.name: feature for feature in schema.feature
+              if feature.HasField('drift_comparator')}
+  unknown = sorted(set(thresholds) - set(compared) - {ALL_FEATURES})
+  if unknown:
+    raise ValueError(
+        f'--drift-thresholds names {", ".join(unknown)}, which the schema '
+        'does not compare between spans; features with a drift comparator: '
+        f'{", ".join(sorted(compared))}')
+  for name, feature in compared.items():
+    value = thresholds.get(name, thresholds.get(ALL_FEATURES))
+    if value is None:
+      continue
+    comparator = feature.drift_comparator
+    for kind in ('infinity_norm', 'jensen_shannon_divergence'):
+      if comparator.HasField(kind):
+        getattr(comparator, kind).threshold = value
+  return schema
+
+
+def measure_drift(statistics: statistics_pb2.DatasetFeatureStatisticsList,
+                  baseline: statistics_pb2.DatasetFeatureStatisticsList,
+                  schema: schema_pb2.Schema) -> List[Dict[str, Any]]:
+  """Distances between a span's statistics and the baseline's.
+
+  Returns:
+    One `{'feature', 'measure', 'value', 'threshold'}` per feature with a
+    drift comparator present in both; `measure` is `L-infinity` or
+    `Jensen-Shannon`.
+  """
+  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  result = tfdv.validate_statistics(statistics, schema,
+                                    previous_statistics=baseline)
+  names = {anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: 'L-infinity',
+           anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE:
+               'Jensen-Shannon'}
+  return [{'feature': '.'.join(info.path.step),
+           'measure': names.get(measurement.type, str(measurement.type)),
+           'value': float(measurement.value),
+           'threshold': float(measurement.threshold)}
+          for info in result.drift_skew_info
+          for measurement in info.drift_measurements]
+
+
+def describe_drift(split: str, measurements: List[Dict[str, Any]],
+                   baseline_span: int) -> List[str]:
+  """One line per feature whose distance exceeds its threshold."""
+  return [f"[{split}] feature '{m['feature']}': drift from span "
+          f"{baseline_span}: {m['measure']} distance {m['value']:.3f} is "
+          f"over its threshold {m['threshold']:g} (schema/ drift_comparator; "
+          '--drift-thresholds)'
+          for m in measurements if m['value'] > m['threshold']]
+
+
+def _load_schema(schema_artifact: types.Artifact) -> schema_pb2.Schema:
+  return io_utils.SchemaReader().read(
+      io_utils.get_only_uri_in_dir(schema_artifact.uri))
+
+
+def save_baseline(statistics_artifact: types.Artifact,
+                  baseline: types.Artifact, span: int) -> None:
+  """Copies every split's statistics of accepted span `span` into
+  `baseline`."""
+  splits = artifact_utils.decode_split_names(statistics_artifact.split_names)
+  tf.io.gfile.makedirs(baseline.uri)
+  for split in splits:
+    stats = stats_artifact_utils.load_statistics(statistics_artifact,
+                                                 split).proto()
+    with tf.io.gfile.GFile(os.path.join(
+        baseline.uri, _STATISTICS_FILE.format(split=split)), 'wb') as f:
+      f.write(stats.SerializeToString())
+  baseline.span = span
+  baseline.split_names = artifact_utils.encode_split_names(splits)
+
+
+def load_baseline(baseline: types.Artifact, split: str
+                  ) -> Optional[statistics_pb2.DatasetFeatureStatisticsList]:
+  """The baseline's statistics of one split, or None if it has none."""
+  path = os.path.join(baseline.uri, _STATISTICS_FILE.format(split=split))
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+
+
+def check_drift(statistics_artifact: types.Artifact,
+                baseline: Optional[types.Artifact],
+                schema: schema_pb2.Schema) -> Dict[str, Any]:
+  """Drift of every split against the baseline's same split.
+
+  Returns:
+    `{'baseline_span': N or None, 'measurements': {split: [...]},
+    'problems': [line, ...]}`.
+  """
+  result: Dict[str, Any] = {'baseline_span': None, 'measurements': {},
+                            'problems': []}
+  if baseline is None:
+    return result
+  result['baseline_span'] = int(baseline.span or 0)
+  for split in artifact_utils.decode_split_names(
+      statistics_artifact.split_names):
+    previous = load_baseline(baseline, split)
+    if previous is None:
+      continue
+    current = stats_artifact_utils.load_statistics(statistics_artifact,
+                                                   split).proto()
+    measurements = measure_drift(current, previous, schema)
+    result['measurements'][split] = measurements
+    result['problems'].extend(
+        describe_drift(split, measurements, result['baseline_span']))
+  return result
+
+
+@component
+def DataGate(  # pylint: disable=invalid-name
+    examples: InputArtifact[standard_artifacts.Examples],
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    report: OutputArtifact[DriftReport],
+    baseline: InputArtifact[DataBaseline] = None,
+    min_class_share: Parameter[float] = 0.05,
+    drift_thresholds: Parameter[str] = '{}'):
+  """Fails the run on schema anomalies, a rare class or drift.
+
+  Args:
+    examples: ImportExampleGen's `examples` (the new span; its number).
     anomalies: ExampleValidator's `anomalies` output.
-    statistics: StatisticsGen's `statistics` output.
+    statistics: StatisticsGen's `statistics` output (the new span).
+    schema: the curated schema, with the drift comparators.
+    report: output; the drift measured, when the span passes.
+    baseline: the last accepted span's statistics (none on the first run:
+      no drift is measured).
     min_class_share: each class must be at least this share of every split
       (0 turns the check off).
+    drift_thresholds: JSON object {feature or "*": threshold} overriding the
+      schema's drift thresholds.
 
   Raises:
     DataAnomaliesError: listing every problem, by split and feature.
@@ -131,8 +330,33 @@ def DataGate(  # pylint: disable=invalid-name
   lines = collect_anomalies(anomalies)
   if not lines:
     lines = check_label_shares(statistics, min_class_share)
+  drift = {'baseline_span': None, 'measurements': {}, 'problems': []}
+  if not lines:
+    drift = check_drift(statistics, baseline, apply_thresholds(
+        _load_schema(schema), json.loads(drift_thresholds)))
+    lines = drift['problems']
   if lines:
-    span = anomalies.span
     raise DataAnomaliesError(
-        f'The examples of span {span} failed validation against schema/; '
-        'training was not started. Anomalies:\n  ' + '\n  '.join(lines))
+        f'The examples of span {span_window.artifact_span(examples)} failed '
+        'validation against '
+        'schema/; training was not started. Anomalies:\n  '
+        + '\n  '.join(lines))
+  report.span = span_window.artifact_span(examples)
+  report.set_string_custom_property(DRIFT_PROPERTY, json.dumps(
+      {'baseline_span': drift['baseline_span'],
+       'measurements': drift['measurements']}, sort_keys=True))
+
+
+@component
+def AcceptSpan(  # pylint: disable=invalid-name
+    examples: InputArtifact[standard_artifacts.Examples],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    accepted: OutputArtifact[DataBaseline]):
+  """Records a span the DataGate passed as the next runs' drift baseline.
+
+  Args:
+    examples: ImportExampleGen's `examples` (the new span; its number).
+    statistics: StatisticsGen's `statistics` output (the new span).
+    accepted: output; a copy of every split's statistics.
+  """
+  save_baseline(statistics, accepted, span_window.artifact_span(examples))

@@ -109,6 +109,11 @@ class PipelineConfig:
   min_class_share: float = _setting(
       0.05, 'stop before training when a class is a smaller share of a '
       'split than this (a drifted label distribution); 0 turns it off')
+  drift_thresholds: Tuple[str, ...] = _setting(
+      (), "override the schema's drift thresholds between a new span and the "
+      'last accepted one, as FEATURE=X (L-infinity for the label, '
+      'Jensen-Shannon for the image summaries, both 0 to 1); *=X sets every '
+      'feature, X=1 turns a check off')
   min_auc: float = _setting(0.9, 'lowest eval AUC a model may have to be '
                             'blessed')
   min_accuracy: float = _setting(0.8, 'lowest eval binary accuracy a model '
@@ -170,6 +175,7 @@ class PipelineConfig:
     if not self.max_clip_seconds > 0:
       raise ConfigError('max_clip_seconds must be positive, got '
                         f'{self.max_clip_seconds}')
+    self.drift_threshold_map()
     if not 0.0 <= self.min_class_share <= 0.5:
       raise ConfigError('min_class_share must be between 0 and 0.5, got '
                         f'{self.min_class_share}')
@@ -190,6 +196,26 @@ class PipelineConfig:
           f'learning_rate must be in (0, 1), got {self.learning_rate}')
     if self.model_width <= 0:
       raise ConfigError(f'model_width must be positive, got {self.model_width}')
+
+  def drift_threshold_map(self) -> Dict[str, float]:
+    """`drift_thresholds` as {feature or '*': threshold}.
+
+    Raises:
+      ConfigError: for an entry that is not FEATURE=X with X in [0, 1].
+    """
+    thresholds = {}
+    for entry in self.drift_thresholds:
+      name, _, value = entry.partition('=')
+      try:
+        threshold = float(value)
+      except ValueError:
+        threshold = -1.0
+      if not name.strip() or not 0.0 <= threshold <= 1.0:
+        raise ConfigError(
+            f'drift_thresholds entries must be FEATURE=X with X between 0 '
+            f'and 1 (or *=X), got {entry!r}')
+      thresholds[name.strip()] = threshold
+    return thresholds
 
   @property
   def schema_path(self) -> str:
@@ -250,7 +276,7 @@ def _shown_default(name: str, default: Any) -> str:
   if name in _WORKSPACE_PATHS:
     return ''  # The meaning says where in the workspace.
   if isinstance(default, tuple):
-    return f' (default: {",".join(default)})'
+    return f' (default: {",".join(default) or "none"})'
   if isinstance(default, bool):
     return f' (default: {str(default).lower()})'
   return f' (default: {default})'
@@ -283,7 +309,8 @@ def add_config_arguments(parser: argparse.ArgumentParser,
       continue
     default = field.default
     if isinstance(default, tuple):
-      kind, metavar = _parse_list, 'A,B'
+      kind = _parse_list
+      metavar = 'FEATURE=X,...' if field.name == 'drift_thresholds' else 'A,B'
     elif isinstance(default, bool):
       kind, metavar = _parse_bool, 'true|false'
     elif field.name == 'quantization':

@@ -19,8 +19,8 @@ ImportExampleGen finds them.
   larger than `--max-side` are re-encoded as PNG (and shrunk), so Transform
   decodes every example the same way and no example is huge.
 * The span is written in a staging folder, flushed to disk and renamed into
-  place when complete (`components.local_disk`); a source identical to the
-  latest span's is not ingested again.
+  place when complete (`components.local_disk`); a source identical to an
+  earlier span's is not ingested again.
 """
 
 import contextlib
@@ -30,7 +30,6 @@ import io
 import json
 import os
 import random
-import re
 import sys
 import time
 import warnings
@@ -42,11 +41,12 @@ from PIL import Image
 from PIL import ImageOps
 
 from components import local_disk
+from components import span_window
 from components.modules import features
 from pipeline import spectrogram
 
-SPAN_DIR_RE = re.compile(r'^span-(\d+)$')
-REPORT_NAME = 'ingest.json'
+SPAN_DIR_RE = span_window.SPAN_DIR_RE
+REPORT_NAME = span_window.REPORT_NAME
 EXAMPLES_PER_SHARD = 1000
 _KEEP_AS_IS = {'PNG': ('L', 'LA', 'RGB', 'RGBA', 'P', 'I;16'),
                'JPEG': ('L', 'RGB')}
@@ -67,7 +67,7 @@ class IngestResult:
   Attributes:
     span: number of the span written, or of the identical span found.
     span_dir: its folder.
-    created: False when the source matched the latest span and nothing was
+    created: False when the source matched an earlier span and nothing was
       written.
     counts: examples written per class name.
     skipped: (relative path, reason) for every file that was not ingested.
@@ -464,7 +464,7 @@ def ingest(src_dir: str, data_root: str,
     class_names: class folder names, label 0 first.
     image_size: side of the spectrogram images rendered from WAV clips.
     limits: the :class:`FileLimits` every file is read within.
-    force: ingest even when the latest span came from identical files.
+    force: ingest even when an earlier span came from identical files.
     progress: print progress and skipped files to stderr.
 
   Returns:
@@ -495,12 +495,13 @@ def ingest(src_dir: str, data_root: str,
   with local_disk.locked(os.path.join(data_root, '.ingest.lock')):
     spans = list_spans(data_root)
     digest = source_fingerprint(src_dir, files, class_names)
-    if spans and not force:
-      latest_dir = os.path.join(data_root, f'span-{spans[-1]}')
-      if read_report(latest_dir).get('fingerprint') == digest:
-        log(f'ingest: {src_dir} is unchanged since span {spans[-1]}; '
-            'nothing added (use --force to add it again)')
-        return IngestResult(spans[-1], latest_dir, False, {}, skipped)
+    for earlier in ([] if force else reversed(spans)):
+      earlier_dir = os.path.join(data_root, f'span-{earlier}')
+      if read_report(earlier_dir).get('fingerprint') == digest:
+        log(f'ingest: {src_dir} holds the same files as span {earlier}; '
+            'nothing added (use --force to add it again; a window still '
+            'counts identical spans once)')
+        return IngestResult(earlier, earlier_dir, False, {}, skipped)
     span = (spans[-1] + 1) if spans else 1
     span_dir = os.path.join(data_root, f'span-{span}')
     with local_disk.staged_folder(span_dir) as staging:

@@ -15,20 +15,22 @@ Two details of how our pipeline records things:
   a comparison, not a source: walks do not follow it, or every model would
   seem to come from the data of the models before it.
 
-An Examples artifact of ImportExampleGen is a *window* of data spans (see
-`pipeline.window`); its `window.json` names them, and each span's
-`ingest.json` names the folder it was ingested from.
+Everything comes from ML Metadata: ImportExampleGen makes one Examples
+artifact per data span (with its statistics and anomalies), and the
+SpanWindow's Examples artifact, which Transform reads, records the spans it
+holds and, per span, the folder it was ingested from (see
+`components.span_window`). Runs made before spans were recorded (a window
+of symbolic links read by ImportExampleGen) show the window's newest span
+only.
 """
 
-import json
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import ingest
+from components import span_window
 from pipeline import mlmd
-from pipeline import window
 
 _Event = metadata_store_pb2.Event
 _COMPARISON_KEYS = frozenset({'baseline_model'})
@@ -143,38 +145,53 @@ def downstream_artifacts(store, artifact_id: int) -> List[int]:
   return sorted(seen)
 
 
-def data_spans(store, examples: metadata_store_pb2.Artifact
-               ) -> Dict[str, Any]:
-  """The data spans behind an ImportExampleGen Examples artifact.
+def _made_by(store, artifact: metadata_store_pb2.Artifact, node: str) -> bool:
+  maker = producer(store, artifact.id)
+  return maker is not None and mlmd.node_name(store, maker) == node
+
+
+def window_summary(store, examples: metadata_store_pb2.Artifact
+                   ) -> Dict[str, Any]:
+  """The data spans behind the Examples artifact a Transform read.
 
   Returns:
-    `{'window_span': N, 'spans': [...], 'sources': {span: ingest.json
-    summary}}`; `spans` is empty when the window folder is gone.
+    `{'window_span': N, 'spans': [...], 'sources': {span: {'source',
+    'counts', 'ingested', 'fingerprint'}}, 'recorded': bool}`; `recorded` is
+    False for a window of an earlier layout, whose spans ML Metadata does
+    not hold (`spans` is then empty).
   """
-  span = mlmd.custom_value(examples, 'span')
-  result: Dict[str, Any] = {'window_span': span, 'spans': [], 'sources': {}}
-  execution = producer(store, examples.id)
-  if execution is None or span is None:
-    return result
-  input_base = mlmd.custom_value(execution, 'input_base')
-  if not input_base:
-    return result
-  window_dir = os.path.join(input_base, f'span-{span}')
-  try:
-    result['spans'] = window.read_window(window_dir)
-    with open(os.path.join(window_dir, window.WINDOW_FILE),
-              encoding='utf-8') as f:
-      data_root = json.load(f).get('data_root')
-  except (OSError, ValueError, KeyError):
-    return result
-  for data_span in result['spans']:
-    report = ingest.read_report(os.path.join(data_root, f'span-{data_span}'))
-    if report:
-      result['sources'][data_span] = {
-          'folder': os.path.join(data_root, f'span-{data_span}'),
-          'source': report.get('source'), 'counts': report.get('counts'),
-          'ingested': report.get('created')}
-  return result
+  recorded = _made_by(store, examples, 'SpanWindow')
+  return {'window_span': mlmd.custom_value(examples, 'span'),
+          'spans': mlmd.data_spans(examples) if recorded else [],
+          'sources': mlmd.span_sources(examples), 'recorded': recorded}
+
+
+def span_examples(store, span: int,
+                  artifact_types: Optional[Dict[int, str]] = None
+                  ) -> Optional[Dict[str, Any]]:
+  """ImportExampleGen's Examples of one data span with its statistics and
+  anomalies (the newest, if the span was read more than once)."""
+  artifact_types = artifact_types or _artifact_types(store)
+  for artifact in sorted(store.get_artifacts_by_type('Examples'),
+                         key=lambda a: -a.id):
+    if (mlmd.custom_value(artifact, 'span') != span
+        or mlmd.custom_value(artifact, span_window.WINDOW_SPANS_PROPERTY)
+        is not None
+        or not _made_by(store, artifact, 'ImportExampleGen')):
+      continue
+    entry = dict(_artifact_summary(artifact, 'Examples'), span=span)
+    statistics = _consumer_outputs(store, artifact.id, 'ExampleStatistics',
+                                   artifact_types)
+    if statistics is not None:
+      entry['statistics'] = _artifact_summary(statistics, 'ExampleStatistics')
+      anomalies = _consumer_outputs(store, statistics.id, 'ExampleAnomalies',
+                                    artifact_types)
+      if anomalies is not None:
+        entry['anomalies'] = dict(
+            _artifact_summary(anomalies, 'ExampleAnomalies'),
+            blessed=mlmd.custom_value(anomalies, 'blessed'))
+    return entry
+  return None
 
 
 def _artifact_summary(artifact, type_name: str) -> Dict[str, Any]:
@@ -303,22 +320,17 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
       result['schema']['schema_file'] = mlmd.custom_value(schema_producer,
                                                           'schema_file')
   examples = []
-  for artifact in by_type.get('Examples', []):
-    maker = producer(store, artifact.id)
-    if maker is None or mlmd.node_name(store, maker) != 'ImportExampleGen':
-      continue
+  windows = [a for a in by_type.get('Examples', [])
+             if _made_by(store, a, 'SpanWindow')]
+  if not windows:  # An earlier layout: Transform read ImportExampleGen's.
+    windows = [a for a in by_type.get('Examples', [])
+               if _made_by(store, a, 'ImportExampleGen')]
+  for artifact in windows:
     entry = dict(_artifact_summary(artifact, 'Examples'),
-                 **data_spans(store, artifact))
-    statistics = _consumer_outputs(store, artifact.id, 'ExampleStatistics',
-                                   artifact_types)
-    if statistics is not None:
-      entry['statistics'] = _artifact_summary(statistics, 'ExampleStatistics')
-      anomalies = _consumer_outputs(store, statistics.id, 'ExampleAnomalies',
-                                    artifact_types)
-      if anomalies is not None:
-        entry['anomalies'] = dict(
-            _artifact_summary(anomalies, 'ExampleAnomalies'),
-            blessed=mlmd.custom_value(anomalies, 'blessed'))
+                 **window_summary(store, artifact))
+    entry['span_examples'] = [
+        found for found in (span_examples(store, span, artifact_types)
+                            for span in entry['spans']) if found]
     examples.append(entry)
   result['examples'] = examples
   return result
@@ -328,7 +340,8 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
   """Which models came from a data span (the reverse of the lineage).
 
   Returns:
-    One entry per Examples window that holds the span: `examples_id`,
+    One entry per window (SpanWindow's Examples) that holds the span:
+    `examples_id`,
     `window_span`, `spans`, the `models` trained on it (id, URI) and the
     versions `pushed` from them (version, mode, artifact id).
   """
@@ -336,13 +349,10 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
   result = []
   for examples in sorted(store.get_artifacts_by_type('Examples'),
                          key=lambda a: a.id):
-    maker = producer(store, examples.id)
-    if maker is None or mlmd.node_name(store, maker) != 'ImportExampleGen':
+    if span not in mlmd.data_spans(examples) or not _made_by(
+        store, examples, 'SpanWindow'):
       continue
-    spans = data_spans(store, examples)
-    covered = spans['spans'] or [spans['window_span']]
-    if span not in covered:
-      continue
+    spans = window_summary(store, examples)
     derived = store.get_artifacts_by_id(downstream_artifacts(store,
                                                              examples.id))
     models, pushed = [], {}
@@ -361,7 +371,9 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
                    'spans': spans['spans'], 'models': models,
                    'pushed': list(pushed.values())})
   if not result:
-    raise LineageError(f'No Examples in ML Metadata hold data span {span}.')
+    raise LineageError(
+        f'No window in ML Metadata holds data span {span} (windows of runs '
+        'made before spans were recorded in ML Metadata are not searched).')
   return result
 
 
@@ -404,21 +416,30 @@ def format_model_lineage(lineage: Dict[str, Any]) -> str:
                    + (f" (from {lineage[key]['schema_file']})"
                       if lineage[key].get('schema_file') else ''))
   for examples in lineage.get('examples', []):
-    lines.append(f"<- examples {examples['id']} (window span "
-                 f"{examples['window_span']}, data spans "
-                 f"{', '.join(map(str, examples['spans'])) or '?'}): "
+    if not examples.get('recorded', True):
+      lines.append(f"<- examples {examples['id']} (a window ending with span "
+                   f"{examples['window_span']}, made before spans were "
+                   f"recorded in ML Metadata): {examples['uri']}")
+      continue
+    lines.append(f"<- examples {examples['id']} (window of data spans "
+                 f"{', '.join(map(str, examples['spans']))}): "
                  f"{examples['uri']}")
-    if examples.get('statistics'):
-      lines.append(f"   statistics {examples['statistics']['id']}: "
-                   f"{examples['statistics']['uri']}")
-    if examples.get('anomalies'):
-      lines.append(f"   anomalies {examples['anomalies']['id']}: blessed "
-                   f"{examples['anomalies'].get('blessed')}")
-    for span, source in sorted(examples.get('sources', {}).items()):
+    by_span = {e['span']: e for e in examples.get('span_examples', [])}
+    sources = examples.get('sources', {})
+    for span in examples['spans']:
+      source = sources.get(span, {})
       counts = ', '.join(f'{k} {v}' for k, v in
                          (source.get('counts') or {}).items())
       lines.append(f"   <- data span {span} ({counts}), ingested "
                    f"{source.get('ingested')} from {source.get('source')}")
+      found = by_span.get(span)
+      if found:
+        lines.append(f"      examples {found['id']}"
+                     + (f", statistics {found['statistics']['id']}"
+                        if found.get('statistics') else '')
+                     + (f", anomalies {found['anomalies']['id']} (blessed "
+                        f"{found['anomalies'].get('blessed')})"
+                        if found.get('anomalies') else ''))
   return '\n'.join(lines)
 
 
@@ -428,9 +449,8 @@ def format_models_from_span(span: int, rows: List[Dict[str, Any]]) -> str:
   for row in rows:
     pushed = ', '.join(f"v{p['version']} ({p['mode']})" for p in row['pushed'])
     lines.append(
-        f"data span {span} -> examples {row['examples_id']} (window span "
-        f"{row['window_span']}, spans "
-        f"{', '.join(map(str, row['spans'])) or '?'}) -> models "
+        f"data span {span} -> window {row['examples_id']} (spans "
+        f"{', '.join(map(str, row['spans']))}) -> models "
         f"{', '.join(str(m['id']) for m in row['models']) or 'none'}"
         f" -> pushed {pushed or 'nothing'}")
   return '\n'.join(lines)

@@ -13,10 +13,15 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import span_window
+
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
 # Custom property of a pipeline-run context: the settings the run used.
 SETTINGS_PROPERTY = 'settings'
+# Custom property of the DataGate's report: the drift it measured
+# (components.data_gate.DRIFT_PROPERTY; that module imports TensorFlow).
+DRIFT_PROPERTY = 'drift'
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: 'ran',
@@ -26,6 +31,10 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.NEW: 'new',
     metadata_store_pb2.Execution.CANCELED: 'canceled',
 }
+
+
+# Execution type name of TFX resolver nodes.
+_RESOLVER = '.Resolver'
 
 
 class MetadataError(LookupError):
@@ -117,15 +126,24 @@ def execution_settings(execution: metadata_store_pb2.Execution
 def node_executions(store: metadata_store.MetadataStore,
                     run_context: metadata_store_pb2.Context
                     ) -> List[NodeExecution]:
-  """Every component execution of one run, in execution order."""
+  """Every component execution of one run, in execution order.
+
+  A resolver that found no artifact yet (the first run has no drift
+  baseline) is recorded by TFX as failed although the run goes on; its
+  state here is 'empty'.
+  """
   result = []
-  for execution in store.get_executions_by_context(run_context.id):
+  executions = store.get_executions_by_context(run_context.id)
+  resolvers = {t.id for t in store.get_execution_types_by_id(
+      sorted({e.type_id for e in executions})) if t.name.endswith(_RESOLVER)}
+  for execution in executions:
     node = node_name(store, execution)
     seconds = max(0.0, (execution.last_update_time_since_epoch -
                         execution.create_time_since_epoch) / 1000.0)
-    result.append(NodeExecution(
-        node, _STATE_NAMES.get(execution.last_known_state, 'unknown'),
-        seconds, execution))
+    state = _STATE_NAMES.get(execution.last_known_state, 'unknown')
+    if state == 'failed' and execution.type_id in resolvers:
+      state = 'empty'
+    result.append(NodeExecution(node, state, seconds, execution))
   return sorted(result, key=lambda e: (e.execution.create_time_since_epoch,
                                        e.execution.id))
 
@@ -231,6 +249,40 @@ class RunRecord:
     blessing = self.output('Evaluator', 'blessing')
     return (None if blessing is None
             else bool(custom_value(blessing, 'blessed')))
+
+  def window_spans(self) -> List[int]:
+    """The data spans this run trained on; the new span alone when it
+    stopped before the window was made; [] before ExampleGen ran."""
+    examples = (self.output('SpanWindow', 'examples')
+                or self.output('ImportExampleGen', 'examples'))
+    return data_spans(examples) if examples is not None else []
+
+  def drift(self) -> Optional[Dict[str, Any]]:
+    """What the DataGate measured against the last accepted span:
+    `{'baseline_span': N, 'measurements': {split: [...]}}`; None when the
+    gate did not pass."""
+    report = self.output('DataGate', 'report')
+    text = custom_value(report, DRIFT_PROPERTY) if report else None
+    return json.loads(text) if text else None
+
+
+def data_spans(examples: metadata_store_pb2.Artifact) -> List[int]:
+  """The data spans an Examples artifact holds: a window's spans, or the
+  one span of an ImportExampleGen artifact."""
+  spans = custom_value(examples, span_window.WINDOW_SPANS_PROPERTY)
+  if spans:
+    return [int(span) for span in str(spans).split(',')]
+  span = custom_value(examples, 'span')
+  return [int(span)] if span is not None else []
+
+
+def span_sources(examples: metadata_store_pb2.Artifact
+                 ) -> Dict[int, Dict[str, Any]]:
+  """Per span of a window: source folder, counts, ingest time, fingerprint."""
+  text = custom_value(examples, span_window.SPAN_SOURCES_PROPERTY)
+  if not text:
+    return {}
+  return {int(span): source for span, source in json.loads(text).items()}
 
 
 def _run_record(store: metadata_store.MetadataStore,

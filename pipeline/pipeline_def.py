@@ -1,10 +1,14 @@
 """Wiring of the TFX pipeline; no I/O happens here.
 
-ImportExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
-DataGate -> Transform -> Trainer -> Evaluator (against the latest blessed
-model) -> TFLitePusher.
+ImportExampleGen (the newest span) -> StatisticsGen -> ExampleValidator
+(against the schema of ImportSchemaGen) -> DataGate (schema, class shares,
+drift from the last accepted span; AcceptSpan records the baseline) ->
+SpanWindow (the latest K spans) ->
+Transform -> Trainer -> Evaluator (against the latest blessed model) ->
+TFLitePusher.
 """
 
+import json
 from typing import Optional
 
 import tensorflow_model_analysis as tfma
@@ -12,11 +16,15 @@ from tfx import v1 as tfx
 from ml_metadata.proto import metadata_store_pb2
 
 from components import data_gate
+from components import span_window
 from components.modules import features
+from components.span_window import component as span_window_component
 from components.tflite_pusher import component as tflite_pusher
 from pipeline import config as config_lib
 
-SPAN_PATTERN = 'span-{SPAN}/*.tfrecord.gz'
+# ImportExampleGen reads one span folder of the data root: the newest.
+SPAN_INPUT = tfx.proto.Input(splits=[
+    tfx.proto.Input.Split(name='all', pattern=span_window.SPAN_PATTERN)])
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
@@ -58,7 +66,6 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
 
 def create_pipeline(
     config: config_lib.PipelineConfig,
-    window_root: str,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
 ) -> tfx.dsl.Pipeline:
@@ -67,18 +74,58 @@ def create_pipeline(
   Args:
     config: every setting (names, roots, thresholds, training, pusher);
       see :class:`pipeline.config.PipelineConfig`.
-    window_root: folder of `span-N/` windows of gzipped TFRecord files (see
-      `pipeline.window`); ImportExampleGen reads the newest.
     metadata_connection_config: the ML Metadata connection (None: the
       orchestrator's default).
 
   Returns:
     The `tfx.dsl.Pipeline`.
   """
+  # One span per run: its statistics and validation are made once, then
+  # served from the cache. One split, so they describe the whole span.
   example_gen = tfx.components.ImportExampleGen(
-      input_base=window_root,
-      input_config=tfx.proto.Input(splits=[
-          tfx.proto.Input.Split(name='all', pattern=SPAN_PATTERN)]),
+      input_base=config.data_root,
+      input_config=SPAN_INPUT,
+      output_config=tfx.proto.Output(
+          split_config=tfx.proto.SplitConfig(
+              splits=[tfx.proto.SplitConfig.Split(name='all',
+                                                  hash_buckets=1)],
+              partition_feature_name=features.FILENAME_KEY)))
+
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'])
+
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_gen.outputs['schema'])
+
+  baseline_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+      baseline=tfx.dsl.Channel(type=data_gate.DataBaseline)).with_id(
+          'latest_data_baseline_resolver')
+
+  gate = data_gate.DataGate(
+      examples=example_gen.outputs['examples'],
+      anomalies=example_validator.outputs['anomalies'],
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_gen.outputs['schema'],
+      baseline=baseline_resolver.outputs['baseline'],
+      min_class_share=config.min_class_share,
+      drift_thresholds=json.dumps(config.drift_threshold_map(),
+                                  sort_keys=True))
+
+  # The next runs compare their spans with this one, now it passed.
+  accept = data_gate.AcceptSpan(
+      examples=example_gen.outputs['examples'],
+      statistics=statistics_gen.outputs['statistics'])
+  accept.add_upstream_node(gate)
+
+  window = span_window_component.SpanWindow(
+      examples=example_gen.outputs['examples'],
+      input_base=config.data_root,
+      input_config=SPAN_INPUT,
       output_config=tfx.proto.Output(
           split_config=tfx.proto.SplitConfig(
               splits=[
@@ -87,24 +134,14 @@ def create_pipeline(
                   tfx.proto.SplitConfig.Split(
                       name='eval', hash_buckets=config.eval_buckets),
               ],
-              partition_feature_name=features.FILENAME_KEY)))
-
-  statistics_gen = tfx.components.StatisticsGen(
-      examples=example_gen.outputs['examples'])
-
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
-
-  example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs['statistics'],
-      schema=schema_gen.outputs['schema'])
-
-  gate = data_gate.DataGate(anomalies=example_validator.outputs['anomalies'],
-                            statistics=statistics_gen.outputs['statistics'],
-                            min_class_share=config.min_class_share)
+              partition_feature_name=features.FILENAME_KEY)),
+      num_spans=config.window_spans)
+  # A span the gate stops is not worth reading K spans for.
+  window.add_upstream_node(gate)
 
   custom_config = config.module_custom_config()
   transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
+      examples=window.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       module_file=config_lib.TRANSFORM_MODULE_FILE,
       custom_config=custom_config,
@@ -112,7 +149,6 @@ def create_pipeline(
       # the transformed PNG bytes say nothing. Skipping both passes saves
       # about a third of Transform's time and its memory peak.
       disable_statistics=True)
-  transform.add_upstream_node(gate)
 
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -133,7 +169,7 @@ def create_pipeline(
       custom_config=custom_config)
 
   evaluator = tfx.components.Evaluator(
-      examples=example_gen.outputs['examples'],
+      examples=window.outputs['examples'],
       model=trainer.outputs['model'],
       baseline_model=model_resolver.outputs['model'],
       schema=schema_gen.outputs['schema'],
@@ -154,8 +190,9 @@ def create_pipeline(
       validation_examples=config.validation_examples,
       latency_runs=config.latency_runs)
 
-  components = [example_gen, statistics_gen, schema_gen, example_validator,
-                gate, transform, trainer, model_resolver, evaluator, pusher]
+  components = [example_gen, schema_gen, statistics_gen, example_validator,
+                baseline_resolver, gate, accept, window, transform, trainer,
+                model_resolver, evaluator, pusher]
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

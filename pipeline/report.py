@@ -6,12 +6,19 @@
 ticket. It shows, for the run:
 
 - the components, their state (ran, cached, failed) and time;
-- the data statistics per split, as TFDV computes them (counts, missing,
-  numeric summaries with histograms, string summaries), and the label's
-  class balance;
+- the window of data spans the run trained on, with each span's source,
+  counts and image summaries, and a few sample images of each class of the
+  newest span;
+- the drift of the new span from the last accepted one, each distance
+  beside its threshold;
+- the data statistics of the new span, as TFDV computes them (counts,
+  missing, numeric summaries with histograms, string summaries), and the
+  label's class balance;
 - the anomalies ExampleValidator found against the schema;
 - the evaluation metrics beside the thresholds that bless a model, with the
-  confusion matrix and the ROC curve drawn from TFMA's confusion matrices;
+  confusion matrix and the ROC curve drawn from TFMA's confusion matrices,
+  and the eval examples the run's model got wrong, as pictures with their
+  scores;
 - the TFLite figures of every pushed model, this run's marked;
 - the lineage of this run's model as a small graph.
 
@@ -21,7 +28,9 @@ Everything is read from ML Metadata and the artifacts it points to
 SVG drawn from the shapes `pipeline.report_charts` computes.
 """
 
+import base64
 import datetime
+import glob
 import json
 import math
 import os
@@ -153,6 +162,15 @@ def _printable(value: str) -> bool:
   return len(value) <= 60 and value.isprintable()
 
 
+def _class_shares(class_names: Sequence[str], zeros: float,
+                  ones: float) -> Tuple[str, str]:
+  total = zeros + ones
+  shares = [(class_names[0] if class_names else '0', zeros),
+            (class_names[1] if len(class_names) > 1 else '1', ones)]
+  return ('classes', ', '.join(f'{c} {int(n)} ({100.0 * n / total:.1f}%)'
+                               for c, n in shares))
+
+
 def _feature(feature, label_key: str,
              class_names: Sequence[str]) -> Dict[str, Any]:
   """One feature's facts (name, value pairs) and histogram."""
@@ -175,13 +193,14 @@ def _feature(feature, label_key: str,
             [f'{b.low_value:.3g} - {b.high_value:.3g}' for b in h.buckets],
             title=f'{name} histogram')
     if name == label_key and present:
-      shares = [(class_names[0] if class_names else '0', stats.num_zeros),
-                (class_names[1] if len(class_names) > 1 else '1',
-                 present - stats.num_zeros)]
-      facts.append(('classes', ', '.join(
-          f'{c} {int(n)} ({100.0 * n / present:.1f}%)' for c, n in shares)))
+      facts.append(_class_shares(class_names, stats.num_zeros,
+                                 present - stats.num_zeros))
   elif kind == 'string_stats':
     facts += [('unique', stats.unique), ('average length', stats.avg_length)]
+    if name == label_key and present:  # The schema's categorical label.
+      counts = {v.value: v.frequency for v in stats.top_values}
+      facts.append(_class_shares(class_names, counts.get('0', 0),
+                                 counts.get('1', 0)))
     top = [v for v in stats.top_values if _printable(v.value)
            and not v.value.startswith('__BYTES')][:5]
     if top and top[0].frequency > 1:
@@ -219,6 +238,129 @@ def _anomalies(anomalies: Dict[str, Any]) -> Optional[Dict[str, Any]]:
   return {'rows': rows, 'splits': list(anomalies)}
 
 
+_SUMMARIES = ('pixel_mean', 'pixel_std', 'saturated_share')
+SAMPLES_PER_CLASS = 4
+# The report scores at most this many eval examples with the run's model,
+# and shows the most confidently wrong of them.
+EVAL_SCORED = 1000
+MISCLASSIFIED_SHOWN = 12
+
+
+def _span_figures(dataset) -> Dict[str, Any]:
+  """Examples, class-1 share and the image summaries' means of one span."""
+  means = {'.'.join(f.path.step): f.num_stats.mean for f in dataset.features
+           if f.HasField('num_stats')}
+  return {'examples': dataset.num_examples,
+          'positive_share': data_gate.positive_share(dataset),
+          **{name: means.get(name) for name in _SUMMARIES}}
+
+
+def _window(store, record: mlmd.RunRecord) -> Dict[str, Any]:
+  """The run's data spans: source, counts, ingest time and image summaries."""
+  window = record.output('SpanWindow', 'examples')
+  sources = mlmd.span_sources(window) if window is not None else {}
+  rows = []
+  for span in record.window_spans():
+    source = sources.get(span, {})
+    figures: Dict[str, Any] = {}
+    found = lineage.span_examples(store, span)
+    if found and found.get('statistics'):
+      datasets = read_statistics(found['statistics']['uri'])
+      if datasets:
+        figures = _span_figures(next(iter(datasets.values())))
+    share = figures.get('positive_share')
+    rows.append((span, source.get('source'), source.get('ingested'),
+                 figures.get('examples'),
+                 f'{share:.1%}' if share is not None else None,
+                 *(figures.get(name) for name in _SUMMARIES)))
+  return {'rows': rows, 'trained': window is not None}
+
+
+def _drift(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
+  drift = record.drift()
+  if drift is None:
+    return None
+  rows = [(split, m['feature'], m['measure'], m['value'], m['threshold'],
+           'over' if m['value'] > m['threshold'] else 'within')
+          for split, measurements in sorted(drift['measurements'].items())
+          for m in measurements]
+  return {'baseline_span': drift['baseline_span'], 'rows': rows}
+
+
+def _image_type(data: bytes) -> str:
+  return 'image/jpeg' if data[:3] == b'\xff\xd8\xff' else 'image/png'
+
+
+def _samples(store, record: mlmd.RunRecord, class_names: Sequence[str]
+             ) -> List[Dict[str, Any]]:
+  """A few images of each class of the run's newest span, as data URIs."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.modules import features  # pylint: disable=g-import-not-at-top
+  examples = record.output('ImportExampleGen', 'examples')
+  if examples is None:
+    return []
+  files = sorted(glob.glob(os.path.join(examples.uri, 'Split-*', '*')))
+  picked: Dict[int, List[Tuple[str, str]]] = {0: [], 1: []}
+  for record_bytes in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    example = tf.train.Example.FromString(record_bytes.numpy())
+    feature = example.features.feature
+    label = int(feature[features.LABEL_KEY].int64_list.value[0])
+    if len(picked.get(label, ())) >= SAMPLES_PER_CLASS:
+      if all(len(v) >= SAMPLES_PER_CLASS for v in picked.values()):
+        break
+      continue
+    data = feature[features.IMAGE_KEY].bytes_list.value[0]
+    name = feature[features.FILENAME_KEY].bytes_list.value[0].decode(
+        'utf-8', 'replace')
+    picked[label].append((name, _data_uri(data)))
+  return [{'name': class_names[label] if label < len(class_names)
+           else str(label), 'images': images}
+          for label, images in sorted(picked.items())]
+
+
+def _data_uri(data: bytes) -> str:
+  return f'data:{_image_type(data)};base64,{base64.b64encode(data).decode()}'
+
+
+def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
+                   ) -> Optional[Dict[str, Any]]:
+  """The eval examples the run's model classifies wrongly, most confident
+  first, scored with its `serving_default` (tf.Example) signature."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.modules import features  # pylint: disable=g-import-not-at-top
+  model = record.output('Trainer', 'model')
+  window = record.output('SpanWindow', 'examples')
+  if model is None or window is None:
+    return None
+  files = sorted(glob.glob(os.path.join(window.uri, 'Split-eval', '*')))
+  serialized = [r.numpy() for r in tf.data.TFRecordDataset(
+      files, compression_type='GZIP').take(EVAL_SCORED)]
+  if not serialized:
+    return None
+  serve = tf.saved_model.load(os.path.join(
+      model.uri, 'Format-Serving')).signatures[
+          features.SERVING_EXAMPLES_SIGNATURE]
+  scores = []
+  for start in range(0, len(serialized), 64):
+    output = serve(examples=tf.constant(serialized[start:start + 64]))
+    scores.extend(output[features.OUTPUT_NAME].numpy().reshape(-1).tolist())
+  wrong = []
+  for data, score in zip(serialized, scores):
+    feature = tf.train.Example.FromString(data).features.feature
+    label = int(feature[features.LABEL_KEY].int64_list.value[0])
+    if int(score >= 0.5) != label:
+      wrong.append((abs(score - label), label, score,
+                    feature[features.FILENAME_KEY].bytes_list.value[0]
+                    .decode('utf-8', 'replace'),
+                    feature[features.IMAGE_KEY].bytes_list.value[0]))
+  wrong.sort(key=lambda item: -item[0])
+  return {'scored': len(serialized), 'wrong': len(wrong),
+          'examples': [{'name': name, 'uri': _data_uri(image), 'score': score,
+                        'label': class_names[label]}
+                       for _, label, score, name, image in
+                       wrong[:MISCLASSIFIED_SHOWN]]}
+
+
 def _threshold_text(threshold: Dict[str, Any]) -> str:
   parts = []
   value = threshold.get('valueThreshold', {})
@@ -240,7 +382,9 @@ _METRIC_CLASS = {'auc': 'AUC', 'binary_accuracy': 'BinaryAccuracy',
 
 
 def _evaluation(evaluation: Optional[Dict[str, Any]], blessed: Optional[bool],
-                class_names: Sequence[str]) -> Optional[Dict[str, Any]]:
+                class_names: Sequence[str],
+                misclassified: Optional[Dict[str, Any]]
+                ) -> Optional[Dict[str, Any]]:
   if not evaluation:
     return None
   rows = []
@@ -250,6 +394,7 @@ def _evaluation(evaluation: Optional[Dict[str, Any]], blessed: Optional[bool],
   matrix = _matrix_at(evaluation['matrices'])
   return {
       'blessed': blessed, 'failures': evaluation['failures'], 'rows': rows,
+      'misclassified': misclassified,
       'confusion': (report_charts.confusion_chart(
           matrix, class_names, matrix['threshold']) if matrix else None),
       'roc': (report_charts.roc_chart(
@@ -342,9 +487,14 @@ def gather(config: config_lib.PipelineConfig,
       'counts': {state: len(record.nodes(state))
                  for state in ('ran', 'cached', 'failed')},
       'components': record.components(),
+      'window': _window(store, record),
+      'drift': _drift(record),
+      'samples': _samples(store, record, class_names),
       'statistics': _statistics(statistics, 'label', class_names),
       'anomalies': _anomalies(anomalies),
-      'evaluation': _evaluation(evaluation, record.blessed, class_names),
+      'evaluation': _evaluation(
+          evaluation, record.blessed, class_names,
+          _misclassified(record, class_names) if evaluation else None),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
                         if pushed is not None else None),
       'lineage': _lineage(lineage.model_lineage(store, pushed)

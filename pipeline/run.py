@@ -12,8 +12,8 @@ from typing import Any, Dict, Iterator, List
 
 from components import local_disk
 from pipeline import config as config_lib
+from pipeline import ingest
 from pipeline import mlmd
-from pipeline import window
 
 STATE_FILE = 'last_run.json'
 
@@ -77,8 +77,45 @@ def build_pipeline(config: config_lib.PipelineConfig):
   from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
   from pipeline import pipeline_def  # pylint: disable=g-import-not-at-top
   return pipeline_def.create_pipeline(
-      config, window.window_root(config.workspace, config.window_spans),
-      metadata.sqlite_metadata_connection_config(config.metadata_path))
+      config, metadata.sqlite_metadata_connection_config(config.metadata_path))
+
+
+def check_newest_span(data_root: str) -> None:
+  """Refuses a run with no span, or whose newest span holds no examples
+  (ImportExampleGen would silently take the span before it).
+
+  Raises:
+    RunError: naming the data root or the span folder.
+  """
+  spans = ingest.list_spans(data_root)
+  if not spans:
+    raise RunError(f'No ingested span in {data_root}. Ingest a folder '
+                   'first: python -m pipeline ingest SRC_DIR')
+  folder = os.path.join(data_root, f'span-{spans[-1]}')
+  if not any(name.endswith('.tfrecord.gz') for name in os.listdir(folder)):
+    raise RunError(f'{folder} holds no example files (*.tfrecord.gz); remove '
+                   'it or ingest the data again.')
+
+
+def check_drift_thresholds(config: config_lib.PipelineConfig) -> None:
+  """Refuses `--drift-thresholds` naming a feature the schema does not
+  compare between spans, before anything runs.
+
+  Raises:
+    RunError: naming the feature and the ones that can be set.
+  """
+  thresholds = config.drift_threshold_map()
+  if not thresholds:
+    return
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+  from components import data_gate  # pylint: disable=g-import-not-at-top
+  with open(config.schema_path, encoding='utf-8') as f:
+    schema = text_format.Parse(f.read(), schema_pb2.Schema())
+  try:
+    data_gate.apply_thresholds(schema, thresholds)
+  except ValueError as e:
+    raise RunError(str(e)) from e
 
 
 def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
@@ -96,17 +133,12 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   """
   if not os.path.isfile(config.schema_path):
     raise RunError(f'Schema file {config.schema_path} does not exist.')
+  check_drift_thresholds(config)
   check_writable(config)
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   with run_lock(config.workspace):
     started = time.time()
-    try:
-      spans = window.prepare(
-          config.data_root,
-          window.window_root(config.workspace, config.window_spans),
-          config.window_spans)
-    except window.WindowError as e:
-      raise RunError(str(e)) from e
+    check_newest_span(config.data_root)
     started_ms = int(started * 1000)
     try:
       local_dag_runner.LocalDagRunner().run(build_pipeline(config))
@@ -116,9 +148,10 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
                      unexpected=not _expected_failure(e)) from e
     _record_settings(config, started_ms)
     summary = summarize_latest_run(config)
-    summary['spans'] = spans
     summary['wall_seconds'] = round(time.time() - started, 1)
-    write_state(config.workspace, {'span': spans[-1], 'spans': spans,
+    spans = summary.get('spans') or []
+    write_state(config.workspace, {'span': spans[-1] if spans else None,
+                                   'spans': spans,
                                    'run_id': summary['run_id'],
                                    'finished': time.strftime(
                                        '%Y-%m-%dT%H:%M:%S%z')})
@@ -126,10 +159,13 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
 
 
 def _expected_failure(error: BaseException) -> bool:
-  """True for the failures components raise by design (the data gate)."""
+  """True for the failures components raise by design: the data gate, and a
+  window whose spans the data root no longer holds."""
   from components import data_gate  # pylint: disable=g-import-not-at-top
+  from components.span_window import executor as span_window  # pylint: disable=g-import-not-at-top
   while error is not None:
-    if isinstance(error, data_gate.DataAnomaliesError):
+    if isinstance(error, (data_gate.DataAnomaliesError,
+                          span_window.SpanWindowError)):
       return True
     error = error.__cause__ or error.__context__
   return False
@@ -186,7 +222,9 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
     config: the pipeline configuration (metadata path and pipeline name).
 
   Returns:
-    A dict with `run_id`, `components` (node, state, seconds), `blessed`,
+    A dict with `run_id`, `components` (node, state, seconds), `spans`
+    (the data spans trained on, or the new span alone when the run stopped
+    before the window), `blessed`,
     `model_path`, `metrics`, `transformed` (bytes per example) and
     `pushed` when a pusher ran.
 
@@ -201,6 +239,7 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   summary: Dict[str, Any] = {
       'run_id': record.run_id,
       'components': record.components(),
+      'spans': record.window_spans(),
   }
   model = record.output('Trainer', 'model')
   if model is not None:

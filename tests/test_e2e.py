@@ -3,8 +3,9 @@
 The first run executes every component and pushes TFLite version 1. The
 second finds the model blessed by the first as its baseline, so, as in TFX's
 own penguin e2e test, only the Evaluator and the pusher run again (the
-pusher sees the same model and pushes nothing new); the third is served
-entirely from the cache, adding no artifact to ML Metadata.
+pusher sees the same model and pushes nothing new), with the data gate,
+whose drift baseline is now the span itself; the third is served entirely
+from the cache, adding no artifact to ML Metadata.
 """
 
 import os
@@ -29,8 +30,8 @@ from pipeline import run
 pytestmark = pytest.mark.e2e
 
 COMPONENTS = {'ImportExampleGen', 'ImportSchemaGen', 'StatisticsGen',
-              'ExampleValidator', 'DataGate', 'Transform', 'Trainer',
-              'Evaluator', 'TFLitePusher'}
+              'ExampleValidator', 'DataGate', 'AcceptSpan', 'SpanWindow',
+              'Transform', 'Trainer', 'Evaluator', 'TFLitePusher'}
 
 
 @pytest.fixture(scope='module')
@@ -90,6 +91,7 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
   states = _states(second)
   assert states.pop('Evaluator') == 'ran'  # its baseline is now blessed
   assert states.pop('TFLitePusher') == 'ran'  # a new blessing as input
+  assert states.pop('DataGate') == 'ran'  # span 1 is now its baseline
   assert set(states.values()) == {'cached'}
   assert second['model_path'] == first['model_path']
   assert second['pushed']['pushed_version'] == '1'
@@ -109,7 +111,7 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
                                          first['run_id']]
   assert set(rows[2]['ran']) >= COMPONENTS and not rows[2]['cached']
   assert set(rows[0]['cached']) >= COMPONENTS and not rows[0]['failed']
-  assert set(rows[1]['ran']) >= {'Evaluator', 'TFLitePusher'}
+  assert set(rows[1]['ran']) >= {'Evaluator', 'TFLitePusher', 'DataGate'}
   assert rows[2]['pushed_version'] == '1'
   pushed = inspection.artifacts(store, 'PushedModel')
   assert [p['properties']['pushed_version'] for p in pushed] == ['1', '1']
@@ -138,15 +140,18 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
   assert chain['schema']['schema_file'].endswith('schema.pbtxt')
   assert chain['transform_graph']['uri'].startswith(config.pipeline_root)
   [examples] = chain['examples']
-  assert examples['spans'] == [1]
+  assert examples['spans'] == [1] and examples['recorded']
   assert examples['sources'][1]['source'] == small_spectrograms
   assert examples['sources'][1]['counts'] == {'not_instrument': 24,
                                               'instrument': 24}
-  assert examples['statistics']['type'] == 'ExampleStatistics'
-  assert examples['anomalies']['blessed'] == {'train': 1.0, 'eval': 1.0}
+  [span1] = examples['span_examples']
+  assert span1['span'] == 1
+  assert span1['statistics']['type'] == 'ExampleStatistics'
+  assert span1['anomalies']['blessed'] == {'all': 1.0}
   names = {n['name'] for n in chain['graph']['nodes']}
-  assert names >= {'ImportExampleGen', 'Transform', 'Trainer', 'Evaluator',
-                   'TFLitePusher', 'Examples', 'Model', 'PushedModel'}
+  assert names >= {'ImportExampleGen', 'SpanWindow', 'Transform', 'Trainer',
+                   'Evaluator', 'TFLitePusher', 'Examples', 'Model',
+                   'PushedModel'}
   path_chain = lineage.model_lineage(store, lineage.find_pushed_model(
       store, path=os.path.join(config.push_destination, '1', 'model.tflite')))
   assert path_chain['pushed_model']['id'] == chain['pushed_model']['id']
@@ -167,8 +172,8 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
   assert 'No pushed model version 7' in capsys.readouterr().err
 
 
-SECTIONS = ('components', 'statistics', 'anomalies', 'evaluation', 'tflite',
-            'lineage', 'settings')
+SECTIONS = ('components', 'spans', 'drift', 'statistics', 'anomalies',
+            'evaluation', 'tflite', 'lineage', 'settings')
 
 
 def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
@@ -194,8 +199,12 @@ def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
   with open(path, encoding='utf-8') as f:
     page = f.read()
 
-  # Self-contained: nothing is fetched, no script runs.
-  assert not re.search(r'<script|<link|@import|\bsrc=', page)
+  # Self-contained: nothing is fetched, no script runs; the sample images
+  # are inline.
+  assert not re.search(r'<script|<link|@import', page)
+  sources = re.findall(r'\bsrc="([^"]*)"', page)
+  assert len(sources) >= 8  # 4 per class, then the misclassified ones
+  assert all(s.startswith('data:image/png;base64,') for s in sources)
   assert set(re.findall(r'url\(([^)]*)\)', page)) <= {'#arrow'}
   assert set(re.findall(r'href="([^"]*)"', page)) == set()
 
@@ -216,15 +225,19 @@ def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
   assert len(counts) == 4
   assert sum(counts) == evaluated['metrics']['example_count']
   splits = dict(re.findall(r'<h3>(\w+) split: (\d+) examples</h3>', page))
-  assert set(splits) == {'train', 'eval'}
-  assert sum(map(int, splits.values())) == 48  # 24 clips per class
-  assert page.index('train split') < page.index('eval split')
+  assert splits == {'all': '48'}  # the new span: 24 clips per class
   assert re.search(r'not_instrument \d+ \(\d+\.\d%\), instrument', page)
   assert f"{evaluated['metrics']['auc']:.4g}" in page
   assert '&gt;= 0.0' in page  # the AUC and accuracy lower bounds
   assert 'v1 (this run)' in page
   assert small_spectrograms in page  # lineage reaches the ingested folder
   assert 'None: every split matches the schema' in page
+  assert 'The run trained on these spans.' in page
+  assert 'Against span 1;' in page  # span 1 is its own baseline by now
+  wrong, scored = map(int, re.search(
+      r'Misclassified eval examples: (\d+) of (\d+)', page).groups())
+  assert scored == evaluated['metrics']['example_count']
+  assert len(sources) == 8 + min(wrong, 12)
 
   # A real browser loads it with no console message and draws the charts.
   chromium = headless.find_chromium()
@@ -254,3 +267,52 @@ def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
                               height=200)
   assert any('boom' in m for m in messages)
   assert any('nope is not defined' in m for m in messages)
+
+
+def _darkened_copy(source, target):
+  """The same clips with every pixel halved: a new microphone gain."""
+  for class_name in sorted(os.listdir(source)):
+    if not os.path.isdir(os.path.join(source, class_name)):
+      continue
+    os.makedirs(os.path.join(target, class_name))
+    for name in sorted(os.listdir(os.path.join(source, class_name))):
+      pixels = np.asarray(Image.open(os.path.join(source, class_name, name)))
+      Image.fromarray((pixels // 2).astype(np.uint8)).save(
+          os.path.join(target, class_name, name))
+  return target
+
+
+def test_a_darkened_span_is_stopped_by_the_drift_check(workspace,
+                                                      small_spectrograms,
+                                                      capsys, tmp_path):
+  config = _config(workspace)
+  dark = _darkened_copy(small_spectrograms, str(tmp_path / 'dark'))
+  assert cli.main(['ingest', '--workspace', workspace, dark]) == 0
+  flags = ['--workspace', workspace, '--image-size', '64', '--train-steps',
+           '12', '--batch-size', '8'] + [
+               f'--{name.replace("_", "-")}={value}'
+               for name, value in LOOSE_GATES.items()]
+  capsys.readouterr()
+  assert cli.main(['run'] + flags) == 2
+  err = capsys.readouterr().err
+  assert 'span 2 failed validation' in err
+  assert re.search(r"feature 'pixel_mean': drift from span 1: Jensen-Shannon "
+                   r'distance 0\.\d+ is over its threshold 0\.3', err), err
+  store = mlmd.open_store(config.metadata_path, read_only=True)
+  stopped = mlmd.find_run(store, config.pipeline_name)
+  assert stopped.execution('DataGate').state == 'failed'
+  assert stopped.execution('Trainer') is None
+  assert stopped.window_spans() == [2]
+  assert push.versions(config.push_destination) == [1]
+
+  # Relaxed on the command line, the same span passes and joins the window.
+  assert cli.main(['run'] + flags + [
+      '--drift-thresholds', 'pixel_mean=1,pixel_std=1,saturated_share=1']) == 0
+  relaxed = mlmd.find_run(store, config.pipeline_name)
+  assert relaxed.window_spans() == [1, 2]
+  drift = relaxed.drift()
+  assert drift['baseline_span'] == 1
+  measured = {m['feature']: m for m in drift['measurements']['all']}
+  assert measured['pixel_mean']['value'] > 0.3
+  assert measured['pixel_mean']['threshold'] == 1.0
+  assert measured['label']['value'] < 0.3

@@ -56,7 +56,8 @@ def _data(**overrides):
       'generated': 'now', 'started': 'then', 'seconds': 1.5,
       'counts': {'ran': 1, 'cached': 0, 'failed': 0},
       'components': [{'node': 'Trainer', 'state': 'ran', 'seconds': 1.25}],
-      'statistics': [], 'anomalies': None, 'evaluation': None,
+      'window': {'rows': [], 'trained': False}, 'drift': None,
+      'samples': [], 'statistics': [], 'anomalies': None, 'evaluation': None,
       'tflite': {'this_run': None, 'rows': []}, 'lineage': None,
       'settings': None}
   data.update(overrides)
@@ -74,7 +75,8 @@ def test_the_template_lays_out_every_section_and_escapes_the_data():
           'rows': [('auc', float('nan'), '>= 0.9')],
           'confusion': report_charts.confusion_chart(
               _matrix(0.5, 4, 1, 5, 0), ['cat', '<img src=x>'], 0.5),
-          'roc': report_charts.roc_chart([(0, 0), (0.2, 0.8), (1, 1)], 0.9)},
+          'roc': report_charts.roc_chart([(0, 0), (0.2, 0.8), (1, 1)], 0.9),
+          'misclassified': None},
       settings=[('class_names', 'cat, <img src=x>')]))
   for section in ('components', 'statistics', 'anomalies', 'evaluation',
                   'tflite', 'lineage', 'settings'):
@@ -96,3 +98,27 @@ def test_missing_parts_say_so():
   assert 'The Evaluator did not finish in this run.' in page
   assert 'No pushed model in this run.' in page
   assert 'This run recorded no settings.' in page
+  assert 'No span was read in this run.' in page
+  assert 'No drift measured' in page
+
+
+def test_spans_drift_and_pictures_are_laid_out_and_escaped():
+  pixel = 'data:image/png;base64,iVBORw0KGgo='
+  page = report.render(_data(
+      window={'rows': [(2, '/in/<b>box</b>', 'today', 48, '50.0%', 90.5,
+                        40.1, 0.01)], 'trained': True},
+      drift={'baseline_span': 1, 'rows': [
+          ('all', 'pixel_mean', 'Jensen-Shannon', 0.47, 0.3, 'over')]},
+      samples=[{'name': 'cat', 'images': [('a<x>.png', pixel)]}],
+      evaluation={'blessed': True, 'failures': [], 'rows': [],
+                  'confusion': None, 'roc': None,
+                  'misclassified': {'scored': 10, 'wrong': 1, 'examples': [
+                      {'name': 'b.png', 'uri': pixel, 'score': 0.91,
+                       'label': 'cat'}]}}))
+  for section in ('spans', 'drift'):
+    assert f'<section id="{section}"><h2>' in page
+  assert '/in/&lt;b&gt;box&lt;/b&gt;' in page and 'a&lt;x&gt;.png' in page
+  assert 'Against span 1;' in page and '0.47' in page and 'over' in page
+  assert page.count(f'<img src="{pixel}"') == 2
+  assert 'Misclassified eval examples: 1 of 10' in page
+  assert 'true cat, score 0.91' in page

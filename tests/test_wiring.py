@@ -1,4 +1,4 @@
-"""Tests of the pipeline's wiring and the data gate."""
+"""Tests of the pipeline's wiring."""
 
 import json
 import os
@@ -8,10 +8,7 @@ import sys
 
 import pytest
 from tfx.components.util import udf_utils
-from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.types import standard_artifacts
 
-from components import data_gate
 from pipeline import config as config_lib
 from pipeline import run
 
@@ -26,15 +23,28 @@ def test_pipeline_has_the_components_in_order(tmp_path):
   nodes = {node.id: node for node in pipeline.components}
   assert set(nodes) == {
       'ImportExampleGen', 'StatisticsGen', 'ImportSchemaGen',
-      'ExampleValidator', 'DataGate', 'Transform', 'Trainer',
-      'latest_blessed_model_resolver', 'Evaluator', 'TFLitePusher'}
-  assert 'DataGate' in _ids(nodes['Transform'].upstream_nodes)
+      'ExampleValidator', 'latest_data_baseline_resolver', 'DataGate',
+      'AcceptSpan',
+      'SpanWindow', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
+      'Evaluator', 'TFLitePusher'}
+  # Statistics and validation see the new span; training sees the window,
+  # made only once the gate passed.
+  assert _ids(nodes['StatisticsGen'].upstream_nodes) >= {'ImportExampleGen'}
+  assert _ids(nodes['DataGate'].upstream_nodes) >= {
+      'ExampleValidator', 'StatisticsGen', 'latest_data_baseline_resolver'}
+  assert _ids(nodes['AcceptSpan'].upstream_nodes) == {
+      'ImportExampleGen', 'StatisticsGen', 'DataGate'}
+  assert _ids(nodes['SpanWindow'].upstream_nodes) == {'ImportExampleGen',
+                                                      'DataGate'}
+  assert _ids(nodes['Transform'].upstream_nodes) >= {'SpanWindow'}
+  assert 'ImportExampleGen' not in _ids(nodes['Transform'].upstream_nodes)
   assert nodes['Transform'].exec_properties['disable_statistics'] in (True, 1)
-  assert 'ExampleValidator' in _ids(nodes['DataGate'].upstream_nodes)
   assert _ids(nodes['Trainer'].upstream_nodes) >= {'Transform',
                                                     'ImportSchemaGen'}
   assert _ids(nodes['Evaluator'].upstream_nodes) >= {
-      'Trainer', 'latest_blessed_model_resolver', 'ImportExampleGen'}
+      'Trainer', 'latest_blessed_model_resolver', 'SpanWindow'}
+  assert nodes['SpanWindow'].exec_properties['num_spans'] == 3
+  assert nodes['SpanWindow'].exec_properties['input_base'] == config.data_root
   assert pipeline.enable_cache
   assert pipeline.pipeline_info.pipeline_root == config.pipeline_root
 
@@ -97,44 +107,6 @@ def test_editing_any_file_the_trainer_or_transform_imports_changes_the_cache_key
     assert udf_utils._get_version_hash(str(copy), sources) != original, path  # pylint: disable=protected-access
     edited.write_text(text)
   assert udf_utils._get_version_hash(str(copy), sources) == original  # pylint: disable=protected-access
-
-
-def _anomalies_artifact(tmp_path, per_split):
-  artifact = standard_artifacts.ExampleAnomalies()
-  artifact.uri = str(tmp_path)
-  artifact.split_names = '["train", "eval"]'
-  artifact.span = 4
-  for split in ('train', 'eval'):
-    folder = tmp_path / f'Split-{split}'
-    folder.mkdir()
-    (folder / data_gate.ANOMALIES_FILE_NAME).write_bytes(
-        per_split.get(split, anomalies_pb2.Anomalies()).SerializeToString())
-  return artifact
-
-
-def _label_anomaly():
-  proto = anomalies_pb2.Anomalies()
-  info = proto.anomaly_info['label']
-  info.short_description = 'Out-of-range values'
-  info.description = 'Unexpectedly large value: 2.'
-  return proto
-
-
-def test_gate_lists_anomalies_by_split_and_feature(tmp_path):
-  artifact = _anomalies_artifact(tmp_path, {'eval': _label_anomaly()})
-  lines = data_gate.collect_anomalies(artifact)
-  assert lines == ["[eval] feature 'label': Out-of-range values "
-                   '(Unexpectedly large value: 2.)']
-
-
-def test_gate_passes_clean_data(tmp_path):
-  assert data_gate.collect_anomalies(_anomalies_artifact(tmp_path, {})) == []
-
-
-def test_gate_component_raises_with_the_span(tmp_path):
-  artifact = _anomalies_artifact(tmp_path, {'train': _label_anomaly()})
-  with pytest.raises(data_gate.DataAnomaliesError, match='span 4'):
-    data_gate.DataGate.test_call(anomalies=artifact, statistics=None)
 
 
 def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):

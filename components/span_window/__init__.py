@@ -1,0 +1,33 @@
+"""SpanWindow: the latest K ingested spans as one Examples artifact.
+
+The layout of the data root is defined here once, light enough for the
+command line to import: `ingest` writes `span-N/` folders holding gzipped
+TFRecord files and `ingest.json`; ImportExampleGen and the window read them.
+"""
+
+import re
+
+# A span folder under the data root, as ExampleGen's span pattern and as a
+# regular expression.
+SPAN_PATTERN = 'span-{SPAN}/*.tfrecord.gz'
+SPAN_DIR_RE = re.compile(r'^span-(\d+)$')
+# What `ingest` writes last into a span folder: its source and fingerprint.
+REPORT_NAME = 'ingest.json'
+# Custom properties of the window's Examples artifact: its spans ("4,5,6")
+# and, per span, the source folder, counts, ingest time and fingerprint
+# (JSON).
+WINDOW_SPANS_PROPERTY = 'window_spans'
+SPAN_SOURCES_PROPERTY = 'span_sources'
+
+
+def span_folder_name(span: int) -> str:
+  """The folder name of span `span` under the data root."""
+  return f'span-{span}'
+
+
+def artifact_span(artifact) -> int:
+  """The span of a TFX artifact: ImportExampleGen records it as a custom
+  property, while the type declares a property that stays 0."""
+  if artifact.has_custom_property('span'):
+    return int(artifact.get_int_custom_property('span'))
+  return int(artifact.span or 0)

@@ -1,0 +1,178 @@
+"""SpanWindow executor: choose the window's spans, then split them as
+ImportExampleGen does.
+
+The spans are chosen from the data root (`tf.io.gfile`, so it may be a
+`gs://` or `s3://` URI), not from ML Metadata: the Kubeflow Pipelines v2
+compiler of TFX 1.16 resolves at most one artifact per channel, by type
+only, so the latest K span artifacts cannot reach a component there (see
+tests/test_span_window.py). Reading, hash-splitting and writing are
+ImportExampleGen's own executor, applied to the window's files.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, NamedTuple
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx import types
+from tfx.components.example_gen.import_example_gen import executor as import_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
+
+from components import span_window
+
+NEWEST_SPAN_KEY = 'newest_span'
+EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
+NUM_SPANS_KEY = 'num_spans'
+# Where the executor hands the chosen file patterns to the read transform.
+_PATTERNS_KEY = '_span_window_patterns'
+
+
+class SpanWindowError(RuntimeError):
+  """Raised when the window cannot be assembled from the data root."""
+
+
+class WindowSpan(NamedTuple):
+  """One span of a window: its number, file pattern and ingest record."""
+  span: int
+  pattern: str
+  report: Dict[str, Any]
+
+
+def list_spans(data_root: str) -> List[int]:
+  """Numbers of the complete span folders (with their ingest record)."""
+  if not tf.io.gfile.isdir(data_root):
+    return []
+  spans = []
+  for name in tf.io.gfile.listdir(data_root):
+    match = span_window.SPAN_DIR_RE.match(name.rstrip('/'))
+    if match and tf.io.gfile.exists(
+        os.path.join(data_root, name.rstrip('/'), span_window.REPORT_NAME)):
+      spans.append(int(match.group(1)))
+  return sorted(spans)
+
+
+def read_span_report(data_root: str, span: int) -> Dict[str, Any]:
+  """A span's ingest record (source folder, fingerprint, counts)."""
+  path = os.path.join(data_root, span_window.span_folder_name(span),
+                      span_window.REPORT_NAME)
+  try:
+    with tf.io.gfile.GFile(path, 'r') as f:
+      return json.loads(f.read())
+  except (tf.errors.OpError, ValueError) as e:
+    raise SpanWindowError(f'cannot read the ingest record {path}: {e}') from e
+
+
+def choose_window(data_root: str, pattern: str, newest: int,
+                  num_spans: int) -> List[WindowSpan]:
+  """The spans of the window that ends with span `newest`, oldest first.
+
+  Walks back from `newest` over the complete span folders and keeps up to
+  `num_spans` of them. A span ingested again from an identical source (the
+  same fingerprint as a newer span of the window) is left out, so no data
+  counts twice.
+
+  Args:
+    data_root: folder (or URI) of the `span-N` folders.
+    pattern: the span file pattern with `{SPAN}`, relative to `data_root`.
+    newest: the newest span, the one ImportExampleGen read.
+    num_spans: K, the most spans in the window.
+
+  Returns:
+    The chosen spans with their file patterns and ingest records.
+
+  Raises:
+    SpanWindowError: when span `newest` is not a complete span folder or a
+      chosen span holds no example file.
+  """
+  spans = [span for span in list_spans(data_root) if span <= newest]
+  if newest not in spans:
+    raise SpanWindowError(
+        f'span {newest} is not a complete span folder under {data_root}')
+  chosen: List[WindowSpan] = []
+  fingerprints = set()
+  for span in reversed(spans):
+    if len(chosen) == num_spans:
+      break
+    report = read_span_report(data_root, span)
+    fingerprint = report.get('fingerprint')
+    if fingerprint and fingerprint in fingerprints:
+      continue
+    fingerprints.add(fingerprint)
+    span_pattern = pattern.replace('{SPAN}', str(span))
+    if not tf.io.gfile.glob(os.path.join(data_root, span_pattern)):
+      raise SpanWindowError(
+          f'span folder {os.path.join(data_root, span_window.span_folder_name(span))} '
+          f'holds no file matching {span_pattern}; remove it or ingest the '
+          'data again')
+    chosen.append(WindowSpan(span, span_pattern, report))
+  return list(reversed(chosen))
+
+
+def span_sources(window: List[WindowSpan]) -> Dict[str, Dict[str, Any]]:
+  """What the window records per span: source folder, counts, ingest time."""
+  return {str(entry.span): {'source': entry.report.get('source'),
+                            'counts': entry.report.get('counts'),
+                            'ingested': entry.report.get('created'),
+                            'fingerprint': entry.report.get('fingerprint')}
+          for entry in window}
+
+
+class Executor(import_executor.Executor):
+  """Writes the latest K spans as one Examples artifact, split by hash."""
+
+  def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    """Reads every span file pattern of the window and merges them."""
+    read_one = super().GetInputSourceToExamplePTransform()
+
+    @beam.ptransform_fn
+    def ReadWindow(pipeline: beam.Pipeline,  # pylint: disable=invalid-name
+                   exec_properties: Dict[str, Any],
+                   split_pattern: str) -> beam.pvalue.PCollection:
+      del split_pattern  # The window's patterns replace the template.
+      records = [
+          pipeline | f'ReadSpan[{span}]' >> read_one(exec_properties, pattern)
+          for span, pattern in exec_properties[_PATTERNS_KEY]]
+      return tuple(records) | 'MergeSpans' >> beam.Flatten()
+
+    return ReadWindow
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    """Chooses the window of the newest span, then writes its splits.
+
+    Args:
+      input_dict: `newest_span`: ImportExampleGen's artifact of the newest
+        span.
+      output_dict: `examples`: the window's Examples artifact.
+      exec_properties: `input_base` (the data root), `input_config` (one
+        split whose pattern holds `{SPAN}`), `output_config` (the hash
+        split), `num_spans` and `output_data_format`.
+
+    Raises:
+      SpanWindowError: when the data root does not hold the window's spans.
+    """
+    newest = artifact_utils.get_single_instance(input_dict[NEWEST_SPAN_KEY])
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+        input_config)
+    window = choose_window(
+        exec_properties[standard_component_specs.INPUT_BASE_KEY],
+        input_config.splits[0].pattern, span_window.artifact_span(newest),
+        int(exec_properties[NUM_SPANS_KEY]))
+    properties = dict(exec_properties)
+    properties[_PATTERNS_KEY] = [(entry.span, entry.pattern)
+                                 for entry in window]
+    super().Do(input_dict, output_dict, properties)
+    output = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
+    output.set_int_custom_property('span', span_window.artifact_span(newest))
+    output.set_string_custom_property(
+        span_window.WINDOW_SPANS_PROPERTY, ','.join(str(entry.span) for entry in window))
+    output.set_string_custom_property(
+        span_window.SPAN_SOURCES_PROPERTY, json.dumps(span_sources(window),
+                                          sort_keys=True))
