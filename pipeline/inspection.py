@@ -14,7 +14,7 @@ from pipeline import mlmd
 
 # Properties worth showing per artifact type; others are left out.
 KEY_PROPERTIES = {
-    'Examples': ('span', 'split_names', 'version'),
+    'Examples': ('span', 'window_spans', 'split_names', 'version'),
     'ExampleStatistics': ('span', 'split_names'),
     'ExampleAnomalies': ('span', 'blessed'),
     'ModelBlessing': ('blessed',),
@@ -39,8 +39,9 @@ def runs(store, pipeline_name: str) -> List[Dict[str, Any]]:
   Returns:
     One dict per run with `run_id`, `started`, `seconds`, `ran`, `cached`,
     `failed` (component names), `components` (node, state, seconds),
-    `pushed_version` (None when nothing was pushed) and `settings` (those
-    the run used, None when not recorded).
+    `spans` (the data spans it trained on, or its new span alone when it
+    stopped before training), `pushed_version` (None when nothing was
+    pushed) and `settings` (those the run used, None when not recorded).
   """
   return [run_row(record) for record in mlmd.run_records(store,
                                                           pipeline_name)]
@@ -60,6 +61,7 @@ def run_row(record: mlmd.RunRecord) -> Dict[str, Any]:
       'cached': record.nodes('cached'),
       'failed': record.nodes('failed'),
       'components': record.components(),
+      'spans': record.window_spans(),
       'pushed_version': pushed_version,
       'settings': record.settings,
   }
@@ -146,9 +148,10 @@ def format_runs(rows: List[Dict[str, Any]]) -> str:
   for row in rows:
     pushed = (f"pushed v{row['pushed_version']}" if row['pushed_version']
               else 'nothing pushed')
+    spans = ','.join(map(str, row['spans'])) or '-'
     lines.append(f"{row['run_id']}  {row['started']}  {row['seconds']:>6.1f} s"
-                 f"  ran {len(row['ran'])}, cached {len(row['cached'])}, "
-                 f"failed {len(row['failed'])}  {pushed}")
+                 f"  spans {spans}  ran {len(row['ran'])}, cached "
+                 f"{len(row['cached'])}, failed {len(row['failed'])}  {pushed}")
     if row['failed']:
       lines.append(f"    failed: {', '.join(row['failed'])}")
   return '\n'.join(lines) or 'no runs'

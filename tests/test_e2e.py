@@ -113,6 +113,8 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
   assert set(rows[0]['cached']) >= COMPONENTS and not rows[0]['failed']
   assert set(rows[1]['ran']) >= {'Evaluator', 'TFLitePusher', 'DataGate'}
   assert rows[2]['pushed_version'] == '1'
+  assert [r['spans'] for r in rows] == [[1], [1], [1]]
+  assert 'spans 1  ran' in inspection.format_runs(rows)
   pushed = inspection.artifacts(store, 'PushedModel')
   assert [p['properties']['pushed_version'] for p in pushed] == ['1', '1']
   assert {a['type'] for a in inspection.artifacts(store)} >= {

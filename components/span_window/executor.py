@@ -104,10 +104,10 @@ def choose_window(data_root: str, pattern: str, newest: int,
     fingerprints.add(fingerprint)
     span_pattern = pattern.replace('{SPAN}', str(span))
     if not tf.io.gfile.glob(os.path.join(data_root, span_pattern)):
+      folder = os.path.join(data_root, span_window.span_folder_name(span))
       raise SpanWindowError(
-          f'span folder {os.path.join(data_root, span_window.span_folder_name(span))} '
-          f'holds no file matching {span_pattern}; remove it or ingest the '
-          'data again')
+          f'span folder {folder} holds no file matching {span_pattern}; '
+          'remove it or ingest the data again')
     chosen.append(WindowSpan(span, span_pattern, report))
   return list(reversed(chosen))
 
@@ -172,7 +172,8 @@ class Executor(import_executor.Executor):
     output = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
     output.set_int_custom_property('span', span_window.artifact_span(newest))
     output.set_string_custom_property(
-        span_window.WINDOW_SPANS_PROPERTY, ','.join(str(entry.span) for entry in window))
+        span_window.WINDOW_SPANS_PROPERTY,
+        ','.join(str(entry.span) for entry in window))
     output.set_string_custom_property(
         span_window.SPAN_SOURCES_PROPERTY, json.dumps(span_sources(window),
                                           sort_keys=True))
