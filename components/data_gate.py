@@ -49,9 +49,9 @@ from tfx.dsl.component.experimental.annotations import InputArtifact
 from tfx.dsl.component.experimental.annotations import OutputArtifact
 from tfx.dsl.component.experimental.annotations import Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import artifact
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
+from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils
 
 from components import span_window
@@ -65,22 +65,12 @@ DRIFT_PROPERTY = 'drift'
 _STATISTICS_FILE = '{split}.pb'
 
 
-class DataBaseline(artifact.Artifact):
-  """The statistics of the last span the DataGate accepted, per split."""
-  TYPE_NAME = 'DataBaseline'
-  PROPERTIES = {
-      'span': artifact.Property(type=artifact.PropertyType.INT),
-      'split_names': artifact.Property(type=artifact.PropertyType.STRING),
-  }
-
-
-class DriftReport(artifact.Artifact):
-  """What the DataGate measured against the baseline (custom property
-  `drift`: `{"baseline_span": N, "measurements": {split: [...]}}`)."""
-  TYPE_NAME = 'DriftReport'
-  PROPERTIES = {
-      'span': artifact.Property(type=artifact.PropertyType.INT),
-  }
+# The drift baseline and the gate's report use generic TFX artifact types
+# that nothing else in the pipeline makes: a latest-artifact resolver on
+# Kubeflow Pipelines v2 / Vertex AI finds artifacts by type alone, and only
+# TFX's own types are known there by name.
+DataBaseline = simple_artifacts.Statistics
+DriftReport = simple_artifacts.Metrics
 
 
 class DataAnomaliesError(RuntimeError):
@@ -257,8 +247,9 @@ def save_baseline(statistics_artifact: types.Artifact,
     with tf.io.gfile.GFile(os.path.join(
         baseline.uri, _STATISTICS_FILE.format(split=split)), 'wb') as f:
       f.write(stats.SerializeToString())
-  baseline.span = span
-  baseline.split_names = artifact_utils.encode_split_names(splits)
+  baseline.set_int_custom_property('span', span)
+  baseline.set_string_custom_property(
+      'split_names', artifact_utils.encode_split_names(splits))
 
 
 def load_baseline(baseline: types.Artifact, split: str
@@ -284,7 +275,7 @@ def check_drift(statistics_artifact: types.Artifact,
                             'problems': []}
   if baseline is None:
     return result
-  result['baseline_span'] = int(baseline.span or 0)
+  result['baseline_span'] = span_window.artifact_span(baseline)
   for split in artifact_utils.decode_split_names(
       statistics_artifact.split_names):
     previous = load_baseline(baseline, split)
@@ -341,7 +332,7 @@ def DataGate(  # pylint: disable=invalid-name
         'validation against '
         'schema/; training was not started. Anomalies:\n  '
         + '\n  '.join(lines))
-  report.span = span_window.artifact_span(examples)
+  report.set_int_custom_property('span', span_window.artifact_span(examples))
   report.set_string_custom_property(DRIFT_PROPERTY, json.dumps(
       {'baseline_span': drift['baseline_span'],
        'measurements': drift['measurements']}, sort_keys=True))

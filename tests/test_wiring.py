@@ -119,3 +119,31 @@ def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):
       warm['Trainer'].upstream_nodes)
   assert '"warm_start": true' in warm['Trainer'].exec_properties[
       'custom_config']
+
+
+def test_the_pipeline_compiles_for_kubeflow_pipelines_v2(tmp_path):
+  """The same pipeline compiles for Vertex AI / Kubeflow Pipelines v2, and
+  its drift baseline is found there by a type nothing else makes."""
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
+  config = config_lib.PipelineConfig(
+      workspace=str(tmp_path / 'ws'), pipeline_name='on-device-classifier')
+  pipeline = run.build_pipeline(config)
+  runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+          default_image='gcr.io/example/pipeline'),
+      output_dir=str(tmp_path), output_filename='pipeline.json')
+  runner.run(pipeline)
+  spec = json.loads((tmp_path / 'pipeline.json').read_text())['pipelineSpec']
+  tasks = set(spec['root']['dag']['tasks'])
+  assert tasks >= {node.id for node in pipeline.components
+                   if not node.id.startswith('latest_blessed')}
+  queries = {name: executor['resolver']['outputArtifactQueries']
+             for name, executor in spec['deploymentSpec']['executors'].items()
+             if 'resolver' in executor}
+  baseline = queries['latest_data_baseline_resolver_executor']['baseline']
+  assert baseline['filter'].startswith('schema_title="tfx.Statistics"')
+  made = [node.id for node in pipeline.components
+          for channel in node.outputs.values()
+          if channel.type_name == 'Statistics'
+          and not node.id.endswith('_resolver')]
+  assert made == ['AcceptSpan']

@@ -30,4 +30,4 @@ def artifact_span(artifact) -> int:
   property, while the type declares a property that stays 0."""
   if artifact.has_custom_property('span'):
     return int(artifact.get_int_custom_property('span'))
-  return int(artifact.span or 0)
+  return int(getattr(artifact, 'span', 0) or 0)
