@@ -439,7 +439,8 @@ def part_history(out: str, spans: int, keep: bool,
       shutil.rmtree(folder, ignore_errors=True)
   if not keep:
     shutil.rmtree(workspace, ignore_errors=True)
-  return {'rows': rows}
+  return {'rows': rows, 'measured': datetime.datetime.now().astimezone()
+          .isoformat(timespec='seconds')}
 
 
 # ----------------------------------------------------------------- report
@@ -659,7 +660,9 @@ def markdown(results: Dict[str, Any]) -> str:
   if history:
     lines += ['', '## 5. History', '',
               'Spans of 1x each, ingested and run one after another in one '
-              'workspace with the default window of 3 spans; one run each.',
+              'workspace with the default window of 3 spans; one run each'
+              + (f" (measured {results['history']['measured']})"
+                 if results['history'].get('measured') else '') + '.',
               '', '| run | window | ingest s | run s | peak memory MiB |',
               '|---|---|---|---|---|']
     for row in history:
