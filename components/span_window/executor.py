@@ -175,5 +175,5 @@ class Executor(import_executor.Executor):
         span_window.WINDOW_SPANS_PROPERTY,
         ','.join(str(entry.span) for entry in window))
     output.set_string_custom_property(
-        span_window.SPAN_SOURCES_PROPERTY, json.dumps(span_sources(window),
-                                          sort_keys=True))
+        span_window.SPAN_SOURCES_PROPERTY,
+        json.dumps(span_sources(window)))  # classes stay in label order
