@@ -140,3 +140,14 @@ def test_recorded_settings_are_read_back_by_every_reader(store, tmp_path):
 def test_a_missing_store_is_named(tmp_path):
   with pytest.raises(mlmd.MetadataError, match='No ML Metadata store at'):
     mlmd.open_store(str(tmp_path / 'absent.sqlite'), read_only=True)
+
+
+def test_a_resolver_that_found_nothing_is_empty_not_failed(tmp_path):
+  builder = _StoreBuilder(tmp_path / 'metadata.sqlite')
+  builder.run('run-1', [
+      ('tfx.dsl.components.common.resolver.Resolver', Execution.FAILED, {}),
+      ('Trainer', Execution.FAILED, {}),
+  ])
+  record = mlmd.find_run(builder.store, PIPELINE)
+  assert [e.state for e in record.executions] == ['empty', 'failed']
+  assert record.nodes('failed') == ['Trainer']
