@@ -78,6 +78,19 @@ def test_unchanged_source_adds_no_span_and_changed_source_adds_next(
   assert ingest.list_spans(data) == [1, 2, 3]
 
 
+def test_a_source_identical_to_an_earlier_span_adds_nothing(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  data = str(tmp_path / 'data')
+  ingest.ingest(src, data, progress=False)
+  added = os.path.join(src, 'instrument', 'new.png')
+  write_image(added, seed=99)
+  ingest.ingest(src, data, progress=False)
+  os.remove(added)  # back to what span 1 holds
+  again = ingest.ingest(src, data, progress=False)
+  assert not again.created and again.span == 1
+  assert ingest.list_spans(data) == [1, 2]
+
+
 def test_unreadable_files_are_skipped_and_listed_with_reason(tmp_path):
   src = _two_class_folder(str(tmp_path / 'src'))
   good = io.BytesIO()
