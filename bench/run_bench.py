@@ -121,7 +121,8 @@ def synth(data_dir: str, per_class: int, seed: int, log_dir: str) -> None:
 
 
 def pipeline_run(workspace: str, data_dir: str, log_dir: str, tag: str,
-                 ingest: bool = True) -> Dict[str, Any]:
+                 ingest: bool = True, extra: Tuple[str, ...] = ()
+                 ) -> Dict[str, Any]:
   """Ingest (optionally) then run; returns times, memory and the summary."""
   result: Dict[str, Any] = {}
   if ingest:
@@ -129,7 +130,7 @@ def pipeline_run(workspace: str, data_dir: str, log_dir: str, tag: str,
                            os.path.join(log_dir, f'{tag}-ingest.log'))
     result['ingest_seconds'] = ingested['seconds']
   ran = run_process(cli('run', '--workspace', workspace, '--json',
-                        *RUN_ARGS),
+                        *RUN_ARGS, *extra),
                     os.path.join(log_dir, f'{tag}-run.log'))
   summary = _last_json(ran['stdout'])
   result.update(run_seconds=ran['seconds'],
@@ -415,12 +416,24 @@ def part_scale(out: str, one_x: Dict[str, Any], factors: List[int],
   return {'rows': rows}
 
 
-def part_history(out: str, spans: int, keep: bool,
-                 per_class: int) -> Dict[str, Any]:
-  """Part 5: spans ingested and run one after another, default window."""
+def part_history(out: str, spans: int, keep: bool, per_class: int,
+                 repeats: int) -> Dict[str, Any]:
+  """Part 5: spans ingested and run one after another, default window.
+
+  The runs of the history are measured once each, so one slow Trainer skews
+  a ratio between two of them. After the history, the workspace as it stood
+  after each run in `compare` is put back in place (at the same path, as
+  ML Metadata holds absolute URIs) and run again with the cache off,
+  `repeats` times each, the two taking turns; the ratio of the medians is
+  the figure.
+  """
+  compare = (min(3, spans), spans)  # The first full window, and the last.
   logs = os.path.join(out, 'logs')
   workspace = os.path.join(out, 'ws-history')
-  shutil.rmtree(workspace, ignore_errors=True)
+  snapshots = {span: os.path.join(out, f'ws-history-after{span}')
+               for span in compare}
+  for path in [workspace, *snapshots.values()]:
+    shutil.rmtree(path, ignore_errors=True)
   rows = []
   for span in range(1, spans + 1):
     folder = os.path.join(out, f'data-span{span}')
@@ -435,12 +448,47 @@ def part_history(out: str, spans: int, keep: bool,
     log(f"  run {result['run_seconds']:.1f} s, peak "
         f"{result['peak_rss_bytes'] / 2**20:.0f} MiB, window "
         f"{rows[-1]['window']}")
+    if span in snapshots:
+      shutil.copytree(workspace, snapshots[span], symlinks=True)
     if not keep:
       shutil.rmtree(folder, ignore_errors=True)
+  reruns: Dict[int, List[Dict[str, Any]]] = {span: [] for span in snapshots}
+  for repeat in range(repeats if len(snapshots) == 2 else 0):
+    order = list(compare) if repeat % 2 == 0 else list(reversed(compare))
+    for span in order:
+      log(f'part 5: run {span} again without the cache '
+          f'({repeat + 1} of {repeats})')
+      shutil.rmtree(workspace, ignore_errors=True)
+      shutil.copytree(snapshots[span], workspace, symlinks=True)
+      result = pipeline_run(workspace, '', logs, f'history{span}-again',
+                            ingest=False, extra=('--enable-cache', 'false'))
+      reruns[span].append({'run_seconds': result['run_seconds'],
+                           'peak_rss_bytes': result['peak_rss_bytes'],
+                           'components': result['components']})
+      log(f"  run {result['run_seconds']:.1f} s, peak "
+          f"{result['peak_rss_bytes'] / 2**20:.0f} MiB")
   if not keep:
-    shutil.rmtree(workspace, ignore_errors=True)
-  return {'rows': rows, 'measured': datetime.datetime.now().astimezone()
+    for path in [workspace, *snapshots.values()]:
+      shutil.rmtree(path, ignore_errors=True)
+  return {'rows': rows, 'reruns': {str(k): v for k, v in reruns.items()},
+          'measured': datetime.datetime.now().astimezone()
           .isoformat(timespec='seconds')}
+
+
+def rerun_medians(history: Dict[str, Any]) -> Dict[int, Dict[str, float]]:
+  """Per compared run: median seconds, peak memory and component times."""
+  medians = {}
+  for span, runs in (history.get('reruns') or {}).items():
+    if not runs:
+      continue
+    components = sorted({c for run in runs for c in run['components']})
+    medians[int(span)] = {
+        'run_seconds': median([run['run_seconds'] for run in runs]),
+        'peak_rss_bytes': median([run['peak_rss_bytes'] for run in runs]),
+        'repeats': len(runs),
+        'components': {c: median([run['components'].get(c, 0.0)
+                                  for run in runs]) for c in components}}
+  return medians
 
 
 # ----------------------------------------------------------------- report
@@ -504,8 +552,8 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
     values['time_8x_vs_4x'] = eight['run_seconds'] / four['run_seconds']
     values['memory_8x_vs_4x'] = (eight['peak_rss_bytes'] /
                                  four['peak_rss_bytes'])
-  history = {row['span']: row for row in
-             results.get('history', {}).get('rows', [])}
+  history = rerun_medians(results.get('history', {})) or {
+      row['span']: row for row in results.get('history', {}).get('rows', [])}
   if 3 in history and 8 in history:
     values['time_run8_vs_run3'] = (history[8]['run_seconds'] /
                                    history[3]['run_seconds'])
@@ -670,6 +718,30 @@ def markdown(results: Dict[str, Any]) -> str:
           f"| {row['span']} | {', '.join(map(str, row['window'] or []))} | "
           f"{row['ingest_seconds']:.1f} | {row['run_seconds']:.1f} | "
           f"{row['peak_rss_bytes'] / 2**20:,.0f} |")
+    again = rerun_medians(results['history'])
+    if len(again) == 2:
+      first, last = sorted(again)
+      repeats = min(again[first]['repeats'], again[last]['repeats'])
+      lines += ['', f'One run each is noisy, so the workspace as it stood '
+                f'after run {first} and after run {last} was put back and '
+                f'run again with the cache off, {repeats} times each, the '
+                'two taking turns. Medians; the targets use these:', '',
+                f'| | run {first} | run {last} | ratio |', '|---|---|---|---|']
+      components = sorted(set(again[first]['components'])
+                          | set(again[last]['components']),
+                          key=lambda c: -again[last]['components'].get(c, 0))
+      for component in components:
+        a = again[first]['components'].get(component, 0.0)
+        b = again[last]['components'].get(component, 0.0)
+        if max(a, b) >= 0.5:
+          lines.append(f'| {component} s | {a:.1f} | {b:.1f} | '
+                       f'{b / a if a else float("nan"):.2f} |')
+      a, b = again[first]['run_seconds'], again[last]['run_seconds']
+      lines.append(f'| **run s** | **{a:.1f}** | **{b:.1f}** | '
+                   f'**{b / a:.2f}** |')
+      a, b = again[first]['peak_rss_bytes'], again[last]['peak_rss_bytes']
+      lines.append(f'| **peak memory MiB** | **{a / 2**20:,.0f}** | '
+                   f'**{b / 2**20:,.0f}** | **{b / a:.2f}** |')
   return '\n'.join(lines) + '\n'
 
 
@@ -701,7 +773,17 @@ def main(argv: Optional[List[str]] = None) -> int:
   if parts & {1, 2, 3, 4}:
     log(f'making the default data in {data_dir}')
     synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
-  results: Dict[str, Any] = {'machine': machine()}
+  results: Dict[str, Any] = {}
+  previous = os.path.join(args.results, 'results.json')
+  if parts != {1, 2, 3, 4, 5} and os.path.exists(previous):
+    # A partial bench replaces only the parts it measured.
+    with open(previous, encoding='utf-8') as f:
+      results = json.load(f)
+    log(f'keeping the figures of the parts not run from {previous}')
+  # The header's date and suite time stay those of the last full bench; a
+  # part run alone says when it was measured in its own section.
+  merged = 'machine' in results
+  results.setdefault('machine', machine())
   workspace = os.path.join(args.out, 'ws-1x')
   if 1 in parts:
     results['pipeline_vs_notebook'] = part_pipeline_vs_notebook(
@@ -724,8 +806,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   factors, args.keep, args.per_class)
   if 5 in parts:
     results['history'] = part_history(args.out, args.history_spans,
-                                      args.keep, args.per_class)
-  results['bench_seconds'] = time.time() - started
+                                      args.keep, args.per_class, args.repeats)
+  if not merged:
+    results['bench_seconds'] = time.time() - started
   results['ratios'] = ratios(results)
   os.makedirs(args.results, exist_ok=True)
   with open(os.path.join(args.results, 'results.json'), 'w',
@@ -736,7 +819,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             encoding='utf-8') as f:
     f.write(text)
   print(text)
-  log(f"done in {results['bench_seconds'] / 60:.1f} min; wrote "
+  log(f"done in {(time.time() - started) / 60:.1f} min; wrote "
       f"{os.path.join(args.results, 'RESULTS.md')}")
   return 0
 
