@@ -20,6 +20,7 @@ run: setup
 
 test: setup
 	@bash scripts/ensure_browser.sh
+	@bash scripts/ensure_databases.sh
 	$(PY) -m pytest
 
 ## The benchmark suite (about 30 min on 2 cores): bench/RESULTS.md, then

@@ -39,11 +39,12 @@ def _workspace(given: str) -> str:
   if os.path.isfile(os.path.join(bench_ws, 'metadata.sqlite')):
     return bench_ws
   sys.path.insert(0, ROOT)
+  from pipeline import metadata_url  # pylint: disable=g-import-not-at-top
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
   workspace = tempfile.mkdtemp(prefix='startup-bench-')
   path = os.path.join(workspace, 'metadata.sqlite')
   open(path, 'w').close()
-  mlmd.open_store(path)
+  mlmd.open_store(metadata_url.parse(path))
   return workspace
 
 

@@ -188,7 +188,7 @@ def _cmd_inspect(args: argparse.Namespace,
                  config: config_lib.PipelineConfig) -> int:
   from pipeline import inspection  # pylint: disable=g-import-not-at-top
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   if args.what == 'runs':
     rows = inspection.runs(store, config.pipeline_name)
     text = inspection.format_runs(rows)
@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                        '%(default)s)')
   inspect.add_argument('--json', action='store_true', help='print JSON')
   config_lib.add_config_arguments(
-      inspect, only=['pipeline_name', 'metadata_path'])
+      inspect, only=['pipeline_name', 'metadata'])
   inspect.set_defaults(func=_cmd_inspect)
 
   report = commands.add_parser(
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
   report.add_argument('--out', help='the HTML file to write (default: '
                       'WORKSPACE/reports/run-<run id>.html)')
   config_lib.add_config_arguments(
-      report, only=['pipeline_name', 'metadata_path'])
+      report, only=['pipeline_name', 'metadata'])
   report.set_defaults(func=_cmd_report)
   return parser
 
@@ -422,6 +422,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     config = config_lib.config_from_args(args)
     workspace = config.workspace
+    logs.hide(config.metadata_url().password)
     if args.command in _LOGGED_COMMANDS:
       logs.start(workspace, args.command)
     return args.func(args, config)
@@ -430,10 +431,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 130
   except Exception as e:  # pylint: disable=broad-except
     if _expected(e):
-      print(f'error: {e}', file=sys.stderr)
+      print(logs.redact(f'error: {e}'), file=sys.stderr)
       return 2
     path = logs.log_traceback(e, workspace, args.command, echo=args.debug)
-    print(f'error: {type(e).__name__}: {e}\n(the traceback is in {path}'
+    print(logs.redact(f'error: {type(e).__name__}: {e}') +
+          f'\n(the traceback is in {path}'
           f'{"" if args.debug else "; --debug also prints it here"})',
           file=sys.stderr)
     return 1

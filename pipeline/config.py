@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from components.modules import features
 from components import tflite_pusher
 from pipeline import ingest
+from pipeline import metadata_url
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WORKSPACE = os.path.join(REPO_ROOT, 'workspace')
@@ -31,9 +32,10 @@ DEFAULT_BEAM_ARGS = ('--direct_running_mode=in_memory',
 _FILE_LIMITS = ingest.FileLimits()
 # Path settings whose empty default means "this folder of the workspace".
 _WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
-                    'metadata_path': 'metadata.sqlite',
                     'push_destination': 'pushed'}
 _PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(_WORKSPACE_PATHS)
+# The SQLite store of a workspace, when `metadata` names no other store.
+METADATA_FILE = 'metadata.sqlite'
 
 
 class ConfigError(ValueError):
@@ -61,8 +63,12 @@ class PipelineConfig:
                             '`ingest` (default: WORKSPACE/data)')
   pipeline_root: str = _setting('', 'TFX pipeline root, where artifacts are '
                                 'written (default: WORKSPACE/tfx)')
-  metadata_path: str = _setting('', 'SQLite file of the ML Metadata store '
-                                '(default: WORKSPACE/metadata.sqlite)')
+  metadata: str = _setting(
+      '', 'the ML Metadata store: sqlite:///PATH (or a file path), '
+      'mysql://USER@HOST[:PORT]/DATABASE (MySQL or MariaDB) or '
+      'postgresql://USER@HOST[:PORT]/DATABASE; the password may follow USER '
+      f'as USER:PASSWORD or come from ${metadata_url.PASSWORD_ENV} '
+      f'(default: WORKSPACE/{METADATA_FILE})')
   push_destination: str = _setting(
       '', 'folder receiving the numbered TFLite model versions (default: '
       'WORKSPACE/pushed)')
@@ -150,7 +156,25 @@ class PipelineConfig:
     object.__setattr__(self, 'beam_args', tuple(self.beam_args))
     self._validate()
 
+  def metadata_url(self) -> metadata_url.MetadataUrl:
+    """The ML Metadata store these settings name (password included).
+
+    Raises:
+      ConfigError: for a URL that names no store.
+    """
+    try:
+      return metadata_url.parse(
+          self.metadata, os.path.join(self.workspace, METADATA_FILE))
+    except metadata_url.MetadataUrlError as e:
+      raise ConfigError(str(e)) from e
+
+  @property
+  def metadata_path(self) -> str:
+    """The SQLite file of the store; '' when the store is a server."""
+    return self.metadata_url().path
+
   def _validate(self) -> None:
+    self.metadata_url()
     if len(self.class_names) != 2 or len(set(self.class_names)) != 2 or not all(
         name.strip() and '/' not in name for name in self.class_names):
       raise ConfigError(
@@ -223,10 +247,15 @@ class PipelineConfig:
     return os.path.join(self.schema_dir, 'schema.pbtxt')
 
   def to_dict(self) -> Dict[str, Any]:
-    """Every setting by name, JSON-able (tuples as lists)."""
-    return {field.name: (list(value) if isinstance(value, tuple) else value)
-            for field in dataclasses.fields(self)
-            for value in (getattr(self, field.name),)}
+    """Every setting by name, JSON-able (tuples as lists); the metadata
+    store without its password, as it may be shown, recorded and read
+    back (the password then comes from the environment)."""
+    settings = {field.name: (list(value) if isinstance(value, tuple)
+                             else value)
+                for field in dataclasses.fields(self)
+                for value in (getattr(self, field.name),)}
+    settings['metadata'] = self.metadata_url().without_password()
+    return settings
 
   def file_limits(self) -> ingest.FileLimits:
     """The limits `ingest` and `predict` read every source file within."""
@@ -273,7 +302,7 @@ def _parse_bool(text: str) -> bool:
 
 
 def _shown_default(name: str, default: Any) -> str:
-  if name in _WORKSPACE_PATHS:
+  if name in _WORKSPACE_PATHS or name == 'metadata':
     return ''  # The meaning says where in the workspace.
   if isinstance(default, tuple):
     return f' (default: {",".join(default) or "none"})'
@@ -318,7 +347,8 @@ def add_config_arguments(parser: argparse.ArgumentParser,
     else:
       kind = type(default)
       metavar = {int: 'N', float: 'X'}.get(kind) or (
-          'PATH' if field.name in _PATH_SETTINGS else 'NAME')
+          'PATH' if field.name in _PATH_SETTINGS else
+          'URL' if field.name == 'metadata' else 'NAME')
     group.add_argument(
         _flag(field.name), dest=field.name, type=kind, default=None,
         metavar=metavar,
@@ -357,7 +387,8 @@ def load_settings_file(path: str) -> Dict[str, Any]:
       raise ConfigError(f'{path}: unknown setting {key!r} (see `python -m '
                         'pipeline run --help` for the settings)')
     value = _typed(path, key, value, fields[name].default)
-    if name in _PATH_SETTINGS and value:
+    if value and (name in _PATH_SETTINGS or (
+        name == 'metadata' and '://' not in value)):
       # Relative to the file, so a crontab's working folder does not matter.
       value = os.path.join(os.path.dirname(os.path.abspath(path)),
                            os.path.expanduser(value))

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Optional
+from typing import Optional, Set
 
 LOGS_DIR = 'logs'
 _FORMAT = '%(asctime)s %(levelname)s %(name)s: %(message)s'
@@ -25,6 +25,29 @@ _LOGGER_NAMES = ('', 'absl')
 _TRACEBACKS = logging.getLogger('pipeline.tracebacks')
 _TRACEBACKS.propagate = False
 _handler: Optional[logging.FileHandler] = None
+# Strings no log line may hold (a metadata store's password: TFX logs the
+# whole connection config when a run starts).
+_SECRETS: Set[str] = set()
+
+
+def hide(secret: str) -> None:
+  """Replaces `secret` with `***` in every log line written from now on."""
+  if secret:
+    _SECRETS.add(secret)
+
+
+def redact(text: str) -> str:
+  """`text` with every hidden string replaced by `***`."""
+  for secret in _SECRETS:
+    text = text.replace(secret, '***')
+  return text
+
+
+class _Redacting(logging.Formatter):
+  """The log format, with the hidden strings replaced."""
+
+  def format(self, record: logging.LogRecord) -> str:
+    return redact(super().format(record))
 
 
 def _new_path(workspace: str, command: str) -> str:
@@ -58,7 +81,7 @@ def start(workspace: str, command: str) -> str:
   _handler = logging.FileHandler(_new_path(workspace, command),
                                  encoding='utf-8')
   _handler.setLevel(logging.INFO)
-  _handler.setFormatter(logging.Formatter(_FORMAT))
+  _handler.setFormatter(_Redacting(_FORMAT))
   for name in _LOGGER_NAMES:
     logger = logging.getLogger(name)
     logger.addHandler(_handler)
@@ -99,5 +122,5 @@ def log_traceback(error: BaseException, workspace: str, command: str,
   _TRACEBACKS.error('unexpected error:\n%s', text)
   _handler.flush()
   if echo:
-    print(text, file=sys.stderr, end='')
+    print(redact(text), file=sys.stderr, end='')
   return path

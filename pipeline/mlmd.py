@@ -14,6 +14,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components import span_window
+from pipeline import metadata_url
 
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
@@ -57,30 +58,50 @@ class NodeExecution:
   execution: metadata_store_pb2.Execution
 
 
-def open_store(metadata_path: str,
+def open_store(store: metadata_url.MetadataUrl,
                read_only: bool = False) -> metadata_store.MetadataStore:
-  """Opens the SQLite ML Metadata store at `metadata_path`.
+  """Opens the ML Metadata store `store` names.
 
   Args:
-    metadata_path: the SQLite file.
-    read_only: open without creating or migrating anything.
+    store: the store's URL (SQLite file, MySQL or PostgreSQL server).
+    read_only: only read: a SQLite file is opened read-only, a server's
+      database must exist (nothing is created).
 
   Returns:
     A MetadataStore.
 
   Raises:
-    MetadataError: if the file does not exist.
+    MetadataError: if the SQLite file does not exist (the pipeline never
+      ran), or the server cannot
+      be reached or refuses (the URL is named without its password).
   """
-  if not os.path.isfile(metadata_path):
+  if store.is_sqlite and not os.path.isfile(store.path):
     raise MetadataError(
-        f'No ML Metadata store at {metadata_path}: the pipeline has not run '
+        f'No ML Metadata store at {store.path}: the pipeline has not run '
         'in this workspace yet (run `make run` or `python -m pipeline run`).')
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = metadata_path
-  config.sqlite.connection_mode = (
-      metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if read_only
-      else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
-  return metadata_store.MetadataStore(config)
+  config = store.connection_config(create_database=not read_only)
+  if store.scheme == 'postgresql':
+    from pipeline import postgresql_strings  # pylint: disable=g-import-not-at-top
+    postgresql_strings.install()
+  if store.is_sqlite and read_only:
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
+  try:
+    return metadata_store.MetadataStore(config)
+  except Exception as e:  # pylint: disable=broad-except
+    # ML Metadata raises its own error types, one per status code; the
+    # message is what helps (unreachable host, refused password, ...).
+    message = str(e).replace(store.password, '***') if store.password else e
+    if not store.is_sqlite:
+      # Its C++ client often says only "connection pointer is NULL"; the
+      # Python driver tells why (refused password, unknown database, ...).
+      from pipeline import store_lock  # pylint: disable=g-import-not-at-top
+      try:
+        store_lock.connect(store, create_database=not read_only).close()
+      except store_lock.StoreLockError as reason:
+        raise MetadataError(str(reason)) from None
+    raise MetadataError(f'cannot open the ML Metadata store '
+                        f'{store.redacted()}: {message}') from None
 
 
 def pipeline_runs(store: metadata_store.MetadataStore,

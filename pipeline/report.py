@@ -30,12 +30,11 @@ SVG drawn from the shapes `pipeline.report_charts` computes.
 
 import base64
 import datetime
-import glob
 import json
 import math
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import jinja2
 
@@ -291,28 +290,36 @@ def _image_type(data: bytes) -> str:
   return 'image/jpeg' if data[:3] == b'\xff\xd8\xff' else 'image/png'
 
 
+def _read_examples(uri: str, split_pattern: str, limit: int = -1
+                   ) -> Iterator[Tuple[bytes, int, str, bytes]]:
+  """The tf.Examples of `uri`'s splits matching `split_pattern`, in file
+  order: (serialized, label, file name, image bytes)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.modules import features  # pylint: disable=g-import-not-at-top
+  files = sorted(tf.io.gfile.glob(os.path.join(uri, split_pattern, '*')))
+  for raw in tf.data.TFRecordDataset(files,
+                                     compression_type='GZIP').take(limit):
+    data = raw.numpy()
+    feature = tf.train.Example.FromString(data).features.feature
+    yield (data, int(feature[features.LABEL_KEY].int64_list.value[0]),
+           feature[features.FILENAME_KEY].bytes_list.value[0].decode(
+               'utf-8', 'replace'),
+           feature[features.IMAGE_KEY].bytes_list.value[0])
+
+
 def _samples(store, record: mlmd.RunRecord, class_names: Sequence[str]
              ) -> List[Dict[str, Any]]:
   """A few images of each class of the run's newest span, as data URIs."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.modules import features  # pylint: disable=g-import-not-at-top
   examples = record.output('ImportExampleGen', 'examples')
   if examples is None:
     return []
-  files = sorted(glob.glob(os.path.join(examples.uri, 'Split-*', '*')))
   picked: Dict[int, List[Tuple[str, str]]] = {0: [], 1: []}
-  for record_bytes in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-    example = tf.train.Example.FromString(record_bytes.numpy())
-    feature = example.features.feature
-    label = int(feature[features.LABEL_KEY].int64_list.value[0])
+  for _, label, name, image in _read_examples(examples.uri, 'Split-*'):
     if len(picked.get(label, ())) >= SAMPLES_PER_CLASS:
       if all(len(v) >= SAMPLES_PER_CLASS for v in picked.values()):
         break
       continue
-    data = feature[features.IMAGE_KEY].bytes_list.value[0]
-    name = feature[features.FILENAME_KEY].bytes_list.value[0].decode(
-        'utf-8', 'replace')
-    picked[label].append((name, _data_uri(data)))
+    picked[label].append((name, _data_uri(image)))
   return [{'name': class_names[label] if label < len(class_names)
            else str(label), 'images': images}
           for label, images in sorted(picked.items())]
@@ -332,29 +339,22 @@ def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
   window = record.output('SpanWindow', 'examples')
   if model is None or window is None:
     return None
-  files = sorted(glob.glob(os.path.join(window.uri, 'Split-eval', '*')))
-  serialized = [r.numpy() for r in tf.data.TFRecordDataset(
-      files, compression_type='GZIP').take(EVAL_SCORED)]
-  if not serialized:
+  examples = list(_read_examples(window.uri, 'Split-eval', EVAL_SCORED))
+  if not examples:
     return None
   serve = tf.saved_model.load(os.path.join(
       model.uri, 'Format-Serving')).signatures[
           features.SERVING_EXAMPLES_SIGNATURE]
   scores = []
-  for start in range(0, len(serialized), 64):
-    output = serve(examples=tf.constant(serialized[start:start + 64]))
+  for start in range(0, len(examples), 64):
+    batch = [data for data, _, _, _ in examples[start:start + 64]]
+    output = serve(examples=tf.constant(batch))
     scores.extend(output[features.OUTPUT_NAME].numpy().reshape(-1).tolist())
-  wrong = []
-  for data, score in zip(serialized, scores):
-    feature = tf.train.Example.FromString(data).features.feature
-    label = int(feature[features.LABEL_KEY].int64_list.value[0])
-    if int(score >= 0.5) != label:
-      wrong.append((abs(score - label), label, score,
-                    feature[features.FILENAME_KEY].bytes_list.value[0]
-                    .decode('utf-8', 'replace'),
-                    feature[features.IMAGE_KEY].bytes_list.value[0]))
+  wrong = [(abs(score - label), label, score, name, image)
+           for (_, label, name, image), score in zip(examples, scores)
+           if int(score >= 0.5) != label]
   wrong.sort(key=lambda item: -item[0])
-  return {'scored': len(serialized), 'wrong': len(wrong),
+  return {'scored': len(examples), 'wrong': len(wrong),
           'examples': [{'name': name, 'uri': _data_uri(image), 'score': score,
                         'label': class_names[label]}
                        for _, label, score, name, image in
@@ -457,7 +457,7 @@ def gather(config: config_lib.PipelineConfig,
     mlmd.MetadataError: when the pipeline never ran here, or the run is
       not found.
   """
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   record = mlmd.find_run(store, config.pipeline_name, run_id)
 
   def uri(node, key):

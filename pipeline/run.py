@@ -33,23 +33,42 @@ class RunError(RuntimeError):
 
 
 @contextlib.contextmanager
-def run_lock(workspace: str) -> Iterator[None]:
-  """Holds the workspace's run lock; refuses a second concurrent run.
+def run_lock(config: config_lib.PipelineConfig) -> Iterator[None]:
+  """Holds the run lock; refuses a second concurrent run at once.
+
+  The lock file sits beside a SQLite store (in the workspace by default),
+  so two workspaces sharing one SQLite file exclude each other too. With a
+  MySQL or PostgreSQL store, the workspace is locked as well as the store's
+  server lock of the pipeline, which every machine sharing the store sees.
 
   Args:
-    workspace: the workspace folder.
+    config: the settings (workspace, metadata store, pipeline name).
 
   Raises:
-    RunError: if another run holds the lock.
+    RunError: if another run holds a lock, naming it; or if the store's
+      server cannot be reached.
   """
+  store = config.metadata_url()
+  folder = (os.path.dirname(store.path) if store.is_sqlite
+            else config.workspace)
   try:
-    with local_disk.locked(os.path.join(workspace, '.run.lock'),
+    with local_disk.locked(os.path.join(folder, '.run.lock'),
                            blocking=False):
-      yield
+      if store.is_sqlite:
+        yield
+        return
+      from pipeline import store_lock  # pylint: disable=g-import-not-at-top
+      try:
+        with store_lock.held(store, config.pipeline_name,
+                             store_lock.describe_holder(config.workspace)):
+          yield
+      except store_lock.StoreLockError as e:
+        raise RunError(str(e)) from e
   except local_disk.LockBusy as e:
     raise RunError(
-        f'Another pipeline run ({e.holder}) is using workspace {workspace}; '
-        'wait for it to finish.') from e
+        f'Another pipeline run ({e.holder}) is using '
+        f'{"workspace " + folder if folder == config.workspace else folder}'
+        '; wait for it to finish.') from e
 
 
 def check_writable(config: config_lib.PipelineConfig) -> None:
@@ -60,9 +79,11 @@ def check_writable(config: config_lib.PipelineConfig) -> None:
   """
   for setting, folder in (
       ('--pipeline-root', config.pipeline_root),
-      ('--metadata-path', os.path.dirname(config.metadata_path)),
+      ('--metadata', os.path.dirname(config.metadata_path)),
       ('--push-destination', config.push_destination),
       ('--workspace', config.workspace)):
+    if not folder:
+      continue  # The metadata store is a server.
     try:
       os.makedirs(folder, exist_ok=True)
       with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-check-'):
@@ -74,10 +95,13 @@ def check_writable(config: config_lib.PipelineConfig) -> None:
 
 def build_pipeline(config: config_lib.PipelineConfig):
   """Creates the TFX pipeline object for `config` (no I/O)."""
-  from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
   from pipeline import pipeline_def  # pylint: disable=g-import-not-at-top
-  return pipeline_def.create_pipeline(
-      config, metadata.sqlite_metadata_connection_config(config.metadata_path))
+  store = config.metadata_url()
+  if store.scheme == 'postgresql':
+    # TFX's components run in this process and write through it.
+    from pipeline import postgresql_strings  # pylint: disable=g-import-not-at-top
+    postgresql_strings.install()
+  return pipeline_def.create_pipeline(config, store.connection_config())
 
 
 def check_newest_span(data_root: str) -> None:
@@ -136,7 +160,7 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   check_drift_thresholds(config)
   check_writable(config)
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
-  with run_lock(config.workspace):
+  with run_lock(config):
     started = time.time()
     check_newest_span(config.data_root)
     started_ms = int(started * 1000)
@@ -176,7 +200,7 @@ def _record_settings(config: config_lib.PipelineConfig,
   """Stores the settings on the run this process just made (under the run
   lock, so the newest run that started after `started_ms` is ours)."""
   try:
-    store = mlmd.open_store(config.metadata_path)
+    store = mlmd.open_store(config.metadata_url())
     record = mlmd.find_run(store, config.pipeline_name)
   except mlmd.MetadataError:
     return  # The run failed before anything was recorded.
@@ -231,11 +255,11 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   Raises:
     RunError: when no run is recorded.
   """
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   try:
     record = mlmd.find_run(store, config.pipeline_name)
   except mlmd.MetadataError as e:
-    raise RunError(f'{e} ({config.metadata_path})') from e
+    raise RunError(f'{e} ({config.metadata_url().redacted()})') from e
   summary: Dict[str, Any] = {
       'run_id': record.run_id,
       'components': record.components(),

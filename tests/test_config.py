@@ -140,9 +140,9 @@ def test_help_shows_every_setting_with_its_meaning(capsys):
 
 def test_abbreviated_flags_are_refused_and_named(capsys):
   with pytest.raises(SystemExit) as exit_info:
-    cli.build_parser().parse_args(['run', '--metadata', 'mysql://x'])
+    cli.build_parser().parse_args(['run', '--push', '/tmp/x'])
   assert exit_info.value.code == 2
-  assert 'unrecognized arguments: --metadata' in capsys.readouterr().err
+  assert 'unrecognized arguments: --push' in capsys.readouterr().err
 
 
 def test_every_setting_can_be_given_on_the_command_line():
@@ -181,7 +181,7 @@ def test_help_inspect_and_an_idle_tick_start_without_tensorflow(tmp_path):
   ingest.ingest(str(tmp_path / 'src'), config.data_root, progress=False)
   run.write_state(config.workspace, {'span': 1})
   open(config.metadata_path, 'w').close()
-  mlmd.open_store(config.metadata_path)
+  mlmd.open_store(config.metadata_url())
   for argv in (['synth', '--help'], ['run', '--help'],
                ['inspect', 'runs', '--workspace', str(workspace)],
                ['inspect', 'artifacts', '--workspace', str(workspace)],

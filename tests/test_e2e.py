@@ -83,7 +83,7 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
   assert manifest['quantization'] == 'dynamic'
   assert manifest['input']['shape'] == [1, 64, 64, 3]
 
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   models = store.get_artifacts_by_type('Model')
   assert len(models) == 1
 
@@ -195,7 +195,7 @@ def test_run_writes_a_report_that_a_browser_shows(workspace, small_spectrograms,
   assert err.index('Component Transform is finished') < err.index(
       'Component Trainer is running')
   path = re.search(r'^Report: (.+)$', err, re.M).group(1)
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   newest = mlmd.pipeline_runs(store, config.pipeline_name)[0].name
   assert path == report.report_path(config, newest)
   with open(path, encoding='utf-8') as f:
@@ -300,7 +300,7 @@ def test_a_darkened_span_is_stopped_by_the_drift_check(workspace,
   assert 'span 2 failed validation' in err
   assert re.search(r"feature 'pixel_mean': drift from span 1: Jensen-Shannon "
                    r'distance 0\.\d+ is over its threshold 0\.3', err), err
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   stopped = mlmd.find_run(store, config.pipeline_name)
   assert stopped.execution('DataGate').state == 'failed'
   assert stopped.execution('Trainer') is None

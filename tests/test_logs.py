@@ -1,6 +1,7 @@
 """Expected errors are one line; unexpected ones keep their traceback in a
 log file that the error line names (pipeline/logs.py and the CLI)."""
 
+import logging
 import os
 import re
 from unittest import mock
@@ -12,8 +13,17 @@ from components import data_gate
 from pipeline import __main__ as cli
 from pipeline import config as config_lib
 from pipeline import ingest
+from pipeline import logs
 from pipeline import run
 from pipeline import schedule
+
+
+@pytest.fixture(autouse=True)
+def _no_log_file_left_open():
+  """`schedule.tick` outside `main` leaves its log file open; close it so
+  the next test starts its own."""
+  yield
+  logs.stop()
 
 
 def _log_path(err):
@@ -99,3 +109,23 @@ def test_the_scheduler_logs_an_unexpected_failure_with_its_traceback(
   text = open(path, encoding='utf-8').read()
   assert 'ValueError: inside the trainer' in text
   assert 'failing_run' in text
+
+
+def test_a_metadata_password_is_in_no_log_line_nor_error(tmp_path, capsys):
+  secret = 'Pw-from-the-url'
+
+  def leaky(config):
+    # As TFX does when a run starts: the whole connection config.
+    logging.getLogger('absl').info('Using connection config: password: "%s"',
+                                   config.metadata_url().password)
+    raise RuntimeError(f'could not connect with password {secret}')
+
+  with mock.patch.object(run, 'run_pipeline', side_effect=leaky):
+    code = cli.main(['run', '--workspace', str(tmp_path / 'ws'), '--debug',
+                     '--metadata', f'mysql://ml:{secret}@db.example/mlmd'])
+  assert code == 1
+  err = capsys.readouterr().err
+  assert 'could not connect with password ***' in err
+  text = open(_log_path(err), encoding='utf-8').read()
+  assert 'Using connection config: password: "***"' in text
+  assert secret not in err + text

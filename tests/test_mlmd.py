@@ -9,6 +9,7 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline import config as config_lib
 from pipeline import inspection
 from pipeline import mlmd
+from pipeline import metadata_url
 
 PIPELINE = 'demo_pipeline'
 Execution = metadata_store_pb2.Execution
@@ -139,7 +140,8 @@ def test_recorded_settings_are_read_back_by_every_reader(store, tmp_path):
 
 def test_a_missing_store_is_named(tmp_path):
   with pytest.raises(mlmd.MetadataError, match='No ML Metadata store at'):
-    mlmd.open_store(str(tmp_path / 'absent.sqlite'), read_only=True)
+    mlmd.open_store(metadata_url.parse(str(tmp_path / 'absent.sqlite')),
+                    read_only=True)
 
 
 def test_a_resolver_that_found_nothing_is_empty_not_failed(tmp_path):

@@ -79,7 +79,7 @@ def test_retraining_over_three_spans(tmp_path):
   assert second.summary['pushed']['pushed_version'] == '2'
   assert push.latest_version(config.push_destination) == 2
 
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   runs = mlmd.pipeline_runs(store, config.pipeline_name)
   first_model = [a for a in store.get_artifacts_by_type('Model')][0]
   assert _evaluator_baseline_ids(store, runs[0]) == [first_model.id]
@@ -95,7 +95,7 @@ def test_retraining_over_three_spans(tmp_path):
   assert push.versions(config.push_destination) == [1, 2]
 
   # ML Metadata says why: the blessing is 0 and the AUC is below the bound.
-  store = mlmd.open_store(config.metadata_path, read_only=True)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
   blessings = sorted(store.get_artifacts_by_type('ModelBlessing'),
                      key=lambda a: a.id)
   assert mlmd.custom_value(blessings[-1], 'blessed') == 0

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 from tfx.components.util import udf_utils
 
 from pipeline import config as config_lib
