@@ -26,6 +26,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 # A held lock's connection is pinged this often, so no idle timeout of the
 # server (MySQL's wait_timeout) closes it during a long run.
 KEEPALIVE_SECONDS = 60.0
+_MYSQL_UNKNOWN_DATABASE = 1049
 
 
 class StoreLockError(RuntimeError):
@@ -77,14 +78,24 @@ def _clean(error: BaseException, store: metadata_url.MetadataUrl) -> str:
 
 def _connect_mysql(store: metadata_url.MetadataUrl, create_database: bool):
   import pymysql  # pylint: disable=g-import-not-at-top
-  connection = pymysql.connect(
-      host=store.host, port=store.port, user=store.user,
-      password=store.password, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-      autocommit=True)
+
+  def open_database(name):
+    return pymysql.connect(
+        host=store.host, port=store.port, user=store.user,
+        password=store.password, database=name,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True)
+
+  try:
+    return open_database(store.database)
+  except pymysql.err.OperationalError as e:
+    if not create_database or e.args[0] != _MYSQL_UNKNOWN_DATABASE:
+      raise
+  # The database is new (a user allowed to use but not to create an
+  # existing one never gets here).
+  connection = open_database(None)
   with connection.cursor() as cursor:
-    if create_database:
-      cursor.execute(
-          f'CREATE DATABASE IF NOT EXISTS `{_mysql_name(store.database)}`')
+    cursor.execute(
+        f'CREATE DATABASE IF NOT EXISTS `{_mysql_name(store.database)}`')
     cursor.execute(f'USE `{_mysql_name(store.database)}`')
   return connection
 
