@@ -11,6 +11,7 @@ import time
 from typing import Any, Dict, Iterator, List
 
 from components import local_disk
+from components import span_window
 from pipeline import config as config_lib
 from pipeline import ingest
 from pipeline import mlmd
@@ -115,9 +116,11 @@ def check_newest_span(data_root: str) -> None:
   if not spans:
     raise RunError(f'No ingested span in {data_root}. Ingest a folder '
                    'first: python -m pipeline ingest SRC_DIR')
-  folder = os.path.join(data_root, f'span-{spans[-1]}')
-  if not any(name.endswith('.tfrecord.gz') for name in os.listdir(folder)):
-    raise RunError(f'{folder} holds no example files (*.tfrecord.gz); remove '
+  folder = os.path.join(data_root, span_window.span_folder_name(spans[-1]))
+  # The same pattern ImportExampleGen reads the span with.
+  pattern = span_window.SPAN_PATTERN.replace('{SPAN}', str(spans[-1]))
+  if not glob.glob(os.path.join(data_root, pattern)):
+    raise RunError(f'{folder} holds no example files ({pattern}); remove '
                    'it or ingest the data again.')
 
 
