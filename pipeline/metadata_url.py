@@ -64,6 +64,10 @@ class MetadataUrl:
     return (f'{self.scheme}://{self.user}@{self.host}:{self.port}/'
             f'{self.database}')
 
+  def hide(self, text: str) -> str:
+    """`text` (an error message, a log line) with the password as `***`."""
+    return text.replace(self.password, '***') if self.password else text
+
   def connection_config(self, create_database: bool = True):
     """The ML Metadata `ConnectionConfig` of this store.
 
@@ -72,7 +76,9 @@ class MetadataUrl:
         False for readers, so a mistyped database name is an error.
 
     Returns:
-      A `metadata_store_pb2.ConnectionConfig`.
+      A `metadata_store_pb2.ConnectionConfig`. For PostgreSQL this also
+      installs `pipeline.postgresql_compat` in this process, since ML
+      Metadata 1.16 needs it for any store opened with such a config.
     """
     from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
     config = metadata_store_pb2.ConnectionConfig()
@@ -88,6 +94,8 @@ class MetadataUrl:
       config.mysql.database = self.database
       config.mysql.skip_db_creation = not create_database
     else:
+      from pipeline import postgresql_compat  # pylint: disable=g-import-not-at-top
+      postgresql_compat.install()
       config.postgresql.host = self.host
       config.postgresql.port = str(self.port)
       config.postgresql.user = self.user

@@ -80,9 +80,6 @@ def open_store(store: metadata_url.MetadataUrl,
         f'No ML Metadata store at {store.path}: the pipeline has not run '
         'in this workspace yet (run `make run` or `python -m pipeline run`).')
   config = store.connection_config(create_database=not read_only)
-  if store.scheme == 'postgresql':
-    from pipeline import postgresql_strings  # pylint: disable=g-import-not-at-top
-    postgresql_strings.install()
   if store.is_sqlite and read_only:
     config.sqlite.connection_mode = (
         metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
@@ -91,7 +88,7 @@ def open_store(store: metadata_url.MetadataUrl,
   except Exception as e:  # pylint: disable=broad-except
     # ML Metadata raises its own error types, one per status code; the
     # message is what helps (unreachable host, refused password, ...).
-    message = str(e).replace(store.password, '***') if store.password else e
+    message = store.hide(str(e))
     if not store.is_sqlite:
       # Its C++ client often says only "connection pointer is NULL"; the
       # Python driver tells why (refused password, unknown database, ...).

@@ -97,12 +97,10 @@ def check_writable(config: config_lib.PipelineConfig) -> None:
 def build_pipeline(config: config_lib.PipelineConfig):
   """Creates the TFX pipeline object for `config` (no I/O)."""
   from pipeline import pipeline_def  # pylint: disable=g-import-not-at-top
-  store = config.metadata_url()
-  if store.scheme == 'postgresql':
-    # TFX's components run in this process and write through it.
-    from pipeline import postgresql_strings  # pylint: disable=g-import-not-at-top
-    postgresql_strings.install()
-  return pipeline_def.create_pipeline(config, store.connection_config())
+  # A PostgreSQL config installs its work-arounds in this process, where
+  # TFX's components run and write.
+  return pipeline_def.create_pipeline(
+      config, config.metadata_url().connection_config())
 
 
 def check_newest_span(data_root: str) -> None:

@@ -73,7 +73,7 @@ def connect(store: metadata_url.MetadataUrl, create_database: bool = True):
 
 def _clean(error: BaseException, store: metadata_url.MetadataUrl) -> str:
   text = ' '.join(str(error).split())
-  return text.replace(store.password, '***') if store.password else text
+  return store.hide(text)
 
 
 def _connect_mysql(store: metadata_url.MetadataUrl, create_database: bool):

@@ -330,13 +330,23 @@ def test_two_workspaces_sharing_a_mariadb_store_run_one_at_a_time(
       time.sleep(0.5)
 
 
-_BARE_PUT = '''
+# ML Metadata 1.16 as it is: a store on a PostgreSQL URL, no work-arounds.
+_BARE_PREAMBLE = '''
 import sys
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
 from pipeline import metadata_url
-config = metadata_url.parse(sys.argv[1]).connection_config()
+url = metadata_url.parse(sys.argv[1])
+config = pb.ConnectionConfig()  # Built here: connection_config() mends.
+config.postgresql.host = url.host
+config.postgresql.port = str(url.port)
+config.postgresql.user = url.user
+config.postgresql.password = url.password
+config.postgresql.dbname = url.database
 store = metadata_store.MetadataStore(config)
+'''
+
+_BARE_PUT = _BARE_PREAMBLE + '''
 type_id = store.put_artifact_type(pb.ArtifactType(name='Note'))
 artifact = pb.Artifact(type_id=type_id)
 artifact.custom_properties['text'].string_value = sys.argv[2]
@@ -374,3 +384,68 @@ def test_ml_metadata_on_postgresql_needs_its_backslashes_carried(
   assert [read[i].uri for i in ids] == [f'/x/{text}' for text in texts]
   [found] = store.get_artifacts_by_uri('/x/a\\b')
   assert found.id == ids[0]
+
+
+_BARE_ORDER = _BARE_PREAMBLE + '''
+type_id = store.put_artifact_type(pb.ArtifactType(name='Ordered'))
+ids = store.put_artifacts([pb.Artifact(type_id=type_id,
+                                       state=pb.Artifact.PENDING)
+                           for _ in range(4)])
+[first] = store.get_artifacts_by_id([ids[0]])
+first.state = pb.Artifact.LIVE
+store.put_artifacts([first])
+print(' '.join(str(a.id) for a in store.get_artifacts_by_id(ids)))
+'''
+
+
+def _put_two_outputs(store):
+  """An execution with outputs `a` (type A) and `b` (type B), published
+  the way TFX does: artifacts PENDING first, then LIVE, `a` last."""
+  from ml_metadata.proto import metadata_store_pb2 as pb  # pylint: disable=g-import-not-at-top
+  types = {key: store.put_artifact_type(pb.ArtifactType(name=f'Out{key}'))
+           for key in 'ab'}
+  execution_type = store.put_execution_type(pb.ExecutionType(name='Node'))
+  pairs = []
+  for key in 'ab':
+    event = pb.Event(type=pb.Event.OUTPUT)
+    event.path.steps.add().key = key
+    event.path.steps.add().index = 0
+    pairs.append((pb.Artifact(type_id=types[key], uri=f'/out/{key}',
+                              state=pb.Artifact.PENDING), event))
+  execution_id, artifact_ids, _ = store.put_execution(
+      pb.Execution(type_id=execution_type,
+                   last_known_state=pb.Execution.COMPLETE), pairs, [])
+  for artifact_id in reversed(artifact_ids):
+    [artifact] = store.get_artifacts_by_id([artifact_id])
+    artifact.state = pb.Artifact.LIVE
+    store.put_artifacts([artifact])
+  return execution_id, artifact_ids
+
+
+def test_ml_metadata_on_postgresql_answers_by_id_in_id_order_so_tfx_cache_keys_hold(
+    postgresql, tmp_path):
+  url = postgresql.url('mlmd_order')
+  # ML Metadata 1.16 alone: the row updated last comes back last.
+  bare = subprocess.run([sys.executable, '-c', _BARE_ORDER, url], cwd=ROOT,
+                        capture_output=True, text=True,
+                        env=dict(os.environ, PYTHONPATH=ROOT), check=False)
+  assert bare.returncode == 0, bare.stderr[-2000:]
+  order = [int(i) for i in bare.stdout.split()]
+  assert order != sorted(order), order
+
+  # With the work-around, TFX's cache lookup gives each key its own
+  # artifact, on PostgreSQL as on SQLite.
+  from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.portable import cache_utils  # pylint: disable=g-import-not-at-top
+  for store_url in [postgresql.url('mlmd_cache_keys'),
+                    f'sqlite:///{tmp_path}/keys.sqlite']:
+    config = metadata_url.parse(store_url).connection_config()
+    with metadata.Metadata(config) as handle:
+      execution_id, artifact_ids = _put_two_outputs(handle.store)
+      assert [a.id for a in handle.store.get_artifacts_by_id(
+          list(reversed(artifact_ids)))] == sorted(artifact_ids)
+      outputs = cache_utils._get_outputs_of_execution(  # pylint: disable=protected-access
+          handle, execution_id)
+      assert {key: [a.uri for a in artifacts]
+              for key, artifacts in outputs.items()} == {
+                  'a': ['/out/a'], 'b': ['/out/b']}, store_url
