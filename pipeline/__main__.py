@@ -443,5 +443,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     logs.stop()
 
 
+def _exit(code: int) -> None:
+  """Exits with `code`. After tensorflow-io's S3 client was used, the
+  interpreter's normal shutdown aborts in that library (exit 134:
+  "pure virtual method called", tensorflow/io#2039, 0.37.1 with TF 2.16),
+  so then everything is flushed and the process leaves at once."""
+  from components import storage  # pylint: disable=g-import-not-at-top
+  if storage.uses_tensorflow_io():
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # pylint: disable=protected-access
+  sys.exit(code)
+
+
 if __name__ == '__main__':
-  sys.exit(main())
+  _exit(main())

@@ -15,8 +15,9 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from components.modules import features
+from components import storage
 from components import tflite_pusher
+from components.modules import features
 from pipeline import ingest
 from pipeline import metadata_url
 
@@ -151,7 +152,8 @@ class PipelineConfig:
     object.__setattr__(self, 'workspace', workspace)
     for name, default in _WORKSPACE_PATHS.items():
       value = getattr(self, name) or os.path.join(workspace, default)
-      object.__setattr__(self, name, os.path.abspath(value))
+      if not storage.is_uri(value):  # gs://, s3:// stay as they are.
+        object.__setattr__(self, name, os.path.abspath(value))
     object.__setattr__(self, 'class_names', tuple(self.class_names))
     object.__setattr__(self, 'beam_args', tuple(self.beam_args))
     self._validate()
@@ -387,8 +389,8 @@ def load_settings_file(path: str) -> Dict[str, Any]:
       raise ConfigError(f'{path}: unknown setting {key!r} (see `python -m '
                         'pipeline run --help` for the settings)')
     value = _typed(path, key, value, fields[name].default)
-    if value and (name in _PATH_SETTINGS or (
-        name == 'metadata' and '://' not in value)):
+    if value and not storage.is_uri(value) and (
+        name in _PATH_SETTINGS or name == 'metadata'):
       # Relative to the file, so a crontab's working folder does not matter.
       value = os.path.join(os.path.dirname(os.path.abspath(path)),
                            os.path.expanduser(value))

@@ -1,8 +1,9 @@
 """Run a pushed TFLite model on image files or WAV clips, as an app would.
 
 `python -m pipeline predict MODEL_DIR FILE...` needs only the pushed model
-folder (a version folder, or a push destination whose `LATEST` names one):
-its `manifest.json`, `labels.txt` and `model.tflite`. Files are read
+folder (a version folder, or a push destination whose `LATEST` names one;
+local, `gs://` or `s3://`): its `manifest.json`, `labels.txt` and
+`model.tflite`, each checked against the manifest's SHA-256. Files are read
 through the same function as `ingest` (:func:`pipeline.ingest.read_source`,
 with the same limits on declared image pixels and clip length), then decoded
 and resized exactly as in training; WAV clips are rendered with the
@@ -10,11 +11,11 @@ project's spectrogram function.
 """
 
 import dataclasses
-import os
 from typing import BinaryIO, List, Optional, Sequence
 
 import numpy as np
 
+from components import storage
 from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import push
@@ -59,19 +60,18 @@ class PushedModel:
     self.limits = limits
     try:
       self.folder = push.resolve_model_dir(path)
-      self.manifest = push.read_manifest(self.folder)
-    except (push.PushError, OSError, ValueError) as e:
+      self.manifest = push.check_version(self.folder)
+      model_path = storage.join(self.folder, self.manifest['model_file'])
+      model = storage.read_bytes(model_path)
+      labels = storage.read_text(storage.join(self.folder,
+                                              self.manifest['labels_file']))
+    except push.PushError as e:
       raise ModelFolderError(str(e)) from e
-    model_path = os.path.join(self.folder, self.manifest['model_file'])
-    try:
-      with open(model_path, 'rb') as f:
-        model = f.read()
-      with open(os.path.join(self.folder, self.manifest['labels_file']),
-                encoding='utf-8') as f:
-        self.labels = [line.strip() for line in f if line.strip()]
-    except OSError as e:
-      raise ModelFolderError(f'incomplete model folder {self.folder}: {e}'
-                             ) from e
+    except (OSError, ValueError, KeyError) as e:
+      raise ModelFolderError(f'incomplete model folder {path}: {e}') from e
+    self.labels = [line.strip() for line in labels.splitlines()
+                   if line.strip()]
+    # Versions pushed before manifests listed every file carry the model's.
     if conversion.sha256(model) != self.manifest['sha256']:
       raise ModelFolderError(
           f'{model_path} does not match the SHA-256 in its manifest; the '

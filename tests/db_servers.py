@@ -30,7 +30,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, log: str,
+def wait_for_port(port: int, process: subprocess.Popen, log: str,
                    seconds: float = 60.0) -> None:
   deadline = time.time() + seconds
   while time.time() < deadline:
@@ -131,7 +131,7 @@ def start_mariadb() -> Server:
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   server = Server('mariadb', port, None, process, folder)
   try:
-    _wait_for_port(port, process, log)
+    wait_for_port(port, process, log)
     _run(['mariadb', f'--socket={sock}', '-uroot', '-e',
           f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; "
           f"GRANT ALL ON *.* TO '{USER}'@'%';"], log)

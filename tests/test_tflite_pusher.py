@@ -4,6 +4,10 @@ the parity gate, the push folder and `predict`.
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from unittest import mock
 
 import numpy as np
@@ -22,6 +26,7 @@ from components.tflite_pusher import model_metadata
 from components.tflite_pusher import push
 from pipeline import predict
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
 CLASSES = ['quiet', 'loud']
 
@@ -282,3 +287,104 @@ def test_predict_refuses_a_decompression_bomb_from_its_header(testdata,
       str(tmp_path / 'dest'), [str(bomb), str(testdata['root'] / 'loud.png')])
   assert results[0].error.startswith('image declares 40000x40000 pixels')
   assert results[1].label == 'loud'
+
+
+# Pushes to an object store: moto's S3 server stands in for one (see
+# tests/s3_server.py). Everything that touches s3:// runs in a child
+# process, as the command line does, since tensorflow-io's S3 client
+# aborts the interpreter that used it at exit.
+
+_PUSH_TO_S3 = '''
+import json, os, sys
+from components import storage
+from components.tflite_pusher import push
+source, destination, padding = sys.argv[1], sys.argv[2], int(sys.argv[3])
+manifest = push.read_manifest(source)
+files = {name: storage.read_bytes(os.path.join(source, name))
+         for name in manifest['files']}
+files[push.MODEL_FILE] += bytes(padding)  # Makes the upload long.
+manifest['sha256'] = storage.sha256(files[push.MODEL_FILE])
+for key in ('version', 'files'):
+  manifest.pop(key)
+print('pushing', flush=True)
+version, _ = push.write_version(destination, files, manifest)
+print('pushed', version, flush=True)
+sys.stdout.flush()
+os._exit(0)
+'''
+
+
+@pytest.fixture
+def s3():
+  import s3_server  # pylint: disable=g-import-not-at-top
+  server = s3_server.start()
+  yield server
+  server.stop()
+
+
+def _push_to_s3(s3, source, destination, padding=0):
+  return subprocess.run(
+      [sys.executable, '-c', _PUSH_TO_S3, source, destination, str(padding)],
+      cwd=ROOT, env=dict(s3.environ(), PYTHONPATH=ROOT), capture_output=True,
+      text=True, timeout=600, check=False)
+
+
+def _predict(s3, model, *files):
+  result = subprocess.run(
+      [sys.executable, '-m', 'pipeline', 'predict', model, *files, '--json'],
+      cwd=ROOT, env=s3.environ(), capture_output=True, text=True,
+      timeout=600, check=False)
+  return result.returncode, result.stdout, result.stderr
+
+
+def test_a_model_pushed_to_s3_is_checked_and_a_killed_upload_leaves_latest(
+    testdata, tmp_path, s3):
+  import s3_server  # pylint: disable=g-import-not-at-top
+  _run(testdata, tmp_path / 'dest')
+  source = str(tmp_path / 'dest' / '1')
+  destination = f's3://{s3_server.BUCKET}/models'
+  pushed = _push_to_s3(s3, source, destination)
+  assert pushed.returncode == 0, pushed.stderr[-3000:]
+  assert 'pushed 1' in pushed.stdout
+  assert s3.keys('models/') == ['models/1/labels.txt',
+                                'models/1/manifest.json',
+                                'models/1/model.tflite', 'models/LATEST']
+
+  images = [str(testdata['root'] / 'quiet.png'),
+            str(testdata['root'] / 'loud.png')]
+  code, out, err = _predict(s3, destination, *images)
+  assert code == 0, err[-3000:]
+  answers = json.loads(out)
+  assert [a['label'] for a in answers] == ['quiet', 'loud'], answers
+
+  # A pusher killed mid-upload: version 2's model is in, its manifest not.
+  upload = subprocess.Popen(
+      [sys.executable, '-c', _PUSH_TO_S3, source, destination,
+       str(64 * 2**20)], cwd=ROOT, env=dict(s3.environ(), PYTHONPATH=ROOT),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while 'models/2/model.tflite' not in s3.keys('models/2/'):
+    assert upload.poll() is None, upload.stderr.read()[-3000:]
+    assert time.time() < deadline, 'the upload never started'
+    time.sleep(0.02)
+  upload.send_signal(signal.SIGKILL)
+  upload.wait()
+  assert 'models/2/manifest.json' not in s3.keys('models/2/')
+  assert s3.client().get_object(
+      Bucket=s3_server.BUCKET, Key='models/LATEST')['Body'].read() == b'1\n'
+  code, out, err = _predict(s3, destination, *images)
+  assert code == 0, err[-3000:]
+  assert [a['label'] for a in json.loads(out)] == ['quiet', 'loud']
+  code, _, err = _predict(s3, destination + '/2', *images)
+  assert code == 2 and 'neither a pushed model folder' in err, err[-3000:]
+
+  # The next push goes past the leftover, never mixing into it.
+  pushed = _push_to_s3(s3, source, destination)
+  assert 'pushed 3' in pushed.stdout, pushed.stderr[-3000:]
+
+  # A replaced object is refused, naming the file.
+  s3.client().put_object(Bucket=s3_server.BUCKET,
+                         Key='models/3/labels.txt', Body=b'loud\nquiet\n')
+  code, _, err = _predict(s3, destination, *images)
+  assert code == 2, err[-3000:]
+  assert 'models/3/labels.txt does not match the SHA-256' in err, err[-3000:]

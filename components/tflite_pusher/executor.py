@@ -16,6 +16,7 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import storage
 from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import model_metadata
@@ -154,9 +155,8 @@ class Executor(pusher_executor.Executor):
             flush=True)
     else:
       # Keep the artifact consistent with what devices already have.
-      version_dir = os.path.join(destination, str(version))
-      with open(os.path.join(version_dir, push.MODEL_FILE), 'rb') as f:
-        model = f.read()
+      version_dir = storage.join(destination, str(version))
+      model = storage.read_bytes(storage.join(version_dir, push.MODEL_FILE))
       digest = conversion.sha256(model)
       print(f'tflite_pusher: version {version} already holds this model; '
             'nothing new pushed', flush=True)

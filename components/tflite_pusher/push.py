@@ -1,25 +1,39 @@
-"""Versioned, all-or-nothing pushes of TFLite models to a folder.
+"""Versioned, all-or-nothing pushes of TFLite models to a folder or bucket.
 
-Layout of a destination::
+Layout of a destination (a local folder, `gs://...` or `s3://...`)::
 
   <destination>/
     1/  model.tflite  labels.txt  manifest.json
     2/  ...
     LATEST            the number of the newest complete version
 
-A version is written in a hidden staging folder, flushed to disk, and renamed
-into place; only then is `LATEST` replaced (atomically, by rename); both
-through `components.local_disk`. A device
-polling the destination therefore never sees a half-written model, and a
-crash at any point leaves `LATEST` naming a complete version.
+A version is complete when its manifest exists and every file it lists has
+the SHA-256 the manifest gives (`files`); `LATEST` only ever names a
+complete version. How each kind of destination keeps that:
+
+- **Local disk:** the version is written in a hidden staging folder,
+  flushed to disk, and renamed into place; only then is `LATEST` replaced
+  (atomically, by rename); both through `components.local_disk`, under a
+  lock file so two pushers on one machine take turns.
+- **Object store** (no rename, no lock): each file is uploaded, read back
+  and checked against its SHA-256; the manifest is uploaded last and read
+  back; then `LATEST`. A pusher killed mid-upload leaves a numbered prefix
+  with no manifest, which no reader accepts and no later push reuses, and
+  `LATEST` on the previous complete version. Two pushers must not write
+  one bucket destination at once; the pipeline's run lock (one run at a
+  time per pipeline, across machines with a shared metadata store) keeps
+  that.
+
+A device polling the destination therefore never sees a half-written
+model, and a crash at any point leaves `LATEST` naming a complete version.
 """
 
 import json
-import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from components import local_disk
+from components import storage
 
 LATEST_FILE = 'LATEST'
 MANIFEST_FILE = 'manifest.json'
@@ -32,30 +46,60 @@ class PushError(RuntimeError):
   """Raised when a version cannot be written; the destination is unchanged."""
 
 
+def _numbers(destination: str) -> List[int]:
+  """Every numbered folder (or prefix), complete or not."""
+  return [int(name) for name in storage.listdir(destination)
+          if _VERSION_RE.match(name)]
+
+
 def versions(destination: str) -> List[int]:
-  """Numbers of the complete versions under `destination`, ascending."""
-  if not os.path.isdir(destination):
-    return []
+  """Numbers of the versions under `destination` that have a manifest,
+  ascending (see :func:`check_version` for the full check)."""
   return sorted(
-      int(name) for name in os.listdir(destination)
-      if _VERSION_RE.match(name) and
-      os.path.isfile(os.path.join(destination, name, MANIFEST_FILE)))
+      number for number in _numbers(destination)
+      if storage.isfile(storage.join(destination, str(number), MANIFEST_FILE)))
 
 
 def latest_version(destination: str) -> Optional[int]:
   """The version `LATEST` names, or None before the first push."""
-  path = os.path.join(destination, LATEST_FILE)
-  if not os.path.isfile(path):
+  path = storage.join(destination, LATEST_FILE)
+  if not storage.isfile(path):
     return None
-  with open(path, encoding='utf-8') as f:
-    text = f.read().strip()
+  text = storage.read_text(path).strip()
   return int(text) if _VERSION_RE.match(text) else None
 
 
 def read_manifest(version_dir: str) -> Dict[str, Any]:
   """The manifest of one version folder."""
-  with open(os.path.join(version_dir, MANIFEST_FILE), encoding='utf-8') as f:
-    return json.load(f)
+  return json.loads(storage.read_text(storage.join(version_dir,
+                                                   MANIFEST_FILE)))
+
+
+def check_version(version_dir: str) -> Dict[str, Any]:
+  """Reads a version's manifest and checks each file it lists.
+
+  Returns:
+    The manifest.
+
+  Raises:
+    PushError: when the manifest is missing or unreadable, or a listed
+      file is missing or differs from its SHA-256 (corrupt or replaced).
+  """
+  try:
+    manifest = read_manifest(version_dir)
+  except (OSError, ValueError) as e:
+    raise PushError(f'{version_dir} is not a complete pushed version: no '
+                    f'readable {MANIFEST_FILE} ({e})') from e
+  for name, digest in (manifest.get('files') or {}).items():
+    path = storage.join(version_dir, name)
+    try:
+      data = storage.read_bytes(path)
+    except OSError as e:
+      raise PushError(f'incomplete pushed version {version_dir}: {e}') from e
+    if storage.sha256(data) != digest:
+      raise PushError(f'{path} does not match the SHA-256 in its manifest; '
+                      'the file is corrupt or was replaced.')
+  return manifest
 
 
 def resolve_model_dir(path: str) -> str:
@@ -64,19 +108,56 @@ def resolve_model_dir(path: str) -> str:
   Raises:
     PushError: if `path` holds neither a manifest nor a LATEST pointer.
   """
-  if os.path.isfile(os.path.join(path, MANIFEST_FILE)):
+  if storage.isfile(storage.join(path, MANIFEST_FILE)):
     return path
   version = latest_version(path)
   if version is None:
     raise PushError(f'{path} is neither a pushed model folder (no '
                     f'{MANIFEST_FILE}) nor a push destination (no '
                     f'{LATEST_FILE}).')
-  return os.path.join(path, str(version))
+  return storage.join(path, str(version))
 
 
 def _set_latest(destination: str, version: int) -> None:
-  local_disk.write_file(os.path.join(destination, LATEST_FILE),
-                        f'{version}\n')
+  storage.write_bytes(storage.join(destination, LATEST_FILE), f'{version}\n')
+
+
+def _write_local(destination: str, files: Dict[str, bytes],
+                 manifest: Dict[str, Any]) -> Tuple[int, str]:
+  with local_disk.locked(storage.join(destination, '.push.lock')):
+    version = max(versions(destination) + [latest_version(destination) or 0,
+                                           0]) + 1
+    final = storage.join(destination, str(version))
+    with local_disk.staged_folder(final) as staging:
+      for name, data in files.items():
+        local_disk.write_file(storage.join(staging, name), data)
+      local_disk.write_file(
+          storage.join(staging, MANIFEST_FILE),
+          json.dumps(dict(manifest, version=version), indent=2))
+    _set_latest(destination, version)
+    return version, final
+
+
+def _upload_checked(path: str, data: bytes) -> None:
+  """Uploads one object and reads it back; OSError if it differs."""
+  storage.write_bytes(path, data)
+  if storage.sha256(storage.read_bytes(path)) != storage.sha256(data):
+    raise OSError(f'{path} read back differs from what was uploaded')
+
+
+def _write_object_store(destination: str, files: Dict[str, bytes],
+                        manifest: Dict[str, Any]) -> Tuple[int, str]:
+  # Past every numbered prefix, complete or not: a killed upload's
+  # leftovers are never mixed into a new version.
+  version = max(_numbers(destination) + [latest_version(destination) or 0,
+                                         0]) + 1
+  final = storage.join(destination, str(version))
+  for name, data in files.items():
+    _upload_checked(storage.join(final, name), data)
+  _upload_checked(storage.join(final, MANIFEST_FILE), json.dumps(
+      dict(manifest, version=version), indent=2).encode('utf-8'))
+  _set_latest(destination, version)
+  return version, final
 
 
 def write_version(destination: str, files: Dict[str, bytes],
@@ -84,34 +165,29 @@ def write_version(destination: str, files: Dict[str, bytes],
   """Writes the next version and then points `LATEST` at it.
 
   Args:
-    destination: the push destination folder (created if needed).
+    destination: the push destination, a folder or a `gs://`/`s3://` URI
+      (created if needed).
     files: file name -> bytes, e.g. `model.tflite` and `labels.txt`.
-    manifest: JSON-able description; `version` is filled in here.
+    manifest: JSON-able description; `version`, and `files` (each file's
+      SHA-256), are filled in here.
 
   Returns:
     (version number, version folder).
 
   Raises:
     PushError: when the destination cannot be written (permissions, full
-      disk); no partial version stays and `LATEST` is unchanged.
+      disk, an unreachable bucket); `LATEST` is unchanged and no reader
+      accepts what was partly written.
   """
+  manifest = dict(manifest, files={name: storage.sha256(data)
+                                   for name, data in files.items()})
   try:
-    os.makedirs(destination, exist_ok=True)
+    storage.makedirs(destination)
   except OSError as e:
     raise PushError(f'cannot create push destination {destination}: {e}') from e
+  write = _write_object_store if storage.is_uri(destination) else _write_local
   try:
-    with local_disk.locked(os.path.join(destination, '.push.lock')):
-      version = max(versions(destination) + [latest_version(destination) or 0,
-                                             0]) + 1
-      final = os.path.join(destination, str(version))
-      with local_disk.staged_folder(final) as staging:
-        for name, data in files.items():
-          local_disk.write_file(os.path.join(staging, name), data)
-        local_disk.write_file(
-            os.path.join(staging, MANIFEST_FILE),
-            json.dumps(dict(manifest, version=version), indent=2))
-      _set_latest(destination, version)
-      return version, final
+    return write(destination, files, manifest)
   except OSError as e:
     raise PushError(f'push to {destination} failed, nothing was pushed and '
                     f'{LATEST_FILE} is unchanged: {e}') from e
@@ -129,7 +205,7 @@ def find_identical(destination: str, converted_sha256: str) -> Optional[int]:
   if version is None:
     return None
   try:
-    manifest = read_manifest(os.path.join(destination, str(version)))
+    manifest = read_manifest(storage.join(destination, str(version)))
   except (OSError, ValueError):
     return None
   return version if manifest.get('converted_sha256') == converted_sha256 \

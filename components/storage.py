@@ -1,0 +1,173 @@
+"""Files on a local disk or an object store, through one set of functions.
+
+A path with a scheme (`gs://bucket/...`, `s3://bucket/...`) goes through
+TensorFlow's filesystem layer (`tf.io.gfile`); `s3://` also needs
+`tensorflow-io`, which registers that scheme and is imported here on first
+use. A local path goes through `os` directly: the command line needs no
+TensorFlow import for it, and writes keep `components.local_disk`'s
+guarantees (a file appears whole or not at all, and survives a crash once
+written).
+
+On an object store an object also appears whole or not at all, but there
+is no rename and no lock; callers that publish several files say which one
+completes the set (see `components.tflite_pusher.push`).
+
+S3 settings come from the environment, as the AWS tools read them:
+`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and for a
+server other than AWS `S3_ENDPOINT` (with `S3_USE_HTTPS=0` for plain HTTP).
+"""
+
+import hashlib
+import os
+import re
+import sys
+from typing import List, Union
+
+from components import local_disk
+
+_URI_RE = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*://')
+
+
+class StorageError(OSError):
+  """Raised when a path's filesystem is unavailable or an access fails;
+  names the path."""
+
+
+def is_uri(path: str) -> bool:
+  """True for `scheme://...` paths (object stores), False for local ones."""
+  return bool(_URI_RE.match(path or ''))
+
+
+def scheme(path: str) -> str:
+  """The scheme of a URI ('s3', 'gs', ...), '' for a local path."""
+  return path.split('://', 1)[0].lower() if is_uri(path) else ''
+
+
+def join(base: str, *parts: str) -> str:
+  """`os.path.join` for local paths; `/`-joined for URIs."""
+  if not is_uri(base):
+    return os.path.join(base, *parts)
+  return '/'.join([base.rstrip('/')] + [p.strip('/') for p in parts if p])
+
+
+def uses_tensorflow_io() -> bool:
+  """True once this process loaded tensorflow-io's filesystems (its S3
+  client aborts the process at exit; see `pipeline.__main__`)."""
+  return 'tensorflow_io' in sys.modules
+
+
+def _gfile(path: str):
+  """tf.io.gfile, with the filesystem of `path`'s scheme registered."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if scheme(path) == 's3':
+    try:
+      import tensorflow_io  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    except ImportError as e:
+      raise StorageError(
+          f'{path}: s3:// paths need the tensorflow-io package '
+          '(pip install tensorflow-io==0.37.1)') from e
+  return tf.io.gfile
+
+
+def _failure(path: str, error: Exception) -> StorageError:
+  message = getattr(error, 'message', None) or str(error)
+  return StorageError(f'{path}: {message}')
+
+
+def exists(path: str) -> bool:
+  if not is_uri(path):
+    return os.path.exists(path)
+  return _gfile(path).exists(path)
+
+
+def isdir(path: str) -> bool:
+  if not is_uri(path):
+    return os.path.isdir(path)
+  return _gfile(path).isdir(path)
+
+
+def isfile(path: str) -> bool:
+  if not is_uri(path):
+    return os.path.isfile(path)
+  gfile = _gfile(path)
+  return gfile.exists(path) and not gfile.isdir(path)
+
+
+def listdir(path: str) -> List[str]:
+  """Names in the folder `path` (none if it does not exist)."""
+  if not is_uri(path):
+    return os.listdir(path) if os.path.isdir(path) else []
+  gfile = _gfile(path)
+  if not gfile.isdir(path):
+    return []
+  return [name.rstrip('/') for name in gfile.listdir(path)]
+
+
+def glob(pattern: str) -> List[str]:
+  """Paths matching `pattern`, sorted."""
+  if not is_uri(pattern):
+    import glob as glob_lib  # pylint: disable=g-import-not-at-top
+    return sorted(glob_lib.glob(pattern))
+  return sorted(_gfile(pattern).glob(pattern))
+
+
+def makedirs(path: str) -> None:
+  """Creates `path` and its parents (on object stores, folders are only
+  name prefixes; this is harmless there)."""
+  if not is_uri(path):
+    os.makedirs(path, exist_ok=True)
+    return
+  try:
+    _gfile(path).makedirs(path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _failure(path, e) from e
+
+
+def read_bytes(path: str) -> bytes:
+  if not is_uri(path):
+    with open(path, 'rb') as f:
+      return f.read()
+  gfile = _gfile(path)
+  try:
+    with gfile.GFile(path, 'rb') as f:
+      return f.read()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _failure(path, e) from e
+
+
+def read_text(path: str) -> str:
+  return read_bytes(path).decode('utf-8')
+
+
+def write_bytes(path: str, data: Union[bytes, str]) -> None:
+  """Writes the whole file: readers see the old content or the new one.
+
+  Local files are written atomically and flushed to disk
+  (`local_disk.write_file`); objects are uploaded in one piece.
+  """
+  if isinstance(data, str):
+    data = data.encode('utf-8')
+  if not is_uri(path):
+    local_disk.write_file(path, data)
+    return
+  gfile = _gfile(path)
+  try:
+    with gfile.GFile(path, 'wb') as f:
+      f.write(data)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _failure(path, e) from e
+
+
+def remove_tree(path: str) -> None:
+  """Deletes a folder and everything under it, if it exists."""
+  if not is_uri(path):
+    import shutil  # pylint: disable=g-import-not-at-top
+    shutil.rmtree(path, ignore_errors=True)
+    return
+  gfile = _gfile(path)
+  if gfile.exists(path):
+    gfile.rmtree(path)
+
+
+def sha256(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()
