@@ -55,6 +55,7 @@ from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils
 
 from components import span_window
+from components import storage
 from components.modules import features
 
 ANOMALIES_FILE_NAME = 'SchemaDiff.pb'
@@ -114,8 +115,7 @@ def collect_anomalies(anomalies_artifact: types.Artifact) -> List[str]:
         artifact_utils.get_split_uri([anomalies_artifact], split),
         ANOMALIES_FILE_NAME)
     proto = anomalies_pb2.Anomalies()
-    with open(path, 'rb') as f:
-      proto.ParseFromString(f.read())
+    proto.ParseFromString(storage.read_bytes(path))
     lines.extend(f'[{split}] {line}' for line in describe_anomalies(proto))
   return lines
 

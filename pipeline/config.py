@@ -389,8 +389,8 @@ def load_settings_file(path: str) -> Dict[str, Any]:
       raise ConfigError(f'{path}: unknown setting {key!r} (see `python -m '
                         'pipeline run --help` for the settings)')
     value = _typed(path, key, value, fields[name].default)
-    if value and not storage.is_uri(value) and (
-        name in _PATH_SETTINGS or name == 'metadata'):
+    if value and (name in _PATH_SETTINGS or name == 'metadata') and (
+        not storage.is_uri(value)):
       # Relative to the file, so a crontab's working folder does not matter.
       value = os.path.join(os.path.dirname(os.path.abspath(path)),
                            os.path.expanduser(value))

@@ -42,6 +42,7 @@ from PIL import ImageOps
 
 from components import local_disk
 from components import span_window
+from components import storage
 from components.modules import features
 from pipeline import spectrogram
 
@@ -81,23 +82,14 @@ class IngestResult:
   reencoded: int = 0
 
 
-def list_spans(data_root: str) -> List[int]:
-  """Span numbers of the complete `span-N` folders under `data_root`, sorted."""
-  if not os.path.isdir(data_root):
-    return []
-  spans = []
-  for name in os.listdir(data_root):
-    match = SPAN_DIR_RE.match(name)
-    if match and os.path.isfile(os.path.join(data_root, name, REPORT_NAME)):
-      spans.append(int(match.group(1)))
-  return sorted(spans)
+# One definition, shared with the window (it reads URIs too).
+list_spans = span_window.list_spans
 
 
 def read_report(span_dir: str) -> Dict[str, Any]:
   """A span's `ingest.json` (source, counts, skipped files), or {} if absent."""
   try:
-    with open(os.path.join(span_dir, REPORT_NAME), encoding='utf-8') as f:
-      return json.load(f)
+    return json.loads(storage.read_text(storage.join(span_dir, REPORT_NAME)))
   except (OSError, ValueError):
     return {}
 

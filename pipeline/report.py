@@ -40,6 +40,7 @@ import jinja2
 
 from components import data_gate
 from components import local_disk
+from components import storage
 from pipeline import config as config_lib
 from pipeline import inspection
 from pipeline import lineage
@@ -72,14 +73,13 @@ def report_path(config: config_lib.PipelineConfig, run_id: str) -> str:
 
 
 def _read_proto(path: str, message):
-  with open(path, 'rb') as f:
-    message.ParseFromString(f.read())
+  message.ParseFromString(storage.read_bytes(path))
   return message
 
 
 def _splits(uri: str) -> List[str]:
   try:
-    return sorted(name[len('Split-'):] for name in os.listdir(uri)
+    return sorted(name[len('Split-'):] for name in storage.listdir(uri)
                   if name.startswith('Split-'))
   except OSError:
     return []
@@ -90,8 +90,8 @@ def read_statistics(uri: str) -> Dict[str, Any]:
   from tensorflow_metadata.proto.v0 import statistics_pb2  # pylint: disable=g-import-not-at-top
   result = {}
   for split in _splits(uri):
-    path = os.path.join(uri, f'Split-{split}', 'FeatureStats.pb')
-    if os.path.isfile(path):
+    path = storage.join(uri, f'Split-{split}', 'FeatureStats.pb')
+    if storage.isfile(path):
       stats = _read_proto(path, statistics_pb2.DatasetFeatureStatisticsList())
       if stats.datasets:
         result[split] = stats.datasets[0]
@@ -103,8 +103,8 @@ def read_anomalies(uri: str) -> Dict[str, Any]:
   from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
   result = {}
   for split in _splits(uri):
-    path = os.path.join(uri, f'Split-{split}', data_gate.ANOMALIES_FILE_NAME)
-    if os.path.isfile(path):
+    path = storage.join(uri, f'Split-{split}', data_gate.ANOMALIES_FILE_NAME)
+    if storage.isfile(path):
       result[split] = _read_proto(path, anomalies_pb2.Anomalies())
   return result
 
@@ -115,8 +115,8 @@ def read_evaluation(uri: str) -> Dict[str, Any]:
   result: Dict[str, Any] = {'metrics': mlmd.evaluation_metrics(uri),
                             'thresholds': {}, 'matrices': [], 'failures': []}
   try:
-    with open(os.path.join(uri, 'eval_config.json'), encoding='utf-8') as f:
-      config = json.load(f).get('evalConfig', {})
+    config = json.loads(storage.read_text(storage.join(
+        uri, 'eval_config.json'))).get('evalConfig', {})
   except (OSError, ValueError):
     config = {}
   for spec in config.get('metricsSpecs', []):

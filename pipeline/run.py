@@ -3,7 +3,6 @@ summarise the run from ML Metadata.
 """
 
 import contextlib
-import glob
 import json
 import os
 import tempfile
@@ -11,6 +10,7 @@ import time
 from typing import Any, Dict, Iterator, List
 
 from components import local_disk
+from components import storage
 from components import span_window
 from pipeline import config as config_lib
 from pipeline import ingest
@@ -114,10 +114,10 @@ def check_newest_span(data_root: str) -> None:
   if not spans:
     raise RunError(f'No ingested span in {data_root}. Ingest a folder '
                    'first: python -m pipeline ingest SRC_DIR')
-  folder = os.path.join(data_root, span_window.span_folder_name(spans[-1]))
+  folder = storage.join(data_root, span_window.span_folder_name(spans[-1]))
   # The same pattern ImportExampleGen reads the span with.
   pattern = span_window.SPAN_PATTERN.replace('{SPAN}', str(spans[-1]))
-  if not glob.glob(os.path.join(data_root, pattern)):
+  if not storage.glob(storage.join(data_root, pattern)):
     raise RunError(f'{folder} holds no example files ({pattern}); remove '
                    'it or ingest the data again.')
 
@@ -227,14 +227,14 @@ def write_state(workspace: str, state: Dict[str, Any]) -> None:
 def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:
   """On-disk and serialized bytes per transformed training example."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  files = sorted(glob.glob(os.path.join(uri, 'Split-train', '*')))
+  files = storage.glob(storage.join(uri, 'Split-train', '*'))
   if not files:
     return {}
   count, serialized = 0, 0
   for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
     count += 1
     serialized += len(record.numpy())
-  on_disk = sum(os.path.getsize(f) for f in files)
+  on_disk = sum(tf.io.gfile.stat(f).length for f in files)
   return {'examples': count,
           'disk_bytes_per_example': round(on_disk / max(count, 1), 1),
           'serialized_bytes_per_example': round(serialized / max(count, 1), 1)}

@@ -112,6 +112,17 @@ def test_a_settings_file_is_read_and_flags_override_it(tmp_path):
   assert config.batch_size == config_lib.PipelineConfig.batch_size
 
 
+def test_bucket_uris_stay_as_given_in_flags_and_settings_files(tmp_path):
+  settings = tmp_path / 'shared.toml'
+  settings.write_text('pipeline_root = "gs://team-bucket/tfx"\n'
+                      'data_root = "data"\n')
+  config = _config(['run', '--config', str(settings), '--push-destination',
+                    's3://team-bucket/models', '--workspace', str(tmp_path)])
+  assert config.pipeline_root == 'gs://team-bucket/tfx'
+  assert config.push_destination == 's3://team-bucket/models'
+  assert config.data_root == str(tmp_path / 'data')  # local: from the file
+
+
 @pytest.mark.parametrize('text, message', [
     ('train_stpes = 3\n', "unknown setting 'train_stpes'"),
     ('train_steps = "many"\n', "'train_steps' must be int"),

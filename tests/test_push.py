@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 
 from components import local_disk
+from components import storage
 from components.tflite_pusher import push
 
 
@@ -98,3 +99,86 @@ def test_manifest_is_valid_json_with_the_files(tmp_path):
   with open(os.path.join(folder, push.MANIFEST_FILE)) as f:
     assert json.load(f)['converted_sha256'] == b'model'.hex()
   assert open(os.path.join(folder, push.MODEL_FILE), 'rb').read() == b'model'
+
+
+# A destination on an object store takes the path with no rename and no
+# lock. TensorFlow's in-memory `ram://` filesystem goes through the same
+# tf.io.gfile calls as gs:// and s3:// (tests/test_tflite_pusher.py runs
+# a real S3 server).
+
+
+@pytest.fixture(autouse=True)
+def _replacing_ram_files(monkeypatch):
+  """ram:// appends when a file is written again, where gs:// and s3://
+  replace the object; so here a rewrite removes the old file first."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  real_write = storage.write_bytes
+
+  def write(path, data):
+    if path.startswith('ram://') and tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+    real_write(path, data)
+
+  monkeypatch.setattr(storage, 'write_bytes', write)
+
+
+def _ram(tmp_path):
+  return f'ram://{tmp_path.name}/models'
+
+
+def test_an_object_store_push_lists_its_files_and_moves_latest_last(tmp_path):
+  destination = _ram(tmp_path)
+  assert _push(destination)[0] == 1
+  version, folder = _push(destination, b'other')
+  assert (version, folder) == (2, destination + '/2')
+  assert push.versions(destination) == [1, 2]
+  assert push.latest_version(destination) == 2
+  manifest = push.check_version(folder)
+  assert manifest['files'] == {push.MODEL_FILE: storage.sha256(b'other'),
+                               push.LABELS_FILE: storage.sha256(b'a\nb\n')}
+  assert push.resolve_model_dir(destination) == folder
+
+
+def test_an_upload_that_fails_midway_leaves_latest_and_no_readable_version(
+    tmp_path):
+  destination = _ram(tmp_path)
+  _push(destination)
+  real_write = storage.write_bytes
+  written = []
+
+  def failing_write(path, data):
+    written.append(path)
+    if path.endswith(push.MANIFEST_FILE):
+      raise storage.StorageError(f'{path}: connection reset')
+    real_write(path, data)
+
+  with mock.patch.object(storage, 'write_bytes', side_effect=failing_write):
+    with pytest.raises(push.PushError, match='LATEST is unchanged'):
+      _push(destination, b'new')
+  assert [p.rsplit('/', 1)[1] for p in written] == [
+      push.MODEL_FILE, push.LABELS_FILE, push.MANIFEST_FILE]
+  assert push.latest_version(destination) == 1
+  assert push.versions(destination) == [1]
+  with pytest.raises(push.PushError, match='not a complete pushed version'):
+    push.check_version(destination + '/2')
+  # The leftover's number is never reused.
+  assert _push(destination, b'third')[0] == 3
+
+
+def test_a_replaced_object_fails_the_check_naming_it(tmp_path):
+  destination = _ram(tmp_path)
+  _, folder = _push(destination)
+  storage.write_bytes(folder + '/' + push.LABELS_FILE, b'b\na\n')
+  with pytest.raises(push.PushError,
+                     match='labels.txt does not match the SHA-256'):
+    push.check_version(folder)
+
+
+def test_a_local_push_lists_its_files_too(tmp_path):
+  _, folder = _push(tmp_path)
+  assert push.check_version(folder)['files'][push.MODEL_FILE] == \
+      storage.sha256(b'model')
+  with open(os.path.join(folder, push.MODEL_FILE), 'ab') as f:
+    f.write(b'!')
+  with pytest.raises(push.PushError, match='model.tflite does not match'):
+    push.check_version(folder)

@@ -6,6 +6,9 @@ TFRecord files and `ingest.json`; ImportExampleGen and the window read them.
 """
 
 import re
+from typing import List
+
+from components import storage
 
 # A span folder under the data root, as ExampleGen's span pattern and as a
 # regular expression.
@@ -23,6 +26,18 @@ SPAN_SOURCES_PROPERTY = 'span_sources'
 def span_folder_name(span: int) -> str:
   """The folder name of span `span` under the data root."""
   return f'span-{span}'
+
+
+def list_spans(data_root: str) -> List[int]:
+  """Numbers of the complete span folders under `data_root` (those with
+  their ingest record), sorted; the data root may be a `gs://` or `s3://`
+  URI."""
+  spans = []
+  for name in storage.listdir(data_root):
+    match = SPAN_DIR_RE.match(name)
+    if match and storage.isfile(storage.join(data_root, name, REPORT_NAME)):
+      spans.append(int(match.group(1)))
+  return sorted(spans)
 
 
 def artifact_span(artifact) -> int:

@@ -42,19 +42,6 @@ class WindowSpan(NamedTuple):
   report: Dict[str, Any]
 
 
-def list_spans(data_root: str) -> List[int]:
-  """Numbers of the complete span folders (with their ingest record)."""
-  if not tf.io.gfile.isdir(data_root):
-    return []
-  spans = []
-  for name in tf.io.gfile.listdir(data_root):
-    match = span_window.SPAN_DIR_RE.match(name.rstrip('/'))
-    if match and tf.io.gfile.exists(
-        os.path.join(data_root, name.rstrip('/'), span_window.REPORT_NAME)):
-      spans.append(int(match.group(1)))
-  return sorted(spans)
-
-
 def read_span_report(data_root: str, span: int) -> Dict[str, Any]:
   """A span's ingest record (source folder, fingerprint, counts)."""
   path = os.path.join(data_root, span_window.span_folder_name(span),
@@ -88,7 +75,8 @@ def choose_window(data_root: str, pattern: str, newest: int,
     SpanWindowError: when span `newest` is not a complete span folder or a
       chosen span holds no example file.
   """
-  spans = [span for span in list_spans(data_root) if span <= newest]
+  spans = [span for span in span_window.list_spans(data_root)
+           if span <= newest]
   if newest not in spans:
     raise SpanWindowError(
         f'span {newest} is not a complete span folder under {data_root}')

@@ -152,6 +152,7 @@ def _write_object_store(destination: str, files: Dict[str, bytes],
   version = max(_numbers(destination) + [latest_version(destination) or 0,
                                          0]) + 1
   final = storage.join(destination, str(version))
+  storage.makedirs(final)  # A folder marker where the store keeps them.
   for name, data in files.items():
     _upload_checked(storage.join(final, name), data)
   _upload_checked(storage.join(final, MANIFEST_FILE), json.dumps(
