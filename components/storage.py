@@ -14,7 +14,8 @@ completes the set (see `components.tflite_pusher.push`).
 
 S3 settings come from the environment, as the AWS tools read them:
 `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and for a
-server other than AWS `S3_ENDPOINT` (with `S3_USE_HTTPS=0` for plain HTTP).
+server other than AWS `S3_ENDPOINT` or `AWS_ENDPOINT_URL` (see
+:func:`share_s3_endpoint`; `S3_USE_HTTPS=0` for plain HTTP).
 """
 
 import hashlib
@@ -56,10 +57,32 @@ def uses_tensorflow_io() -> bool:
   return 'tensorflow_io' in sys.modules
 
 
+def share_s3_endpoint(environ=None) -> None:
+  """Gives both S3 clients the one endpoint the user set.
+
+  TensorFlow's (tensorflow-io) reads `S3_ENDPOINT`; Beam's (boto3) reads
+  `AWS_ENDPOINT_URL`. Whichever is set is copied to the other, so a user
+  of an S3-compatible server sets one, in either name.
+  """
+  environ = os.environ if environ is None else environ
+  tensorflow_name, boto_name = 'S3_ENDPOINT', 'AWS_ENDPOINT_URL'
+  if environ.get(tensorflow_name) and not environ.get(boto_name):
+    endpoint = environ[tensorflow_name]
+    if '://' not in endpoint:
+      https = environ.get('S3_USE_HTTPS', '1') != '0'
+      endpoint = ('https://' if https else 'http://') + endpoint
+    environ[boto_name] = endpoint
+  elif environ.get(boto_name) and not environ.get(tensorflow_name):
+    environ[tensorflow_name] = environ[boto_name]
+    if environ[boto_name].startswith('http://'):
+      environ.setdefault('S3_USE_HTTPS', '0')
+
+
 def _gfile(path: str):
   """tf.io.gfile, with the filesystem of `path`'s scheme registered."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if scheme(path) == 's3':
+    share_s3_endpoint()
     try:
       import tensorflow_io  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     except ImportError as e:
@@ -154,6 +177,34 @@ def write_bytes(path: str, data: Union[bytes, str]) -> None:
   try:
     with gfile.GFile(path, 'wb') as f:
       f.write(data)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _failure(path, e) from e
+
+
+def upload(local_path: str, uri: str) -> None:
+  """Copies a local file to `uri` in one object and checks its size there.
+
+  Raises:
+    StorageError: naming `uri` when the copy fails or comes out short.
+  """
+  gfile = _gfile(uri)
+  size = os.path.getsize(local_path)
+  try:
+    gfile.copy(local_path, uri, overwrite=True)
+    stored = gfile.stat(uri).length
+  except Exception as e:  # pylint: disable=broad-except
+    raise _failure(uri, e) from e
+  if stored != size:
+    raise StorageError(f'{uri}: {stored} bytes stored of {size}')
+
+
+def remove(path: str) -> None:
+  """Deletes one file."""
+  if not is_uri(path):
+    os.unlink(path)
+    return
+  try:
+    _gfile(path).remove(path)
   except Exception as e:  # pylint: disable=broad-except
     raise _failure(path, e) from e
 

@@ -42,6 +42,9 @@ _NOISE = (
     'tf_record_iterator',
     'Compiled the loaded model',
     'is not supported on this platform',
+    # TFX cleaning up empty folders, which object stores do not keep.
+    'it is likely that it has been deleted by the executor',
+    'is not found, not going to delete it',
 )
 
 

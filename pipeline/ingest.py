@@ -31,6 +31,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from typing import (Any, BinaryIO, Dict, Iterator, List, Optional, Sequence,
@@ -484,23 +485,53 @@ def ingest(src_dir: str, data_root: str,
                         'files; every class needs examples.')
     files.extend((path, label) for path in class_files)
 
-  with local_disk.locked(os.path.join(data_root, '.ingest.lock')):
+  remote = storage.is_uri(data_root)
+  # A bucket has no locks: ingests into one must take turns by other means.
+  with (contextlib.nullcontext() if remote else
+        local_disk.locked(os.path.join(data_root, '.ingest.lock'))):
     spans = list_spans(data_root)
     digest = source_fingerprint(src_dir, files, class_names)
     for earlier in ([] if force else reversed(spans)):
-      earlier_dir = os.path.join(data_root, f'span-{earlier}')
+      earlier_dir = storage.join(data_root, f'span-{earlier}')
       if read_report(earlier_dir).get('fingerprint') == digest:
         log(f'ingest: {src_dir} holds the same files as span {earlier}; '
             'nothing added (use --force to add it again; a window still '
             'counts identical spans once)')
         return IngestResult(earlier, earlier_dir, False, {}, skipped)
-    span = (spans[-1] + 1) if spans else 1
-    span_dir = os.path.join(data_root, f'span-{span}')
-    with local_disk.staged_folder(span_dir) as staging:
+    if not remote:
+      span = (spans[-1] + 1) if spans else 1
+      span_dir = os.path.join(data_root, f'span-{span}')
+      with local_disk.staged_folder(span_dir) as staging:
+        return _write_span(src_dir, staging, span, span_dir, digest, files,
+                           class_names, image_size, limits, skipped,
+                           folder_warnings, log)
+    # Past every span prefix, complete or not: an upload killed midway is
+    # never mixed into a new span.
+    span = max(spans + _span_prefixes(data_root) + [0]) + 1
+    span_dir = storage.join(data_root, f'span-{span}')
+    with tempfile.TemporaryDirectory(prefix='ingest-') as staging:
       result = _write_span(src_dir, staging, span, span_dir, digest, files,
                            class_names, image_size, limits, skipped,
                            folder_warnings, log)
+      _upload_span(staging, span_dir, log)
     return result
+
+
+def _span_prefixes(data_root: str) -> List[int]:
+  """Every `span-N` name under `data_root`, with its record or not."""
+  return [int(match.group(1)) for match in
+          map(SPAN_DIR_RE.match, storage.listdir(data_root)) if match]
+
+
+def _upload_span(staging: str, span_dir: str, log) -> None:
+  """Uploads a span written in `staging`: the shards, then `ingest.json`,
+  which makes it complete (:func:`list_spans`, the window and the run
+  accept only spans that have it)."""
+  names = sorted(os.listdir(staging))
+  names.remove(REPORT_NAME)
+  for number, name in enumerate(names + [REPORT_NAME], start=1):
+    storage.upload(os.path.join(staging, name), storage.join(span_dir, name))
+    log(f'ingest: uploaded {number}/{len(names) + 1} files to {span_dir}')
 
 
 def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],

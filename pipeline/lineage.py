@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ml_metadata.proto import metadata_store_pb2
 
 from components import span_window
+from components import storage
 from pipeline import mlmd
 
 _Event = metadata_store_pb2.Event
@@ -216,6 +217,11 @@ def downstream_artifacts_one_step(store, artifact_id: int) -> List[int]:
       sorted(executions)) if e.type == _Event.OUTPUT})
 
 
+def _place(path: str) -> str:
+  """A path as compared: local ones resolved, URIs without a trailing /."""
+  return path.rstrip('/') if storage.is_uri(path) else os.path.realpath(path)
+
+
 def find_pushed_model(store, version: Optional[str] = None,
                       path: Optional[str] = None,
                       artifact_id: Optional[int] = None,
@@ -237,15 +243,15 @@ def find_pushed_model(store, version: Optional[str] = None,
     raise LineageError(f'No PushedModel artifact with id {artifact_id} '
                        '(see `inspect artifacts --type PushedModel`).')
   if path is not None:
-    target = os.path.realpath(path)
-    if os.path.isfile(target):
+    target = _place(path)
+    if not storage.is_uri(target) and os.path.isfile(target):
       target = os.path.dirname(target)
     for artifact in pushed:
       destination = mlmd.custom_value(artifact, 'pushed_destination')
       if mlmd.custom_value(artifact, 'pushed') and destination and (
-          os.path.realpath(destination) == target):
+          _place(destination) == target):
         return artifact
-      if os.path.realpath(artifact.uri) == target:
+      if _place(artifact.uri) == target:
         return artifact
     raise LineageError(f'No pushed model was recorded at {path}.')
   if version is None:

@@ -68,6 +68,7 @@ def create_pipeline(
     config: config_lib.PipelineConfig,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
+    span: Optional[int] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline from the settings; the runner chooses the rest.
 
@@ -76,6 +77,8 @@ def create_pipeline(
       see :class:`pipeline.config.PipelineConfig`.
     metadata_connection_config: the ML Metadata connection (None: the
       orchestrator's default).
+    span: the span ImportExampleGen reads (None: the newest span folder it
+      finds, complete or not).
 
   Returns:
     The `tfx.dsl.Pipeline`.
@@ -85,6 +88,9 @@ def create_pipeline(
   example_gen = tfx.components.ImportExampleGen(
       input_base=config.data_root,
       input_config=SPAN_INPUT,
+      range_config=None if span is None else tfx.proto.RangeConfig(
+          static_range=tfx.proto.StaticRange(start_span_number=span,
+                                             end_span_number=span)),
       output_config=tfx.proto.Output(
           split_config=tfx.proto.SplitConfig(
               splits=[tfx.proto.SplitConfig.Split(name='all',

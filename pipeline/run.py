@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 from components import local_disk
 from components import storage
@@ -72,6 +72,18 @@ def run_lock(config: config_lib.PipelineConfig) -> Iterator[None]:
         '; wait for it to finish.') from e
 
 
+def _check_writable_uri(setting: str, folder: str) -> None:
+  """Writes and removes a small object under a bucket folder."""
+  probe = storage.join(folder, f'.write-check-{os.getpid()}')
+  try:
+    storage.write_bytes(probe, b'')
+    storage.remove(probe)
+  except OSError as e:
+    raise RunError(f'{setting} {folder} is not writable ({e}); check the '
+                   'bucket name and the credentials in the environment.'
+                   ) from e
+
+
 def check_writable(config: config_lib.PipelineConfig) -> None:
   """Refuses, naming the setting, folders the run would fail to write.
 
@@ -85,6 +97,9 @@ def check_writable(config: config_lib.PipelineConfig) -> None:
       ('--workspace', config.workspace)):
     if not folder:
       continue  # The metadata store is a server.
+    if storage.is_uri(folder):
+      _check_writable_uri(setting, folder)
+      continue
     try:
       os.makedirs(folder, exist_ok=True)
       with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-check-'):
@@ -94,18 +109,25 @@ def check_writable(config: config_lib.PipelineConfig) -> None:
                      'choose a folder this user can write.') from e
 
 
-def build_pipeline(config: config_lib.PipelineConfig):
-  """Creates the TFX pipeline object for `config` (no I/O)."""
+def build_pipeline(config: config_lib.PipelineConfig,
+                   span: Optional[int] = None):
+  """Creates the TFX pipeline object for `config` (no I/O); with `span`,
+  ImportExampleGen reads that span rather than the newest it finds."""
   from pipeline import pipeline_def  # pylint: disable=g-import-not-at-top
   # A PostgreSQL config installs its work-arounds in this process, where
   # TFX's components run and write.
   return pipeline_def.create_pipeline(
-      config, config.metadata_url().connection_config())
+      config, config.metadata_url().connection_config(), span=span)
 
 
-def check_newest_span(data_root: str) -> None:
-  """Refuses a run with no span, or whose newest span holds no examples
-  (ImportExampleGen would silently take the span before it).
+def check_newest_span(data_root: str) -> int:
+  """The newest complete span (with its ingest record); refuses a run with
+  none, or whose newest span holds no examples.
+
+  Returns:
+    The span number, which the run then pins ImportExampleGen to: on a
+    bucket, an upload killed midway leaves a span prefix without its
+    record, which ImportExampleGen alone would take for the newest span.
 
   Raises:
     RunError: naming the data root or the span folder.
@@ -120,6 +142,7 @@ def check_newest_span(data_root: str) -> None:
   if not storage.glob(storage.join(data_root, pattern)):
     raise RunError(f'{folder} holds no example files ({pattern}); remove '
                    'it or ingest the data again.')
+  return spans[-1]
 
 
 def check_drift_thresholds(config: config_lib.PipelineConfig) -> None:
@@ -163,10 +186,10 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   with run_lock(config):
     started = time.time()
-    check_newest_span(config.data_root)
+    span = check_newest_span(config.data_root)
     started_ms = int(started * 1000)
     try:
-      local_dag_runner.LocalDagRunner().run(build_pipeline(config))
+      local_dag_runner.LocalDagRunner().run(build_pipeline(config, span))
     except Exception as e:  # pylint: disable=broad-except
       _record_settings(config, started_ms)
       raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}',

@@ -32,6 +32,15 @@ def small_spectrograms(tmp_path_factory):
   return out
 
 
+@pytest.fixture
+def s3():
+  """moto's S3 server, a stand-in for a bucket (tests/s3_server.py)."""
+  import s3_server  # pylint: disable=g-import-not-at-top
+  server = s3_server.start()
+  yield server
+  server.stop()
+
+
 def bomb_png(width, height):
   """A small grayscale PNG declaring width x height pixels: a decompression
   bomb (a few rows of real, highly compressed data; decoding it in full

@@ -314,14 +314,6 @@ os._exit(0)
 '''
 
 
-@pytest.fixture
-def s3():
-  import s3_server  # pylint: disable=g-import-not-at-top
-  server = s3_server.start()
-  yield server
-  server.stop()
-
-
 def _push_to_s3(s3, source, destination, padding=0):
   return subprocess.run(
       [sys.executable, '-c', _PUSH_TO_S3, source, destination, str(padding)],

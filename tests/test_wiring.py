@@ -146,3 +146,14 @@ def test_the_pipeline_compiles_for_kubeflow_pipelines_v2(tmp_path):
           if channel.type_name == 'Statistics'
           and not node.id.endswith('_resolver')]
   assert made == ['AcceptSpan']
+
+
+def test_a_run_pins_import_example_gen_to_the_span_it_checked(tmp_path):
+  config = config_lib.PipelineConfig(workspace=str(tmp_path))
+  unpinned = {n.id: n for n in run.build_pipeline(config).components}
+  assert not unpinned['ImportExampleGen'].exec_properties['range_config']
+  pinned = {n.id: n for n in run.build_pipeline(config, 7).components}
+  range_config = json.loads(
+      pinned['ImportExampleGen'].exec_properties['range_config'])
+  assert range_config == {'static_range': {'start_span_number': 7,
+                                           'end_span_number': 7}}

@@ -409,8 +409,11 @@ def run_fn(fn_args) -> None:
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   tf.io.gfile.makedirs(fn_args.model_run_dir)
-  cache_dir = tempfile.mkdtemp(prefix='.input-cache-',
-                               dir=fn_args.model_run_dir)
+  # The decoded cache is large: beside the run's outputs on a local disk,
+  # in the temp folder when those are on a bucket (gs://, s3://).
+  on_bucket = '://' in fn_args.model_run_dir
+  cache_dir = tempfile.mkdtemp(
+      prefix='.input-cache-', dir=None if on_bucket else fn_args.model_run_dir)
   train_ds = make_dataset(fn_args.train_files, tf_transform_output,
                           batch_size, image_size, channels, training=True,
                           seed=seed, augment=bool(config['augment']),
