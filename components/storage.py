@@ -146,6 +146,17 @@ def makedirs(path: str) -> None:
     raise _failure(path, e) from e
 
 
+def open_binary(path: str):
+  """A readable, seekable binary file object for `path` (streamed from a
+  bucket, not loaded whole)."""
+  if not is_uri(path):
+    return open(path, 'rb')  # pylint: disable=consider-using-with
+  gfile = _gfile(path)
+  if not gfile.exists(path):
+    raise StorageError(f'{path}: no such object')
+  return gfile.GFile(path, 'rb')
+
+
 def read_bytes(path: str) -> bytes:
   if not is_uri(path):
     with open(path, 'rb') as f:

@@ -148,6 +148,13 @@ class PipelineConfig:
                                 'whose inputs did not change')
 
   def __post_init__(self):
+    for name in ('workspace', 'schema_dir'):
+      if storage.is_uri(getattr(self, name)):
+        raise ConfigError(
+            f'{name} must be a local folder, got {getattr(self, name)}: the '
+            'workspace holds the local SQLite store, logs, locks and '
+            'reports; put --data-root, --pipeline-root and '
+            '--push-destination on the bucket instead.')
     workspace = os.path.abspath(self.workspace)
     object.__setattr__(self, 'workspace', workspace)
     for name, default in _WORKSPACE_PATHS.items():
@@ -358,7 +365,8 @@ def add_config_arguments(parser: argparse.ArgumentParser,
 
 
 def load_settings_file(path: str) -> Dict[str, Any]:
-  """Reads a TOML settings file into {setting: value}, checked by name.
+  """Reads a local TOML settings file into {setting: value}, checked by
+  name.
 
   Names may be written with `_` or `-`; lists may be TOML arrays or
   comma-separated strings; relative paths are taken from the file's folder.

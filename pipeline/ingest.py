@@ -467,6 +467,10 @@ def ingest(src_dir: str, data_root: str,
     IngestError: when a class folder is missing or empty, or nothing at all
       could be read.
   """
+  if storage.is_uri(src_dir):
+    raise IngestError(f'ingest reads a local folder, got {src_dir}; copy it '
+                      'to this machine first (the data root, where spans '
+                      'are written, may be a bucket).')
   src_dir = os.path.abspath(src_dir)
   folder_warnings = _check_classes(src_dir, class_names)
   log = (lambda msg: print(msg, file=sys.stderr)) if progress else (

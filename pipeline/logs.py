@@ -1,7 +1,8 @@
 """Log files: where every record of a run, and every unexpected traceback,
 is kept.
 
-`run` and `schedule` write `WORKSPACE/logs/<command>-<time>-<pid>.log` with
+`run` and `schedule` write `WORKSPACE/logs/<command>-<time>-<pid>.log` (the
+workspace is always a local folder) with
 every log record at INFO and above, unfiltered (the console shows only the
 progress lines and real warnings). Any command that fails unexpectedly
 writes its traceback to its log file, creating one if it had none, and the

@@ -97,10 +97,11 @@ class PushedModel:
     """Classifies one file; errors are returned, not raised."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     try:
-      with open(path, 'rb') as f:
+      with storage.open_binary(path) as f:
         pixels = self.pixels(f, path)
     except OSError as e:
-      return Prediction(path, error=f'cannot read the file ({e.strerror})')
+      return Prediction(path, error=f'cannot read the file '
+                        f'({e.strerror or e})')
     except ingest.UnreadableFile as e:
       return Prediction(path, error=str(e))
     except tf.errors.InvalidArgumentError as e:

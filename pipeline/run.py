@@ -233,7 +233,8 @@ def _record_settings(config: config_lib.PipelineConfig,
 
 
 def read_state(workspace: str) -> Dict[str, Any]:
-  """What the last successful run recorded (empty before the first)."""
+  """What the last successful run recorded (empty before the first), from
+  the workspace, a local folder."""
   path = os.path.join(workspace, STATE_FILE)
   if not os.path.isfile(path):
     return {}

@@ -8,7 +8,8 @@ sequences, clicks, rain, wind, engines, beeps, sirens and mains hum), spoiled
 by realistic nuisances (background noise, gain, silence padding, clipping).
 Each clip is rendered by :func:`pipeline.spectrogram.spectrogram_image` and
 saved as PNG (or kept as WAV) in one folder per class, the layout Keras'
-``flow_from_directory`` reads.
+``flow_from_directory`` reads, in a local folder (`ingest` then writes it
+as a span wherever the data root is).
 
 Every clip is a pure function of (seed, class, index), so the data set is the
 same whatever the number of worker processes.

@@ -123,6 +123,12 @@ def test_bucket_uris_stay_as_given_in_flags_and_settings_files(tmp_path):
   assert config.data_root == str(tmp_path / 'data')  # local: from the file
 
 
+def test_a_bucket_workspace_is_refused_naming_what_may_be_on_a_bucket():
+  with pytest.raises(config_lib.ConfigError,
+                     match='workspace must be a local folder.*--data-root'):
+    config_lib.PipelineConfig(workspace='s3://team-bucket/ws')
+
+
 @pytest.mark.parametrize('text, message', [
     ('train_stpes = 3\n', "unknown setting 'train_stpes'"),
     ('train_steps = "many"\n', "'train_steps' must be int"),

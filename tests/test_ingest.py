@@ -325,3 +325,10 @@ def test_each_example_records_the_image_summary_the_schema_bounds(tmp_path):
   assert 0 < tone['pixel_mean'] < 255 and tone['pixel_std'] > 0
   noise = examples['instrument/img0.png']
   assert noise['saturated_share'] < 0.1
+
+
+def test_a_bucket_source_is_refused_naming_the_local_folder_it_needs(tmp_path):
+  with pytest.raises(ingest.IngestError, match='ingest reads a local folder'):
+    ingest.ingest('gs://team-bucket/recordings', str(tmp_path / 'data'),
+                  progress=False)
+  assert not (tmp_path / 'data').exists()

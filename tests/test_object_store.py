@@ -75,9 +75,15 @@ def test_the_pipeline_runs_on_a_bucket_past_a_half_uploaded_span(
   images = [os.path.join(small_spectrograms, name, sorted(os.listdir(
       os.path.join(small_spectrograms, name)))[0])
             for name in ('not_instrument', 'instrument')]
+  # An image in the bucket is read from there, as local ones are.
+  with open(images[1], 'rb') as f:
+    s3.client().put_object(Bucket=s3_server.BUCKET, Key='inbox/clip.png',
+                           Body=f.read())
+  images.append(f'{bucket}/inbox/clip.png')
   code, out, err = _cli(s3, 'predict', *workspace, f'{bucket}/models',
                         *images, '--json')
   assert code == 0, err[-3000:]
   answers = json.loads(out)
   assert [a['path'] for a in answers] == images
   assert all(a['label'] in ('not_instrument', 'instrument') for a in answers)
+  assert answers[2]['scores'] == answers[1]['scores']
