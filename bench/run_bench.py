@@ -23,6 +23,11 @@
    ingested and run one after another in one workspace with the default
    window of 3 spans. Once the window is full, history must cost nothing:
    run 8's time and peak memory against run 3's (both train on 3 spans).
+6. Storage layer: a cold default run (ingest + run, local disk, SQLite) of
+   this checkout against the same of `--baseline`, the commit before every
+   file went through `components/storage.py` and ML Metadata through a URL;
+   the two take turns, `--repeats` times each, on the same data. The local
+   default must stay within 5%.
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
@@ -76,19 +81,21 @@ def _tree_rss(process) -> int:
   return total
 
 
-def run_process(args: List[str], log_path: str) -> Dict[str, Any]:
-  """Runs a command; returns wall seconds, peak tree RSS and its stdout.
+def run_process(args: List[str], log_path: str,
+                root: str = ROOT) -> Dict[str, Any]:
+  """Runs a command in checkout `root`; returns wall seconds, peak tree RSS
+  and its stdout.
 
   Raises:
     RuntimeError: when the command fails (its log is named).
   """
   import psutil  # pylint: disable=g-import-not-at-top
   env = dict(os.environ, TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='3',
-             PYTHONHASHSEED='0', PYTHONPATH=ROOT)
+             PYTHONHASHSEED='0', PYTHONPATH=root)
   started = time.time()
   with open(log_path, 'w', encoding='utf-8') as err:
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err,
-                               cwd=ROOT, env=env, text=True)
+                               cwd=root, env=env, text=True)
     watched = psutil.Process(process.pid)
     peak = [0]
     done = threading.Event()
@@ -121,17 +128,18 @@ def synth(data_dir: str, per_class: int, seed: int, log_dir: str) -> None:
 
 
 def pipeline_run(workspace: str, data_dir: str, log_dir: str, tag: str,
-                 ingest: bool = True, extra: Tuple[str, ...] = ()
-                 ) -> Dict[str, Any]:
-  """Ingest (optionally) then run; returns times, memory and the summary."""
+                 ingest: bool = True, extra: Tuple[str, ...] = (),
+                 root: str = ROOT) -> Dict[str, Any]:
+  """Ingest (optionally) then run with the checkout at `root`; returns
+  times, memory and the summary."""
   result: Dict[str, Any] = {}
   if ingest:
     ingested = run_process(cli('ingest', '--workspace', workspace, data_dir),
-                           os.path.join(log_dir, f'{tag}-ingest.log'))
+                           os.path.join(log_dir, f'{tag}-ingest.log'), root)
     result['ingest_seconds'] = ingested['seconds']
   ran = run_process(cli('run', '--workspace', workspace, '--json',
                         *RUN_ARGS, *extra),
-                    os.path.join(log_dir, f'{tag}-run.log'))
+                    os.path.join(log_dir, f'{tag}-run.log'), root)
   summary = _last_json(ran['stdout'])
   result.update(run_seconds=ran['seconds'],
                 peak_rss_bytes=ran['peak_rss_bytes'],
@@ -223,6 +231,49 @@ def part_pipeline_vs_notebook(data_dir: str, out: str, repeats: int,
                     for r in cold],
       'notebook_runs': notebook,
   }
+
+
+def part_storage_layer(data_dir: str, out: str, repeats: int,
+                       baseline: str) -> Dict[str, Any]:
+  """Part 6: cold default runs of this checkout and of `baseline`, in turns.
+  """
+  logs = os.path.join(out, 'logs')
+  source = os.path.join(out, 'baseline-src')
+  shutil.rmtree(source, ignore_errors=True)
+  os.makedirs(source)
+  commit = subprocess.run(['git', 'rev-parse', '--short', baseline], cwd=ROOT,
+                          capture_output=True, text=True,
+                          check=True).stdout.strip()
+  archive = subprocess.run(['git', 'archive', commit], cwd=ROOT,
+                           capture_output=True, check=True).stdout
+  subprocess.run(['tar', '-x', '-C', source], input=archive, check=True)
+  runs: Dict[str, List[Dict[str, Any]]] = {'baseline': [], 'current': []}
+  for index in range(repeats):
+    # Alternating, and each side first in turn, so drift of the machine
+    # falls on both.
+    order = ['baseline', 'current'] if index % 2 == 0 else [
+        'current', 'baseline']
+    for side in order:
+      workspace = os.path.join(out, f'ws-storage-{side}')
+      shutil.rmtree(workspace, ignore_errors=True)
+      log(f'part 6: cold run of {side} {index + 1}/{repeats}')
+      result = pipeline_run(workspace, data_dir, logs,
+                            f'storage-{side}{index}',
+                            root=source if side == 'baseline' else ROOT)
+      result.pop('summary')
+      result['total_seconds'] = (result['ingest_seconds']
+                                 + result['run_seconds'])
+      runs[side].append(result)
+      log(f"  ingest {result['ingest_seconds']:.1f} s, run "
+          f"{result['run_seconds']:.1f} s")
+      shutil.rmtree(workspace, ignore_errors=True)
+  shutil.rmtree(source, ignore_errors=True)
+  medians = {side: {key: median([r[key] for r in rows]) for key in (
+      'ingest_seconds', 'run_seconds', 'total_seconds', 'peak_rss_bytes')}
+             for side, rows in runs.items()}
+  return {'baseline': commit, 'repeats': repeats,
+          'measured': f'{datetime.date.today()}', 'medians': medians,
+          'runs': runs}
 
 
 def _transform_paths(workspace: str) -> Tuple[str, str]:
@@ -526,6 +577,8 @@ TARGETS = (
      1.1),
     ('peak memory run 8 vs run 3 (window of 3)', 'memory_run8_vs_run3', '<=',
      1.05),
+    ('cold default run vs before the storage layer', 'storage_vs_baseline',
+     '<=', 1.05),
 )
 
 
@@ -559,6 +612,10 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
                                    history[3]['run_seconds'])
     values['memory_run8_vs_run3'] = (history[8]['peak_rss_bytes'] /
                                      history[3]['peak_rss_bytes'])
+  storage = results.get('storage_layer', {}).get('medians')
+  if storage:
+    values['storage_vs_baseline'] = (storage['current']['total_seconds'] /
+                                     storage['baseline']['total_seconds'])
   return values
 
 
@@ -742,6 +799,24 @@ def markdown(results: Dict[str, Any]) -> str:
       a, b = again[first]['peak_rss_bytes'], again[last]['peak_rss_bytes']
       lines.append(f'| **peak memory MiB** | **{a / 2**20:,.0f}** | '
                    f'**{b / 2**20:,.0f}** | **{b / a:.2f}** |')
+  storage = results.get('storage_layer')
+  if storage:
+    lines += ['', '## 6. Storage layer', '',
+              f"A cold default run (ingest + run, local disk, SQLite) of this "
+              f"checkout and of commit {storage['baseline']}, before the "
+              "storage layer and the metadata URL, taking turns, "
+              f"{storage['repeats']} times each (measured "
+              f"{storage['measured']}). Medians:", '',
+              '| | before | now | ratio |', '|---|---|---|---|']
+    before, now = storage['medians']['baseline'], storage['medians']['current']
+    for key, label in (('ingest_seconds', 'ingest s'), ('run_seconds',
+                                                        'run s'),
+                       ('total_seconds', '**ingest + run s**')):
+      lines.append(f'| {label} | {before[key]:.1f} | {now[key]:.1f} | '
+                   f'{now[key] / before[key]:.3f} |')
+    lines.append(f"| peak memory MiB | {before['peak_rss_bytes'] / 2**20:,.0f}"
+                 f" | {now['peak_rss_bytes'] / 2**20:,.0f} | "
+                 f"{now['peak_rss_bytes'] / before['peak_rss_bytes']:.3f} |")
   return '\n'.join(lines) + '\n'
 
 
@@ -756,7 +831,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
-  parser.add_argument('--parts', default='1,2,3,4,5')
+  parser.add_argument('--parts', default='1,2,3,4,5,6')
+  parser.add_argument('--baseline', default='84ec98d',
+                      help='commit part 6 compares with (default %(default)s, '
+                      'the last before the storage layer)')
   parser.add_argument('--history-spans', type=int, default=8,
                       help='spans of part 5 (default %(default)s)')
   parser.add_argument('--per-class', type=int, default=DEFAULT_PER_CLASS,
@@ -770,12 +848,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   started = time.time()
   os.makedirs(os.path.join(args.out, 'logs'), exist_ok=True)
   data_dir = os.path.join(args.out, 'data-1x')
-  if parts & {1, 2, 3, 4}:
+  if parts & {1, 2, 3, 4, 6}:
     log(f'making the default data in {data_dir}')
     synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
   results: Dict[str, Any] = {}
   previous = os.path.join(args.results, 'results.json')
-  if parts != {1, 2, 3, 4, 5} and os.path.exists(previous):
+  if parts != {1, 2, 3, 4, 5, 6} and os.path.exists(previous):
     # A partial bench replaces only the parts it measured.
     with open(previous, encoding='utf-8') as f:
       results = json.load(f)
@@ -807,6 +885,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   if 5 in parts:
     results['history'] = part_history(args.out, args.history_spans,
                                       args.keep, args.per_class, args.repeats)
+  if 6 in parts:
+    results['storage_layer'] = part_storage_layer(
+        data_dir, args.out, args.repeats, args.baseline)
   if not merged:
     results['bench_seconds'] = time.time() - started
   results['ratios'] = ratios(results)
