@@ -814,6 +814,20 @@ def markdown(results: Dict[str, Any]) -> str:
                        ('total_seconds', '**ingest + run s**')):
       lines.append(f'| {label} | {before[key]:.1f} | {now[key]:.1f} | '
                    f'{now[key] / before[key]:.3f} |')
+    # The Trainer runs the same code on a local disk before and after, and
+    # its time alone varies most on this machine (see part 5).
+    rest = {side: median([r['total_seconds'] - r['components'].get(
+        'Trainer', 0.0) for r in rows])
+            for side, rows in storage['runs'].items()}
+    trainer = {side: median([r['components'].get('Trainer', 0.0)
+                             for r in rows])
+               for side, rows in storage['runs'].items()}
+    lines.append(f"| Trainer s | {trainer['baseline']:.1f} | "
+                 f"{trainer['current']:.1f} | "
+                 f"{trainer['current'] / trainer['baseline']:.3f} |")
+    lines.append(f"| ingest + run without the Trainer s | "
+                 f"{rest['baseline']:.1f} | {rest['current']:.1f} | "
+                 f"{rest['current'] / rest['baseline']:.3f} |")
     lines.append(f"| peak memory MiB | {before['peak_rss_bytes'] / 2**20:,.0f}"
                  f" | {now['peak_rss_bytes'] / 2**20:,.0f} | "
                  f"{now['peak_rss_bytes'] / before['peak_rss_bytes']:.3f} |")
