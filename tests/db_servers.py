@@ -61,6 +61,17 @@ def _run(args: List[str], log: str) -> None:
     raise ServerError(f'{" ".join(args)} failed; log:\n' + _tail(log))
 
 
+def stop_process(process: subprocess.Popen) -> None:
+  """Terminates a server process, killing it after 30 s."""
+  if process.poll() is None:
+    process.terminate()
+    try:
+      process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      process.kill()
+      process.wait()
+
+
 class Server:
   """A running private server.
 
@@ -87,13 +98,8 @@ class Server:
     if self._stop_command:
       subprocess.run(self._stop_command, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, check=False)
-    if self._process is not None and self._process.poll() is None:
-      self._process.terminate()
-      try:
-        self._process.wait(timeout=30)
-      except subprocess.TimeoutExpired:
-        self._process.kill()
-        self._process.wait()
+    if self._process is not None:
+      stop_process(self._process)
     shutil.rmtree(self._folder, ignore_errors=True)
 
 

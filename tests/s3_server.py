@@ -54,13 +54,7 @@ class S3Server:
     return sorted(item['Key'] for item in listing.get('Contents', []))
 
   def stop(self) -> None:
-    if self._process.poll() is None:
-      self._process.terminate()
-      try:
-        self._process.wait(timeout=30)
-      except subprocess.TimeoutExpired:
-        self._process.kill()
-        self._process.wait()
+    db_servers.stop_process(self._process)
     os.unlink(self._log)
 
 
