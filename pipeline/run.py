@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from components import local_disk
 from components import storage
 from components import span_window
+from pipeline import beam_compat
 from pipeline import config as config_lib
 from pipeline import ingest
 from pipeline import mlmd
@@ -184,6 +185,7 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   check_drift_thresholds(config)
   check_writable(config)
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
+  beam_compat.install()
   with run_lock(config):
     started = time.time()
     span = check_newest_span(config.data_root)

@@ -1,0 +1,81 @@
+"""Tests of TFX's Beam dependency flags on local runners."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import beam_compat
+from pipeline import config as config_lib
+
+# Builds a Beam executor as LocalDagRunner does, in a child process whose
+# temporary folder is the test's, and prints the Beam arguments it kept.
+_EXECUTOR = """
+import json, sys
+from pipeline import beam_compat
+from tfx.dsl.components.base import base_beam_executor
+if sys.argv[1] == 'install':
+  beam_compat.install()
+  beam_compat.install()
+class Executor(base_beam_executor.BaseBeamExecutor):
+  def Do(self, input_dict, output_dict, exec_properties):
+    pass
+executor = Executor(
+    base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=json.loads(sys.argv[2])))
+print(json.dumps(executor._beam_pipeline_args))
+"""
+
+
+def _executor_args(tmp_path, beam_args, install=True):
+  temp = tmp_path / 'temp'
+  temp.mkdir()
+  env = dict(os.environ, TMPDIR=str(temp))
+  done = subprocess.run(
+      [sys.executable, '-c', _EXECUTOR, 'install' if install else 'plain',
+       json.dumps(beam_args)],
+      env=env, capture_output=True, text=True, check=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return json.loads(done.stdout.strip().splitlines()[-1]), os.listdir(temp)
+
+
+def test_the_default_local_runner_gets_no_throw_away_tfx_package(tmp_path):
+  args, temp_files = _executor_args(
+      tmp_path, list(config_lib.DEFAULT_BEAM_ARGS))
+  assert not [a for a in args if a.startswith('--extra_package')]
+  assert args[:2] == list(config_lib.DEFAULT_BEAM_ARGS)
+  assert temp_files == []
+
+
+def test_without_the_work_around_tfx_leaves_its_package_in_the_temp_folder(
+    tmp_path):
+  # Shows why the work-around exists: TFX 1.16 builds and keeps it.
+  args, temp_files = _executor_args(
+      tmp_path, list(config_lib.DEFAULT_BEAM_ARGS), install=False)
+  assert [a for a in args if a.startswith('--extra_package=')]
+  assert temp_files
+
+
+def test_a_remote_runner_still_gets_tfx_as_a_package(tmp_path):
+  args, _ = _executor_args(
+      tmp_path, ['--runner=DataflowRunner', '--project=p', '--region=r'])
+  packages = [a for a in args if a.startswith('--extra_package=')]
+  assert packages and packages[0].endswith('.tar.gz')
+
+
+@pytest.mark.parametrize('beam_args, local', [
+    ([], True),
+    (['--direct_running_mode=multi_processing'], True),
+    (['--runner=DirectRunner'], True),
+    (['--runner=PortableRunner', '--environment_type=EXTERNAL',
+      '--environment_config=localhost:50000'], True),
+    (['--runner=PortableRunner', '--environment_type=LOOPBACK'], True),
+    (['--runner=PortableRunner'], False),
+    (['--runner=PortableRunner', '--environment_type=DOCKER'], False),
+    (['--runner=DataflowRunner'], False),
+])
+def test_only_runners_on_this_machines_environment_count_as_holding_tfx(
+    beam_args, local):
+  assert beam_compat.workers_hold_tfx(beam_args) is local
