@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from components import storage
 from components import tflite_pusher
 from components.modules import features
+from pipeline import beam_profiles
 from pipeline import ingest
 from pipeline import metadata_url
 
@@ -25,11 +26,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WORKSPACE = os.path.join(REPO_ROOT, 'workspace')
 SCHEMA_DIR = os.path.join(REPO_ROOT, 'schema')
 MODULES_DIR = os.path.join(REPO_ROOT, 'components', 'modules')
-TRANSFORM_MODULE_FILE = os.path.join(MODULES_DIR, 'transform.py')
-TRAINER_MODULE_FILE = os.path.join(MODULES_DIR, 'trainer.py')
 
-DEFAULT_BEAM_ARGS = ('--direct_running_mode=in_memory',
-                     '--direct_num_workers=1')
 _FILE_LIMITS = ingest.FileLimits()
 # Path settings whose empty default means "this folder of the workspace".
 _WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
@@ -141,9 +138,23 @@ class PipelineConfig:
       "(0: all); bounds the pusher's memory")
   latency_runs: int = _setting(50, "invokes timed for the TFLite model's "
                                'median latency')
+  beam: str = _setting(
+      'local', 'where the Beam components run: local (in-process, one '
+      'worker), multiprocess (a worker process per CPU), portable (a worker '
+      'pool of separate SDK processes on this machine, as on Dataflow), '
+      'dataflow (Google Cloud Dataflow; needs --gcp-project, --region, '
+      '--temp-location, --image)')
   beam_args: Tuple[str, ...] = _setting(
-      DEFAULT_BEAM_ARGS, 'Apache Beam pipeline arguments, comma-separated; '
-      'write --beam-args=--flag=value,--flag2=value')
+      (), 'more Apache Beam pipeline arguments, after the --beam profile\'s, '
+      'comma-separated; write --beam-args=--flag=value,--flag2=value')
+  gcp_project: str = _setting('', 'Google Cloud project (--beam dataflow)')
+  region: str = _setting('', 'Google Cloud region, e.g. europe-west4 '
+                         '(--beam dataflow)')
+  temp_location: str = _setting('', 'gs:// folder for Dataflow\'s temporary '
+                                'files (--beam dataflow)')
+  image: str = _setting('', 'the container image holding this project: '
+                        "Dataflow's SDK container (--beam dataflow) and the "
+                        'image of every task of a compiled pipeline')
   enable_cache: bool = _setting(True, 'reuse the outputs of components '
                                 'whose inputs did not change')
 
@@ -229,6 +240,39 @@ class PipelineConfig:
           f'learning_rate must be in (0, 1), got {self.learning_rate}')
     if self.model_width <= 0:
       raise ConfigError(f'model_width must be positive, got {self.model_width}')
+    self._validate_beam()
+
+  def _validate_beam(self) -> None:
+    if self.beam not in beam_profiles.PROFILES:
+      raise ConfigError(f'beam must be one of '
+                        f'{", ".join(beam_profiles.PROFILES)}, got '
+                        f'{self.beam!r}')
+    missing = beam_profiles.missing_settings(
+        self.beam, **{name: getattr(self, name)
+                      for name in beam_profiles.DATAFLOW_SETTINGS})
+    if missing:
+      raise ConfigError(
+          f'beam {self.beam} needs ' +
+          ', '.join(name for name in missing) + ' (' +
+          ', '.join(_flag(name) for name in missing) + ')')
+    if self.beam == 'dataflow' and storage.scheme(self.temp_location) != 'gs':
+      raise ConfigError('temp_location must be a gs:// folder for beam '
+                        f'dataflow, got {self.temp_location!r}')
+
+  def beam_pipeline_args(self, worker_pool: Optional[str] = None
+                         ) -> List[str]:
+    """The Beam arguments of the `beam` profile, then `beam_args`.
+
+    Args:
+      worker_pool: `host:port` of the running worker pool (`portable`).
+
+    Raises:
+      beam_profiles.BeamProfileError: `portable` without a worker pool.
+    """
+    return beam_profiles.pipeline_args(
+        self.beam, self.beam_args, worker_pool=worker_pool,
+        **{name: getattr(self, name)
+           for name in beam_profiles.DATAFLOW_SETTINGS})
 
   def drift_threshold_map(self) -> Dict[str, float]:
     """`drift_thresholds` as {feature or '*': threshold}.
@@ -353,6 +397,8 @@ def add_config_arguments(parser: argparse.ArgumentParser,
       kind, metavar = _parse_bool, 'true|false'
     elif field.name == 'quantization':
       kind, metavar = str, '|'.join(tflite_pusher.QUANTIZATION_MODES)
+    elif field.name == 'beam':
+      kind, metavar = str, '|'.join(beam_profiles.PROFILES)
     else:
       kind = type(default)
       metavar = {int: 'N', float: 'X'}.get(kind) or (

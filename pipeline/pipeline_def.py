@@ -1,4 +1,5 @@
-"""Wiring of the TFX pipeline; no I/O happens here.
+"""Wiring of the TFX pipeline; no I/O happens in `create_pipeline` (runners
+read the module folder's version with `UserCode.of_modules`).
 
 ImportExampleGen (the newest span) -> StatisticsGen -> ExampleValidator
 (against the schema of ImportSchemaGen) -> DataGate (schema, class shares,
@@ -8,8 +9,11 @@ Transform -> Trainer -> Evaluator (against the latest blessed model) ->
 TFLitePusher.
 """
 
+import dataclasses
+import hashlib
 import json
-from typing import Optional
+import os
+from typing import Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -25,6 +29,47 @@ from pipeline import config as config_lib
 # ImportExampleGen reads one span folder of the data root: the newest.
 SPAN_INPUT = tfx.proto.Input(splits=[
     tfx.proto.Input.Split(name='all', pattern=span_window.SPAN_PATTERN)])
+
+
+# The module functions by dotted name: the installed package's (in a
+# container image) or this checkout's (a local run), never a copy.
+TRANSFORM_FN = 'components.modules.transform.preprocessing_fn'
+TRAINER_FN = 'components.modules.trainer.run_fn'
+# The key of the module code's version in Transform's and Trainer's
+# custom_config, which is part of their cache keys.
+CODE_VERSION_KEY = 'code_version'
+
+
+@dataclasses.dataclass(frozen=True)
+class UserCode:
+  """The version of the module code and where the schema is: the runner's
+  choice.
+
+  Transform and Trainer call :data:`TRANSFORM_FN` and :data:`TRAINER_FN`
+  by dotted name, so every Beam worker (in-process, a worker pool's
+  processes, a container) imports the same installed code and nothing is
+  packaged per run. Passing `version` in their `custom_config` keeps what
+  TFX's `module_file` gave: any edit to the module folder changes their
+  cache keys, so the next run trains again.
+
+  Attributes:
+    schema_file: the curated schema, where the components run.
+    version: a fingerprint of every `.py` file of the module folder.
+  """
+  schema_file: str
+  version: str
+
+  @classmethod
+  def of_modules(cls, schema_file: str,
+                 modules_dir: str = config_lib.MODULES_DIR) -> 'UserCode':
+    """Reads the module folder (local) and fingerprints it: SHA-256 over
+    the name and bytes of each `.py` file, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(modules_dir)):
+      if name.endswith('.py'):
+        with open(os.path.join(modules_dir, name), 'rb') as source:
+          digest.update(name.encode('utf-8') + b'\0' + source.read() + b'\0')
+    return cls(schema_file=schema_file, version=digest.hexdigest()[:16])
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
@@ -66,19 +111,24 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
 
 def create_pipeline(
     config: config_lib.PipelineConfig,
+    code: UserCode,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
     span: Optional[int] = None,
+    beam_pipeline_args: Optional[Sequence[str]] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline from the settings; the runner chooses the rest.
 
   Args:
     config: every setting (names, roots, thresholds, training, pusher);
       see :class:`pipeline.config.PipelineConfig`.
+    code: the module code's version and the schema file.
     metadata_connection_config: the ML Metadata connection (None: the
       orchestrator's default).
     span: the span ImportExampleGen reads (None: the newest span folder it
       finds, complete or not).
+    beam_pipeline_args: the Beam arguments (None: those of `config`'s Beam
+      profile, see :meth:`PipelineConfig.beam_pipeline_args`).
 
   Returns:
     The `tfx.dsl.Pipeline`.
@@ -97,7 +147,9 @@ def create_pipeline(
                                                   hash_buckets=1)],
               partition_feature_name=features.FILENAME_KEY)))
 
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+  if beam_pipeline_args is None:
+    beam_pipeline_args = config.beam_pipeline_args()
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=code.schema_file)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples'],
@@ -145,11 +197,12 @@ def create_pipeline(
   # A span the gate stops is not worth reading K spans for.
   window.add_upstream_node(gate)
 
-  custom_config = config.module_custom_config()
+  custom_config = dict(config.module_custom_config(),
+                       **{CODE_VERSION_KEY: code.version})
   transform = tfx.components.Transform(
       examples=window.outputs['examples'],
       schema=schema_gen.outputs['schema'],
-      module_file=config_lib.TRANSFORM_MODULE_FILE,
+      preprocessing_fn=TRANSFORM_FN,
       custom_config=custom_config,
       # StatisticsGen has the raw data's statistics already; statistics of
       # the transformed PNG bytes say nothing. Skipping both passes saves
@@ -164,7 +217,7 @@ def create_pipeline(
               'latest_blessed_model_resolver')
 
   trainer = tfx.components.Trainer(
-      module_file=config_lib.TRAINER_MODULE_FILE,
+      run_fn=TRAINER_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=schema_gen.outputs['schema'],
@@ -206,4 +259,4 @@ def create_pipeline(
       components=components,
       enable_cache=config.enable_cache,
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=list(config.beam_args))
+      beam_pipeline_args=list(beam_pipeline_args))

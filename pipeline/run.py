@@ -13,11 +13,14 @@ from components import local_disk
 from components import storage
 from components import span_window
 from pipeline import beam_compat
+from pipeline import beam_profiles
 from pipeline import config as config_lib
 from pipeline import ingest
 from pipeline import mlmd
 
 STATE_FILE = 'last_run.json'
+# The portable Beam profile's worker pool log, in WORKSPACE/logs/.
+BEAM_WORKERS_LOG = 'beam-workers.log'
 
 
 class RunError(RuntimeError):
@@ -111,14 +114,36 @@ def check_writable(config: config_lib.PipelineConfig) -> None:
 
 
 def build_pipeline(config: config_lib.PipelineConfig,
-                   span: Optional[int] = None):
-  """Creates the TFX pipeline object for `config` (no I/O); with `span`,
-  ImportExampleGen reads that span rather than the newest it finds."""
+                   span: Optional[int] = None,
+                   worker_pool: Optional[str] = None):
+  """Creates the TFX pipeline object for `config` (reads only the module
+  folder, for its version); with `span`,
+  ImportExampleGen reads that span rather than the newest it finds; with
+  `worker_pool` (`host:port`), the portable Beam profile uses it."""
   from pipeline import pipeline_def  # pylint: disable=g-import-not-at-top
   # A PostgreSQL config installs its work-arounds in this process, where
   # TFX's components run and write.
   return pipeline_def.create_pipeline(
-      config, config.metadata_url().connection_config(), span=span)
+      config, pipeline_def.UserCode.of_modules(config.schema_path),
+      config.metadata_url().connection_config(), span=span,
+      beam_pipeline_args=config.beam_pipeline_args(worker_pool))
+
+
+@contextlib.contextmanager
+def beam_workers(config: config_lib.PipelineConfig
+                 ) -> Iterator[Optional[str]]:
+  """Runs the worker pool of the portable Beam profile around a run (its
+  log in WORKSPACE/logs/beam-workers.log); yields its `host:port`, or None
+  for the other profiles."""
+  if config.beam != 'portable':
+    yield None
+    return
+  log_path = os.path.join(config.workspace, 'logs', BEAM_WORKERS_LOG)
+  try:
+    with beam_profiles.worker_pool(log_path) as address:
+      yield address
+  except beam_profiles.BeamProfileError as e:
+    raise RunError(str(e)) from e
 
 
 def check_newest_span(data_root: str) -> int:
@@ -190,12 +215,14 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
     started = time.time()
     span = check_newest_span(config.data_root)
     started_ms = int(started * 1000)
-    try:
-      local_dag_runner.LocalDagRunner().run(build_pipeline(config, span))
-    except Exception as e:  # pylint: disable=broad-except
-      _record_settings(config, started_ms)
-      raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}',
-                     unexpected=not _expected_failure(e)) from e
+    with beam_workers(config) as worker_pool:
+      try:
+        local_dag_runner.LocalDagRunner().run(
+            build_pipeline(config, span, worker_pool))
+      except Exception as e:  # pylint: disable=broad-except
+        _record_settings(config, started_ms)
+        raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}',
+                       unexpected=not _expected_failure(e)) from e
     _record_settings(config, started_ms)
     summary = summarize_latest_run(config)
     summary['wall_seconds'] = round(time.time() - started, 1)

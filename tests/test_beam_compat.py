@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from pipeline import beam_compat
-from pipeline import config as config_lib
+from pipeline import beam_profiles
 
 # Builds a Beam executor as LocalDagRunner does, in a child process whose
 # temporary folder is the test's, and prints the Beam arguments it kept.
@@ -43,9 +43,9 @@ def _executor_args(tmp_path, beam_args, install=True):
 
 def test_the_default_local_runner_gets_no_throw_away_tfx_package(tmp_path):
   args, temp_files = _executor_args(
-      tmp_path, list(config_lib.DEFAULT_BEAM_ARGS))
+      tmp_path, beam_profiles.pipeline_args('local'))
   assert not [a for a in args if a.startswith('--extra_package')]
-  assert args[:2] == list(config_lib.DEFAULT_BEAM_ARGS)
+  assert args[:2] == beam_profiles.pipeline_args('local')
   assert temp_files == []
 
 
@@ -53,7 +53,7 @@ def test_without_the_work_around_tfx_leaves_its_package_in_the_temp_folder(
     tmp_path):
   # Shows why the work-around exists: TFX 1.16 builds and keeps it.
   args, temp_files = _executor_args(
-      tmp_path, list(config_lib.DEFAULT_BEAM_ARGS), install=False)
+      tmp_path, beam_profiles.pipeline_args('local'), install=False)
   assert [a for a in args if a.startswith('--extra_package=')]
   assert temp_files
 

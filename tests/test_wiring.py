@@ -6,9 +6,8 @@ import shutil
 import subprocess
 import sys
 
-from tfx.components.util import udf_utils
-
 from pipeline import config as config_lib
+from pipeline import pipeline_def
 from pipeline import run
 
 
@@ -56,12 +55,17 @@ def test_settings_reach_the_components(tmp_path):
   assert '"num_steps": 9' in trainer_props['train_args']
   assert '"image_size": 64' in trainer_props['custom_config']
   assert '0.7' in nodes['Evaluator'].exec_properties['eval_config']
-  assert nodes['Transform'].exec_properties['module_file'] == (
-      config_lib.TRANSFORM_MODULE_FILE)
+  assert nodes['Transform'].exec_properties['preprocessing_fn'] == (
+      pipeline_def.TRANSFORM_FN)
+  assert nodes['Trainer'].exec_properties['run_fn'] == pipeline_def.TRAINER_FN
+  version = pipeline_def.UserCode.of_modules(config.schema_path).version
+  for node in ('Transform', 'Trainer'):
+    assert json.loads(nodes[node].exec_properties['custom_config'])[
+        pipeline_def.CODE_VERSION_KEY] == version
 
 
 def test_module_folder_holds_only_module_code():
-  # TFX hashes every .py file of the module folder into the cache key.
+  # Every .py file of the module folder is part of the cache key.
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
       '__init__.py', 'features.py', 'metrics.py', 'trainer.py',
@@ -95,17 +99,21 @@ def test_editing_any_file_the_trainer_or_transform_imports_changes_the_cache_key
   copy = tmp_path / 'modules'
   shutil.copytree(config_lib.MODULES_DIR, copy,
                   ignore=shutil.ignore_patterns('__pycache__'))
-  sources = [f for f in os.listdir(copy) if f.endswith('.py')]
-  original = udf_utils._get_version_hash(str(copy), sources)  # pylint: disable=protected-access
+
+  def version():
+    return pipeline_def.UserCode.of_modules('schema', str(copy)).version
+
+  original = version()
+  assert original == pipeline_def.UserCode.of_modules('schema').version
   for path in imported:
     if not path.startswith(module_dir):
       continue
     edited = copy / os.path.basename(path)
     text = edited.read_text()
     edited.write_text(text + '\n# edited\n')
-    assert udf_utils._get_version_hash(str(copy), sources) != original, path  # pylint: disable=protected-access
+    assert version() != original, path
     edited.write_text(text)
-  assert udf_utils._get_version_hash(str(copy), sources) == original  # pylint: disable=protected-access
+  assert version() == original
 
 
 def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):
@@ -118,34 +126,6 @@ def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):
       warm['Trainer'].upstream_nodes)
   assert '"warm_start": true' in warm['Trainer'].exec_properties[
       'custom_config']
-
-
-def test_the_pipeline_compiles_for_kubeflow_pipelines_v2(tmp_path):
-  """The same pipeline compiles for Vertex AI / Kubeflow Pipelines v2, and
-  its drift baseline is found there by a type nothing else makes."""
-  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
-  config = config_lib.PipelineConfig(
-      workspace=str(tmp_path / 'ws'), pipeline_name='on-device-classifier')
-  pipeline = run.build_pipeline(config)
-  runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
-          default_image='gcr.io/example/pipeline'),
-      output_dir=str(tmp_path), output_filename='pipeline.json')
-  runner.run(pipeline)
-  spec = json.loads((tmp_path / 'pipeline.json').read_text())['pipelineSpec']
-  tasks = set(spec['root']['dag']['tasks'])
-  assert tasks >= {node.id for node in pipeline.components
-                   if not node.id.startswith('latest_blessed')}
-  queries = {name: executor['resolver']['outputArtifactQueries']
-             for name, executor in spec['deploymentSpec']['executors'].items()
-             if 'resolver' in executor}
-  baseline = queries['latest_data_baseline_resolver_executor']['baseline']
-  assert baseline['filter'].startswith('schema_title="tfx.Statistics"')
-  made = [node.id for node in pipeline.components
-          for channel in node.outputs.values()
-          if channel.type_name == 'Statistics'
-          and not node.id.endswith('_resolver')]
-  assert made == ['AcceptSpan']
 
 
 def test_a_run_pins_import_example_gen_to_the_span_it_checked(tmp_path):

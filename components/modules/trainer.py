@@ -1,6 +1,6 @@
 """Trainer module: a small CNN for on-device binary classification.
 
-TFX loads :func:`run_fn` from this file (``module_file``). The model is a
+TFX calls :func:`run_fn` by its dotted name (``run_fn=``). The model is a
 depthwise-separable CNN in the spirit of MobileNet, trained from scratch
 (no pretrained weights can be downloaded in our environment), small enough to
 run on a phone in a few milliseconds after quantization.
