@@ -133,6 +133,24 @@ def _cmd_run(args: argparse.Namespace,
   return 0
 
 
+def _cmd_compile(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> int:
+  from pipeline import vertex  # pylint: disable=g-import-not-at-top
+  job = vertex.compile_pipeline(config)
+  vertex.write_job(job, args.out)
+  name = job['pipelineSpec']['pipelineInfo']['name']
+  print(f'compile: wrote {args.out}: pipeline {name} for {args.target}, '
+        f'{len(vertex.tasks(job))} tasks, image {config.image}, Beam '
+        f'profile {config.beam}')
+  if name != config.pipeline_name:
+    print(f'compile: note: pipeline_name {config.pipeline_name} is '
+          f'{name} there (Kubeflow allows only a-z, 0-9 and -)')
+  if config.metadata:
+    print('compile: note: --metadata is not used there; Vertex AI and '
+          'Kubeflow Pipelines keep their own ML Metadata')
+  return 0
+
+
 def _write_run_report(config: config_lib.PipelineConfig, run_id: str) -> None:
   """Writes the run's HTML report; a failure here does not fail the run."""
   from pipeline import report  # pylint: disable=g-import-not-at-top
@@ -297,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
   config_lib.add_config_arguments(run)
   run.set_defaults(func=_cmd_run)
 
+  compile_ = commands.add_parser(
+      'compile', help='compile the pipeline for Vertex AI / Kubeflow '
+      'Pipelines v2',
+      description='Write the Kubeflow Pipelines v2 job spec (JSON) of the '
+      'same pipeline `run` runs, with the same settings, for Vertex AI '
+      'Pipelines or a KFP v2 cluster. Every task runs in --image (built '
+      'from the Dockerfile); the roots must be bucket URIs. Works offline: '
+      'nothing is read or uploaded.')
+  compile_.add_argument('--target', choices=('vertex',), default='vertex',
+                        help='the orchestrator (default: %(default)s; '
+                        'Vertex AI and KFP v2 take the same spec)')
+  compile_.add_argument('--out', required=True, metavar='FILE',
+                        help='the JSON file to write')
+  config_lib.add_config_arguments(compile_)
+  compile_.set_defaults(func=_cmd_compile)
+
   predict = commands.add_parser(
       'predict', help='classify files with a pushed TFLite model',
       description='Run a pushed TFLite model on image files (or WAV clips, '
@@ -395,6 +429,8 @@ _EXPECTED_ERRORS = (
     ('pipeline.predict', 'ModelFolderError'),
     ('pipeline.schedule', 'ScheduleError'),
     ('pipeline.lineage', 'LineageError'),
+    ('pipeline.vertex', 'CompileError'),
+    ('pipeline.beam_profiles', 'BeamProfileError'),
 )
 # Commands whose every log record goes to a log file (see pipeline.logs).
 _LOGGED_COMMANDS = ('run', 'schedule')
