@@ -1,7 +1,7 @@
 """The benchmark suite: our pipeline against the notebook way, side by side.
 
 `make bench` runs it on this machine and writes `bench/RESULTS.md` and
-`bench/results.json`. Four parts:
+`bench/results.json`. Seven parts:
 
 1. Pipeline vs notebook: wall time of a cold pipeline run (ingest + run, in
    a fresh workspace, as a new process), of the reruns served from the
@@ -28,6 +28,11 @@
    file went through `components/storage.py` and ML Metadata through a URL;
    the two take turns, `--repeats` times each, on the same data. The local
    default must stay within 5%.
+7. Beam profiles: a cold run (ingest + run) with `--beam local` and with
+   `--beam portable` (every DoFn in SDK worker processes of a worker pool)
+   at 1x and 8x the default data, taking turns: time per component and
+   peak memory of the whole process tree (runner, pool and its workers).
+   No target; it shows what the portable profile costs on one machine.
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
@@ -274,6 +279,39 @@ def part_storage_layer(data_dir: str, out: str, repeats: int,
   return {'baseline': commit, 'repeats': repeats,
           'measured': f'{datetime.date.today()}', 'medians': medians,
           'runs': runs}
+
+
+def part_beam_profiles(out: str, factors: List[int], per_class: int,
+                       keep: bool) -> Dict[str, Any]:
+  """Part 7: cold runs with the local and the portable Beam profile."""
+  logs = os.path.join(out, 'logs')
+  rows: Dict[str, Dict[str, Any]] = {}
+  for factor in factors:
+    folder = os.path.join(out, f'data-{factor}x')
+    log(f'part 7: making {factor}x data')
+    synth(folder, per_class * factor, 0, logs)
+    for index, profile in enumerate(('local', 'portable')
+                                    if factor % 2 else
+                                    ('portable', 'local')):
+      workspace = os.path.join(out, f'ws-beam-{profile}-{factor}x')
+      shutil.rmtree(workspace, ignore_errors=True)
+      log(f'part 7: {profile} at {factor}x ({index + 1}/2)')
+      result = pipeline_run(workspace, folder, logs,
+                            f'beam-{profile}-{factor}x',
+                            extra=('--beam', profile))
+      summary = result.pop('summary')
+      result['examples'] = (summary.get('metrics') or {}).get(
+          'example_count')
+      rows[f'{profile}-{factor}x'] = dict(result, images=2 * per_class *
+                                          factor)
+      log(f"  run {result['run_seconds']:.1f} s, peak "
+          f"{result['peak_rss_bytes'] / 2**20:.0f} MiB")
+      if not keep:
+        shutil.rmtree(workspace, ignore_errors=True)
+    if not keep and factor != 1:
+      shutil.rmtree(folder, ignore_errors=True)
+  return {'measured': f'{datetime.date.today()}', 'factors': factors,
+          'rows': rows}
 
 
 def _transform_paths(workspace: str) -> Tuple[str, str]:
@@ -831,6 +869,45 @@ def markdown(results: Dict[str, Any]) -> str:
     lines.append(f"| peak memory MiB | {before['peak_rss_bytes'] / 2**20:,.0f}"
                  f" | {now['peak_rss_bytes'] / 2**20:,.0f} | "
                  f"{now['peak_rss_bytes'] / before['peak_rss_bytes']:.3f} |")
+  beam = results.get('beam_profiles')
+  if beam:
+    lines += ['', '## 7. Beam profiles', '',
+              'A cold run (ingest + run) with `--beam local` (in-process) '
+              'and `--beam portable` (a worker pool; every DoFn in separate '
+              'SDK worker processes, as on Dataflow), one run each, taking '
+              f"turns (measured {beam['measured']}). Peak memory is the "
+              "whole process tree's: runner, pool and workers.", '',
+              '| data | profile | ingest s | run s | portable / local run '
+              '| peak MiB | portable / local peak |',
+              '|---|---|---|---|---|---|---|']
+    for factor in beam['factors']:
+      local = beam['rows'].get(f'local-{factor}x')
+      for profile in ('local', 'portable'):
+        row = beam['rows'].get(f'{profile}-{factor}x')
+        if not row:
+          continue
+        time_ratio = peak_ratio = ''
+        if profile == 'portable' and local:
+          time_ratio = f"{row['run_seconds'] / local['run_seconds']:.2f}"
+          peak = row['peak_rss_bytes'] / local['peak_rss_bytes']
+          peak_ratio = f'{peak:.2f}'
+        lines.append(
+            f"| {factor}x ({row['images']:,} images) | {profile} | "
+            f"{row['ingest_seconds']:.1f} | {row['run_seconds']:.1f} | "
+            f"{time_ratio} | {row['peak_rss_bytes'] / 2**20:,.0f} | "
+            f'{peak_ratio} |')
+    components = sorted({c for row in beam['rows'].values()
+                         for c in row['components']})
+    names = [f'{profile}-{factor}x' for factor in beam['factors']
+             for profile in ('local', 'portable')
+             if f'{profile}-{factor}x' in beam['rows']]
+    lines += ['', 'Seconds per component:', '',
+              '| component | ' + ' | '.join(names) + ' |',
+              '|---|' + '---|' * len(names)]
+    for component in components:
+      lines.append(f'| {component} | ' + ' | '.join(
+          f"{beam['rows'][n]['components'].get(component, 0.0):.1f}"
+          for n in names) + ' |')
   return '\n'.join(lines) + '\n'
 
 
@@ -845,7 +922,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
-  parser.add_argument('--parts', default='1,2,3,4,5,6')
+  parser.add_argument('--parts', default='1,2,3,4,5,6,7')
+  parser.add_argument('--beam-scale', default='1,8',
+                      help='multiples of the default data for part 7 '
+                      '(default %(default)s)')
   parser.add_argument('--baseline', default='84ec98d',
                       help='commit part 6 compares with (default %(default)s, '
                       'the last before the storage layer)')
@@ -867,7 +947,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
   results: Dict[str, Any] = {}
   previous = os.path.join(args.results, 'results.json')
-  if parts != {1, 2, 3, 4, 5, 6} and os.path.exists(previous):
+  if parts != {1, 2, 3, 4, 5, 6, 7} and os.path.exists(previous):
     # A partial bench replaces only the parts it measured.
     with open(previous, encoding='utf-8') as f:
       results = json.load(f)
@@ -902,6 +982,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   if 6 in parts:
     results['storage_layer'] = part_storage_layer(
         data_dir, args.out, args.repeats, args.baseline)
+  if 7 in parts:
+    results['beam_profiles'] = part_beam_profiles(
+        args.out, [int(f) for f in args.beam_scale.split(',')],
+        args.per_class, args.keep)
   if not merged:
     results['bench_seconds'] = time.time() - started
   results['ratios'] = ratios(results)
