@@ -14,8 +14,8 @@ installed, so:
   run through TFX's `kubeflow_v2_run_executor` by executor class path.
 
 Compiling reads nothing but the module folder (for its version) and writes
-nothing but the output file: no data, no bucket, no network. Vertex AI keeps its own ML Metadata, so `--metadata`
-is not used there.
+nothing but the output file: no data, no bucket, no network. Vertex AI
+keeps its own ML Metadata, so `--metadata` is not used there.
 """
 
 import dataclasses
