@@ -208,6 +208,9 @@ def _normalized_text(text, workspace):
   # The misclassified examples: which and how many depend on the model.
   text = re.sub(r'<figure><img(?:(?!</figure>).)*score(?:(?!</figure>).)*'
                 r'</figure>', '', text)
+  # ... and whether there is any: a model without mistakes has no block.
+  text = re.sub(r'<div class="samples"></div><p><small>Most confident '
+                r'mistakes first[^<]*</small></p>', '', text)
   text = re.sub(r'data:image/png;base64,[A-Za-z0-9+/=]+', 'IMG', text)
   text = re.sub(r'points="[^"]*"', 'points="*"', text)  # the ROC curve
   text = re.sub(r'(sqlite|mysql|postgresql)://[^<"\s]*', 'STORE', text)
