@@ -32,8 +32,6 @@ DATAFLOW_SETTINGS = ('gcp_project', 'region', 'temp_location', 'image')
 WORKER_POOL_MODULE = 'apache_beam.runners.worker.worker_pool_main'
 # The pool's log line for every SDK worker process it starts.
 WORKER_STARTED = 'Starting worker with command'
-# The folder that holds the `pipeline` and `components` packages.
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _POOL_START_SECONDS = 60
 _POOL_STOP_SECONDS = 15
 
@@ -126,11 +124,11 @@ def _tail(path: str, lines: int = 15) -> str:
 
 
 @contextlib.contextmanager
-def worker_pool(log_path: str) -> Iterator[str]:
+def worker_pool(log_path: str, project_root: str) -> Iterator[str]:
   """Runs a Beam worker pool on this machine while the block runs.
 
   The pool starts one SDK worker process per Beam job with this
-  environment's Python (its `bin` first on `PATH`) and this project on
+  environment's Python (its `bin` first on `PATH`) and `project_root` on
   `PYTHONPATH`. It runs in its own
   process group, so stopping it stops every worker it started, even one a
   failed job left behind.
@@ -138,6 +136,8 @@ def worker_pool(log_path: str) -> Iterator[str]:
   Args:
     log_path: a local file for the pool's and its workers' log (it names
       every worker started: :data:`WORKER_STARTED`).
+    project_root: the folder holding this project's packages, which
+      pickled DoFns name.
 
   Yields:
     The pool's `localhost:port`, for `--environment_config`.
@@ -153,7 +153,7 @@ def worker_pool(log_path: str) -> Iterator[str]:
   # Workers import the project (pickled DoFns name its functions) from
   # where this process does, whatever the pool's working folder.
   env['PYTHONPATH'] = os.pathsep.join(
-      [PROJECT_ROOT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+      [project_root] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
                         if p])
   os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
   with open(log_path, 'ab') as log:

@@ -115,7 +115,8 @@ def create_pipeline(
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
     span: Optional[int] = None,
-    beam_pipeline_args: Optional[Sequence[str]] = None,
+    *,
+    beam_pipeline_args: Sequence[str],
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline from the settings; the runner chooses the rest.
 
@@ -127,8 +128,8 @@ def create_pipeline(
       orchestrator's default).
     span: the span ImportExampleGen reads (None: the newest span folder it
       finds, complete or not).
-    beam_pipeline_args: the Beam arguments (None: those of `config`'s Beam
-      profile, see :meth:`PipelineConfig.beam_pipeline_args`).
+    beam_pipeline_args: the Beam arguments, the runner's choice (see
+      :meth:`PipelineConfig.beam_pipeline_args`).
 
   Returns:
     The `tfx.dsl.Pipeline`.
@@ -147,8 +148,6 @@ def create_pipeline(
                                                   hash_buckets=1)],
               partition_feature_name=features.FILENAME_KEY)))
 
-  if beam_pipeline_args is None:
-    beam_pipeline_args = config.beam_pipeline_args()
   schema_gen = tfx.components.ImportSchemaGen(schema_file=code.schema_file)
 
   statistics_gen = tfx.components.StatisticsGen(

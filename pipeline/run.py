@@ -140,7 +140,8 @@ def beam_workers(config: config_lib.PipelineConfig
     return
   log_path = os.path.join(config.workspace, 'logs', BEAM_WORKERS_LOG)
   try:
-    with beam_profiles.worker_pool(log_path) as address:
+    with beam_profiles.worker_pool(
+        log_path, config_lib.REPO_ROOT) as address:
       yield address
   except beam_profiles.BeamProfileError as e:
     raise RunError(str(e)) from e

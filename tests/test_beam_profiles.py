@@ -78,7 +78,8 @@ def test_the_worker_pool_stops_with_every_process_it_started(
   monkeypatch.setenv('PYTHONPATH', str(tmp_path))
   monkeypatch.setattr(beam_profiles, '_POOL_STOP_SECONDS', 2)
   monkeypatch.setattr(beam_profiles, 'WORKER_POOL_MODULE', 'stuck_pool')
-  with beam_profiles.worker_pool(str(tmp_path / 'pool.log')):
+  with beam_profiles.worker_pool(str(tmp_path / 'pool.log'),
+                                 config_lib.REPO_ROOT):
     worker = int((tmp_path / 'stuck_pool.py.worker').read_text())
     assert _alive(worker)
   deadline = time.monotonic() + 10
@@ -92,7 +93,7 @@ def test_a_worker_pool_that_cannot_start_is_reported_with_its_log(tmp_path):
   with mock.patch.object(beam_profiles, 'WORKER_POOL_MODULE',
                          'no_such_beam_module'):
     with pytest.raises(beam_profiles.BeamProfileError) as raised:
-      with beam_profiles.worker_pool(str(log)):
+      with beam_profiles.worker_pool(str(log), config_lib.REPO_ROOT):
         pass
   assert str(log) in str(raised.value)
   assert 'no_such_beam_module' in str(raised.value)
