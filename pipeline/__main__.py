@@ -6,7 +6,8 @@ Commands:
   run      run the pipeline on the ingested spans and print a summary
   predict  classify image files or WAV clips with a pushed TFLite model
   schedule retrain on a cadence (or once, for cron) as new spans arrive
-  inspect  runs, artifacts, lineage, metrics and settings in ML Metadata
+  inspect  runs, artifacts, lineage, metrics, settings and model-search
+           trials in ML Metadata
   report   a self-contained HTML report of a run
 
 Every command takes `--workspace DIR` (default: `workspace/` in the
@@ -222,6 +223,9 @@ def _cmd_inspect(args: argparse.Namespace,
   elif args.what == 'settings':
     rows = inspection.settings(store, config.pipeline_name, args.run)
     text = inspection.format_settings(rows)
+  elif args.what == 'trials':
+    rows = inspection.trials(store, config.pipeline_name)
+    text = inspection.format_trials(rows)
   else:
     rows, text = _lineage(store, config, args)
   print(json.dumps(rows, indent=2, default=str) if args.json else text)
@@ -376,10 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
       'the pushed version), artifacts (by type, with key properties), '
       'lineage (a pushed model back to the ingested spans, or with --span '
       'the models that came from a span), metrics (evaluation and TFLite '
-      'figures of the last runs side by side) or settings (those a run '
-      'used, as TOML for --config).')
+      'figures of the last runs side by side), settings (those a run '
+      'used, as TOML for --config) or trials (every trial of the newest '
+      'model search: settings, TFLite bytes, latency, AUC, within the '
+      'device budget or not, the chosen one marked).')
   inspect.add_argument('what', choices=('runs', 'artifacts', 'lineage',
-                                        'metrics', 'settings'))
+                                        'metrics', 'settings', 'trials'))
   inspect.add_argument('model', nargs='?', metavar='MODEL',
                        help='lineage only: a pushed version (3 or v3) or '
                        'its folder (default: the LATEST version)')
@@ -431,6 +437,7 @@ _EXPECTED_ERRORS = (
     ('pipeline.lineage', 'LineageError'),
     ('pipeline.vertex', 'CompileError'),
     ('pipeline.beam_profiles', 'BeamProfileError'),
+    ('components.model_search.trials', 'TrialsError'),
 )
 # Commands whose every log record goes to a log file (see pipeline.logs).
 _LOGGED_COMMANDS = ('run', 'schedule')

@@ -138,6 +138,20 @@ class PipelineConfig:
       "(0: all); bounds the pusher's memory")
   latency_runs: int = _setting(50, "invokes timed for the TFLite model's "
                                'median latency')
+  max_tflite_bytes: int = _setting(
+      0, 'device budget: the largest TFLite file, in bytes; a larger model '
+      'is not pushed (0: no limit)')
+  max_latency_ms: float = _setting(
+      0.0, 'device budget: the largest median latency of one image with one '
+      'interpreter thread, in ms, timed on the machine that runs the '
+      'pipeline as a proxy for the device; a slower model is not pushed '
+      '(0: no limit)')
+  tune: bool = _setting(False, 'search the model width, dropout and '
+                        'learning rate before training (TFX Tuner), keeping '
+                        'the most accurate trial within the device budget')
+  tune_trials: int = _setting(6, 'trials of the model search (--tune)')
+  tune_steps: int = _setting(150, 'training steps of each trial of the '
+                             'model search (--tune)')
   beam: str = _setting(
       'local', 'where the Beam components run: local (in-process, one '
       'worker), multiprocess (a worker process per CPU), portable (a worker '
@@ -208,7 +222,7 @@ class PipelineConfig:
     for name in ('train_steps', 'batch_size', 'train_buckets',
                  'eval_buckets', 'window_spans', 'max_side',
                  'max_image_pixels', 'representative_examples',
-                 'latency_runs'):
+                 'latency_runs', 'tune_trials', 'tune_steps'):
       if getattr(self, name) < 1:
         raise ConfigError(f'{name} must be at least 1, got '
                           f'{getattr(self, name)}')
@@ -232,6 +246,10 @@ class PipelineConfig:
           f'quantization must be one of '
           f'{", ".join(tflite_pusher.QUANTIZATION_MODES)}, got '
           f'{self.quantization!r}')
+    for name in ('max_tflite_bytes', 'max_latency_ms'):
+      if getattr(self, name) < 0:
+        raise ConfigError(f'{name} must be 0 (no limit) or more, got '
+                          f'{getattr(self, name)}')
     if not -1.0 <= self.max_accuracy_drop <= 1.0:
       raise ConfigError('max_accuracy_drop must be between -1 and 1, got '
                         f'{self.max_accuracy_drop}')
@@ -329,6 +347,18 @@ class PipelineConfig:
         'warm_start': self.warm_start,
         'class_names': list(self.class_names),
     }
+
+  def search_custom_config(self) -> Dict[str, Any]:
+    """Settings passed to the model search's module code: the module
+    settings, the search's, the quantization it converts with and the
+    device budget."""
+    return dict(self.module_custom_config(),
+                tune_trials=self.tune_trials,
+                quantization=self.quantization,
+                latency_runs=self.latency_runs,
+                representative_examples=self.representative_examples,
+                max_tflite_bytes=self.max_tflite_bytes,
+                max_latency_ms=self.max_latency_ms)
 
 
 def describe() -> List[Tuple[str, Any, str]]:

@@ -1,8 +1,7 @@
 """Answers to "what did the pipeline do?" from ML Metadata, read-only.
 
-`python -m pipeline inspect runs|artifacts|metrics|settings` (each with
-`--json`)
-uses the public ML Metadata API through `pipeline.mlmd`; the store is opened
+`python -m pipeline inspect runs|artifacts|metrics|settings|trials` (each
+with `--json`) uses the public ML Metadata API through `pipeline.mlmd`; the store is opened
 read-only, so it can be read while a run writes to it.
 """
 
@@ -10,7 +9,13 @@ import datetime
 import json
 from typing import Any, Dict, List, Optional
 
+from components import storage
+from components.model_search import trials as trials_lib
 from pipeline import mlmd
+
+# The model search's node and the output holding its trial table.
+SEARCH_NODE = 'ModelSearch'
+SEARCH_RESULTS_KEY = 'tuner_results'
 
 # Properties worth showing per artifact type; others are left out.
 KEY_PROPERTIES = {
@@ -19,7 +24,11 @@ KEY_PROPERTIES = {
     'ExampleAnomalies': ('span', 'blessed'),
     'ModelBlessing': ('blessed',),
     'PushedModel': ('pushed', 'pushed_version', 'mode', 'tflite_bytes',
-                    'size_ratio', 'accuracy_drop', 'reason'),
+                    'size_ratio', 'accuracy_drop', 'budget_exceeded',
+                    'reason'),
+    'HyperParameters': ('chosen_trial', 'auc', 'tflite_bytes',
+                        'latency_ms_median'),
+    'TunerResults': ('trials', 'trials_within_budget', 'budget'),
 }
 
 
@@ -140,6 +149,64 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
     if len(result) >= last:
       break
   return result
+
+
+def trials(store, pipeline_name: str,
+           run_id: Optional[str] = None) -> Dict[str, Any]:
+  """The trial table of the newest run with a model search (ran or cached),
+  or of run `run_id`.
+
+  Returns:
+    `run_id`, `budget` (the limits by setting name), `chosen_trial` (an
+    id, None when no trial fitted) and `trials`: per trial its
+    `hyperparameters`, `tflite_bytes`, `latency_ms_median`, `auc`,
+    `accuracy`, `within_budget`, `seconds` and `status`.
+
+  Raises:
+    mlmd.MetadataError: when no run searched (`run --tune true` does).
+    trials_lib.TrialsError: when the table cannot be read.
+  """
+  records = ([mlmd.find_run(store, pipeline_name, run_id)] if run_id
+             else mlmd.run_records(store, pipeline_name))
+  for record in records:
+    results = record.output(SEARCH_NODE, SEARCH_RESULTS_KEY)
+    if results is None:
+      continue
+    path = storage.join(results.uri, trials_lib.TRIALS_FILE)
+    try:
+      text = storage.read_text(path)
+    except storage.StorageError as e:
+      raise trials_lib.TrialsError(f'cannot read {path}: {e}') from e
+    return dict(trials_lib.loads(text, path), run_id=record.run_id)
+  raise mlmd.MetadataError(
+      f'no run of {pipeline_name} searched for a model' +
+      (f' in run {run_id}' if run_id else '') + '; run with --tune true')
+
+
+def format_trials(table: Dict[str, Any]) -> str:
+  """The trial table as console lines, the chosen trial marked."""
+  budget = ', '.join(f'{name} {value:,}' for name, value in
+                     sorted(table['budget'].items()) if value) or 'none'
+  lines = [f"Model search of run {table['run_id']}; device budget: {budget}"]
+  for record in table['trials']:
+    settings = ', '.join(f'{name} {value:.4g}' if isinstance(value, float)
+                         else f'{name} {value}' for name, value in
+                         sorted(record.get('hyperparameters', {}).items()))
+    if record.get('status') != 'COMPLETED' or record.get('auc') is None:
+      verdict = f"{str(record.get('status', '?')).lower()}"
+      figures = ''
+    else:
+      verdict = 'within budget' if record['within_budget'] else 'over budget'
+      figures = (f"  {record['tflite_bytes']:>9,} bytes  "
+                 f"{record['latency_ms_median']:7.3f} ms  "
+                 f"AUC {record['auc']:.4f}")
+    chosen = '  <- chosen' if record['trial_id'] == table['chosen_trial'] \
+        else ''
+    lines.append(f"  trial {record['trial_id']:<4} {settings:<48}{figures}"
+                 f'  {verdict}{chosen}')
+  if table['chosen_trial'] is None:
+    lines.append('No trial fits the budget; nothing was trained.')
+  return '\n'.join(lines)
 
 
 def format_runs(rows: List[Dict[str, Any]]) -> str:

@@ -380,7 +380,8 @@ _PUSHED_FIGURES = ('pushed', 'pushed_version', 'pushed_destination', 'mode',
                    'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
                    'savedmodel_auc', 'tflite_auc', 'agreement',
                    'latency_ms_median', 'sha256', 'metadata_embedded',
-                   'reason')
+                   'pushed_bytes', 'reason', 'budget_exceeded',
+                   'over_max_tflite_bytes', 'over_max_latency_ms')
 
 
 def pushed_summary(artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:

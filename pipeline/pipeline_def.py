@@ -5,8 +5,8 @@ ImportExampleGen (the newest span) -> StatisticsGen -> ExampleValidator
 (against the schema of ImportSchemaGen) -> DataGate (schema, class shares,
 drift from the last accepted span; AcceptSpan records the baseline) ->
 SpanWindow (the latest K spans) ->
-Transform -> Trainer -> Evaluator (against the latest blessed model) ->
-TFLitePusher.
+Transform -> [ModelSearch, with --tune] -> Trainer -> Evaluator (against
+the latest blessed model) -> TFLitePusher (within the device budget).
 """
 
 import dataclasses
@@ -22,6 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import data_gate
 from components import span_window
 from components.modules import features
+from components.model_search import component as model_search
 from components.span_window import component as span_window_component
 from components.tflite_pusher import component as tflite_pusher
 from pipeline import config as config_lib
@@ -35,9 +36,15 @@ SPAN_INPUT = tfx.proto.Input(splits=[
 # container image) or this checkout's (a local run), never a copy.
 TRANSFORM_FN = 'components.modules.transform.preprocessing_fn'
 TRAINER_FN = 'components.modules.trainer.run_fn'
-# The key of the module code's version in Transform's and Trainer's
-# custom_config, which is part of their cache keys.
+SEARCH_FN = 'components.modules.search.tuner_fn'
+# The key of the module code's version in Transform's, Trainer's and the
+# model search's custom_config, which is part of their cache keys.
 CODE_VERSION_KEY = 'code_version'
+# Project files outside the module folder that module code imports: the
+# model search converts and times its trial models with the pusher's own
+# functions. They are part of the module code's version too.
+SHARED_CODE_FILES = (os.path.join(config_lib.REPO_ROOT, 'components',
+                                  'tflite_pusher', 'conversion.py'),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,21 +61,28 @@ class UserCode:
 
   Attributes:
     schema_file: the curated schema, where the components run.
-    version: a fingerprint of every `.py` file of the module folder.
+    version: a fingerprint of every `.py` file of the module folder and
+      of :data:`SHARED_CODE_FILES`.
   """
   schema_file: str
   version: str
 
   @classmethod
   def of_modules(cls, schema_file: str,
-                 modules_dir: str = config_lib.MODULES_DIR) -> 'UserCode':
+                 modules_dir: str = config_lib.MODULES_DIR,
+                 shared_files: Sequence[str] = SHARED_CODE_FILES
+                 ) -> 'UserCode':
     """Reads the module folder (local) and fingerprints it: SHA-256 over
-    the name and bytes of each `.py` file, in name order."""
+    the name and bytes of each `.py` file, in name order, then of each of
+    `shared_files`."""
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(modules_dir)):
-      if name.endswith('.py'):
-        with open(os.path.join(modules_dir, name), 'rb') as source:
-          digest.update(name.encode('utf-8') + b'\0' + source.read() + b'\0')
+    paths = [os.path.join(modules_dir, name)
+             for name in sorted(os.listdir(modules_dir))
+             if name.endswith('.py')] + list(shared_files)
+    for path in paths:
+      with open(path, 'rb') as source:
+        digest.update(os.path.basename(path).encode('utf-8') + b'\0' +
+                      source.read() + b'\0')
     return cls(schema_file=schema_file, version=digest.hexdigest()[:16])
 
 
@@ -215,6 +229,19 @@ def create_pipeline(
           type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
               'latest_blessed_model_resolver')
 
+  # The search's cache key is its inputs and settings: while Transform's
+  # output is unchanged it is served from the cache, not run again.
+  search = model_search.ModelSearch(
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema_gen.outputs['schema'],
+      tuner_fn=SEARCH_FN,
+      train_args=tfx.proto.TrainArgs(num_steps=config.tune_steps),
+      eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps or None),
+      custom_config=dict(config.search_custom_config(),
+                         **{CODE_VERSION_KEY: code.version}),
+  ) if config.tune else None
+
   trainer = tfx.components.Trainer(
       run_fn=TRAINER_FN,
       examples=transform.outputs['transformed_examples'],
@@ -224,6 +251,8 @@ def create_pipeline(
       eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps or None),
       base_model=(model_resolver.outputs['model'] if config.warm_start
                   else None),
+      hyperparameters=(search.outputs['best_hyperparameters'] if search
+                       else None),
       custom_config=custom_config)
 
   evaluator = tfx.components.Evaluator(
@@ -246,11 +275,14 @@ def create_pipeline(
       max_accuracy_drop=config.max_accuracy_drop,
       representative_examples=config.representative_examples,
       validation_examples=config.validation_examples,
-      latency_runs=config.latency_runs)
+      latency_runs=config.latency_runs,
+      max_tflite_bytes=config.max_tflite_bytes,
+      max_latency_ms=config.max_latency_ms)
 
   components = [example_gen, schema_gen, statistics_gen, example_validator,
-                baseline_resolver, gate, accept, window, transform, trainer,
-                model_resolver, evaluator, pusher]
+                baseline_resolver, gate, accept, window, transform,
+                *([search] if search else []), trainer, model_resolver,
+                evaluator, pusher]
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -41,6 +41,7 @@ import jinja2
 from components import data_gate
 from components import local_disk
 from components import storage
+from components.model_search import trials as trials_lib
 from pipeline import config as config_lib
 from pipeline import inspection
 from pipeline import lineage
@@ -424,6 +425,37 @@ def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
   return {'this_run': this_run, 'rows': rows[::-1]}
 
 
+def _search(store, record: mlmd.RunRecord,
+            pipeline_name: str) -> Optional[Dict[str, Any]]:
+  """The run's model search: its trials as a table and two scatters (AUC
+  against size and against latency), or None when the run did not search."""
+  if record.output(inspection.SEARCH_NODE,
+                   inspection.SEARCH_RESULTS_KEY) is None:
+    return None
+  table = inspection.trials(store, pipeline_name, run_id=record.run_id)
+  done = trials_lib.completed(table['trials'])
+  budget = table['budget']
+  rows = []
+  for r in table['trials']:
+    hp = r.get('hyperparameters', {})
+    rows.append((r['trial_id'] + (' (chosen)' if r['trial_id'] ==
+                                  table['chosen_trial'] else ''),
+                 hp.get('width'), hp.get('dropout'), hp.get('learning_rate'),
+                 r.get('tflite_bytes'), r.get('latency_ms_median'),
+                 r.get('auc'), 'yes' if r.get('within_budget') else 'no',
+                 r.get('seconds')))
+  charts = [report_charts.trials_chart(
+      done, cost, label, float(budget.get(limit) or 0),
+      trials_lib.pareto_front(done, cost), table['chosen_trial'])
+            for cost, label, limit in (
+                ('tflite_bytes', 'TFLite bytes', 'max_tflite_bytes'),
+                ('latency_ms_median', 'latency ms', 'max_latency_ms'))]
+  return {'budget': ', '.join(f'{k} {v:,}' for k, v in sorted(budget.items())
+                              if v) or 'none',
+          'chosen': table['chosen_trial'], 'rows': rows,
+          'charts': [c for c in charts if c]}
+
+
 def _lineage(chain: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
   if not chain:
     return None
@@ -495,6 +527,7 @@ def gather(config: config_lib.PipelineConfig,
       'evaluation': _evaluation(
           evaluation, record.blessed, class_names,
           _misclassified(record, class_names) if evaluation else None),
+      'search': _search(store, record, config.pipeline_name),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
                         if pushed is not None else None),
       'lineage': _lineage(lineage.model_lineage(store, pushed)

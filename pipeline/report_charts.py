@@ -141,3 +141,72 @@ def lineage_chart(graph: Dict[str, Any]) -> Dict[str, Any]:
         'stroke': BAR_COLOUR if artifact else '#d08a1a'})
   return {'width': width, 'height': height, 'box_width': box_w,
           'box_height': box_h, 'edges': edges, 'nodes': boxes}
+
+
+TRIAL_COLOUR = BAR_COLOUR
+OVER_COLOUR = '#999999'
+CHOSEN_COLOUR = ROC_COLOUR
+
+
+def trials_chart(records: Sequence[Dict[str, Any]], cost: str, label: str,
+                 limit: float, front: Sequence[Dict[str, Any]],
+                 chosen: Optional[str], width: int = 320,
+                 height: int = 240) -> Optional[Dict[str, Any]]:
+  """AUC against a cost (TFLite bytes or latency) of a model search's trials.
+
+  Args:
+    records: the completed trials (`trial_id`, `auc`, `cost`,
+      `within_budget`).
+    cost: the figure on the x axis.
+    label: the x axis' title.
+    limit: the budget's limit on `cost` (0: none, no line drawn).
+    front: the Pareto front, by increasing cost, joined by a line.
+    chosen: the chosen trial's id, drawn larger in its own colour.
+    width: the chart's width in pixels.
+    height: the chart's height in pixels.
+
+  Returns:
+    Shapes for the template, or None without a completed trial.
+  """
+  if not records:
+    return None
+  left, bottom, top, right = 46, 30, 10, 12
+  inner_w, inner_h = width - left - right, height - top - bottom
+  x_max = max([r[cost] for r in records] + [limit]) * 1.08 or 1.0
+  aucs = [r['auc'] for r in records]
+  y_min = max(0.0, min(aucs) - 0.02)
+  y_max = min(1.0, max(aucs) + 0.01)
+  if y_max - y_min < 0.02:
+    y_min = max(0.0, y_max - 0.02)
+  span = (y_max - y_min) or 1.0
+
+  def xy(x_value: float, auc: float) -> Tuple[float, float]:
+    return (round(left + inner_w * x_value / x_max, 1),
+            round(top + inner_h * (1 - (auc - y_min) / span), 1))
+
+  points = []
+  for record in records:
+    x, y = xy(record[cost], record['auc'])
+    is_chosen = record['trial_id'] == chosen
+    points.append({
+        'x': x, 'y': y, 'r': 6 if is_chosen else 4,
+        'fill': (CHOSEN_COLOUR if is_chosen else TRIAL_COLOUR
+                 if record['within_budget'] else OVER_COLOUR),
+        'tip': (f"trial {record['trial_id']}: AUC {record['auc']:.4f}, "
+                f"{label} {_number(record[cost])}"
+                + ('' if record['within_budget'] else ', over budget')
+                + (', chosen' if is_chosen else ''))})
+  budget_x = xy(limit, y_min)[0] if limit else None
+  return {
+      'width': width, 'height': height, 'left': left, 'top': top,
+      'inner_width': inner_w, 'inner_height': inner_h, 'label': label,
+      'points': points,
+      'front': ' '.join(f'{x},{y}' for x, y in
+                        (xy(r[cost], r['auc']) for r in front)),
+      'budget_x': budget_x,
+      'x_ticks': [{'x': xy(value, y_min)[0], 'text': _number(value)}
+                  for value in (0.0, x_max / 2, x_max)],
+      'y_ticks': [{'y': xy(0, value)[1], 'text': f'{value:.3f}'}
+                  for value in (y_min, (y_min + y_max) / 2, y_max)],
+      'colours': {'within': TRIAL_COLOUR, 'over': OVER_COLOUR,
+                  'chosen': CHOSEN_COLOUR}}

@@ -237,13 +237,16 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
 
 
 def _expected_failure(error: BaseException) -> bool:
-  """True for the failures components raise by design: the data gate, and a
-  window whose spans the data root no longer holds."""
+  """True for the failures components raise by design: the data gate, a
+  window whose spans the data root no longer holds, and a model search
+  with no trial within the device budget."""
   from components import data_gate  # pylint: disable=g-import-not-at-top
+  from components.model_search import executor as model_search  # pylint: disable=g-import-not-at-top
   from components.span_window import executor as span_window  # pylint: disable=g-import-not-at-top
   while error is not None:
     if isinstance(error, (data_gate.DataAnomaliesError,
-                          span_window.SpanWindowError)):
+                          span_window.SpanWindowError,
+                          model_search.ModelSearchError)):
       return True
     error = error.__cause__ or error.__context__
   return False
@@ -304,8 +307,9 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
     A dict with `run_id`, `components` (node, state, seconds), `spans`
     (the data spans trained on, or the new span alone when the run stopped
     before the window), `blessed`,
-    `model_path`, `metrics`, `transformed` (bytes per example) and
-    `pushed` when a pusher ran.
+    `model_path`, `metrics`, `transformed` (bytes per example),
+    `pushed` when a pusher ran and `search` (the chosen trial's figures)
+    when a model search ran.
 
   Raises:
     RunError: when no run is recorded.
@@ -331,6 +335,16 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   pushed = record.output('TFLitePusher', 'pushed_model')
   if pushed is not None:
     summary['pushed'] = mlmd.pushed_summary(pushed)
+  chosen = record.output('ModelSearch', 'best_hyperparameters')
+  results = record.output('ModelSearch', 'tuner_results')
+  if chosen is not None and results is not None:
+    summary['search'] = {
+        name: mlmd.custom_value(artifact, name)
+        for artifact, names in (
+            (chosen, ('chosen_trial', 'auc', 'tflite_bytes',
+                      'latency_ms_median')),
+            (results, ('trials', 'trials_within_budget', 'budget')))
+        for name in names}
   transformed = record.output('Transform', 'transformed_examples')
   if transformed is not None:
     summary['transformed'] = _transformed_bytes_per_example(transformed.uri)
@@ -354,6 +368,14 @@ def format_summary(summary: Dict[str, Any]) -> str:
         f"Transformed examples: {transformed['examples']} in train, "
         f"{transformed['disk_bytes_per_example']:.0f} bytes each on disk "
         f"({transformed['serialized_bytes_per_example']:.0f} serialized)")
+  search = summary.get('search') or {}
+  if search:
+    lines.append(
+        f"Model search: trial {search['chosen_trial']} of {search['trials']} "
+        f"chosen, {search['trials_within_budget']} within the budget "
+        f"({search['budget']}); its trial: AUC {search['auc']:.4f}, "
+        f"{search['tflite_bytes']:,} bytes, {search['latency_ms_median']:.3f} "
+        'ms (see `inspect trials`)')
   metrics = summary.get('metrics') or {}
   if metrics:
     lines.append('Evaluation: ' + ', '.join(

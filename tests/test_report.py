@@ -58,8 +58,8 @@ def _data(**overrides):
       'components': [{'node': 'Trainer', 'state': 'ran', 'seconds': 1.25}],
       'window': {'rows': [], 'trained': False}, 'drift': None,
       'samples': [], 'statistics': [], 'anomalies': None, 'evaluation': None,
-      'tflite': {'this_run': None, 'rows': []}, 'lineage': None,
-      'settings': None}
+      'search': None, 'tflite': {'this_run': None, 'rows': []},
+      'lineage': None, 'settings': None}
   data.update(overrides)
   return data
 

@@ -217,6 +217,47 @@ def test_parity_gate_refuses_a_push_beyond_the_tolerance(testdata, tmp_path):
   assert push.latest_version(str(destination)) == 1
 
 
+def test_a_model_over_the_size_budget_is_not_pushed_and_says_by_how_much(
+    testdata, tmp_path):
+  destination = tmp_path / 'dest'
+  fits = _run(testdata, destination)
+  size = fits.get_int_custom_property('pushed_bytes')
+  assert fits.get_int_custom_property('pushed') == 1
+  assert size == (destination / '1' / 'model.tflite').stat().st_size
+
+  over = _run(testdata, destination, quantization='float16',
+              max_tflite_bytes=size)
+  assert over.get_int_custom_property('pushed') == 0
+  float16_size = over.get_int_custom_property('pushed_bytes')
+  assert float16_size > size
+  assert over.get_string_custom_property('budget_exceeded') == (
+      'max_tflite_bytes')
+  assert over.get_int_custom_property('over_max_tflite_bytes') == (
+      float16_size - size)
+  reason = over.get_string_custom_property('reason')
+  assert 'over the device budget' in reason
+  assert f'{float16_size - size:,} over max_tflite_bytes {size:,}' in reason
+  assert push.versions(str(destination)) == [1]
+
+  # The same model within the limit is pushed: the limit is inclusive.
+  same = _run(testdata, destination, max_tflite_bytes=size)
+  assert same.get_int_custom_property('pushed') == 1
+
+
+def test_a_model_over_the_latency_budget_is_not_pushed(testdata, tmp_path):
+  pushed = _run(testdata, tmp_path / 'dest', max_latency_ms=1e-6,
+                max_tflite_bytes=10**9)
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert pushed.get_string_custom_property('budget_exceeded') == (
+      'max_latency_ms')
+  latency = pushed.get_float_custom_property('latency_ms_median')
+  assert pushed.get_float_custom_property('over_max_latency_ms') == (
+      pytest.approx(latency - 1e-6))
+  assert 'over max_latency_ms 1e-06' in pushed.get_string_custom_property(
+      'reason')
+  assert not (tmp_path / 'dest').exists()
+
+
 def test_the_same_model_is_not_pushed_twice(testdata, tmp_path):
   destination = tmp_path / 'dest'
   _run(testdata, destination)

@@ -126,6 +126,24 @@ def test_the_dataflow_profile_gives_every_beam_task_the_image(tmp_path):
   assert '--temp_location=gs://b/tmp' in args
 
 
+def test_a_tuned_pipeline_compiles_its_search_before_the_trainer(tmp_path):
+  config = config_lib.PipelineConfig(
+      workspace=str(tmp_path), image=IMAGE, tune=True, tune_trials=4,
+      max_tflite_bytes=250_000, pipeline_root='gs://b/tfx',
+      data_root='gs://b/data', push_destination='gs://b/pushed')
+  job = vertex.compile_pipeline(config)
+  assert _parameter(job, 'ModelSearch', 'tuner_fn') == pipeline_def.SEARCH_FN
+  settings = json.loads(_parameter(job, 'ModelSearch', 'custom_config'))
+  assert settings['max_tflite_bytes'] == 250_000
+  assert settings['tune_trials'] == 4
+  assert int(_parameter(job, 'TFLitePusher', 'max_tflite_bytes')) == 250_000
+  trainer_inputs = job['pipelineSpec']['root']['dag']['tasks']['Trainer'][
+      'inputs']['artifacts']
+  assert trainer_inputs['hyperparameters']['taskOutputArtifact'] == {
+      'producerTask': 'ModelSearch', 'outputArtifactKey':
+      'best_hyperparameters'}
+
+
 @pytest.mark.parametrize('flags, message', [
     (['--image', IMAGE, '--pipeline-root', 'gs://b/r', '--data-root',
       'gs://b/d'], 'push_destination must be a bucket URI'),

@@ -68,8 +68,8 @@ def test_module_folder_holds_only_module_code():
   # Every .py file of the module folder is part of the cache key.
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
-      '__init__.py', 'features.py', 'metrics.py', 'trainer.py',
-      'transform.py']
+      '__init__.py', 'budget.py', 'features.py', 'metrics.py', 'search.py',
+      'trainer.py', 'transform.py']
 
 
 def _project_files_imported_by(*modules):
@@ -87,28 +87,38 @@ def _project_files_imported_by(*modules):
                  if f.startswith(packages) and f.endswith('.py')})
 
 
-def test_editing_any_file_the_trainer_or_transform_imports_changes_the_cache_key(
+def test_editing_any_file_the_module_code_imports_changes_the_cache_key(
     tmp_path):
   imported = _project_files_imported_by('components.modules.trainer',
-                                        'components.modules.transform')
+                                        'components.modules.transform',
+                                        'components.modules.search')
   module_dir = config_lib.MODULES_DIR + os.sep
   assert os.path.join(module_dir, 'metrics.py') in imported
-  # Code outside the folder TFX hashes would change without a retrain.
+  # Code outside the fingerprinted files would change without a retrain.
+  shared = set(pipeline_def.SHARED_CODE_FILES)
   assert [f for f in imported if not f.startswith(module_dir)
-          and not f.endswith('__init__.py')] == []
+          and f not in shared and not f.endswith('__init__.py')] == []
   copy = tmp_path / 'modules'
   shutil.copytree(config_lib.MODULES_DIR, copy,
                   ignore=shutil.ignore_patterns('__pycache__'))
+  shared_copies = []
+  for path in pipeline_def.SHARED_CODE_FILES:
+    shared_copies.append(str(tmp_path / os.path.basename(path)))
+    shutil.copy(path, shared_copies[-1])
 
   def version():
-    return pipeline_def.UserCode.of_modules('schema', str(copy)).version
+    return pipeline_def.UserCode.of_modules('schema', str(copy),
+                                            shared_copies).version
 
   original = version()
   assert original == pipeline_def.UserCode.of_modules('schema').version
   for path in imported:
-    if not path.startswith(module_dir):
+    if path.startswith(module_dir):
+      edited = copy / os.path.basename(path)
+    elif path in shared:
+      edited = tmp_path / os.path.basename(path)
+    else:
       continue
-    edited = copy / os.path.basename(path)
     text = edited.read_text()
     edited.write_text(text + '\n# edited\n')
     assert version() != original, path

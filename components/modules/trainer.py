@@ -36,10 +36,16 @@ RECALIBRATION_BATCHES = 20
 LOGIT_LAYER = 'logit'
 
 
+# Dropout before the classifier, unless a model search chose another.
+DEFAULT_DROPOUT = 0.2
+# What a model search may set, from the Tuner's best hyperparameters.
+TUNED_SETTINGS = ('width', 'dropout', 'learning_rate')
+
+
 def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
                 channels: int = features.DEFAULT_CHANNELS,
                 width: float = 1.0,
-                dropout: float = 0.2) -> tf.keras.Model:
+                dropout: float = DEFAULT_DROPOUT) -> tf.keras.Model:
   """Builds the uncompiled classifier.
 
   Args:
@@ -387,6 +393,28 @@ def recalibrate_batch_norm(model: tf.keras.Model, batches,
   return used
 
 
+def model_settings(config: Dict[str, Any],
+                   hyperparameters: Optional[Dict[str, Any]]
+                   ) -> Dict[str, float]:
+  """Width, dropout and learning rate: the search's choice, else the
+  pipeline's settings.
+
+  Args:
+    config: the Trainer's custom config (`width`, `learning_rate`).
+    hyperparameters: the Tuner's best hyperparameters as KerasTuner
+      writes them (`{'space': [...], 'values': {...}}`), or None.
+
+  Returns:
+    {'width', 'dropout', 'learning_rate'}.
+  """
+  settings = {'width': float(config['width']), 'dropout': DEFAULT_DROPOUT,
+              'learning_rate': float(config['learning_rate'])}
+  values = (hyperparameters or {}).get('values') or {}
+  settings.update({name: float(values[name]) for name in TUNED_SETTINGS
+                   if name in values})
+  return settings
+
+
 def run_fn(fn_args) -> None:
   """Trains the classifier and exports it; called by the TFX Trainer.
 
@@ -394,6 +422,8 @@ def run_fn(fn_args) -> None:
   (`PipelineConfig.module_custom_config()`: `image_size`, `channels`,
   `batch_size`, `learning_rate`, `width`, `seed`, `augment`,
   `warm_start`); their defaults live in the pipeline's configuration only.
+  When a model search ran, `fn_args.hyperparameters` holds its choice of
+  width, dropout and learning rate, which replace the settings'.
 
   Args:
     fn_args: the Trainer's `FnArgs` (files, Transform output, steps, export
@@ -403,7 +433,7 @@ def run_fn(fn_args) -> None:
   image_size = int(config['image_size'])
   channels = int(config['channels'])
   batch_size = int(config['batch_size'])
-  learning_rate = float(config['learning_rate'])
+  chosen = model_settings(config, getattr(fn_args, 'hyperparameters', None))
   seed = int(config['seed'])
   tf.keras.utils.set_random_seed(seed)
 
@@ -421,13 +451,13 @@ def run_fn(fn_args) -> None:
   eval_ds = make_dataset(fn_args.eval_files, tf_transform_output, batch_size,
                          image_size, channels, training=False)
 
-  model = build_model(image_size, channels,
-                      width=float(config['width']))
+  model = build_model(image_size, channels, width=chosen['width'],
+                      dropout=chosen['dropout'])
   warm_started = bool(config['warm_start']) and _warm_start_weights(
       model, getattr(fn_args, 'base_model', None))
   try:
     history = train(model, train_ds, max(1, int(fn_args.train_steps)),
-                    learning_rate)
+                    chosen['learning_rate'])
   finally:
     del train_ds
     shutil.rmtree(cache_dir, ignore_errors=True)
@@ -440,5 +470,7 @@ def run_fn(fn_args) -> None:
   export_model(model, fn_args.serving_model_dir, image_size, channels)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir,
                                       'history.json'), 'w') as f:
-    json.dump({'warm_started': warm_started, 'train': history,
+    json.dump({'warm_started': warm_started, 'model': chosen,
+               'tuned': bool(getattr(fn_args, 'hyperparameters', None)),
+               'train': history,
                'eval': eval_metrics}, f, indent=2)

@@ -12,7 +12,8 @@ SavedModel. This component does all three at the end of the pipeline:
 3. Proof before push: the TFLite interpreter and the SavedModel score the
    eval split; accuracy, AUC, their differences and the agreement are
    recorded, with sizes and median single-image latency. If the accuracy drop
-   exceeds `max_accuracy_drop`, nothing is pushed.
+   exceeds `max_accuracy_drop`, nothing is pushed; nor is a model over the
+   device budget (`max_tflite_bytes`, `max_latency_ms`).
 4. The push writes `model.tflite` (with labels and normalisation embedded
    where tflite-support can be loaded), `labels.txt` and `manifest.json` as
    the next numbered version under `push_destination`, then moves the
@@ -61,6 +62,8 @@ class TFLitePusherSpec(types.ComponentSpec):
       'representative_examples': ExecutionParameter(type=int),
       'validation_examples': ExecutionParameter(type=int),
       'latency_runs': ExecutionParameter(type=int),
+      'max_tflite_bytes': ExecutionParameter(type=int),
+      'max_latency_ms': ExecutionParameter(type=float),
   }
   INPUTS = {
       executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -96,6 +99,13 @@ class TFLitePusher(base_component.BaseComponent):
       sample (0: all); a limit bounds the pusher's memory whatever the size
       of the eval split.
     latency_runs: invokes timed for the median latency.
+    max_tflite_bytes: the device budget's largest file (0: no limit); a
+      larger model is not pushed.
+    max_latency_ms: the device budget's largest median single-image
+      latency, one interpreter thread (0: no limit); a slower model is not
+      pushed. A model over budget records which limit it broke and by how
+      much (`budget_exceeded`, `over_max_tflite_bytes`,
+      `over_max_latency_ms`).
 
   Raises:
     ValueError: for an unknown quantization mode or a negative setting.
@@ -117,11 +127,15 @@ class TFLitePusher(base_component.BaseComponent):
                representative_examples: int,
                validation_examples: int,
                latency_runs: int,
+               max_tflite_bytes: int = 0,
+               max_latency_ms: float = 0.0,
                model_blessing: Optional[types.BaseChannel] = None):
     conversion.check_mode(quantization)
     for name, value in (('representative_examples', representative_examples),
                         ('validation_examples', validation_examples),
-                        ('latency_runs', latency_runs)):
+                        ('latency_runs', latency_runs),
+                        ('max_tflite_bytes', max_tflite_bytes),
+                        ('max_latency_ms', max_latency_ms)):
       if value < 0:
         raise ValueError(f'{name} must not be negative, got {value}')
     spec = TFLitePusherSpec(
@@ -137,5 +151,7 @@ class TFLitePusher(base_component.BaseComponent):
         max_accuracy_drop=max_accuracy_drop,
         representative_examples=representative_examples,
         validation_examples=validation_examples,
-        latency_runs=latency_runs)
+        latency_runs=latency_runs,
+        max_tflite_bytes=max_tflite_bytes,
+        max_latency_ms=float(max_latency_ms))
     super().__init__(spec=spec)

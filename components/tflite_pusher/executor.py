@@ -17,6 +17,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components import storage
+from components.modules import budget as budget_lib
 from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import model_metadata
@@ -41,6 +42,25 @@ def _set_properties(artifact: types.Artifact, values: Dict[str, Any]) -> None:
       artifact.set_float_custom_property(name, value)
     else:
       artifact.set_string_custom_property(name, str(value))
+
+
+def device_budget(exec_properties: Dict[str, Any]) -> budget_lib.Budget:
+  """The budget of the pusher's settings (absent limits are off)."""
+  return budget_lib.Budget.from_dict(exec_properties)
+
+
+def budget_figures(breaches: List[budget_lib.Breach]) -> Dict[str, Any]:
+  """What a PushedModel records of a model over budget: the limits broken
+  (`budget_exceeded`, comma-separated) and, per limit, how far over
+  (`over_max_tflite_bytes` in bytes, `over_max_latency_ms` in ms)."""
+  figures: Dict[str, Any] = {'budget_exceeded': ','.join(
+      breach.limit_name for breach in breaches)}
+  for breach in breaches:
+    excess = breach.excess
+    figures[f'over_{breach.limit_name}'] = (
+        int(excess) if breach.limit_name == budget_lib.MAX_TFLITE_BYTES
+        else float(excess))
+  return figures
 
 
 class Executor(pusher_executor.Executor):
@@ -114,6 +134,16 @@ class Executor(pusher_executor.Executor):
     model, metadata_problem = model_metadata.embed(model, class_names)
     if metadata_problem:
       logging.warning('TFLite metadata not embedded: %s', metadata_problem)
+    # The budget applies to the file a device downloads, metadata included.
+    figures['pushed_bytes'] = len(model)
+    breaches = device_budget(exec_properties).breaches(
+        len(model), figures['latency_ms_median'])
+    if breaches:
+      self._mark_not_pushed(
+          pushed, 'over the device budget: ' + '; '.join(
+              breach.describe() for breach in breaches),
+          dict(figures, **budget_figures(breaches)))
+      return
     digest = conversion.sha256(model)
     description = conversion.TFLiteClassifier(model).describe()
     destination = exec_properties['push_destination']

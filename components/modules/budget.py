@@ -1,0 +1,114 @@
+"""The device budget: how large and how slow an on-device model may be.
+
+Plain Python, shared by the model search (which keeps only trials within
+the budget) and the TFLite pusher (which refuses a model over it), so both
+judge a model by the same rule.
+
+A limit of 0 is off. Latency is the median wall time of one single-image
+invoke with one interpreter thread, measured on the machine that runs the
+pipeline: a proxy for the device, not the device itself.
+"""
+
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+# The limits by setting name, as the command line spells them with dashes.
+MAX_TFLITE_BYTES = 'max_tflite_bytes'
+MAX_LATENCY_MS = 'max_latency_ms'
+# The figure each limit applies to, as the pusher and the search record it.
+MEASURED_FIGURE = {MAX_TFLITE_BYTES: 'tflite_bytes',
+                   MAX_LATENCY_MS: 'latency_ms_median'}
+
+
+class BudgetError(ValueError):
+  """Raised for a negative limit; names the setting."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Breach:
+  """One limit a model broke.
+
+  Attributes:
+    limit_name: the setting, `max_tflite_bytes` or `max_latency_ms`.
+    limit: its value.
+    measured: the model's figure.
+  """
+  limit_name: str
+  limit: float
+  measured: float
+
+  @property
+  def excess(self) -> float:
+    """How far over the limit the model is, in the limit's unit."""
+    return self.measured - self.limit
+
+  def describe(self) -> str:
+    """One line, e.g. 'TFLite model 320,864 bytes, 70,864 over
+    max_tflite_bytes 250,000'."""
+    if self.limit_name == MAX_TFLITE_BYTES:
+      return (f'TFLite model {self.measured:,.0f} bytes, {self.excess:,.0f} '
+              f'over {MAX_TFLITE_BYTES} {self.limit:,.0f}')
+    return (f'median latency {self.measured:.3f} ms, {self.excess:.3f} ms '
+            f'over {MAX_LATENCY_MS} {self.limit:g}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """The device's limits; 0 turns a limit off.
+
+  Attributes:
+    max_tflite_bytes: largest TFLite file, in bytes.
+    max_latency_ms: largest median single-image latency, one thread, in ms.
+  """
+  max_tflite_bytes: int = 0
+  max_latency_ms: float = 0.0
+
+  def __post_init__(self):
+    for name in (MAX_TFLITE_BYTES, MAX_LATENCY_MS):
+      if getattr(self, name) < 0:
+        raise BudgetError(f'{name} must be 0 (off) or more, got '
+                          f'{getattr(self, name)}')
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> 'Budget':
+    """The budget from settings by name (missing ones are off)."""
+    return cls(max_tflite_bytes=int(values.get(MAX_TFLITE_BYTES) or 0),
+               max_latency_ms=float(values.get(MAX_LATENCY_MS) or 0.0))
+
+  def to_dict(self) -> Dict[str, Any]:
+    """The limits by setting name."""
+    return {MAX_TFLITE_BYTES: self.max_tflite_bytes,
+            MAX_LATENCY_MS: self.max_latency_ms}
+
+  @property
+  def active(self) -> bool:
+    """True when any limit is on."""
+    return bool(self.max_tflite_bytes or self.max_latency_ms)
+
+  def breaches(self, tflite_bytes: float,
+               latency_ms: Optional[float]) -> List[Breach]:
+    """The limits a model breaks, size first; empty when it fits.
+
+    Args:
+      tflite_bytes: the TFLite file's size.
+      latency_ms: its median single-image latency (None: not measured,
+        which breaks an active latency limit as infinitely slow).
+    """
+    found = []
+    if self.max_tflite_bytes and tflite_bytes > self.max_tflite_bytes:
+      found.append(Breach(MAX_TFLITE_BYTES, self.max_tflite_bytes,
+                          tflite_bytes))
+    if self.max_latency_ms:
+      measured = float('inf') if latency_ms is None else latency_ms
+      if measured > self.max_latency_ms:
+        found.append(Breach(MAX_LATENCY_MS, self.max_latency_ms, measured))
+    return found
+
+  def describe(self) -> str:
+    """The active limits, e.g. 'max_tflite_bytes 250,000' (or 'none')."""
+    parts = []
+    if self.max_tflite_bytes:
+      parts.append(f'{MAX_TFLITE_BYTES} {self.max_tflite_bytes:,}')
+    if self.max_latency_ms:
+      parts.append(f'{MAX_LATENCY_MS} {self.max_latency_ms:g}')
+    return ', '.join(parts) or 'none'
