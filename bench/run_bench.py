@@ -1,7 +1,7 @@
 """The benchmark suite: our pipeline against the notebook way, side by side.
 
 `make bench` runs it on this machine and writes `bench/RESULTS.md` and
-`bench/results.json`. Seven parts:
+`bench/results.json`. Eight parts:
 
 1. Pipeline vs notebook: wall time of a cold pipeline run (ingest + run, in
    a fresh workspace, as a new process), of the reruns served from the
@@ -34,6 +34,12 @@
    peak memory of the whole process tree (runner, pool and its workers).
    No target; it shows what the portable profile costs on one machine.
 
+8. Model search: on the 1x default data, a default run and a run with
+   `--tune true --tune-trials 6` under a size budget (`--search-budget`,
+   default half the default model's bytes): time per trial, and the chosen
+   model against the default one in bytes, AUC and latency (both pushed
+   files timed side by side, taking turns).
+
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
 """
@@ -44,6 +50,7 @@ import glob
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -88,8 +95,10 @@ def _tree_rss(process) -> int:
 
 def run_process(args: List[str], log_path: str,
                 root: str = ROOT) -> Dict[str, Any]:
-  """Runs a command in checkout `root`; returns wall seconds, peak tree RSS
-  and its stdout.
+  """Runs a command in checkout `root`; returns wall seconds, CPU seconds
+  (user + system of the command and every process it waited for), peak
+  tree RSS and its stdout. CPU seconds move less than wall seconds when
+  something else loads this noisy machine.
 
   Raises:
     RuntimeError: when the command fails (its log is named).
@@ -98,6 +107,7 @@ def run_process(args: List[str], log_path: str,
   env = dict(os.environ, TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='3',
              PYTHONHASHSEED='0', PYTHONPATH=root)
   started = time.time()
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
   with open(log_path, 'w', encoding='utf-8') as err:
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err,
                                cwd=root, env=env, text=True)
@@ -116,10 +126,13 @@ def run_process(args: List[str], log_path: str,
     done.set()
     sampler.join()
   seconds = time.time() - started
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
   if process.returncode != 0:
     raise RuntimeError(f'{" ".join(args)} failed ({process.returncode}); '
                        f'see {log_path}')
-  return {'seconds': seconds, 'peak_rss_bytes': peak[0], 'stdout': out}
+  return {'seconds': seconds, 'cpu_seconds': cpu, 'peak_rss_bytes': peak[0],
+          'stdout': out}
 
 
 def cli(*args: str) -> List[str]:
@@ -147,6 +160,7 @@ def pipeline_run(workspace: str, data_dir: str, log_dir: str, tag: str,
                     os.path.join(log_dir, f'{tag}-run.log'), root)
   summary = _last_json(ran['stdout'])
   result.update(run_seconds=ran['seconds'],
+                run_cpu_seconds=ran['cpu_seconds'],
                 peak_rss_bytes=ran['peak_rss_bytes'],
                 components={c['node']: c['seconds']
                             for c in summary['components']},
@@ -312,6 +326,79 @@ def part_beam_profiles(out: str, factors: List[int], per_class: int,
       shutil.rmtree(folder, ignore_errors=True)
   return {'measured': f'{datetime.date.today()}', 'factors': factors,
           'rows': rows}
+
+
+def _pushed_figures(summary: Dict[str, Any]) -> Dict[str, Any]:
+  pushed = summary.get('pushed') or {}
+  return {'pushed': bool(pushed.get('pushed')),
+          'pushed_bytes': pushed.get('pushed_bytes'),
+          'tflite_auc': pushed.get('tflite_auc'),
+          'evaluator_auc': (summary.get('metrics') or {}).get('auc'),
+          'accuracy': (summary.get('metrics') or {}).get('binary_accuracy'),
+          'destination': pushed.get('pushed_destination')}
+
+
+def _latency_side_by_side(files: Dict[str, str], rounds: int = 5,
+                          invokes: int = 300) -> Dict[str, float]:
+  """Median single-image latency (one thread) of each TFLite file, the
+  files taking turns: the median of `rounds` medians of `invokes`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  classifiers = {name: conversion.TFLiteClassifier(path)
+                 for name, path in files.items()}
+  medians: Dict[str, List[float]] = {name: [] for name in files}
+  for _ in range(rounds):
+    for name, classifier in classifiers.items():
+      shape = classifier.input['shape'][1:]
+      pixels = np.full(shape, 128.0, np.float32)
+      medians[name].append(classifier.median_latency_ms(pixels,
+                                                        runs=invokes))
+  return {name: median(values) for name, values in medians.items()}
+
+
+def part_search(data_dir: str, out: str, trials: int, budget: int,
+                keep: bool) -> Dict[str, Any]:
+  """Part 8: the device-aware model search against the default model."""
+  logs = os.path.join(out, 'logs')
+  runs: Dict[str, Dict[str, Any]] = {}
+  workspace = os.path.join(out, 'ws-search-default')
+  shutil.rmtree(workspace, ignore_errors=True)
+  log('part 8: default run')
+  default = pipeline_run(workspace, data_dir, logs, 'search-default')
+  runs['default'] = dict(_pushed_figures(default['summary']),
+                         run_seconds=default['run_seconds'])
+  budget = budget or int(runs['default']['pushed_bytes']) // 2
+  tuned_ws = os.path.join(out, 'ws-search-tuned')
+  shutil.rmtree(tuned_ws, ignore_errors=True)
+  log(f'part 8: --tune true --tune-trials {trials} --max-tflite-bytes '
+      f'{budget}')
+  tuned = pipeline_run(tuned_ws, data_dir, logs, 'search-tuned', extra=(
+      '--tune', 'true', '--tune-trials', str(trials),
+      '--max-tflite-bytes', str(budget)))
+  runs['tuned'] = dict(_pushed_figures(tuned['summary']),
+                       run_seconds=tuned['run_seconds'],
+                       search_seconds=tuned['components'].get('ModelSearch'),
+                       trainer_seconds=tuned['components'].get('Trainer'),
+                       search=tuned['summary'].get('search'))
+  runs['default']['trainer_seconds'] = default['components'].get('Trainer')
+  listed = run_process(cli('inspect', 'trials', '--workspace', tuned_ws,
+                           '--json'),
+                       os.path.join(logs, 'search-trials.log'))
+  table = _last_json(listed['stdout'])
+  files = {name: os.path.join(figures['destination'], 'model.tflite')
+           for name, figures in runs.items() if figures['pushed']}
+  latency = _latency_side_by_side(files) if files else {}
+  for name, value in latency.items():
+    runs[name]['latency_ms'] = value
+  log(f"  chosen trial {table.get('chosen_trial')}: "
+      f"{runs['tuned'].get('pushed_bytes')} bytes against "
+      f"{runs['default'].get('pushed_bytes')}")
+  if not keep:
+    for path in (workspace, tuned_ws):
+      shutil.rmtree(path, ignore_errors=True)
+  return {'measured': f'{datetime.date.today()}', 'budget': budget,
+          'trials': table['trials'], 'chosen_trial': table['chosen_trial'],
+          'runs': runs}
 
 
 def _transform_paths(workspace: str) -> Tuple[str, str]:
@@ -552,6 +639,7 @@ def part_history(out: str, spans: int, keep: bool, per_class: int,
       result = pipeline_run(workspace, '', logs, f'history{span}-again',
                             ingest=False, extra=('--enable-cache', 'false'))
       reruns[span].append({'run_seconds': result['run_seconds'],
+                           'run_cpu_seconds': result['run_cpu_seconds'],
                            'peak_rss_bytes': result['peak_rss_bytes'],
                            'components': result['components']})
       log(f"  run {result['run_seconds']:.1f} s, peak "
@@ -574,6 +662,8 @@ def rerun_medians(history: Dict[str, Any]) -> Dict[int, Dict[str, float]]:
     medians[int(span)] = {
         'run_seconds': median([run['run_seconds'] for run in runs]),
         'peak_rss_bytes': median([run['peak_rss_bytes'] for run in runs]),
+        'run_cpu_seconds': median([run.get('run_cpu_seconds', float('nan'))
+                                   for run in runs]),
         'repeats': len(runs),
         'components': {c: median([run['components'].get(c, 0.0)
                                   for run in runs]) for c in components}}
@@ -617,6 +707,10 @@ TARGETS = (
      1.05),
     ('cold default run vs before the storage layer', 'storage_vs_baseline',
      '<=', 1.05),
+    ('searched model bytes vs the size budget', 'search_bytes_vs_budget',
+     '<=', 1.0),
+    ('AUC of the default model minus the searched one', 'search_auc_loss',
+     '<=', 0.01),
 )
 
 
@@ -650,6 +744,15 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
                                    history[3]['run_seconds'])
     values['memory_run8_vs_run3'] = (history[8]['peak_rss_bytes'] /
                                      history[3]['peak_rss_bytes'])
+  search = results.get('search')
+  if search:
+    default, tuned = search['runs']['default'], search['runs']['tuned']
+    if tuned.get('pushed_bytes'):
+      values['search_bytes_vs_budget'] = (tuned['pushed_bytes'] /
+                                          search['budget'])
+    if default.get('evaluator_auc') and tuned.get('evaluator_auc'):
+      values['search_auc_loss'] = (default['evaluator_auc'] -
+                                   tuned['evaluator_auc'])
   storage = results.get('storage_layer', {}).get('medians')
   if storage:
     values['storage_vs_baseline'] = (storage['current']['total_seconds'] /
@@ -834,9 +937,19 @@ def markdown(results: Dict[str, Any]) -> str:
       a, b = again[first]['run_seconds'], again[last]['run_seconds']
       lines.append(f'| **run s** | **{a:.1f}** | **{b:.1f}** | '
                    f'**{b / a:.2f}** |')
+      a, b = again[first]['run_cpu_seconds'], again[last]['run_cpu_seconds']
+      if a == a and b == b:  # Not NaN: measured since CPU time was recorded.
+        lines.append(f'| run CPU s (user + system) | {a:.1f} | {b:.1f} | '
+                     f'{b / a:.2f} |')
       a, b = again[first]['peak_rss_bytes'], again[last]['peak_rss_bytes']
       lines.append(f'| **peak memory MiB** | **{a / 2**20:,.0f}** | '
                    f'**{b / 2**20:,.0f}** | **{b / a:.2f}** |')
+      turns = zip(results['history']['reruns'][str(first)],
+                  results['history']['reruns'][str(last)])
+      lines += ['', f'Run {last} against run {first} in each turn (run '
+                'seconds): ' + ', '.join(
+                    f"{b['run_seconds'] / a['run_seconds']:.2f}"
+                    for a, b in turns) + '.']
   storage = results.get('storage_layer')
   if storage:
     lines += ['', '## 6. Storage layer', '',
@@ -908,7 +1021,66 @@ def markdown(results: Dict[str, Any]) -> str:
       lines.append(f'| {component} | ' + ' | '.join(
           f"{beam['rows'][n]['components'].get(component, 0.0):.1f}"
           for n in names) + ' |')
+  search = results.get('search')
+  if search:
+    lines += _search_lines(search)
   return '\n'.join(lines) + '\n'
+
+
+def _search_lines(search: Dict[str, Any]) -> List[str]:
+  """Part 8's section of the report."""
+  runs = search['runs']
+  default, tuned = runs['default'], runs['tuned']
+  done = [t for t in search['trials'] if t.get('auc') is not None]
+  seconds = [t['seconds'] for t in done]
+  lines = ['', '## 8. Model search', '',
+           f"The 1x default data: a default run, and a run with `--tune true "
+           f"--tune-trials {len(search['trials'])} --max-tflite-bytes "
+           f"{search['budget']}` (measured {search['measured']}). The search "
+           f"took {tuned.get('search_seconds') or 0:.1f} s, "
+           f"{median(seconds):.1f} s per trial (median; each trains the "
+           'trial\'s short number of steps, then exports, converts and times '
+           'its model).', '',
+           '| trial | width | dropout | learning rate | TFLite bytes | '
+           'latency ms | AUC (short training) | within budget |',
+           '|---|---|---|---|---|---|---|---|']
+  for t in search['trials']:
+    hp = t.get('hyperparameters', {})
+    mark = ' (chosen)' if t['trial_id'] == search['chosen_trial'] else ''
+    lines.append(
+        f"| {t['trial_id']}{mark} | {hp.get('width')} | {hp.get('dropout')} "
+        f"| {hp.get('learning_rate', 0):.2e} | "
+        f"{t.get('tflite_bytes', 0):,} | "
+        f"{t.get('latency_ms_median', float('nan')):.3f} | "
+        f"{t.get('auc', float('nan')):.4f} | "
+        f"{'yes' if t.get('within_budget') else 'no'} |")
+
+  def cell(figures, key, form):
+    value = figures.get(key)
+    return 'n/a' if value is None else format(value, form)
+
+  lines += ['', 'The pushed models (the chosen settings trained the full '
+            'number of steps; latency: both files side by side, one thread, '
+            'the median of 5 rounds of 300 invokes, taking turns):', '',
+            '| | default | searched | searched / default |',
+            '|---|---|---|---|']
+  for key, label, form in (('pushed_bytes', 'TFLite bytes', ',.0f'),
+                           ('latency_ms', 'latency ms', '.3f'),
+                           ('evaluator_auc', 'AUC (Evaluator)', '.4f'),
+                           ('tflite_auc', 'AUC (TFLite, pusher)', '.4f'),
+                           ('accuracy', 'accuracy (Evaluator)', '.4f'),
+                           ('trainer_seconds', 'Trainer s', '.1f'),
+                           ('run_seconds', 'run s', '.1f')):
+    a, b = default.get(key), tuned.get(key)
+    ratio = (f'{b / a:.3f}' if a and b is not None
+             and key not in ('evaluator_auc', 'tflite_auc', 'accuracy')
+             else (f'{b - a:+.4f}' if a is not None and b is not None
+                   else 'n/a'))
+    lines.append(f'| {label} | {cell(default, key, form)} | '
+                 f'{cell(tuned, key, form)} | {ratio} |')
+  lines += ['', 'AUC and accuracy rows give the difference (searched minus '
+            'default), not a ratio.']
+  return lines
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -922,7 +1094,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
-  parser.add_argument('--parts', default='1,2,3,4,5,6,7')
+  parser.add_argument('--parts', default='1,2,3,4,5,6,7,8')
   parser.add_argument('--beam-scale', default='1,8',
                       help='multiples of the default data for part 7 '
                       '(default %(default)s)')
@@ -934,6 +1106,11 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--per-class', type=int, default=DEFAULT_PER_CLASS,
                       help='images per class of the 1x data (default '
                       '%(default)s, the default data set)')
+  parser.add_argument('--search-trials', type=int, default=6,
+                      help='trials of part 8 (default %(default)s)')
+  parser.add_argument('--search-budget', type=int, default=0,
+                      help="part 8's --max-tflite-bytes (default: half the "
+                      "default model's bytes)")
   parser.add_argument('--keep', action='store_true',
                       help='keep the scaled workspaces and data')
   args = parser.parse_args(argv)
@@ -942,12 +1119,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   started = time.time()
   os.makedirs(os.path.join(args.out, 'logs'), exist_ok=True)
   data_dir = os.path.join(args.out, 'data-1x')
-  if parts & {1, 2, 3, 4, 6}:
+  if parts & {1, 2, 3, 4, 6, 8}:
     log(f'making the default data in {data_dir}')
     synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
   results: Dict[str, Any] = {}
   previous = os.path.join(args.results, 'results.json')
-  if parts != {1, 2, 3, 4, 5, 6, 7} and os.path.exists(previous):
+  if parts != {1, 2, 3, 4, 5, 6, 7, 8} and os.path.exists(previous):
     # A partial bench replaces only the parts it measured.
     with open(previous, encoding='utf-8') as f:
       results = json.load(f)
@@ -986,6 +1163,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     results['beam_profiles'] = part_beam_profiles(
         args.out, [int(f) for f in args.beam_scale.split(',')],
         args.per_class, args.keep)
+  if 8 in parts:
+    results['search'] = part_search(data_dir, args.out, args.search_trials,
+                                    args.search_budget, args.keep)
   if not merged:
     results['bench_seconds'] = time.time() - started
   results['ratios'] = ratios(results)
