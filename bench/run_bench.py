@@ -670,6 +670,15 @@ def rerun_medians(history: Dict[str, Any]) -> Dict[int, Dict[str, float]]:
   return medians
 
 
+def turn_ratios(history: Dict[str, Any], first: int, last: int
+                ) -> List[float]:
+  """Run `last`'s seconds over run `first`'s, per turn of the reruns (the
+  two ran one after the other in each turn)."""
+  reruns = history.get('reruns') or {}
+  return [b['run_seconds'] / a['run_seconds'] for a, b in
+          zip(reruns.get(str(first), []), reruns.get(str(last), []))]
+
+
 # ----------------------------------------------------------------- report
 
 
@@ -701,7 +710,8 @@ TARGETS = (
     ('wall time 8x vs 4x', 'time_8x_vs_4x', '<=', 2.2),
     ('peak memory 8x vs 4x', 'memory_8x_vs_4x', '<=', 1.25),
     ('bytes per transformed example', 'bytes_per_example', '<=', 49152),
-    ('wall time run 8 vs run 3 (window of 3)', 'time_run8_vs_run3', '<=',
+    ('wall time run 8 vs run 3 (window of 3; median of the turns)',
+     'time_run8_vs_run3', '<=',
      1.1),
     ('peak memory run 8 vs run 3 (window of 3)', 'memory_run8_vs_run3', '<=',
      1.05),
@@ -740,7 +750,11 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
   history = rerun_medians(results.get('history', {})) or {
       row['span']: row for row in results.get('history', {}).get('rows', [])}
   if 3 in history and 8 in history:
-    values['time_run8_vs_run3'] = (history[8]['run_seconds'] /
+    turns = turn_ratios(results['history'], 3, 8)
+    # Ratios measured within one turn: the machine's speed drifts between
+    # turns by more than the bound (see part 5's section).
+    values['time_run8_vs_run3'] = (median(turns) if turns else
+                                   history[8]['run_seconds'] /
                                    history[3]['run_seconds'])
     values['memory_run8_vs_run3'] = (history[8]['peak_rss_bytes'] /
                                      history[3]['peak_rss_bytes'])
@@ -944,12 +958,14 @@ def markdown(results: Dict[str, Any]) -> str:
       a, b = again[first]['peak_rss_bytes'], again[last]['peak_rss_bytes']
       lines.append(f'| **peak memory MiB** | **{a / 2**20:,.0f}** | '
                    f'**{b / 2**20:,.0f}** | **{b / a:.2f}** |')
-      turns = zip(results['history']['reruns'][str(first)],
-                  results['history']['reruns'][str(last)])
+      turns = turn_ratios(results['history'], first, last)
       lines += ['', f'Run {last} against run {first} in each turn (run '
-                'seconds): ' + ', '.join(
-                    f"{b['run_seconds'] / a['run_seconds']:.2f}"
-                    for a, b in turns) + '.']
+                'seconds): ' + ', '.join(f'{t:.2f}' for t in turns) +
+                f'; median **{median(turns):.2f}**, the target\'s figure. '
+                'The ratio of the medians above compares runs from '
+                'different turns, and this machine\'s speed drifts between '
+                'turns by more than the bound; the CPU seconds show the '
+                'work each run does.']
   storage = results.get('storage_layer')
   if storage:
     lines += ['', '## 6. Storage layer', '',
