@@ -15,6 +15,11 @@ def _number(value: float) -> str:
   return f'{value:.4g}'
 
 
+def _tick(value: float) -> str:
+  """An axis label: thousands as 'k' (295k), small values to 3 digits."""
+  return f'{value / 1000:,.0f}k' if value >= 10_000 else f'{value:.3g}'
+
+
 def bar_chart(values: Sequence[float], labels: Sequence[str],
               width: int = 260, height: int = 90,
               title: str = '') -> Optional[Dict[str, Any]]:
@@ -204,8 +209,10 @@ def trials_chart(records: Sequence[Dict[str, Any]], cost: str, label: str,
       'front': ' '.join(f'{x},{y}' for x, y in
                         (xy(r[cost], r['auc']) for r in front)),
       'budget_x': budget_x,
-      'x_ticks': [{'x': xy(value, y_min)[0], 'text': _number(value)}
-                  for value in (0.0, x_max / 2, x_max)],
+      'x_ticks': [{'x': xy(value, y_min)[0], 'text': _tick(value),
+                   'anchor': anchor}
+                  for value, anchor in ((0.0, 'start'), (x_max / 2, 'middle'),
+                                        (x_max, 'end'))],
       'y_ticks': [{'y': xy(0, value)[1], 'text': f'{value:.3f}'}
                   for value in (y_min, (y_min + y_max) / 2, y_max)],
       'colours': {'within': TRIAL_COLOUR, 'over': OVER_COLOUR,

@@ -122,6 +122,7 @@ def test_the_size_scatter_draws_the_budget_the_front_and_the_choice():
   assert by_tip['trial 0']['y'] < by_tip['trial 2']['y'] < \
       by_tip['trial 1']['y']
   assert len(chart['front'].split()) == 2
+  assert [t['text'] for t in chart['x_ticks']] == ['0', '292k', '583k']
   assert report_charts.trials_chart([], 'tflite_bytes', '', 0, [],
                                     None) is None
 
