@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from components import storage
 from components import tflite_pusher
+from components.modules import budget
 from components.modules import features
 from pipeline import beam_profiles
 from pipeline import ingest
@@ -246,10 +247,10 @@ class PipelineConfig:
           f'quantization must be one of '
           f'{", ".join(tflite_pusher.QUANTIZATION_MODES)}, got '
           f'{self.quantization!r}')
-    for name in ('max_tflite_bytes', 'max_latency_ms'):
-      if getattr(self, name) < 0:
-        raise ConfigError(f'{name} must be 0 (no limit) or more, got '
-                          f'{getattr(self, name)}')
+    try:
+      self.device_budget()
+    except budget.BudgetError as e:
+      raise ConfigError(str(e)) from e
     if not -1.0 <= self.max_accuracy_drop <= 1.0:
       raise ConfigError('max_accuracy_drop must be between -1 and 1, got '
                         f'{self.max_accuracy_drop}')
@@ -348,6 +349,16 @@ class PipelineConfig:
         'class_names': list(self.class_names),
     }
 
+  def device_budget(self) -> budget.Budget:
+    """`max_tflite_bytes` and `max_latency_ms` as the budget the search
+    and the pusher judge models by.
+
+    Raises:
+      budget.BudgetError: for a negative limit.
+    """
+    return budget.Budget(max_tflite_bytes=self.max_tflite_bytes,
+                         max_latency_ms=self.max_latency_ms)
+
   def search_custom_config(self) -> Dict[str, Any]:
     """Settings passed to the model search's module code: the module
     settings, the search's, the quantization it converts with and the
@@ -357,8 +368,7 @@ class PipelineConfig:
                 quantization=self.quantization,
                 latency_runs=self.latency_runs,
                 representative_examples=self.representative_examples,
-                max_tflite_bytes=self.max_tflite_bytes,
-                max_latency_ms=self.max_latency_ms)
+                **self.device_budget().to_dict())
 
 
 def describe() -> List[Tuple[str, Any, str]]:

@@ -151,10 +151,9 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
   return result
 
 
-def trials(store, pipeline_name: str,
-           run_id: Optional[str] = None) -> Dict[str, Any]:
-  """The trial table of the newest run with a model search (ran or cached),
-  or of run `run_id`.
+def run_trials(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
+  """The trial table of one run's model search (ran or cached), or None
+  when the run did not search.
 
   Returns:
     `run_id`, `budget` (the limits by setting name), `chosen_trial` (an
@@ -163,24 +162,33 @@ def trials(store, pipeline_name: str,
     `accuracy`, `within_budget`, `seconds` and `status`.
 
   Raises:
+    trials_lib.TrialsError: when the table cannot be read.
+  """
+  results = record.output(SEARCH_NODE, SEARCH_RESULTS_KEY)
+  if results is None:
+    return None
+  path = storage.join(results.uri, trials_lib.TRIALS_FILE)
+  try:
+    text = storage.read_text(path)
+  except storage.StorageError as e:
+    raise trials_lib.TrialsError(f'cannot read {path}: {e}') from e
+  return dict(trials_lib.loads(text, path), run_id=record.run_id)
+
+
+def trials(store, pipeline_name: str) -> Dict[str, Any]:
+  """The trial table (see :func:`run_trials`) of the newest run with a
+  model search.
+
+  Raises:
     mlmd.MetadataError: when no run searched (`run --tune true` does).
     trials_lib.TrialsError: when the table cannot be read.
   """
-  records = ([mlmd.find_run(store, pipeline_name, run_id)] if run_id
-             else mlmd.run_records(store, pipeline_name))
-  for record in records:
-    results = record.output(SEARCH_NODE, SEARCH_RESULTS_KEY)
-    if results is None:
-      continue
-    path = storage.join(results.uri, trials_lib.TRIALS_FILE)
-    try:
-      text = storage.read_text(path)
-    except storage.StorageError as e:
-      raise trials_lib.TrialsError(f'cannot read {path}: {e}') from e
-    return dict(trials_lib.loads(text, path), run_id=record.run_id)
+  for record in mlmd.run_records(store, pipeline_name):
+    table = run_trials(record)
+    if table is not None:
+      return table
   raise mlmd.MetadataError(
-      f'no run of {pipeline_name} searched for a model' +
-      (f' in run {run_id}' if run_id else '') + '; run with --tune true')
+      f'no run of {pipeline_name} searched for a model; run with --tune true')
 
 
 def format_trials(table: Dict[str, Any]) -> str:

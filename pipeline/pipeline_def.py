@@ -276,8 +276,7 @@ def create_pipeline(
       representative_examples=config.representative_examples,
       validation_examples=config.validation_examples,
       latency_runs=config.latency_runs,
-      max_tflite_bytes=config.max_tflite_bytes,
-      max_latency_ms=config.max_latency_ms)
+      **config.device_budget().to_dict())
 
   components = [example_gen, schema_gen, statistics_gen, example_validator,
                 baseline_resolver, gate, accept, window, transform,

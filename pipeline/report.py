@@ -425,14 +425,12 @@ def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
   return {'this_run': this_run, 'rows': rows[::-1]}
 
 
-def _search(store, record: mlmd.RunRecord,
-            pipeline_name: str) -> Optional[Dict[str, Any]]:
+def _search(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   """The run's model search: its trials as a table and two scatters (AUC
   against size and against latency), or None when the run did not search."""
-  if record.output(inspection.SEARCH_NODE,
-                   inspection.SEARCH_RESULTS_KEY) is None:
+  table = inspection.run_trials(record)
+  if table is None:
     return None
-  table = inspection.trials(store, pipeline_name, run_id=record.run_id)
   done = trials_lib.completed(table['trials'])
   budget = table['budget']
   rows = []
@@ -527,7 +525,7 @@ def gather(config: config_lib.PipelineConfig,
       'evaluation': _evaluation(
           evaluation, record.blessed, class_names,
           _misclassified(record, class_names) if evaluation else None),
-      'search': _search(store, record, config.pipeline_name),
+      'search': _search(record),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
                         if pushed is not None else None),
       'lineage': _lineage(lineage.model_lineage(store, pushed)

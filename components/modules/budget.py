@@ -66,7 +66,7 @@ class Budget:
   def __post_init__(self):
     for name in (MAX_TFLITE_BYTES, MAX_LATENCY_MS):
       if getattr(self, name) < 0:
-        raise BudgetError(f'{name} must be 0 (off) or more, got '
+        raise BudgetError(f'{name} must be 0 (no limit) or more, got '
                           f'{getattr(self, name)}')
 
   @classmethod

@@ -44,11 +44,6 @@ def _set_properties(artifact: types.Artifact, values: Dict[str, Any]) -> None:
       artifact.set_string_custom_property(name, str(value))
 
 
-def device_budget(exec_properties: Dict[str, Any]) -> budget_lib.Budget:
-  """The budget of the pusher's settings (absent limits are off)."""
-  return budget_lib.Budget.from_dict(exec_properties)
-
-
 def budget_figures(breaches: List[budget_lib.Breach]) -> Dict[str, Any]:
   """What a PushedModel records of a model over budget: the limits broken
   (`budget_exceeded`, comma-separated) and, per limit, how far over
@@ -136,7 +131,7 @@ class Executor(pusher_executor.Executor):
       logging.warning('TFLite metadata not embedded: %s', metadata_problem)
     # The budget applies to the file a device downloads, metadata included.
     figures['pushed_bytes'] = len(model)
-    breaches = device_budget(exec_properties).breaches(
+    breaches = budget_lib.Budget.from_dict(exec_properties).breaches(
         len(model), figures['latency_ms_median'])
     if breaches:
       self._mark_not_pushed(
