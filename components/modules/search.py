@@ -195,7 +195,8 @@ def tuner_fn(fn_args) -> TunerFnResult:
       objective=keras_tuner.Objective(OBJECTIVE, direction='max'),
       max_trials=int(settings['tune_trials']),
       hyperparameters=search_space(),
-      seed=int(settings['seed']),
+      # KerasTuner replaces a seed of 0 (our default) with a random one.
+      seed=int(settings['seed']) + 1,
       allow_new_entries=False,
       tune_new_entries=False)
   tuner = BudgetTuner(oracle, settings, max(1, int(fn_args.train_steps or 1)),
