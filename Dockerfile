@@ -40,7 +40,7 @@ RUN pip install --no-cache-dir --no-deps --no-build-isolation /tmp/src \
  && rm -rf /tmp/src
 
 # The curated schema, where the compiled pipeline reads it
-# (pipeline/vertex.py: IMAGE_SCHEMA_DIR).
+# (pipeline/runners/vertex.py: IMAGE_SCHEMA_DIR).
 COPY schema /opt/on-device-classifier/schema
 
 COPY --from=beam /opt/apache/beam /opt/apache/beam

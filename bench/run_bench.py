@@ -25,7 +25,7 @@
    run 8's time and peak memory against run 3's (both train on 3 spans).
 6. Storage layer: a cold default run (ingest + run, local disk, SQLite) of
    this checkout against the same of `--baseline`, the commit before every
-   file went through `components/storage.py` and ML Metadata through a URL;
+   file went through `components/common/storage.py` and ML Metadata through a URL;
    the two take turns, `--repeats` times each, on the same data. The local
    default must stay within 5%.
 7. Beam profiles: a cold run (ingest + run) with `--beam local` and with

@@ -39,8 +39,8 @@ def _workspace(given: str) -> str:
   if os.path.isfile(os.path.join(bench_ws, 'metadata.sqlite')):
     return bench_ws
   sys.path.insert(0, ROOT)
-  from pipeline import metadata_url  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline.settings import metadata_url  # pylint: disable=g-import-not-at-top
+  from pipeline.metadata import mlmd  # pylint: disable=g-import-not-at-top
   workspace = tempfile.mkdtemp(prefix='startup-bench-')
   path = os.path.join(workspace, 'metadata.sqlite')
   open(path, 'w').close()

@@ -55,8 +55,9 @@ from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils
 
 from components import span_window
-from components import storage
+from components.common import storage
 from components.modules import features
+from components.common import errors
 
 ANOMALIES_FILE_NAME = 'SchemaDiff.pb'
 # Threshold key meaning every feature that has a drift comparator.
@@ -74,7 +75,7 @@ DataBaseline = simple_artifacts.Statistics
 DriftReport = simple_artifacts.Metrics
 
 
-class DataAnomaliesError(RuntimeError):
+class DataAnomaliesError(errors.PipelineError, RuntimeError):
   """Raised when a span has schema anomalies, a rare class or drift."""
 
 

@@ -25,7 +25,7 @@ from components.modules import features
 from components.model_search import component as model_search
 from components.span_window import component as span_window_component
 from components.tflite_pusher import component as tflite_pusher
-from pipeline import config as config_lib
+from pipeline.settings import config as config_lib
 
 # ImportExampleGen reads one span folder of the data root: the newest.
 SPAN_INPUT = tfx.proto.Input(splits=[
@@ -43,8 +43,9 @@ CODE_VERSION_KEY = 'code_version'
 # Project files outside the module folder that module code imports: the
 # model search converts and times its trial models with the pusher's own
 # functions. They are part of the module code's version too.
-SHARED_CODE_FILES = (os.path.join(config_lib.REPO_ROOT, 'components',
-                                  'tflite_pusher', 'conversion.py'),)
+SHARED_CODE_FILES = tuple(
+    os.path.join(config_lib.REPO_ROOT, 'components', 'tflite_pusher', name)
+    for name in ('budget.py', 'conversion.py'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +137,7 @@ def create_pipeline(
 
   Args:
     config: every setting (names, roots, thresholds, training, pusher);
-      see :class:`pipeline.config.PipelineConfig`.
+      see :class:`pipeline.settings.config.PipelineConfig`.
     code: the module code's version and the schema file.
     metadata_connection_config: the ML Metadata connection (None: the
       orchestrator's default).

@@ -26,10 +26,38 @@ def write_image(path, size=(40, 30), mode='RGB', fmt=None, seed=0):
 @pytest.fixture(scope='session')
 def small_spectrograms(tmp_path_factory):
   """A synthesized PNG data set with 24 clips per class."""
-  from pipeline import synth  # pylint: disable=g-import-not-at-top
+  from pipeline.data import synth  # pylint: disable=g-import-not-at-top
   out = str(tmp_path_factory.mktemp('data') / 'spectrograms')
   synth.synthesize(out, per_class=24, seed=7, workers=1, progress=False)
   return out
+
+
+def _require(found, what):
+  if found:
+    return
+  if os.environ.get('CI'):
+    pytest.fail(f'{what} is missing on CI (make test installs it)')
+  pytest.skip(f'no {what} here; scripts/ensure_databases.sh installs it')
+
+
+@pytest.fixture(scope='session')
+def mariadb():
+  """A private MariaDB server (tests/db_servers.py), for the session."""
+  import db_servers  # pylint: disable=g-import-not-at-top
+  _require(db_servers.mariadb_binaries(), 'MariaDB server')
+  server = db_servers.start_mariadb()
+  yield server
+  server.stop()
+
+
+@pytest.fixture(scope='session')
+def postgresql():
+  """A private PostgreSQL server (tests/db_servers.py), for the session."""
+  import db_servers  # pylint: disable=g-import-not-at-top
+  _require(db_servers.postgresql_bin(), 'PostgreSQL server')
+  server = db_servers.start_postgresql()
+  yield server
+  server.stop()
 
 
 @pytest.fixture

@@ -81,12 +81,15 @@ class Server:
   """
 
   def __init__(self, kind: str, port: int, stop_command: Optional[List[str]],
-               process: Optional[subprocess.Popen], folder: str):
+               process: Optional[subprocess.Popen], folder: str,
+               start_command: List[str], log: str):
     self.kind = kind
     self.port = port
     self._stop_command = stop_command
     self._process = process
     self._folder = folder
+    self._start_command = start_command
+    self._log = log
 
   def url(self, database: str, password: bool = True) -> str:
     """A metadata URL of `database` on this server."""
@@ -94,12 +97,28 @@ class Server:
     secret = f':{PASSWORD}' if password else ''
     return f'{scheme}://{USER}{secret}@127.0.0.1:{self.port}/{database}'
 
-  def stop(self) -> None:
+  def restart(self) -> None:
+    """Stops the server as a restart would (every client connection is
+    dropped, and with it every lock it held), then starts it again on the
+    same port and data."""
+    self._halt()
+    if self._stop_command:
+      _run(self._start_command, self._log)
+    else:
+      self._process = subprocess.Popen(
+          self._start_command, stdout=subprocess.DEVNULL,
+          stderr=subprocess.DEVNULL)
+    wait_for_port(self.port, self._process, self._log)
+
+  def _halt(self) -> None:
     if self._stop_command:
       subprocess.run(self._stop_command, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, check=False)
     if self._process is not None:
       stop_process(self._process)
+
+  def stop(self) -> None:
+    self._halt()
     shutil.rmtree(self._folder, ignore_errors=True)
 
 
@@ -130,12 +149,13 @@ def start_mariadb() -> Server:
         '--auth-root-authentication-method=normal', '--skip-test-db',
         *as_root], log)
   port = free_port()
-  process = subprocess.Popen(
-      [mariadbd, '--no-defaults', f'--datadir={data}', f'--socket={sock}',
-       f'--port={port}', '--bind-address=127.0.0.1', '--skip-log-bin',
-       '--innodb-buffer-pool-size=64M', f'--log-error={log}', *as_root],
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  server = Server('mariadb', port, None, process, folder)
+  command = [mariadbd, '--no-defaults', f'--datadir={data}',
+             f'--socket={sock}', f'--port={port}', '--bind-address=127.0.0.1',
+             '--skip-log-bin', '--innodb-buffer-pool-size=64M',
+             f'--log-error={log}', *as_root]
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  server = Server('mariadb', port, None, process, folder, command, log)
   try:
     wait_for_port(port, process, log)
     _run(['mariadb', f'--socket={sock}', '-uroot', '-e',
@@ -166,15 +186,16 @@ def start_postgresql() -> Server:
   pg_ctl = [*as_user, os.path.join(bin_dir, 'pg_ctl'), '-D', data]
   # The server writes its own log, as the postgres account.
   server_log = os.path.join(folder, 'postgres.log')
+  start = [*pg_ctl, '-l', server_log, '-w', '-o',
+           f'-p {port} -k {folder} -c listen_addresses=127.0.0.1 '
+           '-c fsync=off', 'start']
   try:
-    _run([*pg_ctl, '-l', server_log, '-w', '-o',
-          f'-p {port} -k {folder} -c listen_addresses=127.0.0.1 '
-          '-c fsync=off', 'start'], log)
+    _run(start, log)
   except ServerError as e:
     shutil.rmtree(folder, ignore_errors=True)
     raise ServerError(f'{e}\n{_tail(server_log)}') from None
   server = Server('postgresql', port, [*pg_ctl, '-m', 'fast', '-w', 'stop'],
-                  None, folder)
+                  None, folder, start, log)
   try:
     _run([*as_user, os.path.join(bin_dir, 'psql'), '-h', folder, '-p',
           str(port), '-U', 'postgres', '-c',

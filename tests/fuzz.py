@@ -220,8 +220,8 @@ def run_child(cases_dir: str, model_dir: str, out_json: str) -> None:
   """Reads every case through ingest and predict; writes the outcomes."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import features  # pylint: disable=g-import-not-at-top
-  from pipeline import ingest  # pylint: disable=g-import-not-at-top
-  from pipeline import predict  # pylint: disable=g-import-not-at-top
+  from pipeline.data import ingest  # pylint: disable=g-import-not-at-top
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
   limits = ingest.FileLimits(max_pixels=MAX_PIXELS,
                              max_clip_seconds=MAX_CLIP_SECONDS)
   write_model(model_dir)

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from pipeline import beam_compat
-from pipeline import beam_profiles
+from pipeline.compat import beam_compat
+from pipeline.runners import beam_profiles
 
 # Builds a Beam executor as LocalDagRunner does, in a child process whose
 # temporary folder is the test's, and prints the Beam arguments it kept.
 _EXECUTOR = """
 import json, sys
-from pipeline import beam_compat
+from pipeline.compat import beam_compat
 from tfx.dsl.components.base import base_beam_executor
 if sys.argv[1] == 'install':
   beam_compat.install()

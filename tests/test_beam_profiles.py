@@ -6,12 +6,12 @@ from unittest import mock
 
 import pytest
 
-from pipeline import __main__ as cli
-from pipeline import beam_profiles
-from pipeline import config as config_lib
-from pipeline import mlmd
-from pipeline import report
-from pipeline import run
+from pipeline.cli import commands as cli
+from pipeline.runners import beam_profiles
+from pipeline.settings import config as config_lib
+from pipeline.metadata import mlmd
+from pipeline.reporting import report
+from pipeline.runners import run
 
 
 def test_each_profile_names_its_runner_and_raw_arguments_come_last():

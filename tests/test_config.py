@@ -1,4 +1,4 @@
-"""Tests for pipeline.config and the command line."""
+"""Tests for pipeline.settings.config and the command line."""
 
 import json
 import os
@@ -8,11 +8,11 @@ import sys
 import pytest
 
 from conftest import write_image
-from pipeline import __main__ as cli
-from pipeline import config as config_lib
-from pipeline import ingest
-from pipeline import mlmd
-from pipeline import run
+from pipeline.cli import commands as cli
+from pipeline.settings import config as config_lib
+from pipeline.data import ingest
+from pipeline.metadata import mlmd
+from pipeline.runners import run
 
 
 def test_paths_default_to_one_workspace(tmp_path):
@@ -177,7 +177,7 @@ def _heavy_modules_loaded_by(argv):
   """Runs the CLI in a fresh interpreter; returns the heavy packages it
   imported and its exit code."""
   code = ('import json, sys\n'
-          'from pipeline import __main__ as cli\n'
+          'from pipeline.cli import commands as cli\n'
           'try:\n'
           f'  code = cli.main({argv!r})\n'
           'except SystemExit as e:\n'

@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 
 from components import data_gate
 from components import span_window
-from pipeline import config as config_lib
+from pipeline.settings import config as config_lib
 
 
 def _anomalies_artifact(tmp_path, per_split):

@@ -18,14 +18,14 @@ from PIL import Image
 import headless
 
 from components.tflite_pusher import push
-from pipeline import __main__ as cli
-from pipeline import config as config_lib
-from pipeline import ingest
-from pipeline import inspection
-from pipeline import lineage
-from pipeline import mlmd
-from pipeline import report
-from pipeline import run
+from pipeline.cli import commands as cli
+from pipeline.settings import config as config_lib
+from pipeline.data import ingest
+from pipeline.metadata import inspection
+from pipeline.metadata import lineage
+from pipeline.metadata import mlmd
+from pipeline.reporting import report
+from pipeline.runners import run
 
 pytestmark = pytest.mark.e2e
 

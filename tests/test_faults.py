@@ -21,9 +21,9 @@ from PIL import Image
 
 from components.tflite_pusher import conversion
 from components.tflite_pusher import push
-from pipeline import config as config_lib
-from pipeline import ingest
-from pipeline import run
+from pipeline.settings import config as config_lib
+from pipeline.data import ingest
+from pipeline.runners import run
 
 pytestmark = pytest.mark.e2e
 

@@ -24,9 +24,9 @@ import tensorflow as tf
 
 from components.modules import trainer
 from components.tflite_pusher import push
-from pipeline import config as config_lib
+from pipeline.settings import config as config_lib
 from pipeline import pipeline_def
-from pipeline import vertex
+from pipeline.runners import vertex
 import test_data_gate
 import test_tflite_pusher
 

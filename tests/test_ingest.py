@@ -1,4 +1,4 @@
-"""Tests for pipeline.ingest."""
+"""Tests for pipeline.data.ingest."""
 
 import io
 import json
@@ -13,9 +13,9 @@ from PIL import Image
 
 from conftest import bomb_png
 from conftest import write_image
-from pipeline import ingest
-from pipeline import spectrogram
-from pipeline import synth
+from pipeline.data import ingest
+from pipeline.data import spectrogram
+from pipeline.data import synth
 
 CLASSES = ('not_instrument', 'instrument')
 

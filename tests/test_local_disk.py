@@ -1,4 +1,4 @@
-"""The one atomic-write and lock helper (components/local_disk.py)."""
+"""The one atomic-write and lock helper (components/common/local_disk.py)."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from components import local_disk
+from components.common import local_disk
 
 
 def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
@@ -47,7 +47,7 @@ def test_a_held_lock_refuses_another_process_naming_the_holder(tmp_path):
   holder = subprocess.Popen(
       [sys.executable, '-c',
        'import sys, time\n'
-       'from components import local_disk\n'
+       'from components.common import local_disk\n'
        f'with local_disk.locked({str(lock)!r}):\n'
        '  print("held", flush=True)\n'
        '  time.sleep(30)\n'],

@@ -1,5 +1,5 @@
 """Expected errors are one line; unexpected ones keep their traceback in a
-log file that the error line names (pipeline/logs.py and the CLI)."""
+log file that the error line names (pipeline/cli/logs.py and the CLI)."""
 
 import logging
 import os
@@ -10,12 +10,12 @@ import pytest
 
 from conftest import write_image
 from components import data_gate
-from pipeline import __main__ as cli
-from pipeline import config as config_lib
-from pipeline import ingest
-from pipeline import logs
-from pipeline import run
-from pipeline import schedule
+from pipeline.cli import commands as cli
+from pipeline.settings import config as config_lib
+from pipeline.data import ingest
+from pipeline.cli import logs
+from pipeline.runners import run
+from pipeline.runners import schedule
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,10 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import config as config_lib
-from pipeline import inspection
-from pipeline import mlmd
-from pipeline import metadata_url
+from pipeline.settings import config as config_lib
+from pipeline.metadata import inspection
+from pipeline.metadata import mlmd
+from pipeline.settings import metadata_url
 
 PIPELINE = 'demo_pipeline'
 Execution = metadata_store_pb2.Execution

@@ -9,16 +9,16 @@ import pytest
 
 from components.model_search import executor as search_executor
 from components.model_search import trials
-from components.modules import budget as budget_lib
+from components.tflite_pusher import budget as budget_lib
 from components.modules import search
 from components.modules import trainer
-from pipeline import __main__ as cli
-from pipeline import config as config_lib
-from pipeline import inspection
-from pipeline import mlmd
-from pipeline import report
-from pipeline import report_charts
-from pipeline import run
+from pipeline.cli import commands as cli
+from pipeline.settings import config as config_lib
+from pipeline.metadata import inspection
+from pipeline.metadata import mlmd
+from pipeline.reporting import report
+from pipeline.reporting import report_charts
+from pipeline.runners import run
 
 
 def _trial(trial_id, auc, size, latency=1.0, fits=True, width=0.5,

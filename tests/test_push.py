@@ -6,8 +6,8 @@ from unittest import mock
 
 import pytest
 
-from components import local_disk
-from components import storage
+from components.common import local_disk
+from components.common import storage
 from components.tflite_pusher import push
 
 

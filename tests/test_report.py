@@ -3,8 +3,8 @@ gathered data (escaping included)."""
 
 import re
 
-from pipeline import report
-from pipeline import report_charts
+from pipeline.reporting import report
+from pipeline.reporting import report_charts
 
 
 def _matrix(threshold, tp, fp, tn, fn):

@@ -16,10 +16,10 @@ from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
 
 from components.tflite_pusher import push
-from pipeline import config as config_lib
-from pipeline import lineage
-from pipeline import mlmd
-from pipeline import schedule
+from pipeline.settings import config as config_lib
+from pipeline.metadata import lineage
+from pipeline.metadata import mlmd
+from pipeline.runners import schedule
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Tests for pipeline.schedule (the pipeline itself is replaced here; the
+"""Tests for pipeline.runners.schedule (the pipeline itself is replaced here; the
 retraining e2e test runs the real one)."""
 
 import datetime
@@ -11,10 +11,10 @@ from unittest import mock
 import pytest
 
 from conftest import write_image
-from pipeline import config as config_lib
-from pipeline import ingest
-from pipeline import run
-from pipeline import schedule
+from pipeline.settings import config as config_lib
+from pipeline.data import ingest
+from pipeline.runners import run
+from pipeline.runners import schedule
 
 
 @pytest.mark.parametrize('text, seconds', [

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pipeline import config as config_lib
+from pipeline.settings import config as config_lib
 
 SCRIPT = os.path.join(config_lib.REPO_ROOT, 'scripts', 'setup_env.sh')
 

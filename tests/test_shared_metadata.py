@@ -21,10 +21,10 @@ import time
 import pytest
 
 import db_servers
-from pipeline import __main__ as cli
-from pipeline import config as config_lib
-from pipeline import metadata_url
-from pipeline import store_lock
+from pipeline.cli import commands as cli
+from pipeline.settings import config as config_lib
+from pipeline.settings import metadata_url
+from pipeline.runners import store_lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = 'Hunter-2-not-shown'
@@ -103,30 +103,6 @@ def test_an_unreachable_store_is_named_without_its_password(tmp_path,
 
 
 # --------------------------------------------------------- real servers
-
-
-def _require(found, what):
-  if found:
-    return
-  if os.environ.get('CI'):
-    pytest.fail(f'{what} is missing on CI (make test installs it)')
-  pytest.skip(f'no {what} here; scripts/ensure_databases.sh installs it')
-
-
-@pytest.fixture(scope='module')
-def mariadb():
-  _require(db_servers.mariadb_binaries(), 'MariaDB server')
-  server = db_servers.start_mariadb()
-  yield server
-  server.stop()
-
-
-@pytest.fixture(scope='module')
-def postgresql():
-  _require(db_servers.postgresql_bin(), 'PostgreSQL server')
-  server = db_servers.start_postgresql()
-  yield server
-  server.stop()
 
 
 # The wiring, not the model: see test_e2e.py.
@@ -338,7 +314,7 @@ _BARE_PREAMBLE = '''
 import sys
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
-from pipeline import metadata_url
+from pipeline.settings import metadata_url
 url = metadata_url.parse(sys.argv[1])
 config = pb.ConnectionConfig()  # Built here: connection_config() mends.
 config.postgresql.host = url.host
@@ -369,7 +345,7 @@ def test_ml_metadata_on_postgresql_needs_its_backslashes_carried(
 
   # With the work-around every string round-trips.
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline.metadata import mlmd  # pylint: disable=g-import-not-at-top
   store = mlmd.open_store(metadata_url.parse(url))
   type_id = store.put_artifact_type(metadata_store_pb2.ArtifactType(
       name='Note'))

@@ -17,7 +17,7 @@ from components import span_window
 from components.modules import features
 from components.span_window import component
 from components.span_window import executor
-from pipeline import ingest
+from pipeline.data import ingest
 
 INPUT_CONFIG = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
     name='all', pattern=span_window.SPAN_PATTERN)])

@@ -1,4 +1,4 @@
-"""Tests for pipeline.spectrogram."""
+"""Tests for pipeline.data.spectrogram."""
 
 import io
 import struct
@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from pipeline import spectrogram
+from pipeline.data import spectrogram
 
 RATE = 16000
 

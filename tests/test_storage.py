@@ -2,7 +2,7 @@
 
 import pytest
 
-from components import storage
+from components.common import storage
 
 
 def test_uris_and_local_paths_are_told_apart_and_joined_their_way():

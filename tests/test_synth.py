@@ -1,4 +1,4 @@
-"""Tests for pipeline.synth."""
+"""Tests for pipeline.data.synth."""
 
 import hashlib
 import json
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import synth
+from pipeline.data import synth
 
 
 def _digest(folder):

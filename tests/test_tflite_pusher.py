@@ -17,6 +17,8 @@ from PIL import Image
 from tfx.types import standard_artifacts
 
 from conftest import bomb_png
+from components.common import errors
+from components.common import run_guard
 from components.modules import features
 from components.modules import trainer
 from components.tflite_pusher import component
@@ -24,7 +26,7 @@ from components.tflite_pusher import conversion
 from components.tflite_pusher import executor
 from components.tflite_pusher import model_metadata
 from components.tflite_pusher import push
-from pipeline import predict
+from pipeline.serving import predict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
@@ -272,6 +274,30 @@ def test_the_same_model_is_not_pushed_twice(testdata, tmp_path):
   assert push.latest_version(str(destination)) == 2
 
 
+class _Lost(errors.LockLostError):
+  pass
+
+
+def test_a_run_guard_that_refuses_stops_the_push_before_any_write(
+    testdata, tmp_path):
+  destination = tmp_path / 'dest'
+  _run(testdata, destination)
+
+  def refuse():
+    raise _Lost('the run lock was lost')
+
+  with run_guard.installed(refuse):
+    # The same model again: the pusher writes nothing, so it needs no check.
+    assert _run(testdata, destination).get_string_custom_property(
+        'pushed_version') == '1'
+    with pytest.raises(_Lost):
+      _run(testdata, destination, quantization='float16')
+  assert push.versions(str(destination)) == [1]
+  assert push.latest_version(str(destination)) == 1
+  assert _run(testdata, destination, quantization='float16'
+              ).get_string_custom_property('pushed_version') == '2'
+
+
 def test_component_refuses_unknown_mode():
   with pytest.raises(ValueError, match='unknown quantization mode'):
     component.TFLitePusher(
@@ -337,7 +363,7 @@ def test_predict_refuses_a_decompression_bomb_from_its_header(testdata,
 
 _PUSH_TO_S3 = '''
 import json, os, sys
-from components import storage
+from components.common import storage
 from components.tflite_pusher import push
 source, destination, padding = sys.argv[1], sys.argv[2], int(sys.argv[3])
 manifest = push.read_manifest(source)

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from pipeline import __main__ as cli
-from pipeline import config as config_lib
+from pipeline.cli import commands as cli
+from pipeline.settings import config as config_lib
 from pipeline import pipeline_def
-from pipeline import run
-from pipeline import vertex
+from pipeline.runners import run
+from pipeline.runners import vertex
 
 IMAGE = 'europe-docker.pkg.dev/p/r/odc:1'
 BUCKET_ROOTS = ['--pipeline-root', 'gs://b/tfx', '--data-root', 'gs://b/data',

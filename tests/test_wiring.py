@@ -6,9 +6,9 @@ import shutil
 import subprocess
 import sys
 
-from pipeline import config as config_lib
+from pipeline.settings import config as config_lib
 from pipeline import pipeline_def
-from pipeline import run
+from pipeline.runners import run
 
 
 def _ids(nodes):
@@ -68,7 +68,7 @@ def test_module_folder_holds_only_module_code():
   # Every .py file of the module folder is part of the cache key.
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
-      '__init__.py', 'budget.py', 'features.py', 'metrics.py', 'search.py',
+      '__init__.py', 'features.py', 'metrics.py', 'search.py',
       'trainer.py', 'transform.py']
 
 

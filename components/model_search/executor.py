@@ -19,14 +19,15 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 
 from components.model_search import trials as trials_lib
-from components.modules import budget as budget_lib
+from components.tflite_pusher import budget as budget_lib
 from components.modules import search
+from components.common import errors
 
 BEST_HYPERPARAMETERS_FILE = 'best_hyperparameters.txt'  # what Trainer reads
 TUNER_RESULTS_FILE = 'tuner_results.json'  # TFX's own summary
 
 
-class ModelSearchError(RuntimeError):
+class ModelSearchError(errors.PipelineError, RuntimeError):
   """Raised when no trial of the search fits the device budget."""
 
 

@@ -12,11 +12,13 @@ the figures of `components/modules/search.py` (`auc`, `accuracy`,
 import json
 from typing import Any, Dict, List, Optional
 
+from components.common import errors
+
 # The file of the TunerResults artifact that holds the whole table.
 TRIALS_FILE = 'trials.json'
 
 
-class TrialsError(ValueError):
+class TrialsError(errors.PipelineError, ValueError):
   """Raised for a trial table that cannot be read; names the file."""
 
 

@@ -26,7 +26,7 @@ import tensorflow_transform as tft
 from keras_tuner.engine import base_tuner
 from tfx.components.tuner.component import TunerFnResult
 
-from components.modules import budget as budget_lib
+from components.tflite_pusher import budget as budget_lib
 from components.modules import features
 from components.modules import trainer
 from components.tflite_pusher import conversion

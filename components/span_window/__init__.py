@@ -8,7 +8,7 @@ TFRecord files and `ingest.json`; ImportExampleGen and the window read them.
 import re
 from typing import List
 
-from components import storage
+from components.common import storage
 
 # A span folder under the data root, as ExampleGen's span pattern and as a
 # regular expression.

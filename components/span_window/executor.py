@@ -23,6 +23,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components import span_window
+from components.common import errors
 
 NEWEST_SPAN_KEY = 'newest_span'
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
@@ -31,7 +32,7 @@ NUM_SPANS_KEY = 'num_spans'
 _PATTERNS_KEY = '_span_window_patterns'
 
 
-class SpanWindowError(RuntimeError):
+class SpanWindowError(errors.PipelineError, RuntimeError):
   """Raised when the window cannot be assembled from the data root."""
 
 

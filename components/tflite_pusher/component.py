@@ -32,7 +32,7 @@ Usage::
       validation_examples=2000, latency_runs=50)
 
 The pipeline passes every setting from its configuration
-(`pipeline.config.PipelineConfig`), where their defaults live.
+(`pipeline.settings.config.PipelineConfig`), where their defaults live.
 """
 
 import json

@@ -16,8 +16,9 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import storage
-from components.modules import budget as budget_lib
+from components.common import run_guard
+from components.common import storage
+from components.tflite_pusher import budget as budget_lib
 from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import model_metadata
@@ -171,6 +172,7 @@ class Executor(pusher_executor.Executor):
 
     version = push.find_identical(destination, converted_digest)
     if version is None:
+      run_guard.before_push()
       version, version_dir = push.write_version(
           destination,
           {push.MODEL_FILE: model,

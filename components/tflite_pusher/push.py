@@ -13,7 +13,7 @@ complete version. How each kind of destination keeps that:
 
 - **Local disk:** the version is written in a hidden staging folder,
   flushed to disk, and renamed into place; only then is `LATEST` replaced
-  (atomically, by rename); both through `components.local_disk`, under a
+  (atomically, by rename); both through `components.common.local_disk`, under a
   lock file so two pushers on one machine take turns.
 - **Object store** (no rename, no lock): each file is uploaded, read back
   and checked against its SHA-256; the manifest is uploaded last and read
@@ -32,8 +32,8 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from components import local_disk
-from components import storage
+from components.common import local_disk
+from components.common import storage
 
 LATEST_FILE = 'LATEST'
 MANIFEST_FILE = 'manifest.json'

@@ -15,6 +15,7 @@ import dataclasses
 import os
 import urllib.parse
 from typing import Optional
+from components.common import errors
 
 PASSWORD_ENV = 'PIPELINE_METADATA_PASSWORD'
 SCHEMES = ('sqlite', 'mysql', 'postgresql')
@@ -22,7 +23,7 @@ _DEFAULT_PORTS = {'mysql': 3306, 'postgresql': 5432}
 _ALIASES = {'mariadb': 'mysql', 'postgres': 'postgresql'}
 
 
-class MetadataUrlError(ValueError):
+class MetadataUrlError(errors.PipelineError, ValueError):
   """Raised for a metadata URL that cannot name a store; says why."""
 
 
@@ -77,7 +78,7 @@ class MetadataUrl:
 
     Returns:
       A `metadata_store_pb2.ConnectionConfig`. For PostgreSQL this also
-      installs `pipeline.postgresql_compat` in this process, since ML
+      installs `pipeline.compat.postgresql_compat` in this process, since ML
       Metadata 1.16 needs it for any store opened with such a config.
     """
     from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
@@ -94,7 +95,7 @@ class MetadataUrl:
       config.mysql.database = self.database
       config.mysql.skip_db_creation = not create_database
     else:
-      from pipeline import postgresql_compat  # pylint: disable=g-import-not-at-top
+      from pipeline.compat import postgresql_compat  # pylint: disable=g-import-not-at-top
       postgresql_compat.install()
       config.postgresql.host = self.host
       config.postgresql.port = str(self.port)

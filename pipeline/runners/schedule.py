@@ -24,16 +24,17 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from pipeline import config as config_lib
-from pipeline import ingest
-from pipeline import logs
-from pipeline import run
+from pipeline.settings import config as config_lib
+from pipeline.data import ingest
+from pipeline.cli import logs
+from pipeline.runners import run
+from components.common import errors
 
 _INTERVAL_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$')
 _UNIT_SECONDS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400}
 
 
-class ScheduleError(ValueError):
+class ScheduleError(errors.PipelineError, ValueError):
   """Raised for a cadence that is neither an interval nor a cron expression."""
 
 
@@ -131,9 +132,9 @@ def tick(config: config_lib.PipelineConfig, source: Optional[str] = None,
                         'was trained on; nothing to do (use --force to run '
                         'anyway)')
     summary = run_fn(config)
+  except errors.BusyError as e:
+    return TickResult('busy', f'skipped: {e}')
   except run.RunError as e:
-    if 'Another pipeline run' in str(e):
-      return TickResult('busy', f'skipped: {e}')
     if e.unexpected:
       path = logs.log_traceback(e, config.workspace, 'schedule')
       return TickResult('failed',

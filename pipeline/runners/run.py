@@ -9,21 +9,23 @@ import tempfile
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
-from components import local_disk
-from components import storage
+from components.common import errors
+from components.common import local_disk
+from components.common import run_guard
+from components.common import storage
 from components import span_window
-from pipeline import beam_compat
-from pipeline import beam_profiles
-from pipeline import config as config_lib
-from pipeline import ingest
-from pipeline import mlmd
+from pipeline.compat import beam_compat
+from pipeline.runners import beam_profiles
+from pipeline.settings import config as config_lib
+from pipeline.data import ingest
+from pipeline.metadata import mlmd
 
 STATE_FILE = 'last_run.json'
 # The portable Beam profile's worker pool log, in WORKSPACE/logs/.
 BEAM_WORKERS_LOG = 'beam-workers.log'
 
 
-class RunError(RuntimeError):
+class RunError(errors.PipelineError, RuntimeError):
   """Raised when the pipeline cannot start or a component failed.
 
   Attributes:
@@ -32,9 +34,14 @@ class RunError(RuntimeError):
       worth keeping.
   """
 
-  def __init__(self, message: str, unexpected: bool = False):
-    super().__init__(message)
-    self.unexpected = unexpected
+
+class RunBusyError(RunError, errors.BusyError):
+  """Another run holds the workspace's or the store's run lock."""
+
+
+class RunLockLostError(RunError, errors.LockLostError):
+  """The store's run lock was lost midway and another runner took it; the
+  run stopped before its pusher pushed."""
 
 
 @contextlib.contextmanager
@@ -44,14 +51,16 @@ def run_lock(config: config_lib.PipelineConfig) -> Iterator[None]:
   The lock file sits beside a SQLite store (in the workspace by default),
   so two workspaces sharing one SQLite file exclude each other too. With a
   MySQL or PostgreSQL store, the workspace is locked as well as the store's
-  server lock of the pipeline, which every machine sharing the store sees.
+  server lock of the pipeline, which every machine sharing the store sees;
+  the pusher checks that lock before it pushes (`run_guard`), so a run
+  that lost it midway to another runner stops there.
 
   Args:
     config: the settings (workspace, metadata store, pipeline name).
 
   Raises:
-    RunError: if another run holds a lock, naming it; or if the store's
-      server cannot be reached.
+    RunBusyError: if another run holds a lock, naming it.
+    RunError: if the store's server cannot be reached.
   """
   store = config.metadata_url()
   folder = (os.path.dirname(store.path) if store.is_sqlite
@@ -62,18 +71,22 @@ def run_lock(config: config_lib.PipelineConfig) -> Iterator[None]:
       if store.is_sqlite:
         yield
         return
-      from pipeline import store_lock  # pylint: disable=g-import-not-at-top
+      from pipeline.runners import store_lock  # pylint: disable=g-import-not-at-top
       try:
-        with store_lock.held(store, config.pipeline_name,
-                             store_lock.describe_holder(config.workspace)):
+        with store_lock.held(
+            store, config.pipeline_name,
+            store_lock.describe_holder(config.workspace)) as lock, \
+            run_guard.installed(lock.check):
           yield
+      except store_lock.StoreLockBusy as e:
+        raise RunBusyError(str(e), holder=e.holder) from e
       except store_lock.StoreLockError as e:
         raise RunError(str(e)) from e
   except local_disk.LockBusy as e:
-    raise RunError(
+    raise RunBusyError(
         f'Another pipeline run ({e.holder}) is using '
         f'{"workspace " + folder if folder == config.workspace else folder}'
-        '; wait for it to finish.') from e
+        '; wait for it to finish.', holder=e.holder) from e
 
 
 def _check_writable_uri(setting: str, folder: str) -> None:
@@ -222,8 +235,11 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
             build_pipeline(config, span, worker_pool))
       except Exception as e:  # pylint: disable=broad-except
         _record_settings(config, started_ms)
+        lost = _lost_lock(e)
+        if lost is not None:
+          raise RunLockLostError(str(lost)) from e
         raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}',
-                       unexpected=not _expected_failure(e)) from e
+                       unexpected=not errors.raised_by_design(e)) from e
     _record_settings(config, started_ms)
     summary = summarize_latest_run(config)
     summary['wall_seconds'] = round(time.time() - started, 1)
@@ -236,20 +252,14 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   return summary
 
 
-def _expected_failure(error: BaseException) -> bool:
-  """True for the failures components raise by design: the data gate, a
-  window whose spans the data root no longer holds, and a model search
-  with no trial within the device budget."""
-  from components import data_gate  # pylint: disable=g-import-not-at-top
-  from components.model_search import executor as model_search  # pylint: disable=g-import-not-at-top
-  from components.span_window import executor as span_window  # pylint: disable=g-import-not-at-top
+def _lost_lock(error: BaseException) -> Optional[BaseException]:
+  """The lost-lock error that stopped the pusher, if `error` is one or was
+  raised from one (TFX re-raises an executor's error, wrapped or not)."""
   while error is not None:
-    if isinstance(error, (data_gate.DataAnomaliesError,
-                          span_window.SpanWindowError,
-                          model_search.ModelSearchError)):
-      return True
+    if isinstance(error, errors.LockLostError):
+      return error
     error = error.__cause__ or error.__context__
-  return False
+  return None
 
 
 def _record_settings(config: config_lib.PipelineConfig,

@@ -24,8 +24,9 @@ import os
 import re
 from typing import Any, Dict, List
 
-from components import storage
-from pipeline import config as config_lib
+from components.common import storage
+from pipeline.settings import config as config_lib
+from components.common import errors
 
 # Where the Dockerfile copies schema/ in the image.
 IMAGE_SCHEMA_DIR = '/opt/on-device-classifier/schema'
@@ -35,7 +36,7 @@ PIPELINE_NAME = re.compile(r'[a-z0-9][a-z0-9-]{0,127}\Z')
 _ROOT_SETTINGS = ('pipeline_root', 'data_root', 'push_destination')
 
 
-class CompileError(ValueError):
+class CompileError(errors.PipelineError, ValueError):
   """Raised when settings cannot be compiled for the target; names the
   setting."""
 

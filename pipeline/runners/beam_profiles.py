@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from typing import Iterator, List, Optional, Sequence
+from components.common import errors
 
 PROFILES = ('local', 'multiprocess', 'portable', 'dataflow')
 # Settings the dataflow profile needs, by the name of their flags.
@@ -36,7 +37,7 @@ _POOL_START_SECONDS = 60
 _POOL_STOP_SECONDS = 15
 
 
-class BeamProfileError(RuntimeError):
+class BeamProfileError(errors.PipelineError, RuntimeError):
   """Raised when a profile lacks a setting or its worker pool cannot
   start; names the setting or the pool's log."""
 

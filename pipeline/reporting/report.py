@@ -24,8 +24,8 @@ ticket. It shows, for the run:
 
 Everything is read from ML Metadata and the artifacts it points to
 (:func:`gather`, plain data), then laid out by the Jinja2 template
-`pipeline/templates/report.html` (:func:`render`); the charts are inline
-SVG drawn from the shapes `pipeline.report_charts` computes.
+`pipeline/reporting/templates/report.html` (:func:`render`); the charts are inline
+SVG drawn from the shapes `pipeline.reporting.report_charts` computes.
 """
 
 import base64
@@ -39,14 +39,14 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import jinja2
 
 from components import data_gate
-from components import local_disk
-from components import storage
+from components.common import local_disk
+from components.common import storage
 from components.model_search import trials as trials_lib
-from pipeline import config as config_lib
-from pipeline import inspection
-from pipeline import lineage
-from pipeline import mlmd
-from pipeline import report_charts
+from pipeline.settings import config as config_lib
+from pipeline.metadata import inspection
+from pipeline.metadata import lineage
+from pipeline.metadata import mlmd
+from pipeline.reporting import report_charts
 
 REPORTS_DIR = 'reports'
 TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -481,7 +481,7 @@ def gather(config: config_lib.PipelineConfig,
     run_id: a run id or a unique prefix of one; default the newest run.
 
   Returns:
-    The template's variables (see `pipeline/templates/report.html`).
+    The template's variables (see `pipeline/reporting/templates/report.html`).
 
   Raises:
     mlmd.MetadataError: when the pipeline never ran here, or the run is

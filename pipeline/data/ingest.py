@@ -19,7 +19,7 @@ ImportExampleGen finds them.
   larger than `--max-side` are re-encoded as PNG (and shrunk), so Transform
   decodes every example the same way and no example is huge.
 * The span is written in a staging folder, flushed to disk and renamed into
-  place when complete (`components.local_disk`); a source identical to an
+  place when complete (`components.common.local_disk`); a source identical to an
   earlier span's is not ingested again.
 """
 
@@ -41,11 +41,12 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from components import local_disk
+from components.common import local_disk
 from components import span_window
-from components import storage
+from components.common import storage
 from components.modules import features
-from pipeline import spectrogram
+from pipeline.data import spectrogram
+from components.common import errors
 
 SPAN_DIR_RE = span_window.SPAN_DIR_RE
 REPORT_NAME = span_window.REPORT_NAME
@@ -54,11 +55,11 @@ _KEEP_AS_IS = {'PNG': ('L', 'LA', 'RGB', 'RGBA', 'P', 'I;16'),
                'JPEG': ('L', 'RGB')}
 
 
-class IngestError(ValueError):
+class IngestError(errors.PipelineError, ValueError):
   """Raised when a source folder cannot be ingested at all."""
 
 
-class UnreadableFile(ValueError):
+class UnreadableFile(errors.PipelineError, ValueError):
   """Raised for one file that is not a usable image or WAV clip."""
 
 

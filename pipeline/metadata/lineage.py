@@ -30,14 +30,15 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ml_metadata.proto import metadata_store_pb2
 
 from components import span_window
-from components import storage
-from pipeline import mlmd
+from components.common import storage
+from pipeline.metadata import mlmd
+from components.common import errors
 
 _Event = metadata_store_pb2.Event
 _COMPARISON_KEYS = frozenset({'baseline_model'})
 
 
-class LineageError(LookupError):
+class LineageError(errors.PipelineError, LookupError):
   """Raised when the model or span asked for is not in ML Metadata."""
 
 

@@ -4,7 +4,7 @@ A path with a scheme (`gs://bucket/...`, `s3://bucket/...`) goes through
 TensorFlow's filesystem layer (`tf.io.gfile`); `s3://` also needs
 `tensorflow-io`, which registers that scheme and is imported here on first
 use. A local path goes through `os` directly: the command line needs no
-TensorFlow import for it, and writes keep `components.local_disk`'s
+TensorFlow import for it, and writes keep `components.common.local_disk`'s
 guarantees (a file appears whole or not at all, and survives a crash once
 written).
 
@@ -24,7 +24,7 @@ import re
 import sys
 from typing import List, Union
 
-from components import local_disk
+from components.common import local_disk
 
 _URI_RE = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*://')
 
@@ -53,7 +53,7 @@ def join(base: str, *parts: str) -> str:
 
 def uses_tensorflow_io() -> bool:
   """True once this process loaded tensorflow-io's filesystems (its S3
-  client aborts the process at exit; see `pipeline.__main__`)."""
+  client aborts the process at exit; see `pipeline.cli.commands`)."""
   return 'tensorflow_io' in sys.modules
 
 

@@ -6,7 +6,7 @@ tones, chords and short melodies, with varied timbre, envelope, pitch and
 vibrato) and of non-instrument sounds (coloured noise, speech-like formant
 sequences, clicks, rain, wind, engines, beeps, sirens and mains hum), spoiled
 by realistic nuisances (background noise, gain, silence padding, clipping).
-Each clip is rendered by :func:`pipeline.spectrogram.spectrogram_image` and
+Each clip is rendered by :func:`pipeline.data.spectrogram.spectrogram_image` and
 saved as PNG (or kept as WAV) in one folder per class, the layout Keras'
 ``flow_from_directory`` reads, in a local folder (`ingest` then writes it
 as a span wherever the data root is).
@@ -24,8 +24,9 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from components import local_disk
-from pipeline import spectrogram
+from components.common import local_disk
+from pipeline.data import spectrogram
+from components.common import errors
 
 SAMPLE_RATE = spectrogram.DEFAULT_SAMPLE_RATE
 CLIP_SECONDS = 1.0
@@ -341,7 +342,7 @@ NOT_INSTRUMENT_KINDS: Dict[str, Callable[[np.random.Generator],
 }
 
 
-class SynthError(ValueError):
+class SynthError(errors.PipelineError, ValueError):
   """Raised for a bad synthesis setting or an occupied destination."""
 
 

@@ -11,6 +11,7 @@ pipeline: a proxy for the device, not the device itself.
 
 import dataclasses
 from typing import Any, Dict, List, Optional
+from components.common import errors
 
 # The limits by setting name, as the command line spells them with dashes.
 MAX_TFLITE_BYTES = 'max_tflite_bytes'
@@ -20,7 +21,7 @@ MEASURED_FIGURE = {MAX_TFLITE_BYTES: 'tflite_bytes',
                    MAX_LATENCY_MS: 'latency_ms_median'}
 
 
-class BudgetError(ValueError):
+class BudgetError(errors.PipelineError, ValueError):
   """Raised for a negative limit; names the setting."""
 
 

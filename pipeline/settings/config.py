@@ -15,15 +15,17 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from components import storage
+from components.common import storage
 from components import tflite_pusher
-from components.modules import budget
+from components.tflite_pusher import budget
 from components.modules import features
-from pipeline import beam_profiles
-from pipeline import ingest
-from pipeline import metadata_url
+from pipeline.runners import beam_profiles
+from pipeline.data import ingest
+from pipeline.settings import metadata_url
+from components.common import errors
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 DEFAULT_WORKSPACE = os.path.join(REPO_ROOT, 'workspace')
 SCHEMA_DIR = os.path.join(REPO_ROOT, 'schema')
 MODULES_DIR = os.path.join(REPO_ROOT, 'components', 'modules')
@@ -37,7 +39,7 @@ _PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(_WORKSPACE_PATHS)
 METADATA_FILE = 'metadata.sqlite'
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.PipelineError, ValueError):
   """Raised for a setting outside its allowed values; names the setting."""
 
 

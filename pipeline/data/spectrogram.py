@@ -17,6 +17,7 @@ import wave
 from typing import BinaryIO, Optional, Union
 
 import numpy as np
+from components.common import errors
 
 DEFAULT_SAMPLE_RATE = 16000
 _N_FFT = 2048
@@ -39,7 +40,7 @@ _COLORMAP_ANCHORS = np.array([
 _WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
 
 
-class AudioError(ValueError):
+class AudioError(errors.PipelineError, ValueError):
   """Raised when a clip cannot be read or rendered."""
 
 

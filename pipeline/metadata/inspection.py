@@ -1,7 +1,7 @@
 """Answers to "what did the pipeline do?" from ML Metadata, read-only.
 
 `python -m pipeline inspect runs|artifacts|metrics|settings|trials` (each
-with `--json`) uses the public ML Metadata API through `pipeline.mlmd`; the store is opened
+with `--json`) uses the public ML Metadata API through `pipeline.metadata.mlmd`; the store is opened
 read-only, so it can be read while a run writes to it.
 """
 
@@ -9,9 +9,9 @@ import datetime
 import json
 from typing import Any, Dict, List, Optional
 
-from components import storage
+from components.common import storage
 from components.model_search import trials as trials_lib
-from pipeline import mlmd
+from pipeline.metadata import mlmd
 
 # The model search's node and the output holding its trial table.
 SEARCH_NODE = 'ModelSearch'

@@ -14,7 +14,8 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components import span_window
-from pipeline import metadata_url
+from pipeline.settings import metadata_url
+from components.common import errors
 
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
@@ -38,7 +39,7 @@ _STATE_NAMES = {
 _RESOLVER = '.Resolver'
 
 
-class MetadataError(LookupError):
+class MetadataError(errors.PipelineError, LookupError):
   """Raised when the store, or the run asked for, is not there."""
 
 
@@ -92,10 +93,10 @@ def open_store(store: metadata_url.MetadataUrl,
     if not store.is_sqlite:
       # Its C++ client often says only "connection pointer is NULL"; the
       # Python driver tells why (refused password, unknown database, ...).
-      from pipeline import store_lock  # pylint: disable=g-import-not-at-top
+      from pipeline.metadata import server  # pylint: disable=g-import-not-at-top
       try:
-        store_lock.connect(store, create_database=not read_only).close()
-      except store_lock.StoreLockError as reason:
+        server.connect(store, create_database=not read_only).close()
+      except server.ServerError as reason:
         raise MetadataError(str(reason)) from None
     raise MetadataError(f'cannot open the ML Metadata store '
                         f'{store.redacted()}: {message}') from None

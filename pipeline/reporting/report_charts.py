@@ -1,7 +1,7 @@
 """Geometry of the report's charts: positions, sizes and colours, no markup.
 
 Each function turns figures into a plain dict of shapes that the report's
-template (`pipeline/templates/report.html`) draws as inline SVG, so the
+template (`pipeline/reporting/templates/report.html`) draws as inline SVG, so the
 arithmetic is tested here and the markup lives in one place.
 """
 

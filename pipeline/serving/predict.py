@@ -4,7 +4,7 @@
 folder (a version folder, or a push destination whose `LATEST` names one;
 local, `gs://` or `s3://`): its `manifest.json`, `labels.txt` and
 `model.tflite`, each checked against the manifest's SHA-256. Files are read
-through the same function as `ingest` (:func:`pipeline.ingest.read_source`,
+through the same function as `ingest` (:func:`pipeline.data.ingest.read_source`,
 with the same limits on declared image pixels and clip length), then decoded
 and resized exactly as in training; WAV clips are rendered with the
 project's spectrogram function.
@@ -15,14 +15,15 @@ from typing import BinaryIO, List, Optional, Sequence
 
 import numpy as np
 
-from components import storage
+from components.common import storage
 from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import push
-from pipeline import ingest
+from pipeline.data import ingest
+from components.common import errors
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(errors.PipelineError, ValueError):
   """Raised when a pushed model folder is incomplete or corrupt."""
 
 

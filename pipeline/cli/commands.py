@@ -1,0 +1,478 @@
+"""Command line: `python -m pipeline <command> [options]`.
+
+Commands:
+  synth    make the embedded default data set (spectrogram PNGs per class)
+  ingest   turn a folder of class subfolders into the next span
+  run      run the pipeline on the ingested spans and print a summary
+  predict  classify image files or WAV clips with a pushed TFLite model
+  schedule retrain on a cadence (or once, for cron) as new spans arrive
+  inspect  runs, artifacts, lineage, metrics, settings and model-search
+           trials in ML Metadata
+  report   a self-contained HTML report of a run
+
+Every command takes `--workspace DIR` (default: `workspace/` in the
+checkout), the folder that holds the spans, the pipeline root, the ML
+Metadata store and the pushed models; `--config FILE`, a TOML file of
+settings that flags override; and `--debug`, which prints the traceback of
+an unexpected error (always kept in a log file under `WORKSPACE/logs/`).
+`python -m pipeline COMMAND --help` lists a command's options.
+"""
+
+import argparse
+import functools
+import json
+import logging
+import os
+import sys
+import textwrap
+import warnings
+from typing import List, Optional
+
+from components.common import errors
+from pipeline.cli import logs
+from pipeline.settings import config as config_lib
+
+
+class UserError(errors.PipelineError):
+  """An error caused by input or settings; printed without a traceback."""
+
+
+# Library log lines that say nothing a user can act on.
+_NOISE = (
+    'does not have payload_format custom property',
+    'ArtifactQuery.property_predicate is not supported',
+    'tf_record_iterator',
+    'Compiled the loaded model',
+    'is not supported on this platform',
+    # TFX cleaning up empty folders, which object stores do not keep.
+    'it is likely that it has been deleted by the executor',
+    'is not found, not going to delete it',
+)
+
+
+class _ProgressFilter(logging.Filter):
+  """Shows TFX's per-component progress and real warnings, drops the noise."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if record.levelno < logging.WARNING:
+      if message.startswith('Component ') and message.endswith(
+          ('is running.', 'is finished.')):
+        record.msg, record.args = 'pipeline: ' + message, ()
+        return True
+      return False
+    return not any(noise in message for noise in _NOISE)
+
+
+def _quiet_libraries() -> None:
+  """Silences library chatter, keeping progress lines and real warnings."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  # TFX pip-installs the module files' wheel; its output is not ours to show.
+  os.environ.setdefault('PIP_QUIET', '1')
+  # ... and builds it with `setup.py bdist_wheel`, which setuptools deplores.
+  os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+  warnings.filterwarnings('ignore', category=FutureWarning)
+  warnings.filterwarnings('ignore', category=DeprecationWarning)
+  warnings.filterwarnings('ignore', category=RuntimeWarning,
+                          module='tensorflow_model_analysis')
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter('%(message)s'))
+  handler.addFilter(_ProgressFilter())
+  # TFX logs its per-component progress on the 'absl' logger. Its level
+  # must be set through absl's verbosity flag: TensorFlow's SavedModel
+  # export saves and restores that flag around each save, which would put
+  # a level set on the logger alone back to WARNING (the flag's default),
+  # and progress lines would vanish after Transform.
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.INFO)
+  for name in ('absl', ''):
+    logger = logging.getLogger(name)
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+  for name in ('tensorflow', 'apache_beam'):
+    logging.getLogger(name).setLevel(logging.WARNING)
+    # TensorFlow attaches its own handler on import; filter at the logger.
+    logging.getLogger(name).addFilter(_ProgressFilter())
+
+
+def _cmd_synth(args: argparse.Namespace,
+               config: config_lib.PipelineConfig) -> int:
+  from pipeline.data import synth  # pylint: disable=g-import-not-at-top
+  out = args.out or os.path.join(config.workspace, 'default_data')
+  written = synth.synthesize(out, per_class=args.per_class, seed=args.seed_data,
+                             class_names=config.class_names,
+                             file_format=args.format)
+  print(f'synth: {"wrote" if written else "already present:"} {out} '
+        f'({args.per_class} {args.format} files per class)')
+  return 0
+
+
+def _cmd_ingest(args: argparse.Namespace,
+                config: config_lib.PipelineConfig) -> int:
+  from pipeline.data import ingest  # pylint: disable=g-import-not-at-top
+  result = ingest.ingest(args.src_dir, config.data_root,
+                         class_names=config.class_names,
+                         image_size=config.image_size,
+                         limits=config.file_limits(), force=args.force)
+  if result.created:
+    counts = ', '.join(f'{n} {name}' for name, n in result.counts.items())
+    print(f'ingest: wrote span {result.span} to {result.span_dir} ({counts}; '
+          f'{len(result.skipped)} skipped, {result.reencoded} re-encoded)')
+  else:
+    print(f'ingest: {args.src_dir} already ingested as span {result.span}; '
+          'nothing added')
+  return 0
+
+
+def _cmd_run(args: argparse.Namespace,
+             config: config_lib.PipelineConfig) -> int:
+  from pipeline.runners import run  # pylint: disable=g-import-not-at-top
+  summary = run.run_pipeline(config)
+  print(json.dumps(summary, indent=2) if args.json
+        else run.format_summary(summary))
+  _write_run_report(config, summary['run_id'])
+  return 0
+
+
+def _cmd_compile(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> int:
+  from pipeline.runners import vertex  # pylint: disable=g-import-not-at-top
+  job = vertex.compile_pipeline(config)
+  vertex.write_job(job, args.out)
+  name = job['pipelineSpec']['pipelineInfo']['name']
+  print(f'compile: wrote {args.out}: pipeline {name} for {args.target}, '
+        f'{len(vertex.tasks(job))} tasks, image {config.image}, Beam '
+        f'profile {config.beam}')
+  if name != config.pipeline_name:
+    print(f'compile: note: pipeline_name {config.pipeline_name} is '
+          f'{name} there (Kubeflow allows only a-z, 0-9 and -)')
+  if config.metadata:
+    print('compile: note: --metadata is not used there; Vertex AI and '
+          'Kubeflow Pipelines keep their own ML Metadata')
+  return 0
+
+
+def _write_run_report(config: config_lib.PipelineConfig, run_id: str) -> None:
+  """Writes the run's HTML report; a failure here does not fail the run."""
+  from pipeline.reporting import report  # pylint: disable=g-import-not-at-top
+  try:
+    path = report.write_report(config, run_id)
+  except Exception as e:  # pylint: disable=broad-except
+    print(f'warning: the run succeeded but its report could not be written: '
+          f'{e}', file=sys.stderr)
+  else:
+    print(f'Report: {path}', file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace,
+                config: config_lib.PipelineConfig) -> int:
+  from pipeline.reporting import report  # pylint: disable=g-import-not-at-top
+  print(report.write_report(config, args.run, args.out))
+  return 0
+
+
+def _cmd_predict(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> int:
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+  results = predict.predict_files(args.model_dir or config.push_destination,
+                                  args.files, config.file_limits())
+  if args.json:
+    print(json.dumps([r.__dict__ for r in results], indent=2))
+  for result in results:
+    if result.error:
+      print(f'{result.path}: {result.error}', file=sys.stderr)
+    elif not args.json:
+      print(f'{result.path}: {result.label} ({result.probability:.3f})')
+  return 1 if any(r.error for r in results) else 0
+
+
+def _cmd_schedule(args: argparse.Namespace,
+                  config: config_lib.PipelineConfig) -> int:
+  from pipeline.runners import schedule  # pylint: disable=g-import-not-at-top
+  if args.once:
+    cadence = None
+  else:
+    cadence = schedule.Cadence(every=args.every, cron=args.cron)
+  scheduler = schedule.Scheduler(config, cadence, source=args.source,
+                                 force=args.force)
+  if args.once:
+    result = scheduler.run_once()
+    return 1 if result.action == 'failed' else 0
+  scheduler.install_signal_handlers()
+  print(f'schedule: started for workspace {config.workspace} '
+        f'({"every " + args.every if args.every else "cron " + args.cron}); '
+        'Ctrl-C or SIGTERM stops it between runs', flush=True)
+  scheduler.loop()
+  return 0
+
+
+def _cmd_inspect(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> int:
+  from pipeline.metadata import inspection  # pylint: disable=g-import-not-at-top
+  from pipeline.metadata import mlmd  # pylint: disable=g-import-not-at-top
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
+  if args.what == 'runs':
+    rows = inspection.runs(store, config.pipeline_name)
+    text = inspection.format_runs(rows)
+  elif args.what == 'artifacts':
+    rows = inspection.artifacts(store, args.type)
+    text = inspection.format_artifacts(rows)
+  elif args.what == 'metrics':
+    rows = inspection.metrics(store, config.pipeline_name, args.last)
+    text = inspection.format_metrics(rows)
+  elif args.what == 'settings':
+    rows = inspection.settings(store, config.pipeline_name, args.run)
+    text = inspection.format_settings(rows)
+  elif args.what == 'trials':
+    rows = inspection.trials(store, config.pipeline_name)
+    text = inspection.format_trials(rows)
+  else:
+    rows, text = _lineage(store, config, args)
+  print(json.dumps(rows, indent=2, default=str) if args.json else text)
+  return 0
+
+
+def _lineage(store, config: config_lib.PipelineConfig,
+             args: argparse.Namespace):
+  """`inspect lineage`: a pushed model back to its spans, or a span forward."""
+  from pipeline.metadata import lineage  # pylint: disable=g-import-not-at-top
+  if args.span is not None:
+    if args.model or args.artifact_id is not None:
+      raise UserError('give either --span or a model, not both')
+    rows = lineage.models_from_span(store, args.span)
+    return rows, lineage.format_models_from_span(args.span, rows)
+  version = path = None
+  if args.model:
+    if args.model.lstrip('v').isdigit() and not os.path.exists(args.model):
+      version = args.model
+    else:
+      path = args.model
+  pushed = lineage.find_pushed_model(
+      store, version=version, path=path, artifact_id=args.artifact_id,
+      push_destination=config.push_destination)
+  result = lineage.model_lineage(store, pushed)
+  return result, lineage.format_model_lineage(result)
+
+
+# The settings bounding what one source file may cost `ingest` and `predict`.
+_FILE_LIMITS = ['max_side', 'max_image_pixels', 'max_clip_seconds']
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+  """Wraps help text between words only, never inside `--flag-names`."""
+
+  def _split_lines(self, text, width):
+    return textwrap.wrap(' '.join(text.split()), width,
+                         break_on_hyphens=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The argument parser of every command."""
+  parser = argparse.ArgumentParser(
+      prog='python -m pipeline', allow_abbrev=False,
+      formatter_class=_HelpFormatter,
+      description='Train an on-device binary image classifier with TFX and '
+      'push it as a quantized TensorFlow Lite model.')
+  commands = parser.add_subparsers(
+      dest='command', required=True, metavar='COMMAND',
+      parser_class=functools.partial(argparse.ArgumentParser,
+                                     allow_abbrev=False,
+                                     formatter_class=_HelpFormatter))
+
+  synth = commands.add_parser(
+      'synth', help='make the default data set',
+      description='Synthesize instrument and non-instrument audio clips and '
+      'save them as spectrogram PNGs (or WAVs), one folder per class. Skips '
+      'the work when the same data set is already there.')
+  synth.add_argument('--out', help='destination folder (default: '
+                     'WORKSPACE/default_data)')
+  synth.add_argument('--per-class', type=int, default=1000,
+                     help='clips per class (default: %(default)s)')
+  synth.add_argument('--seed-data', type=int, default=0,
+                     help='seed of the data set (default: %(default)s)')
+  synth.add_argument('--format', choices=('png', 'wav'), default='png',
+                     help='spectrogram images or audio clips '
+                     '(default: %(default)s)')
+  config_lib.add_config_arguments(synth, only=['class_names'])
+  synth.set_defaults(func=_cmd_synth)
+
+  ingest = commands.add_parser(
+      'ingest', help='ingest a folder of class subfolders as the next span',
+      description='Read SRC_DIR/<class>/... (PNG or JPEG images of any size, '
+      'or WAV clips) and write the next span of tf.Examples into the '
+      "workspace's data root. Unreadable files are skipped and listed.")
+  ingest.add_argument('src_dir', metavar='SRC_DIR')
+  ingest.add_argument('--force', action='store_true',
+                      help='add a span even if the latest one came from the '
+                      'same files')
+  config_lib.add_config_arguments(
+      ingest, only=['data_root', 'class_names', 'image_size'] + _FILE_LIMITS)
+  ingest.set_defaults(func=_cmd_ingest)
+
+  run = commands.add_parser(
+      'run', help='run the pipeline',
+      description='Run the TFX pipeline locally on the ingested spans and '
+      'print a summary: components run or cached, their times, the '
+      'evaluation metrics, the blessing and where the model is.')
+  run.add_argument('--json', action='store_true',
+                   help='print the summary as JSON')
+  config_lib.add_config_arguments(run)
+  run.set_defaults(func=_cmd_run)
+
+  compile_ = commands.add_parser(
+      'compile', help='compile the pipeline for Vertex AI / Kubeflow '
+      'Pipelines v2',
+      description='Write the Kubeflow Pipelines v2 job spec (JSON) of the '
+      'same pipeline `run` runs, with the same settings, for Vertex AI '
+      'Pipelines or a KFP v2 cluster. Every task runs in --image (built '
+      'from the Dockerfile); the roots must be bucket URIs. Works offline: '
+      'nothing is read or uploaded.')
+  compile_.add_argument('--target', choices=('vertex',), default='vertex',
+                        help='the orchestrator (default: %(default)s; '
+                        'Vertex AI and KFP v2 take the same spec)')
+  compile_.add_argument('--out', required=True, metavar='FILE',
+                        help='the JSON file to write')
+  config_lib.add_config_arguments(compile_)
+  compile_.set_defaults(func=_cmd_compile)
+
+  predict = commands.add_parser(
+      'predict', help='classify files with a pushed TFLite model',
+      description='Run a pushed TFLite model on image files (or WAV clips, '
+      'rendered as spectrograms) the way an app would, using only the model '
+      "folder: print each file's class and probability. Exits 1 if a file "
+      'could not be classified.')
+  predict.add_argument('model_dir', metavar='MODEL_DIR', nargs='?',
+                       help='a pushed version folder, or a push destination '
+                       '(its LATEST version is used; default: the '
+                       "workspace's pushed/)")
+  predict.add_argument('files', metavar='FILE', nargs='+')
+  predict.add_argument('--json', action='store_true',
+                       help='print the predictions as JSON')
+  config_lib.add_config_arguments(predict,
+                                  only=['push_destination'] + _FILE_LIMITS)
+  predict.set_defaults(func=_cmd_predict)
+
+  sched = commands.add_parser(
+      'schedule', help='retrain on a cadence as new data arrives',
+      description='At every tick: ingest --source (if given; a new span only '
+      'when it changed), then, if a span was added since the last successful '
+      'run, run the pipeline on the latest --window-spans spans. One run at '
+      'a time; a failed run is logged and the next tick still runs; Ctrl-C '
+      'or SIGTERM stop between runs.')
+  when = sched.add_mutually_exclusive_group(required=True)
+  when.add_argument('--every', help='interval between ticks: 30m, 6h, 1d, '
+                    '3600 (seconds)')
+  when.add_argument('--cron', help="cron expression, e.g. '0 3 * * *' "
+                    '(daily at 03:00, local time)')
+  when.add_argument('--once', action='store_true',
+                    help='one tick, then exit (for cron or a systemd timer)')
+  sched.add_argument('--source', help='folder of class subfolders to ingest '
+                     'at every tick')
+  sched.add_argument('--force', action='store_true',
+                     help='run even when no span was added')
+  config_lib.add_config_arguments(sched)
+  sched.set_defaults(func=_cmd_schedule)
+
+  inspect = commands.add_parser(
+      'inspect', help='runs, artifacts, lineage and metrics from ML Metadata',
+      description='Read the ML Metadata store (read-only, safe during a '
+      'run): runs (newest first, with components ran, cached or failed and '
+      'the pushed version), artifacts (by type, with key properties), '
+      'lineage (a pushed model back to the ingested spans, or with --span '
+      'the models that came from a span), metrics (evaluation and TFLite '
+      'figures of the last runs side by side), settings (those a run '
+      'used, as TOML for --config) or trials (every trial of the newest '
+      'model search: settings, TFLite bytes, latency, AUC, within the '
+      'device budget or not, the chosen one marked).')
+  inspect.add_argument('what', choices=('runs', 'artifacts', 'lineage',
+                                        'metrics', 'settings', 'trials'))
+  inspect.add_argument('model', nargs='?', metavar='MODEL',
+                       help='lineage only: a pushed version (3 or v3) or '
+                       'its folder (default: the LATEST version)')
+  inspect.add_argument('--artifact-id', type=int,
+                       help='lineage only: the PushedModel artifact id')
+  inspect.add_argument('--span', type=int,
+                       help='lineage only: list the models that came from '
+                       'this data span')
+  inspect.add_argument('--type', help='artifact type, e.g. Examples, Model, '
+                       'ModelBlessing, PushedModel (artifacts only)')
+  inspect.add_argument('--run', help='settings only: run id, or a unique '
+                       'prefix of one (default: the newest run)')
+  inspect.add_argument('--last', type=int, default=5,
+                       help='runs to compare (metrics only; default '
+                       '%(default)s)')
+  inspect.add_argument('--json', action='store_true', help='print JSON')
+  config_lib.add_config_arguments(
+      inspect, only=['pipeline_name', 'metadata'])
+  inspect.set_defaults(func=_cmd_inspect)
+
+  report = commands.add_parser(
+      'report', help='write the HTML report of a run',
+      description='Write a self-contained HTML report of a run (default: the '
+      'newest): components, data statistics, anomalies, evaluation metrics '
+      'and thresholds with the confusion matrix and ROC curve, the TFLite '
+      'figures of every pushed model and the lineage graph. Prints its '
+      'path; `run` writes one after every run.')
+  report.add_argument('--run', help='run id, or a unique prefix of one '
+                      '(see `inspect runs`; default: the newest run)')
+  report.add_argument('--out', help='the HTML file to write (default: '
+                      'WORKSPACE/reports/run-<run id>.html)')
+  config_lib.add_config_arguments(
+      report, only=['pipeline_name', 'metadata'])
+  report.set_defaults(func=_cmd_report)
+  return parser
+
+
+# Commands whose every log record goes to a log file (see pipeline.cli.logs).
+_LOGGED_COMMANDS = ('run', 'schedule')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  """Runs one command; returns the process exit code.
+
+  Expected errors (bad data, bad settings, a refused run) print one line
+  and exit 2. Any other error prints one line naming the log file that
+  holds its traceback (also printed with `--debug`) and exits 1.
+  """
+  _quiet_libraries()
+  args = build_parser().parse_args(argv)
+  workspace = config_lib.DEFAULT_WORKSPACE
+  try:
+    config = config_lib.config_from_args(args)
+    workspace = config.workspace
+    logs.hide(config.metadata_url().password)
+    if args.command in _LOGGED_COMMANDS:
+      logs.start(workspace, args.command)
+    return args.func(args, config)
+  except KeyboardInterrupt:
+    print('interrupted', file=sys.stderr)
+    return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if errors.is_expected(e):
+      print(logs.redact(f'error: {e}'), file=sys.stderr)
+      return 2
+    path = logs.log_traceback(e, workspace, args.command, echo=args.debug)
+    print(logs.redact(f'error: {type(e).__name__}: {e}') +
+          f'\n(the traceback is in {path}'
+          f'{"" if args.debug else "; --debug also prints it here"})',
+          file=sys.stderr)
+    return 1
+  finally:
+    logs.stop()
+
+
+def exit_with(code: int) -> None:
+  """Exits with `code`. After tensorflow-io's S3 client was used, the
+  interpreter's normal shutdown aborts in that library (exit 134:
+  "pure virtual method called", tensorflow/io#2039, 0.37.1 with TF 2.16),
+  so then everything is flushed and the process leaves at once."""
+  from components.common import storage  # pylint: disable=g-import-not-at-top
+  if storage.uses_tensorflow_io():
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # pylint: disable=protected-access
+  sys.exit(code)
+
+
