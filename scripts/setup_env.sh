@@ -61,7 +61,7 @@ ensure_libusb() {
 }
 
 lock_hash() {
-  cat "$LOCK" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1
+  cat "$LOCK" "$ROOT/setup.py" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1
 }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(lock_hash)" ] && [ -x "$VENV/bin/python" ]; then

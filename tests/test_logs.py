@@ -129,3 +129,31 @@ def test_a_metadata_password_is_in_no_log_line_nor_error(tmp_path, capsys):
   text = open(_log_path(err), encoding='utf-8').read()
   assert 'Using connection config: password: "***"' in text
   assert secret not in err + text
+
+
+def _record(level, message, error=None):
+  exc_info = None
+  if error is not None:
+    try:
+      raise error
+    except type(error):
+      import sys  # pylint: disable=g-import-not-at-top
+      exc_info = sys.exc_info()
+  return logging.LogRecord('absl', level, __file__, 1, message, (), exc_info)
+
+
+def test_an_empty_resolver_on_a_first_run_prints_no_traceback():
+  from tfx.orchestration.portable.input_resolution import exceptions  # pylint: disable=g-import-not-at-top
+  keep = cli._ProgressFilter().filter  # pylint: disable=protected-access
+  empty = exceptions.InputResolutionError(
+      'Error while resolving inputs for latest_data_baseline_resolver: '
+      '<LatestArtifactStrategy object at 0x7f> returned None.')
+  assert not keep(_record(logging.ERROR, '[x] Input resolution error: %s',
+                          empty))
+  # Any other resolution failure, and any other error, is still shown.
+  broken = exceptions.InputResolutionError('Error while resolving inputs: '
+                                           'no such artifact type')
+  assert keep(_record(logging.ERROR, '[x] Input resolution error', broken))
+  assert keep(_record(logging.ERROR, 'boom', ValueError('returned None.')))
+  assert not keep(_record(logging.WARNING, "Couldn't find python-snappy so "
+                          'the implementation is not as fast'))

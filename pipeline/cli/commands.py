@@ -47,7 +47,22 @@ _NOISE = (
     # TFX cleaning up empty folders, which object stores do not keep.
     'it is likely that it has been deleted by the executor',
     'is not found, not going to delete it',
+    # Beam's TFRecord sink works without the optional C codec; its CRC is
+    # all that is slower, on files of a few megabytes.
+    "Couldn't find python-snappy",
+    # TFMA loads the SavedModel for inference only, which needs no compile.
+    'No training configuration found in save file',
 )
+
+
+def _empty_resolver(record: logging.LogRecord) -> bool:
+  """True for TFX's report that a resolver found nothing: a traceback it
+  logs, as an error, for what is the normal first run of a pipeline with a
+  baseline (the drift check's, the Evaluator's). The run summary shows the
+  node as `empty`."""
+  exc = record.exc_info[1] if record.exc_info else None
+  return (type(exc).__name__ == 'InputResolutionError' and
+          str(exc).rstrip().endswith('returned None.'))
 
 
 class _ProgressFilter(logging.Filter):
@@ -55,6 +70,8 @@ class _ProgressFilter(logging.Filter):
 
   def filter(self, record: logging.LogRecord) -> bool:
     message = record.getMessage()
+    if _empty_resolver(record):
+      return False
     if record.levelno < logging.WARNING:
       if message.startswith('Component ') and message.endswith(
           ('is running.', 'is finished.')):
