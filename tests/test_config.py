@@ -1,5 +1,6 @@
 """Tests for pipeline.settings.config and the command line."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -149,7 +150,8 @@ def test_help_shows_every_setting_with_its_meaning(capsys):
   with pytest.raises(SystemExit):
     cli.build_parser().parse_args(['run', '--help'])
   text = ' '.join(capsys.readouterr().out.split())
-  for name, _, meaning in config_lib.describe():
+  for field in dataclasses.fields(config_lib.PipelineConfig):
+    name, meaning = field.name, field.metadata['help']
     assert '--' + name.replace('_', '-') in text
     assert ' '.join(meaning.split()) in text
   assert '--augment true|false' in text
@@ -166,7 +168,8 @@ def test_every_setting_can_be_given_on_the_command_line():
   parser = cli.build_parser()
   flags = {action.dest for action in
            parser._subparsers._group_actions[0].choices['run']._actions}
-  assert {name for name, _, _ in config_lib.describe()} <= flags
+  assert {field.name for field in dataclasses.fields(
+      config_lib.PipelineConfig)} <= flags
 
 
 _HEAVY = ('tensorflow', 'tfx', 'apache_beam', 'tensorflow_model_analysis',

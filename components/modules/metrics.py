@@ -10,32 +10,23 @@ import numpy as np
 
 
 def binary_auc(labels, scores) -> float:
-  """Area under the ROC curve by the rank-sum formula (ties averaged).
+  """Area under the ROC curve (scikit-learn's `roc_auc_score`, ties
+  averaged), or NaN where it is undefined.
 
   Args:
     labels: 0/1 labels.
     scores: predicted probabilities of class 1.
 
   Returns:
-    The AUC, or NaN when only one class is present.
+    The AUC, or NaN when only one class is present (where scikit-learn
+    raises).
   """
+  from sklearn import metrics as sklearn_metrics  # pylint: disable=g-import-not-at-top
   labels = np.asarray(labels).reshape(-1).astype(bool)
   scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-  positives, negatives = labels.sum(), (~labels).sum()
-  if positives == 0 or negatives == 0:
+  if labels.all() or not labels.any():
     return float('nan')
-  order = np.argsort(scores, kind='mergesort')
-  ranks = np.empty(len(scores))
-  sorted_scores = scores[order]
-  ranks[order] = np.arange(1, len(scores) + 1)
-  # Average the ranks of tied scores.
-  unique, inverse, counts = np.unique(sorted_scores, return_inverse=True,
-                                      return_counts=True)
-  if len(unique) < len(scores):
-    sums = np.bincount(inverse, weights=np.arange(1, len(scores) + 1))
-    ranks[order] = (sums / counts)[inverse]
-  return float((ranks[labels].sum() - positives * (positives + 1) / 2) /
-               (positives * negatives))
+  return float(sklearn_metrics.roc_auc_score(labels, scores))
 
 
 def binary_metrics(labels, scores, threshold: float = 0.5) -> Dict[str, float]:

@@ -2,8 +2,9 @@
 
 TFX calls :func:`preprocessing_fn` by its dotted name (``preprocessing_fn=``).
 Each raw image (any size, PNG or JPEG) is decoded and resized to the model's
-square input once, here, and stored as a lossless PNG: about a quarter of the bytes
-of raw pixels and a sixteenth of float32 pixels, while the Trainer decodes it
+square input once, here, and stored as a lossless PNG: under half the bytes
+of raw pixels on the default data (about 0.4), and a tenth of float32
+pixels, while the Trainer decodes it
 in a parallel `tf.data` map. Scaling to [0, 1] happens inside the model, so
 the same model accepts 0..255 pixels on a device and in the TFLite converter.
 """

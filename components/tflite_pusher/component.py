@@ -1,8 +1,9 @@
 """TFLitePusher: quantize the blessed model, prove it, push it for devices.
 
-TFX 1.16 removed its TFLite path, its `TFLiteRewriter` never applies
-full-integer settings, and TFMA cannot compare a TFLite model with its
-SavedModel. This component does all three at the end of the pipeline:
+TFX 1.16's `TFLiteRewriter` converts inside the Trainer, before the
+Evaluator has blessed anything, and never applies full-integer settings;
+TFMA cannot compare a TFLite model with its SavedModel. This component
+converts, proves and pushes at the end of the pipeline instead:
 
 1. If the Evaluator did not bless the model, nothing is converted or pushed;
    the output records `pushed=0` and the reason, and the run succeeds.

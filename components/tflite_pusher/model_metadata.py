@@ -63,19 +63,3 @@ def embed(model: bytes, class_names: Sequence[str]
       return writer.populate(), None
     except (ValueError, RuntimeError) as e:
       return model, f'the metadata writer failed ({e})'
-
-
-def read(model: bytes) -> Optional[Dict[str, Any]]:
-  """The embedded metadata as a dict plus packed file names, or None."""
-  import json  # pylint: disable=g-import-not-at-top
-  try:
-    from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return None
-  try:
-    displayer = metadata.MetadataDisplayer.with_model_buffer(model)
-  except ValueError:
-    return None
-  result = json.loads(displayer.get_metadata_json())
-  result['associated_files'] = displayer.get_packed_associated_file_list()
-  return result

@@ -90,7 +90,11 @@ def check_version(version_dir: str) -> Dict[str, Any]:
   except (OSError, ValueError) as e:
     raise PushError(f'{version_dir} is not a complete pushed version: no '
                     f'readable {MANIFEST_FILE} ({e})') from e
-  for name, digest in (manifest.get('files') or {}).items():
+  files = manifest.get('files')
+  if not files and 'sha256' in manifest:
+    # Versions pushed before manifests listed every file carry the model's.
+    files = {manifest.get('model_file', MODEL_FILE): manifest['sha256']}
+  for name, digest in (files or {}).items():
     path = storage.join(version_dir, name)
     try:
       data = storage.read_bytes(path)

@@ -9,6 +9,7 @@ Commands:
   inspect  runs, artifacts, lineage, metrics, settings and model-search
            trials in ML Metadata
   report   a self-contained HTML report of a run
+  compile  the same pipeline as a Kubeflow Pipelines v2 / Vertex AI job spec
 
 Every command takes `--workspace DIR` (default: `workspace/` in the
 checkout), the folder that holds the spans, the pipeline root, the ML
@@ -84,9 +85,8 @@ class _ProgressFilter(logging.Filter):
 def _quiet_libraries() -> None:
   """Silences library chatter, keeping progress lines and real warnings."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  # TFX pip-installs the module files' wheel; its output is not ours to show.
-  os.environ.setdefault('PIP_QUIET', '1')
-  # ... and builds it with `setup.py bdist_wheel`, which setuptools deplores.
+  # The Beam worker processes of the portable profile inherit this; their
+  # libraries' import-time deprecation notes are not ours to show.
   os.environ.setdefault('PYTHONWARNINGS', 'ignore')
   warnings.filterwarnings('ignore', category=FutureWarning)
   warnings.filterwarnings('ignore', category=DeprecationWarning)

@@ -1,4 +1,4 @@
-"""Run the pipeline locally (TFX LocalDagRunner, Beam DirectRunner) and
+"""Run the pipeline locally (TFX LocalDagRunner, Beam as --beam chooses) and
 summarise the run from ML Metadata.
 """
 

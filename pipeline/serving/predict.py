@@ -72,11 +72,6 @@ class PushedModel:
       raise ModelFolderError(f'incomplete model folder {path}: {e}') from e
     self.labels = [line.strip() for line in labels.splitlines()
                    if line.strip()]
-    # Versions pushed before manifests listed every file carry the model's.
-    if conversion.sha256(model) != self.manifest['sha256']:
-      raise ModelFolderError(
-          f'{model_path} does not match the SHA-256 in its manifest; the '
-          'file is corrupt or was replaced.')
     self.image_size = int(self.manifest['input']['image_size'])
     self.channels = int(self.manifest['input']['channels'])
     self.classifier = conversion.TFLiteClassifier(model)

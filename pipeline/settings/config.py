@@ -373,12 +373,6 @@ class PipelineConfig:
                 **self.device_budget().to_dict())
 
 
-def describe() -> List[Tuple[str, Any, str]]:
-  """(name, default, meaning) of every setting, in declaration order."""
-  return [(field.name, field.default, field.metadata['help'])
-          for field in dataclasses.fields(PipelineConfig)]
-
-
 def _flag(name: str) -> str:
   return '--' + name.replace('_', '-')
 
