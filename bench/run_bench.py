@@ -781,6 +781,35 @@ def _met(value: Optional[float], op: str, bound: float) -> str:
   return 'met' if ok else '**missed**'
 
 
+def targets_table(results: Dict[str, Any]) -> List[str]:
+  """The targets' table (Markdown lines): each ratio measured, its bound,
+  met or missed; RESULTS.md and the README both show it."""
+  lines = ['| target | measured | bound | |', '|---|---|---|---|']
+  values = ratios(results)
+  for label, key, op, bound in TARGETS:
+    value = values.get(key)
+    shown = 'n/a' if value is None else (f'{value:,.0f}' if bound > 100
+                                         else f'{value:.3g}')
+    lines.append(f'| {label} | {shown} | {op} {bound:g} | '
+                 f'{_met(value, op, bound)} |')
+  return lines
+
+
+README_BEGIN = '<!-- bench:targets:begin -->'
+README_END = '<!-- bench:targets:end -->'
+
+
+def readme_with_targets(readme: str, results: Dict[str, Any]) -> str:
+  """`readme` with the block between its bench markers replaced by the
+  targets' table of `results` and the date they were measured."""
+  start = readme.index(README_BEGIN) + len(README_BEGIN)
+  end = readme.index(README_END)
+  block = [f"Measured {results['machine']['date'][:10]} on "
+           f"{results['machine']['cores']} cores:", '',
+           *targets_table(results)]
+  return readme[:start] + '\n' + '\n'.join(block) + '\n' + readme[end:]
+
+
 def markdown(results: Dict[str, Any]) -> str:
   """The report, as Markdown."""
   info = results['machine']
@@ -790,15 +819,7 @@ def markdown(results: Dict[str, Any]) -> str:
            f"TensorFlow {info['tensorflow']}, TFX {info['tfx']}, Beam "
            f"{info['apache_beam']}. The suite took "
            f"{results['bench_seconds'] / 60:.1f} min.", '',
-           '## Targets', '', '| target | measured | bound | |',
-           '|---|---|---|---|']
-  values = ratios(results)
-  for label, key, op, bound in TARGETS:
-    value = values.get(key)
-    shown = 'n/a' if value is None else (f'{value:,.0f}' if bound > 100
-                                         else f'{value:.3g}')
-    lines.append(f'| {label} | {shown} | {op} {bound:g} | '
-                 f'{_met(value, op, bound)} |')
+           '## Targets', '', *targets_table(results)]
 
   one = results.get('pipeline_vs_notebook')
   if one:
@@ -1099,6 +1120,20 @@ def _search_lines(search: Dict[str, Any]) -> List[str]:
   return lines
 
 
+def write_reports(results: Dict[str, Any], folder: str) -> str:
+  """Writes `folder`/RESULTS.md and the README's targets' table from
+  `results`; returns the RESULTS.md text."""
+  text = markdown(results)
+  with open(os.path.join(folder, 'RESULTS.md'), 'w', encoding='utf-8') as f:
+    f.write(text)
+  readme_path = os.path.join(ROOT, 'README.md')
+  with open(readme_path, encoding='utf-8') as f:
+    readme = f.read()
+  with open(readme_path, 'w', encoding='utf-8') as f:
+    f.write(readme_with_targets(readme, results))
+  return text
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--out', default=os.path.join(ROOT, 'bench', 'out'))
@@ -1129,7 +1164,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "default model's bytes)")
   parser.add_argument('--keep', action='store_true',
                       help='keep the scaled workspaces and data')
+  parser.add_argument('--readme', action='store_true',
+                      help='only write RESULTS.md and the README\'s table '
+                      'from the committed results.json, measuring nothing')
   args = parser.parse_args(argv)
+  if args.readme:
+    with open(os.path.join(args.results, 'results.json'),
+              encoding='utf-8') as f:
+      results = json.load(f)
+    write_reports(results, args.results)
+    return 0
   parts = {int(p) for p in args.parts.split(',')}
   RUN_ARGS[:] = ['--train-steps', str(args.steps)]
   started = time.time()
@@ -1189,11 +1233,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   with open(os.path.join(args.results, 'results.json'), 'w',
             encoding='utf-8') as f:
     json.dump(results, f, indent=2, default=str)
-  text = markdown(results)
-  with open(os.path.join(args.results, 'RESULTS.md'), 'w',
-            encoding='utf-8') as f:
-    f.write(text)
-  print(text)
+  print(write_reports(results, args.results))
   log(f"done in {(time.time() - started) / 60:.1f} min; wrote "
       f"{os.path.join(args.results, 'RESULTS.md')}")
   return 0
