@@ -9,11 +9,12 @@ Transform -> [ModelSearch, with --tune] -> Trainer -> Evaluator (against
 the latest blessed model) -> TFLitePusher (within the device budget).
 """
 
+import ast
 import dataclasses
 import hashlib
 import json
 import os
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Set
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -40,51 +41,117 @@ SEARCH_FN = 'components.modules.search.tuner_fn'
 # The key of the module code's version in Transform's, Trainer's and the
 # model search's custom_config, which is part of their cache keys.
 CODE_VERSION_KEY = 'code_version'
-# Project files outside the module folder that module code imports: the
-# model search converts and times its trial models with the pusher's own
-# functions. They are part of the module code's version too.
-SHARED_CODE_FILES = tuple(
-    os.path.join(config_lib.REPO_ROOT, 'components', 'tflite_pusher', name)
-    for name in ('budget.py', 'conversion.py'))
+# The module functions' modules, by the component that calls them: each
+# one's version covers the project files it imports, and only those.
+ENTRY_MODULES = {
+    'Transform': TRANSFORM_FN.rsplit('.', 1)[0],
+    'Trainer': TRAINER_FN.rsplit('.', 1)[0],
+    'ModelSearch': SEARCH_FN.rsplit('.', 1)[0],
+}
+# The project's own top-level packages, whose files module code may import.
+PROJECT_PACKAGES = ('components', 'pipeline')
+
+
+def _module_file(root: str, module: str) -> Optional[str]:
+  base = os.path.join(root, *module.split('.'))
+  for path in (base + '.py', os.path.join(base, '__init__.py')):
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _imported_modules(path: str) -> Set[str]:
+  """The project modules a file imports (at any depth of its code: a
+  function-level import counts too), and the packages holding them."""
+  with open(path, encoding='utf-8') as source:
+    tree = ast.parse(source.read(), path)
+  names: Set[str] = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      names.add(node.module)
+      names.update(f'{node.module}.{alias.name}' for alias in node.names)
+  found = set()
+  for name in names:
+    if name.split('.')[0] not in PROJECT_PACKAGES:
+      continue
+    parts = name.split('.')
+    found.update('.'.join(parts[:i]) for i in range(1, len(parts) + 1))
+  return found
+
+
+def project_files(module: str, root: str = config_lib.REPO_ROOT) -> List[str]:
+  """The project's `.py` files that importing `module` runs: the module,
+  every project module it imports, transitively, and their packages'
+  `__init__.py` files, found by reading the import statements.
+
+  Args:
+    module: a dotted module name of the project.
+    root: the folder holding the project's packages (local).
+
+  Returns:
+    Their paths, sorted.
+  """
+  seen: Set[str] = set()
+  pending = [module]
+  files: Set[str] = set()
+  while pending:
+    name = pending.pop()
+    if name in seen:
+      continue
+    seen.add(name)
+    path = _module_file(root, name)
+    if path is None:
+      continue  # A name imported from a module, not a module.
+    files.add(path)
+    parts = name.split('.')
+    pending.extend('.'.join(parts[:i]) for i in range(1, len(parts)))
+    pending.extend(_imported_modules(path))
+  return sorted(files)
+
+
+def fingerprint(paths: Sequence[str], root: str) -> str:
+  """SHA-256 over each file's path under `root` and its bytes, in path
+  order (16 hex digits)."""
+  digest = hashlib.sha256()
+  for path in sorted(paths):
+    with open(path, 'rb') as source:
+      digest.update(os.path.relpath(path, root).encode('utf-8') + b'\0' +
+                    source.read() + b'\0')
+  return digest.hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
 class UserCode:
-  """The version of the module code and where the schema is: the runner's
-  choice.
+  """The version of each component's module code and where the schema is:
+  the runner's choice.
 
-  Transform and Trainer call :data:`TRANSFORM_FN` and :data:`TRAINER_FN`
-  by dotted name, so every Beam worker (in-process, a worker pool's
-  processes, a container) imports the same installed code and nothing is
-  packaged per run. Passing `version` in their `custom_config` keeps what
-  TFX's `module_file` gave: any edit to the module folder changes their
-  cache keys, so the next run trains again.
+  Transform, Trainer and the model search call :data:`TRANSFORM_FN`,
+  :data:`TRAINER_FN` and :data:`SEARCH_FN` by dotted name, so every Beam
+  worker (in-process, a worker pool's processes, a container) imports the
+  same installed code and nothing is packaged per run. Passing each one's
+  version in its `custom_config` keeps what TFX's `module_file` gave, and
+  more precisely: an edit to any file a component's code imports changes
+  that component's cache key, so the next run runs it again, and an edit
+  to a file it does not import (the pusher's budget check, say) leaves it
+  cached.
 
   Attributes:
     schema_file: the curated schema, where the components run.
-    version: a fingerprint of every `.py` file of the module folder and
-      of :data:`SHARED_CODE_FILES`.
+    versions: component (a key of :data:`ENTRY_MODULES`) -> a fingerprint
+      of the files :func:`project_files` finds for its module.
   """
   schema_file: str
-  version: str
+  versions: Dict[str, str]
 
   @classmethod
-  def of_modules(cls, schema_file: str,
-                 modules_dir: str = config_lib.MODULES_DIR,
-                 shared_files: Sequence[str] = SHARED_CODE_FILES
+  def of_modules(cls, schema_file: str, root: str = config_lib.REPO_ROOT
                  ) -> 'UserCode':
-    """Reads the module folder (local) and fingerprints it: SHA-256 over
-    the name and bytes of each `.py` file, in name order, then of each of
-    `shared_files`."""
-    digest = hashlib.sha256()
-    paths = [os.path.join(modules_dir, name)
-             for name in sorted(os.listdir(modules_dir))
-             if name.endswith('.py')] + list(shared_files)
-    for path in paths:
-      with open(path, 'rb') as source:
-        digest.update(os.path.basename(path).encode('utf-8') + b'\0' +
-                      source.read() + b'\0')
-    return cls(schema_file=schema_file, version=digest.hexdigest()[:16])
+    """Fingerprints each component's module code under `root` (local)."""
+    return cls(schema_file=schema_file, versions={
+        node: fingerprint(project_files(module, root), root)
+        for node, module in ENTRY_MODULES.items()})
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
@@ -211,13 +278,12 @@ def create_pipeline(
   # A span the gate stops is not worth reading K spans for.
   window.add_upstream_node(gate)
 
-  custom_config = dict(config.module_custom_config(),
-                       **{CODE_VERSION_KEY: code.version})
   transform = tfx.components.Transform(
       examples=window.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=TRANSFORM_FN,
-      custom_config=custom_config,
+      custom_config=dict(config.module_custom_config(), **{
+          CODE_VERSION_KEY: code.versions['Transform']}),
       # StatisticsGen has the raw data's statistics already; statistics of
       # the transformed PNG bytes say nothing. Skipping both passes saves
       # about a third of Transform's time and its memory peak.
@@ -240,7 +306,7 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(num_steps=config.tune_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps or None),
       custom_config=dict(config.search_custom_config(),
-                         **{CODE_VERSION_KEY: code.version}),
+                         **{CODE_VERSION_KEY: code.versions['ModelSearch']}),
   ) if config.tune else None
 
   trainer = tfx.components.Trainer(
@@ -254,7 +320,8 @@ def create_pipeline(
                   else None),
       hyperparameters=(search.outputs['best_hyperparameters'] if search
                        else None),
-      custom_config=custom_config)
+      custom_config=dict(config.module_custom_config(), **{
+          CODE_VERSION_KEY: code.versions['Trainer']}))
 
   evaluator = tfx.components.Evaluator(
       examples=window.outputs['examples'],

@@ -13,7 +13,7 @@ from pipeline.cli import commands as cli
 from pipeline.settings import config as config_lib
 from pipeline.data import ingest
 from pipeline.metadata import mlmd
-from pipeline.runners import run
+from pipeline.runners import state
 
 
 def test_paths_default_to_one_workspace(tmp_path):
@@ -199,7 +199,7 @@ def test_help_inspect_and_an_idle_tick_start_without_tensorflow(tmp_path):
   write_image(str(tmp_path / 'src' / 'instrument' / 'b.png'), seed=2)
   config = config_lib.PipelineConfig(workspace=str(workspace))
   ingest.ingest(str(tmp_path / 'src'), config.data_root, progress=False)
-  run.write_state(config.workspace, {'span': 1})
+  state.write_state(config.workspace, {'span': 1})
   open(config.metadata_path, 'w').close()
   mlmd.open_store(config.metadata_url())
   for argv in (['synth', '--help'], ['run', '--help'],

@@ -25,6 +25,7 @@ from pipeline.metadata import inspection
 from pipeline.metadata import lineage
 from pipeline.metadata import mlmd
 from pipeline.reporting import report
+from pipeline.metadata import summary as summary_lib
 from pipeline.runners import run
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +104,7 @@ def test_pipeline_runs_then_is_served_from_the_cache(workspace, small_spectrogra
   assert len(store.get_artifacts()) == artifacts_before
   assert len(store.get_artifacts_by_type('Model')) == 1
   assert len(mlmd.pipeline_runs(store, config.pipeline_name)) == 3
-  assert 'Trainer' in run.format_summary(third)
+  assert 'Trainer' in summary_lib.format_summary(third)
 
   # `inspect` answers from ML Metadata agree with the runs.
   rows = inspection.runs(store, config.pipeline_name)

@@ -18,6 +18,7 @@ from pipeline.metadata import inspection
 from pipeline.metadata import mlmd
 from pipeline.reporting import report
 from pipeline.reporting import report_charts
+from pipeline.metadata import summary as summary_lib
 from pipeline.runners import run
 
 
@@ -235,7 +236,7 @@ def test_the_search_keeps_the_best_trial_within_budget_and_is_cached(
   assert second['search']['chosen_trial'] == chosen['trial_id']
   assert second['search']['trials_within_budget'] == len(fitting)
   assert (f"Model search: trial {chosen['trial_id']} of 3 chosen"
-          in run.format_summary(second))
+          in summary_lib.format_summary(second))
 
 
 @pytest.mark.e2e
@@ -246,7 +247,7 @@ def test_a_search_with_no_trial_in_budget_stops_before_training(workspace):
   assert 'no trial of 3 fits the device budget (max_tflite_bytes 1,000)' \
       in str(raised.value)
   assert not raised.value.unexpected
-  summary = run.summarize_latest_run(config)
+  summary = summary_lib.summarize_latest_run(config)
   assert _state(summary, 'ModelSearch') == 'failed'
   assert 'Trainer' not in {c['node'] for c in summary['components']
                            if c['state'] == 'ran'}
@@ -262,4 +263,4 @@ def test_without_a_search_the_pusher_still_refuses_a_model_over_budget(
   assert pushed['budget_exceeded'] == 'max_tflite_bytes'
   assert pushed['over_max_tflite_bytes'] == pushed['pushed_bytes'] - 50_000
   assert 'over the device budget' in pushed['reason']
-  assert 'not pushed: over the device budget' in run.format_summary(summary)
+  assert 'not pushed: over the device budget' in summary_lib.format_summary(summary)

@@ -13,7 +13,9 @@ import pytest
 from conftest import write_image
 from pipeline.settings import config as config_lib
 from pipeline.data import ingest
+from pipeline.metadata import summary as summary_lib
 from pipeline.runners import run
+from pipeline.runners import state
 from pipeline.runners import schedule
 
 
@@ -60,7 +62,7 @@ def _fake_run(calls):
   def run_fn(config):
     calls.append(time.time())
     spans = ingest.list_spans(config.data_root)
-    run.write_state(config.workspace, {'span': spans[-1]})
+    state.write_state(config.workspace, {'span': spans[-1]})
     return {'spans': spans, 'blessed': True,
             'pushed': {'pushed': 1, 'pushed_version': str(len(calls))}}
   return run_fn
@@ -151,7 +153,7 @@ def test_overlapping_ticks_never_run_two_pipelines_at_once(tmp_path):
   results = []
   with mock.patch('tfx.orchestration.local.local_dag_runner.LocalDagRunner.run',
                   slow_pipeline), \
-       mock.patch.object(run, 'summarize_latest_run',
+       mock.patch.object(summary_lib, 'summarize_latest_run',
                          return_value={'run_id': 'x', 'components': []}):
     threads = [threading.Thread(
         target=lambda: results.append(schedule.tick(config)))

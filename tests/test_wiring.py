@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from pipeline.settings import config as config_lib
 from pipeline import pipeline_def
 from pipeline.runners import run
@@ -58,10 +60,10 @@ def test_settings_reach_the_components(tmp_path):
   assert nodes['Transform'].exec_properties['preprocessing_fn'] == (
       pipeline_def.TRANSFORM_FN)
   assert nodes['Trainer'].exec_properties['run_fn'] == pipeline_def.TRAINER_FN
-  version = pipeline_def.UserCode.of_modules(config.schema_path).version
+  versions = pipeline_def.UserCode.of_modules(config.schema_path).versions
   for node in ('Transform', 'Trainer'):
     assert json.loads(nodes[node].exec_properties['custom_config'])[
-        pipeline_def.CODE_VERSION_KEY] == version
+        pipeline_def.CODE_VERSION_KEY] == versions[node]
 
 
 def test_module_folder_holds_only_module_code():
@@ -87,43 +89,44 @@ def _project_files_imported_by(*modules):
                  if f.startswith(packages) and f.endswith('.py')})
 
 
-def test_editing_any_file_the_module_code_imports_changes_the_cache_key(
-    tmp_path):
-  imported = _project_files_imported_by('components.modules.trainer',
-                                        'components.modules.transform',
-                                        'components.modules.search')
-  module_dir = config_lib.MODULES_DIR + os.sep
-  assert os.path.join(module_dir, 'metrics.py') in imported
-  # Code outside the fingerprinted files would change without a retrain.
-  shared = set(pipeline_def.SHARED_CODE_FILES)
-  assert [f for f in imported if not f.startswith(module_dir)
-          and f not in shared and not f.endswith('__init__.py')] == []
-  copy = tmp_path / 'modules'
-  shutil.copytree(config_lib.MODULES_DIR, copy,
+@pytest.mark.parametrize('node', sorted(pipeline_def.ENTRY_MODULES))
+def test_editing_any_file_the_module_code_imports_changes_its_cache_key(
+    tmp_path, node):
+  module = pipeline_def.ENTRY_MODULES[node]
+  found = pipeline_def.project_files(module)
+  # Every project file that importing the module really loads is found.
+  assert set(_project_files_imported_by(module)) <= set(found)
+  root = tmp_path / 'copy'
+  shutil.copytree(os.path.join(config_lib.REPO_ROOT, 'components'),
+                  root / 'components',
                   ignore=shutil.ignore_patterns('__pycache__'))
-  shared_copies = []
-  for path in pipeline_def.SHARED_CODE_FILES:
-    shared_copies.append(str(tmp_path / os.path.basename(path)))
-    shutil.copy(path, shared_copies[-1])
 
-  def version():
-    return pipeline_def.UserCode.of_modules('schema', str(copy),
-                                            shared_copies).version
+  def versions():
+    return pipeline_def.UserCode.of_modules('schema', str(root)).versions
 
-  original = version()
-  assert original == pipeline_def.UserCode.of_modules('schema').version
-  for path in imported:
-    if path.startswith(module_dir):
-      edited = copy / os.path.basename(path)
-    elif path in shared:
-      edited = tmp_path / os.path.basename(path)
-    else:
-      continue
+  original = versions()
+  assert original == pipeline_def.UserCode.of_modules('schema').versions
+  for path in found:
+    edited = root / os.path.relpath(path, config_lib.REPO_ROOT)
     text = edited.read_text()
     edited.write_text(text + '\n# edited\n')
-    assert version() != original, path
+    assert versions()[node] != original[node], path
     edited.write_text(text)
-  assert version() == original
+  assert versions() == original
+
+
+def test_editing_the_pushers_budget_check_retrains_nothing(tmp_path):
+  root = tmp_path / 'copy'
+  shutil.copytree(os.path.join(config_lib.REPO_ROOT, 'components'),
+                  root / 'components',
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  before = pipeline_def.UserCode.of_modules('schema', str(root)).versions
+  budget = root / 'components' / 'tflite_pusher' / 'budget.py'
+  budget.write_text(budget.read_text() + '\n# edited\n')
+  after = pipeline_def.UserCode.of_modules('schema', str(root)).versions
+  assert after['Transform'] == before['Transform']
+  assert after['Trainer'] == before['Trainer']
+  assert after['ModelSearch'] != before['ModelSearch']  # the search uses it
 
 
 def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):

@@ -144,10 +144,11 @@ def _cmd_ingest(args: argparse.Namespace,
 
 def _cmd_run(args: argparse.Namespace,
              config: config_lib.PipelineConfig) -> int:
+  from pipeline.metadata import summary as summary_lib  # pylint: disable=g-import-not-at-top
   from pipeline.runners import run  # pylint: disable=g-import-not-at-top
   summary = run.run_pipeline(config)
   print(json.dumps(summary, indent=2) if args.json
-        else run.format_summary(summary))
+        else summary_lib.format_summary(summary))
   _write_run_report(config, summary['run_id'])
   return 0
 

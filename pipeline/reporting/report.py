@@ -45,6 +45,7 @@ from components.model_search import trials as trials_lib
 from pipeline.settings import config as config_lib
 from pipeline.metadata import inspection
 from pipeline.metadata import lineage
+from pipeline.metadata import figures_cache
 from pipeline.metadata import mlmd
 from pipeline.reporting import report_charts
 
@@ -362,6 +363,20 @@ def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
                        wrong[:MISCLASSIFIED_SHOWN]]}
 
 
+def _misclassified_once(workspace: str, record: mlmd.RunRecord,
+                        class_names: Sequence[str]
+                        ) -> Optional[Dict[str, Any]]:
+  """:func:`_misclassified`, scored once per model and eval examples: a
+  cached run's report reuses the scores of the run that trained."""
+  model = record.output('Trainer', 'model')
+  window = record.output('SpanWindow', 'examples')
+  if model is None or window is None:
+    return None
+  return figures_cache.cached(
+      workspace, 'misclassified', [model.uri, window.uri, *class_names],
+      lambda: _misclassified(record, class_names))
+
+
 def _threshold_text(threshold: Dict[str, Any]) -> str:
   parts = []
   value = threshold.get('valueThreshold', {})
@@ -524,7 +539,8 @@ def gather(config: config_lib.PipelineConfig,
       'anomalies': _anomalies(anomalies),
       'evaluation': _evaluation(
           evaluation, record.blessed, class_names,
-          _misclassified(record, class_names) if evaluation else None),
+          _misclassified_once(config.workspace, record, class_names)
+          if evaluation else None),
       'search': _search(record),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
                         if pushed is not None else None),

@@ -28,6 +28,7 @@ from pipeline.settings import config as config_lib
 from pipeline.data import ingest
 from pipeline.cli import logs
 from pipeline.runners import run
+from pipeline.runners import state
 from components.common import errors
 
 _INTERVAL_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$')
@@ -126,7 +127,7 @@ def tick(config: config_lib.PipelineConfig, source: Optional[str] = None,
     spans = ingest.list_spans(config.data_root)
     if not spans:
       return TickResult('no-new-data', f'no span in {config.data_root} yet')
-    last = run.read_state(config.workspace).get('span')
+    last = state.read_state(config.workspace).get('span')
     if not force and last is not None and spans[-1] <= last:
       return TickResult('no-new-data', f'no new span since span {last} '
                         'was trained on; nothing to do (use --force to run '

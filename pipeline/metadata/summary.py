@@ -1,0 +1,132 @@
+"""The summary of a run, read from ML Metadata, and its console text."""
+
+import os
+from typing import Any, Dict, List
+
+from components.common import storage
+from pipeline.metadata import figures_cache
+from pipeline.metadata import mlmd
+from pipeline.settings import config as config_lib
+
+
+def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:
+  """On-disk and serialized bytes per transformed training example."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  files = storage.glob(storage.join(uri, 'Split-train', '*'))
+  if not files:
+    return {}
+  count, serialized = 0, 0
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    count += 1
+    serialized += len(record.numpy())
+  on_disk = sum(tf.io.gfile.stat(f).length for f in files)
+  return {'examples': count,
+          'disk_bytes_per_example': round(on_disk / max(count, 1), 1),
+          'serialized_bytes_per_example': round(serialized / max(count, 1), 1)}
+
+
+def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
+  """Summarises the newest run of the pipeline from ML Metadata.
+
+  Args:
+    config: the pipeline configuration (metadata path and pipeline name).
+
+  Returns:
+    A dict with `run_id`, `components` (node, state, seconds), `spans`
+    (the data spans trained on, or the new span alone when the run stopped
+    before the window), `blessed`,
+    `model_path`, `metrics`, `transformed` (bytes per example),
+    `pushed` when a pusher ran and `search` (the chosen trial's figures)
+    when a model search ran.
+
+  Raises:
+    mlmd.MetadataError: when no run is recorded, naming the store.
+  """
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
+  try:
+    record = mlmd.find_run(store, config.pipeline_name)
+  except mlmd.MetadataError as e:
+    raise mlmd.MetadataError(
+        f'{e} ({config.metadata_url().redacted()})') from e
+  summary: Dict[str, Any] = {
+      'run_id': record.run_id,
+      'components': record.components(),
+      'spans': record.window_spans(),
+  }
+  model = record.output('Trainer', 'model')
+  if model is not None:
+    summary['model_path'] = os.path.join(model.uri, 'Format-Serving')
+  if record.blessed is not None:
+    summary['blessed'] = record.blessed
+  evaluation = record.output('Evaluator', 'evaluation')
+  if evaluation is not None:
+    summary['metrics'] = mlmd.evaluation_metrics(evaluation.uri)
+  pushed = record.output('TFLitePusher', 'pushed_model')
+  if pushed is not None:
+    summary['pushed'] = mlmd.pushed_summary(pushed)
+  chosen = record.output('ModelSearch', 'best_hyperparameters')
+  results = record.output('ModelSearch', 'tuner_results')
+  if chosen is not None and results is not None:
+    summary['search'] = {
+        name: mlmd.custom_value(artifact, name)
+        for artifact, names in (
+            (chosen, ('chosen_trial', 'auc', 'tflite_bytes',
+                      'latency_ms_median')),
+            (results, ('trials', 'trials_within_budget', 'budget')))
+        for name in names}
+  transformed = record.output('Transform', 'transformed_examples')
+  if transformed is not None:
+    summary['transformed'] = figures_cache.cached(
+        config.workspace, 'transformed-bytes', [transformed.uri],
+        lambda: _transformed_bytes_per_example(transformed.uri))
+  return summary
+
+
+def format_summary(summary: Dict[str, Any]) -> str:
+  """Renders a run summary as a few lines of text for the console."""
+  lines: List[str] = [f"Run {summary['run_id']}" + (
+      f" on spans {', '.join(map(str, summary['spans']))}"
+      if summary.get('spans') else '')]
+  for component in summary['components']:
+    lines.append(f"  {component['node']:<32} {component['state']:<8} "
+                 f"{component['seconds']:>7.1f} s")
+  if 'wall_seconds' in summary:
+    lines.append(f"  {'total wall time':<32} {'':<8} "
+                 f"{summary['wall_seconds']:>7.1f} s")
+  transformed = summary.get('transformed') or {}
+  if transformed:
+    lines.append(
+        f"Transformed examples: {transformed['examples']} in train, "
+        f"{transformed['disk_bytes_per_example']:.0f} bytes each on disk "
+        f"({transformed['serialized_bytes_per_example']:.0f} serialized)")
+  search = summary.get('search') or {}
+  if search:
+    lines.append(
+        f"Model search: trial {search['chosen_trial']} of {search['trials']} "
+        f"chosen, {search['trials_within_budget']} within the budget "
+        f"({search['budget']}); its trial: AUC {search['auc']:.4f}, "
+        f"{search['tflite_bytes']:,} bytes, {search['latency_ms_median']:.3f} "
+        'ms (see `inspect trials`)')
+  metrics = summary.get('metrics') or {}
+  if metrics:
+    lines.append('Evaluation: ' + ', '.join(
+        f'{name} {value:g}' for name, value in sorted(metrics.items())))
+  if 'blessed' in summary:
+    lines.append('Model blessed: ' + ('yes' if summary['blessed'] else
+                                      'NO (below the thresholds)'))
+  if 'model_path' in summary:
+    lines.append(f"SavedModel: {summary['model_path']}")
+  pushed = summary.get('pushed') or {}
+  if pushed.get('pushed'):
+    lines.append(
+        f"TFLite ({pushed.get('mode')}): {pushed.get('tflite_bytes')} bytes, "
+        f"{pushed.get('size_ratio', 0):.2f}x the float32 TFLite model; "
+        f"accuracy {pushed.get('tflite_accuracy')} vs SavedModel "
+        f"{pushed.get('savedmodel_accuracy')}, AUC {pushed.get('tflite_auc')}, "
+        f"agreement {pushed.get('agreement')}, "
+        f"{pushed.get('latency_ms_median')} ms per image")
+    lines.append(f"Pushed version {pushed.get('pushed_version')}: "
+                 f"{pushed.get('pushed_destination')}")
+  elif pushed:
+    lines.append(f"TFLite model not pushed: {pushed.get('reason')}")
+  return '\n'.join(lines)
