@@ -4,10 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 
 from pipeline.compat import beam_compat
+from pipeline.compat import versions
 from pipeline.runners import beam_profiles
 
 # Builds a Beam executor as LocalDagRunner does, in a child process whose
@@ -41,11 +43,19 @@ def _executor_args(tmp_path, beam_args, install=True):
   return json.loads(done.stdout.strip().splitlines()[-1]), os.listdir(temp)
 
 
-def test_the_default_local_runner_gets_no_throw_away_tfx_package(tmp_path):
+def test_the_local_profile_needs_no_work_around(tmp_path):
+  # It passes no Beam argument, and TFX packages nothing then.
   args, temp_files = _executor_args(
-      tmp_path, beam_profiles.pipeline_args('local'))
+      tmp_path, beam_profiles.pipeline_args('local'), install=False)
+  assert args == [] and temp_files == []
+
+
+def test_a_local_runner_with_arguments_gets_no_throw_away_tfx_package(
+    tmp_path):
+  local = beam_profiles.pipeline_args('multiprocess')
+  args, temp_files = _executor_args(tmp_path, local)
   assert not [a for a in args if a.startswith('--extra_package')]
-  assert args[:2] == beam_profiles.pipeline_args('local')
+  assert args[:len(local)] == local
   assert temp_files == []
 
 
@@ -53,9 +63,19 @@ def test_without_the_work_around_tfx_leaves_its_package_in_the_temp_folder(
     tmp_path):
   # Shows why the work-around exists: TFX 1.16 builds and keeps it.
   args, temp_files = _executor_args(
-      tmp_path, beam_profiles.pipeline_args('local'), install=False)
+      tmp_path, beam_profiles.pipeline_args('multiprocess'), install=False)
   assert [a for a in args if a.startswith('--extra_package=')]
   assert temp_files
+
+
+def test_the_work_around_refuses_a_tfx_it_was_not_written_for():
+  with mock.patch.object(versions.metadata, 'version',
+                         side_effect=lambda name: '1.17.0'):
+    with pytest.raises(versions.CompatError) as refused:
+      beam_compat.install()
+  message = str(refused.value)
+  assert 'beam_compat.py works around tfx 1.16.0, but tfx 1.17.0' in message
+  assert beam_compat.CANARY in message
 
 
 def test_a_remote_runner_still_gets_tfx_as_a_package(tmp_path):

@@ -15,8 +15,8 @@ from pipeline.runners import run
 
 
 def test_each_profile_names_its_runner_and_raw_arguments_come_last():
-  assert beam_profiles.pipeline_args('local', ['--x=1']) == [
-      '--direct_running_mode=in_memory', '--direct_num_workers=1', '--x=1']
+  assert beam_profiles.pipeline_args('local') == []
+  assert beam_profiles.pipeline_args('local', ['--x=1']) == ['--x=1']
   assert '--direct_running_mode=multi_processing' in (
       beam_profiles.pipeline_args('multiprocess'))
   assert beam_profiles.pipeline_args(

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 
@@ -428,3 +429,27 @@ def test_ml_metadata_on_postgresql_answers_by_id_in_id_order_so_tfx_cache_keys_h
       assert {key: [a.uri for a in artifacts]
               for key, artifacts in outputs.items()} == {
                   'a': ['/out/a'], 'b': ['/out/b']}, store_url
+
+
+def test_the_postgresql_work_around_refuses_versions_it_was_not_written_for():
+  from pipeline.compat import postgresql_compat  # pylint: disable=g-import-not-at-top
+  from pipeline.compat import versions  # pylint: disable=g-import-not-at-top
+  found = {'ml-metadata': '1.17.0', 'tfx': '1.16.0'}
+  with mock.patch.object(versions.metadata, 'version',
+                         side_effect=found.__getitem__):
+    with pytest.raises(versions.CompatError) as refused:
+      postgresql_compat.install()
+  message = str(refused.value)
+  assert ('postgresql_compat.py works around ml-metadata 1.16.0, but '
+          'ml-metadata 1.17.0 is installed') in message
+  assert 'tests/test_shared_metadata.py' in message
+
+
+def test_the_postgresql_work_around_fails_loudly_without_the_private_config():
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  from pipeline.compat import postgresql_compat  # pylint: disable=g-import-not-at-top
+  from pipeline.compat import versions  # pylint: disable=g-import-not-at-top
+  postgresql_compat.install()
+  store = metadata_store.MetadataStore.__new__(metadata_store.MetadataStore)
+  with pytest.raises(versions.CompatError, match='_config'):
+    store._call('GetArtifactsByID', None, None)  # pylint: disable=protected-access

@@ -15,12 +15,24 @@ disk in days.
 
 While installed, Beam arguments that name such a local runner are passed
 through unchanged; any other runner (Dataflow, a Docker environment) gets
-TFX's own behaviour. :func:`install` is called by `run.run_pipeline` in
-the process where LocalDagRunner runs the executors.
+TFX's own behaviour. TFX skips the package by itself when a component gets
+no Beam argument at all, which is why the `local` profile passes none (its
+runner's defaults are what it wants); `multiprocess`, `portable` and any
+`--beam-args` need this. :func:`install` is called by `run.run_pipeline`,
+in the process where LocalDagRunner runs the executors, whenever the run
+has Beam arguments. It refuses TFX versions it was not written for.
 """
 
 import functools
 from typing import List, Sequence
+
+from pipeline.compat import versions
+
+# The release whose `dependency_utils.make_beam_dependency_flags` this
+# wraps.
+WRITTEN_FOR = {'tfx': '1.16.0'}
+CANARY = ('tests/test_beam_compat.py::'
+          'test_without_the_work_around_tfx_leaves_its_package_in_the_temp_folder')
 
 # Runners whose SDK workers run in this machine's Python environment.
 LOCAL_RUNNERS = frozenset({'', 'direct', 'directrunner',
@@ -54,7 +66,12 @@ def workers_hold_tfx(beam_args: Sequence[str]) -> bool:
 
 def install() -> None:
   """Makes TFX skip its throw-away source package for local runners, in
-  this process (idempotent)."""
+  this process (idempotent).
+
+  Raises:
+    versions.CompatError: on a TFX other than :data:`WRITTEN_FOR`.
+  """
+  versions.require('pipeline/compat/beam_compat.py', WRITTEN_FOR, CANARY)
   from tfx.utils import dependency_utils  # pylint: disable=g-import-not-at-top
   original = dependency_utils.make_beam_dependency_flags
   if getattr(original, _MARK, False):

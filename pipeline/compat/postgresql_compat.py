@@ -24,16 +24,25 @@
    the Trainer of the cached run then found no examples. While installed,
    those responses are sorted by id, as the other back ends return them.
 
-`tests/test_shared_metadata.py` shows both with the bare API. Stores on
-SQLite or MySQL are untouched. :func:`install` is called by
-`MetadataUrl.connection_config` for every PostgreSQL config, so any store
-this project opens on PostgreSQL, in-process TFX components included, goes
-through it.
+`tests/test_shared_metadata.py` shows both with the bare API (the canary
+tests). Stores on SQLite or MySQL are untouched. :func:`install` is called
+explicitly where a PostgreSQL store is opened: by the runner, before TFX's
+components run and write in its process, and by `mlmd.open_store` for the
+readers. It refuses versions of ml-metadata and TFX it was not written for
+(:data:`WRITTEN_FOR`), and fails loudly if the private code it patches is
+gone.
 """
 
 import functools
 
 from ml_metadata.metadata_store import metadata_store
+
+from pipeline.compat import versions
+
+# The releases whose bugs this works around (and whose private
+# `MetadataStore._call` and `_config` it relies on).
+WRITTEN_FOR = {'ml-metadata': '1.16.0', 'tfx': '1.16.0'}
+CANARY = 'tests/test_shared_metadata.py::test_ml_metadata_on_postgresql_*'
 
 BACKSLASH = '\\'
 STAND_IN = '\u29f5'
@@ -79,16 +88,30 @@ def _sort_by_id(entities) -> None:
 
 def _is_postgresql(store) -> bool:
   config = getattr(store, '_config', None)
-  return (config is not None and hasattr(config, 'HasField')
-          and config.DESCRIPTOR.full_name == 'ml_metadata.ConnectionConfig'
-          and config.HasField('postgresql'))
+  if config is None or not hasattr(config, 'HasField'):
+    raise versions.CompatError(
+        'pipeline/compat/postgresql_compat.py: ml-metadata\'s MetadataStore '
+        'no longer keeps its ConnectionConfig in `_config`; the work-around '
+        'cannot tell a PostgreSQL store, and must be updated.')
+  return config.HasField('postgresql')
 
 
 def install() -> None:
   """Routes every ML Metadata call of this process through the
   work-arounds (for PostgreSQL stores only). Installing twice does nothing
-  more."""
-  original = metadata_store.MetadataStore._call  # pylint: disable=protected-access
+  more.
+
+  Raises:
+    versions.CompatError: on versions other than :data:`WRITTEN_FOR`, or
+      when the patched private method is gone.
+  """
+  versions.require('pipeline/compat/postgresql_compat.py', WRITTEN_FOR,
+                   CANARY)
+  original = getattr(metadata_store.MetadataStore, '_call', None)
+  if original is None:
+    raise versions.CompatError(
+        'pipeline/compat/postgresql_compat.py: ml-metadata\'s '
+        'MetadataStore._call is gone; the work-around must be updated.')
   if getattr(original, 'postgresql_compat', False):
     return
 

@@ -80,6 +80,9 @@ def open_store(store: metadata_url.MetadataUrl,
     raise MetadataError(
         f'No ML Metadata store at {store.path}: the pipeline has not run '
         'in this workspace yet (run `make run` or `python -m pipeline run`).')
+  if store.scheme == 'postgresql':
+    from pipeline.compat import postgresql_compat  # pylint: disable=g-import-not-at-top
+    postgresql_compat.install()
   config = store.connection_config(create_database=not read_only)
   if store.is_sqlite and read_only:
     config.sqlite.connection_mode = (

@@ -71,7 +71,9 @@ def pipeline_args(profile: str, extra: Sequence[str] = (), *,
       or `dataflow` without its settings.
   """
   if profile == 'local':
-    args = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+    # Beam's defaults: the in-memory DirectRunner with one worker. Passing
+    # them would make TFX package itself for every Beam component.
+    args = []
   elif profile == 'multiprocess':
     # 0 workers: one per CPU of the machine that runs the component.
     args = ['--direct_running_mode=multi_processing',

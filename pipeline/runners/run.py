@@ -62,6 +62,19 @@ def beam_workers(config: config_lib.PipelineConfig
     raise RunError(str(e)) from e
 
 
+def install_work_arounds(config: config_lib.PipelineConfig) -> None:
+  """Installs, in this process where TFX's components run, the shims this
+  run needs: ML Metadata's on a PostgreSQL store, and TFX's packaging on
+  local Beam runners when the run passes Beam arguments (the `local`
+  profile passes none). Each refuses library versions it was not written
+  for (`pipeline.compat.versions.CompatError`)."""
+  if config.metadata_url().scheme == 'postgresql':
+    from pipeline.compat import postgresql_compat  # pylint: disable=g-import-not-at-top
+    postgresql_compat.install()
+  if config.beam != 'local' or config.beam_args:
+    beam_compat.install()
+
+
 def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   """Runs the pipeline once and returns the summary of the run.
 
@@ -80,7 +93,7 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   preflight.check_drift_thresholds(config)
   preflight.check_writable(config)
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
-  beam_compat.install()
+  install_work_arounds(config)
   with locks.run_lock(config):
     started = time.time()
     span = preflight.check_newest_span(config.data_root)

@@ -77,9 +77,9 @@ class MetadataUrl:
         False for readers, so a mistyped database name is an error.
 
     Returns:
-      A `metadata_store_pb2.ConnectionConfig`. For PostgreSQL this also
-      installs `pipeline.compat.postgresql_compat` in this process, since ML
-      Metadata 1.16 needs it for any store opened with such a config.
+      A `metadata_store_pb2.ConnectionConfig`. A PostgreSQL store needs
+      `pipeline.compat.postgresql_compat` installed in any process that
+      opens it; the runner and `mlmd.open_store` install it.
     """
     from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
     config = metadata_store_pb2.ConnectionConfig()
@@ -95,8 +95,6 @@ class MetadataUrl:
       config.mysql.database = self.database
       config.mysql.skip_db_creation = not create_database
     else:
-      from pipeline.compat import postgresql_compat  # pylint: disable=g-import-not-at-top
-      postgresql_compat.install()
       config.postgresql.host = self.host
       config.postgresql.port = str(self.port)
       config.postgresql.user = self.user
