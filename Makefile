@@ -7,7 +7,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test bench lock clean
+.PHONY: setup run test test-fast bench lock clean
 
 setup:
 	@bash scripts/setup_env.sh $(VENV)
@@ -18,12 +18,22 @@ run: setup
 	$(PY) -m pipeline ingest --workspace $(WORKSPACE) $(DATA)
 	$(PY) -m pipeline run --workspace $(WORKSPACE)
 
+# Two workers, each file's tests on one of them in order (files share
+# module fixtures; the session's golden workspace is made once per worker).
+PYTEST_WORKERS ?= 2
+## Every test, the real servers, S3 stand-in and portable Beam workers too.
 test: setup
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_databases.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-## The benchmark suite (about 30 min on 2 cores): bench/RESULTS.md, then
+## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.
+test-fast: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	  -m "not e2e and not server and not s3 and not portable"
+
+## The benchmark suite (hours on 2 cores; see bench/RESULTS.md): RESULTS.md,
+## the README's table, then
 ## the command line's start-up ratios (bench/startup.json).
 bench: setup
 	$(PY) bench/run_bench.py

@@ -23,6 +23,79 @@ def write_image(path, size=(40, 30), mode='RGB', fmt=None, seed=0):
   return path
 
 
+# The golden workspace's settings: the wiring, the cache and what is
+# recorded, not the model. A 4-step model on 48 clips is near chance and
+# its eval split holds a few examples, so neither the blessing nor the
+# parity gate may depend on its luck (the gates have their own tests in
+# test_tflite_pusher.py and test_retraining.py).
+GOLDEN_SETTINGS = dict(image_size=64, train_steps=4, batch_size=8,
+                       min_auc=0.0, min_accuracy=0.0, max_auc_drop=1.0,
+                       max_accuracy_drop=1.0, latency_runs=2)
+
+
+def golden_flags():
+  """GOLDEN_SETTINGS as `run` flags."""
+  return [f'--{name.replace("_", "-")}={value}'
+          for name, value in GOLDEN_SETTINGS.items()]
+
+
+def run_cli(*args):
+  """Runs a command in this process; returns its code, stdout, stderr."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  from pipeline.cli import commands  # pylint: disable=g-import-not-at-top
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = commands.main(list(args))
+  return code, out.getvalue(), err.getvalue()
+
+
+class Golden:
+  """The session's golden workspace (see the `golden` fixture).
+
+  Attributes:
+    workspace: its folder.
+    config: the settings of its runs.
+    ingests: (code, stdout, stderr) of its two ingestions.
+    runs: each run's summary, cold, warm, cached.
+    consoles: each run's stderr.
+    artifacts: the store's artifact count after each run.
+  """
+
+  def __init__(self, workspace, config):
+    self.workspace = workspace
+    self.config = config
+    self.ingests, self.runs, self.consoles, self.artifacts = [], [], [], []
+
+
+@pytest.fixture(scope='session')
+def golden(tmp_path_factory, small_spectrograms):
+  """One workspace for the session, made once: `small_spectrograms`
+  ingested twice (one span), then the pipeline run three times from the
+  command line: cold (every component runs), warm (the Evaluator and the
+  pusher run again against the model the first run blessed, as in TFX's
+  penguin example) and cached. Tests that only read a run's results share
+  it; none may change it."""
+  import json  # pylint: disable=g-import-not-at-top
+  from pipeline.metadata import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline.settings import config as config_lib  # pylint: disable=g-import-not-at-top
+  workspace = str(tmp_path_factory.mktemp('golden') / 'workspace')
+  result = Golden(workspace, config_lib.PipelineConfig(workspace=workspace,
+                                                       **GOLDEN_SETTINGS))
+  for _ in range(2):
+    result.ingests.append(run_cli('ingest', '--workspace', workspace,
+                                  small_spectrograms))
+  for _ in range(3):
+    code, out, err = run_cli('run', '--workspace', workspace, '--json',
+                             *golden_flags())
+    assert code == 0, err
+    result.runs.append(json.loads(out[out.index('{\n'):]))
+    result.consoles.append(err)
+    store = mlmd.open_store(result.config.metadata_url(), read_only=True)
+    result.artifacts.append(len(store.get_artifacts()))
+  return result
+
+
 @pytest.fixture(scope='session')
 def small_spectrograms(tmp_path_factory):
   """A synthesized PNG data set with 24 clips per class."""
@@ -58,6 +131,29 @@ def postgresql():
   server = db_servers.start_postgresql()
   yield server
   server.stop()
+
+
+_HEAVY_MARKS = ('e2e', 'server', 's3', 'portable')
+
+
+def pytest_collection_modifyitems(items):
+  """Marks the tests that start servers by the fixtures they use, so
+  `make test-fast` can leave them out; then puts the files with the most
+  heavy tests first, so that on several workers (`make test`, which sends
+  each file to one worker) the longest files start first and none is left
+  running alone at the end. Within a file the order stays."""
+  for item in items:
+    fixtures = set(getattr(item, 'fixturenames', ()))
+    if fixtures & {'mariadb', 'postgresql'}:
+      item.add_marker(pytest.mark.server)
+    if 's3' in fixtures:
+      item.add_marker(pytest.mark.s3)
+  weight = {}
+  for item in items:
+    heavy = any(item.get_closest_marker(mark) for mark in _HEAVY_MARKS)
+    weight[item.fspath] = weight.get(item.fspath, 0) + heavy
+  order = {id(item): index for index, item in enumerate(items)}
+  items.sort(key=lambda item: (-weight[item.fspath], order[id(item)]))
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 
+from conftest import GOLDEN_SETTINGS
 from pipeline.cli import commands as cli
 from pipeline.runners import beam_profiles
 from pipeline.settings import config as config_lib
@@ -101,9 +102,6 @@ def test_a_worker_pool_that_cannot_start_is_reported_with_its_log(tmp_path):
 
 # Loose gates: these runs check where the work ran and that it is the
 # same work, not the tiny model's quality.
-_TINY = dict(image_size=64, train_steps=4, batch_size=8, min_auc=0.0,
-             min_accuracy=0.0, max_auc_drop=1.0, max_accuracy_drop=1.0,
-             latency_runs=2)
 
 
 def _statistics(config):
@@ -122,17 +120,21 @@ def _statistics(config):
 
 
 @pytest.mark.e2e
+@pytest.mark.portable
 def test_the_portable_profile_runs_the_beam_work_in_worker_processes(
-    tmp_path, small_spectrograms):
-  summaries, statistics = {}, {}
-  for profile in ('local', 'portable'):
-    workspace = str(tmp_path / profile)
-    assert cli.main(['ingest', '--workspace', workspace,
-                     small_spectrograms]) == 0
-    config = config_lib.PipelineConfig(workspace=workspace, beam=profile,
-                                       **_TINY)
-    summaries[profile] = run.run_pipeline(config)
-    statistics[profile] = _statistics(config)
+    tmp_path, small_spectrograms, golden):
+  # The local profile's run of the same data and settings is the golden
+  # workspace's first.
+  summaries = {'local': golden.runs[0]}
+  statistics = {'local': _statistics(golden.config)}
+  workspace = str(tmp_path / 'portable')
+  assert cli.main(['ingest', '--workspace', workspace,
+                   small_spectrograms]) == 0
+  config = config_lib.PipelineConfig(workspace=workspace, beam='portable',
+                                     **GOLDEN_SETTINGS)
+  summaries['portable'] = run.run_pipeline(config)
+  statistics['portable'] = _statistics(config)
+  assert golden.config.beam == 'local'
   assert statistics['portable'] == statistics['local']
   assert statistics['local'][0] == 48
   for key in ('example_count',):
@@ -150,5 +152,5 @@ def test_the_portable_profile_runs_the_beam_work_in_worker_processes(
   beam_components = {'ImportExampleGen', 'StatisticsGen', 'Transform',
                      'Evaluator'}
   assert len(started) >= len(beam_components)
-  assert not os.path.exists(os.path.join(str(tmp_path / 'local'), 'logs',
+  assert not os.path.exists(os.path.join(golden.workspace, 'logs',
                                          run.BEAM_WORKERS_LOG))

@@ -182,11 +182,11 @@ def _states(summary):
   return {c['node']: c['state'] for c in summary['components']}
 
 
+# Killed mid-training, after the first progress line. (A kill in the
+# pusher is test_push.py's crash before LATEST moves, and
+# test_tflite_pusher.py's killed upload to S3.)
 @pytest.mark.parametrize('victim, marker, cached_before', [
-    # Killed mid-training, after the first progress line.
     ('Trainer', 'train: step', 'Transform'),
-    # Killed in the pusher, once the model is converted and checked.
-    ('TFLitePusher', 'tflite_pusher: mode', 'Trainer'),
 ])
 def test_a_killed_run_is_completed_by_the_next(workspace, victim, marker,
                                                cached_before):

@@ -1,8 +1,14 @@
 """The report's pure parts: chart geometry, and the template's layout of
 gathered data (escaping included)."""
 
+import os
 import re
 
+import numpy as np
+import pytest
+from PIL import Image
+
+import headless
 from pipeline.reporting import report
 from pipeline.reporting import report_charts
 
@@ -122,3 +128,76 @@ def test_spans_drift_and_pictures_are_laid_out_and_escaped():
   assert page.count(f'<img src="{pixel}"') == 2
   assert 'Misclassified eval examples: 1 of 10' in page
   assert 'true cat, score 0.91' in page
+
+
+SECTIONS = ('components', 'spans', 'drift', 'statistics', 'anomalies',
+            'evaluation', 'tflite', 'lineage', 'settings')
+
+
+def _canned_page():
+  """A report with every section and chart, from canned data."""
+  pixel = ('data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAf'
+           'FcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')
+  graph = {'nodes': [
+      {'id': 'a1', 'kind': 'artifact', 'name': 'Examples', 'artifact_id': 1,
+       'uri': '/x'},
+      {'id': 'e2', 'kind': 'execution', 'name': 'Trainer', 'execution_id': 2,
+       'run_id': 'r'},
+      {'id': 'a3', 'kind': 'artifact', 'name': 'Model', 'artifact_id': 3,
+       'uri': '/y'}],
+      'edges': [['a1', 'e2'], ['e2', 'a3']]}
+  return report.render(_data(
+      window={'rows': [(1, '/in/box', 'today', 48, '50.0%', 90.5, 40.1,
+                        0.01)], 'trained': True},
+      drift={'baseline_span': 1, 'rows': [
+          ('all', 'pixel_mean', 'Jensen-Shannon', 0.1, 0.3, 'within')]},
+      samples=[{'name': 'instrument', 'images': [('a.png', pixel)]}],
+      statistics=[{'name': 'all', 'examples': 48, 'features': [
+          {'name': 'pixel_mean', 'kind': 'num', 'facts': [('mean', 0.5)],
+           'histogram': report_charts.bar_chart([1.0, 3.0, 2.0],
+                                                ['0', '1', '2'])}]}],
+      evaluation={
+          'blessed': True, 'failures': [],
+          'rows': [('auc', 0.9, '>= 0.5')],
+          'confusion': report_charts.confusion_chart(
+              _matrix(0.5, 4, 1, 5, 0), ['no', 'yes'], 0.5),
+          'roc': report_charts.roc_chart([(0, 0), (0.2, 0.8), (1, 1)], 0.9),
+          'misclassified': None},
+      lineage={'model_id': 3, 'run_id': 'r', 'steps': 4, 'settings': 'a=1',
+               'spans': [(1, '/in/box', '{"no": 24}', 'today')],
+               'graph': report_charts.lineage_chart(graph)},
+      settings=[('image_size', 64)]))
+
+
+def test_a_browser_shows_the_report_with_its_charts_and_no_console_message(
+    tmp_path):
+  chromium = headless.find_chromium()
+  if chromium is None:
+    if os.environ.get('CI'):
+      pytest.fail('chromium is missing on CI (make test installs it)')
+    pytest.skip('no chromium here; scripts/ensure_browser.sh installs it')
+  path = tmp_path / 'report.html'
+  path.write_text(_canned_page(), encoding='utf-8')
+  screenshot = str(tmp_path / 'report.png')
+  messages, dom = headless.load(chromium, str(path), screenshot)
+  assert messages == []
+  for section in SECTIONS:
+    assert f'<section id="{section}">' in dom
+  for chart in ('confusion-matrix', 'roc', 'lineage-graph'):
+    assert f'id="{chart}"' in dom
+  picture = np.asarray(Image.open(screenshot).convert('RGB'))
+  assert picture.shape == (4000, 1280, 3)
+
+  def has_colour(rgb):
+    return bool(np.any(np.all(np.abs(picture.astype(int) - rgb) < 12, -1)))
+  assert has_colour((192, 57, 43))   # the ROC curve
+  assert has_colour((74, 123, 208))  # histogram bars
+  assert has_colour((255, 244, 224))  # the lineage graph's component boxes
+
+  # The harness does see a console error when there is one.
+  broken = tmp_path / 'broken.html'
+  broken.write_text('<p>x</p><script>console.error("boom"); nope();</script>')
+  messages, _ = headless.load(chromium, str(broken), str(tmp_path / 'b.png'),
+                              height=200)
+  assert any('boom' in m for m in messages)
+  assert any('nope is not defined' in m for m in messages)

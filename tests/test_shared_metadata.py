@@ -2,9 +2,10 @@
 
 The URL tests are plain. The rest run real servers from Debian's packages
 (`scripts/ensure_databases.sh` installs them; `tests/db_servers.py` starts
-private instances on loopback and stops them): the pipeline runs twice
-against MariaDB and against PostgreSQL and every reader answers as it does
-against SQLite; two processes from two workspaces on one MariaDB store run
+private instances on loopback and stops them): the pipeline runs three
+times against MariaDB and against PostgreSQL, as the golden workspace was
+made, and every reader answers as it does on the golden workspace's SQLite
+store; two processes from two workspaces on one MariaDB store run
 one at a time, and a killed holder frees the lock.
 """
 
@@ -22,6 +23,7 @@ from unittest import mock
 import pytest
 
 import db_servers
+from conftest import golden_flags
 from pipeline.cli import commands as cli
 from pipeline.settings import config as config_lib
 from pipeline.settings import metadata_url
@@ -120,13 +122,14 @@ def _cli(*args):
   return code, out.getvalue(), err.getvalue()
 
 
-def _run_twice(workspace, data, metadata_flags):
-  """Ingests `data`, runs twice; returns both runs' output and states."""
+def _run_as_golden(workspace, data, metadata_flags):
+  """Ingests `data` and runs three times, as the golden workspace was made;
+  returns each run's output and states."""
   assert _cli('ingest', '--workspace', workspace, data)[0] == 0
   outputs, states = [], []
-  for _ in range(2):
+  for _ in range(3):
     code, out, err = _cli('run', '--workspace', workspace, '--json',
-                          *RUN_FLAGS, *metadata_flags)
+                          *golden_flags(), *metadata_flags)
     assert code == 0, err
     summary = json.loads(out[out.index('{\n'):])
     outputs.append(out + err)
@@ -196,7 +199,7 @@ def _normalized_text(text, workspace):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize('kind', ['mariadb', 'postgresql'])
-def test_the_pipeline_runs_twice_on_a_server_store_and_reads_as_on_sqlite(
+def test_the_pipeline_runs_on_a_server_store_and_reads_as_on_sqlite(
     kind, request, tmp_path, small_spectrograms, monkeypatch):
   server = request.getfixturevalue(kind)
   reference = request.getfixturevalue('sqlite_reference')
@@ -206,13 +209,15 @@ def test_the_pipeline_runs_twice_on_a_server_store_and_reads_as_on_sqlite(
   else:  # The password from the environment, as a crontab would pass it.
     monkeypatch.setenv(metadata_url.PASSWORD_ENV, db_servers.PASSWORD)
     flags = ['--metadata', server.url('mlmd_runs', password=False)]
-  outputs, states = _run_twice(workspace, small_spectrograms, flags)
+  outputs, states = _run_as_golden(workspace, small_spectrograms, flags)
   # Everything ran; the resolvers found no baseline yet.
   assert set(states[0].values()) == {'ran', 'empty'}
   assert states[0]['Trainer'] == 'ran'
   for node in ('ImportExampleGen', 'StatisticsGen', 'SpanWindow',
                'Transform', 'Trainer'):
     assert states[1][node] == 'cached', (node, states[1])
+  assert {state for node, state in states[2].items()
+          if not node.endswith('_resolver')} == {'cached'}, states[2]
   assert not os.path.exists(os.path.join(workspace, 'metadata.sqlite'))
 
   answers = _answers(workspace, flags, tmp_path)
@@ -244,13 +249,11 @@ def test_the_pipeline_runs_twice_on_a_server_store_and_reads_as_on_sqlite(
 
 
 @pytest.fixture(scope='module')
-def sqlite_reference(tmp_path_factory, small_spectrograms):
-  """Every reader's answer after the same two runs on the default SQLite
-  store."""
+def sqlite_reference(tmp_path_factory, golden):
+  """Every reader's answer after the same three runs on the default SQLite
+  store: the golden workspace's."""
   folder = tmp_path_factory.mktemp('sqlite-reference')
-  workspace = str(folder / 'ws')
-  _run_twice(workspace, small_spectrograms, [])
-  return workspace, _answers(workspace, [], folder)
+  return golden.workspace, _answers(golden.workspace, [], folder)
 
 
 def _wait_for_line(stream, text, seconds):

@@ -51,8 +51,13 @@ def test_pipeline_has_the_components_in_order(tmp_path):
 
 def test_settings_reach_the_components(tmp_path):
   config = config_lib.PipelineConfig(workspace=str(tmp_path), train_steps=9,
-                                     image_size=64, min_auc=0.7)
+                                     image_size=64, min_auc=0.7,
+                                     max_tflite_bytes=50_000,
+                                     max_latency_ms=2.5)
   nodes = {n.id: n for n in run.build_pipeline(config).components}
+  pusher_props = nodes['TFLitePusher'].exec_properties
+  assert pusher_props['max_tflite_bytes'] == 50_000
+  assert pusher_props['max_latency_ms'] == 2.5
   trainer_props = nodes['Trainer'].exec_properties
   assert '"num_steps": 9' in trainer_props['train_args']
   assert '"image_size": 64' in trainer_props['custom_config']
