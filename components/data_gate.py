@@ -54,6 +54,7 @@ from tfx.types import standard_artifacts
 from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils
 
+from components import contracts
 from components import span_window
 from components.common import storage
 from components.modules import features
@@ -63,7 +64,7 @@ ANOMALIES_FILE_NAME = 'SchemaDiff.pb'
 # Threshold key meaning every feature that has a drift comparator.
 ALL_FEATURES = '*'
 # Custom property of the gate's DriftReport: what it measured, as JSON.
-DRIFT_PROPERTY = 'drift'
+DRIFT_PROPERTY = contracts.DataGate.DRIFT
 _STATISTICS_FILE = '{split}.pb'
 
 

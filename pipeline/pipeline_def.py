@@ -20,6 +20,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from ml_metadata.proto import metadata_store_pb2
 
+from components import contracts
 from components import data_gate
 from components import span_window
 from components.modules import features
@@ -243,7 +244,7 @@ def create_pipeline(
   baseline_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
       baseline=tfx.dsl.Channel(type=data_gate.DataBaseline)).with_id(
-          'latest_data_baseline_resolver')
+          contracts.LATEST_DATA_BASELINE_RESOLVER)
 
   gate = data_gate.DataGate(
       examples=example_gen.outputs['examples'],
@@ -294,7 +295,7 @@ def create_pipeline(
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(
           type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
-              'latest_blessed_model_resolver')
+              contracts.LATEST_BLESSED_MODEL_RESOLVER)
 
   # The search's cache key is its inputs and settings: while Transform's
   # output is unchanged it is served from the cache, not run again.

@@ -16,6 +16,7 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import contracts
 from components.common import run_guard
 from components.common import storage
 from components.tflite_pusher import budget as budget_lib
@@ -24,10 +25,10 @@ from components.tflite_pusher import conversion
 from components.tflite_pusher import model_metadata
 from components.tflite_pusher import push
 
-MODEL_KEY = 'model'
-MODEL_BLESSING_KEY = 'model_blessing'
-EXAMPLES_KEY = 'examples'
-PUSHED_MODEL_KEY = 'pushed_model'
+MODEL_KEY = contracts.TFLitePusher.MODEL
+MODEL_BLESSING_KEY = contracts.TFLitePusher.MODEL_BLESSING
+EXAMPLES_KEY = contracts.TFLitePusher.EXAMPLES
+PUSHED_MODEL_KEY = contracts.TFLitePusher.PUSHED_MODEL
 
 NORMALIZATION = ('RGB (or grayscale) pixel values 0..255, not scaled: the '
                  'model divides by 255 itself')

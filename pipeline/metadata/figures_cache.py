@@ -40,5 +40,6 @@ def cached(workspace: str, kind: str, uris: Sequence[str],
   except (OSError, ValueError):
     pass
   value = compute()
+  os.makedirs(os.path.dirname(path), exist_ok=True)
   local_disk.write_file(path, json.dumps(value))
   return value

@@ -9,13 +9,10 @@ import datetime
 import json
 from typing import Any, Dict, List, Optional
 
+from components import contracts
 from components.common import storage
 from components.model_search import trials as trials_lib
 from pipeline.metadata import mlmd
-
-# The model search's node and the output holding its trial table.
-SEARCH_NODE = 'ModelSearch'
-SEARCH_RESULTS_KEY = 'tuner_results'
 
 # Properties worth showing per artifact type; others are left out.
 KEY_PROPERTIES = {
@@ -23,12 +20,13 @@ KEY_PROPERTIES = {
     'ExampleStatistics': ('span', 'split_names'),
     'ExampleAnomalies': ('span', 'blessed'),
     'ModelBlessing': ('blessed',),
-    'PushedModel': ('pushed', 'pushed_version', 'mode', 'tflite_bytes',
+    'PushedModel': (contracts.TFLitePusher.PUSHED,
+                    contracts.TFLitePusher.PUSHED_VERSION,
+                    contracts.TFLitePusher.MODE, 'tflite_bytes',
                     'size_ratio', 'accuracy_drop', 'budget_exceeded',
-                    'reason'),
-    'HyperParameters': ('chosen_trial', 'auc', 'tflite_bytes',
-                        'latency_ms_median'),
-    'TunerResults': ('trials', 'trials_within_budget', 'budget'),
+                    contracts.TFLitePusher.REASON),
+    'HyperParameters': contracts.ModelSearch.CHOSEN,
+    'TunerResults': contracts.ModelSearch.RESULTS,
 }
 
 
@@ -58,10 +56,12 @@ def runs(store, pipeline_name: str) -> List[Dict[str, Any]]:
 
 def run_row(record: mlmd.RunRecord) -> Dict[str, Any]:
   """One run as a row of :func:`runs`."""
-  pushed = record.output('TFLitePusher', 'pushed_model')
+  pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
   pushed_version = None
-  if pushed is not None and mlmd.custom_value(pushed, 'pushed'):
-    pushed_version = mlmd.custom_value(pushed, 'pushed_version')
+  if pushed is not None and mlmd.custom_value(
+      pushed, contracts.TFLitePusher.PUSHED):
+    pushed_version = mlmd.custom_value(
+        pushed, contracts.TFLitePusher.PUSHED_VERSION)
   return {
       'run_id': record.run_id,
       'started': local_time(record.started_ms),
@@ -134,7 +134,7 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
   """
   result = []
   for record in mlmd.run_records(store, pipeline_name):
-    evaluation = record.output('Evaluator', 'evaluation')
+    evaluation = record.output(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION)
     if evaluation is None:
       continue
     entry: Dict[str, Any] = {
@@ -142,7 +142,7 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
         'metrics': mlmd.evaluation_metrics(evaluation.uri)}
     if record.blessed is not None:
       entry['blessed'] = record.blessed
-    pushed = record.output('TFLitePusher', 'pushed_model')
+    pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
     if pushed is not None:
       entry['tflite'] = mlmd.pushed_summary(pushed)
     result.append(entry)
@@ -164,7 +164,8 @@ def run_trials(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   Raises:
     trials_lib.TrialsError: when the table cannot be read.
   """
-  results = record.output(SEARCH_NODE, SEARCH_RESULTS_KEY)
+  results = record.output(contracts.ModelSearch.NODE,
+                          contracts.ModelSearch.TUNER_RESULTS)
   if results is None:
     return None
   path = storage.join(results.uri, trials_lib.TRIALS_FILE)

@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 
+from components import contracts
 from components import span_window
 from components.common import storage
 from pipeline.metadata import mlmd
@@ -162,7 +163,7 @@ def window_summary(store, examples: metadata_store_pb2.Artifact
     False for a window of an earlier layout, whose spans ML Metadata does
     not hold (`spans` is then empty).
   """
-  recorded = _made_by(store, examples, 'SpanWindow')
+  recorded = _made_by(store, examples, contracts.SpanWindow.NODE)
   return {'window_span': mlmd.custom_value(examples, 'span'),
           'spans': mlmd.data_spans(examples) if recorded else [],
           'sources': mlmd.span_sources(examples), 'recorded': recorded}
@@ -179,7 +180,7 @@ def span_examples(store, span: int,
     if (mlmd.custom_value(artifact, 'span') != span
         or mlmd.custom_value(artifact, span_window.WINDOW_SPANS_PROPERTY)
         is not None
-        or not _made_by(store, artifact, 'ImportExampleGen')):
+        or not _made_by(store, artifact, contracts.ImportExampleGen.NODE)):
       continue
     entry = dict(_artifact_summary(artifact, 'Examples'), span=span)
     statistics = _consumer_outputs(store, artifact.id, 'ExampleStatistics',
@@ -248,8 +249,8 @@ def find_pushed_model(store, version: Optional[str] = None,
     if not storage.is_uri(target) and os.path.isfile(target):
       target = os.path.dirname(target)
     for artifact in pushed:
-      destination = mlmd.custom_value(artifact, 'pushed_destination')
-      if mlmd.custom_value(artifact, 'pushed') and destination and (
+      destination = mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED_DESTINATION)
+      if mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED) and destination and (
           _place(destination) == target):
         return artifact
       if _place(artifact.uri) == target:
@@ -265,8 +266,8 @@ def find_pushed_model(store, version: Optional[str] = None,
     version = str(latest)
   version = str(version).lstrip('v')
   for artifact in pushed:  # oldest first: the one that wrote the version
-    if (mlmd.custom_value(artifact, 'pushed')
-        and str(mlmd.custom_value(artifact, 'pushed_version')) == version):
+    if (mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED)
+        and str(mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED_VERSION)) == version):
       return artifact
   raise LineageError(f'No pushed model version {version} in ML Metadata '
                      '(see `inspect artifacts --type PushedModel`).')
@@ -328,10 +329,10 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
                                                           'schema_file')
   examples = []
   windows = [a for a in by_type.get('Examples', [])
-             if _made_by(store, a, 'SpanWindow')]
+             if _made_by(store, a, contracts.SpanWindow.NODE)]
   if not windows:  # An earlier layout: Transform read ImportExampleGen's.
     windows = [a for a in by_type.get('Examples', [])
-               if _made_by(store, a, 'ImportExampleGen')]
+               if _made_by(store, a, contracts.ImportExampleGen.NODE)]
   for artifact in windows:
     entry = dict(_artifact_summary(artifact, 'Examples'),
                  **window_summary(store, artifact))
@@ -357,7 +358,7 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
   for examples in sorted(store.get_artifacts_by_type('Examples'),
                          key=lambda a: a.id):
     if span not in mlmd.data_spans(examples) or not _made_by(
-        store, examples, 'SpanWindow'):
+        store, examples, contracts.SpanWindow.NODE):
       continue
     spans = window_summary(store, examples)
     derived = store.get_artifacts_by_id(downstream_artifacts(store,
@@ -367,12 +368,12 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
       kind = artifact_types.get(artifact.type_id)
       if kind == 'Model':
         models.append({'id': artifact.id, 'uri': artifact.uri})
-      elif kind == 'PushedModel' and mlmd.custom_value(artifact, 'pushed'):
-        version = str(mlmd.custom_value(artifact, 'pushed_version'))
+      elif kind == 'PushedModel' and mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED):
+        version = str(mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED_VERSION))
         pushed.setdefault(version, {
             'version': version, 'id': artifact.id,
-            'mode': mlmd.custom_value(artifact, 'mode'),
-            'path': mlmd.custom_value(artifact, 'pushed_destination')})
+            'mode': mlmd.custom_value(artifact, contracts.TFLitePusher.MODE),
+            'path': mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED_DESTINATION)})
     result.append({'examples_id': examples.id,
                    'window_span': spans['window_span'],
                    'spans': spans['spans'], 'models': models,

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import contracts
 from components import span_window
 from pipeline.settings import metadata_url
 from components.common import errors
@@ -21,9 +22,6 @@ PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
 # Custom property of a pipeline-run context: the settings the run used.
 SETTINGS_PROPERTY = 'settings'
-# Custom property of the DataGate's report: the drift it measured
-# (components.data_gate.DRIFT_PROPERTY; that module imports TensorFlow).
-DRIFT_PROPERTY = 'drift'
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: 'ran',
@@ -268,23 +266,23 @@ class RunRecord:
   @property
   def blessed(self) -> Optional[bool]:
     """The Evaluator's blessing in this run, or None when none was made."""
-    blessing = self.output('Evaluator', 'blessing')
+    blessing = self.output(contracts.Evaluator.NODE, contracts.Evaluator.BLESSING)
     return (None if blessing is None
-            else bool(custom_value(blessing, 'blessed')))
+            else bool(custom_value(blessing, contracts.Evaluator.BLESSED)))
 
   def window_spans(self) -> List[int]:
     """The data spans this run trained on; the new span alone when it
     stopped before the window was made; [] before ExampleGen ran."""
-    examples = (self.output('SpanWindow', 'examples')
-                or self.output('ImportExampleGen', 'examples'))
+    examples = (self.output(contracts.SpanWindow.NODE, contracts.SpanWindow.EXAMPLES)
+                or self.output(contracts.ImportExampleGen.NODE, contracts.ImportExampleGen.EXAMPLES))
     return data_spans(examples) if examples is not None else []
 
   def drift(self) -> Optional[Dict[str, Any]]:
     """What the DataGate measured against the last accepted span:
     `{'baseline_span': N, 'measurements': {split: [...]}}`; None when the
     gate did not pass."""
-    report = self.output('DataGate', 'report')
-    text = custom_value(report, DRIFT_PROPERTY) if report else None
+    report = self.output(contracts.DataGate.NODE, contracts.DataGate.REPORT)
+    text = custom_value(report, contracts.DataGate.DRIFT) if report else None
     return json.loads(text) if text else None
 
 
@@ -379,19 +377,10 @@ def evaluation_metrics(uri: str) -> Dict[str, float]:
   return metrics
 
 
-_PUSHED_FIGURES = ('pushed', 'pushed_version', 'pushed_destination', 'mode',
-                   'float_bytes', 'tflite_bytes', 'size_ratio',
-                   'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
-                   'savedmodel_auc', 'tflite_auc', 'agreement',
-                   'latency_ms_median', 'sha256', 'metadata_embedded',
-                   'pushed_bytes', 'reason', 'budget_exceeded',
-                   'over_max_tflite_bytes', 'over_max_latency_ms')
-
-
 def pushed_summary(artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:
   """The TFLite pusher's recorded outcome and figures, by name."""
   result = {}
-  for name in _PUSHED_FIGURES:
+  for name in contracts.TFLitePusher.FIGURES:
     value = custom_value(artifact, name)
     if value is not None:
       result[name] = round(value, 4) if isinstance(value, float) else value

@@ -3,6 +3,7 @@
 import os
 from typing import Any, Dict, List
 
+from components import contracts
 from components.common import storage
 from pipeline.metadata import figures_cache
 from pipeline.metadata import mlmd
@@ -53,28 +54,27 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
       'components': record.components(),
       'spans': record.window_spans(),
   }
-  model = record.output('Trainer', 'model')
+  model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
   if model is not None:
     summary['model_path'] = os.path.join(model.uri, 'Format-Serving')
   if record.blessed is not None:
     summary['blessed'] = record.blessed
-  evaluation = record.output('Evaluator', 'evaluation')
+  evaluation = record.output(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION)
   if evaluation is not None:
     summary['metrics'] = mlmd.evaluation_metrics(evaluation.uri)
-  pushed = record.output('TFLitePusher', 'pushed_model')
+  pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
   if pushed is not None:
     summary['pushed'] = mlmd.pushed_summary(pushed)
-  chosen = record.output('ModelSearch', 'best_hyperparameters')
-  results = record.output('ModelSearch', 'tuner_results')
+  chosen = record.output(contracts.ModelSearch.NODE, contracts.ModelSearch.BEST_HYPERPARAMETERS)
+  results = record.output(contracts.ModelSearch.NODE, contracts.ModelSearch.TUNER_RESULTS)
   if chosen is not None and results is not None:
     summary['search'] = {
         name: mlmd.custom_value(artifact, name)
         for artifact, names in (
-            (chosen, ('chosen_trial', 'auc', 'tflite_bytes',
-                      'latency_ms_median')),
-            (results, ('trials', 'trials_within_budget', 'budget')))
+            (chosen, contracts.ModelSearch.CHOSEN),
+            (results, contracts.ModelSearch.RESULTS))
         for name in names}
-  transformed = record.output('Transform', 'transformed_examples')
+  transformed = record.output(contracts.Transform.NODE, contracts.Transform.TRANSFORMED_EXAMPLES)
   if transformed is not None:
     summary['transformed'] = figures_cache.cached(
         config.workspace, 'transformed-bytes', [transformed.uri],

@@ -38,6 +38,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import jinja2
 
+from components import contracts
 from components import data_gate
 from components.common import local_disk
 from components.common import storage
@@ -258,7 +259,7 @@ def _span_figures(dataset) -> Dict[str, Any]:
 
 def _window(store, record: mlmd.RunRecord) -> Dict[str, Any]:
   """The run's data spans: source, counts, ingest time and image summaries."""
-  window = record.output('SpanWindow', 'examples')
+  window = record.output(contracts.SpanWindow.NODE, contracts.SpanWindow.EXAMPLES)
   sources = mlmd.span_sources(window) if window is not None else {}
   rows = []
   for span in record.window_spans():
@@ -312,7 +313,7 @@ def _read_examples(uri: str, split_pattern: str, limit: int = -1
 def _samples(store, record: mlmd.RunRecord, class_names: Sequence[str]
              ) -> List[Dict[str, Any]]:
   """A few images of each class of the run's newest span, as data URIs."""
-  examples = record.output('ImportExampleGen', 'examples')
+  examples = record.output(contracts.ImportExampleGen.NODE, contracts.ImportExampleGen.EXAMPLES)
   if examples is None:
     return []
   picked: Dict[int, List[Tuple[str, str]]] = {0: [], 1: []}
@@ -337,8 +338,8 @@ def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
   first, scored with its `serving_default` (tf.Example) signature."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import features  # pylint: disable=g-import-not-at-top
-  model = record.output('Trainer', 'model')
-  window = record.output('SpanWindow', 'examples')
+  model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
+  window = record.output(contracts.SpanWindow.NODE, contracts.SpanWindow.EXAMPLES)
   if model is None or window is None:
     return None
   examples = list(_read_examples(window.uri, 'Split-eval', EVAL_SCORED))
@@ -368,8 +369,8 @@ def _misclassified_once(workspace: str, record: mlmd.RunRecord,
                         ) -> Optional[Dict[str, Any]]:
   """:func:`_misclassified`, scored once per model and eval examples: a
   cached run's report reuses the scores of the run that trained."""
-  model = record.output('Trainer', 'model')
-  window = record.output('SpanWindow', 'examples')
+  model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
+  window = record.output(contracts.SpanWindow.NODE, contracts.SpanWindow.EXAMPLES)
   if model is None or window is None:
     return None
   return figures_cache.cached(
@@ -509,15 +510,15 @@ def gather(config: config_lib.PipelineConfig,
     artifact = record.output(node, key)
     return artifact.uri if artifact is not None else None
 
-  statistics = read_statistics(uri('StatisticsGen', 'statistics')) \
-      if uri('StatisticsGen', 'statistics') else {}
-  anomalies = read_anomalies(uri('ExampleValidator', 'anomalies')) \
-      if uri('ExampleValidator', 'anomalies') else {}
-  evaluation = read_evaluation(uri('Evaluator', 'evaluation')) \
-      if uri('Evaluator', 'evaluation') else None
-  pushed = record.output('TFLitePusher', 'pushed_model')
+  statistics = read_statistics(uri(contracts.StatisticsGen.NODE, contracts.StatisticsGen.STATISTICS)) \
+      if uri(contracts.StatisticsGen.NODE, contracts.StatisticsGen.STATISTICS) else {}
+  anomalies = read_anomalies(uri(contracts.ExampleValidator.NODE, contracts.ExampleValidator.ANOMALIES)) \
+      if uri(contracts.ExampleValidator.NODE, contracts.ExampleValidator.ANOMALIES) else {}
+  evaluation = read_evaluation(uri(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION)) \
+      if uri(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION) else None
+  pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
   class_names = list(config.class_names)
-  pusher = record.execution('TFLitePusher')
+  pusher = record.execution(contracts.TFLitePusher.NODE)
   if pusher is not None:
     class_names = list(mlmd.execution_settings(pusher.execution).get(
         'class_names') or class_names)

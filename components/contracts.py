@@ -1,0 +1,122 @@
+"""Each component's contract: its node id, output keys and the properties
+it records, in one place.
+
+The wiring (`pipeline/pipeline_def.py`) gives the nodes these ids, each
+executor writes these keys and properties, and every reader of ML Metadata
+(`pipeline/metadata/`, `pipeline/reporting/`) finds a run's results
+through them, so a name is spelled once. TFX's standard components keep
+their own ids (the class name) and output keys; they are listed here
+because our readers name them.
+
+Plain constants, free of TFX and TensorFlow: the command line's readers
+import this without loading either.
+
+Example:
+
+    model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
+"""
+
+
+class ImportExampleGen:
+  NODE = 'ImportExampleGen'
+  EXAMPLES = 'examples'
+
+
+class ImportSchemaGen:
+  NODE = 'ImportSchemaGen'
+  SCHEMA = 'schema'
+
+
+class StatisticsGen:
+  NODE = 'StatisticsGen'
+  STATISTICS = 'statistics'
+
+
+class ExampleValidator:
+  NODE = 'ExampleValidator'
+  ANOMALIES = 'anomalies'
+
+
+class DataGate:
+  """Stops a run on anomalies, a rare class or drift (`data_gate.py`)."""
+  NODE = 'DataGate'
+  REPORT = 'report'
+  # On the report: the span checked, and the drift measured (JSON).
+  SPAN = 'span'
+  DRIFT = 'drift'
+
+
+class AcceptSpan:
+  """Records an accepted span as the next drift baseline."""
+  NODE = 'AcceptSpan'
+  BASELINE = 'baseline'
+  SPAN = 'span'
+
+
+class SpanWindow:
+  """The latest K spans as one Examples artifact (`span_window/`)."""
+  NODE = 'SpanWindow'
+  EXAMPLES = 'examples'
+  # On the window: its newest span, the spans it holds (JSON) and their
+  # ingest records (JSON).
+  SPAN = 'span'
+  WINDOW_SPANS = 'window_spans'
+  SPAN_SOURCES = 'span_sources'
+
+
+class Transform:
+  NODE = 'Transform'
+  TRANSFORMED_EXAMPLES = 'transformed_examples'
+  TRANSFORM_GRAPH = 'transform_graph'
+
+
+class ModelSearch:
+  """The budget-aware search (`model_search/`)."""
+  NODE = 'ModelSearch'
+  BEST_HYPERPARAMETERS = 'best_hyperparameters'
+  TUNER_RESULTS = 'tuner_results'
+  # On the chosen hyperparameters.
+  CHOSEN = ('chosen_trial', 'auc', 'tflite_bytes', 'latency_ms_median')
+  # On the results.
+  RESULTS = ('trials', 'trials_within_budget', 'budget')
+
+
+class Trainer:
+  NODE = 'Trainer'
+  MODEL = 'model'
+  MODEL_RUN = 'model_run'
+
+
+class Evaluator:
+  NODE = 'Evaluator'
+  EVALUATION = 'evaluation'
+  BLESSING = 'blessing'
+  BLESSED = 'blessed'
+
+
+class TFLitePusher:
+  """Converts, proves and pushes the TFLite model (`tflite_pusher/`)."""
+  NODE = 'TFLitePusher'
+  MODEL = 'model'
+  MODEL_BLESSING = 'model_blessing'
+  EXAMPLES = 'examples'
+  PUSHED_MODEL = 'pushed_model'
+  # On the PushedModel: the outcome ...
+  PUSHED = 'pushed'
+  PUSHED_VERSION = 'pushed_version'
+  PUSHED_DESTINATION = 'pushed_destination'
+  REASON = 'reason'
+  MODE = 'mode'
+  # ... and every figure a reader shows, in the order readers list them.
+  FIGURES = (PUSHED, PUSHED_VERSION, PUSHED_DESTINATION, MODE,
+             'float_bytes', 'tflite_bytes', 'size_ratio',
+             'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
+             'savedmodel_auc', 'tflite_auc', 'agreement',
+             'latency_ms_median', 'sha256', 'metadata_embedded',
+             'pushed_bytes', REASON, 'budget_exceeded',
+             'over_max_tflite_bytes', 'over_max_latency_ms')
+
+
+# The resolver nodes' ids.
+LATEST_DATA_BASELINE_RESOLVER = 'latest_data_baseline_resolver'
+LATEST_BLESSED_MODEL_RESOLVER = 'latest_blessed_model_resolver'
