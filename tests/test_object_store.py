@@ -61,9 +61,11 @@ def test_the_pipeline_runs_on_a_bucket_past_a_half_uploaded_span(
   assert summary['pushed']['pushed_version'] == '1', summary['pushed']
   assert 'models/1/manifest.json' in s3.keys('models/')
   assert any(key.startswith('tfx/Trainer/model/') for key in s3.keys('tfx/'))
-  # Nothing of the data, the artifacts or the push went to the local disk.
+  # Nothing of the data, the artifacts or the push went to the local disk
+  # (the cache holds the figures readers computed from the artifacts).
   assert sorted(os.listdir(tmp_path / 'ws')) == [
-      '.run.lock', 'last_run.json', 'logs', 'metadata.sqlite', 'reports']
+      '.run.lock', 'cache', 'last_run.json', 'logs', 'metadata.sqlite',
+      'reports']
   assert 'is not found' not in err  # TFX's talk of empty bucket folders
 
   # The next ingest goes past the leftover, never mixing into it.

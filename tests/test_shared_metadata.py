@@ -158,12 +158,14 @@ def _answers(workspace, metadata_flags, folder):
 
 # What may differ between two stores, or two runs of the same pipeline:
 # ids, times and durations, float figures of training (threads reorder
-# sums), images of misclassified examples, the workspace and the store.
+# sums), images of misclassified examples, the workspace and the store,
+# and the model files' sizes: a converted file's bytes vary by some dozens
+# with the trained weights (seen between two runs of one setting).
 _VOLATILE_KEYS = {'id', 'artifact_id', 'execution_id', 'run_id', 'run',
                   'started', 'seconds', 'created', 'create_time', 'time',
                   'metadata', 'workspace', 'data_root', 'pipeline_root',
                   'push_destination', 'ingested', 'tflite_bytes',
-                  'float_bytes', 'sha256'}
+                  'float_bytes', 'pushed_bytes', 'sha256'}
 # Lists whose order follows ids: a graph's nodes and edges.
 _UNORDERED_KEYS = {'nodes', 'edges'}
 
