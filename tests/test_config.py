@@ -11,6 +11,7 @@ import pytest
 from conftest import write_image
 from pipeline.cli import commands as cli
 from pipeline.settings import config as config_lib
+from pipeline.settings import arguments
 from pipeline.data import ingest
 from pipeline.metadata import mlmd
 from pipeline.runners import state
@@ -47,7 +48,7 @@ def test_command_line_overrides_reach_the_config(tmp_path):
       'run', '--workspace', str(tmp_path), '--train-steps', '7',
       '--class-names', 'dog, cat', '--min-auc', '0.5', '--augment', 'false',
       '--beam-args=--direct_num_workers=2,--direct_running_mode=in_memory'])
-  config = config_lib.config_from_args(args)
+  config = arguments.config_from_args(args)
   assert config.train_steps == 7
   assert config.class_names == ('dog', 'cat')
   assert config.min_auc == 0.5
@@ -90,7 +91,7 @@ def test_inspect_without_a_store_says_so(tmp_path, capsys):
 
 
 def _config(argv):
-  return config_lib.config_from_args(cli.build_parser().parse_args(argv))
+  return arguments.config_from_args(cli.build_parser().parse_args(argv))
 
 
 def test_a_settings_file_is_read_and_flags_override_it(tmp_path):

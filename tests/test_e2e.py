@@ -18,6 +18,7 @@ from conftest import GOLDEN_SETTINGS
 from components.tflite_pusher import push
 from pipeline.cli import commands as cli
 from pipeline.settings import config as config_lib
+from pipeline.settings import files
 from pipeline.data import ingest
 from pipeline.metadata import inspection
 from pipeline.metadata import lineage
@@ -199,7 +200,7 @@ def test_each_run_writes_a_report_of_its_own_figures(golden, small_spectrograms,
   assert recorded['settings']['train_steps'] == GOLDEN_SETTINGS['train_steps']
   settings_file = tmp_path / 'settings.toml'
   settings_file.write_text(inspection.format_settings(recorded))
-  assert config_lib.load_settings_file(str(settings_file)) == {
+  assert files.load_settings_file(str(settings_file)) == {
       name: tuple(value) if isinstance(value, list) else value
       for name, value in recorded['settings'].items()}
   counts = [int(c) for c in re.findall(r'class="count">(\d+)<', page)]

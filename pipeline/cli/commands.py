@@ -32,6 +32,7 @@ from typing import List, Optional
 from components.common import errors
 from pipeline.cli import logs
 from pipeline.settings import config as config_lib
+from pipeline.settings import arguments
 
 
 class UserError(errors.PipelineError):
@@ -312,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
   synth.add_argument('--format', choices=('png', 'wav'), default='png',
                      help='spectrogram images or audio clips '
                      '(default: %(default)s)')
-  config_lib.add_config_arguments(synth, only=['class_names'])
+  arguments.add_config_arguments(synth, only=['class_names'])
   synth.set_defaults(func=_cmd_synth)
 
   ingest = commands.add_parser(
@@ -324,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
   ingest.add_argument('--force', action='store_true',
                       help='add a span even if the latest one came from the '
                       'same files')
-  config_lib.add_config_arguments(
+  arguments.add_config_arguments(
       ingest, only=['data_root', 'class_names', 'image_size'] + _FILE_LIMITS)
   ingest.set_defaults(func=_cmd_ingest)
 
@@ -335,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
       'evaluation metrics, the blessing and where the model is.')
   run.add_argument('--json', action='store_true',
                    help='print the summary as JSON')
-  config_lib.add_config_arguments(run)
+  arguments.add_config_arguments(run)
   run.set_defaults(func=_cmd_run)
 
   compile_ = commands.add_parser(
@@ -351,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                         'Vertex AI and KFP v2 take the same spec)')
   compile_.add_argument('--out', required=True, metavar='FILE',
                         help='the JSON file to write')
-  config_lib.add_config_arguments(compile_)
+  arguments.add_config_arguments(compile_)
   compile_.set_defaults(func=_cmd_compile)
 
   predict = commands.add_parser(
@@ -367,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
   predict.add_argument('files', metavar='FILE', nargs='+')
   predict.add_argument('--json', action='store_true',
                        help='print the predictions as JSON')
-  config_lib.add_config_arguments(predict,
+  arguments.add_config_arguments(predict,
                                   only=['push_destination'] + _FILE_LIMITS)
   predict.set_defaults(func=_cmd_predict)
 
@@ -389,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                      'at every tick')
   sched.add_argument('--force', action='store_true',
                      help='run even when no span was added')
-  config_lib.add_config_arguments(sched)
+  arguments.add_config_arguments(sched)
   sched.set_defaults(func=_cmd_schedule)
 
   inspect = commands.add_parser(
@@ -421,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help='runs to compare (metrics only; default '
                        '%(default)s)')
   inspect.add_argument('--json', action='store_true', help='print JSON')
-  config_lib.add_config_arguments(
+  arguments.add_config_arguments(
       inspect, only=['pipeline_name', 'metadata'])
   inspect.set_defaults(func=_cmd_inspect)
 
@@ -436,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
                       '(see `inspect runs`; default: the newest run)')
   report.add_argument('--out', help='the HTML file to write (default: '
                       'WORKSPACE/reports/run-<run id>.html)')
-  config_lib.add_config_arguments(
+  arguments.add_config_arguments(
       report, only=['pipeline_name', 'metadata'])
   report.set_defaults(func=_cmd_report)
   return parser
@@ -457,7 +458,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   workspace = config_lib.DEFAULT_WORKSPACE
   try:
-    config = config_lib.config_from_args(args)
+    config = arguments.config_from_args(args)
     workspace = config.workspace
     logs.hide(config.metadata_url().password)
     if args.command in _LOGGED_COMMANDS:

@@ -1,16 +1,15 @@
-"""The one typed configuration of the pipeline, its command line and its file.
+"""The one typed configuration of the pipeline.
 
 Every setting lives once, as a field of :class:`PipelineConfig` with its
 default and its meaning (the field's `help`). The command line
-(`--train-steps 300`, `--class-names a,b`, ...), the settings file
-(`--config FILE`, TOML) and the help text (`--help`) are all made from those
+(:mod:`pipeline.settings.arguments`), the settings file
+(:mod:`pipeline.settings.files`) and the help text are all made from those
 fields; flags override the file, the file overrides the defaults. Paths
 default to folders of one workspace, so two workspaces never mix. Nothing is
 read at import: a :class:`PipelineConfig` is built explicitly and validated
 on creation.
 """
 
-import argparse
 import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -32,9 +31,9 @@ MODULES_DIR = os.path.join(REPO_ROOT, 'components', 'modules')
 
 _FILE_LIMITS = ingest.FileLimits()
 # Path settings whose empty default means "this folder of the workspace".
-_WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
+WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
                     'push_destination': 'pushed'}
-_PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(_WORKSPACE_PATHS)
+PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(WORKSPACE_PATHS)
 # The SQLite store of a workspace, when `metadata` names no other store.
 METADATA_FILE = 'metadata.sqlite'
 
@@ -185,7 +184,7 @@ class PipelineConfig:
             '--push-destination on the bucket instead.')
     workspace = os.path.abspath(self.workspace)
     object.__setattr__(self, 'workspace', workspace)
-    for name, default in _WORKSPACE_PATHS.items():
+    for name, default in WORKSPACE_PATHS.items():
       value = getattr(self, name) or os.path.join(workspace, default)
       if not storage.is_uri(value):  # gs://, s3:// stay as they are.
         object.__setattr__(self, name, os.path.abspath(value))
@@ -275,7 +274,7 @@ class PipelineConfig:
       raise ConfigError(
           f'beam {self.beam} needs ' +
           ', '.join(name for name in missing) + ' (' +
-          ', '.join(_flag(name) for name in missing) + ')')
+          ', '.join(flag(name) for name in missing) + ')')
     if self.beam == 'dataflow' and storage.scheme(self.temp_location) != 'gs':
       raise ConfigError('temp_location must be a gs:// folder for beam '
                         f'dataflow, got {self.temp_location!r}')
@@ -373,161 +372,6 @@ class PipelineConfig:
                 **self.device_budget().to_dict())
 
 
-def _flag(name: str) -> str:
+def flag(name: str) -> str:
+  """The command-line flag of setting `name`."""
   return '--' + name.replace('_', '-')
-
-
-def _parse_list(text: str) -> Tuple[str, ...]:
-  return tuple(part.strip() for part in text.split(',') if part.strip())
-
-
-def _parse_bool(text: str) -> bool:
-  lowered = text.strip().lower()
-  if lowered in ('1', 'true', 'yes', 'on'):
-    return True
-  if lowered in ('0', 'false', 'no', 'off'):
-    return False
-  raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
-
-
-def _shown_default(name: str, default: Any) -> str:
-  if name in _WORKSPACE_PATHS or name == 'metadata':
-    return ''  # The meaning says where in the workspace.
-  if isinstance(default, tuple):
-    return f' (default: {",".join(default) or "none"})'
-  if isinstance(default, bool):
-    return f' (default: {str(default).lower()})'
-  return f' (default: {default})'
-
-
-def add_config_arguments(parser: argparse.ArgumentParser,
-                         only: Optional[List[str]] = None) -> None:
-  """Adds `--debug`, `--config FILE` and one `--option` per setting.
-
-  Every option defaults to None, meaning "keep the file's value or the
-  configuration's default", so :func:`config_from_args` can tell a given
-  option from an omitted one. Booleans take `true` or `false`.
-
-  Args:
-    parser: the parser of one command.
-    only: restrict to these field names (all fields when None);
-      `workspace` is always there.
-  """
-  parser.add_argument(
-      '--debug', action='store_true',
-      help='print the traceback of an unexpected error on the console (it '
-      'is always written to a log file in WORKSPACE/logs/)')
-  parser.add_argument(
-      '--config', metavar='FILE',
-      help='TOML file of settings (names as below, e.g. train_steps = 300); '
-      'flags given here override it')
-  group = parser.add_argument_group('pipeline settings')
-  for field in dataclasses.fields(PipelineConfig):
-    if only and field.name not in only and field.name != 'workspace':
-      continue
-    default = field.default
-    if isinstance(default, tuple):
-      kind = _parse_list
-      metavar = 'FEATURE=X,...' if field.name == 'drift_thresholds' else 'A,B'
-    elif isinstance(default, bool):
-      kind, metavar = _parse_bool, 'true|false'
-    elif field.name == 'quantization':
-      kind, metavar = str, '|'.join(tflite_pusher.QUANTIZATION_MODES)
-    elif field.name == 'beam':
-      kind, metavar = str, '|'.join(beam_profiles.PROFILES)
-    else:
-      kind = type(default)
-      metavar = {int: 'N', float: 'X'}.get(kind) or (
-          'PATH' if field.name in _PATH_SETTINGS else
-          'URL' if field.name == 'metadata' else 'NAME')
-    group.add_argument(
-        _flag(field.name), dest=field.name, type=kind, default=None,
-        metavar=metavar,
-        help=field.metadata['help'] + _shown_default(field.name, default))
-
-
-def load_settings_file(path: str) -> Dict[str, Any]:
-  """Reads a local TOML settings file into {setting: value}, checked by
-  name.
-
-  Names may be written with `_` or `-`; lists may be TOML arrays or
-  comma-separated strings; relative paths are taken from the file's folder.
-
-  Args:
-    path: the file.
-
-  Returns:
-    The settings it holds, converted to the fields' types.
-
-  Raises:
-    ConfigError: for an unreadable file, an unknown name or a value of the
-      wrong type, naming the file and the setting.
-  """
-  import tomli  # pylint: disable=g-import-not-at-top
-  try:
-    with open(path, 'rb') as f:
-      raw = tomli.load(f)
-  except OSError as e:
-    raise ConfigError(f'cannot read settings file {path}: {e.strerror}') from e
-  except tomli.TOMLDecodeError as e:
-    raise ConfigError(f'settings file {path} is not valid TOML: {e}') from e
-  fields = {field.name: field for field in dataclasses.fields(PipelineConfig)}
-  settings = {}
-  for key, value in raw.items():
-    name = key.replace('-', '_')
-    if name not in fields:
-      raise ConfigError(f'{path}: unknown setting {key!r} (see `python -m '
-                        'pipeline run --help` for the settings)')
-    value = _typed(path, key, value, fields[name].default)
-    if value and (name in _PATH_SETTINGS or name == 'metadata') and (
-        not storage.is_uri(value)):
-      # Relative to the file, so a crontab's working folder does not matter.
-      value = os.path.join(os.path.dirname(os.path.abspath(path)),
-                           os.path.expanduser(value))
-    settings[name] = value
-  return settings
-
-
-def _typed(path: str, key: str, value: Any, default: Any) -> Any:
-  """`value` from a settings file as the type of `default`."""
-  expected = type(default).__name__
-  if isinstance(default, tuple):
-    if isinstance(value, str):
-      return _parse_list(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-      return tuple(value)
-    expected = 'a list of strings'
-  elif isinstance(default, bool):
-    if isinstance(value, bool):
-      return value
-    expected = 'true or false'
-  elif isinstance(default, float):
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-      return float(value)
-  elif isinstance(value, type(default)) and not isinstance(value, bool):
-    return value
-  raise ConfigError(f'{path}: setting {key!r} must be {expected}, got '
-                    f'{value!r}')
-
-
-def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-  """Builds a validated configuration: defaults < settings file < flags.
-
-  Args:
-    args: options parsed by a parser set up with :func:`add_config_arguments`.
-
-  Returns:
-    The configuration, defaults filled in.
-
-  Raises:
-    ConfigError: naming a bad settings file entry, or the first setting
-      outside its allowed values.
-  """
-  settings = {}
-  if getattr(args, 'config', None):
-    settings.update(load_settings_file(args.config))
-  for field in dataclasses.fields(PipelineConfig):
-    value = getattr(args, field.name, None)
-    if value is not None:
-      settings[field.name] = value
-  return PipelineConfig(**settings)
