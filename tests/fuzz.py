@@ -9,7 +9,7 @@ of (seed, index), so a failure names the case that reproduces it.
 
 Run as a script (`python tests/fuzz.py CASES_DIR MODEL_DIR OUT_JSON`) it
 pushes a tiny model to MODEL_DIR, reads every file under CASES_DIR/<class>/
-with `ingest.read_source`, checks
+with `decode.read_source`, checks
 that what ingest would store decodes in TensorFlow the way Transform decodes
 it, classifies the file with `predict`, ingests the whole folder as a span,
 and writes the outcomes and its own peak memory to OUT_JSON. A separate
@@ -220,9 +220,10 @@ def run_child(cases_dir: str, model_dir: str, out_json: str) -> None:
   """Reads every case through ingest and predict; writes the outcomes."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import features  # pylint: disable=g-import-not-at-top
+  from pipeline.data import decode  # pylint: disable=g-import-not-at-top
   from pipeline.data import ingest  # pylint: disable=g-import-not-at-top
   from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
-  limits = ingest.FileLimits(max_pixels=MAX_PIXELS,
+  limits = decode.FileLimits(max_pixels=MAX_PIXELS,
                              max_clip_seconds=MAX_CLIP_SECONDS)
   write_model(model_dir)
   model = predict.PushedModel(model_dir, limits)
@@ -230,8 +231,8 @@ def run_child(cases_dir: str, model_dir: str, out_json: str) -> None:
   def read(path):
     with open(path, 'rb') as f:
       try:
-        encoded = ingest.read_source(f, path, 64, limits).data
-      except ingest.UnreadableFile as e:
+        encoded = decode.read_source(f, path, 64, limits).data
+      except decode.UnreadableFile as e:
         return f'skipped: {e}'
     # What ingest stores must decode in Transform, or the run would fail.
     features.decode_and_resize(tf.constant(encoded), 64, 3)

@@ -17,7 +17,6 @@ import pytest
 from conftest import GOLDEN_SETTINGS
 from components.tflite_pusher import push
 from pipeline.cli import commands as cli
-from pipeline.settings import config as config_lib
 from pipeline.settings import files
 from pipeline.data import ingest
 from pipeline.metadata import inspection

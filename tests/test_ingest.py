@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import bomb_png
 from conftest import write_image
+from pipeline.data import decode
 from pipeline.data import ingest
 from pipeline.data import spectrogram
 from pipeline.data import synth
@@ -125,7 +126,7 @@ def test_formats_modes_and_sizes_are_normalised(tmp_path):
   write_image(os.path.join(src, 'not_instrument', 'pic.bmp'), fmt='BMP')
   write_image(os.path.join(src, 'not_instrument', 'riff.webp'), fmt='WEBP')
   result = ingest.ingest(src, str(tmp_path / 'data'),
-                         limits=ingest.FileLimits(max_side=512),
+                         limits=decode.FileLimits(max_side=512),
                          progress=False)
   assert not result.skipped
   assert result.reencoded == 3  # the huge PNG, the BMP and the WebP
@@ -260,7 +261,7 @@ def test_the_pixel_limit_is_a_setting_checked_before_decoding(tmp_path):
   src = _two_class_folder(str(tmp_path / 'src'))
   write_image(os.path.join(src, 'instrument', 'big.png'), size=(3000, 2000))
   small = ingest.ingest(src, str(tmp_path / 'small'), progress=False,
-                        limits=ingest.FileLimits(max_pixels=5_000_000))
+                        limits=decode.FileLimits(max_pixels=5_000_000))
   assert 'over the limit of 5 megapixels' in dict(small.skipped)[
       'instrument/big.png']
   default = ingest.ingest(src, str(tmp_path / 'default'), progress=False)
@@ -275,7 +276,7 @@ def test_clips_too_short_or_too_long_are_skipped_with_the_reason(tmp_path):
   with open(os.path.join(folder, 'lecture.wav'), 'wb') as f:
     f.write(spectrogram.wav_bytes(np.zeros(8000 * 40), 8000))  # 40 s
   result = ingest.ingest(src, str(tmp_path / 'data'), progress=False,
-                         limits=ingest.FileLimits(max_clip_seconds=30))
+                         limits=decode.FileLimits(max_clip_seconds=30))
   reasons = dict(result.skipped)
   assert reasons['instrument/click.wav'].startswith(
       'clip too short for a spectrogram: 80 samples (5.0 ms at 16000 Hz)')

@@ -26,41 +26,28 @@ ImportExampleGen finds them.
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import random
 import sys
 import tempfile
 import time
-import warnings
-from typing import (Any, BinaryIO, Dict, Iterator, List, Optional, Sequence,
-                    Tuple)
-
-import numpy as np
-from PIL import Image
-from PIL import ImageOps
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from components.common import local_disk
 from components import span_window
 from components.common import storage
 from components.modules import features
-from pipeline.data import spectrogram
+from pipeline.data import decode
 from components.common import errors
 
 SPAN_DIR_RE = span_window.SPAN_DIR_RE
 REPORT_NAME = span_window.REPORT_NAME
 EXAMPLES_PER_SHARD = 1000
-_KEEP_AS_IS = {'PNG': ('L', 'LA', 'RGB', 'RGBA', 'P', 'I;16'),
-               'JPEG': ('L', 'RGB')}
 
 
 class IngestError(errors.PipelineError, ValueError):
   """Raised when a source folder cannot be ingested at all."""
-
-
-class UnreadableFile(errors.PipelineError, ValueError):
-  """Raised for one file that is not a usable image or WAV clip."""
 
 
 @dataclasses.dataclass
@@ -94,257 +81,6 @@ def read_report(span_dir: str) -> Dict[str, Any]:
     return json.loads(storage.read_text(storage.join(span_dir, REPORT_NAME)))
   except (OSError, ValueError):
     return {}
-
-
-@dataclasses.dataclass(frozen=True)
-class FileLimits:
-  """How much work one source file may cause; the settings' one home.
-
-  Attributes:
-    max_side: images with a larger side are shrunk to it before storing.
-    max_pixels: images declaring more pixels (width x height) are refused
-      from their header, before any pixel is decoded.
-    max_clip_seconds: longer WAV clips are refused from their header,
-      before their samples are read.
-  """
-  max_side: int = 1024
-  max_pixels: int = 50_000_000
-  max_clip_seconds: float = 600.0
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceImage:
-  """What one source file becomes.
-
-  Attributes:
-    data: the encoded image stored (PNG or JPEG).
-    reencoded: whether `data` differs from the file's bytes.
-    summary: the image summary features by name (`features.IMAGE_WIDTH_KEY`
-      and the others), see :func:`image_summary`.
-  """
-  data: bytes
-  reencoded: bool
-  summary: Dict[str, Any]
-
-
-def image_summary(image: Image.Image, source_format: str) -> Dict[str, Any]:
-  """Width, height, and luminance mean, std and saturated share of `image`.
-
-  The pixel figures are computed on a copy at most 256 pixels on a side:
-  they describe the picture, not its resolution, and cost little.
-
-  Args:
-    image: a decoded image.
-    source_format: the file's format (PNG, JPEG, ..., WAV).
-
-  Returns:
-    {feature name: value} for the summary features of `features`.
-  """
-  luminance = image.convert('L')
-  luminance.thumbnail((256, 256))
-  pixels = np.asarray(luminance, dtype=np.float64)
-  return {
-      features.IMAGE_WIDTH_KEY: int(image.width),
-      features.IMAGE_HEIGHT_KEY: int(image.height),
-      features.PIXEL_MEAN_KEY: float(pixels.mean()),
-      features.PIXEL_STD_KEY: float(pixels.std()),
-      features.SATURATED_SHARE_KEY: float(np.mean((pixels <= 0) |
-                                                  (pixels >= 255))),
-      features.SOURCE_FORMAT_KEY: source_format,
-  }
-
-
-@contextlib.contextmanager
-def _pillow_pixel_limit(max_pixels: Optional[int]) -> Iterator[None]:
-  """Pillow's own bomb checks (also run inside GIF, ICO and TIFF decoders)
-  use `max_pixels` (None: off) inside the block, and its warning is an
-  error; a module global is Pillow's only knob."""
-  saved = Image.MAX_IMAGE_PIXELS
-  Image.MAX_IMAGE_PIXELS = max_pixels
-  try:
-    with warnings.catch_warnings():
-      warnings.simplefilter('error', Image.DecompressionBombWarning)
-      yield
-  finally:
-    Image.MAX_IMAGE_PIXELS = saved
-
-
-def _library_failure(e: Exception) -> str:
-  return f'{type(e).__name__}: {e}' if str(e) else type(e).__name__
-
-
-def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
-                 allow_blank: bool = False) -> SourceImage:
-  """Checks an image file and returns what to store for it.
-
-  The one place images are decoded (Pillow). The header is read first: an
-  image declaring more than `limits.max_pixels` pixels is refused before any
-  pixel is decoded, so memory stays bounded whatever a file declares. Any
-  failure of the decoder, of whatever exception type, is an
-  :class:`UnreadableFile` with the decoder's message.
-
-  Args:
-    stream: the open file (seekable, binary).
-    limits: the :class:`FileLimits`.
-    allow_blank: accept an image whose pixels all have one value (`predict`
-      classifies it; `ingest` skips it, there is nothing to learn).
-
-  Returns:
-    The :class:`SourceImage` to store.
-
-  Raises:
-    UnreadableFile: if the bytes are not a complete, decodable image within
-      the limits.
-  """
-  try:
-    # The header and the file's structure, no pixel decoded: our limit, with
-    # its message, comes before Pillow's.
-    with _pillow_pixel_limit(None):
-      with Image.open(stream) as probe:
-        _check_pixels(probe.size, limits.max_pixels)
-        probe.verify()
-    stream.seek(0)
-    with _pillow_pixel_limit(limits.max_pixels):
-      image = Image.open(stream)
-      image.load()
-      rotated = image.getexif().get(0x0112, 1) not in (0, 1)
-      frames = getattr(image, 'n_frames', 1)
-      summary = image_summary(image, image.format or 'unknown')
-  except UnreadableFile:
-    raise
-  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-    raise UnreadableFile(f'too many pixels ({e}); the limit is '
-                         f'--max-image-pixels {limits.max_pixels}') from e
-  # Pillow's decoders fail in many ways on malformed files (OSError,
-  # SyntaxError, struct.error, ValueError, IndexError, ...).
-  except Exception as e:  # pylint: disable=broad-except
-    raise UnreadableFile(f'not a readable image ({_library_failure(e)})'
-                         ) from e
-  if image.width < 1 or image.height < 1:
-    raise UnreadableFile(f'image has no pixels ({image.width}x{image.height})')
-  if not allow_blank and is_blank(image):
-    raise UnreadableFile('blank image: every pixel has the same value')
-  keep = (image.format in _KEEP_AS_IS and image.mode in
-          _KEEP_AS_IS[image.format] and not rotated and
-          max(image.size) <= limits.max_side and frames == 1)
-  if keep:
-    stream.seek(0)
-    data = stream.read()
-    _check_tensorflow_decodes(data)
-    return SourceImage(data, False, summary)
-  try:
-    return SourceImage(_as_png(image, limits.max_side), True, summary)
-  except Exception as e:  # pylint: disable=broad-except
-    raise UnreadableFile(f'image cannot be converted to PNG '
-                         f'({_library_failure(e)})') from e
-
-
-def _check_tensorflow_decodes(data: bytes) -> None:
-  """Transform decodes stored images with TensorFlow, which refuses some
-  damaged PNG and JPEG data that Pillow decodes; such a file would stop
-  the run, so it is skipped here."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.io.decode_image(data, expand_animations=False)
-  except tf.errors.OpError as e:
-    # The op's message starts with its function node in braces and ends
-    # with the op name: keep the reason between them.
-    reason = e.message.split('[Op:')[0].split('}} ')[-1].strip()
-    raise UnreadableFile('damaged image data that TensorFlow cannot decode '
-                         f'({reason})') from e
-
-
-def _check_pixels(size: Tuple[int, int], max_pixels: int) -> None:
-  width, height = size
-  if width * height > max_pixels:
-    raise UnreadableFile(
-        f'image declares {width}x{height} pixels ({width * height / 1e6:.1f} '
-        f'megapixels), over the limit of {max_pixels / 1e6:g} megapixels '
-        '(--max-image-pixels); not decoded')
-
-
-def _as_png(image: Image.Image, max_side: int) -> bytes:
-  """Upright, RGB or grayscale, at most `max_side`, encoded as PNG."""
-  image = ImageOps.exif_transpose(image)
-  if image.mode not in ('L', 'RGB'):
-    image = image.convert('RGBA' if 'A' in image.mode else 'RGB')
-    if image.mode == 'RGBA':
-      background = Image.new('RGB', image.size, (0, 0, 0))
-      background.paste(image, mask=image.getchannel('A'))
-      image = background
-  if max(image.size) > max_side:
-    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-  buffer = io.BytesIO()
-  image.save(buffer, format='PNG')
-  return buffer.getvalue()
-
-
-def is_blank(image: Image.Image) -> bool:
-  """True when every pixel of every band has one value (nothing to learn)."""
-  extrema = image.getextrema()
-  if not isinstance(extrema[0], tuple):
-    extrema = (extrema,)
-  return all(low == high for low, high in extrema)
-
-
-def encode_wav(stream: BinaryIO, name: str, image_size: int,
-               max_seconds: Optional[float] = None) -> SourceImage:
-  """Renders a WAV clip as a spectrogram PNG.
-
-  Args:
-    stream: the open WAV file (seekable, binary).
-    name: the file's path, for error messages.
-    image_size: side of the spectrogram image.
-    max_seconds: refuse longer clips before reading their samples.
-
-  Returns:
-    The :class:`SourceImage` of the spectrogram (PNG).
-
-  Raises:
-    UnreadableFile: if the clip cannot be read or rendered, or is too short
-      or too long.
-  """
-  try:
-    audio, rate = spectrogram.read_wav(stream, name, max_seconds)
-    pixels = spectrogram.spectrogram_image(audio, rate, image_size)
-  except spectrogram.AudioError as e:
-    raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e
-  image = Image.fromarray(pixels)
-  buffer = io.BytesIO()
-  image.save(buffer, format='PNG')
-  return SourceImage(buffer.getvalue(), True, image_summary(image, 'WAV'))
-
-
-def read_source(stream: BinaryIO, name: str, image_size: int,
-                limits: FileLimits = FileLimits(),
-                allow_blank: bool = False) -> SourceImage:
-  """One source file, image or WAV clip, to the encoded image stored for it.
-
-  The format is read from the bytes, not the name. `ingest` and `predict`
-  both read files through here, so a file is accepted, refused or turned
-  into pixels the same way at training and at serving time.
-
-  Args:
-    stream: the open file (seekable, binary).
-    name: the file's path, for error messages.
-    image_size: side of the spectrogram images rendered from WAV clips.
-    limits: the :class:`FileLimits`.
-    allow_blank: see :func:`encode_image`.
-
-  Returns:
-    The :class:`SourceImage`: PNG or JPEG bytes, whether they differ from
-    the file's bytes, and the image's summary features.
-
-  Raises:
-    UnreadableFile: naming why the file is not used.
-  """
-  head = stream.read(12)
-  stream.seek(0)
-  if not head:
-    raise UnreadableFile('empty file (0 bytes)')
-  if spectrogram.is_wav(head):
-    return encode_wav(stream, name, image_size, limits.max_clip_seconds)
-  return encode_image(stream, limits, allow_blank)
 
 
 def _walk_class_folder(src_dir: str, class_dir: str,
@@ -385,7 +121,7 @@ def _feature(value: Any):
   return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
-def _example_bytes(source: SourceImage, label: int, filename: str) -> bytes:
+def _example_bytes(source: decode.SourceImage, label: int, filename: str) -> bytes:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   feature = {features.IMAGE_KEY: _feature(source.data),
              features.LABEL_KEY: _feature(label),
@@ -447,7 +183,7 @@ def _check_classes(src_dir: str, class_names: Sequence[str]) -> List[str]:
 def ingest(src_dir: str, data_root: str,
            class_names: Sequence[str] = features.DEFAULT_CLASS_NAMES,
            image_size: int = features.DEFAULT_IMAGE_SIZE,
-           limits: FileLimits = FileLimits(),
+           limits: decode.FileLimits = decode.FileLimits(),
            force: bool = False,
            progress: bool = True) -> IngestResult:
   """Ingests `src_dir` as the next span under `data_root`.
@@ -457,7 +193,7 @@ def ingest(src_dir: str, data_root: str,
     data_root: folder of the `span-N` folders.
     class_names: class folder names, label 0 first.
     image_size: side of the spectrogram images rendered from WAV clips.
-    limits: the :class:`FileLimits` every file is read within.
+    limits: the :class:`decode.FileLimits` every file is read within.
     force: ingest even when an earlier span came from identical files.
     progress: print progress and skipped files to stderr.
 
@@ -588,8 +324,8 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       relpath = os.path.relpath(path, src_dir)
       try:
         with open(path, 'rb') as f:
-          source = read_source(f, relpath, image_size, limits)
-      except UnreadableFile as e:
+          source = decode.read_source(f, relpath, image_size, limits)
+      except decode.UnreadableFile as e:
         skipped.append((relpath, str(e)))
         continue
       except OSError as e:

@@ -19,7 +19,6 @@ from pipeline.runners import beam_profiles
 from pipeline.runners import locks
 from pipeline.runners import preflight
 from pipeline.runners import state
-from pipeline.runners.run_errors import RunBusyError  # noqa: F401  pylint: disable=unused-import
 from pipeline.runners.run_errors import RunError
 from pipeline.runners.run_errors import RunLockLostError
 from pipeline.settings import config as config_lib

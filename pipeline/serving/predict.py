@@ -4,7 +4,7 @@
 folder (a version folder, or a push destination whose `LATEST` names one;
 local, `gs://` or `s3://`): its `manifest.json`, `labels.txt` and
 `model.tflite`, each checked against the manifest's SHA-256. Files are read
-through the same function as `ingest` (:func:`pipeline.data.ingest.read_source`,
+through the same function as `ingest` (:func:`pipeline.data.decode.read_source`,
 with the same limits on declared image pixels and clip length), then decoded
 and resized exactly as in training; WAV clips are rendered with the
 project's spectrogram function.
@@ -19,7 +19,7 @@ from components.common import storage
 from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import push
-from pipeline.data import ingest
+from pipeline.data import decode
 from components.common import errors
 
 
@@ -57,7 +57,7 @@ class PushedModel:
   """
 
   def __init__(self, path: str,
-               limits: ingest.FileLimits = ingest.FileLimits()):
+               limits: decode.FileLimits = decode.FileLimits()):
     self.limits = limits
     try:
       self.folder = push.resolve_model_dir(path)
@@ -80,10 +80,10 @@ class PushedModel:
     """Reads an image or WAV clip into model-sized float pixels.
 
     Raises:
-      ingest.UnreadableFile: naming why the file cannot be used.
+      decode.UnreadableFile: naming why the file cannot be used.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    source = ingest.read_source(stream, name, self.image_size, self.limits,
+    source = decode.read_source(stream, name, self.image_size, self.limits,
                                 allow_blank=True)
     image = features.decode_and_resize(tf.constant(source.data),
                                        self.image_size, self.channels)
@@ -98,7 +98,7 @@ class PushedModel:
     except OSError as e:
       return Prediction(path, error=f'cannot read the file '
                         f'({e.strerror or e})')
-    except ingest.UnreadableFile as e:
+    except decode.UnreadableFile as e:
       return Prediction(path, error=str(e))
     except tf.errors.InvalidArgumentError as e:
       return Prediction(path, error=f'not a readable image ({e.message})')
@@ -110,7 +110,7 @@ class PushedModel:
 
 
 def predict_files(model_dir: str, paths: Sequence[str],
-                  limits: ingest.FileLimits = ingest.FileLimits()
+                  limits: decode.FileLimits = decode.FileLimits()
                   ) -> List[Prediction]:
   """Classifies every file with the model in `model_dir`.
 

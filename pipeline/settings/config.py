@@ -19,7 +19,7 @@ from components import tflite_pusher
 from components.tflite_pusher import budget
 from components.modules import features
 from pipeline.runners import beam_profiles
-from pipeline.data import ingest
+from pipeline.data import decode
 from pipeline.settings import metadata_url
 from components.common import errors
 
@@ -29,7 +29,7 @@ DEFAULT_WORKSPACE = os.path.join(REPO_ROOT, 'workspace')
 SCHEMA_DIR = os.path.join(REPO_ROOT, 'schema')
 MODULES_DIR = os.path.join(REPO_ROOT, 'components', 'modules')
 
-_FILE_LIMITS = ingest.FileLimits()
+_FILE_LIMITS = decode.FileLimits()
 # Path settings whose empty default means "this folder of the workspace".
 WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
                     'push_destination': 'pushed'}
@@ -330,9 +330,9 @@ class PipelineConfig:
     settings['metadata'] = self.metadata_url().without_password()
     return settings
 
-  def file_limits(self) -> ingest.FileLimits:
+  def file_limits(self) -> decode.FileLimits:
     """The limits `ingest` and `predict` read every source file within."""
-    return ingest.FileLimits(max_side=self.max_side,
+    return decode.FileLimits(max_side=self.max_side,
                              max_pixels=self.max_image_pixels,
                              max_clip_seconds=self.max_clip_seconds)
 
