@@ -159,9 +159,8 @@ def window_summary(store, examples: metadata_store_pb2.Artifact
 
   Returns:
     `{'window_span': N, 'spans': [...], 'sources': {span: {'source',
-    'counts', 'ingested', 'fingerprint'}}, 'recorded': bool}`; `recorded` is
-    False for a window of an earlier layout, whose spans ML Metadata does
-    not hold (`spans` is then empty).
+    'counts', 'ingested', 'fingerprint'}}, 'recorded': bool}`; `recorded`
+    says whether SpanWindow made `examples` (else `spans` is empty).
   """
   recorded = _made_by(store, examples, contracts.SpanWindow.NODE)
   return {'window_span': mlmd.custom_value(examples, 'span'),
@@ -330,9 +329,6 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
   examples = []
   windows = [a for a in by_type.get('Examples', [])
              if _made_by(store, a, contracts.SpanWindow.NODE)]
-  if not windows:  # An earlier layout: Transform read ImportExampleGen's.
-    windows = [a for a in by_type.get('Examples', [])
-               if _made_by(store, a, contracts.ImportExampleGen.NODE)]
   for artifact in windows:
     entry = dict(_artifact_summary(artifact, 'Examples'),
                  **window_summary(store, artifact))
