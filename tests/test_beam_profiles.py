@@ -7,11 +7,12 @@ from unittest import mock
 import pytest
 
 from conftest import GOLDEN_SETTINGS
+from components import contracts
 from pipeline.cli import commands as cli
 from pipeline.runners import beam_profiles
 from pipeline.settings import config as config_lib
 from pipeline.metadata import mlmd
-from pipeline.reporting import report
+from pipeline.reporting import artifacts
 from pipeline.runners import run
 
 
@@ -107,8 +108,9 @@ def test_a_worker_pool_that_cannot_start_is_reported_with_its_log(tmp_path):
 def _statistics(config):
   store = mlmd.open_store(config.metadata_url(), read_only=True)
   record = mlmd.find_run(store, config.pipeline_name)
-  uri = record.output('StatisticsGen', 'statistics').uri
-  dataset = report.read_statistics(uri)['all']
+  statistics = record.output(contracts.StatisticsGen.NODE,
+                             contracts.StatisticsGen.STATISTICS)
+  dataset = artifacts.read_statistics(statistics)['all']
   features = {}
   for feature in dataset.features:
     stats = feature.num_stats if feature.HasField('num_stats') else None

@@ -22,32 +22,32 @@ ticket. It shows, for the run:
 - the TFLite figures of every pushed model, this run's marked;
 - the lineage of this run's model as a small graph.
 
-Everything is read from ML Metadata and the artifacts it points to
-(:func:`gather`, plain data), then laid out by the Jinja2 template
-`pipeline/reporting/templates/report.html` (:func:`render`); the charts are inline
-SVG drawn from the shapes `pipeline.reporting.report_charts` computes.
+Everything is read from ML Metadata (:func:`gather`, plain data), from the
+artifacts' files (:mod:`artifacts`) and the run's model (:mod:`examples`,
+scored once per model), then laid out by the Jinja2 template
+`pipeline/reporting/templates/report.html` (:func:`render`); the charts are
+inline SVG drawn from the shapes :mod:`report_charts` computes.
 """
 
-import base64
 import datetime
 import json
 import math
 import os
 import re
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import jinja2
 
 from components import contracts
 from components import data_gate
 from components.common import local_disk
-from components.common import storage
 from components.model_search import trials as trials_lib
 from pipeline.settings import config as config_lib
 from pipeline.metadata import inspection
 from pipeline.metadata import lineage
-from pipeline.metadata import figures_cache
 from pipeline.metadata import mlmd
+from pipeline.reporting import artifacts
+from pipeline.reporting import examples
 from pipeline.reporting import report_charts
 
 REPORTS_DIR = 'reports'
@@ -70,85 +70,6 @@ def report_path(config: config_lib.PipelineConfig, run_id: str) -> str:
   """Where the report of a run is written."""
   safe = re.sub(r'[^0-9A-Za-z_.-]+', '-', run_id).strip('-')
   return os.path.join(config.workspace, REPORTS_DIR, f'run-{safe}.html')
-
-
-# ------------------------------------------------------------ data readers
-
-
-def _read_proto(path: str, message):
-  message.ParseFromString(storage.read_bytes(path))
-  return message
-
-
-def _splits(uri: str) -> List[str]:
-  try:
-    return sorted(name[len('Split-'):] for name in storage.listdir(uri)
-                  if name.startswith('Split-'))
-  except OSError:
-    return []
-
-
-def read_statistics(uri: str) -> Dict[str, Any]:
-  """Split name -> DatasetFeatureStatistics, from a statistics artifact."""
-  from tensorflow_metadata.proto.v0 import statistics_pb2  # pylint: disable=g-import-not-at-top
-  result = {}
-  for split in _splits(uri):
-    path = storage.join(uri, f'Split-{split}', 'FeatureStats.pb')
-    if storage.isfile(path):
-      stats = _read_proto(path, statistics_pb2.DatasetFeatureStatisticsList())
-      if stats.datasets:
-        result[split] = stats.datasets[0]
-  return result
-
-
-def read_anomalies(uri: str) -> Dict[str, Any]:
-  """Split name -> Anomalies proto, from an anomalies artifact."""
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
-  result = {}
-  for split in _splits(uri):
-    path = storage.join(uri, f'Split-{split}', data_gate.ANOMALIES_FILE_NAME)
-    if storage.isfile(path):
-      result[split] = _read_proto(path, anomalies_pb2.Anomalies())
-  return result
-
-
-def read_evaluation(uri: str) -> Dict[str, Any]:
-  """Metrics, thresholds, validation outcome and confusion matrices."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-  result: Dict[str, Any] = {'metrics': mlmd.evaluation_metrics(uri),
-                            'thresholds': {}, 'matrices': [], 'failures': []}
-  try:
-    config = json.loads(storage.read_text(storage.join(
-        uri, 'eval_config.json'))).get('evalConfig', {})
-  except (OSError, ValueError):
-    config = {}
-  for spec in config.get('metricsSpecs', []):
-    for metric in spec.get('metrics', []):
-      threshold = metric.get('threshold')
-      if threshold:
-        result['thresholds'][metric['className']] = threshold
-  try:
-    validation = tfma.load_validation_result(uri)
-    result['validation_ok'] = validation.validation_ok
-    for per_slice in validation.metric_validations_per_slice:
-      for failure in per_slice.failures:
-        result['failures'].append(
-            f'{failure.metric_key.name}: {failure.message}'.strip())
-  except (OSError, IOError, ValueError, IndexError):
-    pass
-  for plots in tfma.load_plots(uri):
-    if plots.slice_key.single_slice_keys:
-      continue
-    for item in plots.plot_keys_and_values:
-      if item.key.model_name not in ('', 'candidate'):
-        continue
-      matrices = item.value.confusion_matrix_at_thresholds.matrices
-      result['matrices'] = [
-          {'threshold': m.threshold, 'true_positives': m.true_positives,
-           'false_positives': m.false_positives,
-           'true_negatives': m.true_negatives,
-           'false_negatives': m.false_negatives} for m in matrices]
-  return result
 
 
 # ------------------------------------------------------------ gathering
@@ -241,11 +162,6 @@ def _anomalies(anomalies: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 _SUMMARIES = ('pixel_mean', 'pixel_std', 'saturated_share')
-SAMPLES_PER_CLASS = 4
-# The report scores at most this many eval examples with the run's model,
-# and shows the most confidently wrong of them.
-EVAL_SCORED = 1000
-MISCLASSIFIED_SHOWN = 12
 
 
 def _span_figures(dataset) -> Dict[str, Any]:
@@ -267,7 +183,8 @@ def _window(store, record: mlmd.RunRecord) -> Dict[str, Any]:
     figures: Dict[str, Any] = {}
     found = lineage.span_examples(store, span)
     if found and found.get('statistics'):
-      datasets = read_statistics(found['statistics']['uri'])
+      [stats] = store.get_artifacts_by_id([found['statistics']['id']])
+      datasets = artifacts.read_statistics(stats)
       if datasets:
         figures = _span_figures(next(iter(datasets.values())))
     share = figures.get('positive_share')
@@ -287,95 +204,6 @@ def _drift(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
           for split, measurements in sorted(drift['measurements'].items())
           for m in measurements]
   return {'baseline_span': drift['baseline_span'], 'rows': rows}
-
-
-def _image_type(data: bytes) -> str:
-  return 'image/jpeg' if data[:3] == b'\xff\xd8\xff' else 'image/png'
-
-
-def _read_examples(uri: str, split_pattern: str, limit: int = -1
-                   ) -> Iterator[Tuple[bytes, int, str, bytes]]:
-  """The tf.Examples of `uri`'s splits matching `split_pattern`, in file
-  order: (serialized, label, file name, image bytes)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.modules import features  # pylint: disable=g-import-not-at-top
-  files = sorted(tf.io.gfile.glob(os.path.join(uri, split_pattern, '*')))
-  for raw in tf.data.TFRecordDataset(files,
-                                     compression_type='GZIP').take(limit):
-    data = raw.numpy()
-    feature = tf.train.Example.FromString(data).features.feature
-    yield (data, int(feature[features.LABEL_KEY].int64_list.value[0]),
-           feature[features.FILENAME_KEY].bytes_list.value[0].decode(
-               'utf-8', 'replace'),
-           feature[features.IMAGE_KEY].bytes_list.value[0])
-
-
-def _samples(store, record: mlmd.RunRecord, class_names: Sequence[str]
-             ) -> List[Dict[str, Any]]:
-  """A few images of each class of the run's newest span, as data URIs."""
-  examples = record.output(contracts.ImportExampleGen.NODE, contracts.ImportExampleGen.EXAMPLES)
-  if examples is None:
-    return []
-  picked: Dict[int, List[Tuple[str, str]]] = {0: [], 1: []}
-  for _, label, name, image in _read_examples(examples.uri, 'Split-*'):
-    if len(picked.get(label, ())) >= SAMPLES_PER_CLASS:
-      if all(len(v) >= SAMPLES_PER_CLASS for v in picked.values()):
-        break
-      continue
-    picked[label].append((name, _data_uri(image)))
-  return [{'name': class_names[label] if label < len(class_names)
-           else str(label), 'images': images}
-          for label, images in sorted(picked.items())]
-
-
-def _data_uri(data: bytes) -> str:
-  return f'data:{_image_type(data)};base64,{base64.b64encode(data).decode()}'
-
-
-def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
-                   ) -> Optional[Dict[str, Any]]:
-  """The eval examples the run's model classifies wrongly, most confident
-  first, scored with its `serving_default` (tf.Example) signature."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.modules import features  # pylint: disable=g-import-not-at-top
-  model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
-  window = record.output(contracts.SpanWindow.NODE, contracts.SpanWindow.EXAMPLES)
-  if model is None or window is None:
-    return None
-  examples = list(_read_examples(window.uri, 'Split-eval', EVAL_SCORED))
-  if not examples:
-    return None
-  serve = tf.saved_model.load(os.path.join(
-      model.uri, 'Format-Serving')).signatures[
-          features.SERVING_EXAMPLES_SIGNATURE]
-  scores = []
-  for start in range(0, len(examples), 64):
-    batch = [data for data, _, _, _ in examples[start:start + 64]]
-    output = serve(examples=tf.constant(batch))
-    scores.extend(output[features.OUTPUT_NAME].numpy().reshape(-1).tolist())
-  wrong = [(abs(score - label), label, score, name, image)
-           for (_, label, name, image), score in zip(examples, scores)
-           if int(score >= 0.5) != label]
-  wrong.sort(key=lambda item: -item[0])
-  return {'scored': len(examples), 'wrong': len(wrong),
-          'examples': [{'name': name, 'uri': _data_uri(image), 'score': score,
-                        'label': class_names[label]}
-                       for _, label, score, name, image in
-                       wrong[:MISCLASSIFIED_SHOWN]]}
-
-
-def _misclassified_once(workspace: str, record: mlmd.RunRecord,
-                        class_names: Sequence[str]
-                        ) -> Optional[Dict[str, Any]]:
-  """:func:`_misclassified`, scored once per model and eval examples: a
-  cached run's report reuses the scores of the run that trained."""
-  model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
-  window = record.output(contracts.SpanWindow.NODE, contracts.SpanWindow.EXAMPLES)
-  if model is None or window is None:
-    return None
-  return figures_cache.cached(
-      workspace, 'misclassified', [model.uri, window.uri, *class_names],
-      lambda: _misclassified(record, class_names))
 
 
 def _threshold_text(threshold: Dict[str, Any]) -> str:
@@ -474,8 +302,8 @@ def _lineage(chain: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
   if not chain:
     return None
   spans = []
-  for examples in chain.get('examples', []):
-    for span, source in sorted(examples.get('sources', {}).items()):
+  for window in chain.get('examples', []):
+    for span, source in sorted(window.get('sources', {}).items()):
       spans.append((span, source.get('source'),
                     json.dumps(source.get('counts')), source.get('ingested')))
   trainer = chain.get('trainer') or {}
@@ -506,16 +334,16 @@ def gather(config: config_lib.PipelineConfig,
   store = mlmd.open_store(config.metadata_url(), read_only=True)
   record = mlmd.find_run(store, config.pipeline_name, run_id)
 
-  def uri(node, key):
-    artifact = record.output(node, key)
-    return artifact.uri if artifact is not None else None
-
-  statistics = read_statistics(uri(contracts.StatisticsGen.NODE, contracts.StatisticsGen.STATISTICS)) \
-      if uri(contracts.StatisticsGen.NODE, contracts.StatisticsGen.STATISTICS) else {}
-  anomalies = read_anomalies(uri(contracts.ExampleValidator.NODE, contracts.ExampleValidator.ANOMALIES)) \
-      if uri(contracts.ExampleValidator.NODE, contracts.ExampleValidator.ANOMALIES) else {}
-  evaluation = read_evaluation(uri(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION)) \
-      if uri(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION) else None
+  statistics = record.output(contracts.StatisticsGen.NODE,
+                             contracts.StatisticsGen.STATISTICS)
+  anomalies = record.output(contracts.ExampleValidator.NODE,
+                            contracts.ExampleValidator.ANOMALIES)
+  evaluation = record.output(contracts.Evaluator.NODE,
+                             contracts.Evaluator.EVALUATION)
+  statistics = artifacts.read_statistics(statistics) if statistics else {}
+  anomalies = artifacts.read_anomalies(anomalies.uri) if anomalies else {}
+  evaluation = (artifacts.read_evaluation(evaluation.uri) if evaluation
+                else None)
   pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
   class_names = list(config.class_names)
   pusher = record.execution(contracts.TFLitePusher.NODE)
@@ -535,12 +363,12 @@ def gather(config: config_lib.PipelineConfig,
       'components': record.components(),
       'window': _window(store, record),
       'drift': _drift(record),
-      'samples': _samples(store, record, class_names),
+      'samples': examples.samples(store, record, class_names),
       'statistics': _statistics(statistics, 'label', class_names),
       'anomalies': _anomalies(anomalies),
       'evaluation': _evaluation(
           evaluation, record.blessed, class_names,
-          _misclassified_once(config.workspace, record, class_names)
+          examples.misclassified_once(config.workspace, record, class_names)
           if evaluation else None),
       'search': _search(record),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
