@@ -45,6 +45,26 @@ def wait_for_port(port: int, process: subprocess.Popen, log: str,
                     + _tail(log))
 
 
+def wait_for_line(stream, text: str, seconds: float) -> List[str]:
+  """Reads a child process's output until a line holds `text`; returns
+  the lines read.
+
+  Raises:
+    AssertionError: when the stream ends or `seconds` pass first, with
+      the last lines seen.
+  """
+  deadline = time.time() + seconds
+  seen: List[str] = []
+  while time.time() < deadline:
+    line = stream.readline()
+    if not line:
+      break
+    seen.append(line)
+    if text in line:
+      return seen
+  raise AssertionError(f'{text!r} not seen; got:\n' + ''.join(seen[-30:]))
+
+
 def _tail(path: str) -> str:
   try:
     with open(path, encoding='utf-8', errors='replace') as f:

@@ -35,16 +35,18 @@ def test_confusion_matrix_places_counts_by_true_then_predicted_class():
   assert [r['name'] for r in chart['rows']] == ['no', 'yes']
 
 
+_GRAPH = {'nodes': [
+    {'id': 'a1', 'kind': 'artifact', 'name': 'Examples', 'artifact_id': 1,
+     'uri': '/x'},
+    {'id': 'e2', 'kind': 'execution', 'name': 'Trainer', 'execution_id': 2,
+     'run_id': 'r'},
+    {'id': 'a3', 'kind': 'artifact', 'name': 'Model', 'artifact_id': 3,
+     'uri': '/y'}],
+    'edges': [['a1', 'e2'], ['e2', 'a3']]}
+
+
 def test_lineage_graph_draws_sources_left_of_results():
-  graph = {'nodes': [
-      {'id': 'a1', 'kind': 'artifact', 'name': 'Examples', 'artifact_id': 1,
-       'uri': '/x'},
-      {'id': 'e2', 'kind': 'execution', 'name': 'Trainer', 'execution_id': 2,
-       'run_id': 'r'},
-      {'id': 'a3', 'kind': 'artifact', 'name': 'Model', 'artifact_id': 3,
-       'uri': '/y'}],
-      'edges': [['a1', 'e2'], ['e2', 'a3']]}
-  chart = report_charts.lineage_chart(graph)
+  chart = report_charts.lineage_chart(_GRAPH)
   xs = {n['label']: n['x'] for n in chart['nodes']}
   assert xs['Examples #1'] < xs['Trainer'] < xs['Model #3']
   assert len(chart['edges']) == 2
@@ -138,14 +140,6 @@ def _canned_page():
   """A report with every section and chart, from canned data."""
   pixel = ('data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAf'
            'FcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')
-  graph = {'nodes': [
-      {'id': 'a1', 'kind': 'artifact', 'name': 'Examples', 'artifact_id': 1,
-       'uri': '/x'},
-      {'id': 'e2', 'kind': 'execution', 'name': 'Trainer', 'execution_id': 2,
-       'run_id': 'r'},
-      {'id': 'a3', 'kind': 'artifact', 'name': 'Model', 'artifact_id': 3,
-       'uri': '/y'}],
-      'edges': [['a1', 'e2'], ['e2', 'a3']]}
   return report.render(_data(
       window={'rows': [(1, '/in/box', 'today', 48, '50.0%', 90.5, 40.1,
                         0.01)], 'trained': True},
@@ -165,7 +159,7 @@ def _canned_page():
           'misclassified': None},
       lineage={'model_id': 3, 'run_id': 'r', 'steps': 4, 'settings': 'a=1',
                'spans': [(1, '/in/box', '{"no": 24}', 'today')],
-               'graph': report_charts.lineage_chart(graph)},
+               'graph': report_charts.lineage_chart(_GRAPH)},
       settings=[('image_size', 64)]))
 
 

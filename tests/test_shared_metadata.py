@@ -258,19 +258,6 @@ def sqlite_reference(tmp_path_factory, golden):
   return golden.workspace, _answers(golden.workspace, [], folder)
 
 
-def _wait_for_line(stream, text, seconds):
-  deadline = time.time() + seconds
-  seen = []
-  while time.time() < deadline:
-    line = stream.readline()
-    if not line:
-      break
-    seen.append(line)
-    if text in line:
-      return
-  raise AssertionError(f'{text!r} not seen; got:\n' + ''.join(seen[-30:]))
-
-
 @pytest.mark.e2e
 def test_two_workspaces_sharing_a_mariadb_store_run_one_at_a_time(
     mariadb, tmp_path, small_spectrograms):
@@ -287,7 +274,7 @@ def test_two_workspaces_sharing_a_mariadb_store_run_one_at_a_time(
                            stderr=subprocess.PIPE, text=True)
   try:
     # Components run only under the lock.
-    _wait_for_line(first.stderr, 'Component ImportExampleGen is running', 300)
+    db_servers.wait_for_line(first.stderr, 'Component ImportExampleGen is running', 300)
     second = subprocess.run(command + ['--workspace', workspaces[1]],
                             cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300, check=False)

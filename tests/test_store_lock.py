@@ -120,19 +120,6 @@ RUN_FLAGS = ['--image-size', '32', '--train-steps', '4', '--batch-size', '8',
              '--max-accuracy-drop', '1']
 
 
-def _wait_for_line(stream, text, seconds):
-  deadline = time.time() + seconds
-  seen = []
-  while time.time() < deadline:
-    line = stream.readline()
-    if not line:
-      break
-    seen.append(line)
-    if text in line:
-      return seen
-  raise AssertionError(f'{text!r} not seen; got:\n' + ''.join(seen[-30:]))
-
-
 @pytest.mark.e2e
 def test_a_run_whose_server_restarted_mid_run_stops_before_pushing(
     mariadb, tmp_path, small_spectrograms):
@@ -148,7 +135,7 @@ def test_a_run_whose_server_restarted_mid_run_stops_before_pushing(
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            text=True)
   try:
-    _wait_for_line(first.stderr, 'Component Transform is running', 300)
+    db_servers.wait_for_line(first.stderr, 'Component Transform is running', 300)
     mariadb.restart()
     # Another runner takes the lock the restart dropped, and holds it
     # while the first run goes on to its pusher.
