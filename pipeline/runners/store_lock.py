@@ -151,6 +151,13 @@ class HeldLock:
     self.lost_at: Optional[float] = None
     self.taken_by = ''
 
+  @property
+  def held(self) -> bool:
+    """Whether the lock's connection was alive when last used (the
+    keeper's last ping, or the last win-back), and no other runner took
+    it."""
+    return self._connection is not None and not self.taken_by
+
   def check(self) -> None:
     """Proves, by asking the server now, that the lock is still held;
     wins it back first when its connection was lost and no other runner
