@@ -19,17 +19,18 @@ run: setup
 	$(PY) -m pipeline run --workspace $(WORKSPACE)
 
 # Two workers, each file's tests on one of them in order (files share
-# module fixtures; the session's golden workspace is made once per worker).
+# module fixtures), the files that read the golden workspace together
+# (tests/conftest.py groups them).
 PYTEST_WORKERS ?= 2
 ## Every test, the real servers, S3 stand-in and portable Beam workers too.
 test: setup
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_databases.sh
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.
 test-fast: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
 	  -m "not e2e and not server and not s3 and not portable"
 
 ## The benchmark suite (hours on 2 cores; see bench/RESULTS.md): RESULTS.md,

@@ -136,18 +136,27 @@ def postgresql():
 _HEAVY_MARKS = ('e2e', 'server', 's3', 'portable')
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
   """Marks the tests that start servers by the fixtures they use, so
-  `make test-fast` can leave them out; then puts the files with the most
-  heavy tests first, so that on several workers (`make test`, which sends
-  each file to one worker) the longest files start first and none is left
-  running alone at the end. Within a file the order stays."""
+  `make test-fast` can leave them out; groups the tests for pytest-xdist
+  (`make test`: `--dist loadgroup`): each file is one group, run in order
+  on one worker (files share module fixtures), and the files that read the
+  golden workspace are one group, so it is made once; then puts the files
+  with the most heavy tests first, so that the longest start first and
+  none is left running alone at the end. Within a file the order stays."""
+  golden_files = set()
   for item in items:
     fixtures = set(getattr(item, 'fixturenames', ()))
     if fixtures & {'mariadb', 'postgresql'}:
       item.add_marker(pytest.mark.server)
     if 's3' in fixtures:
       item.add_marker(pytest.mark.s3)
+    if 'golden' in fixtures:
+      golden_files.add(item.fspath)
+  for item in items:
+    item.add_marker(pytest.mark.xdist_group(
+        'golden' if item.fspath in golden_files else item.fspath.basename))
   weight = {}
   for item in items:
     heavy = any(item.get_closest_marker(mark) for mark in _HEAVY_MARKS)
