@@ -1,6 +1,7 @@
 """Benchmark figures are generated from bench/results.json, never typed:
 RESULTS.md and the README's targets' table are what the generator makes
-of the committed results."""
+of the committed results; and the width study's rule (bench part 9) picks
+what it says it picks."""
 
 import importlib.util
 import json
@@ -45,3 +46,43 @@ def test_a_retyped_figure_in_the_readme_is_told_apart():
 
 def test_the_readme_stays_short():
   assert len(_read('README.md').encode('utf-8')) <= 12 * 1024
+
+
+def _run(width, seed, auc, accuracy):
+  return {'width': width, 'seed': seed, 'auc': auc, 'accuracy': accuracy,
+          'pushed_bytes': int(width * 500_000), 'latency_ms': width,
+          'trainer_seconds': 100 * width, 'peak_rss_bytes': 2 ** 30}
+
+
+def test_the_rule_picks_the_narrowest_width_as_good_and_as_steady():
+  bench = _bench()
+  runs = [_run(1.0, s, a, c) for s, (a, c) in enumerate(
+      [(0.990, 0.980), (0.994, 0.984), (0.992, 0.982)])]
+  # 0.5: within 0.005 of 1.0's means, spreads no larger: chosen.
+  runs += [_run(0.5, s, a, c) for s, (a, c) in enumerate(
+      [(0.989, 0.979), (0.991, 0.981), (0.990, 0.980)])]
+  # 0.35: as good on average but less steady.
+  runs += [_run(0.35, s, a, c) for s, (a, c) in enumerate(
+      [(0.980, 0.970), (0.999, 0.990), (0.991, 0.981)])]
+  # 0.25: steady but worse.
+  runs += [_run(0.25, s, a, c) for s, (a, c) in enumerate(
+      [(0.980, 0.970), (0.981, 0.971), (0.982, 0.972)])]
+  rows = bench.width_rows(runs)
+  assert [r['width'] for r in rows] == [1.0, 0.5, 0.35, 0.25]
+  widest = rows[0]
+  assert abs(widest['auc'] - 0.992) < 1e-9
+  assert abs(widest['auc_spread'] - 0.004) < 1e-9
+  assert bench.chosen_width(rows) == 0.5
+  chart = bench.width_chart(rows)
+  assert chart.startswith('<svg') and chart.count('<polyline') == 3
+  lines = '\n'.join(bench._width_lines({  # pylint: disable=protected-access
+      'steps': 500, 'seeds': 3, 'measured': 'today', 'rows': rows,
+      'rule': bench.WIDTH_RULE, 'chosen': 0.5}))
+  assert '| 0.5 | 0.9900 |' in lines and 'picks width **0.5**' in lines
+
+
+def test_the_widest_is_chosen_when_no_narrower_width_keeps_up():
+  bench = _bench()
+  runs = [_run(1.0, 0, 0.99, 0.98), _run(1.0, 1, 0.99, 0.98),
+          _run(0.25, 0, 0.95, 0.94), _run(0.25, 1, 0.95, 0.94)]
+  assert bench.chosen_width(bench.width_rows(runs)) == 1.0
