@@ -29,6 +29,8 @@ Example:
       print(f'error: {e}')
 """
 
+from typing import Optional
+
 
 class PipelineError(Exception):
   """An error the project raises by design; its message names the file,
@@ -68,12 +70,19 @@ def is_expected(error: BaseException) -> bool:
   return isinstance(error, PipelineError) and not error.unexpected
 
 
+def find_cause(error: BaseException, kind: type) -> Optional[BaseException]:
+  """`error`, or the first error it was raised from, that is a `kind`
+  (TFX re-raises an executor's error, wrapped or not); None if none is."""
+  while error is not None:
+    if isinstance(error, kind):
+      return error
+    error = error.__cause__ or error.__context__
+  return None
+
+
 def raised_by_design(error: BaseException) -> bool:
   """True when `error` or an error it was raised from is an expected
   :class:`PipelineError`: how a runner tells a component that refused its
-  input (TFX re-raises it, wrapped or not) from one that crashed."""
-  while error is not None:
-    if isinstance(error, PipelineError):
-      return not error.unexpected
-    error = error.__cause__ or error.__context__
-  return False
+  input from one that crashed."""
+  cause = find_cause(error, PipelineError)
+  return cause is not None and not cause.unexpected

@@ -103,7 +103,7 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
             build_pipeline(config, span, worker_pool))
       except Exception as e:  # pylint: disable=broad-except
         _record_settings(config, started_ms)
-        lost = _lost_lock(e)
+        lost = errors.find_cause(e, errors.LockLostError)
         if lost is not None:
           raise RunLockLostError(str(lost)) from e
         raise RunError(f'The pipeline run failed: {type(e).__name__}: {e}',
@@ -118,16 +118,6 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
                                    'finished': time.strftime(
                                        '%Y-%m-%dT%H:%M:%S%z')})
   return summary
-
-
-def _lost_lock(error: BaseException) -> Optional[BaseException]:
-  """The lost-lock error that stopped the pusher, if `error` is one or was
-  raised from one (TFX re-raises an executor's error, wrapped or not)."""
-  while error is not None:
-    if isinstance(error, errors.LockLostError):
-      return error
-    error = error.__cause__ or error.__context__
-  return None
 
 
 def _record_settings(config: config_lib.PipelineConfig,
