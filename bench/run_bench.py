@@ -1,7 +1,7 @@
 """The benchmark suite: our pipeline against the notebook way, side by side.
 
 `make bench` runs it on this machine and writes `bench/RESULTS.md` and
-`bench/results.json`. Nine parts:
+`bench/results.json`. Ten parts:
 
 1. Pipeline vs notebook: wall time of a cold pipeline run (ingest + run, in
    a fresh workspace, as a new process), of the reruns served from the
@@ -46,6 +46,9 @@
    seconds and the run's peak memory, per width, and the width the
    default's rule (:data:`WIDTH_RULE`) picks from them; a chart in
    `bench/width_study.svg`.
+10. The default against width 1.0: cold runs of the default model, of
+   `--model-width 1.0` and of `bench/notebook.py`, taking turns; both
+   pushed files' bytes and latency side by side.
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
@@ -409,11 +412,20 @@ def part_search(data_dir: str, out: str, trials: int, budget: int,
           'runs': runs}
 
 
-# The rule the default width follows, applied to part 9's table.
+# The rule the default width follows, applied to part 9's table. A gap
+# smaller than the widest model's own seed-to-seed spread is not a measured
+# difference, so the tolerance is the larger of 0.005 and that spread.
 WIDTH_RULE = ('the narrowest width whose mean eval AUC and mean accuracy are '
-              'both within 0.005 of the widest\'s, and whose spreads (max - '
-              'min over the seeds) are no larger than the widest\'s')
+              'each within the larger of 0.005 and the widest\'s own spread '
+              '(max - min over the seeds) of the widest\'s means, and whose '
+              'spreads are no larger than the widest\'s')
 _WIDTH_TOLERANCE = 0.005
+# The rule first stated (before part 9 was measured), kept for the record:
+# its fixed 0.005 was finer than the seeds' spread of accuracy (0.010).
+FIRST_WIDTH_RULE = ('the narrowest width whose mean eval AUC and mean '
+                    'accuracy are both within 0.005 of the widest\'s, and '
+                    'whose spreads (max - min over the seeds) are no larger '
+                    'than the widest\'s')
 # Every model must bless and push to be measured, whatever its quality.
 _STUDY_GATES = ('--min-auc', '0', '--min-accuracy', '0', '--max-auc-drop',
                 '1', '--max-accuracy-drop', '1')
@@ -438,12 +450,20 @@ def width_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   return rows
 
 
-def chosen_width(rows: List[Dict[str, Any]]) -> float:
-  """The width :data:`WIDTH_RULE` picks from :func:`width_rows`."""
+def chosen_width(rows: List[Dict[str, Any]],
+                 noise_floor: bool = True) -> float:
+  """The width :data:`WIDTH_RULE` picks from :func:`width_rows`
+  (:data:`FIRST_WIDTH_RULE` with `noise_floor=False`)."""
   widest = max(rows, key=lambda r: r['width'])
+
+  def close(row, key):
+    tolerance = _WIDTH_TOLERANCE
+    if noise_floor:
+      tolerance = max(tolerance, widest[f'{key}_spread'])
+    return row[key] >= widest[key] - tolerance - 1e-12
+
   fitting = [r for r in rows
-             if r['auc'] >= widest['auc'] - _WIDTH_TOLERANCE
-             and r['accuracy'] >= widest['accuracy'] - _WIDTH_TOLERANCE
+             if close(r, 'auc') and close(r, 'accuracy')
              and r['auc_spread'] <= widest['auc_spread'] + 1e-12
              and r['accuracy_spread'] <= widest['accuracy_spread'] + 1e-12]
   return min(r['width'] for r in fitting)
@@ -481,6 +501,100 @@ def part_width_study(data_dir: str, out: str, seeds: int,
   return {'measured': f'{datetime.date.today()}', 'seeds': seeds,
           'steps': int(RUN_ARGS[1]) if RUN_ARGS else None, 'runs': runs,
           'rows': rows, 'rule': WIDTH_RULE, 'chosen': chosen_width(rows)}
+
+
+def part_default_vs_old(data_dir: str, out: str, repeats: int, steps: int,
+                        keep: bool) -> Dict[str, Any]:
+  """Part 10: the default model against the one before it (width 1.0) and
+  the notebook script (which builds the default model), taking turns: cold
+  runs (ingest + run, fresh workspace), then both pushed files timed side
+  by side."""
+  logs = os.path.join(out, 'logs')
+  sides = {'default': (), 'width 1.0': ('--model-width', '1.0')}
+  cold: Dict[str, List[Dict[str, Any]]] = {name: [] for name in sides}
+  notebook: List[Dict[str, Any]] = []
+  files: Dict[str, str] = {}
+  for index in range(repeats):
+    for name, extra in sides.items():
+      workspace = os.path.join(out, f"ws-side-{name.replace(' ', '')}")
+      shutil.rmtree(workspace, ignore_errors=True)
+      log(f'part 10: cold run, {name}, {index + 1}/{repeats}')
+      result = pipeline_run(workspace, data_dir, logs,
+                            f"side-{name.replace(' ', '')}-{index}",
+                            extra=extra)
+      figures = _pushed_figures(result['summary'])
+      cold[name].append({
+          'total_seconds': result['ingest_seconds'] + result['run_seconds'],
+          'trainer_seconds': result['components'].get('Trainer'),
+          'peak_rss_bytes': result['peak_rss_bytes'], **figures})
+      log(f"  {cold[name][-1]['total_seconds']:.1f} s, "
+          f"{figures['pushed_bytes']} bytes, AUC {figures['evaluator_auc']}")
+      if figures['pushed'] and index == repeats - 1:
+        kept = os.path.join(out, f"side-{name.replace(' ', '')}.tflite")
+        shutil.copyfile(os.path.join(figures['destination'], 'model.tflite'),
+                        kept)
+        files[name] = kept
+      if not keep:
+        shutil.rmtree(workspace, ignore_errors=True)
+    log(f'part 10: notebook script {index + 1}/{repeats}')
+    ran = run_process([sys.executable, os.path.join(ROOT, 'bench',
+                                                    'notebook.py'),
+                       data_dir, os.path.join(out, 'notebook-side'),
+                       '--steps', str(steps)],
+                      os.path.join(logs, f'side-notebook{index}.log'))
+    notebook.append(dict(json.loads(ran['stdout'].strip().splitlines()[-1]),
+                         wall_seconds=ran['seconds']))
+    log(f"  notebook {ran['seconds']:.1f} s")
+  latency = _latency_side_by_side(files) if files else {}
+  rows = {}
+  for name, runs in cold.items():
+    rows[name] = {key: median([r[key] for r in runs if r[key] is not None])
+                  for key in ('total_seconds', 'trainer_seconds',
+                              'peak_rss_bytes', 'pushed_bytes',
+                              'evaluator_auc', 'accuracy')}
+    rows[name]['latency_ms'] = latency.get(name)
+  return {'measured': f'{datetime.date.today()}', 'repeats': repeats,
+          'rows': rows, 'runs': cold,
+          'notebook_seconds': median([n['wall_seconds'] for n in notebook]),
+          'notebook_accuracy': median([n['keras_accuracy']
+                                       for n in notebook]),
+          'notebook_tflite_bytes': notebook[0]['tflite_bytes']}
+
+
+def _side_lines(side: Dict[str, Any]) -> List[str]:
+  """Part 10's section of the report."""
+  rows, new, old = side['rows'], side['rows']['default'], side['rows'][
+      'width 1.0']
+
+  def ratio(key):
+    if new.get(key) and old.get(key):
+      return f'{new[key] / old[key]:.3f}'
+    return 'n/a'
+
+  lines = ['', '## 10. The default against width 1.0 and the notebook', '',
+           f"Cold runs (ingest + run in a fresh workspace) of the default "
+           f"model and of `--model-width 1.0`, and `bench/notebook.py` (it "
+           f"builds the default model), taking turns, {side['repeats']} "
+           f"time(s) each (measured {side['measured']}); medians. Latency: "
+           'both pushed files timed side by side, one thread.', '',
+           '| | cold run s | Trainer s | pushed bytes | latency ms | AUC | '
+           'accuracy | peak MiB |', '|---|---|---|---|---|---|---|---|']
+  for name, r in rows.items():
+    latency = (f"{r['latency_ms']:.3f}" if r.get('latency_ms') is not None
+               else 'n/a')
+    lines.append(
+        f"| {name} | {r['total_seconds']:.1f} | {r['trainer_seconds']:.1f} | "
+        f"{r['pushed_bytes']:,.0f} | {latency} | {r['evaluator_auc']:.4f} | "
+        f"{r['accuracy']:.4f} | {r['peak_rss_bytes'] / 2 ** 20:,.0f} |")
+  lines.append(f"| default / width 1.0 | {ratio('total_seconds')} | "
+               f"{ratio('trainer_seconds')} | {ratio('pushed_bytes')} | "
+               f"{ratio('latency_ms')} | | | {ratio('peak_rss_bytes')} |")
+  lines += ['', f"The notebook script: {side['notebook_seconds']:.1f} s, "
+            f"Keras accuracy {side['notebook_accuracy']:.3f}, "
+            f"{side['notebook_tflite_bytes']:,} bytes; the default's cold run "
+            f"takes {new['total_seconds'] / side['notebook_seconds']:.2f}x "
+            'its time.']
+  return lines
 
 
 def width_chart(rows: List[Dict[str, Any]]) -> str:
@@ -552,8 +666,15 @@ def _width_lines(study: Dict[str, Any]) -> List[str]:
         f"{r['pushed_bytes']:,.0f} | {r['latency_ms']:.3f} | "
         f"{r['trainer_seconds']:.1f} | "
         f"{r['peak_rss_bytes'] / 2 ** 20:,.0f} |")
-  lines += ['', f"The rule: {study['rule']}. It picks width "
-            f"**{study['chosen']:g}**.", '',
+  chosen = chosen_width(study['rows'])
+  first = chosen_width(study['rows'], noise_floor=False)
+  lines += ['', f"The rule: {WIDTH_RULE}. It picks width **{chosen:g}**."]
+  if first != chosen:
+    lines += ['', f'The rule first stated, {FIRST_WIDTH_RULE}, picks '
+              f'{first:g}: its fixed 0.005 is finer than what reseeding the '
+              'widest model moves its own accuracy by, so it could not tell '
+              'a narrower model from noise.']
+  lines += ['',
             '![AUC, accuracy and bytes against width](width_study.svg)']
   return lines
 
@@ -1221,6 +1342,8 @@ def markdown(results: Dict[str, Any]) -> str:
   study = results.get('width_study')
   if study:
     lines += _width_lines(study)
+  if results.get('default_vs_old'):
+    lines += _side_lines(results['default_vs_old'])
   return '\n'.join(lines) + '\n'
 
 
@@ -1309,7 +1432,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
-  parser.add_argument('--parts', default='1,2,3,4,5,6,7,8,9')
+  parser.add_argument('--parts', default='1,2,3,4,5,6,7,8,9,10')
   parser.add_argument('--beam-scale', default='1,8',
                       help='multiples of the default data for part 7 '
                       '(default %(default)s)')
@@ -1345,12 +1468,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   started = time.time()
   os.makedirs(os.path.join(args.out, 'logs'), exist_ok=True)
   data_dir = os.path.join(args.out, 'data-1x')
-  if parts & {1, 2, 3, 4, 6, 8, 9}:
+  if parts & {1, 2, 3, 4, 6, 8, 9, 10}:
     log(f'making the default data in {data_dir}')
     synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
   results: Dict[str, Any] = {}
   previous = os.path.join(args.results, 'results.json')
-  if parts != {1, 2, 3, 4, 5, 6, 7, 8, 9} and os.path.exists(previous):
+  if parts != {1, 2, 3, 4, 5, 6, 7, 8, 9, 10} and os.path.exists(previous):
     # A partial bench replaces only the parts it measured.
     with open(previous, encoding='utf-8') as f:
       results = json.load(f)
@@ -1395,6 +1518,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   if 9 in parts:
     results['width_study'] = part_width_study(data_dir, args.out,
                                               args.width_seeds, args.keep)
+  if 10 in parts:
+    results['default_vs_old'] = part_default_vs_old(
+        data_dir, args.out, args.repeats, args.steps, args.keep)
   if not merged:
     results['bench_seconds'] = time.time() - started
   results['ratios'] = ratios(results)

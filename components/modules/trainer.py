@@ -29,6 +29,7 @@ import tensorflow_transform as tft
 
 from components.modules import metrics
 from components.modules import features
+from components.modules import model_defaults
 
 _SHUFFLE_BUFFER = 1024
 # Batches that re-estimate BatchNorm's statistics after training.
@@ -44,7 +45,7 @@ TUNED_SETTINGS = ('width', 'dropout', 'learning_rate')
 
 def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
                 channels: int = features.DEFAULT_CHANNELS,
-                width: float = 1.0,
+                width: float = model_defaults.DEFAULT_WIDTH,
                 dropout: float = DEFAULT_DROPOUT) -> tf.keras.Model:
   """Builds the uncompiled classifier.
 

@@ -18,6 +18,7 @@ from components.common import storage
 from components import tflite_pusher
 from components.tflite_pusher import budget
 from components.modules import features
+from components.modules import model_defaults
 from pipeline.runners import beam_profiles
 from pipeline.data import decode
 from pipeline.settings import metadata_url
@@ -104,7 +105,10 @@ class PipelineConfig:
   batch_size: int = _setting(32, 'training batch size')
   learning_rate: float = _setting(2e-3, 'peak learning rate (cosine decay '
                                   'over the training steps)')
-  model_width: float = _setting(1.0, "multiplier on the CNN's filter counts")
+  model_width: float = _setting(
+      model_defaults.DEFAULT_WIDTH, "multiplier on the CNN's filter counts "
+      '(the default is measured: see bench/RESULTS.md, "Width study"; 1.0 '
+      'is the earlier, three times larger model)')
   seed: int = _setting(0, 'random seed of training')
   augment: bool = _setting(True, 'randomly shift spectrograms in time and '
                            'mask a time and a mel band while training; turn '
