@@ -75,7 +75,8 @@ def test_module_folder_holds_only_module_code():
   # Every .py file of the module folder is part of the cache key.
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
-      '__init__.py', 'features.py', 'metrics.py', 'search.py',
+      '__init__.py', 'features.py', 'metrics.py', 'model_defaults.py',
+      'search.py',
       'trainer.py', 'transform.py']
 
 
