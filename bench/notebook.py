@@ -42,6 +42,8 @@ def main() -> None:
   parser.add_argument('--image-size', type=int, default=128)
   parser.add_argument('--batch-size', type=int, default=32)
   parser.add_argument('--learning-rate', type=float, default=2e-3)
+  parser.add_argument('--width', type=float, default=None,
+                      help='model width (default: the pipeline\'s default)')
   args = parser.parse_args()
   times = {'import_seconds': time.time() - STARTED}
   tf.keras.utils.set_random_seed(0)
@@ -59,7 +61,8 @@ def main() -> None:
   times['list_seconds'] = time.time() - started
 
   started = time.time()
-  model = trainer.build_model(args.image_size, 3)
+  model = (trainer.build_model(args.image_size, 3) if args.width is None
+           else trainer.build_model(args.image_size, 3, width=args.width))
   model.compile(
       optimizer=tf.keras.optimizers.Adam(
           tf.keras.optimizers.schedules.CosineDecay(

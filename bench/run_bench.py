@@ -46,9 +46,9 @@
    seconds and the run's peak memory, per width, and the width the
    default's rule (:data:`WIDTH_RULE`) picks from them; a chart in
    `bench/width_study.svg`.
-10. The default against width 1.0: cold runs of the default model, of
-   `--model-width 1.0` and of `bench/notebook.py`, taking turns; both
-   pushed files' bytes and latency side by side.
+10. Width side by side: cold runs of the default width and of a narrower
+   one (`--side-width`), and `bench/notebook.py` building the narrower
+   model, taking turns; both pushed files' bytes and latency side by side.
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
@@ -412,20 +412,11 @@ def part_search(data_dir: str, out: str, trials: int, budget: int,
           'runs': runs}
 
 
-# The rule the default width follows, applied to part 9's table. A gap
-# smaller than the widest model's own seed-to-seed spread is not a measured
-# difference, so the tolerance is the larger of 0.005 and that spread.
+# The rule the default width follows, applied to part 9's table.
 WIDTH_RULE = ('the narrowest width whose mean eval AUC and mean accuracy are '
-              'each within the larger of 0.005 and the widest\'s own spread '
-              '(max - min over the seeds) of the widest\'s means, and whose '
-              'spreads are no larger than the widest\'s')
+              'both within 0.005 of the widest\'s, and whose spreads (max - '
+              'min over the seeds) are no larger than the widest\'s')
 _WIDTH_TOLERANCE = 0.005
-# The rule first stated (before part 9 was measured), kept for the record:
-# its fixed 0.005 was finer than the seeds' spread of accuracy (0.010).
-FIRST_WIDTH_RULE = ('the narrowest width whose mean eval AUC and mean '
-                    'accuracy are both within 0.005 of the widest\'s, and '
-                    'whose spreads (max - min over the seeds) are no larger '
-                    'than the widest\'s')
 # Every model must bless and push to be measured, whatever its quality.
 _STUDY_GATES = ('--min-auc', '0', '--min-accuracy', '0', '--max-auc-drop',
                 '1', '--max-accuracy-drop', '1')
@@ -450,20 +441,12 @@ def width_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   return rows
 
 
-def chosen_width(rows: List[Dict[str, Any]],
-                 noise_floor: bool = True) -> float:
-  """The width :data:`WIDTH_RULE` picks from :func:`width_rows`
-  (:data:`FIRST_WIDTH_RULE` with `noise_floor=False`)."""
+def chosen_width(rows: List[Dict[str, Any]]) -> float:
+  """The width :data:`WIDTH_RULE` picks from :func:`width_rows`."""
   widest = max(rows, key=lambda r: r['width'])
-
-  def close(row, key):
-    tolerance = _WIDTH_TOLERANCE
-    if noise_floor:
-      tolerance = max(tolerance, widest[f'{key}_spread'])
-    return row[key] >= widest[key] - tolerance - 1e-12
-
   fitting = [r for r in rows
-             if close(r, 'auc') and close(r, 'accuracy')
+             if r['auc'] >= widest['auc'] - _WIDTH_TOLERANCE
+             and r['accuracy'] >= widest['accuracy'] - _WIDTH_TOLERANCE
              and r['auc_spread'] <= widest['auc_spread'] + 1e-12
              and r['accuracy_spread'] <= widest['accuracy_spread'] + 1e-12]
   return min(r['width'] for r in fitting)
@@ -503,24 +486,27 @@ def part_width_study(data_dir: str, out: str, seeds: int,
           'rows': rows, 'rule': WIDTH_RULE, 'chosen': chosen_width(rows)}
 
 
-def part_default_vs_old(data_dir: str, out: str, repeats: int, steps: int,
-                        keep: bool) -> Dict[str, Any]:
-  """Part 10: the default model against the one before it (width 1.0) and
-  the notebook script (which builds the default model), taking turns: cold
+def part_width_side_by_side(data_dir: str, out: str, repeats: int,
+                            steps: int, keep: bool,
+                            narrow: float) -> Dict[str, Any]:
+  """Part 10: the default width against a narrower one (`--side-width`),
+  and the notebook script building the narrower model, taking turns: cold
   runs (ingest + run, fresh workspace), then both pushed files timed side
   by side."""
+  from components.modules import model_defaults  # pylint: disable=g-import-not-at-top
   logs = os.path.join(out, 'logs')
-  sides = {'default': (), 'width 1.0': ('--model-width', '1.0')}
+  widths = [narrow, model_defaults.DEFAULT_WIDTH]
+  sides = {f'width {w:g}': ('--model-width', str(w)) for w in widths}
   cold: Dict[str, List[Dict[str, Any]]] = {name: [] for name in sides}
   notebook: List[Dict[str, Any]] = []
   files: Dict[str, str] = {}
   for index in range(repeats):
     for name, extra in sides.items():
-      workspace = os.path.join(out, f"ws-side-{name.replace(' ', '')}")
+      tag = name.replace(' ', '')
+      workspace = os.path.join(out, f'ws-side-{tag}')
       shutil.rmtree(workspace, ignore_errors=True)
       log(f'part 10: cold run, {name}, {index + 1}/{repeats}')
-      result = pipeline_run(workspace, data_dir, logs,
-                            f"side-{name.replace(' ', '')}-{index}",
+      result = pipeline_run(workspace, data_dir, logs, f'side-{tag}-{index}',
                             extra=extra)
       figures = _pushed_figures(result['summary'])
       cold[name].append({
@@ -530,17 +516,17 @@ def part_default_vs_old(data_dir: str, out: str, repeats: int, steps: int,
       log(f"  {cold[name][-1]['total_seconds']:.1f} s, "
           f"{figures['pushed_bytes']} bytes, AUC {figures['evaluator_auc']}")
       if figures['pushed'] and index == repeats - 1:
-        kept = os.path.join(out, f"side-{name.replace(' ', '')}.tflite")
+        kept = os.path.join(out, f'side-{tag}.tflite')
         shutil.copyfile(os.path.join(figures['destination'], 'model.tflite'),
                         kept)
         files[name] = kept
       if not keep:
         shutil.rmtree(workspace, ignore_errors=True)
-    log(f'part 10: notebook script {index + 1}/{repeats}')
+    log(f'part 10: notebook script, width {narrow:g}, {index + 1}/{repeats}')
     ran = run_process([sys.executable, os.path.join(ROOT, 'bench',
                                                     'notebook.py'),
                        data_dir, os.path.join(out, 'notebook-side'),
-                       '--steps', str(steps)],
+                       '--steps', str(steps), '--width', str(narrow)],
                       os.path.join(logs, f'side-notebook{index}.log'))
     notebook.append(dict(json.loads(ran['stdout'].strip().splitlines()[-1]),
                          wall_seconds=ran['seconds']))
@@ -554,7 +540,8 @@ def part_default_vs_old(data_dir: str, out: str, repeats: int, steps: int,
                               'evaluator_auc', 'accuracy')}
     rows[name]['latency_ms'] = latency.get(name)
   return {'measured': f'{datetime.date.today()}', 'repeats': repeats,
-          'rows': rows, 'runs': cold,
+          'widths': widths, 'rows': rows, 'runs': cold,
+          'notebook_width': narrow,
           'notebook_seconds': median([n['wall_seconds'] for n in notebook]),
           'notebook_accuracy': median([n['keras_accuracy']
                                        for n in notebook]),
@@ -563,20 +550,23 @@ def part_default_vs_old(data_dir: str, out: str, repeats: int, steps: int,
 
 def _side_lines(side: Dict[str, Any]) -> List[str]:
   """Part 10's section of the report."""
-  rows, new, old = side['rows'], side['rows']['default'], side['rows'][
-      'width 1.0']
+  narrow, wide = (f'width {w:g}' for w in side['widths'])
+  rows = side['rows']
+  new, old = rows[narrow], rows[wide]
 
   def ratio(key):
     if new.get(key) and old.get(key):
       return f'{new[key] / old[key]:.3f}'
     return 'n/a'
 
-  lines = ['', '## 10. The default against width 1.0 and the notebook', '',
-           f"Cold runs (ingest + run in a fresh workspace) of the default "
-           f"model and of `--model-width 1.0`, and `bench/notebook.py` (it "
-           f"builds the default model), taking turns, {side['repeats']} "
-           f"time(s) each (measured {side['measured']}); medians. Latency: "
-           'both pushed files timed side by side, one thread.', '',
+  lines = ['', f'## 10. Width {side["widths"][0]:g} against '
+           f'{side["widths"][1]:g}, side by side', '',
+           f"Cold runs (ingest + run in a fresh workspace) at both widths, "
+           f"and `bench/notebook.py` building the width "
+           f"{side['notebook_width']:g} model, taking turns, "
+           f"{side['repeats']} time(s) each (measured {side['measured']}); "
+           'medians. Latency: both pushed files timed side by side, one '
+           'thread.', '',
            '| | cold run s | Trainer s | pushed bytes | latency ms | AUC | '
            'accuracy | peak MiB |', '|---|---|---|---|---|---|---|---|']
   for name, r in rows.items():
@@ -586,14 +576,15 @@ def _side_lines(side: Dict[str, Any]) -> List[str]:
         f"| {name} | {r['total_seconds']:.1f} | {r['trainer_seconds']:.1f} | "
         f"{r['pushed_bytes']:,.0f} | {latency} | {r['evaluator_auc']:.4f} | "
         f"{r['accuracy']:.4f} | {r['peak_rss_bytes'] / 2 ** 20:,.0f} |")
-  lines.append(f"| default / width 1.0 | {ratio('total_seconds')} | "
+  lines.append(f"| {narrow} / {wide} | {ratio('total_seconds')} | "
                f"{ratio('trainer_seconds')} | {ratio('pushed_bytes')} | "
                f"{ratio('latency_ms')} | | | {ratio('peak_rss_bytes')} |")
   lines += ['', f"The notebook script: {side['notebook_seconds']:.1f} s, "
             f"Keras accuracy {side['notebook_accuracy']:.3f}, "
-            f"{side['notebook_tflite_bytes']:,} bytes; the default's cold run "
-            f"takes {new['total_seconds'] / side['notebook_seconds']:.2f}x "
-            'its time.']
+            f"{side['notebook_tflite_bytes']:,} bytes; the width "
+            f"{side['widths'][0]:g} cold run takes "
+            f"{new['total_seconds'] / side['notebook_seconds']:.2f}x its "
+            'time.']
   return lines
 
 
@@ -666,15 +657,8 @@ def _width_lines(study: Dict[str, Any]) -> List[str]:
         f"{r['pushed_bytes']:,.0f} | {r['latency_ms']:.3f} | "
         f"{r['trainer_seconds']:.1f} | "
         f"{r['peak_rss_bytes'] / 2 ** 20:,.0f} |")
-  chosen = chosen_width(study['rows'])
-  first = chosen_width(study['rows'], noise_floor=False)
-  lines += ['', f"The rule: {WIDTH_RULE}. It picks width **{chosen:g}**."]
-  if first != chosen:
-    lines += ['', f'The rule first stated, {FIRST_WIDTH_RULE}, picks '
-              f'{first:g}: its fixed 0.005 is finer than what reseeding the '
-              'widest model moves its own accuracy by, so it could not tell '
-              'a narrower model from noise.']
-  lines += ['',
+  lines += ['', f"The rule: {WIDTH_RULE}. It picks width "
+            f"**{chosen_width(study['rows']):g}**.", '',
             '![AUC, accuracy and bytes against width](width_study.svg)']
   return lines
 
@@ -1342,8 +1326,8 @@ def markdown(results: Dict[str, Any]) -> str:
   study = results.get('width_study')
   if study:
     lines += _width_lines(study)
-  if results.get('default_vs_old'):
-    lines += _side_lines(results['default_vs_old'])
+  if results.get('width_side_by_side'):
+    lines += _side_lines(results['width_side_by_side'])
   return '\n'.join(lines) + '\n'
 
 
@@ -1433,6 +1417,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
   parser.add_argument('--parts', default='1,2,3,4,5,6,7,8,9,10')
+  parser.add_argument('--side-width', type=float, default=0.5,
+                      help='the narrower width part 10 runs beside the '
+                      'default (default %(default)s)')
   parser.add_argument('--beam-scale', default='1,8',
                       help='multiples of the default data for part 7 '
                       '(default %(default)s)')
@@ -1519,8 +1506,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     results['width_study'] = part_width_study(data_dir, args.out,
                                               args.width_seeds, args.keep)
   if 10 in parts:
-    results['default_vs_old'] = part_default_vs_old(
-        data_dir, args.out, args.repeats, args.steps, args.keep)
+    results['width_side_by_side'] = part_width_side_by_side(
+        data_dir, args.out, args.repeats, args.steps, args.keep,
+        args.side_width)
   if not merged:
     results['bench_seconds'] = time.time() - started
   results['ratios'] = ratios(results)

@@ -21,8 +21,8 @@ def test_model_maps_pixels_to_one_probability():
 
 def test_model_is_small_enough_for_a_device():
   model = trainer.build_model()
-  # About 0.5 MB of float32 weights at the default width (2 MB at 1.0);
-  # dynamic-range quantization makes it about a quarter of that.
+  # About 2 MB of float32 weights; dynamic-range quantization makes it
+  # about a quarter of that.
   assert 100_000 < model.count_params() < 600_000
 
 
