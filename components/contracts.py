@@ -100,6 +100,8 @@ class TFLitePusher:
   MODEL = 'model'
   MODEL_BLESSING = 'model_blessing'
   EXAMPLES = 'examples'
+  # The window's raw Examples: the audio front end they were drawn with.
+  SPAN_EXAMPLES = 'span_examples'
   PUSHED_MODEL = 'pushed_model'
   # On the PushedModel: the outcome ...
   PUSHED = 'pushed'

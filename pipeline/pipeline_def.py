@@ -336,6 +336,7 @@ def create_pipeline(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       examples=transform.outputs['transformed_examples'],
+      span_examples=window.outputs['examples'],
       push_destination=config.push_destination,
       class_names=config.class_names,
       quantization=config.quantization,

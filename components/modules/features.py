@@ -20,6 +20,8 @@ from __future__ import annotations
 IMAGE_KEY = 'image'
 LABEL_KEY = 'label'
 FILENAME_KEY = 'filename'
+# A window of a recording: its start in the source file, in seconds.
+WINDOW_START_KEY = 'window_start'
 
 # Numeric summaries of each source image, recorded by ingestion so that the
 # schema can bound them and spans can be compared; the model does not read

@@ -21,6 +21,15 @@ REPORT_NAME = 'ingest.json'
 # (JSON).
 WINDOW_SPANS_PROPERTY = 'window_spans'
 SPAN_SOURCES_PROPERTY = 'span_sources'
+# The audio front end its recordings were drawn with (JSON; absent when the
+# window holds images only), as `ingest` records it in `ingest.json`.
+FRONT_END_PROPERTY = 'front_end'
+# The recorded front end's fields that decide the picture (the record is
+# written by pipeline/data/frontend.py; the window compares it as data).
+COMPARED_FRONT_END = ('version', 'sample_rate', 'window_samples',
+                      'hop_samples', 'fft_size', 'frame_hop_samples',
+                      'frames', 'mel_bands', 'mel_min_hz', 'mel_max_hz',
+                      'top_db', 'colormap')
 
 
 def span_folder_name(span: int) -> str:

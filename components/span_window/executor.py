@@ -11,7 +11,7 @@ ImportExampleGen's own executor, applied to the window's files.
 
 import json
 import os
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import apache_beam as beam
 import tensorflow as tf
@@ -101,6 +101,37 @@ def choose_window(data_root: str, pattern: str, newest: int,
   return list(reversed(chosen))
 
 
+def window_front_end(window: List[WindowSpan]) -> Optional[Dict[str, Any]]:
+  """The audio front end the window's recordings were drawn with (None when
+  no span recorded one: images only).
+
+  Raises:
+    SpanWindowError: when two spans of the window were drawn with different
+      front ends; it names both and says to ingest again.
+  """
+  chosen: Optional[WindowSpan] = None
+  for entry in window:
+    record = entry.report.get('front_end')
+    if not record:
+      continue
+    if chosen is None:
+      chosen = entry
+      continue
+    first = chosen.report['front_end']
+    differ = [f'{key} {first.get(key)} against {record.get(key)}'
+              for key in span_window.COMPARED_FRONT_END
+              if first.get(key) != record.get(key)]
+    if differ:
+      raise SpanWindowError(
+          f'the window mixes spans drawn with different audio front ends: '
+          f'span {chosen.span} and span {entry.span} differ in '
+          f'{"; ".join(differ)}. A model cannot learn from both: ingest the '
+          f'recordings of span {chosen.span} again with the front end '
+          'settings of the newer span (or set --window-spans so the window '
+          'holds one front end).')
+  return chosen.report['front_end'] if chosen else None
+
+
 def span_sources(window: List[WindowSpan]) -> Dict[str, Dict[str, Any]]:
   """What the window records per span: source folder, counts, ingest time."""
   return {str(entry.span): {'source': entry.report.get('source'),
@@ -154,6 +185,7 @@ class Executor(import_executor.Executor):
         exec_properties[standard_component_specs.INPUT_BASE_KEY],
         input_config.splits[0].pattern, span_window.artifact_span(newest),
         int(exec_properties[NUM_SPANS_KEY]))
+    front_end = window_front_end(window)
     properties = dict(exec_properties)
     properties[_PATTERNS_KEY] = [(entry.span, entry.pattern)
                                  for entry in window]
@@ -166,3 +198,6 @@ class Executor(import_executor.Executor):
     output.set_string_custom_property(
         span_window.SPAN_SOURCES_PROPERTY,
         json.dumps(span_sources(window)))  # classes stay in label order
+    if front_end:
+      output.set_string_custom_property(span_window.FRONT_END_PROPERTY,
+                                        json.dumps(front_end, sort_keys=True))

@@ -72,6 +72,8 @@ class TFLitePusherSpec(types.ComponentSpec):
           type=standard_artifacts.ModelBlessing, optional=True),
       executor.EXAMPLES_KEY: ChannelParameter(
           type=standard_artifacts.Examples),
+      executor.SPAN_EXAMPLES_KEY: ChannelParameter(
+          type=standard_artifacts.Examples, optional=True),
   }
   OUTPUTS = {
       executor.PUSHED_MODEL_KEY: ChannelParameter(
@@ -90,6 +92,8 @@ class TFLitePusher(base_component.BaseComponent):
     class_names: class names in label order (written to labels.txt).
     model_blessing: the Evaluator's blessing; without one the model is
       pushed unvalidated.
+    span_examples: the window's raw Examples; the audio front end they
+      record (if any) is written into the manifest.
     quantization: `none`, `dynamic`, `float16` or `int8`.
     image_size: side of the model's square input.
     channels: the model's input channels.
@@ -130,7 +134,8 @@ class TFLitePusher(base_component.BaseComponent):
                latency_runs: int,
                max_tflite_bytes: int = 0,
                max_latency_ms: float = 0.0,
-               model_blessing: Optional[types.BaseChannel] = None):
+               model_blessing: Optional[types.BaseChannel] = None,
+               span_examples: Optional[types.BaseChannel] = None):
     conversion.check_mode(quantization)
     for name, value in (('representative_examples', representative_examples),
                         ('validation_examples', validation_examples),
@@ -143,6 +148,7 @@ class TFLitePusher(base_component.BaseComponent):
         model=model,
         model_blessing=model_blessing,
         examples=examples,
+        span_examples=span_examples,
         pushed_model=types.Channel(type=standard_artifacts.PushedModel),
         push_destination=push_destination,
         quantization=quantization,

@@ -17,6 +17,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components import contracts
+from components import span_window
 from components.common import run_guard
 from components.common import storage
 from components.tflite_pusher import budget as budget_lib
@@ -28,6 +29,7 @@ from components.tflite_pusher import push
 MODEL_KEY = contracts.TFLitePusher.MODEL
 MODEL_BLESSING_KEY = contracts.TFLitePusher.MODEL_BLESSING
 EXAMPLES_KEY = contracts.TFLitePusher.EXAMPLES
+SPAN_EXAMPLES_KEY = contracts.TFLitePusher.SPAN_EXAMPLES
 PUSHED_MODEL_KEY = contracts.TFLitePusher.PUSHED_MODEL
 
 NORMALIZATION = ('RGB (or grayscale) pixel values 0..255, not scaled: the '
@@ -44,6 +46,24 @@ def _set_properties(artifact: types.Artifact, values: Dict[str, Any]) -> None:
       artifact.set_float_custom_property(name, value)
     else:
       artifact.set_string_custom_property(name, str(value))
+
+
+def _front_end(input_dict: Dict[str, List[types.Artifact]]
+               ) -> Dict[str, Any]:
+  """The audio front end the window's examples were drawn with, as the
+  manifest records it: the span's record, or why there is none."""
+  artifacts = input_dict.get(SPAN_EXAMPLES_KEY) or []
+  if not artifacts:
+    return {'recorded': False,
+            'reason': 'the pusher was not given the window\'s examples'}
+  artifact = artifacts[0]
+  if artifact.has_custom_property(span_window.FRONT_END_PROPERTY):
+    record = json.loads(artifact.get_string_custom_property(
+        span_window.FRONT_END_PROPERTY))
+    return dict(record, recorded=True)
+  return {'recorded': False,
+          'reason': 'the spans hold images, not recordings: the model takes '
+                    'images as they are'}
 
 
 def budget_figures(breaches: List[budget_lib.Breach]) -> Dict[str, Any]:
@@ -155,7 +175,8 @@ class Executor(pusher_executor.Executor):
         'input': dict(description['input'], normalization=NORMALIZATION,
                       normalization_options=(
                           model_metadata.normalization_options(channels)),
-                      image_size=image_size, channels=channels),
+                      image_size=image_size, channels=channels,
+                      audio_front_end=_front_end(input_dict)),
         'output': dict(description['output'], meaning=(
             'probability of each class, in labels.txt order')),
         'class_names': class_names,

@@ -20,6 +20,7 @@ an unexpected error (always kept in a log file under `WORKSPACE/logs/`).
 """
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -27,7 +28,7 @@ import os
 import sys
 import textwrap
 import warnings
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from components.common import errors
 from pipeline.cli import logs
@@ -131,8 +132,8 @@ def _cmd_ingest(args: argparse.Namespace,
   from pipeline.data import ingest  # pylint: disable=g-import-not-at-top
   result = ingest.ingest(args.src_dir, config.data_root,
                          class_names=config.class_names,
-                         image_size=config.image_size,
-                         limits=config.file_limits(), force=args.force)
+                         limits=config.file_limits(), force=args.force,
+                         front_end=config.front_end())
   if result.created:
     counts = ', '.join(f'{n} {name}' for name, n in result.counts.items())
     print(f'ingest: wrote span {result.span} to {result.span_dir} ({counts}; '
@@ -191,19 +192,77 @@ def _cmd_report(args: argparse.Namespace,
   return 0
 
 
+def _model_and_files(args: argparse.Namespace,
+                     config: config_lib.PipelineConfig) -> Tuple[str, List[str]]:
+  """The model folder and the files of `predict`: `--model DIR`, else the
+  first of two or more paths when it is a folder (a local directory, or a
+  bucket prefix that is no object: the older form `predict MODEL_DIR
+  FILE...`), else the workspace's push destination."""
+  from components.common import storage  # pylint: disable=g-import-not-at-top
+  paths = list(args.paths)
+  if args.model:
+    return args.model, paths
+  if len(paths) >= 2:
+    first = paths[0]
+    if (not storage.isfile(first) if storage.is_uri(first)
+        else os.path.isdir(first)):
+      return first, paths[1:]
+  return config.push_destination, paths
+
+
 def _cmd_predict(args: argparse.Namespace,
                  config: config_lib.PipelineConfig) -> int:
   from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
-  results = predict.predict_files(args.model_dir or config.push_destination,
-                                  args.files, config.file_limits())
+  model_dir, paths = _model_and_files(args, config)
+  if not paths:
+    raise config_lib.ConfigError('predict needs at least one FILE (or - '
+                                 'with --stream for standard input)')
+  if args.stream:
+    return _predict_stream(args, predict.PushedModel(
+        model_dir, config.file_limits(), args.threshold), paths)
+  results = predict.predict_files(model_dir, paths, config.file_limits(),
+                                  args.threshold)
   if args.json:
-    print(json.dumps([r.__dict__ for r in results], indent=2))
+    print(json.dumps([{k: v for k, v in r.__dict__.items()
+                       if v is not None or k in ('label', 'error')}
+                      for r in results], indent=2))
   for result in results:
     if result.error:
       print(f'{result.path}: {result.error}', file=sys.stderr)
     elif not args.json:
       print(f'{result.path}: {result.label} ({result.probability:.3f})')
+      if result.windows and len(result.windows) > 1:
+        for window in result.windows:
+          print(f"  {window['start']:8.2f}-{window['end']:.2f} s  "
+                f"{window['label']} ({window['probability']:.3f})")
+        for segment in result.segments:
+          print(f"  segment {segment['start']:.2f}-{segment['end']:.2f} s "
+                f"above {args.threshold:g}: peak {segment['peak']:.3f}")
   return 1 if any(r.error for r in results) else 0
+
+
+def _predict_stream(args: argparse.Namespace, model, paths: List[str]) -> int:
+  """`predict --stream`: one source, each window printed as decided."""
+  from components.common import storage  # pylint: disable=g-import-not-at-top
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+  if len(paths) != 1:
+    raise config_lib.ConfigError('--stream reads one source: a WAV file, or '
+                                 '- for raw 16-bit PCM on standard input')
+  path = paths[0]
+  raw = path == '-'
+  with (contextlib.nullcontext(sys.stdin.buffer) if raw else
+        storage.open_binary(path)) as source:
+    windows = predict.stream(
+        model, source, path,
+        raw_rate=(args.input_rate or model.front_end.sample_rate) if raw
+        else None, raw_channels=args.input_channels)
+    for window in windows:
+      if args.json:
+        print(json.dumps(window), flush=True)
+      else:
+        print(f"{window['start']:.2f}-{window['end']:.2f} s: "
+              f"{window['label']} ({window['probability']:.3f})", flush=True)
+  return 0
 
 
 def _cmd_schedule(args: argparse.Namespace,
@@ -276,6 +335,10 @@ def _lineage(store, config: config_lib.PipelineConfig,
 
 # The settings bounding what one source file may cost `ingest` and `predict`.
 _FILE_LIMITS = ['max_side', 'max_image_pixels', 'max_clip_seconds']
+# The audio front end's settings (`predict` reads it from the manifest).
+_FRONT_END = ['sample_rate', 'clip_window_seconds', 'clip_hop_seconds',
+              'max_windows_per_clip', 'fft_size', 'mel_min_hz', 'mel_max_hz',
+              'top_db', 'colormap']
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -326,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help='add a span even if the latest one came from the '
                       'same files')
   arguments.add_config_arguments(
-      ingest, only=['data_root', 'class_names', 'image_size'] + _FILE_LIMITS)
+      ingest, only=['data_root', 'class_names', 'image_size'] + _FILE_LIMITS
+      + _FRONT_END)
   ingest.set_defaults(func=_cmd_ingest)
 
   run = commands.add_parser(
@@ -357,17 +421,39 @@ def build_parser() -> argparse.ArgumentParser:
 
   predict = commands.add_parser(
       'predict', help='classify files with a pushed TFLite model',
-      description='Run a pushed TFLite model on image files (or WAV clips, '
-      'rendered as spectrograms) the way an app would, using only the model '
-      "folder: print each file's class and probability. Exits 1 if a file "
-      'could not be classified.')
-  predict.add_argument('model_dir', metavar='MODEL_DIR', nargs='?',
+      description='Run a pushed TFLite model on image files or recordings '
+      'the way an app would, using only the model folder: print each '
+      "file's class and probability. A recording is drawn with the audio "
+      "front end the model's manifest records and cut into its windows: "
+      'each window is classified with its times, and consecutive positive '
+      'windows merge into segments. Exits 1 if a file could not be '
+      'classified.')
+  predict.add_argument('paths', metavar='FILE', nargs='+',
+                       help='image files or recordings (WAV); the older form '
+                       'MODEL_DIR FILE... still works')
+  predict.add_argument('--model', metavar='MODEL_DIR',
                        help='a pushed version folder, or a push destination '
                        '(its LATEST version is used; default: the '
                        "workspace's pushed/)")
-  predict.add_argument('files', metavar='FILE', nargs='+')
   predict.add_argument('--json', action='store_true',
-                       help='print the predictions as JSON')
+                       help='print the predictions as JSON (with --stream: '
+                       'one JSON object per line, per window)')
+  predict.add_argument('--threshold', type=float, default=0.5,
+                       help='score of the positive class (the last label) '
+                       'from which a window counts as positive; consecutive '
+                       'positive windows merge into segments (default '
+                       '%(default)s)')
+  predict.add_argument('--stream', action='store_true',
+                       help='read one recording as it arrives (a WAV file, '
+                       'or - for raw 16-bit little-endian PCM on standard '
+                       'input) in bounded memory, printing each window as '
+                       'it is decided')
+  predict.add_argument('--input-rate', type=int, default=0, metavar='HZ',
+                       help="sample rate of raw PCM on standard input "
+                       "(default: the model's front end rate)")
+  predict.add_argument('--input-channels', type=int, default=1, metavar='N',
+                       help='interleaved channels of raw PCM on standard '
+                       'input (default %(default)s)')
   arguments.add_config_arguments(predict,
                                   only=['push_destination'] + _FILE_LIMITS)
   predict.set_defaults(func=_cmd_predict)

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import io
 import warnings
-from typing import Any, BinaryIO, Dict, Iterator, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,7 @@ from PIL import ImageOps
 
 from components.common import errors
 from components.modules import features
+from pipeline.data import frontend
 from pipeline.data import spectrogram
 
 _KEEP_AS_IS = {'PNG': ('L', 'LA', 'RGB', 'RGBA', 'P', 'I;16'),
@@ -56,10 +57,14 @@ class SourceImage:
     reencoded: whether `data` differs from the file's bytes.
     summary: the image summary features by name (`features.IMAGE_WIDTH_KEY`
       and the others), see :func:`image_summary`.
+    start: for a window of a clip, its start in the source, in seconds.
+    end: its end (capped at the clip's end).
   """
   data: bytes
   reencoded: bool
   summary: Dict[str, Any]
+  start: Optional[float] = None
+  end: Optional[float] = None
 
 
 def image_summary(image: Image.Image, source_format: str) -> Dict[str, Any]:
@@ -222,38 +227,73 @@ def is_blank(image: Image.Image) -> bool:
   return all(low == high for low, high in extrema)
 
 
-def encode_wav(stream: BinaryIO, name: str, image_size: int,
-               max_seconds: Optional[float] = None) -> SourceImage:
-  """Renders a WAV clip as a spectrogram PNG.
+def _front_end(front_end: Union[int, 'frontend.FrontEnd']
+               ) -> 'frontend.FrontEnd':
+  if isinstance(front_end, frontend.FrontEnd):
+    return front_end
+  return frontend.FrontEnd(image_size=int(front_end))
+
+
+def wav_windows(stream: BinaryIO, name: str,
+                front_end: Union[int, 'frontend.FrontEnd'],
+                max_seconds: Optional[float] = None,
+                max_windows: Optional[int] = None) -> List[SourceImage]:
+  """Renders a WAV clip's windows as spectrogram PNGs.
 
   Args:
     stream: the open WAV file (seekable, binary).
     name: the file's path, for error messages.
-    image_size: side of the spectrogram image.
+    front_end: the :class:`frontend.FrontEnd` (or just an image size, with
+      the default front end).
     max_seconds: refuse longer clips before reading their samples.
+    max_windows: most windows (None: the front end's bound; 0: all).
 
   Returns:
-    The :class:`SourceImage` of the spectrogram (PNG).
+    One :class:`SourceImage` per window, in time order, with its `start`
+    and `end` in seconds of the source.
 
   Raises:
     UnreadableFile: if the clip cannot be read or rendered, or is too short
       or too long.
   """
+  front_end = _front_end(front_end)
   try:
     audio, rate = spectrogram.read_wav(stream, name, max_seconds)
-    pixels = spectrogram.spectrogram_image(audio, rate, image_size)
+    needed = front_end.fft_size // 2
+    if audio.size * front_end.sample_rate < rate * needed:
+      raise spectrogram.AudioError(
+          f'{name}: clip too short for a spectrogram: '
+          f'{1000 * audio.size / rate:.1f} ms; at least {needed} samples at '
+          f'the front end\'s {front_end.sample_rate} Hz are needed (half an '
+          'analysis frame)')
+    windows = list(frontend.clip_windows(audio, rate, front_end, max_windows))
   except spectrogram.AudioError as e:
     raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e
-  image = Image.fromarray(pixels)
+  sources = []
+  for window in windows:
+    image = Image.fromarray(window.image)
+    sources.append(SourceImage(png_bytes(image), True,
+                               image_summary(image, 'WAV'), window.start,
+                               window.end))
+  return sources
+
+
+def png_bytes(image: Union[Image.Image, np.ndarray]) -> bytes:
+  """A rendered spectrogram (an image or uint8 pixels) as the PNG stored."""
+  if isinstance(image, np.ndarray):
+    image = Image.fromarray(image)
   buffer = io.BytesIO()
   image.save(buffer, format='PNG')
-  return SourceImage(buffer.getvalue(), True, image_summary(image, 'WAV'))
+  return buffer.getvalue()
 
 
-def read_source(stream: BinaryIO, name: str, image_size: int,
-                limits: FileLimits = FileLimits(),
-                allow_blank: bool = False) -> SourceImage:
-  """One source file, image or WAV clip, to the encoded image stored for it.
+def read_sources(stream: BinaryIO, name: str,
+                 front_end: Union[int, 'frontend.FrontEnd'],
+                 limits: FileLimits = FileLimits(),
+                 allow_blank: bool = False,
+                 max_windows: Optional[int] = None) -> List[SourceImage]:
+  """One source file, image or WAV clip, to the encoded images stored for
+  it: one for an image, one per window for a clip.
 
   The format is read from the bytes, not the name. `ingest` and `predict`
   both read files through here, so a file is accepted, refused or turned
@@ -262,13 +302,15 @@ def read_source(stream: BinaryIO, name: str, image_size: int,
   Args:
     stream: the open file (seekable, binary).
     name: the file's path, for error messages.
-    image_size: side of the spectrogram images rendered from WAV clips.
+    front_end: the :class:`frontend.FrontEnd` WAV clips are rendered with
+      (or an image size, with the default front end).
     limits: the :class:`FileLimits`.
     allow_blank: see :func:`encode_image`.
+    max_windows: see :func:`wav_windows`.
 
   Returns:
-    The :class:`SourceImage`: PNG or JPEG bytes, whether they differ from
-    the file's bytes, and the image's summary features.
+    :class:`SourceImage` objects: PNG or JPEG bytes, whether they differ
+    from the file's bytes, and the image's summary features.
 
   Raises:
     UnreadableFile: naming why the file is not used.
@@ -278,5 +320,16 @@ def read_source(stream: BinaryIO, name: str, image_size: int,
   if not head:
     raise UnreadableFile('empty file (0 bytes)')
   if spectrogram.is_wav(head):
-    return encode_wav(stream, name, image_size, limits.max_clip_seconds)
-  return encode_image(stream, limits, allow_blank)
+    return wav_windows(stream, name, front_end, limits.max_clip_seconds,
+                       max_windows)
+  return [encode_image(stream, limits, allow_blank)]
+
+
+def read_source(stream: BinaryIO, name: str,
+                front_end: Union[int, 'frontend.FrontEnd'],
+                limits: FileLimits = FileLimits(),
+                allow_blank: bool = False) -> SourceImage:
+  """The first image :func:`read_sources` makes of a file (a clip's first
+  window)."""
+  return read_sources(stream, name, front_end, limits, allow_blank,
+                      max_windows=1)[0]

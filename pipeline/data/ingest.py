@@ -32,13 +32,14 @@ import random
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from components.common import local_disk
 from components import span_window
 from components.common import storage
 from components.modules import features
 from pipeline.data import decode
+from pipeline.data import frontend
 from components.common import errors
 
 SPAN_DIR_RE = span_window.SPAN_DIR_RE
@@ -126,6 +127,8 @@ def _example_bytes(source: decode.SourceImage, label: int, filename: str) -> byt
   feature = {features.IMAGE_KEY: _feature(source.data),
              features.LABEL_KEY: _feature(label),
              features.FILENAME_KEY: _feature(filename)}
+  if source.start is not None:
+    feature[features.WINDOW_START_KEY] = _feature(float(source.start))
   feature.update({name: _feature(value)
                   for name, value in source.summary.items()})
   return tf.train.Example(features=tf.train.Features(
@@ -185,17 +188,28 @@ def ingest(src_dir: str, data_root: str,
            image_size: int = features.DEFAULT_IMAGE_SIZE,
            limits: decode.FileLimits = decode.FileLimits(),
            force: bool = False,
-           progress: bool = True) -> IngestResult:
+           progress: bool = True,
+           front_end: Optional[frontend.FrontEnd] = None) -> IngestResult:
   """Ingests `src_dir` as the next span under `data_root`.
+
+  A WAV clip becomes one example per window of the front end (see
+  :mod:`pipeline.data.frontend`), each recording its source file (the
+  `filename` feature, which the split hashes, so all windows of one
+  recording land in the same split) and its start (`window_start`, in
+  seconds). The span's `ingest.json` records the front end when it holds
+  audio.
 
   Args:
     src_dir: folder with one subfolder per class.
     data_root: folder of the `span-N` folders.
     class_names: class folder names, label 0 first.
-    image_size: side of the spectrogram images rendered from WAV clips.
+    image_size: side of the spectrogram images rendered from WAV clips,
+      when `front_end` is not given.
     limits: the :class:`decode.FileLimits` every file is read within.
     force: ingest even when an earlier span came from identical files.
     progress: print progress and skipped files to stderr.
+    front_end: how WAV clips are rendered (default: the default front end
+      at `image_size`).
 
   Returns:
     An :class:`IngestResult`.
@@ -209,6 +223,7 @@ def ingest(src_dir: str, data_root: str,
                       'to this machine first (the data root, where spans '
                       'are written, may be a bucket).')
   src_dir = os.path.abspath(src_dir)
+  front_end = front_end or frontend.FrontEnd(image_size=image_size)
   folder_warnings = _check_classes(src_dir, class_names)
   log = (lambda msg: print(msg, file=sys.stderr)) if progress else (
       lambda msg: None)
@@ -244,7 +259,7 @@ def ingest(src_dir: str, data_root: str,
       span_dir = os.path.join(data_root, f'span-{span}')
       with local_disk.staged_folder(span_dir) as staging:
         return _write_span(src_dir, staging, span, span_dir, digest, files,
-                           class_names, image_size, limits, skipped,
+                           class_names, front_end, limits, skipped,
                            folder_warnings, log)
     # Past every span prefix, complete or not: an upload killed midway is
     # never mixed into a new span.
@@ -252,7 +267,7 @@ def ingest(src_dir: str, data_root: str,
     span_dir = storage.join(data_root, f'span-{span}')
     with tempfile.TemporaryDirectory(prefix='ingest-') as staging:
       result = _write_span(src_dir, staging, span, span_dir, digest, files,
-                           class_names, image_size, limits, skipped,
+                           class_names, front_end, limits, skipped,
                            folder_warnings, log)
       _upload_span(staging, span_dir, log)
     return result
@@ -303,7 +318,7 @@ def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
 
 
 def _write_span(src_dir, staging, span, span_dir, digest, files,
-                class_names, image_size, limits, skipped, folder_warnings,
+                class_names, front_end, limits, skipped, folder_warnings,
                 log) -> IngestResult:
   """Writes the examples and `ingest.json` of span `span` into `staging`.
 
@@ -316,6 +331,7 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
   random.Random(digest).shuffle(files)
   writer = _ShardWriter(staging)
   counts = {name: 0 for name in class_names}
+  recordings = {name: 0 for name in class_names}
   reencoded = 0
   started = time.time()
   step = max(1, len(files) // 10)
@@ -324,16 +340,19 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       relpath = os.path.relpath(path, src_dir)
       try:
         with open(path, 'rb') as f:
-          source = decode.read_source(f, relpath, image_size, limits)
+          sources = decode.read_sources(f, relpath, front_end, limits)
       except decode.UnreadableFile as e:
         skipped.append((relpath, str(e)))
         continue
       except OSError as e:
         skipped.append((relpath, f'cannot read the file ({e.strerror})'))
         continue
-      reencoded += source.reencoded
-      writer.write(_example_bytes(source, label, relpath))
-      counts[class_names[label]] += 1
+      reencoded += sources[0].reencoded
+      for source in sources:
+        writer.write(_example_bytes(source, label, relpath))
+      counts[class_names[label]] += len(sources)
+      if sources[0].start is not None:
+        recordings[class_names[label]] += 1
       if done % step == 0 or done == len(files):
         log(f'ingest: {done}/{len(files)} files read')
   finally:
@@ -350,6 +369,10 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
   report = {
       'span': span, 'source': src_dir, 'fingerprint': digest,
       'class_names': list(class_names), 'counts': counts,
+      # Audio: the clips read, and the front end that drew their windows.
+      'recordings': recordings if any(recordings.values()) else None,
+      'front_end': (front_end.record() if any(recordings.values())
+                    else None),
       'shards': writer.shards, 'reencoded': reencoded,
       'skipped': [{'file': p, 'reason': r} for p, r in skipped],
       'warnings': folder_warnings,

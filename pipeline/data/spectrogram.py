@@ -60,7 +60,8 @@ def _mel_to_hz(mel):
 
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int,
-                   fmin: float = 20.0) -> np.ndarray:
+                   fmin: float = 20.0,
+                   fmax: Optional[float] = None) -> np.ndarray:
   """Triangular mel filters (HTK mel scale), area-normalised.
 
   Args:
@@ -68,13 +69,14 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int,
     n_fft: FFT length; the filters cover its n_fft // 2 + 1 bins.
     n_mels: number of mel bands.
     fmin: lowest frequency covered, in Hz.
+    fmax: highest frequency covered (None: half the sample rate).
 
   Returns:
     float32 array [n_mels, n_fft // 2 + 1].
   """
   fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-  mel_points = np.linspace(_hz_to_mel(fmin), _hz_to_mel(sample_rate / 2.0),
-                           n_mels + 2)
+  top = sample_rate / 2.0 if fmax is None else fmax
+  mel_points = np.linspace(_hz_to_mel(fmin), _hz_to_mel(top), n_mels + 2)
   hz_points = _mel_to_hz(mel_points)
   lower, center, upper = hz_points[:-2], hz_points[1:-1], hz_points[2:]
   rising = (fft_freqs[None, :] - lower[:, None]) / (center - lower)[:, None]
@@ -84,13 +86,22 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int,
   return weights.astype(np.float32)
 
 
-def log_mel(audio: np.ndarray, sample_rate: int, size: int) -> np.ndarray:
-  """Log-mel power spectrogram scaled to [0, 1] (0 = 80 dB below the peak).
+def log_mel(audio: np.ndarray, sample_rate: int, size: int,
+            n_fft: int = _N_FFT, top_db: float = _TOP_DB, fmin: float = 20.0,
+            fmax: Optional[float] = None,
+            hop: Optional[int] = None) -> np.ndarray:
+  """Log-mel power spectrogram scaled to [0, 1] (0 = `top_db` below the peak).
 
   Args:
     audio: mono samples, any length of at least one sample.
     sample_rate: sampling rate in Hz.
     size: number of mel bands and of time frames.
+    n_fft: samples per frame (Hann window).
+    top_db: dynamic range kept below the peak.
+    fmin: lowest mel frequency.
+    fmax: highest mel frequency (None: half the sample rate).
+    hop: samples between frames (None: the clip's length over `size`, so
+      the frames span the clip whatever its length).
 
   Returns:
     float32 array [size (mel, low first), size (time)].
@@ -103,30 +114,35 @@ def log_mel(audio: np.ndarray, sample_rate: int, size: int) -> np.ndarray:
     raise AudioError('the clip has no samples')
   if not np.all(np.isfinite(audio)):
     raise AudioError('the clip has NaN or infinite samples')
-  hop = max(1, audio.size // size)
-  padded = np.pad(audio, (_N_FFT // 2, _N_FFT // 2 + hop * size),
+  hop = max(1, audio.size // size) if hop is None else hop
+  padded = np.pad(audio, (n_fft // 2, n_fft // 2 + hop * size),
                   mode='constant')
   starts = np.arange(size) * hop
-  frames = padded[starts[:, None] + np.arange(_N_FFT)[None, :]]
-  frames = frames * np.hanning(_N_FFT)[None, :]
+  frames = padded[starts[:, None] + np.arange(n_fft)[None, :]]
+  frames = frames * np.hanning(n_fft)[None, :]
   power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-  mel = mel_filterbank(sample_rate, _N_FFT, size) @ power.T
+  mel = mel_filterbank(sample_rate, n_fft, size, fmin, fmax) @ power.T
   db = 10.0 * np.log10(np.maximum(mel, 1e-12))
   db -= db.max()
-  return (np.clip(db, -_TOP_DB, 0.0) / _TOP_DB + 1.0).astype(np.float32)
+  return (np.clip(db, -top_db, 0.0) / top_db + 1.0).astype(np.float32)
 
 
-def colorize(values: np.ndarray) -> np.ndarray:
-  """Maps [0, 1] values to RGB through the magma-like colour map.
+def colorize(values: np.ndarray, colormap: str = 'magma') -> np.ndarray:
+  """Maps [0, 1] values to RGB through a colour map.
 
   Args:
     values: float array of any shape with values in [0, 1].
+    colormap: `magma` (the magma-like anchors) or `gray` (value * 255 in
+      every channel).
 
   Returns:
     uint8 array of shape values.shape + (3,).
   """
-  positions = np.linspace(0.0, 1.0, len(_COLORMAP_ANCHORS))
   flat = np.clip(values, 0.0, 1.0).reshape(-1)
+  if colormap == 'gray':
+    grey = np.round(flat * 255.0).astype(np.uint8)
+    return np.repeat(grey[:, None], 3, axis=1).reshape(values.shape + (3,))
+  positions = np.linspace(0.0, 1.0, len(_COLORMAP_ANCHORS))
   rgb = np.stack([np.interp(flat, positions, _COLORMAP_ANCHORS[:, c])
                   for c in range(3)], axis=-1)
   return np.round(rgb).astype(np.uint8).reshape(values.shape + (3,))
@@ -158,9 +174,40 @@ class WavHeader:
     sample_rate: samples per second and channel.
     frames: sample frames actually present: the declared data size, capped
       by the bytes the file holds.
+    channels: interleaved channels.
+    bits: bits per sample.
+    format_tag: 1 (integer PCM) or 3 (IEEE float), resolved through
+      WAVE_FORMAT_EXTENSIBLE's sub-format; other codecs keep their tag.
+    data_offset: where the samples start in the file.
+    big_endian: True for RIFX files.
+    block_align: bytes per frame.
   """
   sample_rate: int
   frames: int
+  channels: int = 1
+  bits: int = 16
+  format_tag: int = 1
+  data_offset: int = 0
+  big_endian: bool = False
+  block_align: int = 2
+
+  def dtype(self) -> np.dtype:
+    """The NumPy type of one sample, for the formats read here (8-bit
+    unsigned, 16- and 32-bit signed, 32- and 64-bit float); 24-bit is
+    widened by :func:`pcm_to_float`.
+
+    Raises:
+      AudioError: for compressed or unusual sample formats.
+    """
+    order = '>' if self.big_endian else '<'
+    if self.format_tag == 1 and self.bits in (8, 16, 24, 32):
+      return np.dtype({8: 'u1', 16: order + 'i2', 24: 'V3',
+                       32: order + 'i4'}[self.bits])
+    if self.format_tag == 3 and self.bits in (32, 64):
+      return np.dtype(order + ('f4' if self.bits == 32 else 'f8'))
+    raise AudioError(f'unsupported WAV sample format (format tag '
+                     f'{self.format_tag}, {self.bits} bits); integer PCM '
+                     '(8, 16, 24, 32 bits) and float (32, 64 bits) are read')
 
 
 def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
@@ -195,6 +242,7 @@ def read_wav_header(stream: BinaryIO) -> WavHeader:
     raise AudioError('not a RIFF/WAVE file')
   order = '>' if riff[:4] == b'RIFX' else '<'
   fmt = None
+  extensible_tag = None
   rf64_data_size = None
   while True:
     head = stream.read(8)
@@ -210,7 +258,13 @@ def read_wav_header(stream: BinaryIO) -> WavHeader:
         raise AudioError(f'fmt chunk of {size} bytes; at least 16 expected')
       fmt = struct.unpack(order + 'HHIIHH',
                           _read_exact(stream, 16, 'fmt chunk'))
-      stream.seek(size - 16 + (size & 1), io.SEEK_CUR)
+      rest = size - 16
+      if fmt[0] == 0xFFFE and size >= 40:
+        # WAVE_FORMAT_EXTENSIBLE: the sub-format GUID starts with the tag.
+        extra = _read_exact(stream, 24, 'fmt chunk')
+        extensible_tag = struct.unpack(order + 'H', extra[8:10])[0]
+        rest -= 24
+      stream.seek(rest + (size & 1), io.SEEK_CUR)
     elif chunk_id == b'data':
       if fmt is None:
         raise AudioError('data chunk before the fmt chunk')
@@ -219,7 +273,7 @@ def read_wav_header(stream: BinaryIO) -> WavHeader:
       break
     else:
       stream.seek(size + (size & 1), io.SEEK_CUR)
-  _, channels, rate, _, block_align, bits = fmt
+  tag, channels, rate, _, block_align, bits = fmt
   if channels < 1:
     raise AudioError('the fmt chunk declares 0 channels')
   if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
@@ -228,8 +282,41 @@ def read_wav_header(stream: BinaryIO) -> WavHeader:
   if block_align < 1 or bits < 1:
     raise AudioError(f'the fmt chunk declares {bits}-bit samples in '
                      f'{block_align}-byte blocks')
-  present = max(0, length - stream.tell())
-  return WavHeader(rate, min(size, present) // block_align)
+  offset = stream.tell()
+  present = max(0, length - offset)
+  return WavHeader(rate, min(size, present) // block_align, channels, bits,
+                   extensible_tag if tag == 0xFFFE and extensible_tag else tag,
+                   offset, order == '>', block_align)
+
+
+def pcm_to_float(data: bytes, header: WavHeader) -> np.ndarray:
+  """Whole frames of raw WAV sample bytes to float64 [frames, channels] in
+  [-1, 1].
+
+  Raises:
+    AudioError: for a sample format :meth:`WavHeader.dtype` refuses.
+  """
+  dtype = header.dtype()
+  frames = len(data) // header.block_align
+  if header.block_align != header.channels * dtype.itemsize:
+    raise AudioError(f'{header.block_align}-byte frames do not hold '
+                     f'{header.channels} samples of {header.bits} bits')
+  data = data[:frames * header.block_align]
+  if header.bits == 24:
+    raw = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
+    if header.big_endian:
+      raw = raw[:, ::-1]
+    values = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
+    values = np.where(values >= 1 << 23, values - (1 << 24), values)
+    samples = values / float(1 << 23)
+  elif dtype.kind == 'u':
+    samples = (np.frombuffer(data, dtype).astype(np.float64) - 128.0) / 128.0
+  elif dtype.kind == 'i':
+    info = np.iinfo(dtype)
+    samples = np.frombuffer(data, dtype).astype(np.float64) / -float(info.min)
+  else:
+    samples = np.frombuffer(data, dtype).astype(np.float64)
+  return samples.reshape(frames, header.channels)
 
 
 def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',

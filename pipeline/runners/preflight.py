@@ -92,3 +92,21 @@ def check_drift_thresholds(config: config_lib.PipelineConfig) -> None:
     data_gate.apply_thresholds(schema, thresholds)
   except ValueError as e:
     raise RunError(str(e)) from e
+
+
+def check_front_ends(config: config_lib.PipelineConfig, newest: int) -> None:
+  """Refuses a run whose window of spans mixes recordings drawn with
+  different audio front ends, before any component runs (the window's
+  component checks it again on what it reads).
+
+  Raises:
+    RunError: naming both spans and what differs.
+  """
+  from components.span_window import executor  # pylint: disable=g-import-not-at-top
+  try:
+    executor.window_front_end(executor.choose_window(
+        config.data_root, span_window.SPAN_PATTERN, newest,
+        config.window_spans))
+  except executor.SpanWindowError as e:
+    message = str(e)
+    raise RunError(message[:1].upper() + message[1:]) from e

@@ -96,6 +96,7 @@ def run_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   with locks.run_lock(config):
     started = time.time()
     span = preflight.check_newest_span(config.data_root)
+    preflight.check_front_ends(config, span)
     started_ms = int(started * 1000)
     with beam_workers(config) as worker_pool:
       try:

@@ -119,8 +119,8 @@ def tick(config: config_lib.PipelineConfig, source: Optional[str] = None,
     if source:
       result = ingest.ingest(source, config.data_root,
                              class_names=config.class_names,
-                             image_size=config.image_size,
-                             limits=config.file_limits(), progress=False)
+                             limits=config.file_limits(), progress=False,
+                             front_end=config.front_end())
       if result.created:
         print(f'schedule: ingested {source} as span {result.span}',
               flush=True)

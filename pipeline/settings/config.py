@@ -12,6 +12,7 @@ on creation.
 
 import dataclasses
 import os
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.common import storage
@@ -21,6 +22,7 @@ from components.modules import features
 from components.modules import model_defaults
 from pipeline.runners import beam_profiles
 from pipeline.data import decode
+from pipeline.data import frontend
 from pipeline.settings import metadata_url
 from components.common import errors
 
@@ -31,6 +33,11 @@ SCHEMA_DIR = os.path.join(REPO_ROOT, 'schema')
 MODULES_DIR = os.path.join(REPO_ROOT, 'components', 'modules')
 
 _FILE_LIMITS = decode.FileLimits()
+_FRONT_END = frontend.FrontEnd()
+# FrontEnd's field names in its messages, as the settings that set them.
+_FRONT_END_SETTINGS = {'window_seconds': 'clip_window_seconds',
+                       'hop_seconds': 'clip_hop_seconds',
+                       'max_windows': 'max_windows_per_clip'}
 # Path settings whose empty default means "this folder of the workspace".
 WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
                     'push_destination': 'pushed'}
@@ -94,6 +101,33 @@ class PipelineConfig:
       _FILE_LIMITS.max_clip_seconds, 'WAV clips longer than this are refused '
       'from their header, before their samples are read (ingest and '
       'predict)')
+  # The audio front end (pipeline/data/frontend.py): how `ingest` and
+  # `predict` turn a recording into the model's images. Recorded with each
+  # span and in each pushed manifest; a run refuses a window of spans drawn
+  # with different front ends.
+  sample_rate: int = _setting(_FRONT_END.sample_rate, 'every recording is '
+                              'downmixed to mono and resampled to this rate '
+                              '(Hz) before its spectrogram is drawn')
+  clip_window_seconds: float = _setting(
+      _FRONT_END.window_seconds, 'seconds of audio in one spectrogram image; '
+      'shorter clips are padded with silence at the end, longer ones cut '
+      'into windows')
+  clip_hop_seconds: float = _setting(
+      _FRONT_END.hop_seconds, 'seconds between the starts of consecutive '
+      'windows of a recording')
+  max_windows_per_clip: int = _setting(
+      _FRONT_END.max_windows, 'at most this many windows of one recording '
+      'become examples, evenly spaced over it (0: all)')
+  fft_size: int = _setting(_FRONT_END.fft_size, 'samples per analysis frame '
+                           'of the spectrogram (a power of two)')
+  mel_min_hz: float = _setting(_FRONT_END.mel_min_hz, 'lowest frequency of '
+                               'the mel bands')
+  mel_max_hz: float = _setting(_FRONT_END.mel_max_hz, 'highest frequency of '
+                               'the mel bands (0: half the sample rate)')
+  top_db: float = _setting(_FRONT_END.top_db, 'dB below the window\'s peak '
+                           'drawn as the darkest colour')
+  colormap: str = _setting(_FRONT_END.colormap, 'colour map of the '
+                           'spectrogram images: magma or gray')
   window_spans: int = _setting(3, 'train and evaluate on the latest this '
                                'many spans')
   warm_start: bool = _setting(False, 'start training from the weights of '
@@ -265,6 +299,13 @@ class PipelineConfig:
           f'learning_rate must be in (0, 1), got {self.learning_rate}')
     if self.model_width <= 0:
       raise ConfigError(f'model_width must be positive, got {self.model_width}')
+    try:
+      self.front_end()
+    except frontend.FrontEndError as e:
+      message = str(e)
+      for field, setting in _FRONT_END_SETTINGS.items():
+        message = re.sub(rf'\b{field}\b', setting, message)
+      raise ConfigError(f'audio front end: {message}') from e
     self._validate_beam()
 
   def _validate_beam(self) -> None:
@@ -340,6 +381,15 @@ class PipelineConfig:
     return decode.FileLimits(max_side=self.max_side,
                              max_pixels=self.max_image_pixels,
                              max_clip_seconds=self.max_clip_seconds)
+
+  def front_end(self) -> frontend.FrontEnd:
+    """The audio front end these settings describe."""
+    return frontend.FrontEnd(
+        sample_rate=self.sample_rate, window_seconds=self.clip_window_seconds,
+        hop_seconds=self.clip_hop_seconds, fft_size=self.fft_size,
+        mel_min_hz=self.mel_min_hz, mel_max_hz=self.mel_max_hz,
+        top_db=self.top_db, colormap=self.colormap,
+        image_size=self.image_size, max_windows=self.max_windows_per_clip)
 
   def module_custom_config(self) -> Dict[str, Any]:
     """Settings passed to the Transform and Trainer module code."""

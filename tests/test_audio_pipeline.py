@@ -1,0 +1,181 @@
+"""End to end on recordings (issue: the audio front end): folders of WAV
+recordings at 16 kHz, 44.1 kHz stereo and 48 kHz become spans that record
+one front end; the window's Examples and the pushed manifest carry it; no
+recording has windows in both splits; `predict` gives every window with
+its times, on files and on a stream; a window mixing front ends is
+refused, naming both spans."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import audio_files
+from conftest import run_cli
+from components import span_window
+from components.tflite_pusher import push
+from pipeline.metadata import mlmd
+from pipeline.settings import config as config_lib
+
+pytestmark = pytest.mark.e2e
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = ['--image-size=32', '--train-steps=40', '--batch-size=16',
+            '--model-width=0.25', '--augment=false', '--min-auc=0',
+            '--min-accuracy=0', '--max-auc-drop=1', '--max-accuracy-drop=1',
+            '--latency-runs=2', '--window-spans=2']
+SECONDS = 2.5  # three windows of 1 s each, the last padded
+
+
+def _recordings(folder, per_class=8):
+  """Both classes at three rates: 16 kHz mono, 44.1 kHz stereo, 48 kHz."""
+  formats = [(16000, 1, 'i16'), (44100, 2, 'i16'), (48000, 1, 'f32')]
+  for label, name in enumerate(('not_instrument', 'instrument')):
+    os.makedirs(os.path.join(folder, name))
+    for index in range(per_class):
+      rate, channels, kind = formats[index % 3]
+      if label:
+        sound = audio_files.chord(SECONDS, rate, base=110 + 30 * index,
+                                  seed=index)
+      else:
+        sound = audio_files.noise(SECONDS, rate, seed=index)
+      samples = np.stack([sound] * channels, axis=1)
+      with open(os.path.join(folder, name, f'{kind}_{rate}_{index}.wav'),
+                'wb') as f:
+        f.write(audio_files.wav_bytes(samples, rate, kind))
+  return folder
+
+
+def _filenames(uri, split):
+  names = []
+  for path in glob.glob(os.path.join(uri, f'Split-{split}', '*.gz')):
+    for record in tf.data.TFRecordDataset(path, compression_type='GZIP'):
+      example = tf.train.Example.FromString(record.numpy())
+      names.append(example.features.feature['filename']
+                   .bytes_list.value[0].decode())
+  return names
+
+
+@pytest.fixture(scope='module')
+def audio_run(tmp_path_factory):
+  root = tmp_path_factory.mktemp('audio')
+  workspace = str(root / 'ws')
+  source = _recordings(str(root / 'recordings'))
+  code, out, err = run_cli('ingest', '--workspace', workspace, source,
+                           '--image-size=32')
+  assert code == 0, err
+  code, out, err = run_cli('run', '--workspace', workspace, '--json',
+                           *SETTINGS)
+  assert code == 0, err[-4000:]
+  summary = json.loads(out[out.index('{\n'):])
+  return {'workspace': workspace, 'source': source, 'summary': summary,
+          'config': config_lib.PipelineConfig(workspace=workspace,
+                                              image_size=32)}
+
+
+def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
+    audio_run):
+  config = audio_run['config']
+  expected = config.front_end().record()
+  report = json.loads(open(os.path.join(config.data_root, 'span-1',
+                                        'ingest.json')).read())
+  assert report['front_end'] == expected
+  assert report['counts'] == {'not_instrument': 24, 'instrument': 24}
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
+  windows = [a for a in store.get_artifacts_by_type('Examples')
+             if span_window.FRONT_END_PROPERTY in a.custom_properties]
+  assert windows
+  recorded = json.loads(windows[-1].custom_properties[
+      span_window.FRONT_END_PROPERTY].string_value)
+  assert recorded == expected
+  pushed = audio_run['summary']['pushed']
+  assert pushed['pushed'], pushed
+  manifest = push.read_manifest(push.resolve_model_dir(
+      config.push_destination))
+  front_end = manifest['input']['audio_front_end']
+  assert front_end.pop('recorded') is True
+  assert front_end == expected
+  # The manifest alone says how to make the model's input from audio.
+  for key in ('sample_rate', 'window_samples', 'fft_size', 'mel_bands',
+              'mel_min_hz', 'mel_max_hz', 'top_db', 'colormap', 'padding'):
+    assert key in front_end
+
+
+def test_no_recording_has_windows_in_both_splits(audio_run):
+  store = mlmd.open_store(audio_run['config'].metadata_url(), read_only=True)
+  window = [a for a in store.get_artifacts_by_type('Examples')
+            if span_window.FRONT_END_PROPERTY in a.custom_properties][-1]
+  train, evaluation = (_filenames(window.uri, split)
+                       for split in ('train', 'eval'))
+  assert train and evaluation
+  assert not set(train) & set(evaluation)
+  for name in set(train) | set(evaluation):
+    assert (train + evaluation).count(name) == 3, name
+
+
+def test_predict_lists_every_window_of_each_recording(audio_run):
+  source = audio_run['source']
+  files = [os.path.join(source, 'instrument', 'i16_44100_1.wav'),
+           os.path.join(source, 'not_instrument', 'f32_48000_2.wav')]
+  # Two files and the model folder left to its default: both are files.
+  code, out, err = run_cli('predict', '--workspace', audio_run['workspace'],
+                           *files, '--json')
+  assert code == 0, err
+  answers = json.loads(out)
+  assert [a['path'] for a in answers] == files
+  for answer in answers:
+    assert [(w['start'], w['end']) for w in answer['windows']] == [
+        (0.0, 1.0), (1.0, 2.0), (2.0, 2.5)]
+    assert isinstance(answer['segments'], list)
+    best = max(w['scores']['instrument'] for w in answer['windows'])
+    assert answer['scores']['instrument'] == best
+  # The older form, model folder first, and the flag give the same.
+  model = audio_run['config'].push_destination
+  for args in ([model, *files], ['--model', model, *files]):
+    code, out, err = run_cli('predict', *args, '--json')
+    assert code == 0, err
+    assert json.loads(out) == answers
+
+
+def test_the_stream_decides_the_windows_predict_gives(audio_run):
+  path = os.path.join(audio_run['source'], 'instrument', 'i16_44100_1.wav')
+  model = audio_run['config'].push_destination
+  code, out, err = run_cli('predict', '--model', model, path, '--json')
+  assert code == 0, err
+  windows = json.loads(out)[0]['windows']
+  code, out, err = run_cli('predict', '--model', model, '--stream', path,
+                           '--json')
+  assert code == 0, err
+  assert [json.loads(line) for line in out.splitlines()] == windows
+  # Raw 16-bit PCM on standard input, as a microphone gives it.
+  from pipeline.data import spectrogram  # pylint: disable=g-import-not-at-top
+  with open(path, 'rb') as f:
+    data = f.read()
+  header = spectrogram.read_wav_header(open(path, 'rb'))
+  pcm = data[header.data_offset:header.data_offset +
+             header.frames * header.block_align]
+  ran = subprocess.run(
+      [sys.executable, '-m', 'pipeline', 'predict', '--model', model,
+       '--stream', '-', '--input-rate', '44100', '--input-channels', '2',
+       '--json'], input=pcm, cwd=ROOT, capture_output=True, timeout=600,
+      check=False)
+  assert ran.returncode == 0, ran.stderr[-3000:]
+  assert [json.loads(line) for line in ran.stdout.splitlines()] == windows
+
+
+def test_a_window_of_spans_drawn_differently_is_refused(audio_run,
+                                                        tmp_path):
+  source = _recordings(str(tmp_path / 'more'), per_class=3)
+  code, _, err = run_cli('ingest', '--workspace', audio_run['workspace'],
+                         source, '--image-size=32', '--sample-rate=22050')
+  assert code == 0, err
+  code, _, err = run_cli('run', '--workspace', audio_run['workspace'],
+                         *SETTINGS)
+  assert code != 0
+  assert 'span 1 and span 2 differ in sample_rate 16000 against 22050' in err
+  assert 'ingest the recordings of span 1 again' in err
