@@ -112,3 +112,20 @@ def test_the_side_by_side_section_renders_its_figures():
                                                  total_seconds=200.0)}}))
   assert '| width 0.5 / width 1 | 0.500 |' in side and '| 0.333 |' in side
   assert 'takes 1.25x its time' in side
+
+
+def test_the_audio_section_renders_its_figures():
+  bench = _bench()
+  audio = '\n'.join(bench._audio_lines({  # pylint: disable=protected-access
+      'measured': 'today', 'per_class': 10,
+      'throughput': {'16 kHz mono': {'ingest_clips_per_second': 30.0,
+                                     'plain_clips_per_second': 60.0}},
+      'held_out_accuracy': {'16 kHz mono': 0.98, '48 kHz mono': 0.975},
+      'streams': {'60': {'audio_seconds': 60, 'windows': 60,
+                         'wall_seconds': 5.0, 'first_window_seconds': 4.0,
+                         'real_time_factor': 59.0,
+                         'peak_rss_bytes': 2 ** 29}}}))
+  assert '| 16 kHz mono | 30.0 | 60.0 | 0.50 |' in audio
+  assert '| 48 kHz mono | 0.9750 | -0.0050 |' in audio
+  assert '| 1 min | 60 | 5.0 | 4.0 | 59x | 512 |' in audio
+
