@@ -256,3 +256,61 @@ def test_image_spans_record_no_front_end(tmp_path, small_spectrograms):
                          progress=False)
   report = ingest.read_report(result.span_dir)
   assert report['front_end'] is None and report['recordings'] is None
+
+
+def _encoded(samples, rate, fmt, subtype):
+  import soundfile  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  soundfile.write(buffer, samples, rate, format=fmt, subtype=subtype)
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize('fmt, subtype', [('FLAC', 'PCM_16'),
+                                           ('FLAC', 'PCM_24')])
+def test_flac_recordings_draw_the_wav_picture(fmt, subtype):
+  sound = np.stack([audio_files.chord(2.0, 44100)] * 2, axis=1)
+  reference, _ = _images(audio_files.wav_bytes(sound, 44100))
+  images, sources = _images(_encoded(sound, 44100, fmt, subtype))
+  assert len(images) == len(reference) == 2
+  assert sources[0].summary['source_format'] == fmt
+  for image, expected in zip(images, reference):
+    assert np.abs(image.astype(float) - expected).mean() < 0.05
+
+
+def _log_mel(data):
+  samples, rate, _ = spectrogram.read_audio(io.BytesIO(data))
+  window = frontend.resample(samples, rate, 16000)[:16000]
+  return spectrogram.log_mel(window, 16000, 128, hop=FRONT_END.frame_hop)
+
+
+@pytest.mark.parametrize('fmt, subtype', [
+    ('OGG', 'VORBIS'), ('OGG', 'OPUS'), ('MP3', 'MPEG_LAYER_III')])
+def test_lossy_recordings_keep_the_loud_part_of_the_picture(fmt, subtype):
+  # Lossy codecs drop what masking hides, so the quiet part (more than
+  # 40 dB below the peak) differs; within 40 dB it stays within 1 dB.
+  sound = np.stack([audio_files.chord(1.0, 48000)] * 2, axis=1)
+  reference = _log_mel(audio_files.wav_bytes(sound, 48000))
+  values = _log_mel(_encoded(sound, 48000, fmt, subtype))
+  loud = reference >= 0.5
+  assert loud.mean() > 0.1
+  assert np.abs(values - reference)[loud].mean() < 1 / 80
+
+
+def test_a_damaged_or_too_long_compressed_recording_is_refused_by_name():
+  data = _encoded(audio_files.chord(2.0, 16000), 16000, 'FLAC', 'PCM_16')
+  with pytest.raises(decode.UnreadableFile, match='not a readable FLAC file'):
+    decode.read_sources(io.BytesIO(data[:60]), 'clip.flac', FRONT_END)
+  with pytest.raises(decode.UnreadableFile, match='over the limit of 1 s'):
+    decode.read_sources(io.BytesIO(data), 'clip.flac', FRONT_END,
+                        decode.FileLimits(max_clip_seconds=1))
+
+
+def test_the_stream_reads_compressed_files_block_by_block():
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+  sound = audio_files.noise(3.0, 22050)
+  data = _encoded(sound, 22050, 'FLAC', 'PCM_16')
+  rate, blocks = predict._file_blocks(io.BytesIO(data), 'clip.flac')  # pylint: disable=protected-access
+  streamed = np.concatenate(list(blocks))
+  samples, read_rate, kind = spectrogram.read_audio(io.BytesIO(data))
+  assert (rate, read_rate, kind) == (22050, 22050, 'FLAC')
+  assert np.array_equal(streamed[:, 0], samples)

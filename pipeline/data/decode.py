@@ -234,14 +234,15 @@ def _front_end(front_end: Union[int, 'frontend.FrontEnd']
   return frontend.FrontEnd(image_size=int(front_end))
 
 
-def wav_windows(stream: BinaryIO, name: str,
+def audio_windows(stream: BinaryIO, name: str,
                 front_end: Union[int, 'frontend.FrontEnd'],
                 max_seconds: Optional[float] = None,
                 max_windows: Optional[int] = None) -> List[SourceImage]:
-  """Renders a WAV clip's windows as spectrogram PNGs.
+  """Renders a recording's windows (WAV, FLAC, Ogg or MP3) as spectrogram
+  PNGs.
 
   Args:
-    stream: the open WAV file (seekable, binary).
+    stream: the open recording (seekable, binary).
     name: the file's path, for error messages.
     front_end: the :class:`frontend.FrontEnd` (or just an image size, with
       the default front end).
@@ -258,7 +259,7 @@ def wav_windows(stream: BinaryIO, name: str,
   """
   front_end = _front_end(front_end)
   try:
-    audio, rate = spectrogram.read_wav(stream, name, max_seconds)
+    audio, rate, kind = spectrogram.read_audio(stream, name, max_seconds)
     needed = front_end.fft_size // 2
     if audio.size * front_end.sample_rate < rate * needed:
       raise spectrogram.AudioError(
@@ -273,7 +274,7 @@ def wav_windows(stream: BinaryIO, name: str,
   for window in windows:
     image = Image.fromarray(window.image)
     sources.append(SourceImage(png_bytes(image), True,
-                               image_summary(image, 'WAV'), window.start,
+                               image_summary(image, kind), window.start,
                                window.end))
   return sources
 
@@ -306,7 +307,7 @@ def read_sources(stream: BinaryIO, name: str,
       (or an image size, with the default front end).
     limits: the :class:`FileLimits`.
     allow_blank: see :func:`encode_image`.
-    max_windows: see :func:`wav_windows`.
+    max_windows: see :func:`audio_windows`.
 
   Returns:
     :class:`SourceImage` objects: PNG or JPEG bytes, whether they differ
@@ -319,8 +320,8 @@ def read_sources(stream: BinaryIO, name: str,
   stream.seek(0)
   if not head:
     raise UnreadableFile('empty file (0 bytes)')
-  if spectrogram.is_wav(head):
-    return wav_windows(stream, name, front_end, limits.max_clip_seconds,
+  if spectrogram.audio_kind(head):
+    return audio_windows(stream, name, front_end, limits.max_clip_seconds,
                        max_windows)
   return [encode_image(stream, limits, allow_blank)]
 

@@ -50,6 +50,68 @@ def is_wav(data: bytes) -> bool:
   return data[:4] in _WAV_MAGIC and data[8:12] == b'WAVE'
 
 
+# Compressed recordings read with libsndfile (the `soundfile` package),
+# told apart by their first bytes.
+_LIBSNDFILE_MAGIC = {b'fLaC': 'FLAC', b'OggS': 'OGG'}
+
+
+def audio_kind(data: bytes) -> Optional[str]:
+  """'WAV', 'FLAC', 'OGG' (Vorbis or Opus) or 'MP3' when the bytes start
+  like such a recording, else None."""
+  if is_wav(data):
+    return 'WAV'
+  if data[:4] in _LIBSNDFILE_MAGIC:
+    return _LIBSNDFILE_MAGIC[data[:4]]
+  # An ID3 tag, or an MPEG audio frame's sync bits (a JPEG's 0xFFD8 is not).
+  if data[:3] == b'ID3' or (len(data) > 1 and data[0] == 0xFF and
+                            data[1] & 0xE0 == 0xE0):
+    return 'MP3'
+  return None
+
+
+def read_audio(stream: BinaryIO, name: str = '<bytes>',
+               max_seconds: Optional[float] = None) -> tuple:
+  """Any recording :func:`audio_kind` knows to mono float samples.
+
+  WAV goes through :func:`read_wav`; FLAC, Ogg and MP3 through libsndfile,
+  whose header gives the length first, so a clip over `max_seconds` is
+  refused before it is decoded.
+
+  Returns:
+    (float64 samples in [-1, 1], sample rate in Hz, kind).
+
+  Raises:
+    AudioError: naming the file, for anything that is not a readable
+      recording within the limits.
+  """
+  head = stream.read(12)
+  stream.seek(0)
+  kind = audio_kind(head)
+  if kind == 'WAV':
+    return (*read_wav(stream, name, max_seconds), kind)
+  if kind is None:
+    raise AudioError(f'{name}: not a recording (WAV, FLAC, Ogg or MP3)')
+  import soundfile  # pylint: disable=g-import-not-at-top
+  try:
+    with soundfile.SoundFile(stream) as f:
+      rate = int(f.samplerate)
+      if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f'{name}: sample rate {rate} Hz is outside '
+                         f'{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz')
+      if f.frames > 0:
+        _check_length(f.frames, rate, name, max_seconds)
+      samples = f.read(dtype='float64', always_2d=True)
+  except AudioError:
+    raise
+  # libsndfile reports a damaged file in several ways (LibsndfileError,
+  # RuntimeError, ValueError, ...): all of them mean the same here.
+  except Exception as e:  # pylint: disable=broad-except
+    raise AudioError(f'{name}: not a readable {kind} file '
+                     f'({type(e).__name__}: {e})') from e
+  _check_length(samples.shape[0], rate, name, max_seconds)
+  return samples.mean(axis=1), rate, kind
+
+
 def _hz_to_mel(hz):
   return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 

@@ -219,9 +219,28 @@ class StreamError(errors.PipelineError, ValueError):
 _STREAM_BLOCK_SECONDS = 0.25
 
 
-def _wav_blocks(stream: BinaryIO, name: str) -> Tuple[int, Iterator]:
-  """(rate, iterator of [frames, channels] float blocks) of a WAV file,
-  read a block at a time."""
+def _file_blocks(stream: BinaryIO, name: str) -> Tuple[int, Iterator]:
+  """(rate, iterator of [frames, channels] float blocks) of a recording
+  file, read a block at a time: WAV by its header, FLAC, Ogg and MP3 by
+  libsndfile."""
+  head = stream.read(12)
+  stream.seek(0)
+  kind = spectrogram.audio_kind(head)
+  if kind is None:
+    raise StreamError(f'{name}: not a recording (WAV, FLAC, Ogg or MP3)')
+  if kind != 'WAV':
+    import soundfile  # pylint: disable=g-import-not-at-top
+    try:
+      opened = soundfile.SoundFile(stream)
+    except Exception as e:  # pylint: disable=broad-except
+      raise StreamError(f'{name}: not a readable {kind} file ({e})') from e
+    per_block = max(1, int(opened.samplerate * _STREAM_BLOCK_SECONDS))
+
+    def decoded():
+      with opened:
+        yield from opened.blocks(per_block, dtype='float64', always_2d=True)
+
+    return int(opened.samplerate), decoded()
   try:
     header = spectrogram.read_wav_header(stream)
     header.dtype()
@@ -267,10 +286,10 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
 
   Args:
     model: the pushed model.
-    source: an open WAV file, or raw 16-bit little-endian PCM when
-      `raw_rate` is given (e.g. standard input).
+    source: an open recording (WAV, FLAC, Ogg, MP3), or raw 16-bit
+      little-endian PCM when `raw_rate` is given (e.g. standard input).
     name: the source's name, for messages.
-    raw_rate: the raw PCM's sample rate (None: `source` is a WAV file).
+    raw_rate: the raw PCM's sample rate (None: `source` is a file).
     raw_channels: the raw PCM's interleaved channels.
 
   Yields:
@@ -280,10 +299,10 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
     length of the recording.
 
   Raises:
-    StreamError: for a source that is not a readable WAV file.
+    StreamError: for a source that is not a readable recording.
   """
   if raw_rate is None:
-    rate, blocks = _wav_blocks(source, name)
+    rate, blocks = _file_blocks(source, name)
   else:
     rate, blocks = raw_rate, _pcm_blocks(source, raw_rate, raw_channels)
   cutter = frontend.StreamWindows(model.front_end, rate)
