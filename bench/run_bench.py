@@ -1182,6 +1182,12 @@ TARGETS = (
      '<=', 1.0),
     ('AUC of the default model minus the searched one', 'search_auc_loss',
      '<=', 0.01),
+    ('accuracy at 16 kHz minus the worst of 44.1 kHz stereo and 48 kHz',
+     'rate_accuracy_loss', '<=', 0.01),
+    ('predict --stream real-time factor, one core, 60 min of audio',
+     'stream_real_time_factor', '>=', 50.0),
+    ('stream peak memory, 60 min vs 6 min of audio', 'stream_memory_growth',
+     '<=', 1.05),
 )
 
 
@@ -1228,6 +1234,16 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
     if default.get('evaluator_auc') and tuned.get('evaluator_auc'):
       values['search_auc_loss'] = (default['evaluator_auc'] -
                                    tuned['evaluator_auc'])
+  audio = results.get('audio')
+  if audio:
+    accuracy = audio['held_out_accuracy']
+    values['rate_accuracy_loss'] = accuracy['16 kHz mono'] - min(
+        value for name, value in accuracy.items() if name != '16 kHz mono')
+    streams = sorted(audio['streams'].values(),
+                     key=lambda row: row['audio_seconds'])
+    values['stream_real_time_factor'] = streams[-1]['real_time_factor']
+    values['stream_memory_growth'] = (streams[-1]['peak_rss_bytes'] /
+                                      streams[0]['peak_rss_bytes'])
   storage = results.get('storage_layer', {}).get('medians')
   if storage:
     values['storage_vs_baseline'] = (storage['current']['total_seconds'] /
