@@ -9,7 +9,6 @@ are. Pure NumPy, so it runs wherever the pipeline does.
 """
 
 import dataclasses
-import functools
 import io
 import struct
 import warnings
@@ -18,6 +17,7 @@ from typing import BinaryIO, Optional, Union
 
 import numpy as np
 from components.common import errors
+from components.common import melscale
 
 DEFAULT_SAMPLE_RATE = 16000
 _N_FFT = 2048
@@ -29,13 +29,6 @@ MIN_CLIP_SAMPLES = _N_FFT // 2
 # header rather than audio (telephone audio is 8 kHz, studio gear 384 kHz).
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 1_000_000
-
-# Anchor colours of a magma-like map, dark (quiet) to bright (loud).
-_COLORMAP_ANCHORS = np.array([
-    [0, 0, 4], [28, 16, 68], [79, 18, 123], [129, 37, 129], [181, 54, 122],
-    [229, 80, 100], [251, 135, 97], [254, 194, 135], [252, 253, 191],
-], dtype=np.float64)
-
 
 _WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
 
@@ -112,40 +105,8 @@ def read_audio(stream: BinaryIO, name: str = '<bytes>',
   return samples.mean(axis=1), rate, kind
 
 
-def _hz_to_mel(hz):
-  return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel):
-  return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-@functools.lru_cache(maxsize=8)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int,
-                   fmin: float = 20.0,
-                   fmax: Optional[float] = None) -> np.ndarray:
-  """Triangular mel filters (HTK mel scale), area-normalised.
-
-  Args:
-    sample_rate: sampling rate of the audio in Hz.
-    n_fft: FFT length; the filters cover its n_fft // 2 + 1 bins.
-    n_mels: number of mel bands.
-    fmin: lowest frequency covered, in Hz.
-    fmax: highest frequency covered (None: half the sample rate).
-
-  Returns:
-    float32 array [n_mels, n_fft // 2 + 1].
-  """
-  fft_freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-  top = sample_rate / 2.0 if fmax is None else fmax
-  mel_points = np.linspace(_hz_to_mel(fmin), _hz_to_mel(top), n_mels + 2)
-  hz_points = _mel_to_hz(mel_points)
-  lower, center, upper = hz_points[:-2], hz_points[1:-1], hz_points[2:]
-  rising = (fft_freqs[None, :] - lower[:, None]) / (center - lower)[:, None]
-  falling = (upper[:, None] - fft_freqs[None, :]) / (upper - center)[:, None]
-  weights = np.maximum(0.0, np.minimum(rising, falling))
-  weights *= (2.0 / (upper - lower))[:, None]
-  return weights.astype(np.float32)
+mel_filterbank = melscale.mel_filterbank
+_COLORMAP_ANCHORS = melscale.COLORMAP_ANCHORS
 
 
 def log_mel(audio: np.ndarray, sample_rate: int, size: int,

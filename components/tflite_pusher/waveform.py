@@ -1,0 +1,116 @@
+"""The audio front end inside the model: raw samples in, the image out.
+
+:func:`front_end_layer` builds, from a recorded front end (the record
+`pipeline/data/frontend.py` writes with every span and the manifest), the
+TensorFlow graph that draws exactly what the NumPy front end draws for one
+window, with TFLite builtin ops only: PAD, STRIDED_SLICE (the frames), MUL (the
+Hann window), RFFT2D, COMPLEX_ABS, SQUARE, the mel bands, LOG, REDUCE_MAX,
+clipping, the colour map and ROUND. The frames are cut from rows of one
+hop of samples (slices and a concatenation), so no index table of frames x
+fft_size entries is stored.
+
+The mel filterbank is 128 x 1025 floats (525 KB) as one matrix, nearly all
+zeros: each FFT bin feeds at most two neighbouring bands. The graph keeps it
+as :data:`MEL_GROUP` bands at a time, each group a small matrix over only
+the bins it reads (36 KB in all at the default settings), which is the
+same sum with the zeros left out.
+
+The waveform model's input is one window of mono float32 samples at the
+front end's rate; a shorter clip is padded with zeros at the end by the
+caller, as the front end pads it (MediaPipe's AudioClassifier does).
+"""
+
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from components.common import melscale
+
+# Mel bands per matrix of the banded filterbank.
+MEL_GROUP = 8
+
+
+def mel_groups(record: Dict[str, Any]) -> List[Tuple[int, int, np.ndarray]]:
+  """The filterbank as (first bin, last bin + 1, [bins, bands]) groups of
+  :data:`MEL_GROUP` bands, covering only the bins each group reads."""
+  bank = melscale.mel_filterbank(int(record['sample_rate']),
+                                 int(record['fft_size']),
+                                 int(record['mel_bands']),
+                                 float(record['mel_min_hz']),
+                                 float(record['mel_max_hz']))
+  groups = []
+  for first in range(0, bank.shape[0], MEL_GROUP):
+    rows = bank[first:first + MEL_GROUP]
+    used = np.nonzero(rows.any(axis=0))[0]
+    low, high = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+    groups.append((low, high, rows[:, low:high].T.astype(np.float32)))
+  return groups
+
+
+def constant_bytes(record: Dict[str, Any]) -> int:
+  """Bytes of the banded filterbank's weights."""
+  return sum(weights.nbytes for _, _, weights in mel_groups(record))
+
+
+class FrontEnd(tf.Module):
+  """The recorded front end as TensorFlow ops: [batch, window_samples]
+  float32 samples to [batch, size, size, 3] float32 pixels in 0..255
+  (rounded), rows high frequencies first, as the images trained on.
+
+  Args:
+    record: a recorded front end (`manifest['input']['audio_front_end']`).
+  """
+
+  def __init__(self, record: Dict[str, Any]):
+    super().__init__(name='audio_front_end')
+    self.window = int(record['window_samples'])
+    self.fft_size = int(record['fft_size'])
+    self.hop = int(record['frame_hop_samples'])
+    self.frames = int(record['frames'])
+    self.top_db = float(record['top_db'])
+    self.colormap = str(record['colormap'])
+    half = self.fft_size // 2
+    self.padding = (half, half + self.hop * self.frames)
+    # Frame i is samples [i * hop, i * hop + fft_size) of the padded
+    # window: `pieces` consecutive rows of hop samples, cut to fft_size.
+    self.pieces = -(-self.fft_size // self.hop)
+    # np.hanning: the symmetric Hann window the NumPy front end uses.
+    self.hann = tf.constant(np.hanning(self.fft_size).astype(np.float32))
+    self.groups = [(low, high, tf.constant(weights))
+                   for low, high, weights in mel_groups(record)]
+    self.anchors = tf.constant(melscale.COLORMAP_ANCHORS.astype(np.float32))
+
+  def __call__(self, samples: tf.Tensor) -> tf.Tensor:
+    padded = tf.pad(samples, [[0, 0], list(self.padding)])
+    rows = self.frames + self.pieces
+    padded = tf.pad(padded, [[0, 0], [0, max(
+        0, rows * self.hop - (self.window + sum(self.padding)))]])
+    chunks = tf.reshape(padded[:, :rows * self.hop], [-1, rows, self.hop])
+    frames = tf.concat([chunks[:, j:j + self.frames]
+                        for j in range(self.pieces)], axis=-1)
+    frames = frames[:, :, :self.fft_size] * self.hann
+    spectrum = tf.signal.rfft(frames, fft_length=[self.fft_size])
+    power = tf.square(tf.abs(spectrum))  # [batch, frames, bins]
+    mel = tf.concat([tf.matmul(power[:, :, low:high], weights)
+                     for low, high, weights in self.groups], axis=-1)
+    db = (10.0 / np.log(10.0)) * tf.math.log(tf.maximum(mel, 1e-12))
+    db -= tf.reduce_max(db, axis=[1, 2], keepdims=True)
+    values = tf.clip_by_value(db, -self.top_db, 0.0) / self.top_db + 1.0
+    # [batch, frames, bands] -> rows are bands, high first; columns frames.
+    values = tf.reverse(tf.transpose(values, [0, 2, 1]), axis=[1])
+    return tf.round(self._colour(values))
+
+  def _colour(self, values: tf.Tensor) -> tf.Tensor:
+    if self.colormap == 'gray':
+      grey = values[..., None] * 255.0
+      return tf.concat([grey, grey, grey], axis=-1)
+    # Linear interpolation between the anchors, as np.interp does: a hat
+    # function per anchor, weighted by its colour.
+    steps = self.anchors.shape[0] - 1
+    position = values[..., None] * float(steps)
+    hats = tf.maximum(0.0, 1.0 - tf.abs(
+        position - tf.range(steps + 1, dtype=tf.float32)))
+    shape = tf.shape(values)
+    colours = tf.matmul(tf.reshape(hats, [-1, steps + 1]), self.anchors)
+    return tf.reshape(colours, tf.concat([shape, [3]], axis=0))

@@ -1,0 +1,80 @@
+"""The in-graph audio front end (components/tflite_pusher/waveform.py)
+draws what the NumPy front end draws, in TensorFlow and as a float TFLite
+model of builtin ops, and its filterbank is the cheap banded form."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import audio_files
+from components.common import melscale
+from components.tflite_pusher import waveform
+from pipeline.data import frontend
+
+FRONT_ENDS = [
+    frontend.FrontEnd(),
+    frontend.FrontEnd(image_size=64, colormap='gray', fft_size=1024),
+    frontend.FrontEnd(sample_rate=22050, window_seconds=0.5, fft_size=512,
+                      mel_min_hz=100, mel_max_hz=9000, top_db=60),
+]
+
+
+def _windows(front_end):
+  rate, seconds = front_end.sample_rate, front_end.window_seconds
+  yield audio_files.chord(seconds, rate, base=130)
+  yield audio_files.noise(seconds, rate, seed=3) * 1e-3  # quiet
+  yield np.zeros(front_end.window_samples)  # silence
+  clip = audio_files.chord(seconds / 3, rate, base=400)
+  yield frontend.window_at(clip, 0, front_end)  # padded
+
+
+def _graph(front_end):
+  module = waveform.FrontEnd(front_end.record())
+  return module, tf.function(module.__call__, input_signature=[
+      tf.TensorSpec([1, front_end.window_samples], tf.float32)])
+
+
+@pytest.mark.parametrize('index', range(len(FRONT_ENDS)))
+def test_the_graph_draws_the_numpy_picture(index):
+  front_end = FRONT_ENDS[index]
+  _, graph = _graph(front_end)
+  for samples in _windows(front_end):
+    expected = frontend.render(samples, front_end).astype(np.float32)
+    got = graph(tf.constant(samples[None].astype(np.float32))).numpy()[0]
+    assert got.shape == expected.shape
+    # float32 against float64: a value on a rounding edge may move by one.
+    assert np.abs(got - expected).max() <= 2
+    assert np.abs(got - expected).mean() < 0.01
+
+
+def test_the_float_tflite_front_end_uses_builtin_ops_and_agrees():
+  front_end = FRONT_ENDS[0]
+  module, graph = _graph(front_end)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [graph.get_concrete_function()], module)
+  model = converter.convert()
+  interpreter = tf.lite.Interpreter(model_content=model)
+  interpreter.allocate_tensors()
+  ops = {op['op_name'] for op in interpreter._get_ops_details()}  # pylint: disable=protected-access
+  assert 'RFFT2D' in ops and 'COMPLEX_ABS' in ops
+  assert not any(op.startswith('Flex') or op == 'CUSTOM' for op in ops), ops
+  # No table of frames x fft_size indices, no full mel matrix: small.
+  assert len(model) < 100_000
+  source = interpreter.get_input_details()[0]
+  target = interpreter.get_output_details()[0]
+  for samples in _windows(front_end):
+    interpreter.set_tensor(source['index'], samples[None].astype(np.float32))
+    interpreter.invoke()
+    got = interpreter.get_tensor(target['index'])[0]
+    assert np.abs(got - frontend.render(samples, front_end)).max() <= 2
+
+
+def test_the_banded_filterbank_is_the_full_one_without_its_zeros():
+  record = FRONT_ENDS[0].record()
+  full = melscale.mel_filterbank(16000, 2048, 128, 20.0, 8000.0)
+  rebuilt = np.zeros_like(full)
+  for group, (low, high, weights) in enumerate(waveform.mel_groups(record)):
+    rows = slice(group * waveform.MEL_GROUP, (group + 1) * waveform.MEL_GROUP)
+    rebuilt[rows, low:high] = weights.T
+  assert np.array_equal(rebuilt, full)
+  assert waveform.constant_bytes(record) < full.nbytes / 10
