@@ -86,3 +86,43 @@ def test_the_banded_filterbank_is_the_full_one_without_its_zeros():
   assert band == 128
   assert np.array_equal(rebuilt, full)
   assert waveform.constant_bytes(record) < full.nbytes / 10
+
+
+@pytest.fixture(scope='module')
+def small_model(tmp_path_factory):
+  from components.modules import trainer  # pylint: disable=g-import-not-at-top
+  tf.keras.utils.set_random_seed(0)
+  model = trainer.build_model(image_size=32, channels=3, width=0.25)
+  path = str(tmp_path_factory.mktemp('waveform') / 'saved_model')
+  trainer.export_model(model, path, 32, 3)
+  return path
+
+
+@pytest.mark.parametrize('mode', ['none', 'dynamic'])
+def test_the_waveform_model_scores_as_the_image_model_on_the_drawn_window(
+    small_model, mode):
+  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  front_end = frontend.FrontEnd(image_size=32)
+  model = waveform.convert(small_model, front_end.record(), mode)
+  image_model = conversion.TFLiteClassifier(conversion.convert(
+      small_model, 'serving_image', mode))
+  interpreter = tf.lite.Interpreter(model_content=model)
+  interpreter.allocate_tensors()
+  source = interpreter.get_input_details()[0]
+  target = interpreter.get_output_details()[0]
+  assert list(source['shape']) == [1, 16000]
+  assert source['dtype'] == np.float32 and target['dtype'] == np.float32
+  for samples in _windows(front_end):
+    interpreter.set_tensor(source['index'], samples[None].astype(np.float32))
+    interpreter.invoke()
+    scores = interpreter.get_tensor(target['index'])[0]
+    expected = image_model.scores(
+        frontend.render(samples, front_end).astype(np.float32))
+    assert np.abs(scores - expected).max() < 0.02, (scores, expected)
+
+
+@pytest.mark.parametrize('mode', ['float16', 'int8'])
+def test_modes_that_would_ruin_the_front_end_say_so(small_model, mode):
+  with pytest.raises(waveform.WaveformError, match='would ruin it'):
+    waveform.convert(small_model, frontend.FrontEnd(image_size=32).record(),
+                     mode)

@@ -139,3 +139,64 @@ class FrontEnd(tf.Module):
     shape = tf.shape(values)
     colours = tf.matmul(tf.reshape(hats, [-1, steps + 1]), self.anchors)
     return tf.reshape(colours, tf.concat([shape, [3]], axis=0))
+
+
+# The quantization modes whose waveform model keeps the front end exact:
+# `none`, and `dynamic` (its matrices stay float, see mel_groups). Float16
+# and int8 would need the front end's ops kept out by name.
+WAVEFORM_MODES = ('none', 'dynamic')
+
+
+class WaveformError(RuntimeError):
+  """Raised when a waveform model cannot be built; says why."""
+
+
+def convert(saved_model_dir: str, record: Dict[str, Any], mode: str,
+            channels: int = 3) -> bytes:
+  """The waveform model as TFLite: one window of mono float32 samples at
+  the front end's rate in ([1, window_samples], named `samples`), the
+  classes' probabilities out ([1, classes], float32), the front end inside
+  in float and the classifier (the SavedModel's `serving_image`) quantized
+  as `mode` says.
+
+  Raises:
+    WaveformError: for a mode in which the front end would not survive
+      quantization, or a failed conversion.
+  """
+  from components.modules import features  # pylint: disable=g-import-not-at-top
+  if mode not in WAVEFORM_MODES:
+    raise WaveformError(
+        f'no waveform model in {mode} mode: quantizing the front end with '
+        f'the classifier would ruin it; modes with one: '
+        f'{", ".join(WAVEFORM_MODES)}')
+  loaded = tf.saved_model.load(saved_model_dir)
+  classify = loaded.signatures[features.SERVING_IMAGE_SIGNATURE]
+  front_end = FrontEnd(record)
+
+  class Waveform(tf.Module):
+    """Samples to scores."""
+
+    def __init__(self):
+      super().__init__(name='waveform')
+      self.front_end = front_end
+      self.classify = classify
+
+    @tf.function(input_signature=[tf.TensorSpec(
+        [1, front_end.window], tf.float32, name='samples')])
+    def __call__(self, samples):
+      image = self.front_end(samples)
+      if channels == 1:
+        image = tf.round(tf.image.rgb_to_grayscale(image))
+      return {features.SCORES_NAME: self.classify(
+          **{features.IMAGE_INPUT_NAME: image})[features.SCORES_NAME]}
+
+  module = Waveform()
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [module.__call__.get_concrete_function()], module)
+  if mode == 'dynamic':
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  try:
+    return converter.convert()
+  except Exception as e:  # pylint: disable=broad-except
+    raise WaveformError(f'waveform conversion ({mode}) of {saved_model_dir} '
+                        f'failed: {e}') from e
