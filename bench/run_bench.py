@@ -1,7 +1,7 @@
 """The benchmark suite: our pipeline against the notebook way, side by side.
 
 `make bench` runs it on this machine and writes `bench/RESULTS.md` and
-`bench/results.json`. Eleven parts:
+`bench/results.json`. Twelve parts:
 
 1. Pipeline vs notebook: wall time of a cold pipeline run (ingest + run, in
    a fresh workspace, as a new process), of the reruns served from the
@@ -53,6 +53,8 @@
    SciPy read and render loop; a model trained on 16 kHz recordings scored
    on held-out clips at 16, 44.1 (stereo) and 48 kHz; `predict --stream`'s
    real-time factor on one core and its memory over 6 and 60 minutes.
+12. The waveform model: bytes and single-window latency against the image
+   model and the NumPy front end's time.
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
@@ -787,6 +789,84 @@ def _audio_lines(audio: Dict[str, Any]) -> List[str]:
   return lines
 
 
+def part_waveform(out: str, rounds: int = 5,
+                  invokes: int = 200) -> Dict[str, Any]:
+  """Part 12: the waveform model (the front end inside) against the image
+  model and the NumPy front end, per window, at the default width and
+  front end, in `dynamic` mode: bytes, and single-window latency on one
+  thread, the two models taking turns (untrained weights: neither figure
+  depends on training)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.modules import trainer  # pylint: disable=g-import-not-at-top
+  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite_pusher import waveform  # pylint: disable=g-import-not-at-top
+  from pipeline.data import frontend  # pylint: disable=g-import-not-at-top
+  from pipeline.data import synth  # pylint: disable=g-import-not-at-top
+  front_end = frontend.FrontEnd()
+  saved = os.path.join(out, 'waveform-saved-model')
+  shutil.rmtree(saved, ignore_errors=True)
+  tf.keras.utils.set_random_seed(0)
+  trainer.export_model(trainer.build_model(), saved, front_end.image_size, 3)
+  image_model = conversion.convert(saved, 'serving_image', 'dynamic')
+  waveform_model = waveform.convert(saved, front_end.record(), 'dynamic')
+  window = synth.make_clip(0, 1, 0)[1].astype(np.float32)
+  pixels = frontend.render(window, front_end).astype(np.float32)
+  runners = {}
+  for name, model, feed in (('image model', image_model, pixels[None]),
+                            ('waveform model', waveform_model, window[None])):
+    interpreter = tf.lite.Interpreter(model_content=model, num_threads=1)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]['index'], feed)
+    interpreter.invoke()
+    runners[name] = interpreter
+  medians: Dict[str, List[float]] = {name: [] for name in runners}
+  medians['NumPy front end'] = []
+  for _ in range(rounds):
+    for name, interpreter in runners.items():
+      times = []
+      for _ in range(invokes):
+        started = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - started)
+      medians[name].append(1000 * median(times))
+    times = []
+    for _ in range(invokes // 4):
+      started = time.perf_counter()
+      frontend.render(window, front_end)
+      times.append(time.perf_counter() - started)
+    medians['NumPy front end'].append(1000 * median(times))
+  latency = {name: median(values) for name, values in medians.items()}
+  log(f"  waveform {len(waveform_model)} bytes, {latency['waveform model']:.2f}"
+      f" ms; image {len(image_model)} bytes, {latency['image model']:.2f} ms")
+  return {'measured': f'{datetime.date.today()}', 'mode': 'dynamic',
+          'bytes': {'image model': len(image_model),
+                    'waveform model': len(waveform_model)},
+          'front_end_constant_bytes': waveform.constant_bytes(
+              front_end.record()),
+          'latency_ms': latency}
+
+
+def _waveform_lines(wave: Dict[str, Any]) -> List[str]:
+  """Part 12's section of the report."""
+  sizes, latency = wave['bytes'], wave['latency_ms']
+  image, full = latency['image model'], latency['waveform model']
+  return ['', '## 12. The waveform model', '',
+          f"The default model and front end, `{wave['mode']}` mode "
+          f"(measured {wave['measured']}): the waveform model takes one "
+          'window of samples and holds the front end (its filterbank '
+          f"{wave['front_end_constant_bytes']:,} bytes, banded); single-"
+          'window latency on one thread, the models taking turns.', '',
+          '| | bytes | latency ms |', '|---|---|---|',
+          f"| image model | {sizes['image model']:,} | {image:.3f} |",
+          f"| waveform model | {sizes['waveform model']:,} | {full:.3f} |",
+          f"| NumPy front end (render one window) | | "
+          f"{latency['NumPy front end']:.3f} |", '',
+          f"The front end adds {sizes['waveform model'] - sizes['image model']:,}"
+          f" bytes (target: at most 300 KB) and {full / image - 1:.0%} to the "
+          'image model\'s latency (target: at most 50%).']
+
+
 def width_chart(rows: List[Dict[str, Any]]) -> str:
   """Part 9's chart as SVG: AUC and accuracy (mean, with the seeds' spread)
   and pushed bytes against width."""
@@ -1188,6 +1268,10 @@ TARGETS = (
      'stream_real_time_factor', '>=', 50.0),
     ('stream peak memory, 60 min vs 6 min of audio', 'stream_memory_growth',
      '<=', 1.05),
+    ('bytes the front end adds to the waveform model', 'waveform_added_bytes',
+     '<=', 300_000),
+    ('latency the front end adds, vs the image model', 'waveform_added_latency',
+     '<=', 0.5),
 )
 
 
@@ -1244,6 +1328,13 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
     values['stream_real_time_factor'] = streams[-1]['real_time_factor']
     values['stream_memory_growth'] = (streams[-1]['peak_rss_bytes'] /
                                       streams[0]['peak_rss_bytes'])
+  wave = results.get('waveform')
+  if wave:
+    values['waveform_added_bytes'] = (wave['bytes']['waveform model'] -
+                                      wave['bytes']['image model'])
+    values['waveform_added_latency'] = (
+        wave['latency_ms']['waveform model'] /
+        wave['latency_ms']['image model'] - 1)
   storage = results.get('storage_layer', {}).get('medians')
   if storage:
     values['storage_vs_baseline'] = (storage['current']['total_seconds'] /
@@ -1545,6 +1636,8 @@ def markdown(results: Dict[str, Any]) -> str:
     lines += _side_lines(results['width_side_by_side'])
   if results.get('audio'):
     lines += _audio_lines(results['audio'])
+  if results.get('waveform'):
+    lines += _waveform_lines(results['waveform'])
   return '\n'.join(lines) + '\n'
 
 
@@ -1633,7 +1726,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
-  parser.add_argument('--parts', default='1,2,3,4,5,6,7,8,9,10,11')
+  parser.add_argument('--parts', default='1,2,3,4,5,6,7,8,9,10,11,12')
   parser.add_argument('--side-width', type=float, default=0.5,
                       help='the narrower width part 10 runs beside the '
                       'default (default %(default)s)')
@@ -1682,7 +1775,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
   results: Dict[str, Any] = {}
   previous = os.path.join(args.results, 'results.json')
-  if parts != set(range(1, 12)) and os.path.exists(previous):
+  if parts != set(range(1, 13)) and os.path.exists(previous):
     # A partial bench replaces only the parts it measured.
     with open(previous, encoding='utf-8') as f:
       results = json.load(f)
@@ -1731,6 +1824,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     results['width_side_by_side'] = part_width_side_by_side(
         data_dir, args.out, args.repeats, args.steps, args.keep,
         args.side_width)
+  if 12 in parts:
+    log('part 12: the waveform model against the image model')
+    results['waveform'] = part_waveform(args.out)
   if 11 in parts:
     results['audio'] = part_audio(
         data_dir, args.out, args.audio_per_class,

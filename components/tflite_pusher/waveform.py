@@ -12,7 +12,7 @@ fft_size entries is stored.
 The mel filterbank is 128 x 1025 floats (525 KB) as one matrix, nearly all
 zeros: each FFT bin feeds at most two neighbouring bands. The graph keeps it
 as groups of a few bands, each a small matrix over only the bins it reads
-(about 20 KB in all at the default settings; the float TFLite front end is
+(33 KB in all at the default settings; the float TFLite front end is
 64 KB), which is the same sum with the zeros left out. Each matrix has
 fewer than 1024 weights, so dynamic-range quantization leaves them float
 and the front end exact. Float16 weights do not keep it (the Hann window
