@@ -104,6 +104,15 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
   for key in ('sample_rate', 'window_samples', 'fft_size', 'mel_bands',
               'mel_min_hz', 'mel_max_hz', 'top_db', 'colormap', 'padding'):
     assert key in front_end
+  # Beside the image model, the waveform model, proved and listed.
+  wave = manifest['waveform']
+  assert wave['file'] == 'waveform.tflite', wave
+  assert wave['front_end_max_pixel_error'] <= 2 and wave['agreement'] == 1.0
+  assert wave['input']['shape'] == [1, 16000]
+  assert manifest['files']['waveform.tflite'] == wave['sha256']
+  artifact = store.get_artifacts_by_type('PushedModel')[-1]
+  assert artifact.custom_properties['waveform_bytes'].int_value == wave[
+      'bytes']
 
 
 def test_no_recording_has_windows_in_both_splits(audio_run):
@@ -134,6 +143,9 @@ def test_predict_lists_every_window_of_each_recording(audio_run):
     assert isinstance(answer['segments'], list)
     best = max(w['scores']['instrument'] for w in answer['windows'])
     assert answer['scores']['instrument'] == best
+    # The waveform model answered: what the device runs.
+    assert answer['model'] == 'waveform.tflite'
+    assert {w['model'] for w in answer['windows']} == {'waveform.tflite'}
   # The older form, model folder first, and the flag give the same.
   model = audio_run['config'].push_destination
   for args in ([model, *files], ['--model', model, *files]):

@@ -126,3 +126,23 @@ def test_modes_that_would_ruin_the_front_end_say_so(small_model, mode):
   with pytest.raises(waveform.WaveformError, match='would ruin it'):
     waveform.convert(small_model, frontend.FrontEnd(image_size=32).record(),
                      mode)
+
+
+def test_the_pushers_proof_holds_for_a_faithful_model_and_names_its_figures(
+    small_model):
+  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  record = frontend.FrontEnd(image_size=32).record()
+  model = waveform.convert(small_model, record, 'dynamic')
+  image_model = conversion.convert(small_model, 'serving_image', 'dynamic')
+  proof = waveform.check(model, image_model, record)
+  assert proof['windows'] == len(waveform.probe_windows(record)) == 5
+  assert proof['front_end_max_pixel_error'] <= waveform.MAX_PIXEL_ERROR
+  assert proof['agreement'] == 1.0
+  assert proof['max_score_difference'] < 0.02
+  # Against another classifier the scores part ways: the check can fail.
+  other = tf.keras.Sequential([tf.keras.Input((32, 32, 3)),
+                               tf.keras.layers.GlobalAveragePooling2D(),
+                               tf.keras.layers.Dense(2, activation='softmax')])
+  other_model = tf.lite.TFLiteConverter.from_keras_model(other).convert()
+  assert waveform.check(model, other_model, record)[
+      'max_score_difference'] > 0.02

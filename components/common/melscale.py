@@ -1,12 +1,26 @@
-"""The spectrogram's numbers that the NumPy front end (pipeline/data/
-frontend.py) and the in-graph one of the waveform model
-(components/tflite_pusher/waveform.py) share: the mel filterbank and the
-colour map's anchors. NumPy only."""
+"""The spectrogram in NumPy: the mel filterbank, the log-mel picture, the
+colour map, and one window drawn from a recorded front end.
+
+The NumPy front end (pipeline/data/frontend.py) draws every training and
+`predict` image with these functions; the TFLite pusher draws probe windows
+with them to prove the waveform model's in-graph front end
+(components/tflite_pusher/waveform.py), which holds the same filterbank and
+colour anchors.
+"""
 
 import functools
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
+
+from components.common import errors
+
+N_FFT = 2048
+TOP_DB = 80.0
+
+
+class AudioError(errors.PipelineError, ValueError):
+  """Raised when a clip cannot be read or rendered."""
 
 # Anchor colours of a magma-like map, dark (quiet) to bright (loud).
 COLORMAP_ANCHORS = np.array([
@@ -49,3 +63,87 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int,
   weights = np.maximum(0.0, np.minimum(rising, falling))
   weights *= (2.0 / (upper - lower))[:, None]
   return weights.astype(np.float32)
+
+
+def log_mel(audio: np.ndarray, sample_rate: int, size: int,
+            n_fft: int = N_FFT, top_db: float = TOP_DB, fmin: float = 20.0,
+            fmax: Optional[float] = None,
+            hop: Optional[int] = None) -> np.ndarray:
+  """Log-mel power spectrogram scaled to [0, 1] (0 = `top_db` below the peak).
+
+  Args:
+    audio: mono samples, any length of at least one sample.
+    sample_rate: sampling rate in Hz.
+    size: number of mel bands and of time frames.
+    n_fft: samples per frame (Hann window).
+    top_db: dynamic range kept below the peak.
+    fmin: lowest mel frequency.
+    fmax: highest mel frequency (None: half the sample rate).
+    hop: samples between frames (None: the clip's length over `size`, so
+      the frames span the clip whatever its length).
+
+  Returns:
+    float32 array [size (mel, low first), size (time)].
+
+  Raises:
+    AudioError: for empty or non-finite audio.
+  """
+  audio = np.asarray(audio, dtype=np.float64).reshape(-1)
+  if audio.size == 0:
+    raise AudioError('the clip has no samples')
+  if not np.all(np.isfinite(audio)):
+    raise AudioError('the clip has NaN or infinite samples')
+  hop = max(1, audio.size // size) if hop is None else hop
+  padded = np.pad(audio, (n_fft // 2, n_fft // 2 + hop * size),
+                  mode='constant')
+  starts = np.arange(size) * hop
+  frames = padded[starts[:, None] + np.arange(n_fft)[None, :]]
+  frames = frames * np.hanning(n_fft)[None, :]
+  power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+  mel = mel_filterbank(sample_rate, n_fft, size, fmin, fmax) @ power.T
+  db = 10.0 * np.log10(np.maximum(mel, 1e-12))
+  db -= db.max()
+  return (np.clip(db, -top_db, 0.0) / top_db + 1.0).astype(np.float32)
+
+
+def colorize(values: np.ndarray, colormap: str = 'magma') -> np.ndarray:
+  """Maps [0, 1] values to RGB through a colour map.
+
+  Args:
+    values: float array of any shape with values in [0, 1].
+    colormap: `magma` (the magma-like anchors) or `gray` (value * 255 in
+      every channel).
+
+  Returns:
+    uint8 array of shape values.shape + (3,).
+  """
+  flat = np.clip(values, 0.0, 1.0).reshape(-1)
+  if colormap == 'gray':
+    grey = np.round(flat * 255.0).astype(np.uint8)
+    return np.repeat(grey[:, None], 3, axis=1).reshape(values.shape + (3,))
+  positions = np.linspace(0.0, 1.0, len(COLORMAP_ANCHORS))
+  rgb = np.stack([np.interp(flat, positions, COLORMAP_ANCHORS[:, c])
+                  for c in range(3)], axis=-1)
+  return np.round(rgb).astype(np.uint8).reshape(values.shape + (3,))
+
+
+def render(window: np.ndarray, record: Dict[str, Any]) -> np.ndarray:
+  """One window of samples at the front end's rate to its uint8 RGB image,
+  as a recorded front end (pipeline/data/frontend.py's `record()`) says:
+  zero-padded to the window, frames, Hann, power, mel bands, dB relative to
+  the peak, colour map, low frequencies at the bottom.
+
+  Raises:
+    AudioError: for non-finite samples.
+  """
+  window = np.asarray(window, dtype=np.float64).reshape(-1)
+  size = int(record['window_samples'])
+  if window.size < size:
+    window = np.pad(window, (0, size - window.size))
+  values = log_mel(window[:size], int(record['sample_rate']),
+                   int(record['frames']), n_fft=int(record['fft_size']),
+                   top_db=float(record['top_db']),
+                   fmin=float(record['mel_min_hz']),
+                   fmax=float(record['mel_max_hz']),
+                   hop=int(record['frame_hop_samples']))
+  return colorize(np.flipud(values), str(record['colormap']))

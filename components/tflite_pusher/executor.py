@@ -25,6 +25,7 @@ from components.modules import features
 from components.tflite_pusher import conversion
 from components.tflite_pusher import model_metadata
 from components.tflite_pusher import push
+from components.tflite_pusher import waveform as waveform_lib
 
 MODEL_KEY = contracts.TFLitePusher.MODEL
 MODEL_BLESSING_KEY = contracts.TFLitePusher.MODEL_BLESSING
@@ -64,6 +65,46 @@ def _front_end(input_dict: Dict[str, List[types.Artifact]]
   return {'recorded': False,
           'reason': 'the spans hold images, not recordings: the model takes '
                     'images as they are'}
+
+
+def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
+              mode: str, channels: int, exec_properties: Dict[str, Any]):
+  """The waveform model for spans of recordings, proved on probe windows
+  and held to the device budget: (its bytes or None, its manifest entry,
+  which says why when there is none)."""
+  if not front_end.get('recorded'):
+    return None, {'file': None, 'reason': front_end.get('reason')}
+  try:
+    model = waveform_lib.convert(model_path, front_end, mode, channels)
+  except waveform_lib.WaveformError as e:
+    return None, {'file': None, 'reason': str(e)}
+  proof = waveform_lib.check(model, image_model, front_end)
+  samples = waveform_lib.probe_windows(front_end)[0].astype('float32')
+  latency = conversion.TFLiteClassifier(model).median_latency_ms(
+      samples, runs=int(exec_properties['latency_runs']))
+  entry = dict(proof, bytes=len(model), latency_ms_median=latency,
+               input={'shape': [1, int(front_end['window_samples'])],
+                      'dtype': 'float32',
+                      'sample_rate': int(front_end['sample_rate']),
+                      'channels': 1, 'meaning': (
+                          'one window of mono samples in -1..1 at the '
+                          'front end\'s rate, zero-padded at the end')},
+               output={'meaning': 'probability of each class, in '
+                                  'labels.txt order'})
+  problems = []
+  if proof['front_end_max_pixel_error'] > waveform_lib.MAX_PIXEL_ERROR:
+    problems.append(f"its front end is {proof['front_end_max_pixel_error']:g}"
+                    f' off the NumPy picture (at most '
+                    f'{waveform_lib.MAX_PIXEL_ERROR:g} allowed)')
+  if proof['agreement'] < 1.0:
+    problems.append(f"it agrees with the image model on "
+                    f"{proof['agreement']:.0%} of the probe windows")
+  problems += [breach.describe() for breach in budget_lib.Budget.from_dict(
+      exec_properties).breaches(len(model), latency)]
+  if problems:
+    return None, dict(entry, file=None, reason='; '.join(problems))
+  return model, dict(entry, file=waveform_lib.WAVEFORM_FILE,
+                     sha256=conversion.sha256(model))
 
 
 def budget_figures(breaches: List[budget_lib.Breach]) -> Dict[str, Any]:
@@ -148,6 +189,7 @@ class Executor(pusher_executor.Executor):
       return
 
     converted_digest = conversion.sha256(model)
+    image_model = model
     model, metadata_problem = model_metadata.embed(model, class_names)
     if metadata_problem:
       logging.warning('TFLite metadata not embedded: %s', metadata_problem)
@@ -161,6 +203,21 @@ class Executor(pusher_executor.Executor):
               breach.describe() for breach in breaches),
           dict(figures, **budget_figures(breaches)))
       return
+    front_end = _front_end(input_dict)
+    files = {push.MODEL_FILE: model,
+             push.LABELS_FILE: ('\n'.join(class_names) + '\n').encode('utf-8')}
+    waveform_model, waveform_entry = _waveform(
+        model_path, image_model, front_end, mode, channels, exec_properties)
+    if waveform_model:
+      files[waveform_lib.WAVEFORM_FILE] = waveform_model
+    if waveform_model:
+      print(f"tflite_pusher: waveform model {len(waveform_model)} bytes, "
+            f"{waveform_entry['latency_ms_median']:.3g} ms, front end "
+            f"{waveform_entry['front_end_max_pixel_error']:g} off the NumPy "
+            'picture', flush=True)
+    else:
+      print(f"tflite_pusher: no waveform model: {waveform_entry['reason']}",
+            flush=True)
     digest = conversion.sha256(model)
     description = conversion.TFLiteClassifier(model).describe()
     destination = exec_properties['push_destination']
@@ -176,13 +233,14 @@ class Executor(pusher_executor.Executor):
                       normalization_options=(
                           model_metadata.normalization_options(channels)),
                       image_size=image_size, channels=channels,
-                      audio_front_end=_front_end(input_dict)),
+                      audio_front_end=front_end),
         'output': dict(description['output'], meaning=(
             'probability of each class, in labels.txt order')),
         'class_names': class_names,
         'metadata_embedded': metadata_problem is None,
         'metadata_problem': metadata_problem,
         'validation': figures,
+        'waveform': waveform_entry,
         'source': {
             'model_artifact_id': source.id,
             'model_uri': source.uri,
@@ -195,11 +253,7 @@ class Executor(pusher_executor.Executor):
     version = push.find_identical(destination, converted_digest)
     if version is None:
       run_guard.before_push()
-      version, version_dir = push.write_version(
-          destination,
-          {push.MODEL_FILE: model,
-           push.LABELS_FILE: ('\n'.join(class_names) + '\n').encode('utf-8')},
-          manifest)
+      version, version_dir = push.write_version(destination, files, manifest)
       print(f'tflite_pusher: pushed version {version} to {version_dir}',
             flush=True)
     else:
@@ -214,4 +268,6 @@ class Executor(pusher_executor.Executor):
     self._MarkPushed(pushed, pushed_destination=version_dir,
                      pushed_version=str(version))
     _set_properties(pushed, dict(
-        figures, sha256=digest, metadata_embedded=metadata_problem is None))
+        figures, sha256=digest, metadata_embedded=metadata_problem is None,
+        **{f'waveform_{key}': value for key, value in waveform_entry.items()
+           if isinstance(value, (int, float, str)) and key != 'file'}))

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.common import melscale
+from components.tflite_pusher import conversion
 
 # The most mel bands per matrix of the banded filterbank.
 MEL_GROUP = 8
@@ -200,3 +201,60 @@ def convert(saved_model_dir: str, record: Dict[str, Any], mode: str,
   except Exception as e:  # pylint: disable=broad-except
     raise WaveformError(f'waveform conversion ({mode}) of {saved_model_dir} '
                         f'failed: {e}') from e
+
+
+WAVEFORM_FILE = 'waveform.tflite'
+# The largest difference allowed between the in-graph front end's pixels
+# and the NumPy front end's, on 0..255.
+MAX_PIXEL_ERROR = 2.0
+
+
+def probe_windows(record: Dict[str, Any]) -> List[np.ndarray]:
+  """Test signals at the front end's rate, one window each: a harmonic
+  tone, a quiet band of noise, a click train, a tone that stops halfway
+  (the padding case) and silence."""
+  rate, size = int(record['sample_rate']), int(record['window_samples'])
+  t = np.arange(size) / rate
+  rng = np.random.default_rng(0)
+  tone = sum(np.sin(2 * np.pi * 220.0 * k * t) / k for k in range(1, 8)
+             if 220.0 * k < rate / 2)
+  noise = rng.standard_normal(size) * 1e-3
+  clicks = np.zeros(size)
+  clicks[::max(1, rate // 20)] = 0.8
+  half = np.where(t < t[-1] / 2, 0.5 * np.sin(2 * np.pi * 440.0 * t), 0.0)
+  return [0.3 * tone / np.abs(tone).max(), noise, clicks, half,
+          np.zeros(size)]
+
+
+def check(model: bytes, image_model: bytes, record: Dict[str, Any]
+          ) -> Dict[str, Any]:
+  """Proves a waveform model on :func:`probe_windows`: its front end's
+  pixels against the NumPy front end's, and its scores against the image
+  model's on the NumPy pictures.
+
+  Returns:
+    `front_end_max_pixel_error` (0..255), `max_score_difference`,
+    `agreement` (share of windows with the same top class) and `windows`.
+    The pixels are those of the front end's graph before conversion; the
+    converted one answers for itself through its scores.
+  """
+  front_end = FrontEnd(record)
+  graph = tf.function(front_end.__call__, input_signature=[
+      tf.TensorSpec([1, front_end.window], tf.float32)])
+  waveform = conversion.TFLiteClassifier(model)
+  images = conversion.TFLiteClassifier(image_model)
+  pixel_error, score_difference, same = 0.0, 0.0, 0
+  windows = probe_windows(record)
+  for samples in windows:
+    samples = samples.astype(np.float32)[None]
+    expected = melscale.render(samples[0], record).astype(np.float32)
+    drawn = graph(tf.constant(samples)).numpy()[0]
+    pixel_error = max(pixel_error, float(np.abs(drawn - expected).max()))
+    scores = waveform.scores(samples[0])
+    reference = images.scores(expected)
+    score_difference = max(score_difference,
+                           float(np.abs(scores - reference).max()))
+    same += int(np.argmax(scores) == np.argmax(reference))
+  return {'front_end_max_pixel_error': pixel_error,
+          'max_score_difference': round(score_difference, 6),
+          'agreement': same / len(windows), 'windows': len(windows)}

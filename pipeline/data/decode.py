@@ -234,6 +234,26 @@ def _front_end(front_end: Union[int, 'frontend.FrontEnd']
   return frontend.FrontEnd(image_size=int(front_end))
 
 
+def read_recording(stream: BinaryIO, name: str,
+                   front_end: 'frontend.FrontEnd',
+                   max_seconds: Optional[float] = None) -> Tuple[Any, int, str]:
+  """A recording's mono samples, rate and kind, refused (as
+  :class:`UnreadableFile`) when unreadable, too long, or too short for one
+  analysis frame at the front end's rate."""
+  try:
+    audio, rate, kind = spectrogram.read_audio(stream, name, max_seconds)
+    needed = front_end.fft_size // 2
+    if audio.size * front_end.sample_rate < rate * needed:
+      raise spectrogram.AudioError(
+          f'{name}: clip too short for a spectrogram: '
+          f'{1000 * audio.size / rate:.1f} ms; at least {needed} samples at '
+          f'the front end\'s {front_end.sample_rate} Hz are needed (half an '
+          'analysis frame)')
+  except spectrogram.AudioError as e:
+    raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e
+  return audio, rate, kind
+
+
 def audio_windows(stream: BinaryIO, name: str,
                 front_end: Union[int, 'frontend.FrontEnd'],
                 max_seconds: Optional[float] = None,
@@ -258,15 +278,8 @@ def audio_windows(stream: BinaryIO, name: str,
       or too long.
   """
   front_end = _front_end(front_end)
+  audio, rate, kind = read_recording(stream, name, front_end, max_seconds)
   try:
-    audio, rate, kind = spectrogram.read_audio(stream, name, max_seconds)
-    needed = front_end.fft_size // 2
-    if audio.size * front_end.sample_rate < rate * needed:
-      raise spectrogram.AudioError(
-          f'{name}: clip too short for a spectrogram: '
-          f'{1000 * audio.size / rate:.1f} ms; at least {needed} samples at '
-          f'the front end\'s {front_end.sample_rate} Hz are needed (half an '
-          'analysis frame)')
     windows = list(frontend.clip_windows(audio, rate, front_end, max_windows))
   except spectrogram.AudioError as e:
     raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e

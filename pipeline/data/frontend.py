@@ -34,6 +34,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from components.common import melscale
 from pipeline.data import spectrogram
 
 # Bump when the meaning of a field changes, so recorded front ends compare
@@ -255,15 +256,7 @@ def render(window: np.ndarray, front_end: FrontEnd) -> np.ndarray:
   Raises:
     spectrogram.AudioError: for non-finite samples.
   """
-  window = np.asarray(window, dtype=np.float64).reshape(-1)
-  if window.size != front_end.window_samples:
-    window = window_at(window, 0, front_end)
-  values = spectrogram.log_mel(
-      window, front_end.sample_rate, front_end.image_size,
-      n_fft=front_end.fft_size, top_db=front_end.top_db,
-      fmin=front_end.mel_min_hz, fmax=front_end.mel_top_hz,
-      hop=front_end.frame_hop)
-  return spectrogram.colorize(np.flipud(values), front_end.colormap)
+  return melscale.render(window, front_end.record())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,19 +267,27 @@ class Window:
   image: np.ndarray
 
 
-def clip_windows(samples: np.ndarray, rate: int, front_end: FrontEnd,
-                 max_windows: Optional[int] = None) -> Iterator[Window]:
-  """Every window of a clip (any channels, any rate), rendered.
-
-  `end` is the window's end in the source, capped at the clip's length.
-  """
+def sample_windows(samples: np.ndarray, rate: int, front_end: FrontEnd,
+                   max_windows: Optional[int] = None
+                   ) -> Iterator[Tuple[float, float, np.ndarray]]:
+  """Every window of a clip (any channels, any rate) as (start, end,
+  samples at the front end's rate, zero-padded); `end` is the window's end
+  in the source, capped at the clip's length."""
   audio = resample(to_mono(samples), rate, front_end.sample_rate)
   seconds = audio.size / front_end.sample_rate
   for start in window_starts(audio.size, front_end, max_windows):
     begin = start / front_end.sample_rate
-    yield Window(round(begin, 6),
-                 round(min(seconds, begin + front_end.window_seconds), 6),
-                 render(window_at(audio, start, front_end), front_end))
+    yield (round(begin, 6),
+           round(min(seconds, begin + front_end.window_seconds), 6),
+           window_at(audio, start, front_end))
+
+
+def clip_windows(samples: np.ndarray, rate: int, front_end: FrontEnd,
+                 max_windows: Optional[int] = None) -> Iterator[Window]:
+  """Every window of a clip (any channels, any rate), rendered."""
+  for start, end, window in sample_windows(samples, rate, front_end,
+                                           max_windows):
+    yield Window(start, end, render(window, front_end))
 
 
 class StreamResampler:

@@ -16,12 +16,10 @@ import wave
 from typing import BinaryIO, Optional, Union
 
 import numpy as np
-from components.common import errors
 from components.common import melscale
 
 DEFAULT_SAMPLE_RATE = 16000
-_N_FFT = 2048
-_TOP_DB = 80.0
+_N_FFT = melscale.N_FFT
 # A file clip needs at least half an analysis window of samples; with fewer,
 # every column of the image would show nearly the same zero-padded frame.
 MIN_CLIP_SAMPLES = _N_FFT // 2
@@ -33,8 +31,7 @@ MAX_SAMPLE_RATE = 1_000_000
 _WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
 
 
-class AudioError(errors.PipelineError, ValueError):
-  """Raised when a clip cannot be read or rendered."""
+AudioError = melscale.AudioError
 
 
 def is_wav(data: bytes) -> bool:
@@ -109,66 +106,8 @@ mel_filterbank = melscale.mel_filterbank
 _COLORMAP_ANCHORS = melscale.COLORMAP_ANCHORS
 
 
-def log_mel(audio: np.ndarray, sample_rate: int, size: int,
-            n_fft: int = _N_FFT, top_db: float = _TOP_DB, fmin: float = 20.0,
-            fmax: Optional[float] = None,
-            hop: Optional[int] = None) -> np.ndarray:
-  """Log-mel power spectrogram scaled to [0, 1] (0 = `top_db` below the peak).
-
-  Args:
-    audio: mono samples, any length of at least one sample.
-    sample_rate: sampling rate in Hz.
-    size: number of mel bands and of time frames.
-    n_fft: samples per frame (Hann window).
-    top_db: dynamic range kept below the peak.
-    fmin: lowest mel frequency.
-    fmax: highest mel frequency (None: half the sample rate).
-    hop: samples between frames (None: the clip's length over `size`, so
-      the frames span the clip whatever its length).
-
-  Returns:
-    float32 array [size (mel, low first), size (time)].
-
-  Raises:
-    AudioError: for empty or non-finite audio.
-  """
-  audio = np.asarray(audio, dtype=np.float64).reshape(-1)
-  if audio.size == 0:
-    raise AudioError('the clip has no samples')
-  if not np.all(np.isfinite(audio)):
-    raise AudioError('the clip has NaN or infinite samples')
-  hop = max(1, audio.size // size) if hop is None else hop
-  padded = np.pad(audio, (n_fft // 2, n_fft // 2 + hop * size),
-                  mode='constant')
-  starts = np.arange(size) * hop
-  frames = padded[starts[:, None] + np.arange(n_fft)[None, :]]
-  frames = frames * np.hanning(n_fft)[None, :]
-  power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-  mel = mel_filterbank(sample_rate, n_fft, size, fmin, fmax) @ power.T
-  db = 10.0 * np.log10(np.maximum(mel, 1e-12))
-  db -= db.max()
-  return (np.clip(db, -top_db, 0.0) / top_db + 1.0).astype(np.float32)
-
-
-def colorize(values: np.ndarray, colormap: str = 'magma') -> np.ndarray:
-  """Maps [0, 1] values to RGB through a colour map.
-
-  Args:
-    values: float array of any shape with values in [0, 1].
-    colormap: `magma` (the magma-like anchors) or `gray` (value * 255 in
-      every channel).
-
-  Returns:
-    uint8 array of shape values.shape + (3,).
-  """
-  flat = np.clip(values, 0.0, 1.0).reshape(-1)
-  if colormap == 'gray':
-    grey = np.round(flat * 255.0).astype(np.uint8)
-    return np.repeat(grey[:, None], 3, axis=1).reshape(values.shape + (3,))
-  positions = np.linspace(0.0, 1.0, len(_COLORMAP_ANCHORS))
-  rgb = np.stack([np.interp(flat, positions, _COLORMAP_ANCHORS[:, c])
-                  for c in range(3)], axis=-1)
-  return np.round(rgb).astype(np.uint8).reshape(values.shape + (3,))
+log_mel = melscale.log_mel
+colorize = melscale.colorize
 
 
 def spectrogram_image(audio: np.ndarray, sample_rate: int,

@@ -51,6 +51,8 @@ class Prediction:
       probability and scores.
     segments: for a recording, the runs of consecutive windows whose
       positive-class score reaches the threshold: start, end, peak score.
+    model: the file that answered: the waveform model for a recording when
+      the version has one, else the image model.
   """
   path: str
   label: Optional[str] = None
@@ -59,6 +61,7 @@ class Prediction:
   error: Optional[str] = None
   windows: Optional[List[dict]] = None
   segments: Optional[List[dict]] = None
+  model: Optional[str] = None
 
 
 def segments(windows: Sequence[dict], positive: str,
@@ -117,6 +120,18 @@ class PushedModel:
     self.channels = int(self.manifest['input']['channels'])
     self.front_end = model_front_end(self.manifest)
     self.classifier = conversion.TFLiteClassifier(model)
+    self.model_file = self.manifest['model_file']
+    # The waveform model, when the version has one, answers for recordings:
+    # it holds the front end, as the device runs it.
+    self.waveform = None
+    entry = self.manifest.get('waveform') or {}
+    if entry.get('file'):
+      try:
+        self.waveform = conversion.TFLiteClassifier(storage.read_bytes(
+            storage.join(self.folder, entry['file'])))
+      except (OSError, ValueError) as e:
+        raise ModelFolderError(f'incomplete model folder {path}: {e}') from e
+      self.waveform_file = entry['file']
 
   @property
   def positive(self) -> str:
@@ -141,24 +156,32 @@ class PushedModel:
     return self.pixels_of(source.data)
 
   def window_prediction(self, start: float, end: float,
-                        data: bytes) -> dict:
-    """One window's scores, with its times."""
-    scores = self.classifier.scores(self.pixels_of(data))
+                        samples: np.ndarray = None,
+                        data: Optional[bytes] = None) -> dict:
+    """One window's scores, with its times: from its samples by the
+    waveform model when there is one, else from its stored picture (`data`,
+    or drawn from `samples`) by the image model."""
+    if self.waveform is not None and samples is not None:
+      scores = self.waveform.scores(np.asarray(samples, np.float32))
+      answered = self.waveform_file
+    else:
+      if data is None:
+        data = decode.png_bytes(frontend.render(samples, self.front_end))
+      scores = self.classifier.scores(self.pixels_of(data))
+      answered = self.model_file
     best = int(np.argmax(scores))
     return {'start': start, 'end': end, 'label': self.labels[best],
             'probability': round(float(scores[best]), 6),
             'scores': {name: round(float(score), 6)
-                       for name, score in zip(self.labels, scores)}}
+                       for name, score in zip(self.labels, scores)},
+            'model': answered}
 
   def predict(self, path: str) -> Prediction:
     """Classifies one file; errors are returned, not raised."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     try:
       with storage.open_binary(path) as f:
-        sources = decode.read_sources(f, path, self.front_end, self.limits,
-                                      allow_blank=True, max_windows=0)
-      windows = [self.window_prediction(source.start, source.end,
-                                        source.data) for source in sources]
+        windows = self._windows(f, path)
     except OSError as e:
       return Prediction(path, error=f'cannot read the file '
                         f'({e.strerror or e})')
@@ -168,11 +191,27 @@ class PushedModel:
       return Prediction(path, error=f'not a readable image ({e.message})')
     best = max(windows, key=lambda w: w['scores'][self.positive])
     result = Prediction(path, best['label'], best['probability'],
-                        best['scores'])
-    if sources[0].start is not None:
+                        best['scores'], model=best['model'])
+    if windows[0]['start'] is not None:
       result.windows = windows
       result.segments = segments(windows, self.positive, self.threshold)
     return result
+
+  def _windows(self, f: BinaryIO, path: str) -> List[dict]:
+    """Every window's prediction of a file (one, with no times, for an
+    image)."""
+    head = f.read(12)
+    f.seek(0)
+    if self.waveform is not None and spectrogram.audio_kind(head):
+      audio, rate, _ = decode.read_recording(f, path, self.front_end,
+                                             self.limits.max_clip_seconds)
+      return [self.window_prediction(start, end, samples)
+              for start, end, samples in frontend.sample_windows(
+                  audio, rate, self.front_end, max_windows=0)]
+    sources = decode.read_sources(f, path, self.front_end, self.limits,
+                                  allow_blank=True, max_windows=0)
+    return [self.window_prediction(source.start, source.end,
+                                   data=source.data) for source in sources]
 
 
 def model_front_end(manifest: dict) -> frontend.FrontEnd:
@@ -309,8 +348,7 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
 
   def decided(windows):
     for start, end, samples in windows:
-      image = frontend.render(samples, model.front_end)
-      yield model.window_prediction(start, end, decode.png_bytes(image))
+      yield model.window_prediction(start, end, samples)
 
   for block in blocks:
     yield from decided(cutter.push(block))
