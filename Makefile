@@ -26,6 +26,7 @@ PYTEST_WORKERS ?= 2
 test: setup
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_databases.sh
+	@bash scripts/ensure_mediapipe.sh
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.

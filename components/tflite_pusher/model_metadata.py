@@ -24,9 +24,12 @@ def normalization_options(channels: int) -> Dict[str, Any]:
   return {'mean': [INPUT_MEAN] * channels, 'std': [INPUT_STD] * channels}
 
 
-def _writers():
+def _writers(kind: str = 'image'):
   # Import the writer modules directly: `import tflite_support` also loads
   # the Task Library, whose pybind types clash with TensorFlow's.
+  if kind == 'audio':
+    from tensorflow_lite_support.metadata.python.metadata_writers import audio_classifier  # pylint: disable=g-import-not-at-top
+    return audio_classifier
   from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier  # pylint: disable=g-import-not-at-top
   return image_classifier
 
@@ -60,6 +63,34 @@ def embed(model: bytes, class_names: Sequence[str]
       writer = image_classifier.MetadataWriter.create_for_inference(
           model, input_norm_mean=[INPUT_MEAN], input_norm_std=[INPUT_STD],
           label_file_paths=[labels_path])
+      return writer.populate(), None
+    except (ValueError, RuntimeError) as e:
+      return model, f'the metadata writer failed ({e})'
+
+
+def embed_audio(model: bytes, class_names: Sequence[str], sample_rate: int
+                ) -> Tuple[bytes, Optional[str]]:
+  """Returns the waveform model with audio-classifier metadata (what
+  MediaPipe Tasks' AudioClassifier requires: the input's AudioProperties,
+  sample rate and one channel, and the labels as a TENSOR_AXIS_LABELS file
+  on the output), or the unchanged model and why not.
+
+  Args:
+    model: the waveform model's bytes (float32 samples in, scores out).
+    class_names: label names in class-index order.
+    sample_rate: the front end's rate, which the input expects.
+  """
+  try:
+    audio_classifier = _writers('audio')
+  except ImportError as e:
+    return model, f'tflite-support metadata writers cannot be imported ({e})'
+  with tempfile.TemporaryDirectory() as tmp:
+    labels_path = os.path.join(tmp, 'labels.txt')
+    with open(labels_path, 'w', encoding='utf-8') as f:
+      f.write('\n'.join(class_names) + '\n')
+    try:
+      writer = audio_classifier.MetadataWriter.create_for_inference(
+          model, int(sample_rate), 1, [labels_path])
       return writer.populate(), None
     except (ValueError, RuntimeError) as e:
       return model, f'the metadata writer failed ({e})'
