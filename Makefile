@@ -2,7 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKSPACE ?= workspace
-DATA ?= $(WORKSPACE)/default_data
+# The default data: 1 s recordings at 16 kHz (a folder of its own, so a
+# workspace made when the default data were images keeps them).
+DATA ?= $(WORKSPACE)/default_recordings
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0

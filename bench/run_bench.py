@@ -157,8 +157,10 @@ def cli(*args: str) -> List[str]:
 
 
 def synth(data_dir: str, per_class: int, seed: int, log_dir: str) -> None:
+  # Images: the notebook script reads them with flow_from_directory. The
+  # default front end draws the default recordings as exactly these images.
   run_process(cli('synth', '--out', data_dir, '--per-class', str(per_class),
-                  '--seed-data', str(seed)),
+                  '--seed-data', str(seed), '--format', 'png'),
               os.path.join(log_dir, f'synth-{per_class}.log'))
 
 
@@ -674,6 +676,40 @@ def _stream_figures(model: str, seconds: int, logs: str,
           'peak_rss_bytes': peak, 'one_core': bool(one_core)}
 
 
+def _accuracy(labels: Dict[str, str]) -> float:
+  """Share of files whose label is their class folder's name."""
+  return sum(label == os.path.basename(os.path.dirname(path))
+             for path, label in labels.items()) / len(labels)
+
+
+def _client_accuracy(model: str, files: List[str]) -> Dict[str, float]:
+  """Held-out accuracy of each way to run the pushed version: the image
+  model on the NumPy pictures, and MediaPipe Tasks' AudioClassifier on
+  `waveform.tflite` alone (its own environment, .venv-mediapipe), each clip
+  labelled by its most positive window as `predict` does."""
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+  pushed = predict.PushedModel(model)
+  found: Dict[str, float] = {}
+  waveform = pushed.waveform
+  pushed.waveform = None  # the image model answers
+  found['image model'] = _accuracy({f: pushed.predict(f).label for f in files})
+  client = os.path.join(ROOT, '.venv-mediapipe', 'bin', 'python')
+  entry = pushed.manifest.get('waveform') or {}
+  if waveform is None or not os.path.exists(client):
+    return found
+  ran = subprocess.run(
+      [client, os.path.join(ROOT, 'tests', 'mediapipe_client.py'),
+       os.path.join(pushed.folder, entry['file']), 'clips', *files],
+      capture_output=True, text=True, check=True, timeout=3600)
+  labels = {}
+  for answer in json.loads(ran.stdout.strip().splitlines()[-1]):
+    best = max(answer['windows'],
+               key=lambda w: w['scores'][pushed.positive])['scores']
+    labels[answer['path']] = max(best, key=best.get)
+  found['MediaPipe AudioClassifier'] = _accuracy(labels)
+  return found
+
+
 def part_audio(data_dir: str, out: str, per_class: int,
                stream_seconds: Tuple[int, int]) -> Dict[str, Any]:
   """Part 11: the audio front end's costs and its promise. Ingest
@@ -727,17 +763,16 @@ def part_audio(data_dir: str, out: str, per_class: int,
     sets[name] = os.path.join(out, f'wav-held-out-{rate}')
     shutil.rmtree(sets[name], ignore_errors=True)
     _stereo_copies(held_out, sets[name], rate, channels)
-  accuracy = {}
+  accuracy, clients = {}, {}
   for name, folder in sets.items():
     files = sorted(glob.glob(os.path.join(folder, '*', '*.wav')))
     ran = run_process(cli('predict', '--model', model, *files, '--json'),
                       os.path.join(logs, f"audio-predict-{name.split()[0]}"
                                    '.log'))
     answers = json.loads(ran['stdout'])
-    right = sum(a['label'] == os.path.basename(os.path.dirname(a['path']))
-                for a in answers)
-    accuracy[name] = right / len(answers)
-    log(f'  held-out accuracy at {name}: {accuracy[name]:.4f}')
+    accuracy[name] = _accuracy({a['path']: a['label'] for a in answers})
+    clients[name] = _client_accuracy(model, files)
+    log(f'  held-out accuracy at {name}: {accuracy[name]:.4f} ({clients[name]})')
 
   streams = {}
   for seconds in stream_seconds:
@@ -748,6 +783,7 @@ def part_audio(data_dir: str, out: str, per_class: int,
         f"x, peak {streams[str(seconds)]['peak_rss_bytes'] / 2 ** 20:.0f} MiB")
   return {'measured': f'{datetime.date.today()}', 'per_class': per_class,
           'throughput': throughput, 'held_out_accuracy': accuracy,
+          'client_accuracy': clients,
           'streams': streams}
 
 
@@ -767,13 +803,20 @@ def _audio_lines(audio: Dict[str, Any]) -> List[str]:
                  f"{row['plain_clips_per_second']:.1f} | "
                  f"{row['ingest_clips_per_second'] / row['plain_clips_per_second']:.2f} |")
   accuracy = audio['held_out_accuracy']
+  clients = audio.get('client_accuracy') or {}
   base = accuracy['16 kHz mono']
+  names = sorted({n for row in clients.values() for n in row})
   lines += ['', 'A model trained on the default data as 16 kHz recordings, '
             f"scored by `predict` on {2 * audio['per_class']} held-out "
-            'clips (another seed) recorded at each rate:', '',
-            '| held-out clips | accuracy | against 16 kHz |', '|---|---|---|']
+            'clips (another seed) recorded at each rate, and the same '
+            'pushed version run other ways:', '',
+            '| held-out clips | `predict` | against 16 kHz | ' +
+            ''.join(f'{n} | ' for n in names),
+            '|---|---|---|' + '---|' * len(names)]
   for name, value in accuracy.items():
-    lines.append(f'| {name} | {value:.4f} | {value - base:+.4f} |')
+    row = clients.get(name, {})
+    lines.append(f'| {name} | {value:.4f} | {value - base:+.4f} | ' + ''.join(
+        f"{row[n]:.4f} | " if n in row else 'n/a | ' for n in names))
   lines += ['', '`predict --stream -` on one core (`taskset -c 0`), reading '
             'raw 16 kHz PCM made as it is read (`bench/pcm_source.py`); '
             'the real-time factor is seconds of audio per second of compute '

@@ -118,7 +118,9 @@ def _quiet_libraries() -> None:
 def _cmd_synth(args: argparse.Namespace,
                config: config_lib.PipelineConfig) -> int:
   from pipeline.data import synth  # pylint: disable=g-import-not-at-top
-  out = args.out or os.path.join(config.workspace, 'default_data')
+  out = args.out or os.path.join(
+      config.workspace, 'default_recordings' if args.format == 'wav'
+      else 'default_data')
   written = synth.synthesize(out, per_class=args.per_class, seed=args.seed_data,
                              class_names=config.class_names,
                              file_format=args.format)
@@ -365,16 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
   synth = commands.add_parser(
       'synth', help='make the default data set',
       description='Synthesize instrument and non-instrument audio clips and '
-      'save them as spectrogram PNGs (or WAVs), one folder per class. Skips '
+      'save them as WAVs (or spectrogram PNGs), one folder per class. Skips '
       'the work when the same data set is already there.')
   synth.add_argument('--out', help='destination folder (default: '
-                     'WORKSPACE/default_data)')
+                     'WORKSPACE/default_recordings, or WORKSPACE/default_data '
+                     'for PNGs)')
   synth.add_argument('--per-class', type=int, default=1000,
                      help='clips per class (default: %(default)s)')
   synth.add_argument('--seed-data', type=int, default=0,
                      help='seed of the data set (default: %(default)s)')
-  synth.add_argument('--format', choices=('png', 'wav'), default='png',
-                     help='spectrogram images or audio clips '
+  synth.add_argument('--format', choices=('png', 'wav'), default='wav',
+                     help='audio clips (16 kHz, 1 s: the default data, so a '
+                     'default run pushes the waveform model too) or their '
+                     'spectrogram images, drawn with the default front end '
                      '(default: %(default)s)')
   arguments.add_config_arguments(synth, only=['class_names'])
   synth.set_defaults(func=_cmd_synth)
