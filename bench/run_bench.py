@@ -1311,6 +1311,8 @@ TARGETS = (
      'stream_real_time_factor', '>=', 50.0),
     ('stream peak memory, 60 min vs 6 min of audio', 'stream_memory_growth',
      '<=', 1.05),
+    ('image model minus MediaPipe AudioClassifier, held-out 44.1 kHz stereo',
+     'mediapipe_accuracy_loss', '<=', 0.01),
     ('bytes the front end adds to the waveform model', 'waveform_added_bytes',
      '<=', 300_000),
     ('latency the front end adds, vs the image model', 'waveform_added_latency',
@@ -1371,6 +1373,10 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
     values['stream_real_time_factor'] = streams[-1]['real_time_factor']
     values['stream_memory_growth'] = (streams[-1]['peak_rss_bytes'] /
                                       streams[0]['peak_rss_bytes'])
+    clients = (audio.get('client_accuracy') or {}).get('44.1 kHz stereo', {})
+    if 'MediaPipe AudioClassifier' in clients:
+      values['mediapipe_accuracy_loss'] = (
+          clients['image model'] - clients['MediaPipe AudioClassifier'])
   wave = results.get('waveform')
   if wave:
     values['waveform_added_bytes'] = (wave['bytes']['waveform model'] -
