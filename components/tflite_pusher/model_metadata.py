@@ -51,8 +51,19 @@ def embed(model: bytes, class_names: Sequence[str]
     (model bytes, None) with metadata embedded, or (the unchanged model,
     reason) when the writers are unavailable or fail.
   """
+  return _populate(model, class_names, 'image', lambda writers, labels: (
+      writers.MetadataWriter.create_for_inference(
+          model, input_norm_mean=[INPUT_MEAN], input_norm_std=[INPUT_STD],
+          label_file_paths=[labels])))
+
+
+def _populate(model: bytes, class_names: Sequence[str], kind: str,
+              create) -> Tuple[bytes, Optional[str]]:
+  """Writes the labels file, makes the `kind` writer with
+  `create(writers, labels_path)` and returns its model, or the unchanged
+  model and why not."""
   try:
-    image_classifier = _writers()
+    writers = _writers(kind)
   except ImportError as e:
     return model, f'tflite-support metadata writers cannot be imported ({e})'
   with tempfile.TemporaryDirectory() as tmp:
@@ -60,10 +71,7 @@ def embed(model: bytes, class_names: Sequence[str]
     with open(labels_path, 'w', encoding='utf-8') as f:
       f.write('\n'.join(class_names) + '\n')
     try:
-      writer = image_classifier.MetadataWriter.create_for_inference(
-          model, input_norm_mean=[INPUT_MEAN], input_norm_std=[INPUT_STD],
-          label_file_paths=[labels_path])
-      return writer.populate(), None
+      return create(writers, labels_path).populate(), None
     except (ValueError, RuntimeError) as e:
       return model, f'the metadata writer failed ({e})'
 
@@ -80,17 +88,6 @@ def embed_audio(model: bytes, class_names: Sequence[str], sample_rate: int
     class_names: label names in class-index order.
     sample_rate: the front end's rate, which the input expects.
   """
-  try:
-    audio_classifier = _writers('audio')
-  except ImportError as e:
-    return model, f'tflite-support metadata writers cannot be imported ({e})'
-  with tempfile.TemporaryDirectory() as tmp:
-    labels_path = os.path.join(tmp, 'labels.txt')
-    with open(labels_path, 'w', encoding='utf-8') as f:
-      f.write('\n'.join(class_names) + '\n')
-    try:
-      writer = audio_classifier.MetadataWriter.create_for_inference(
-          model, int(sample_rate), 1, [labels_path])
-      return writer.populate(), None
-    except (ValueError, RuntimeError) as e:
-      return model, f'the metadata writer failed ({e})'
+  return _populate(model, class_names, 'audio', lambda writers, labels: (
+      writers.MetadataWriter.create_for_inference(
+          model, int(sample_rate), 1, [labels])))
