@@ -147,12 +147,18 @@ def test_a_run_whose_server_restarted_mid_run_stops_before_pushing(
     if first.poll() is None:
       first.send_signal(signal.SIGKILL)
       first.wait()
-  assert first.returncode == 2, rest
   error_lines = [line for line in rest.splitlines()
                  if line.startswith('error:')]
   assert len(error_lines) == 1, rest
-  assert 'was lost at' in error_lines[0], rest
-  assert 'another runner (runner B) took it' in error_lines[0]
+  if first.returncode == 2:
+    assert 'was lost at' in error_lines[0], rest
+    assert 'another runner (runner B) took it' in error_lines[0]
+  else:
+    # The restart can also catch one of ML Metadata's own queries in
+    # flight (seen once in a fresh-clone run): the run then fails there,
+    # before its pusher, naming the dropped connection.
+    assert first.returncode == 1, rest
+    assert 'Lost connection to MySQL server' in error_lines[0], rest
   assert 'Traceback' not in rest
   destination = os.path.join(workspace, 'pushed')
   assert push.latest_version(destination) is None
