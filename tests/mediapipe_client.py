@@ -8,8 +8,17 @@ beside TensorFlow. Usage:
 
 Reads each WAV file with the standard library and NumPy only, hands
 MediaPipe the samples at the file's own rate and channels (it downmixes,
-resamples and cuts windows itself), and prints JSON: per file, every
-result's timestamp (ms) and scores by label.
+resamples and cuts windows itself), and prints JSON: per file, its
+duration (ms) and every result's timestamp (ms), scores by label and
+whether it starts within the clip.
+
+In clips mode MediaPipe's resampler (audio_dsp's QResampler) flushes its
+filter at the end of the clip: a few samples more than the clip holds. A
+resampled clip that fills whole windows therefore gets one more window,
+starting at the clip's end and holding only that filter tail padded with
+zeros. Such windows are marked `within_clip: false`; an app should drop
+them, as the tests and bench part 11 do: they hold none of the clip's
+sound.
 """
 
 import json
@@ -31,6 +40,14 @@ def read(path):
   return samples.reshape(-1, channels) if channels > 1 else samples, rate
 
 
+def answer(path, samples, rate, windows):
+  """One file's answer: its windows, each marked by whether it starts
+  before the clip's end."""
+  duration = 1000.0 * len(samples) / rate
+  return {'path': path, 'duration_ms': duration, 'windows': [
+      dict(w, within_clip=w['timestamp_ms'] < duration) for w in windows]}
+
+
 def scores(result):
   return {c.category_name: float(c.score)
           for c in result.classifications[0].categories}
@@ -46,9 +63,9 @@ def clips(model, paths):
       samples, rate = read(path)
       results = classifier.classify(
           audio_data.AudioData.create_from_array(samples, rate))
-      answers.append({'path': path, 'windows': [
+      answers.append(answer(path, samples, rate, [
           {'timestamp_ms': r.timestamp_ms, 'scores': scores(r)}
-          for r in results]})
+          for r in results]))
   return answers
 
 
@@ -67,7 +84,7 @@ def stream(model, path):
       classifier.classify_async(
           audio_data.AudioData.create_from_array(piece, rate),
           int(1000 * start / rate))
-  return [{'path': path, 'windows': got}]
+  return [answer(path, samples, rate, got)]
 
 
 def main(argv):
