@@ -113,6 +113,17 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
   artifact = store.get_artifacts_by_type('PushedModel')[-1]
   assert artifact.custom_properties['waveform_bytes'].int_value == wave[
       'bytes']
+  # Proved on the span's own eval windows too: every recording kept its
+  # first window's samples (16 of at most 256), those in eval were used.
+  assert report['proof_windows'] == {'windows': 16, 'limit': 256,
+                                     'bytes': 16 * 2 * 16000}
+  assert 0 < wave['eval_windows'] < 16, wave
+  assert wave['eval_front_end_max_pixel_error'] <= 2
+  assert wave['eval_accuracy_drop'] <= 1  # as --max-accuracy-drop=1 allows
+  for name in ('eval_agreement', 'eval_accuracy', 'eval_accuracy_drop'):
+    assert f'waveform_{name}' in artifact.custom_properties, name
+  assert artifact.custom_properties['waveform_eval_windows'].int_value == (
+      wave['eval_windows'])
 
 
 def test_no_recording_has_windows_in_both_splits(audio_run):

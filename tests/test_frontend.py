@@ -314,3 +314,49 @@ def test_the_stream_reads_compressed_files_block_by_block():
   samples, read_rate, kind = spectrogram.read_audio(io.BytesIO(data))
   assert (rate, read_rate, kind) == (22050, 22050, 'FLAC')
   assert np.array_equal(streamed[:, 0], samples)
+
+
+def test_a_bounded_sample_of_recordings_keeps_its_first_windows_samples(
+    tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.common import melscale  # pylint: disable=g-import-not-at-top
+  from pipeline.data import ingest  # pylint: disable=g-import-not-at-top
+  src = tmp_path / 'src'
+  clips = {}
+  for name, make in (('not_instrument', audio_files.noise),
+                     ('instrument', audio_files.chord)):
+    os.makedirs(src / name)
+    for index in range(4):
+      data = audio_files.wav_bytes(make(2.5, 44100, seed=index), 44100)
+      clips[f'{name}/{index}.wav'] = data
+      (src / name / f'{index}.wav').write_bytes(data)
+  front_end = frontend.FrontEnd(image_size=32)
+
+  def kept(proof_windows, data):
+    result = ingest.ingest(str(src), str(tmp_path / data), progress=False,
+                           front_end=front_end, proof_windows=proof_windows)
+    found = {}
+    for path in tf.io.gfile.glob(os.path.join(result.span_dir, '*.gz')):
+      for record in tf.data.TFRecordDataset(path, compression_type='GZIP'):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        if 'audio_pcm' in feature:
+          found[(feature['filename'].bytes_list.value[0].decode(),
+                 feature['window_start'].float_list.value[0])] = (
+                     feature['audio_pcm'].bytes_list.value[0])
+    return found, ingest.read_report(result.span_dir)['proof_windows']
+
+  found, report = kept(3, 'data')
+  # Three recordings, each its first window only, at the front end's rate.
+  assert len(found) == 3 and {start for _, start in found} == {0.0}
+  assert report == {'windows': 3, 'limit': 3, 'bytes': 3 * 2 * 16000}
+  for (filename, _), pcm in found.items():
+    samples = melscale.pcm16_samples(pcm)
+    expected = decode.read_sources(io.BytesIO(clips[filename]), filename,
+                                   front_end)[0].samples
+    assert samples.shape == expected.shape == (16000,)
+    assert np.abs(samples - expected).max() <= 0.5 / 32768 + 1e-9
+  # The sample depends on the paths only: a larger one holds the smaller.
+  larger, _ = kept(5, 'more')
+  assert set(found) < set(larger) and len(larger) == 5
+  none, report = kept(0, 'none')
+  assert none == {} and report['windows'] == 0

@@ -146,3 +146,47 @@ def test_the_pushers_proof_holds_for_a_faithful_model_and_names_its_figures(
   other_model = tf.lite.TFLiteConverter.from_keras_model(other).convert()
   assert waveform.check(model, other_model, record)[
       'max_score_difference'] > 0.02
+
+
+def _examples(path, windows, record, labels):
+  """Raw examples as ingest writes them, some keeping their samples."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from components.common import melscale  # pylint: disable=g-import-not-at-top
+  with tf.io.TFRecordWriter(path, options=tf.io.TFRecordOptions(
+      compression_type='GZIP')) as writer:
+    for index, (samples, label) in enumerate(zip(windows, labels)):
+      png = io.BytesIO()
+      Image.fromarray(melscale.render(samples, record)).save(png, 'PNG')
+      feature = {
+          'image': tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[png.getvalue()])),
+          'label': tf.train.Feature(int64_list=tf.train.Int64List(
+              value=[label]))}
+      if index % 2 == 0:
+        feature['audio_pcm'] = tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[melscale.pcm16_bytes(samples)]))
+      writer.write(tf.train.Example(features=tf.train.Features(
+          feature=feature)).SerializeToString())
+
+
+def test_the_proof_on_the_spans_own_windows_reads_the_kept_samples_and_holds(
+    small_model, tmp_path):
+  record = frontend.FrontEnd(image_size=32).record()
+  windows = list(_windows(frontend.FrontEnd(image_size=32))) * 2
+  labels = [index % 2 for index in range(len(windows))]
+  _examples(str(tmp_path / 'eval.gz'), windows, record, labels)
+  samples, images, kept = waveform.span_windows(
+      str(tmp_path / '*.gz'), 0, 3)
+  assert len(samples) == len(images) == len(kept) == (len(windows) + 1) // 2
+  assert samples.shape[1] == 16000 and images.shape[1:] == (32, 32, 3)
+  assert list(kept) == labels[::2]
+  assert len(waveform.span_windows(str(tmp_path / '*.gz'), 2, 3)[0]) == 2
+  assert len(waveform.span_windows(str(tmp_path / 'none*'), 0, 3)[0]) == 0
+  model = waveform.convert(small_model, record, 'dynamic')
+  proof = waveform.check_span_windows(model, small_model, record, samples,
+                                      images, kept)
+  assert proof['eval_windows'] == len(samples)
+  assert proof['eval_front_end_max_pixel_error'] <= waveform.MAX_PIXEL_ERROR
+  assert proof['eval_agreement'] == 1.0
+  assert abs(proof['eval_accuracy_drop']) < 1e-9

@@ -22,6 +22,20 @@ TOP_DB = 80.0
 class AudioError(errors.PipelineError, ValueError):
   """Raised when a clip cannot be read or rendered."""
 
+def pcm16_bytes(samples: np.ndarray) -> bytes:
+  """Float samples in [-1, 1] as little-endian 16-bit PCM (x 32768,
+  rounded, clipped), as a device's microphone hands them over."""
+  values = np.clip(np.round(np.asarray(samples, np.float64) * 32768.0),
+                   -32768, 32767)
+  return values.astype('<i2').tobytes()
+
+
+def pcm16_samples(data: bytes) -> np.ndarray:
+  """Little-endian 16-bit PCM to float32 samples (/ 32768), the inverse
+  of :func:`pcm16_bytes` up to its rounding."""
+  return (np.frombuffer(data, '<i2').astype(np.float32) / 32768.0)
+
+
 # Anchor colours of a magma-like map, dark (quiet) to bright (loud).
 COLORMAP_ANCHORS = np.array([
     [0, 0, 4], [28, 16, 68], [79, 18, 123], [129, 37, 129], [181, 54, 122],

@@ -22,6 +22,11 @@ LABEL_KEY = 'label'
 FILENAME_KEY = 'filename'
 # A window of a recording: its start in the source file, in seconds.
 WINDOW_START_KEY = 'window_start'
+# On a bounded sample of windows per span (`proof_windows`): the window's
+# mono samples at the front end's rate, zero-padded, as little-endian int16
+# PCM (what a device's microphone hands over). The pusher proves the
+# waveform model on the eval split's.
+AUDIO_PCM_KEY = 'audio_pcm'
 
 # Numeric summaries of each source image, recorded by ingestion so that the
 # schema can bound them and spans can be compared; the model does not read

@@ -67,11 +67,24 @@ def _front_end(input_dict: Dict[str, List[types.Artifact]]
                     'images as they are'}
 
 
+def _span_windows(input_dict: Dict[str, List[types.Artifact]], limit: int,
+                  channels: int):
+  """The eval split's windows that kept their samples, from the window's
+  raw examples (see :func:`waveform.span_windows`), or None without them."""
+  artifacts = input_dict.get(SPAN_EXAMPLES_KEY) or []
+  if not artifacts:
+    return None
+  pattern = storage.join(artifact_utils.get_split_uri(artifacts, 'eval'), '*')
+  return waveform_lib.span_windows(pattern, limit, channels)
+
+
 def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
-              mode: str, channels: int, exec_properties: Dict[str, Any]):
+              mode: str, channels: int, exec_properties: Dict[str, Any],
+              windows=None):
   """The waveform model for spans of recordings, proved on probe windows
-  and held to the device budget: (its bytes or None, its manifest entry,
-  which says why when there is none)."""
+  and on the eval split's own windows (`windows`, from
+  :func:`_span_windows`), and held to the device budget: (its bytes or
+  None, its manifest entry, which says why when there is none)."""
   if not front_end.get('recorded'):
     return None, {'file': None, 'reason': front_end.get('reason')}
   try:
@@ -96,7 +109,29 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
                           'front end\'s rate, zero-padded at the end')},
                output={'meaning': 'probability of each class, in '
                                   'labels.txt order'})
+  max_drop = float(exec_properties['max_accuracy_drop'])
   problems = []
+  if windows is not None and len(windows[0]):
+    entry.update(waveform_lib.check_span_windows(
+        model, model_path, front_end, *windows))
+    if (entry['eval_front_end_max_pixel_error'] >
+        waveform_lib.MAX_PIXEL_ERROR):
+      problems.append(
+          f"on the eval split's windows its front end is "
+          f"{entry['eval_front_end_max_pixel_error']:g} off the NumPy "
+          f'picture (at most {waveform_lib.MAX_PIXEL_ERROR:g} allowed)')
+    if entry['eval_accuracy_drop'] > max_drop:
+      problems.append(
+          f"on {entry['eval_windows']} eval windows its accuracy is "
+          f"{entry['eval_accuracy']:.4f} against the SavedModel's "
+          f"{entry['eval_savedmodel_accuracy']:.4f}, a drop of "
+          f"{entry['eval_accuracy_drop'] * 100:.2f} points (at most "
+          f'{max_drop * 100:.2f} allowed by max_accuracy_drop)')
+  else:
+    entry.update(eval_windows=0, eval_proof=(
+        'no window of the eval split kept its samples (spans ingested '
+        'with proof_windows 0, or before windows kept them): proved on '
+        'test signals only'))
   if proof['front_end_max_pixel_error'] > waveform_lib.MAX_PIXEL_ERROR:
     problems.append(f"its front end is {proof['front_end_max_pixel_error']:g}"
                     f' off the NumPy picture (at most '
@@ -212,14 +247,21 @@ class Executor(pusher_executor.Executor):
     files = {push.MODEL_FILE: model,
              push.LABELS_FILE: ('\n'.join(class_names) + '\n').encode('utf-8')}
     waveform_model, waveform_entry = _waveform(
-        model_path, image_model, front_end, mode, channels, exec_properties)
+        model_path, image_model, front_end, mode, channels, exec_properties,
+        _span_windows(input_dict, int(exec_properties['validation_examples']),
+                      channels) if front_end.get('recorded') else None)
     if waveform_model:
       files[waveform_lib.WAVEFORM_FILE] = waveform_model
     if waveform_model:
       print(f"tflite_pusher: waveform model {len(waveform_model)} bytes, "
             f"{waveform_entry['latency_ms_median']:.3g} ms, front end "
             f"{waveform_entry['front_end_max_pixel_error']:g} off the NumPy "
-            'picture', flush=True)
+            'picture on test signals' + (
+                f", {waveform_entry['eval_front_end_max_pixel_error']:g} on "
+                f"{waveform_entry['eval_windows']} eval windows, accuracy "
+                f"{waveform_entry['eval_accuracy']:.4f} (SavedModel "
+                f"{waveform_entry['eval_savedmodel_accuracy']:.4f})"
+                if waveform_entry.get('eval_windows') else ''), flush=True)
     else:
       print(f"tflite_pusher: no waveform model: {waveform_entry['reason']}",
             flush=True)

@@ -226,6 +226,76 @@ def probe_windows(record: Dict[str, Any]) -> List[np.ndarray]:
           np.zeros(size)]
 
 
+def span_windows(file_pattern: str, limit: int, channels: int
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The windows of a split that kept their samples (`audio_pcm`, a
+  bounded sample per span, see `pipeline/data/ingest.py`): (float32
+  [n, window_samples] samples, uint8 [n, size, size, channels] pictures the
+  NumPy front end drew from the original audio, int64 [n] labels); at most
+  `limit` (0: all), in file order. Empty arrays when none kept samples."""
+  from components.modules import features  # pylint: disable=g-import-not-at-top
+  samples, images, labels = [], [], []
+  files = sorted(tf.io.gfile.glob(file_pattern))
+  for record in (tf.data.TFRecordDataset(files, compression_type='GZIP')
+                 if files else []):
+    example = tf.train.Example.FromString(record.numpy())
+    feature = example.features.feature
+    pcm = feature[features.AUDIO_PCM_KEY].bytes_list.value if (
+        features.AUDIO_PCM_KEY in feature) else []
+    if not pcm:
+      continue
+    samples.append(melscale.pcm16_samples(pcm[0]))
+    images.append(tf.io.decode_png(feature[features.IMAGE_KEY].bytes_list
+                                   .value[0], channels=channels).numpy())
+    labels.append(feature[features.LABEL_KEY].int64_list.value[0])
+    if limit and len(samples) >= limit:
+      break
+  if not samples:
+    return (np.zeros((0, 0), np.float32), np.zeros((0, 0, 0, channels),
+                                                   np.uint8),
+            np.zeros(0, np.int64))
+  return np.stack(samples), np.stack(images), np.asarray(labels, np.int64)
+
+
+def check_span_windows(model: bytes, saved_model_dir: str,
+                       record: Dict[str, Any], samples: np.ndarray,
+                       images: np.ndarray, labels: np.ndarray
+                       ) -> Dict[str, Any]:
+  """Proves a waveform model on the span's own windows
+  (:func:`span_windows`): the in-graph front end's pixels against the NumPy
+  front end's on the same samples, and the waveform model's scores on the
+  samples against the SavedModel's on the pictures trained with.
+
+  Returns:
+    `eval_windows`, `eval_front_end_max_pixel_error` (0..255),
+    `eval_agreement` (share of windows given the same class),
+    `eval_savedmodel_accuracy`, `eval_accuracy` (the waveform model's) and
+    `eval_accuracy_drop` (SavedModel minus waveform model).
+  """
+  from components.modules import features  # pylint: disable=g-import-not-at-top
+  front_end = FrontEnd(record)
+  graph = tf.function(front_end.__call__, input_signature=[
+      tf.TensorSpec([None, front_end.window], tf.float32)])
+  pixel_error = 0.0
+  for start in range(0, len(samples), 32):
+    batch = samples[start:start + 32]
+    drawn = graph(tf.constant(batch)).numpy()
+    expected = np.stack([melscale.render(window, record) for window in batch])
+    pixel_error = max(pixel_error, float(np.abs(
+        drawn - expected.astype(np.float32)).max()))
+  waveform = conversion.TFLiteClassifier(model)
+  compared = conversion.compare(
+      labels, conversion.saved_model_scores(
+          saved_model_dir, features.SERVING_IMAGE_SIGNATURE, images),
+      np.stack([waveform.scores(window) for window in samples]))
+  return {'eval_windows': int(len(samples)),
+          'eval_front_end_max_pixel_error': pixel_error,
+          'eval_agreement': compared['agreement'],
+          'eval_savedmodel_accuracy': compared['savedmodel_accuracy'],
+          'eval_accuracy': compared['tflite_accuracy'],
+          'eval_accuracy_drop': compared['accuracy_drop']}
+
+
 def check(model: bytes, image_model: bytes, record: Dict[str, Any]
           ) -> Dict[str, Any]:
   """Proves a waveform model on :func:`probe_windows`: its front end's

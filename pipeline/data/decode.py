@@ -59,12 +59,15 @@ class SourceImage:
       and the others), see :func:`image_summary`.
     start: for a window of a clip, its start in the source, in seconds.
     end: its end (capped at the clip's end).
+    samples: for a window, its mono samples at the front end's rate,
+      zero-padded: what the image was drawn from.
   """
   data: bytes
   reencoded: bool
   summary: Dict[str, Any]
   start: Optional[float] = None
   end: Optional[float] = None
+  samples: Optional[np.ndarray] = None
 
 
 def image_summary(image: Image.Image, source_format: str) -> Dict[str, Any]:
@@ -288,7 +291,7 @@ def audio_windows(stream: BinaryIO, name: str,
     image = Image.fromarray(window.image)
     sources.append(SourceImage(png_bytes(image), True,
                                image_summary(image, kind), window.start,
-                               window.end))
+                               window.end, window.samples))
   return sources
 
 

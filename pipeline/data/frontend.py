@@ -259,12 +259,19 @@ def render(window: np.ndarray, front_end: FrontEnd) -> np.ndarray:
   return melscale.render(window, front_end.record())
 
 
+# Recordings per span whose first window keeps its samples (`audio_pcm`)
+# for the pusher's proof of the waveform model: 32 KB each at 16 kHz.
+PROOF_WINDOWS = 256
+
+
 @dataclasses.dataclass(frozen=True)
 class Window:
-  """One rendered window: its place in the source clip and its image."""
+  """One rendered window: its place in the source clip, its image and the
+  mono samples at the front end's rate (zero-padded) it was drawn from."""
   start: float
   end: float
   image: np.ndarray
+  samples: Optional[np.ndarray] = None
 
 
 def sample_windows(samples: np.ndarray, rate: int, front_end: FrontEnd,
@@ -287,7 +294,7 @@ def clip_windows(samples: np.ndarray, rate: int, front_end: FrontEnd,
   """Every window of a clip (any channels, any rate), rendered."""
   for start, end, window in sample_windows(samples, rate, front_end,
                                            max_windows):
-    yield Window(start, end, render(window, front_end))
+    yield Window(start, end, render(window, front_end), window)
 
 
 class StreamResampler:

@@ -35,6 +35,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from components.common import local_disk
+from components.common import melscale
 from components import span_window
 from components.common import storage
 from components.modules import features
@@ -45,6 +46,7 @@ from components.common import errors
 SPAN_DIR_RE = span_window.SPAN_DIR_RE
 REPORT_NAME = span_window.REPORT_NAME
 EXAMPLES_PER_SHARD = 1000
+PROOF_WINDOWS = frontend.PROOF_WINDOWS
 
 
 class IngestError(errors.PipelineError, ValueError):
@@ -122,13 +124,17 @@ def _feature(value: Any):
   return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
-def _example_bytes(source: decode.SourceImage, label: int, filename: str) -> bytes:
+def _example_bytes(source: decode.SourceImage, label: int, filename: str,
+                   keep_samples: bool = False) -> bytes:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   feature = {features.IMAGE_KEY: _feature(source.data),
              features.LABEL_KEY: _feature(label),
              features.FILENAME_KEY: _feature(filename)}
   if source.start is not None:
     feature[features.WINDOW_START_KEY] = _feature(float(source.start))
+  if keep_samples and source.samples is not None:
+    feature[features.AUDIO_PCM_KEY] = _feature(
+        melscale.pcm16_bytes(source.samples))
   feature.update({name: _feature(value)
                   for name, value in source.summary.items()})
   return tf.train.Example(features=tf.train.Features(
@@ -189,7 +195,8 @@ def ingest(src_dir: str, data_root: str,
            limits: decode.FileLimits = decode.FileLimits(),
            force: bool = False,
            progress: bool = True,
-           front_end: Optional[frontend.FrontEnd] = None) -> IngestResult:
+           front_end: Optional[frontend.FrontEnd] = None,
+           proof_windows: int = PROOF_WINDOWS) -> IngestResult:
   """Ingests `src_dir` as the next span under `data_root`.
 
   A WAV clip becomes one example per window of the front end (see
@@ -197,7 +204,10 @@ def ingest(src_dir: str, data_root: str,
   `filename` feature, which the split hashes, so all windows of one
   recording land in the same split) and its start (`window_start`, in
   seconds). The span's `ingest.json` records the front end when it holds
-  audio.
+  audio. The first window of up to `proof_windows` recordings, chosen by a
+  hash of their paths (so from both splits alike), also keeps its samples
+  as 16-bit PCM (`audio_pcm`): the pusher proves the waveform model on
+  those that land in the eval split.
 
   Args:
     src_dir: folder with one subfolder per class.
@@ -210,6 +220,8 @@ def ingest(src_dir: str, data_root: str,
     progress: print progress and skipped files to stderr.
     front_end: how WAV clips are rendered (default: the default front end
       at `image_size`).
+    proof_windows: recordings whose first window keeps its samples (0:
+      none).
 
   Returns:
     An :class:`IngestResult`.
@@ -260,7 +272,7 @@ def ingest(src_dir: str, data_root: str,
       with local_disk.staged_folder(span_dir) as staging:
         return _write_span(src_dir, staging, span, span_dir, digest, files,
                            class_names, front_end, limits, skipped,
-                           folder_warnings, log)
+                           folder_warnings, log, proof_windows)
     # Past every span prefix, complete or not: an upload killed midway is
     # never mixed into a new span.
     span = max(spans + _span_prefixes(data_root) + [0]) + 1
@@ -268,7 +280,7 @@ def ingest(src_dir: str, data_root: str,
     with tempfile.TemporaryDirectory(prefix='ingest-') as staging:
       result = _write_span(src_dir, staging, span, span_dir, digest, files,
                            class_names, front_end, limits, skipped,
-                           folder_warnings, log)
+                           folder_warnings, log, proof_windows)
       _upload_span(staging, span_dir, log)
     return result
 
@@ -317,9 +329,20 @@ def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
   return fingerprint.hexdigest()
 
 
+def _proof_paths(files: Sequence[Tuple[str, int]], src_dir: str,
+                 limit: int) -> set:
+  """The relative paths of the first `limit` files in the order of a
+  hash of their path: a sample independent of the split, which hashes the
+  path another way, and stable as files are added."""
+  paths = sorted((os.path.relpath(path, src_dir) for path, _ in files),
+                 key=lambda p: hashlib.sha256(
+                     p.encode('utf-8', 'surrogateescape')).digest())
+  return set(paths[:max(0, limit)])
+
+
 def _write_span(src_dir, staging, span, span_dir, digest, files,
                 class_names, front_end, limits, skipped, folder_warnings,
-                log) -> IngestResult:
+                log, proof_windows=PROOF_WINDOWS) -> IngestResult:
   """Writes the examples and `ingest.json` of span `span` into `staging`.
 
   The examples are written in an order shuffled by the source's fingerprint,
@@ -328,6 +351,8 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
   and the same source always gives the same span.
   """
   files = list(files)
+  proof_paths = _proof_paths(files, src_dir, proof_windows)
+  kept_samples = 0
   random.Random(digest).shuffle(files)
   writer = _ShardWriter(staging)
   counts = {name: 0 for name in class_names}
@@ -348,8 +373,11 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
         skipped.append((relpath, f'cannot read the file ({e.strerror})'))
         continue
       reencoded += sources[0].reencoded
-      for source in sources:
-        writer.write(_example_bytes(source, label, relpath))
+      keep = relpath in proof_paths and sources[0].samples is not None
+      kept_samples += keep
+      for index, source in enumerate(sources):
+        writer.write(_example_bytes(source, label, relpath,
+                                    keep_samples=keep and index == 0))
       counts[class_names[label]] += len(sources)
       if sources[0].start is not None:
         recordings[class_names[label]] += 1
@@ -373,6 +401,10 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       'recordings': recordings if any(recordings.values()) else None,
       'front_end': (front_end.record() if any(recordings.values())
                     else None),
+      # The windows that keep their samples (`audio_pcm`), and their cost.
+      'proof_windows': ({'windows': kept_samples, 'limit': proof_windows,
+                         'bytes': 2 * kept_samples * front_end.window_samples}
+                        if any(recordings.values()) else None),
       'shards': writer.shards, 'reencoded': reencoded,
       'skipped': [{'file': p, 'reason': r} for p, r in skipped],
       'warnings': folder_warnings,

@@ -120,7 +120,8 @@ def tick(config: config_lib.PipelineConfig, source: Optional[str] = None,
       result = ingest.ingest(source, config.data_root,
                              class_names=config.class_names,
                              limits=config.file_limits(), progress=False,
-                             front_end=config.front_end())
+                             front_end=config.front_end(),
+                             proof_windows=config.proof_windows)
       if result.created:
         print(f'schedule: ingested {source} as span {result.span}',
               flush=True)

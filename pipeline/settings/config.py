@@ -128,6 +128,11 @@ class PipelineConfig:
                            'drawn as the darkest colour')
   colormap: str = _setting(_FRONT_END.colormap, 'colour map of the '
                            'spectrogram images: magma or gray')
+  proof_windows: int = _setting(
+      frontend.PROOF_WINDOWS, 'recordings per span whose first window '
+      'keeps its samples (16-bit PCM, in the examples) so the pusher can '
+      'prove the waveform model on the eval split\'s (0: none; the proof '
+      'then uses test signals only)')
   window_spans: int = _setting(3, 'train and evaluate on the latest this '
                                'many spans')
   warm_start: bool = _setting(False, 'start training from the weights of '
@@ -267,7 +272,7 @@ class PipelineConfig:
       if getattr(self, name) < 1:
         raise ConfigError(f'{name} must be at least 1, got '
                           f'{getattr(self, name)}')
-    for name in ('eval_steps', 'validation_examples'):
+    for name in ('eval_steps', 'validation_examples', 'proof_windows'):
       if getattr(self, name) < 0:
         raise ConfigError(f'{name} must be 0 or more, got '
                           f'{getattr(self, name)}')
