@@ -117,6 +117,14 @@ class TFLitePusher:
              'latency_ms_median', 'sha256', 'metadata_embedded',
              'pushed_bytes', REASON, 'budget_exceeded',
              'over_max_tflite_bytes', 'over_max_latency_ms')
+  # The waveform model's figures (`waveform_` and its manifest entry's
+  # key): bytes, latency, the proof on test signals and on the span's own
+  # eval windows, or why there is none.
+  WAVEFORM_FIGURES = tuple(f'waveform_{name}' for name in (
+      'bytes', 'latency_ms_median', 'front_end_max_pixel_error', 'agreement',
+      'eval_windows', 'eval_front_end_max_pixel_error', 'eval_agreement',
+      'eval_savedmodel_accuracy', 'eval_accuracy', 'eval_accuracy_drop',
+      'eval_proof', 'sha256', 'reason'))
 
 
 # The resolver nodes' ids.

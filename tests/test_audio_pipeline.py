@@ -275,3 +275,27 @@ def test_mediapipe_audio_classifier_runs_the_waveform_model_as_predict_does(
   for a, b in zip(streamed, windows):
     for label, score in a['scores'].items():
       assert abs(score - b['scores'][label]) < 0.02, (a, b)
+
+
+def test_the_report_and_inspect_show_both_models(audio_run):
+  workspace = audio_run['workspace']
+  manifest = push.read_manifest(push.resolve_model_dir(
+      audio_run['config'].push_destination))
+  wave = manifest['waveform']
+  code, out, err = run_cli('report', '--workspace', workspace)
+  assert code == 0, err
+  with open(out.strip().splitlines()[-1], encoding='utf-8') as f:
+    page = f.read()
+  section = page[page.index('<section id="tflite">'):]
+  section = section[:section.index('</section>')]
+  assert 'Waveform models' in section
+  assert str(wave['bytes']) in section
+  assert str(manifest['validation']['tflite_bytes']) in section
+  assert str(wave['eval_windows']) in section
+  code, out, err = run_cli('inspect', 'metrics', '--workspace', workspace)
+  assert code == 0, err
+  rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+          if line.strip()}
+  assert rows['waveform_bytes'] == [str(wave['bytes'])], out
+  assert rows['pushed_bytes'] == [str(manifest['bytes'])], out
+  assert 'waveform_eval_agreement' in rows and 'waveform_latency_ms_median' in rows

@@ -66,7 +66,8 @@ def _data(**overrides):
       'components': [{'node': 'Trainer', 'state': 'ran', 'seconds': 1.25}],
       'window': {'rows': [], 'trained': False}, 'drift': None,
       'samples': [], 'statistics': [], 'anomalies': None, 'evaluation': None,
-      'search': None, 'tflite': {'this_run': None, 'rows': []},
+      'search': None,
+      'tflite': {'this_run': None, 'rows': [], 'waveform_rows': []},
       'lineage': None, 'settings': None}
   data.update(overrides)
   return data
@@ -98,6 +99,18 @@ def test_the_template_lays_out_every_section_and_escapes_the_data():
   assert 'id="roc"' in page and 'id="confusion-matrix"' in page
   assert '1.2 s' in page  # the component's time, one decimal
   assert not re.search(r'<script|<link|<[^>]*\bsrc=', page)
+
+
+def test_the_waveform_models_table_shows_only_when_a_version_has_one():
+  assert 'Waveform models' not in report.render(_data())
+  page = report.render(_data(tflite={
+      'this_run': None, 'rows': [('v2', 'dynamic', 1, 2, 0.5, 1, 1, 0, 1, 1)],
+      'waveform_rows': [
+          ('v2', 605320, 3.2, 1.0, 37, 1.0, 0.973, 0.97, 0.0, None),
+          ('v1', None, None, None, None, None, None, None, None,
+           'no waveform model in <int8> mode')]}))
+  assert 'Waveform models' in page and '605320' in page and '0.973' in page
+  assert 'no waveform model in &lt;int8&gt; mode' in page
 
 
 def test_missing_parts_say_so():

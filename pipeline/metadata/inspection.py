@@ -247,7 +247,13 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
     return 'no evaluated run'
   names = sorted({name for row in rows for name in row.get('metrics', {})})
   tflite = ('mode', 'tflite_accuracy', 'tflite_auc', 'size_ratio',
-            'latency_ms_median', 'pushed_version')
+            'pushed_bytes', 'latency_ms_median', 'pushed_version')
+  # The waveform model's rows, when a run pushed from recordings.
+  waveform = ('waveform_bytes', 'waveform_latency_ms_median',
+              'waveform_eval_windows', 'waveform_eval_agreement',
+              'waveform_eval_accuracy_drop')
+  if any(name in row.get('tflite', {}) for row in rows for name in waveform):
+    tflite += waveform
   width = max(len(n) for n in names + list(tflite) + ['blessed'])
   header = ' ' * width + ''.join(f'  {row["run_id"][-15:]:>15}'
                                  for row in rows)

@@ -380,7 +380,8 @@ def evaluation_metrics(uri: str) -> Dict[str, float]:
 def pushed_summary(artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:
   """The TFLite pusher's recorded outcome and figures, by name."""
   result = {}
-  for name in contracts.TFLitePusher.FIGURES:
+  for name in (contracts.TFLitePusher.FIGURES +
+               contracts.TFLitePusher.WAVEFORM_FIGURES):
     value = custom_value(artifact, name)
     if value is not None:
       result[name] = round(value, 4) if isinstance(value, float) else value

@@ -247,9 +247,18 @@ def _evaluation(evaluation: Optional[Dict[str, Any]], blessed: Optional[bool],
           evaluation['metrics'].get('auc')) if matrix else None)}
 
 
+# The waveform model's columns in the report, after the version.
+WAVEFORM_COLUMNS = tuple(f'waveform_{name}' for name in (
+    'bytes', 'latency_ms_median', 'front_end_max_pixel_error',
+    'eval_windows', 'eval_front_end_max_pixel_error', 'eval_agreement',
+    'eval_accuracy', 'eval_accuracy_drop', 'reason'))
+
+
 def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-  """Every pushed version, newest first, this run's marked."""
-  rows = []
+  """Every pushed version, newest first, this run's marked; and the
+  waveform model of each version pushed from recordings (or why it has
+  none)."""
+  rows, waveform = [], []
   this_version = (this_run or {}).get('pushed_version')
   seen = set()
   for artifact in sorted(store.get_artifacts_by_type('PushedModel'),
@@ -266,7 +275,11 @@ def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
                  figures.get('savedmodel_accuracy'),
                  figures.get('accuracy_drop'), figures.get('tflite_auc'),
                  figures.get('latency_ms_median')))
-  return {'this_run': this_run, 'rows': rows[::-1]}
+    if any(name in figures for name in WAVEFORM_COLUMNS):
+      waveform.append((f'v{version}{mark}',) + tuple(
+          figures.get(name) for name in WAVEFORM_COLUMNS))
+  return {'this_run': this_run, 'rows': rows[::-1],
+          'waveform_rows': waveform[::-1]}
 
 
 def _search(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
