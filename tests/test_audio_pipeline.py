@@ -299,3 +299,25 @@ def test_the_report_and_inspect_show_both_models(audio_run):
   assert rows['waveform_bytes'] == [str(wave['bytes'])], out
   assert rows['pushed_bytes'] == [str(manifest['bytes'])], out
   assert 'waveform_eval_agreement' in rows and 'waveform_latency_ms_median' in rows
+
+
+def test_int8_pushes_a_waveform_model_calibrated_on_the_spans_windows(
+    audio_run):
+  # Last in this file: it pushes a newer version than the tests above read.
+  code, out, err = run_cli('run', '--workspace', audio_run['workspace'],
+                           '--json', *SETTINGS, '--quantization=int8')
+  assert code == 0, err[-4000:]
+  assert 'no waveform model' not in out + err
+  folder = push.resolve_model_dir(audio_run['config'].push_destination)
+  manifest = push.read_manifest(folder)
+  assert manifest['quantization'] == 'int8'
+  wave = manifest['waveform']
+  assert wave['file'] == 'waveform.tflite', wave
+  assert wave['eval_windows'] > 0
+  assert wave['eval_front_end_max_pixel_error'] <= 2
+  assert wave['front_end_max_pixel_error'] <= 2
+  with open(os.path.join(folder, 'waveform.tflite'), 'rb') as f:
+    interpreter = tf.lite.Interpreter(model_content=f.read())
+  assert interpreter.get_input_details()[0]['dtype'] == np.float32
+  assert interpreter.get_output_details()[0]['dtype'] == np.float32
+  assert any(d['dtype'] == np.int8 for d in interpreter.get_tensor_details())

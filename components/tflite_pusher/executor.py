@@ -68,27 +68,35 @@ def _front_end(input_dict: Dict[str, List[types.Artifact]]
 
 
 def _span_windows(input_dict: Dict[str, List[types.Artifact]], limit: int,
-                  channels: int):
-  """The eval split's windows that kept their samples, from the window's
-  raw examples (see :func:`waveform.span_windows`), or None without them."""
+                  channels: int, split: str = 'eval'):
+  """A split's windows that kept their samples, from the window's raw
+  examples (see :func:`waveform.span_windows`), or None without them."""
   artifacts = input_dict.get(SPAN_EXAMPLES_KEY) or []
   if not artifacts:
     return None
-  pattern = storage.join(artifact_utils.get_split_uri(artifacts, 'eval'), '*')
+  pattern = storage.join(artifact_utils.get_split_uri(artifacts, split), '*')
   return waveform_lib.span_windows(pattern, limit, channels)
 
 
 def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
               mode: str, channels: int, exec_properties: Dict[str, Any],
-              windows=None):
-  """The waveform model for spans of recordings, proved on probe windows
-  and on the eval split's own windows (`windows`, from
-  :func:`_span_windows`), and held to the device budget: (its bytes or
-  None, its manifest entry, which says why when there is none)."""
+              input_dict: Dict[str, List[types.Artifact]]):
+  """The waveform model for spans of recordings (in `int8`, calibrated on
+  the train split's kept windows), proved on probe windows and on the eval
+  split's kept windows (:func:`_span_windows`), and held to the device
+  budget: (its bytes or None, its manifest entry, which says why when
+  there is none)."""
   if not front_end.get('recorded'):
     return None, {'file': None, 'reason': front_end.get('reason')}
+  representative = None
+  if mode == 'int8':
+    # Calibrated on the train split's kept windows (probe windows without).
+    train = _span_windows(input_dict, int(
+        exec_properties['representative_examples']), channels, 'train')
+    representative = train[0] if train is not None else None
   try:
-    model = waveform_lib.convert(model_path, front_end, mode, channels)
+    model = waveform_lib.convert(model_path, front_end, mode, channels,
+                                 representative)
   except waveform_lib.WaveformError as e:
     return None, {'file': None, 'reason': str(e)}
   proof = waveform_lib.check(model, image_model, front_end)
@@ -110,6 +118,8 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
                output={'meaning': 'probability of each class, in '
                                   'labels.txt order'})
   max_drop = float(exec_properties['max_accuracy_drop'])
+  windows = _span_windows(input_dict, int(
+      exec_properties['validation_examples']), channels)
   problems = []
   if windows is not None and len(windows[0]):
     entry.update(waveform_lib.check_span_windows(
@@ -248,8 +258,7 @@ class Executor(pusher_executor.Executor):
              push.LABELS_FILE: ('\n'.join(class_names) + '\n').encode('utf-8')}
     waveform_model, waveform_entry = _waveform(
         model_path, image_model, front_end, mode, channels, exec_properties,
-        _span_windows(input_dict, int(exec_properties['validation_examples']),
-                      channels) if front_end.get('recorded') else None)
+        input_dict)
     if waveform_model:
       files[waveform_lib.WAVEFORM_FILE] = waveform_model
     if waveform_model:

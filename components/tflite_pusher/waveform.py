@@ -17,15 +17,17 @@ as groups of a few bands, each a small matrix over only the bins it reads
 fewer than 1024 weights, so dynamic-range quantization leaves them float
 and the front end exact. Float16 weights do not keep it (the Hann window
 in float16 leaks into the quiet part of the picture: a maximum error of 84
-on 0..255 for a quiet window), and neither would int8: those modes need
-the front end kept out of quantization by name.
+on 0..255 for a quiet window), and neither would int8 (a mean error of
+about 60). In `int8` mode every node in the front end's name scope is kept
+out of quantization by name, so only the classifier is int8; `float16`
+has no such choice and gets no waveform model.
 
 The waveform model's input is one window of mono float32 samples at the
 front end's rate; a shorter clip is padded with zeros at the end by the
 caller, as the front end pads it (MediaPipe's AudioClassifier does).
 """
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -143,9 +145,14 @@ class FrontEnd(tf.Module):
 
 
 # The quantization modes whose waveform model keeps the front end exact:
-# `none`, and `dynamic` (its matrices stay float, see mel_groups). Float16
-# and int8 would need the front end's ops kept out by name.
-WAVEFORM_MODES = ('none', 'dynamic')
+# `none`; `dynamic` (its matrices stay float, see mel_groups); and `int8`,
+# whose calibration keeps every node of the front end's name scope out of
+# quantization by name (the converter's selective quantization). Float16
+# turns every float constant into float16, and the converter has no
+# per-node choice for it.
+WAVEFORM_MODES = ('none', 'dynamic', 'int8')
+# The name scope of the front end's nodes in the waveform graph.
+FRONT_END_SCOPE = 'audio_front_end'
 
 
 class WaveformError(RuntimeError):
@@ -153,12 +160,22 @@ class WaveformError(RuntimeError):
 
 
 def convert(saved_model_dir: str, record: Dict[str, Any], mode: str,
-            channels: int = 3) -> bytes:
+            channels: int = 3,
+            representative: Optional[np.ndarray] = None) -> bytes:
   """The waveform model as TFLite: one window of mono float32 samples at
   the front end's rate in ([1, window_samples], named `samples`), the
   classes' probabilities out ([1, classes], float32), the front end inside
   in float and the classifier (the SavedModel's `serving_image`) quantized
   as `mode` says.
+
+  Args:
+    saved_model_dir: the trained SavedModel.
+    record: the recorded front end.
+    mode: one of :data:`WAVEFORM_MODES`.
+    channels: the classifier's image channels (1: grey).
+    representative: for `int8`, windows of samples ([n, window_samples])
+      the classifier's ranges are calibrated on (default: the probe
+      windows, a poorer calibration).
 
   Raises:
     WaveformError: for a mode in which the front end would not survive
@@ -185,22 +202,57 @@ def convert(saved_model_dir: str, record: Dict[str, Any], mode: str,
     @tf.function(input_signature=[tf.TensorSpec(
         [1, front_end.window], tf.float32, name='samples')])
     def __call__(self, samples):
-      image = self.front_end(samples)
-      if channels == 1:
-        image = tf.round(tf.image.rgb_to_grayscale(image))
+      with tf.name_scope(FRONT_END_SCOPE):
+        image = self.front_end(samples)
+        if channels == 1:
+          image = tf.round(tf.image.rgb_to_grayscale(image))
       return {features.SCORES_NAME: self.classify(
           **{features.IMAGE_INPUT_NAME: image})[features.SCORES_NAME]}
 
   module = Waveform()
-  converter = tf.lite.TFLiteConverter.from_concrete_functions(
-      [module.__call__.get_concrete_function()], module)
-  if mode == 'dynamic':
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+  def converter():
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.__call__.get_concrete_function()], module)
+
   try:
-    return converter.convert()
+    if mode == 'int8':
+      return _selective_int8(converter, front_end, record, representative)
+    chosen = converter()
+    if mode == 'dynamic':
+      chosen.optimizations = [tf.lite.Optimize.DEFAULT]
+    return chosen.convert()
   except Exception as e:  # pylint: disable=broad-except
     raise WaveformError(f'waveform conversion ({mode}) of {saved_model_dir} '
                         f'failed: {e}') from e
+
+
+def _selective_int8(converter, front_end: 'FrontEnd', record: Dict[str, Any],
+                    representative: Optional[np.ndarray]) -> bytes:
+  """Full-integer quantization of the classifier only: every node of
+  :data:`FRONT_END_SCOPE` (found in the float model) is denylisted, so the
+  front end stays float32 and the model's input and output stay float32,
+  as MediaPipe's AudioClassifier requires."""
+  windows = (np.asarray(representative, np.float32)
+             if representative is not None and len(representative) else
+             np.stack(probe_windows(record)).astype(np.float32))
+  windows = windows.reshape(-1, front_end.window)
+
+  def dataset():
+    for window in windows:
+      yield [window[None]]
+
+  interpreter = tf.lite.Interpreter(model_content=converter().convert())
+  denied = [detail['name'] for detail in interpreter.get_tensor_details()
+            if detail['name'].startswith(FRONT_END_SCOPE + '/')]
+  calibrated = converter()
+  calibrated.optimizations = [tf.lite.Optimize.DEFAULT]
+  calibrated.representative_dataset = dataset
+  debugger = tf.lite.experimental.QuantizationDebugger(
+      converter=calibrated, debug_dataset=dataset,
+      debug_options=tf.lite.experimental.QuantizationDebugOptions(
+          denylisted_nodes=denied))
+  return debugger.get_nondebug_quantized_model()
 
 
 WAVEFORM_FILE = 'waveform.tflite'
