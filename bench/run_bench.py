@@ -857,9 +857,10 @@ def part_waveform(out: str, rounds: int = 5,
                   invokes: int = 200) -> Dict[str, Any]:
   """Part 12: the waveform model (the front end inside) against the image
   model and the NumPy front end, per window, at the default width and
-  front end, in `dynamic` mode: bytes, and single-window latency on one
-  thread, the two models taking turns (untrained weights: neither figure
-  depends on training)."""
+  front end, in `dynamic` mode and in `int8` (the front end kept float by
+  name): bytes, and single-window latency on one thread, the models taking
+  turns (untrained weights: neither figure depends on training; int8 is
+  calibrated on a few synthesized clips)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import trainer  # pylint: disable=g-import-not-at-top
@@ -876,14 +877,21 @@ def part_waveform(out: str, rounds: int = 5,
   waveform_model = waveform.convert(saved, front_end.record(), 'dynamic')
   window = synth.make_clip(0, 1, 0)[1].astype(np.float32)
   pixels = frontend.render(window, front_end).astype(np.float32)
+  clips = np.stack([synth.make_clip(0, i % 2, i)[1] for i in range(16)]
+                   ).astype(np.float32)
+  image_int8 = conversion.convert(saved, 'serving_image', 'int8', np.stack(
+      [frontend.render(clip, front_end) for clip in clips]))
+  waveform_int8 = waveform.convert(saved, front_end.record(), 'int8',
+                                   representative=clips)
   runners = {}
-  for name, model, feed in (('image model', image_model, pixels[None]),
-                            ('waveform model', waveform_model, window[None])):
-    interpreter = tf.lite.Interpreter(model_content=model, num_threads=1)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]['index'], feed)
-    interpreter.invoke()
-    runners[name] = interpreter
+  for name, model, feed in (
+      ('image model', image_model, pixels),
+      ('waveform model', waveform_model, window),
+      ('image model (int8)', image_int8, pixels),
+      ('waveform model (int8)', waveform_int8, window)):
+    classifier = conversion.TFLiteClassifier(model, num_threads=1)
+    classifier.scores(feed)  # sets the (quantized) input, invokes once
+    runners[name] = classifier.interpreter
   medians: Dict[str, List[float]] = {name: [] for name in runners}
   medians['NumPy front end'] = []
   for _ in range(rounds):
@@ -905,7 +913,9 @@ def part_waveform(out: str, rounds: int = 5,
       f" ms; image {len(image_model)} bytes, {latency['image model']:.2f} ms")
   return {'measured': f'{datetime.date.today()}', 'mode': 'dynamic',
           'bytes': {'image model': len(image_model),
-                    'waveform model': len(waveform_model)},
+                    'waveform model': len(waveform_model),
+                    'image model (int8)': len(image_int8),
+                    'waveform model (int8)': len(waveform_int8)},
           'front_end_constant_bytes': waveform.constant_bytes(
               front_end.record()),
           'latency_ms': latency}
@@ -925,7 +935,10 @@ def _waveform_lines(wave: Dict[str, Any]) -> List[str]:
           f"| image model | {sizes['image model']:,} | {image:.3f} |",
           f"| waveform model | {sizes['waveform model']:,} | {full:.3f} |",
           f"| NumPy front end (render one window) | | "
-          f"{latency['NumPy front end']:.3f} |", '',
+          f"{latency['NumPy front end']:.3f} |"] + [
+              f"| {name} | {sizes[name]:,} | {latency[name]:.3f} |"
+              for name in ('image model (int8)', 'waveform model (int8)')
+              if name in sizes] + ['',
           f"The front end adds {sizes['waveform model'] - sizes['image model']:,}"
           f" bytes (target: at most 300 KB) and {full / image - 1:.0%} to the "
           'image model\'s latency (target: at most 50%).']
