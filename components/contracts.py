@@ -115,8 +115,12 @@ class TFLitePusher:
              'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
              'savedmodel_auc', 'tflite_auc', 'agreement',
              'latency_ms_median', 'sha256', 'metadata_embedded',
-             'pushed_bytes', REASON, 'budget_exceeded',
-             'over_max_tflite_bytes', 'over_max_latency_ms')
+             'pushed_bytes', 'arena_bytes', 'micro_arena_reported',
+             'micro_latency_ms_median', 'micro_examples', 'micro_identical',
+             'micro_max_difference_xnnpack', 'micro_error',
+             'micro_missing_ops', REASON, 'budget_exceeded',
+             'over_max_tflite_bytes', 'over_max_latency_ms',
+             'over_max_arena_bytes')
   # The waveform model's figures (`waveform_` and its manifest entry's
   # key): bytes, latency, the proof on test signals and on the span's own
   # eval windows, or why there is none.

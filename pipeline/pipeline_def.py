@@ -346,6 +346,7 @@ def create_pipeline(
       representative_examples=config.representative_examples,
       validation_examples=config.validation_examples,
       latency_runs=config.latency_runs,
+      micro_examples=config.micro_examples,
       **config.device_budget().to_dict())
 
   components = [example_gen, schema_gen, statistics_gen, example_validator,

@@ -64,3 +64,40 @@ def test_a_model_with_an_operator_tflm_lacks_is_named(int8_model):
   found = micro.measure(model, np.zeros((1, 16000), np.float32))
   assert 'RFFT2D' in found['error'], found
   assert 'RFFT2D' in found['missing_ops']
+
+
+def test_the_c_array_compiles_and_holds_the_tflite_files_bytes(int8_model,
+                                                               tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from components.tflite_pusher import firmware  # pylint: disable=g-import-not-at-top
+  model = int8_model['model']
+  files = firmware.sources(model, 12345, ['not "instrument"', 'instrument'],
+                           (1.0, 0), (0.00390625, 0), 'version 7 */ test')
+  for name, data in files.items():
+    (tmp_path / name).write_bytes(data)
+  (tmp_path / 'main.cc').write_text(r'''
+#include <cstdio>
+#include <cstdint>
+#include "model_data.h"
+static_assert(kTensorArenaSize == 12345, "arena");
+static_assert(kNumLabels == 2, "labels");
+int main(int argc, char** argv) {
+  if (reinterpret_cast<uintptr_t>(g_model_data) % 16 != 0) return 3;
+  FILE* out = fopen(argv[1], "wb");
+  fwrite(g_model_data, 1, g_model_data_len, out);
+  fclose(out);
+  printf("%s|%s|%g|%d\n", kLabels[0], kLabels[1], kOutputScale,
+         kInputZeroPoint);
+  return 0;
+}
+''')
+  compiled = subprocess.run(
+      ['c++', '-std=c++17', '-Wall', '-Werror', '-o', str(tmp_path / 'dump'),
+       str(tmp_path / 'main.cc'), str(tmp_path / firmware.SOURCE_FILE)],
+      capture_output=True, text=True, check=False)
+  assert compiled.returncode == 0, compiled.stderr
+  ran = subprocess.run([str(tmp_path / 'dump'), str(tmp_path / 'out.bin')],
+                       capture_output=True, text=True, check=False)
+  assert ran.returncode == 0, ran
+  assert (tmp_path / 'out.bin').read_bytes() == model
+  assert ran.stdout.strip() == 'not "instrument"|instrument|0.00390625|0'

@@ -40,6 +40,15 @@ def test_a_budget_names_each_limit_a_model_breaks_and_by_how_much():
   assert [b.limit_name for b in budget.breaches(1, None)] == [
       'max_latency_ms']  # an unmeasured latency cannot pass a limit
   assert budget_lib.Budget().breaches(10**9, 10**3) == []
+  ram = budget_lib.Budget(max_arena_bytes=262_144)
+  [arena] = ram.breaches(1, 1.0, 300_000)
+  assert arena.describe() == ('TFLM arena 300,000 bytes, 37,856 over '
+                              'max_arena_bytes 262,144')
+  # A model TFLM could not run has no arena to fit any limit.
+  [unrunnable] = ram.breaches(1, 1.0, None)
+  assert 'did not run it' in unrunnable.describe()
+  assert ram.breaches(1, 1.0, 262_144) == [] and ram.active
+  assert not ram.for_phone().active
   assert not budget_lib.Budget().active
   assert budget_lib.Budget.from_dict(budget.to_dict()) == budget
   with pytest.raises(budget_lib.BudgetError, match='max_tflite_bytes'):
@@ -262,3 +271,35 @@ def test_a_push_refused_over_budget_is_said_in_the_summary():
                 '46,000 over max_tflite_bytes 50,000'}}
   assert ('TFLite model not pushed: over the device budget: TFLite model '
           '96,000 bytes') in summary_lib.format_summary(summary)
+
+
+@pytest.mark.e2e
+def test_an_int8_search_under_an_arena_budget_pushes_a_board_model(
+    workspace, capsys):
+  arena_budget = 262_144
+  config = _config(workspace, quantization='int8', max_tflite_bytes=0,
+                   max_arena_bytes=arena_budget, micro_examples=8,
+                   pipeline_name='board')
+  summary = run.run_pipeline(config)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
+  table = inspection.trials(store, config.pipeline_name)
+  assert table['budget']['max_arena_bytes'] == arena_budget
+  # Every trial ran in TFLM and records its arena.
+  assert all(r['arena_bytes'] > 0 for r in table['trials']), table
+  assert all(r['within_budget'] == (r['arena_bytes'] <= arena_budget)
+             for r in table['trials'])
+  pushed = summary['pushed']
+  assert pushed['pushed'] == 1, pushed
+  assert 0 < pushed['arena_bytes'] <= arena_budget
+  assert pushed['micro_identical'] == 1.0
+  capsys.readouterr()
+  assert cli.main(['inspect', 'trials', '--workspace', workspace,
+                   '--pipeline-name', 'board']) == 0
+  text = capsys.readouterr().out
+  for record in table['trials']:
+    assert f"arena {record['arena_bytes']:>9,}" in text
+  # The report draws the trials against RAM as well.
+  page = report.build_report(config, summary['run_id'])[1]
+  section = page[page.index('<section id="search">'):]
+  assert section[:section.index('</section>')].count(
+      '<svg class="chart trials"') == 3

@@ -117,6 +117,7 @@ def _run(testdata, destination, blessed=True, **overrides):
       'representative_examples': 100,
       'validation_examples': 0,
       'latency_runs': 5,
+      'micro_examples': 10,
   }
   properties.update(overrides)
   executor.Executor().Do(
@@ -144,8 +145,10 @@ def test_every_mode_converts_validates_and_pushes(testdata, tmp_path, mode):
   assert pushed.get_string_custom_property('pushed_version') == '1'
   assert push.latest_version(str(destination)) == 1
   folder = destination / '1'
-  assert sorted(os.listdir(folder)) == ['labels.txt', 'manifest.json',
-                                        'model.tflite']
+  # An int8 model also comes as C++ source for firmware (TFLM ran it).
+  assert sorted(os.listdir(folder)) == ['labels.txt', 'manifest.json'] + (
+      ['model.tflite', 'model_data.cc', 'model_data.h'] if mode == 'int8'
+      else ['model.tflite'])
   assert (folder / 'labels.txt').read_text().split() == CLASSES
   manifest = json.loads((folder / 'manifest.json').read_text())
   model_bytes = (folder / 'model.tflite').read_bytes()
@@ -448,3 +451,47 @@ def test_a_model_pushed_to_s3_is_checked_and_a_killed_upload_leaves_latest(
   code, _, err = _predict(s3, destination, *images)
   assert code == 2, err[-3000:]
   assert 'models/3/labels.txt does not match the SHA-256' in err, err[-3000:]
+
+
+def test_int8_is_proved_in_tflm_and_the_arena_is_in_the_budget(testdata,
+                                                               tmp_path):
+  destination = tmp_path / 'dest'
+  pushed = _run(testdata, destination, quantization='int8')
+  manifest = json.loads((destination / '1' / 'manifest.json').read_text())
+  figures = manifest['validation']
+  arena = figures['arena_bytes']
+  assert arena > 0 and figures['micro_examples'] == 10
+  assert figures['micro_identical'] == 1.0  # LiteRT's builtin kernels
+  assert figures['micro_max_difference_xnnpack'] <= 2
+  assert pushed.get_int_custom_property('arena_bytes') == arena
+  assert manifest['firmware']['arena_bytes'] == arena
+  for name in ('model_data.cc', 'model_data.h'):
+    assert manifest['files'][name] == conversion.sha256(
+        (destination / '1' / name).read_bytes())
+  assert f'kTensorArenaSize = {arena};' in (
+      destination / '1' / 'model_data.h').read_text()
+  # A smaller arena budget keeps it back, saying by how much.
+  over = _run(testdata, tmp_path / 'small', quantization='int8',
+              max_arena_bytes=arena - 16)
+  assert over.get_int_custom_property('pushed') == 0
+  assert over.get_string_custom_property('budget_exceeded') == (
+      'max_arena_bytes')
+  assert over.get_int_custom_property('over_max_arena_bytes') == 16
+  assert 'TFLM arena' in over.get_string_custom_property('reason')
+  assert not (tmp_path / 'small').exists()
+
+
+def test_an_arena_budget_on_a_model_tflm_cannot_run_pushes_nothing(
+    testdata, tmp_path):
+  # Dynamic-range models use hybrid kernels TFLM does not have.
+  pushed = _run(testdata, tmp_path / 'dest', quantization='dynamic',
+                max_arena_bytes=1 << 20)
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert pushed.get_string_custom_property('micro_error')
+  assert 'did not run it' in pushed.get_string_custom_property('reason')
+  # Without the limit the same model is pushed, and not run in TFLM.
+  pushed = _run(testdata, tmp_path / 'free', quantization='dynamic')
+  assert pushed.get_int_custom_property('pushed') == 1
+  manifest = json.loads((tmp_path / 'free' / '1' / 'manifest.json')
+                        .read_text())
+  assert manifest['firmware']['source'] is None

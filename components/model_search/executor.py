@@ -45,8 +45,9 @@ def trial_records(oracle) -> List[Dict[str, Any]]:
     for name in search.FIGURES + (search.OBJECTIVE,):
       if trial.metrics.exists(name):
         record[name] = float(trial.metrics.get_last_value(name))
-    if 'tflite_bytes' in record:
-      record['tflite_bytes'] = int(record['tflite_bytes'])
+    for name in ('tflite_bytes', 'arena_bytes'):
+      if name in record:
+        record[name] = int(record[name])
     if 'within_budget' in record:
       record['within_budget'] = bool(record['within_budget'])
     records.append(record)
@@ -61,13 +62,16 @@ def no_fit_message(records: List[Dict[str, Any]],
     return f'no trial of the model search completed ({len(records)} tried)'
   smallest = min(done, key=lambda r: r['tflite_bytes'])
   fastest = min(done, key=lambda r: r['latency_ms_median'])
+  arenas = [r for r in done if r.get('arena_bytes', -1) >= 0]
+  leanest = (f", the leanest in RAM {min(r['arena_bytes'] for r in arenas):,}"
+             ' arena bytes' if arenas else '')
   return (f'no trial of {len(done)} fits the device budget '
           f'({budget.describe()}): the smallest model was '
           f"{smallest['tflite_bytes']:,} bytes (width "
           f"{smallest['hyperparameters'].get('width')}), the fastest "
-          f"{fastest['latency_ms_median']:.3f} ms; raise the limit "
-          '(--max-tflite-bytes, --max-latency-ms) or run more trials '
-          '(--tune-trials)')
+          f"{fastest['latency_ms_median']:.3f} ms{leanest}; raise the limit "
+          '(--max-tflite-bytes, --max-latency-ms, --max-arena-bytes) or run '
+          'more trials (--tune-trials)')
 
 
 class Executor(tuner_executor.Executor):
@@ -121,6 +125,9 @@ class Executor(tuner_executor.Executor):
       hyperparameters.set_float_custom_property(name, chosen[name])
     hyperparameters.set_int_custom_property('tflite_bytes',
                                             chosen['tflite_bytes'])
+    if chosen.get('arena_bytes', -1) >= 0:
+      hyperparameters.set_int_custom_property('arena_bytes',
+                                              chosen['arena_bytes'])
     results.set_int_custom_property('trials', len(records))
     results.set_int_custom_property(
         'trials_within_budget',

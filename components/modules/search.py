@@ -30,6 +30,7 @@ from components.tflite_pusher import budget as budget_lib
 from components.modules import features
 from components.modules import trainer
 from components.tflite_pusher import conversion
+from components.tflite_pusher import micro
 
 OBJECTIVE = 'score'
 # The hyperparameters and their ranges, within the Trainer's architecture.
@@ -38,7 +39,7 @@ DROPOUT_RANGE = (0.0, 0.4, 0.1)  # min, max, step
 LEARNING_RATE_RANGE = (5e-4, 5e-3)  # log scale
 # Figures each trial records beside its score, as trial metrics.
 FIGURES = ('auc', 'accuracy', 'tflite_bytes', 'latency_ms_median',
-           'within_budget', 'seconds')
+           'arena_bytes', 'within_budget', 'seconds')
 
 
 def search_space() -> keras_tuner.HyperParameters:
@@ -141,22 +142,34 @@ class BudgetTuner(base_tuner.BaseTuner):
                                   features.SERVING_IMAGE_SIGNATURE, mode,
                                   representative)
       probe = np.full((image_size, image_size, channels), 128.0, np.float32)
-      latency = conversion.TFLiteClassifier(tflite).median_latency_ms(
+      classifier = conversion.TFLiteClassifier(tflite)
+      latency = classifier.median_latency_ms(
           probe, runs=int(settings['latency_runs']))
+      arena = None
+      if mode == 'int8' or self.budget.max_arena_bytes:
+        # The arena does not depend on the pixels: one probe image.
+        found = micro.measure(tflite, classifier._quantize_input(probe)[None])  # pylint: disable=protected-access
+        arena = found.get('arena_bytes')
+        if arena is None:
+          print(f"search: trial {trial.trial_id}: {found['error']}",
+                flush=True)
     finally:
       shutil.rmtree(scratch, ignore_errors=True)
-    breaches = self.budget.breaches(len(tflite), latency)
+    breaches = self.budget.breaches(len(tflite), latency, arena)
     figures = {
         OBJECTIVE: trial_score(quality['auc'], not breaches),
         'auc': quality['auc'],
         'accuracy': quality['accuracy'],
         'tflite_bytes': float(len(tflite)),
         'latency_ms_median': latency,
+        # -1: not measured (not int8 and no arena limit) or TFLM failed.
+        'arena_bytes': float(arena) if arena is not None else -1.0,
         'within_budget': 0.0 if breaches else 1.0,
         'seconds': time.time() - started,
     }
     print(f"search: trial {trial.trial_id}: auc {quality['auc']:.4f}, "
           f'{len(tflite):,} bytes, {latency:.3f} ms, ' +
+          (f'arena {arena:,} bytes, ' if arena is not None else '') +
           ('; '.join(b.describe() for b in breaches) or 'within budget') +
           f" ({figures['seconds']:.0f} s)", flush=True)
     return figures

@@ -14,7 +14,10 @@ converts, proves and pushes at the end of the pipeline instead:
    eval split; accuracy, AUC, their differences and the agreement are
    recorded, with sizes and median single-image latency. If the accuracy drop
    exceeds `max_accuracy_drop`, nothing is pushed; nor is a model over the
-   device budget (`max_tflite_bytes`, `max_latency_ms`).
+   device budget (`max_tflite_bytes`, `max_latency_ms`, `max_arena_bytes`).
+   In `int8` mode, or with an arena limit, the model also runs in
+   TensorFlow Lite Micro on `micro_examples` eval images: its arena, its
+   outputs against LiteRT's, and a C source array of it for firmware.
 4. The push writes `model.tflite` (with labels and normalisation embedded
    where tflite-support can be loaded), `labels.txt` and `manifest.json` as
    the next numbered version under `push_destination`, then moves the
@@ -65,6 +68,8 @@ class TFLitePusherSpec(types.ComponentSpec):
       'latency_runs': ExecutionParameter(type=int),
       'max_tflite_bytes': ExecutionParameter(type=int),
       'max_latency_ms': ExecutionParameter(type=float),
+      'max_arena_bytes': ExecutionParameter(type=int),
+      'micro_examples': ExecutionParameter(type=int),
   }
   INPUTS = {
       executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -110,7 +115,12 @@ class TFLitePusher(base_component.BaseComponent):
       latency, one interpreter thread (0: no limit); a slower model is not
       pushed. A model over budget records which limit it broke and by how
       much (`budget_exceeded`, `over_max_tflite_bytes`,
-      `over_max_latency_ms`).
+      `over_max_latency_ms`, `over_max_arena_bytes`).
+    max_arena_bytes: the device budget's largest TensorFlow Lite Micro
+      tensor arena (0: no limit); a model needing more, or one TFLM cannot
+      run, is not pushed.
+    micro_examples: eval images run in TensorFlow Lite Micro (int8 mode,
+      or with an arena limit) to compare its outputs with LiteRT's.
 
   Raises:
     ValueError: for an unknown quantization mode or a negative setting.
@@ -134,6 +144,8 @@ class TFLitePusher(base_component.BaseComponent):
                latency_runs: int,
                max_tflite_bytes: int = 0,
                max_latency_ms: float = 0.0,
+               max_arena_bytes: int = 0,
+               micro_examples: int = 50,
                model_blessing: Optional[types.BaseChannel] = None,
                span_examples: Optional[types.BaseChannel] = None):
     conversion.check_mode(quantization)
@@ -141,7 +153,9 @@ class TFLitePusher(base_component.BaseComponent):
                         ('validation_examples', validation_examples),
                         ('latency_runs', latency_runs),
                         ('max_tflite_bytes', max_tflite_bytes),
-                        ('max_latency_ms', max_latency_ms)):
+                        ('max_latency_ms', max_latency_ms),
+                        ('max_arena_bytes', max_arena_bytes),
+                        ('micro_examples', micro_examples)):
       if value < 0:
         raise ValueError(f'{name} must not be negative, got {value}')
     spec = TFLitePusherSpec(
@@ -160,5 +174,7 @@ class TFLitePusher(base_component.BaseComponent):
         validation_examples=validation_examples,
         latency_runs=latency_runs,
         max_tflite_bytes=max_tflite_bytes,
-        max_latency_ms=float(max_latency_ms))
+        max_latency_ms=float(max_latency_ms),
+        max_arena_bytes=int(max_arena_bytes),
+        micro_examples=int(micro_examples))
     super().__init__(spec=spec)

@@ -23,6 +23,8 @@ from components.common import storage
 from components.tflite_pusher import budget as budget_lib
 from components.modules import features
 from components.tflite_pusher import conversion
+from components.tflite_pusher import firmware
+from components.tflite_pusher import micro
 from components.tflite_pusher import model_metadata
 from components.tflite_pusher import push
 from components.tflite_pusher import waveform as waveform_lib
@@ -150,7 +152,7 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
     problems.append(f"it agrees with the image model on "
                     f"{proof['agreement']:.0%} of the probe windows")
   problems += [breach.describe() for breach in budget_lib.Budget.from_dict(
-      exec_properties).breaches(len(model), latency)]
+      exec_properties).for_phone().breaches(len(model), latency)]
   if problems:
     return None, dict(entry, file=None, reason='; '.join(problems))
   return model, dict(entry, file=waveform_lib.WAVEFORM_FILE,
@@ -160,19 +162,82 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
 def budget_figures(breaches: List[budget_lib.Breach]) -> Dict[str, Any]:
   """What a PushedModel records of a model over budget: the limits broken
   (`budget_exceeded`, comma-separated) and, per limit, how far over
-  (`over_max_tflite_bytes` in bytes, `over_max_latency_ms` in ms)."""
+  (`over_max_tflite_bytes` and `over_max_arena_bytes` in bytes, -1 for an
+  arena TFLM could not measure; `over_max_latency_ms` in ms)."""
   figures: Dict[str, Any] = {'budget_exceeded': ','.join(
       breach.limit_name for breach in breaches)}
   for breach in breaches:
     excess = breach.excess
-    figures[f'over_{breach.limit_name}'] = (
-        int(excess) if breach.limit_name == budget_lib.MAX_TFLITE_BYTES
-        else float(excess))
+    if breach.limit_name == budget_lib.MAX_LATENCY_MS:
+      figures[f'over_{breach.limit_name}'] = float(excess)
+    else:
+      figures[f'over_{breach.limit_name}'] = (
+          -1 if excess == float('inf') else int(excess))
   return figures
+
+
+def micro_figures(model: bytes, images, limit: int) -> Dict[str, Any]:
+  """The model run in TensorFlow Lite Micro on the first `limit` of the
+  eval `images` (see :mod:`micro`): `arena_bytes`, `micro_arena_reported`,
+  `micro_latency_ms_median`, `micro_examples`, `micro_identical` (the
+  share of examples whose output tensor equals LiteRT's builtin kernels'
+  bit for bit) and `micro_max_difference_xnnpack` (the largest difference
+  from LiteRT with its default XNNPACK delegate, in units of the output's
+  scale); or `micro_error` (and `micro_missing_ops`) when TFLM cannot run
+  it."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  classifier = conversion.TFLiteClassifier(model)
+  inputs = np.stack([classifier._quantize_input(image)  # pylint: disable=protected-access
+                     for image in images[:max(1, limit)]])
+  try:
+    found = micro.measure(model, inputs)
+  except micro.MicroError as e:
+    return {'micro_error': str(e)}
+  if 'error' in found:
+    return {'micro_error': found['error'],
+            **({'micro_missing_ops': ','.join(found['missing_ops'])}
+               if found.get('missing_ops') else {})}
+  outputs = found['outputs']
+  builtin = micro.litert_outputs(model, inputs)
+  xnnpack = micro.litert_outputs(model, inputs, xnnpack=True)
+  return {
+      'arena_bytes': int(found['arena_bytes']),
+      'micro_arena_reported': int(found['arena_reported']),
+      'micro_latency_ms_median': float(found['latency_ms_median']),
+      'micro_examples': int(len(inputs)),
+      'micro_identical': float(np.mean(np.all(
+          (outputs == builtin).reshape(len(inputs), -1), axis=1))),
+      'micro_max_difference_xnnpack': int(np.abs(
+          outputs.astype(np.int64) - xnnpack.astype(np.int64)).max()),
+  }
 
 
 class Executor(pusher_executor.Executor):
   """Converts the blessed model to TFLite, proves it, and pushes it."""
+
+  def _firmware(self, files: Dict[str, bytes], model: bytes,
+                figures: Dict[str, Any], class_names: List[str]
+                ) -> Dict[str, Any]:
+    """Adds the C source of an integer model TFLM ran to `files`; returns
+    the manifest's `firmware` entry (or why there is none)."""
+    if 'arena_bytes' not in figures:
+      return {'source': None, 'reason': figures.get(
+          'micro_error', 'the model was not run in TensorFlow Lite Micro '
+          '(int8 mode, or a max_arena_bytes limit, runs it)')}
+    description = conversion.TFLiteClassifier(model).describe()
+    quantization = {role: description[role]['quantization'] or
+                    {'scale': 0.0, 'zero_point': 0}
+                    for role in ('input', 'output')}
+    files.update(firmware.sources(
+        model, figures['arena_bytes'], class_names,
+        *((quantization[role]['scale'], quantization[role]['zero_point'])
+          for role in ('input', 'output')),
+        f'{push.MODEL_FILE} ({len(model):,} bytes, SHA-256 '
+        f'{conversion.sha256(model)}) as C++'))
+    return {'source': firmware.SOURCE_FILE, 'header': firmware.HEADER_FILE,
+            'array': firmware.ARRAY, 'arena_bytes': figures['arena_bytes'],
+            'input_quantization': quantization['input'],
+            'output_quantization': quantization['output']}
 
   def _mark_not_pushed(self, artifact: types.Artifact, reason: str,
                        figures: Dict[str, Any]) -> None:
@@ -245,8 +310,20 @@ class Executor(pusher_executor.Executor):
       logging.warning('TFLite metadata not embedded: %s', metadata_problem)
     # The budget applies to the file a device downloads, metadata included.
     figures['pushed_bytes'] = len(model)
-    breaches = budget_lib.Budget.from_dict(exec_properties).breaches(
-        len(model), figures['latency_ms_median'])
+    budget = budget_lib.Budget.from_dict(exec_properties)
+    if mode == 'int8' or budget.max_arena_bytes:
+      started = time.time()
+      figures.update(micro_figures(model, eval_images,
+                                   int(exec_properties['micro_examples'])))
+      print('tflite_pusher: TensorFlow Lite Micro: ' + (
+          f"arena {figures['arena_bytes']:,} bytes, "
+          f"{figures['micro_latency_ms_median']:.3g} ms, outputs identical "
+          f"to LiteRT's on {figures['micro_identical']:.0%} of "
+          f"{figures['micro_examples']} images"
+          if 'arena_bytes' in figures else figures['micro_error']) +
+            f' ({time.time() - started:.0f} s)', flush=True)
+    breaches = budget.breaches(len(model), figures['latency_ms_median'],
+                               figures.get('arena_bytes'))
     if breaches:
       self._mark_not_pushed(
           pushed, 'over the device budget: ' + '; '.join(
@@ -261,6 +338,7 @@ class Executor(pusher_executor.Executor):
         input_dict)
     if waveform_model:
       files[waveform_lib.WAVEFORM_FILE] = waveform_model
+    firmware_entry = self._firmware(files, model, figures, class_names)
     if waveform_model:
       print(f"tflite_pusher: waveform model {len(waveform_model)} bytes, "
             f"{waveform_entry['latency_ms_median']:.3g} ms, front end "
@@ -297,6 +375,7 @@ class Executor(pusher_executor.Executor):
         'metadata_problem': metadata_problem,
         'validation': figures,
         'waveform': waveform_entry,
+        'firmware': firmware_entry,
         'source': {
             'model_artifact_id': source.id,
             'model_uri': source.uri,

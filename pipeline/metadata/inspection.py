@@ -158,8 +158,9 @@ def run_trials(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   Returns:
     `run_id`, `budget` (the limits by setting name), `chosen_trial` (an
     id, None when no trial fitted) and `trials`: per trial its
-    `hyperparameters`, `tflite_bytes`, `latency_ms_median`, `auc`,
-    `accuracy`, `within_budget`, `seconds` and `status`.
+    `hyperparameters`, `tflite_bytes`, `latency_ms_median`,
+    `arena_bytes` (TFLM's arena; -1 when not measured), `auc`, `accuracy`,
+    `within_budget`, `seconds` and `status`.
 
   Raises:
     trials_lib.TrialsError: when the table cannot be read.
@@ -206,8 +207,11 @@ def format_trials(table: Dict[str, Any]) -> str:
       figures = ''
     else:
       verdict = 'within budget' if record['within_budget'] else 'over budget'
+      arena = record.get('arena_bytes')
       figures = (f"  {record['tflite_bytes']:>9,} bytes  "
-                 f"{record['latency_ms_median']:7.3f} ms  "
+                 f"{record['latency_ms_median']:7.3f} ms  " +
+                 (f'arena {arena:>9,}  ' if arena is not None and arena >= 0
+                  else 'arena       n/a  ' if arena is not None else '') +
                  f"AUC {record['auc']:.4f}")
     chosen = '  <- chosen' if record['trial_id'] == table['chosen_trial'] \
         else ''

@@ -282,6 +282,14 @@ def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
           'waveform_rows': waveform[::-1]}
 
 
+def _arena(trial: Dict[str, Any]) -> Any:
+  """A trial's TFLM arena for the table: bytes, or why there is none."""
+  arena = trial.get('arena_bytes')
+  if arena is None:
+    return None
+  return int(arena) if arena >= 0 else 'not measured'
+
+
 def _search(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   """The run's model search: its trials as a table and two scatters (AUC
   against size and against latency), or None when the run did not search."""
@@ -297,14 +305,19 @@ def _search(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
                                   table['chosen_trial'] else ''),
                  hp.get('width'), hp.get('dropout'), hp.get('learning_rate'),
                  r.get('tflite_bytes'), r.get('latency_ms_median'),
-                 r.get('auc'), 'yes' if r.get('within_budget') else 'no',
-                 r.get('seconds')))
-  charts = [report_charts.trials_chart(
-      done, cost, label, float(budget.get(limit) or 0),
-      trials_lib.pareto_front(done, cost), table['chosen_trial'])
-            for cost, label, limit in (
-                ('tflite_bytes', 'TFLite bytes', 'max_tflite_bytes'),
-                ('latency_ms_median', 'latency ms', 'max_latency_ms'))]
+                 _arena(r), r.get('auc'),
+                 'yes' if r.get('within_budget') else 'no', r.get('seconds')))
+  charts = []
+  for cost, label, limit in (
+      ('tflite_bytes', 'TFLite bytes', 'max_tflite_bytes'),
+      ('latency_ms_median', 'latency ms', 'max_latency_ms'),
+      ('arena_bytes', 'TFLM arena bytes (RAM)', 'max_arena_bytes')):
+    # Trials whose arena was not measured (-1) have no point on that chart.
+    measured = [r for r in done if (r.get(cost) if r.get(cost) is not None
+                                    else -1) >= 0]
+    charts.append(report_charts.trials_chart(
+        measured, cost, label, float(budget.get(limit) or 0),
+        trials_lib.pareto_front(measured, cost), table['chosen_trial']))
   return {'budget': ', '.join(f'{k} {v:,}' for k, v in sorted(budget.items())
                               if v) or 'none',
           'chosen': table['chosen_trial'], 'rows': rows,

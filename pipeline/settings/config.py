@@ -192,6 +192,14 @@ class PipelineConfig:
       'interpreter thread, in ms, timed on the machine that runs the '
       'pipeline as a proxy for the device; a slower model is not pushed '
       '(0: no limit)')
+  max_arena_bytes: int = _setting(
+      0, 'device budget: the largest TensorFlow Lite Micro tensor arena (the '
+      'RAM a microcontroller sets aside), in bytes, measured by running the '
+      'model in TFLM; a model needing more, or one TFLM cannot run, is not '
+      'pushed (0: no limit; meant for --quantization int8)')
+  micro_examples: int = _setting(
+      50, 'eval images the pusher runs in TensorFlow Lite Micro (int8 mode, '
+      'or with --max-arena-bytes) to compare its outputs with LiteRT\'s')
   tune: bool = _setting(False, 'search the model width, dropout and '
                         'learning rate before training (TFX Tuner), keeping '
                         'the most accurate trial within the device budget')
@@ -272,7 +280,8 @@ class PipelineConfig:
       if getattr(self, name) < 1:
         raise ConfigError(f'{name} must be at least 1, got '
                           f'{getattr(self, name)}')
-    for name in ('eval_steps', 'validation_examples', 'proof_windows'):
+    for name in ('eval_steps', 'validation_examples', 'proof_windows',
+                 'micro_examples'):
       if getattr(self, name) < 0:
         raise ConfigError(f'{name} must be 0 or more, got '
                           f'{getattr(self, name)}')
@@ -411,14 +420,15 @@ class PipelineConfig:
     }
 
   def device_budget(self) -> budget.Budget:
-    """`max_tflite_bytes` and `max_latency_ms` as the budget the search
-    and the pusher judge models by.
+    """`max_tflite_bytes`, `max_latency_ms` and `max_arena_bytes` as the
+    budget the search and the pusher judge models by.
 
     Raises:
       budget.BudgetError: for a negative limit.
     """
     return budget.Budget(max_tflite_bytes=self.max_tflite_bytes,
-                         max_latency_ms=self.max_latency_ms)
+                         max_latency_ms=self.max_latency_ms,
+                         max_arena_bytes=self.max_arena_bytes)
 
   def search_custom_config(self) -> Dict[str, Any]:
     """Settings passed to the model search's module code: the module
