@@ -1,7 +1,7 @@
 """The benchmark suite: our pipeline against the notebook way, side by side.
 
 `make bench` runs it on this machine and writes `bench/RESULTS.md` and
-`bench/results.json`. Twelve parts:
+`bench/results.json`. Thirteen parts:
 
 1. Pipeline vs notebook: wall time of a cold pipeline run (ingest + run, in
    a fresh workspace, as a new process), of the reruns served from the
@@ -54,7 +54,10 @@
    on held-out clips at 16, 44.1 (stereo) and 48 kHz; `predict --stream`'s
    real-time factor on one core and its memory over 6 and 60 minutes.
 12. The waveform model: bytes and single-window latency against the image
-   model and the NumPy front end's time.
+   model and the NumPy front end's time, in dynamic and int8 modes.
+13. The board: the default model in int8 and the search under a 256 KB
+   arena budget; TensorFlow Lite Micro's arena and latency per image, the
+   outputs against LiteRT's, the C array compiled.
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).
@@ -921,6 +924,97 @@ def part_waveform(out: str, rounds: int = 5,
           'latency_ms': latency}
 
 
+def _board_figures(summary: Dict[str, Any]) -> Dict[str, Any]:
+  """A run's pushed int8 model as a board sees it."""
+  pushed = summary.get('pushed') or {}
+  return dict(_pushed_figures(summary), **{
+      name: pushed.get(name) for name in (
+          'arena_bytes', 'micro_latency_ms_median', 'micro_identical',
+          'micro_max_difference_xnnpack', 'micro_examples',
+          'latency_ms_median', 'reason')})
+
+
+def part_board(data_dir: str, out: str, trials: int, arena_budget: int,
+               keep: bool) -> Dict[str, Any]:
+  """Part 13: the board. The default model in int8, then the search under
+  an arena budget (`--quantization int8 --tune true --max-arena-bytes`):
+  each pushed model's TensorFlow Lite Micro arena and latency per image
+  (TFLM's reference kernels on this machine), its outputs against LiteRT's
+  on the pusher's eval sample, and its C array compiled."""
+  logs = os.path.join(out, 'logs')
+  runs: Dict[str, Dict[str, Any]] = {}
+  table: Dict[str, Any] = {}
+  for name, extra in (
+      ('default', ('--quantization', 'int8')),
+      ('searched', ('--quantization', 'int8', '--tune', 'true',
+                    '--tune-trials', str(trials), '--max-arena-bytes',
+                    str(arena_budget)))):
+    workspace = os.path.join(out, f'ws-board-{name}')
+    shutil.rmtree(workspace, ignore_errors=True)
+    log(f"part 13: {name}: {' '.join(extra)}")
+    ran = pipeline_run(workspace, data_dir, logs, f'board-{name}', extra=extra)
+    runs[name] = dict(_board_figures(ran['summary']),
+                      run_seconds=ran['run_seconds'])
+    folder = runs[name]['destination']
+    if folder:
+      compiled = subprocess.run(
+          ['c++', '-std=c++17', '-c', '-o', os.path.join(out, f'{name}.o'),
+           os.path.join(folder, 'model_data.cc')],
+          capture_output=True, text=True, check=False)
+      runs[name]['c_array_compiles'] = compiled.returncode == 0
+    if name == 'searched':
+      listed = run_process(cli('inspect', 'trials', '--workspace', workspace,
+                               '--json'),
+                           os.path.join(logs, 'board-trials.log'))
+      table = _last_json(listed['stdout'])
+    log(f"  arena {runs[name].get('arena_bytes')}, TFLM "
+        f"{runs[name].get('micro_latency_ms_median')} ms")
+    if not keep:
+      shutil.rmtree(workspace, ignore_errors=True)
+  return {'measured': f'{datetime.date.today()}', 'budget': arena_budget,
+          'runs': runs, 'trials': table.get('trials', []),
+          'chosen_trial': table.get('chosen_trial')}
+
+
+def _board_lines(board: Dict[str, Any]) -> List[str]:
+  """Part 13's section of the report."""
+  lines = ['', '## 13. The board: TensorFlow Lite Micro', '',
+           f"Measured {board['measured']}, default data, int8. The default "
+           'model, then the search under an arena budget of '
+           f"{board['budget']:,} bytes. Arena: the smallest TFLM tensor arena "
+           'that runs the pushed file; TFLM ms: one invoke with its reference '
+           'kernels on this machine (a board is slower, this ranks models); '
+           'identical: the share of the pusher\'s eval sample whose outputs '
+           'equal LiteRT\'s builtin kernels bit for bit.', '',
+           '| model | file bytes | arena bytes | TFLM ms/image | LiteRT ms '
+           '| identical | AUC | C array compiles |',
+           '|---|---|---|---|---|---|---|---|']
+  for name, run in board['runs'].items():
+    def cell(key, fmt='{:,}'):
+      value = run.get(key)
+      return fmt.format(value) if value is not None else 'n/a'
+    lines.append(
+        f"| {name} | {cell('pushed_bytes')} | {cell('arena_bytes')} | "
+        f"{cell('micro_latency_ms_median', '{:.1f}')} | "
+        f"{cell('latency_ms_median', '{:.3f}')} | "
+        f"{cell('micro_identical', '{:.0%}')} | "
+        f"{cell('evaluator_auc', '{:.4f}')} | "
+        f"{run.get('c_array_compiles', 'n/a')} |")
+  if board['trials']:
+    lines += ['', 'The trials of the search (`inspect trials`):', '',
+              '| trial | width | file bytes | arena bytes | AUC | within '
+              'budget |', '|---|---|---|---|---|---|']
+    for trial in board['trials']:
+      mark = ' (chosen)' if trial['trial_id'] == board['chosen_trial'] else ''
+      lines.append(
+          f"| {trial['trial_id']}{mark} | "
+          f"{trial.get('hyperparameters', {}).get('width')} | "
+          f"{trial.get('tflite_bytes', 0):,} | "
+          f"{trial.get('arena_bytes', -1):,} | {trial.get('auc', 0):.4f} | "
+          f"{'yes' if trial.get('within_budget') else 'no'} |")
+  return lines
+
+
 def _waveform_lines(wave: Dict[str, Any]) -> List[str]:
   """Part 12's section of the report."""
   sizes, latency = wave['bytes'], wave['latency_ms']
@@ -1351,6 +1445,8 @@ TARGETS = (
      '<=', 300_000),
     ('latency the front end adds, vs the image model', 'waveform_added_latency',
      '<=', 0.5),
+    ('searched int8 model\'s TFLM arena vs the arena budget',
+     'board_arena_vs_budget', '<=', 1.0),
 )
 
 
@@ -1419,6 +1515,10 @@ def ratios(results: Dict[str, Any]) -> Dict[str, Optional[float]]:
     values['waveform_added_latency'] = (
         wave['latency_ms']['waveform model'] /
         wave['latency_ms']['image model'] - 1)
+  board = results.get('board')
+  if board and (board['runs'].get('searched') or {}).get('arena_bytes'):
+    values['board_arena_vs_budget'] = (
+        board['runs']['searched']['arena_bytes'] / board['budget'])
   storage = results.get('storage_layer', {}).get('medians')
   if storage:
     values['storage_vs_baseline'] = (storage['current']['total_seconds'] /
@@ -1722,6 +1822,8 @@ def markdown(results: Dict[str, Any]) -> str:
     lines += _audio_lines(results['audio'])
   if results.get('waveform'):
     lines += _waveform_lines(results['waveform'])
+  if results.get('board'):
+    lines += _board_lines(results['board'])
   return '\n'.join(lines) + '\n'
 
 
@@ -1810,7 +1912,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--steps', type=int, default=500)
   parser.add_argument('--scale', default='1,4,8',
                       help='multiples of the default data (default %(default)s)')
-  parser.add_argument('--parts', default='1,2,3,4,5,6,7,8,9,10,11,12')
+  parser.add_argument('--parts', default='1,2,3,4,5,6,7,8,9,10,11,12,13')
   parser.add_argument('--side-width', type=float, default=0.5,
                       help='the narrower width part 10 runs beside the '
                       'default (default %(default)s)')
@@ -1835,6 +1937,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--search-budget', type=int, default=0,
                       help="part 8's --max-tflite-bytes (default: half the "
                       "default model's bytes)")
+  parser.add_argument('--arena-budget', type=int, default=262_144,
+                      help='part 13: the arena budget of the search '
+                      '(default %(default)s, 256 KB)')
   parser.add_argument('--width-seeds', type=int, default=3,
                       help='seeds per width of part 9 (default %(default)s)')
   parser.add_argument('--keep', action='store_true',
@@ -1854,12 +1959,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   started = time.time()
   os.makedirs(os.path.join(args.out, 'logs'), exist_ok=True)
   data_dir = os.path.join(args.out, 'data-1x')
-  if parts & {1, 2, 3, 4, 6, 8, 9, 10}:
+  if parts & {1, 2, 3, 4, 6, 8, 9, 10, 13}:
     log(f'making the default data in {data_dir}')
     synth(data_dir, args.per_class, 0, os.path.join(args.out, 'logs'))
   results: Dict[str, Any] = {}
   previous = os.path.join(args.results, 'results.json')
-  if parts != set(range(1, 13)) and os.path.exists(previous):
+  if parts != set(range(1, 14)) and os.path.exists(previous):
     # A partial bench replaces only the parts it measured.
     with open(previous, encoding='utf-8') as f:
       results = json.load(f)
@@ -1911,6 +2016,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   if 12 in parts:
     log('part 12: the waveform model against the image model')
     results['waveform'] = part_waveform(args.out)
+  if 13 in parts:
+    results['board'] = part_board(data_dir, args.out, args.search_trials,
+                                  args.arena_budget, args.keep)
   if 11 in parts:
     results['audio'] = part_audio(
         data_dir, args.out, args.audio_per_class,

@@ -258,6 +258,10 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
               'waveform_eval_accuracy_drop')
   if any(name in row.get('tflite', {}) for row in rows for name in waveform):
     tflite += waveform
+  # TensorFlow Lite Micro's figures, when a run ran its model there.
+  board = ('arena_bytes', 'micro_latency_ms_median', 'micro_identical')
+  if any(name in row.get('tflite', {}) for row in rows for name in board):
+    tflite += board
   width = max(len(n) for n in names + list(tflite) + ['blessed'])
   header = ' ' * width + ''.join(f'  {row["run_id"][-15:]:>15}'
                                  for row in rows)
