@@ -470,6 +470,11 @@ def test_int8_is_proved_in_tflm_and_the_arena_is_in_the_budget(testdata,
         (destination / '1' / name).read_bytes())
   assert f'kTensorArenaSize = {arena};' in (
       destination / '1' / 'model_data.h').read_text()
+  compiled = subprocess.run(
+      ['c++', '-std=c++17', '-Wall', '-Werror', '-fsyntax-only',
+       str(destination / '1' / 'model_data.cc')],
+      capture_output=True, text=True, check=False)
+  assert compiled.returncode == 0, compiled.stderr
   # A smaller arena budget keeps it back, saying by how much.
   over = _run(testdata, tmp_path / 'small', quantization='int8',
               max_arena_bytes=arena - 16)
