@@ -303,3 +303,6 @@ def test_an_int8_search_under_an_arena_budget_pushes_a_board_model(
   section = page[page.index('<section id="search">'):]
   assert section[:section.index('</section>')].count(
       '<svg class="chart trials"') == 3
+  # ... and the pushed model's arena beside its other figures.
+  section = page[page.index('<section id="tflite">'):]
+  assert str(pushed['arena_bytes']) in section[:section.index('</section>')]

@@ -104,7 +104,8 @@ def test_the_template_lays_out_every_section_and_escapes_the_data():
 def test_the_waveform_models_table_shows_only_when_a_version_has_one():
   assert 'Waveform models' not in report.render(_data())
   page = report.render(_data(tflite={
-      'this_run': None, 'rows': [('v2', 'dynamic', 1, 2, 0.5, 1, 1, 0, 1, 1)],
+      'this_run': None,
+      'rows': [('v2', 'dynamic', 1, 2, 0.5, 1, 1, 0, 1, 1, None)],
       'waveform_rows': [
           ('v2', 605320, 3.2, 1.0, 37, 1.0, 0.973, 0.97, 0.0, None),
           ('v1', None, None, None, None, None, None, None, None,

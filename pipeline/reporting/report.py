@@ -274,7 +274,7 @@ def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
                  figures.get('size_ratio'), figures.get('tflite_accuracy'),
                  figures.get('savedmodel_accuracy'),
                  figures.get('accuracy_drop'), figures.get('tflite_auc'),
-                 figures.get('latency_ms_median')))
+                 figures.get('latency_ms_median'), figures.get('arena_bytes')))
     if any(name in figures for name in WAVEFORM_COLUMNS):
       waveform.append((f'v{version}{mark}',) + tuple(
           figures.get(name) for name in WAVEFORM_COLUMNS))
