@@ -302,13 +302,18 @@ def test_the_report_and_inspect_show_both_models(audio_run):
 
 
 def test_int8_pushes_a_waveform_model_calibrated_on_the_spans_windows(
-    audio_run):
-  # Last in this file: it pushes a newer version than the tests above read.
-  code, out, err = run_cli('run', '--workspace', audio_run['workspace'],
-                           '--json', *SETTINGS, '--quantization=int8')
+    audio_run, tmp_path):
+  # A workspace of its own: the tests above add spans to theirs.
+  workspace = str(tmp_path / 'ws')
+  code, out, err = run_cli('ingest', '--workspace', workspace,
+                           audio_run['source'], '--image-size=32')
+  assert code == 0, err
+  code, out, err = run_cli('run', '--workspace', workspace, '--json',
+                           *SETTINGS, '--quantization=int8')
   assert code == 0, err[-4000:]
   assert 'no waveform model' not in out + err
-  folder = push.resolve_model_dir(audio_run['config'].push_destination)
+  folder = push.resolve_model_dir(config_lib.PipelineConfig(
+      workspace=workspace, image_size=32).push_destination)
   manifest = push.read_manifest(folder)
   assert manifest['quantization'] == 'int8'
   wave = manifest['waveform']
