@@ -28,7 +28,7 @@ def int8_model(tmp_path_factory):
   trainer.export_model(model, path, 32, 3)
   model = conversion.convert(path, 'serving_image', 'int8', images)
   classifier = conversion.TFLiteClassifier(model)
-  inputs = np.stack([classifier._quantize_input(image) for image in images])  # pylint: disable=protected-access
+  inputs = np.stack([classifier.quantize_input(image) for image in images])
   return {'path': path, 'model': model, 'inputs': inputs}
 
 

@@ -148,7 +148,7 @@ class BudgetTuner(base_tuner.BaseTuner):
       arena = None
       if mode == 'int8' or self.budget.max_arena_bytes:
         # The arena does not depend on the pixels: one probe image.
-        found = micro.measure(tflite, classifier._quantize_input(probe)[None])  # pylint: disable=protected-access
+        found = micro.measure(tflite, classifier.quantize_input(probe)[None])
         arena = found.get('arena_bytes')
         if arena is None:
           print(f"search: trial {trial.trial_id}: {found['error']}",

@@ -126,7 +126,9 @@ class TFLiteClassifier:
                'quantization': _quantization(detail)}
         for role, detail in (('input', self.input), ('output', self.output))}
 
-  def _quantize_input(self, pixels: np.ndarray) -> np.ndarray:
+  def quantize_input(self, pixels: np.ndarray) -> np.ndarray:
+    """`pixels` in the input tensor's dtype: as they are for a float
+    input, else quantized with its scale and zero point and clipped."""
     dtype = self.input['dtype']
     if np.issubdtype(dtype, np.floating):
       return pixels.astype(dtype)
@@ -145,7 +147,7 @@ class TFLiteClassifier:
       float32 array with one probability per class.
     """
     self.interpreter.set_tensor(self.input['index'],
-                                self._quantize_input(pixels[None, ...]))
+                                self.quantize_input(pixels[None, ...]))
     self.interpreter.invoke()
     raw = self.interpreter.get_tensor(self.output['index'])[0]
     scale, zero_point = self.output['quantization']
@@ -156,7 +158,7 @@ class TFLiteClassifier:
   def median_latency_ms(self, pixels: np.ndarray, runs: int = 50,
                         warmup: int = 5) -> float:
     """Median wall time of one invoke on one image, after warm-up."""
-    data = self._quantize_input(pixels[None, ...])
+    data = self.quantize_input(pixels[None, ...])
     for _ in range(warmup):
       self.interpreter.set_tensor(self.input['index'], data)
       self.interpreter.invoke()

@@ -187,7 +187,7 @@ def micro_figures(model: bytes, images, limit: int) -> Dict[str, Any]:
   it."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   classifier = conversion.TFLiteClassifier(model)
-  inputs = np.stack([classifier._quantize_input(image)  # pylint: disable=protected-access
+  inputs = np.stack([classifier.quantize_input(image)
                      for image in images[:max(1, limit)]])
   try:
     found = micro.measure(model, inputs)
