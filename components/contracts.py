@@ -128,7 +128,7 @@ class TFLitePusher:
       'bytes', 'latency_ms_median', 'front_end_max_pixel_error', 'agreement',
       'eval_windows', 'eval_front_end_max_pixel_error', 'eval_agreement',
       'eval_savedmodel_accuracy', 'eval_accuracy', 'eval_accuracy_drop',
-      'eval_proof', 'sha256', 'reason'))
+      'eval_proof', 'sha256', 'recordings', 'reason'))
 
 
 # The resolver nodes' ids.

@@ -20,6 +20,7 @@ from conftest import run_cli
 from components import span_window
 from components.tflite_pusher import push
 from pipeline.metadata import mlmd
+from pipeline.metadata import summary as summary_lib
 from pipeline.settings import config as config_lib
 
 pytestmark = pytest.mark.e2e
@@ -299,6 +300,10 @@ def test_the_report_and_inspect_show_both_models(audio_run):
   assert rows['waveform_bytes'] == [str(wave['bytes'])], out
   assert rows['pushed_bytes'] == [str(manifest['bytes'])], out
   assert 'waveform_eval_agreement' in rows and 'waveform_latency_ms_median' in rows
+  # And the run's own summary says it in a line.
+  text = summary_lib.format_summary(audio_run['summary'])
+  assert (f"Waveform model: {wave['bytes']:,} bytes" in text and
+          f"on {wave['eval_windows']} eval windows" in text), text
 
 
 def test_int8_pushes_a_waveform_model_calibrated_on_the_spans_windows(

@@ -292,6 +292,9 @@ def test_an_int8_search_under_an_arena_budget_pushes_a_board_model(
   assert pushed['pushed'] == 1, pushed
   assert 0 < pushed['arena_bytes'] <= arena_budget
   assert pushed['micro_identical'] == 1.0
+  said = summary_lib.format_summary(summary)
+  assert f"TensorFlow Lite Micro: arena {pushed['arena_bytes']:,} bytes" in said
+  assert 'waveform' not in said.lower()  # image spans: nothing to say
   capsys.readouterr()
   assert cli.main(['inspect', 'trials', '--workspace', workspace,
                    '--pipeline-name', 'board']) == 0

@@ -218,3 +218,27 @@ def test_the_proof_on_the_spans_own_windows_reads_the_kept_samples_and_holds(
   assert proof['eval_front_end_max_pixel_error'] <= waveform.MAX_PIXEL_ERROR
   assert proof['eval_agreement'] == 1.0
   assert abs(proof['eval_accuracy_drop']) < 1e-9
+
+
+def _constant_classifier(bias):
+  """An image model that always answers softmax(bias)."""
+  model = tf.keras.Sequential([
+      tf.keras.Input((32, 32, 3)), tf.keras.layers.GlobalAveragePooling2D(),
+      tf.keras.layers.Dense(2, activation='softmax', kernel_initializer='zeros',
+                            bias_initializer=tf.keras.initializers.Constant(
+                                bias))])
+  return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def test_the_probe_agreement_judges_only_windows_the_image_model_decides(
+    small_model):
+  record = frontend.FrontEnd(image_size=32).record()
+  model = waveform.convert(small_model, record, 'dynamic')
+  # Clear answers: the waveform model sides with one of them per window.
+  sure_0 = waveform.check(model, _constant_classifier([1.5, -1.5]), record)
+  sure_1 = waveform.check(model, _constant_classifier([-1.5, 1.5]), record)
+  assert sure_0['decisive_windows'] == sure_1['decisive_windows'] == 5
+  assert sure_0['agreement'] + sure_1['agreement'] == pytest.approx(1.0)
+  # A tie decides nothing, so it cannot disagree.
+  tie = waveform.check(model, _constant_classifier([0.0, 0.0]), record)
+  assert tie['decisive_windows'] == 0 and tie['agreement'] == 1.0

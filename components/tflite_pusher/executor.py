@@ -89,7 +89,8 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
   budget: (its bytes or None, its manifest entry, which says why when
   there is none)."""
   if not front_end.get('recorded'):
-    return None, {'file': None, 'reason': front_end.get('reason')}
+    return None, {'file': None, 'recordings': False,
+                  'reason': front_end.get('reason')}
   representative = None
   if mode == 'int8':
     # Calibrated on the train split's kept windows (probe windows without).
@@ -100,7 +101,7 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
     model = waveform_lib.convert(model_path, front_end, mode, channels,
                                  representative)
   except waveform_lib.WaveformError as e:
-    return None, {'file': None, 'reason': str(e)}
+    return None, {'file': None, 'recordings': True, 'reason': str(e)}
   proof = waveform_lib.check(model, image_model, front_end)
   samples = waveform_lib.probe_windows(front_end)[0].astype('float32')
   latency = conversion.TFLiteClassifier(model).median_latency_ms(
@@ -109,7 +110,8 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
   model, problem = model_metadata.embed_audio(
       model, json.loads(exec_properties['class_names']),
       int(front_end['sample_rate']))
-  entry = dict(proof, bytes=len(model), latency_ms_median=latency,
+  entry = dict(proof, recordings=True, bytes=len(model),
+               latency_ms_median=latency,
                metadata_embedded=problem is None, metadata_problem=problem,
                input={'shape': [1, int(front_end['window_samples'])],
                       'dtype': 'float32',
@@ -150,7 +152,9 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
                     f'{waveform_lib.MAX_PIXEL_ERROR:g} allowed)')
   if proof['agreement'] < 1.0:
     problems.append(f"it agrees with the image model on "
-                    f"{proof['agreement']:.0%} of the probe windows")
+                    f"{proof['agreement']:.0%} of the "
+                    f"{proof['decisive_windows']} probe windows the image "
+                    'model decides clearly')
   problems += [breach.describe() for breach in budget_lib.Budget.from_dict(
       exec_properties).for_phone().breaches(len(model), latency)]
   if problems:

@@ -125,6 +125,26 @@ def format_summary(summary: Dict[str, Any]) -> str:
         f"{pushed.get('savedmodel_accuracy')}, AUC {pushed.get('tflite_auc')}, "
         f"agreement {pushed.get('agreement')}, "
         f"{pushed.get('latency_ms_median')} ms per image")
+    if pushed.get('arena_bytes') is not None:
+      lines.append(
+          f"TensorFlow Lite Micro: arena {pushed['arena_bytes']:,} bytes, "
+          f"{pushed.get('micro_latency_ms_median')} ms per image, outputs "
+          f"identical to LiteRT's on {pushed.get('micro_identical', 0):.0%} "
+          f"of {pushed.get('micro_examples')} images; C source in the "
+          'version folder')
+    elif pushed.get('micro_error'):
+      lines.append(f"TensorFlow Lite Micro: {pushed['micro_error']}")
+    if pushed.get('waveform_bytes') is not None:
+      proof = (f"; on {pushed['waveform_eval_windows']} eval windows "
+               f"accuracy {pushed.get('waveform_eval_accuracy')} vs "
+               f"SavedModel {pushed.get('waveform_eval_savedmodel_accuracy')}"
+               if pushed.get('waveform_eval_windows') else
+               '; proved on test signals only')
+      lines.append(f"Waveform model: {pushed['waveform_bytes']:,} bytes, "
+                   f"{pushed.get('waveform_latency_ms_median')} ms per "
+                   f'window{proof}')
+    elif pushed.get('waveform_recordings'):
+      lines.append(f"No waveform model: {pushed.get('waveform_reason')}")
     lines.append(f"Pushed version {pushed.get('pushed_version')}: "
                  f"{pushed.get('pushed_destination')}")
   elif pushed:
