@@ -101,3 +101,10 @@ int main(int argc, char** argv) {
   assert ran.returncode == 0, ran
   assert (tmp_path / 'out.bin').read_bytes() == model
   assert ran.stdout.strip() == 'not "instrument"|instrument|0.00390625|0'
+
+
+def test_a_tflm_run_that_takes_too_long_is_stopped_and_said(int8_model):
+  from unittest import mock  # pylint: disable=g-import-not-at-top
+  with mock.patch.object(micro, 'RUN_TIMEOUT', 0.01):
+    found = micro.measure(int8_model['model'], int8_model['inputs'])
+  assert 'took over 0.01 s for 12 inputs' in found['error'], found

@@ -44,6 +44,9 @@ ARENA_STEP = 16
 GENEROUS_ARENA = 64 << 20
 # Steps an arena may grow past what TFLM reported before giving up.
 MAX_STEPS = 64
+# Seconds the child running the inputs may take (its reference kernels
+# take tens of ms an image at 128 x 128).
+RUN_TIMEOUT = 1800.0
 # What TFLM says when the model holds an operator it has no kernel for.
 _MISSING_OP = re.compile(
     r"(?:Didn't find op for builtin opcode '([A-Z0-9_]+)'|"
@@ -99,7 +102,7 @@ def _child_allocates(model_path: str, arena: str) -> None:
   interpreter.invoke()
 
 
-def _child(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+def _child(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, '-m', 'components.tflite_pusher.micro', *args],
       capture_output=True, text=True, timeout=timeout, check=False,
@@ -108,8 +111,11 @@ def _child(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 
 def allocates(model_path: str, arena: int) -> bool:
   """Whether TFLM allocates and invokes the model in `arena` bytes (in a
-  child process: too small an arena can crash it)."""
-  return _child('allocates', model_path, str(arena)).returncode == 0
+  child process: too small an arena can crash it, or hang it)."""
+  try:
+    return _child('allocates', model_path, str(arena)).returncode == 0
+  except subprocess.TimeoutExpired:
+    return False
 
 
 def _why_not(ran: subprocess.CompletedProcess) -> Dict[str, Any]:
@@ -150,7 +156,12 @@ def measure(model: bytes, inputs: np.ndarray) -> Dict[str, Any]:
     with open(model_path, 'wb') as f:
       f.write(model)
     np.save(inputs_path, inputs)
-    ran = _child('run', model_path, inputs_path, outputs_path)
+    try:
+      ran = _child('run', model_path, inputs_path, outputs_path,
+                   timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+      return {'error': f'TensorFlow Lite Micro took over {RUN_TIMEOUT:g} s '
+                       f'for {len(inputs)} inputs; stopped'}
     reported = _ARENA_TOTAL.search(ran.stderr)
     if ran.returncode != 0 or not reported:
       return _why_not(ran)
