@@ -125,15 +125,18 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
   windows = _span_windows(input_dict, int(
       exec_properties['validation_examples']), channels)
   problems = []
+
+  def check_pixels(error: float, where: str) -> None:
+    if error > waveform_lib.MAX_PIXEL_ERROR:
+      problems.append(f'{where}its front end is {error:g} off the NumPy '
+                      f'picture (at most {waveform_lib.MAX_PIXEL_ERROR:g} '
+                      'allowed)')
+
   if windows is not None and len(windows[0]):
     entry.update(waveform_lib.check_span_windows(
         model, model_path, front_end, *windows))
-    if (entry['eval_front_end_max_pixel_error'] >
-        waveform_lib.MAX_PIXEL_ERROR):
-      problems.append(
-          f"on the eval split's windows its front end is "
-          f"{entry['eval_front_end_max_pixel_error']:g} off the NumPy "
-          f'picture (at most {waveform_lib.MAX_PIXEL_ERROR:g} allowed)')
+    check_pixels(entry['eval_front_end_max_pixel_error'],
+                 "on the eval split's windows ")
     if entry['eval_accuracy_drop'] > max_drop:
       problems.append(
           f"on {entry['eval_windows']} eval windows its accuracy is "
@@ -146,10 +149,7 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
         'no window of the eval split kept its samples (spans ingested '
         'with proof_windows 0, or before windows kept them): proved on '
         'test signals only'))
-  if proof['front_end_max_pixel_error'] > waveform_lib.MAX_PIXEL_ERROR:
-    problems.append(f"its front end is {proof['front_end_max_pixel_error']:g}"
-                    f' off the NumPy picture (at most '
-                    f'{waveform_lib.MAX_PIXEL_ERROR:g} allowed)')
+  check_pixels(proof['front_end_max_pixel_error'], '')
   if proof['agreement'] < 1.0:
     problems.append(f"it agrees with the image model on "
                     f"{proof['agreement']:.0%} of the "
@@ -180,7 +180,8 @@ def budget_figures(breaches: List[budget_lib.Breach]) -> Dict[str, Any]:
   return figures
 
 
-def micro_figures(model: bytes, images, limit: int) -> Dict[str, Any]:
+def micro_figures(model: bytes, classifier: conversion.TFLiteClassifier,
+                  images, limit: int) -> Dict[str, Any]:
   """The model run in TensorFlow Lite Micro on the first `limit` of the
   eval `images` (see :mod:`micro`): `arena_bytes`, `micro_arena_reported`,
   `micro_latency_ms_median`, `micro_examples`, `micro_identical` (the
@@ -188,9 +189,9 @@ def micro_figures(model: bytes, images, limit: int) -> Dict[str, Any]:
   bit for bit) and `micro_max_difference_xnnpack` (the largest difference
   from LiteRT with its default XNNPACK delegate, in units of the output's
   scale); or `micro_error` (and `micro_missing_ops`) when TFLM cannot run
-  it."""
+  it. `classifier` is LiteRT's interpreter of `model`, which quantizes
+  the images as the input requires."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  classifier = conversion.TFLiteClassifier(model)
   inputs = np.stack([classifier.quantize_input(image)
                      for image in images[:max(1, limit)]])
   try:
@@ -219,16 +220,17 @@ def micro_figures(model: bytes, images, limit: int) -> Dict[str, Any]:
 class Executor(pusher_executor.Executor):
   """Converts the blessed model to TFLite, proves it, and pushes it."""
 
-  def _firmware(self, files: Dict[str, bytes], model: bytes,
-                figures: Dict[str, Any], class_names: List[str]
-                ) -> Dict[str, Any]:
+  def _firmware(self, files: Dict[str, bytes], model: bytes, digest: str,
+                description: Dict[str, Any], figures: Dict[str, Any],
+                class_names: List[str]) -> Dict[str, Any]:
     """Adds the C source of an integer model TFLM ran to `files`; returns
-    the manifest's `firmware` entry (or why there is none)."""
+    the manifest's `firmware` entry (or why there is none). `digest` and
+    `description` are the model's SHA-256 and
+    :meth:`conversion.TFLiteClassifier.describe`."""
     if 'arena_bytes' not in figures:
       return {'source': None, 'reason': figures.get(
           'micro_error', 'the model was not run in TensorFlow Lite Micro '
           '(int8 mode, or a max_arena_bytes limit, runs it)')}
-    description = conversion.TFLiteClassifier(model).describe()
     quantization = {role: description[role]['quantization'] or
                     {'scale': 0.0, 'zero_point': 0}
                     for role in ('input', 'output')}
@@ -236,8 +238,8 @@ class Executor(pusher_executor.Executor):
         model, figures['arena_bytes'], class_names,
         *((quantization[role]['scale'], quantization[role]['zero_point'])
           for role in ('input', 'output')),
-        f'{push.MODEL_FILE} ({len(model):,} bytes, SHA-256 '
-        f'{conversion.sha256(model)}) as C++'))
+        f'{push.MODEL_FILE} ({len(model):,} bytes, SHA-256 {digest}) as '
+        'C++'))
     return {'source': firmware.SOURCE_FILE, 'header': firmware.HEADER_FILE,
             'array': firmware.ARRAY, 'arena_bytes': figures['arena_bytes'],
             'input_quantization': quantization['input'],
@@ -314,10 +316,11 @@ class Executor(pusher_executor.Executor):
       logging.warning('TFLite metadata not embedded: %s', metadata_problem)
     # The budget applies to the file a device downloads, metadata included.
     figures['pushed_bytes'] = len(model)
+    classifier = conversion.TFLiteClassifier(model)
     budget = budget_lib.Budget.from_dict(exec_properties)
     if mode == 'int8' or budget.max_arena_bytes:
       started = time.time()
-      figures.update(micro_figures(model, eval_images,
+      figures.update(micro_figures(model, classifier, eval_images,
                                    int(exec_properties['micro_examples'])))
       print('tflite_pusher: TensorFlow Lite Micro: ' + (
           f"arena {figures['arena_bytes']:,} bytes, "
@@ -340,10 +343,12 @@ class Executor(pusher_executor.Executor):
     waveform_model, waveform_entry = _waveform(
         model_path, image_model, front_end, mode, channels, exec_properties,
         input_dict)
+    digest = conversion.sha256(model)
+    description = classifier.describe()
+    firmware_entry = self._firmware(files, model, digest, description,
+                                    figures, class_names)
     if waveform_model:
       files[waveform_lib.WAVEFORM_FILE] = waveform_model
-    firmware_entry = self._firmware(files, model, figures, class_names)
-    if waveform_model:
       print(f"tflite_pusher: waveform model {len(waveform_model)} bytes, "
             f"{waveform_entry['latency_ms_median']:.3g} ms, front end "
             f"{waveform_entry['front_end_max_pixel_error']:g} off the NumPy "
@@ -356,8 +361,6 @@ class Executor(pusher_executor.Executor):
     else:
       print(f"tflite_pusher: no waveform model: {waveform_entry['reason']}",
             flush=True)
-    digest = conversion.sha256(model)
-    description = conversion.TFLiteClassifier(model).describe()
     destination = exec_properties['push_destination']
     source = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
     manifest = {

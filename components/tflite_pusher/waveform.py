@@ -343,6 +343,27 @@ def span_windows(file_pattern: str, limit: int, channels: int
   return np.stack(samples), np.stack(images), np.asarray(labels, np.int64)
 
 
+def front_end_error(record: Dict[str, Any], windows: np.ndarray,
+                    batch: int = 32) -> float:
+  """The largest difference, on 0..255, between the in-graph front end's
+  pixels and the NumPy front end's on `windows` ([n, window_samples]),
+  drawn `batch` windows at a time. The pixels are those of the front end's
+  graph before conversion; a converted model answers for itself through
+  its scores."""
+  front_end = FrontEnd(record)
+  graph = tf.function(front_end.__call__, input_signature=[
+      tf.TensorSpec([None, front_end.window], tf.float32)])
+  windows = np.asarray(windows, np.float32)
+  error = 0.0
+  for start in range(0, len(windows), batch):
+    part = windows[start:start + batch]
+    drawn = graph(tf.constant(part)).numpy()
+    expected = np.stack([melscale.render(window, record) for window in part])
+    error = max(error, float(np.abs(drawn - expected.astype(np.float32))
+                             .max()))
+  return error
+
+
 def check_span_windows(model: bytes, saved_model_dir: str,
                        record: Dict[str, Any], samples: np.ndarray,
                        images: np.ndarray, labels: np.ndarray
@@ -359,16 +380,7 @@ def check_span_windows(model: bytes, saved_model_dir: str,
     `eval_accuracy_drop` (SavedModel minus waveform model).
   """
   from components.modules import features  # pylint: disable=g-import-not-at-top
-  front_end = FrontEnd(record)
-  graph = tf.function(front_end.__call__, input_signature=[
-      tf.TensorSpec([None, front_end.window], tf.float32)])
-  pixel_error = 0.0
-  for start in range(0, len(samples), 32):
-    batch = samples[start:start + 32]
-    drawn = graph(tf.constant(batch)).numpy()
-    expected = np.stack([melscale.render(window, record) for window in batch])
-    pixel_error = max(pixel_error, float(np.abs(
-        drawn - expected.astype(np.float32)).max()))
+  pixel_error = front_end_error(record, samples)
   waveform = conversion.TFLiteClassifier(model)
   compared = conversion.compare(
       labels, conversion.saved_model_scores(
@@ -392,24 +404,18 @@ def check(model: bytes, image_model: bytes, record: Dict[str, Any]
     `front_end_max_pixel_error` (0..255), `max_score_difference`,
     `agreement` (share of the decisive windows, where the image model's
     top score leads by :data:`DECISIVE_MARGIN`, given the same top class;
-    1 when none is decisive), `decisive_windows` and `windows`. The pixels
-    are those of the front end's graph before conversion; the converted
-    one answers for itself through its scores.
+    1 when none is decisive), `decisive_windows` and `windows` (see
+    :func:`front_end_error` for the pixels).
   """
-  front_end = FrontEnd(record)
-  graph = tf.function(front_end.__call__, input_signature=[
-      tf.TensorSpec([1, front_end.window], tf.float32)])
   waveform = conversion.TFLiteClassifier(model)
   images = conversion.TFLiteClassifier(image_model)
-  pixel_error, score_difference, same, decisive = 0.0, 0.0, 0, 0
-  windows = probe_windows(record)
+  score_difference, same, decisive = 0.0, 0, 0
+  windows = np.stack(probe_windows(record)).astype(np.float32)
+  pixel_error = front_end_error(record, windows)
   for samples in windows:
-    samples = samples.astype(np.float32)[None]
-    expected = melscale.render(samples[0], record).astype(np.float32)
-    drawn = graph(tf.constant(samples)).numpy()[0]
-    pixel_error = max(pixel_error, float(np.abs(drawn - expected).max()))
-    scores = waveform.scores(samples[0])
-    reference = images.scores(expected)
+    scores = waveform.scores(samples)
+    reference = images.scores(
+        melscale.render(samples, record).astype(np.float32))
     score_difference = max(score_difference,
                            float(np.abs(scores - reference).max()))
     ranked = np.sort(reference)[::-1]

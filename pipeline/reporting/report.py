@@ -313,8 +313,7 @@ def _search(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
       ('latency_ms_median', 'latency ms', 'max_latency_ms'),
       ('arena_bytes', 'TFLM arena bytes (RAM)', 'max_arena_bytes')):
     # Trials whose arena was not measured (-1) have no point on that chart.
-    measured = [r for r in done if (r.get(cost) if r.get(cost) is not None
-                                    else -1) >= 0]
+    measured = [r for r in done if r.get(cost, -1) >= 0]
     charts.append(report_charts.trials_chart(
         measured, cost, label, float(budget.get(limit) or 0),
         trials_lib.pareto_front(measured, cost), table['chosen_trial']))
