@@ -242,3 +242,13 @@ def test_the_probe_agreement_judges_only_windows_the_image_model_decides(
   # A tie decides nothing, so it cannot disagree.
   tie = waveform.check(model, _constant_classifier([0.0, 0.0]), record)
   assert tie['decisive_windows'] == 0 and tie['agreement'] == 1.0
+
+
+def test_a_probe_disagreement_refuses_only_where_both_hold_one_classifier():
+  proof = {'agreement': 0.75, 'decisive_windows': 4, 'windows': 5}
+  for mode in ('none', 'dynamic'):
+    problem = waveform.probe_problem(proof, mode)
+    assert '75% of the 4 probe windows' in problem and mode in problem
+  # int8 models are calibrated apart: the eval windows judge the classes.
+  assert waveform.probe_problem(proof, 'int8') is None
+  assert waveform.probe_problem(dict(proof, agreement=1.0), 'dynamic') is None

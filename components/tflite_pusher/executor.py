@@ -150,11 +150,9 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
         'with proof_windows 0, or before windows kept them): proved on '
         'test signals only'))
   check_pixels(proof['front_end_max_pixel_error'], '')
-  if proof['agreement'] < 1.0:
-    problems.append(f"it agrees with the image model on "
-                    f"{proof['agreement']:.0%} of the "
-                    f"{proof['decisive_windows']} probe windows the image "
-                    'model decides clearly')
+  disagreement = waveform_lib.probe_problem(proof, mode)
+  if disagreement:
+    problems.append(disagreement)
   problems += [breach.describe() for breach in budget_lib.Budget.from_dict(
       exec_properties).for_phone().breaches(len(model), latency)]
   if problems:

@@ -295,6 +295,35 @@ MAX_PIXEL_ERROR = 2.0
 DECISIVE_MARGIN = 0.2
 
 
+def probe_problem(proof: Dict[str, Any], mode: str) -> Optional[str]:
+  """What keeps a waveform model back on the probe windows' classes
+  (:func:`check`), or None.
+
+  The rule: in `none` and `dynamic` modes the waveform model holds the image
+  model's classifier quantized the same way and its pictures differ by at
+  most :data:`MAX_PIXEL_ERROR`, so one decisive probe window given another
+  class is a wiring fault, not chance, and refuses it. In `int8` the two
+  are calibrated apart (the waveform model on the train split's windows
+  through its own front end), and test signals such as silence fall outside
+  what either was calibrated on: there a probe window decides nothing, the
+  agreement is recorded, and the classes are judged on the eval split's
+  windows by `max_accuracy_drop`, as the image model is.
+
+  Args:
+    proof: what :func:`check` returned.
+    mode: the quantization mode, as the pusher's setting spells it.
+
+  Returns:
+    One sentence naming the disagreement, or None.
+  """
+  if mode == 'int8' or proof['agreement'] >= 1.0:
+    return None
+  return (f"it agrees with the image model on {proof['agreement']:.0%} of "
+          f"the {proof['decisive_windows']} probe windows the image model "
+          f'decides clearly (in {mode} mode both hold the same classifier, '
+          'so any disagreement is a fault)')
+
+
 def probe_windows(record: Dict[str, Any]) -> List[np.ndarray]:
   """Test signals at the front end's rate, one window each: a harmonic
   tone, a quiet band of noise, a click train, a tone that stops halfway
