@@ -188,7 +188,7 @@ def write_model(destination: str, image_size: int = 32) -> None:
   """Pushes a tiny untrained TFLite classifier, enough to run `predict`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher import push  # pylint: disable=g-import-not-at-top
+  from components.ondevice import push  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(0)
   model = tf.keras.Sequential([
       tf.keras.layers.Input((image_size, image_size, 3), batch_size=1),

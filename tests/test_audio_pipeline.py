@@ -18,7 +18,7 @@ import tensorflow as tf
 import audio_files
 from conftest import run_cli
 from components import span_window
-from components.tflite_pusher import push
+from components.ondevice import push
 from pipeline.metadata import mlmd
 from pipeline.metadata import summary as summary_lib
 from pipeline.settings import config as config_lib

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from conftest import GOLDEN_SETTINGS
-from components.tflite_pusher import push
+from components.ondevice import push
 from pipeline.cli import commands as cli
 from pipeline.settings import files
 from pipeline.data import ingest

@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 from components.tflite_pusher import conversion
-from components.tflite_pusher import push
+from components.ondevice import push
 from pipeline.settings import config as config_lib
 from pipeline.data import ingest
 from pipeline.runners import run

@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 
 from components.modules import trainer
-from components.tflite_pusher import push
+from components.ondevice import push
 from pipeline.settings import config as config_lib
 from pipeline import pipeline_def
 from pipeline.runners import vertex

@@ -8,7 +8,7 @@ import pytest
 
 from components.common import local_disk
 from components.common import storage
-from components.tflite_pusher import push
+from components.ondevice import push
 
 
 def _push(destination, payload=b'model'):

@@ -15,7 +15,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
 
-from components.tflite_pusher import push
+from components.ondevice import push
 from pipeline.settings import config as config_lib
 from pipeline.metadata import lineage
 from pipeline.metadata import mlmd

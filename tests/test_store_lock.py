@@ -13,7 +13,7 @@ import pytest
 import db_servers
 from components.common import errors
 from components.common import run_guard
-from components.tflite_pusher import push
+from components.ondevice import push
 from pipeline.cli import commands as cli
 from pipeline.runners import store_lock
 from pipeline.settings import metadata_url

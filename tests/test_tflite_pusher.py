@@ -25,7 +25,7 @@ from components.tflite_pusher import component
 from components.tflite_pusher import conversion
 from components.tflite_pusher import executor
 from components.tflite_pusher import model_metadata
-from components.tflite_pusher import push
+from components.ondevice import push
 from pipeline.serving import predict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -368,7 +368,7 @@ def test_predict_refuses_a_decompression_bomb_from_its_header(testdata,
 _PUSH_TO_S3 = '''
 import json, os, sys
 from components.common import storage
-from components.tflite_pusher import push
+from components.ondevice import push
 source, destination, padding = sys.argv[1], sys.argv[2], int(sys.argv[3])
 manifest = push.read_manifest(source)
 files = {name: storage.read_bytes(os.path.join(source, name))
@@ -450,7 +450,8 @@ def test_a_model_pushed_to_s3_is_checked_and_a_killed_upload_leaves_latest(
                          Key='models/3/labels.txt', Body=b'loud\nquiet\n')
   code, _, err = _predict(s3, destination, *images)
   assert code == 2, err[-3000:]
-  assert 'models/3/labels.txt does not match the SHA-256' in err, err[-3000:]
+  assert 'models/3: labels.txt: does not match the SHA-256' in err, err[
+      -3000:]
 
 
 def test_int8_is_proved_in_tflm_and_the_arena_is_in_the_budget(testdata,

@@ -10,7 +10,7 @@ written).
 
 On an object store an object also appears whole or not at all, but there
 is no rename and no lock; callers that publish several files say which one
-completes the set (see `components.tflite_pusher.push`).
+completes the set (see `components.ondevice.push`).
 
 S3 settings come from the environment, as the AWS tools read them:
 `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and for a

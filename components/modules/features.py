@@ -62,7 +62,9 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int,
                       channels: int) -> tf.Tensor:
   """Decodes one PNG or JPEG and resizes it to the model's square input.
 
-  The format is detected from the bytes, not the file name. Grayscale images
+  The format is detected from the bytes, not the file name; JPEG is decoded
+  with the accurate integer DCT. `components.ondevice.pixels` does the same
+  without TensorFlow. Grayscale images
   are repeated into RGB and alpha is dropped when `channels` is 3. Resizing is
   bilinear with antialiasing, so large images are averaged rather than
   aliased, and the result is rounded back to 8-bit pixels.
@@ -76,8 +78,16 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int,
     A `tf.uint8` tensor of shape [image_size, image_size, channels].
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  image = tf.io.decode_image(encoded, channels=channels,
-                             expand_animations=False, dtype=tf.uint8)
+  # JPEG with libjpeg's accurate integer DCT, not TensorFlow's default fast
+  # one: the one a device's decoder (Pillow, Android's) uses, so a device
+  # decodes a JPEG to the pixels trained on.
+  image = tf.cond(
+      tf.io.is_jpeg(encoded),
+      lambda: tf.io.decode_jpeg(encoded, channels=channels,
+                                dct_method='INTEGER_ACCURATE'),
+      lambda: tf.io.decode_image(encoded, channels=channels,
+                                 expand_animations=False, dtype=tf.uint8))
+  image.set_shape([None, None, channels])
   image = tf.image.resize(image, [image_size, image_size],
                           method=tf.image.ResizeMethod.BILINEAR,
                           antialias=True)

@@ -15,14 +15,13 @@ Quantization modes (see :data:`QUANTIZATION_MODES`):
 """
 
 import hashlib
-import statistics
-import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from components.modules import metrics
+from components.ondevice import runtime
 from components.tflite_pusher import QUANTIZATION_MODES
 
 
@@ -87,19 +86,10 @@ def convert(saved_model_dir: str, signature_key: str, mode: str,
         f'TFLite conversion ({mode}) of {saved_model_dir} failed: {e}') from e
 
 
-def _quantization(detail: Dict[str, Any]) -> Optional[Dict[str, float]]:
-  scale, zero_point = detail['quantization']
-  if not scale:
-    return None
-  return {'scale': float(scale), 'zero_point': int(zero_point)}
-
-
-class TFLiteClassifier:
-  """Runs a TFLite image classifier the way an app does.
-
-  Creates the interpreter, allocates tensors, reads the input and output
-  details, quantizes the input where the model is integer and dequantizes the
-  output.
+class TFLiteClassifier(runtime.Classifier):
+  """:class:`components.ondevice.runtime.Classifier` on TensorFlow's own
+  interpreter, the one the converter was built with: the pusher's proofs,
+  the search and the bench measure with it; devices run LiteRT's.
 
   Args:
     model: the TFLite model's bytes, or a path to a `.tflite` file.
@@ -107,68 +97,7 @@ class TFLiteClassifier:
   """
 
   def __init__(self, model, num_threads: int = 1):
-    if isinstance(model, (bytes, bytearray)):
-      self.interpreter = tf.lite.Interpreter(model_content=bytes(model),
-                                             num_threads=num_threads)
-    else:
-      self.interpreter = tf.lite.Interpreter(model_path=str(model),
-                                             num_threads=num_threads)
-    self.interpreter.allocate_tensors()
-    self.input = self.interpreter.get_input_details()[0]
-    self.output = self.interpreter.get_output_details()[0]
-
-  def describe(self) -> Dict[str, Any]:
-    """Name, shape, dtype and quantization of the input and output."""
-    return {
-        role: {'name': detail['name'],
-               'shape': [int(d) for d in detail['shape']],
-               'dtype': np.dtype(detail['dtype']).name,
-               'quantization': _quantization(detail)}
-        for role, detail in (('input', self.input), ('output', self.output))}
-
-  def quantize_input(self, pixels: np.ndarray) -> np.ndarray:
-    """`pixels` in the input tensor's dtype: as they are for a float
-    input, else quantized with its scale and zero point and clipped."""
-    dtype = self.input['dtype']
-    if np.issubdtype(dtype, np.floating):
-      return pixels.astype(dtype)
-    scale, zero_point = self.input['quantization']
-    info = np.iinfo(dtype)
-    values = np.round(pixels / scale + zero_point) if scale else pixels
-    return np.clip(values, info.min, info.max).astype(dtype)
-
-  def scores(self, pixels: np.ndarray) -> np.ndarray:
-    """Class probabilities of one image.
-
-    Args:
-      pixels: float [size, size, channels] pixel values in 0..255.
-
-    Returns:
-      float32 array with one probability per class.
-    """
-    self.interpreter.set_tensor(self.input['index'],
-                                self.quantize_input(pixels[None, ...]))
-    self.interpreter.invoke()
-    raw = self.interpreter.get_tensor(self.output['index'])[0]
-    scale, zero_point = self.output['quantization']
-    if scale and not np.issubdtype(raw.dtype, np.floating):
-      return ((raw.astype(np.float32) - zero_point) * scale).astype(np.float32)
-    return raw.astype(np.float32)
-
-  def median_latency_ms(self, pixels: np.ndarray, runs: int = 50,
-                        warmup: int = 5) -> float:
-    """Median wall time of one invoke on one image, after warm-up."""
-    data = self.quantize_input(pixels[None, ...])
-    for _ in range(warmup):
-      self.interpreter.set_tensor(self.input['index'], data)
-      self.interpreter.invoke()
-    times = []
-    for _ in range(max(1, runs)):
-      self.interpreter.set_tensor(self.input['index'], data)
-      started = time.perf_counter()
-      self.interpreter.invoke()
-      times.append((time.perf_counter() - started) * 1000.0)
-    return float(statistics.median(times))
+    super().__init__(model, num_threads, interpreter=tf.lite.Interpreter)
 
 
 def saved_model_scores(saved_model_dir: str, signature_key: str,

@@ -26,7 +26,7 @@ from components.tflite_pusher import conversion
 from components.tflite_pusher import firmware
 from components.tflite_pusher import micro
 from components.tflite_pusher import model_metadata
-from components.tflite_pusher import push
+from components.ondevice import push
 from components.tflite_pusher import waveform as waveform_lib
 
 MODEL_KEY = contracts.TFLitePusher.MODEL

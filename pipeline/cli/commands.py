@@ -220,6 +220,9 @@ def _cmd_predict(args: argparse.Namespace,
   if not paths:
     raise config_lib.ConfigError('predict needs at least one FILE (or - '
                                  'with --stream for standard input)')
+  if args.stream and paths == ['-']:
+    # Checked where the command line is read, before the model is loaded.
+    predict.check_raw_settings(args.input_rate, args.input_channels)
   if args.stream:
     return _predict_stream(args, predict.PushedModel(
         model_dir, config.file_limits(), args.threshold), paths)
@@ -253,12 +256,17 @@ def _predict_stream(args: argparse.Namespace, model, paths: List[str]) -> int:
                                  '- for raw 16-bit PCM on standard input')
   path = paths[0]
   raw = path == '-'
+  if raw and (sys.stdin is None or sys.stdin.closed):
+    raise predict.StreamError('-: standard input is closed; pipe raw 16-bit '
+                              'PCM into it, or name a recording file')
+  if not raw:
+    predict.check_source(path)
   with (contextlib.nullcontext(sys.stdin.buffer) if raw else
         storage.open_binary(path)) as source:
     windows = predict.stream(
-        model, source, path,
-        raw_rate=(args.input_rate or model.front_end.sample_rate) if raw
-        else None, raw_channels=args.input_channels)
+        model, source, 'standard input' if raw else path,
+        raw_rate=(model.front_end.sample_rate if args.input_rate is None
+                  else args.input_rate) if raw else None, raw_channels=args.input_channels)
     for window in windows:
       if args.json:
         print(json.dumps(window), flush=True)
@@ -454,12 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
                        'or - for raw 16-bit little-endian PCM on standard '
                        'input) in bounded memory, printing each window as '
                        'it is decided')
-  predict.add_argument('--input-rate', type=int, default=0, metavar='HZ',
+  predict.add_argument('--input-rate', type=int, default=None, metavar='HZ',
                        help="sample rate of raw PCM on standard input "
                        "(default: the model's front end rate)")
   predict.add_argument('--input-channels', type=int, default=1, metavar='N',
                        help='interleaved channels of raw PCM on standard '
-                       'input (default %(default)s)')
+                       'input, 1 to 64 (default %(default)s)')
   arguments.add_config_arguments(predict,
                                   only=['push_destination'] + _FILE_LIMITS)
   predict.set_defaults(func=_cmd_predict)
@@ -559,6 +567,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     return 130
+  except BrokenPipeError:
+    # The reader left (`| head -1`): end quietly, as Unix tools do; stdout
+    # goes nowhere so the interpreter's last flush cannot fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
   except Exception as e:  # pylint: disable=broad-except
     if errors.is_expected(e):
       print(logs.redact(f'error: {e}'), file=sys.stderr)

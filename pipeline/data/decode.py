@@ -117,7 +117,8 @@ def _library_failure(e: Exception) -> str:
 
 
 def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
-                 allow_blank: bool = False) -> SourceImage:
+                 allow_blank: bool = False,
+                 tensorflow_check: bool = True) -> SourceImage:
   """Checks an image file and returns what to store for it.
 
   The one place images are decoded (Pillow). The header is read first: an
@@ -131,6 +132,9 @@ def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
     limits: the :class:`FileLimits`.
     allow_blank: accept an image whose pixels all have one value (`predict`
       classifies it; `ingest` skips it, there is nothing to learn).
+    tensorflow_check: also decode a file stored as it is with TensorFlow,
+      as Transform will (`ingest`); `predict` decodes with Pillow and
+      imports no TensorFlow.
 
   Returns:
     The :class:`SourceImage` to store.
@@ -173,7 +177,8 @@ def encode_image(stream: BinaryIO, limits: FileLimits = FileLimits(),
   if keep:
     stream.seek(0)
     data = stream.read()
-    _check_tensorflow_decodes(data)
+    if tensorflow_check:
+      _check_tensorflow_decodes(data)
     return SourceImage(data, False, summary)
   try:
     return SourceImage(_as_png(image, limits.max_side), True, summary)
@@ -308,7 +313,8 @@ def read_sources(stream: BinaryIO, name: str,
                  front_end: Union[int, 'frontend.FrontEnd'],
                  limits: FileLimits = FileLimits(),
                  allow_blank: bool = False,
-                 max_windows: Optional[int] = None) -> List[SourceImage]:
+                 max_windows: Optional[int] = None,
+                 tensorflow_check: bool = True) -> List[SourceImage]:
   """One source file, image or WAV clip, to the encoded images stored for
   it: one for an image, one per window for a clip.
 
@@ -324,6 +330,7 @@ def read_sources(stream: BinaryIO, name: str,
     limits: the :class:`FileLimits`.
     allow_blank: see :func:`encode_image`.
     max_windows: see :func:`audio_windows`.
+    tensorflow_check: see :func:`encode_image`.
 
   Returns:
     :class:`SourceImage` objects: PNG or JPEG bytes, whether they differ
@@ -339,14 +346,15 @@ def read_sources(stream: BinaryIO, name: str,
   if spectrogram.audio_kind(head):
     return audio_windows(stream, name, front_end, limits.max_clip_seconds,
                        max_windows)
-  return [encode_image(stream, limits, allow_blank)]
+  return [encode_image(stream, limits, allow_blank, tensorflow_check)]
 
 
 def read_source(stream: BinaryIO, name: str,
                 front_end: Union[int, 'frontend.FrontEnd'],
                 limits: FileLimits = FileLimits(),
-                allow_blank: bool = False) -> SourceImage:
+                allow_blank: bool = False,
+                tensorflow_check: bool = True) -> SourceImage:
   """The first image :func:`read_sources` makes of a file (a clip's first
   window)."""
   return read_sources(stream, name, front_end, limits, allow_blank,
-                      max_windows=1)[0]
+                      max_windows=1, tensorflow_check=tensorflow_check)[0]

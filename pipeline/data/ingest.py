@@ -372,6 +372,13 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       except OSError as e:
         skipped.append((relpath, f'cannot read the file ({e.strerror})'))
         continue
+      except MemoryError:
+        # Within every limit yet more than this machine holds: this file
+        # is skipped, the others are kept.
+        skipped.append((relpath, 'needs more memory than is free to '
+                        'decode; lower --max-clip-seconds or '
+                        '--max-image-pixels, or split the file'))
+        continue
       reencoded += sources[0].reencoded
       keep = relpath in proof_paths and sources[0].samples is not None
       kept_samples += keep

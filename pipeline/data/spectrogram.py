@@ -28,6 +28,14 @@ MIN_CLIP_SAMPLES = _N_FFT // 2
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 1_000_000
 
+# The most samples (frames times channels) one recording may decode to:
+# the longest recording promised (10 min at 192 kHz, stereo), 1.8 GB at the
+# float64 the front end works in. Checked from the header before anything
+# is decoded; a length the header leaves unknown is counted while decoding.
+MAX_DECODED_SAMPLES = 600 * 192_000 * 2
+# libsndfile reports a length it does not know as a huge frame count.
+_UNKNOWN_FRAMES = 1 << 40
+
 _WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
 
 
@@ -88,9 +96,11 @@ def read_audio(stream: BinaryIO, name: str = '<bytes>',
       if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise AudioError(f'{name}: sample rate {rate} Hz is outside '
                          f'{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz')
-      if f.frames > 0:
-        _check_length(f.frames, rate, name, max_seconds)
-      samples = f.read(dtype='float64', always_2d=True)
+      if 0 < f.frames < _UNKNOWN_FRAMES:
+        _check_length(f.frames, rate, name, max_seconds, f.channels)
+        samples = f.read(dtype='float64', always_2d=True)
+      else:
+        samples = _read_counted(f, rate, name, max_seconds)
   except AudioError:
     raise
   # libsndfile reports a damaged file in several ways (LibsndfileError,
@@ -100,6 +110,60 @@ def read_audio(stream: BinaryIO, name: str = '<bytes>',
                      f'({type(e).__name__}: {e})') from e
   _check_length(samples.shape[0], rate, name, max_seconds)
   return samples.mean(axis=1), rate, kind
+
+
+def sound_file_blocks(opened, frames: int):
+  """[frames, channels] float64 blocks of an open `soundfile.SoundFile`
+  until its end, whether or not its header gives the length (see
+  :func:`_unknown_length_blocks`)."""
+  if opened.frames >= _UNKNOWN_FRAMES:
+    yield from _unknown_length_blocks(opened, frames)
+    return
+  while True:
+    block = opened.read(frames, dtype='float64', always_2d=True)
+    if not len(block):
+      return
+    yield block
+
+
+def _unknown_length_blocks(opened, frames: int):
+  """A shim for soundfile 0.14.0: after every read `SoundFile.read` seeks
+  to where the read ended, and libsndfile refuses that seek at the end of
+  a file whose header leaves the length unknown ("Internal psf_fseek()
+  failed"), losing the last block. libsndfile's own `sf_readf_double`
+  reads without seeking; a failure is still raised, with libsndfile's
+  message (tests/test_device_side.py shows the bug without it)."""
+  import soundfile  # pylint: disable=g-import-not-at-top
+  if soundfile.__version__ != '0.14.0':
+    raise AudioError(f'the unknown-length reader was written for soundfile '
+                     f'0.14.0, not {soundfile.__version__}')
+  lib, ffi = soundfile._snd, soundfile._ffi  # pylint: disable=protected-access
+  handle = opened._file  # pylint: disable=protected-access
+  while True:
+    out = np.empty((frames, opened.channels), np.float64)
+    count = lib.sf_readf_double(handle, ffi.cast('double *',
+                                                 out.ctypes.data), frames)
+    if lib.sf_error(handle):
+      raise RuntimeError(ffi.string(lib.sf_strerror(handle)).decode(
+          'utf-8', 'replace'))
+    if count <= 0:
+      return
+    yield out[:count]
+
+
+def _read_counted(opened, rate: int, name: str,
+                  max_seconds: Optional[float]) -> np.ndarray:
+  """A recording whose header gives no length, decoded a block at a time
+  and counted, refused (AudioError) as soon as it passes a limit."""
+  blocks, frames = [], 0
+  for block in sound_file_blocks(opened, 1 << 16):
+    frames += block.shape[0]
+    if frames * opened.channels > MAX_DECODED_SAMPLES or (
+        max_seconds is not None and frames / rate > max_seconds):
+      _check_length(frames, rate, name, max_seconds, opened.channels)
+    blocks.append(block)
+  return (np.concatenate(blocks) if blocks
+          else np.zeros((0, opened.channels)))
 
 
 mel_filterbank = melscale.mel_filterbank
@@ -308,7 +372,8 @@ def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
     header = read_wav_header(stream)
   except AudioError as e:
     raise AudioError(f'{name}: not a readable WAV file ({e})') from e
-  _check_length(header.frames, header.sample_rate, name, max_seconds)
+  _check_length(header.frames, header.sample_rate, name, max_seconds,
+                header.channels)
   stream.seek(0)
   try:
     with warnings.catch_warnings():
@@ -337,7 +402,7 @@ def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
 
 
 def _check_length(frames: int, rate: int, name: str,
-                  max_seconds: Optional[float]) -> None:
+                  max_seconds: Optional[float], channels: int = 1) -> None:
   if frames < MIN_CLIP_SAMPLES:
     raise AudioError(
         f'{name}: clip too short for a spectrogram: {frames} samples '
@@ -348,6 +413,12 @@ def _check_length(frames: int, rate: int, name: str,
         f'{name}: clip is {frames / rate:.1f} s long, over the limit of '
         f'{max_seconds:g} s (--max-clip-seconds); split long recordings '
         'into clips')
+  if frames * channels > MAX_DECODED_SAMPLES:
+    raise AudioError(
+        f'{name}: clip holds {frames * channels:,} samples ({frames / rate:.1f}'
+        f' s at {rate} Hz, {channels} channels), over the '
+        f'{MAX_DECODED_SAMPLES:,} one recording may decode to (10 min at '
+        '192 kHz stereo); not decoded')
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:

@@ -258,7 +258,7 @@ def find_pushed_model(store, version: Optional[str] = None,
   if version is None:
     if not push_destination:
       raise LineageError('Name a model: a version, a path or an artifact id.')
-    from components.tflite_pusher import push  # pylint: disable=g-import-not-at-top
+    from components.ondevice import push  # pylint: disable=g-import-not-at-top
     latest = push.latest_version(push_destination)
     if latest is None:
       raise LineageError(f'Nothing has been pushed to {push_destination}.')

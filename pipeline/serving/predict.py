@@ -2,11 +2,15 @@
 
 `python -m pipeline predict [--model MODEL_DIR] FILE...` needs only the
 pushed model folder (a version folder, or a push destination whose `LATEST`
-names one; local, `gs://` or `s3://`): its `manifest.json`, `labels.txt`
-and `model.tflite`, each checked against the manifest's SHA-256. Files are
-read through the same function as `ingest`
+names one; local, `gs://` or `s3://`), opened and verified by
+:func:`components.ondevice.model_folder.open_version` and run with LiteRT's
+interpreter: neither TensorFlow nor TFX is imported. Images are read
+through the same function as `ingest`
 (:func:`pipeline.data.decode.read_sources`, with the same limits), then
-decoded and resized exactly as in training.
+decoded and resized as in training (:mod:`components.ondevice.pixels`).
+Recordings are read a block at a time, as :func:`stream` reads them, so
+memory is bounded whatever their length and rate; a recording over
+`--max-clip-seconds`, or with NaN or infinite samples, is refused by name.
 
 A recording is drawn with the audio front end the manifest records (the
 one its training spans were drawn with; the default front end for models
@@ -18,22 +22,33 @@ raw 16-bit PCM as it arrives, in bounded memory: the loop a device runs.
 """
 
 import dataclasses
+import errno
+import os
+import stat
 from typing import BinaryIO, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from components.common import errors
 from components.common import storage
-from components.modules import features
-from components.tflite_pusher import conversion
-from components.tflite_pusher import push
+from components.ondevice import model_folder
+from components.ondevice import pixels as pixels_lib
 from pipeline.data import decode
 from pipeline.data import frontend
 from pipeline.data import spectrogram
-from components.common import errors
+
+ModelFolderError = model_folder.ModelFolderError
 
 
-class ModelFolderError(errors.PipelineError, ValueError):
-  """Raised when a pushed model folder is incomplete or corrupt."""
+class StreamError(errors.PipelineError, ValueError):
+  """Raised when a source cannot be read as audio; names the source."""
+
+# Interleaved channels a raw PCM stream may declare (`--input-channels`);
+# WAV files may hold up to 65535, which blocks bound (see _block_frames).
+MAX_INPUT_CHANNELS = 64
+# Samples (frames times channels) decoded at once: a block of a stream or
+# a file, whatever its rate and channels (8 MB at float64).
+_BLOCK_SAMPLES = 1 << 20
 
 
 @dataclasses.dataclass
@@ -103,46 +118,32 @@ class PushedModel:
                threshold: float = 0.5):
     self.limits = limits
     self.threshold = threshold
-    try:
-      self.folder = push.resolve_model_dir(path)
-      self.manifest = push.check_version(self.folder)
-      model_path = storage.join(self.folder, self.manifest['model_file'])
-      model = storage.read_bytes(model_path)
-      labels = storage.read_text(storage.join(self.folder,
-                                              self.manifest['labels_file']))
-    except push.PushError as e:
-      raise ModelFolderError(str(e)) from e
-    except (OSError, ValueError, KeyError) as e:
-      raise ModelFolderError(f'incomplete model folder {path}: {e}') from e
-    self.labels = [line.strip() for line in labels.splitlines()
-                   if line.strip()]
-    self.image_size = int(self.manifest['input']['image_size'])
-    self.channels = int(self.manifest['input']['channels'])
+    opened = model_folder.open_version(path, window_samples=lambda record: (
+        frontend.FrontEnd.from_record(record).window_samples))
+    self.folder, self.manifest = opened.folder, opened.manifest
+    self.labels = opened.labels
+    self.image_size, self.channels = opened.image_size, opened.channels
     self.front_end = model_front_end(self.manifest)
-    self.classifier = conversion.TFLiteClassifier(model)
-    self.model_file = self.manifest['model_file']
+    self.classifier, self.model_file = opened.image_model, opened.image_file
     # The waveform model, when the version has one, answers for recordings:
     # it holds the front end, as the device runs it.
-    self.waveform = None
-    entry = self.manifest.get('waveform') or {}
-    if entry.get('file'):
-      try:
-        self.waveform = conversion.TFLiteClassifier(storage.read_bytes(
-            storage.join(self.folder, entry['file'])))
-      except (OSError, ValueError) as e:
-        raise ModelFolderError(f'incomplete model folder {path}: {e}') from e
-      self.waveform_file = entry['file']
+    self.waveform = opened.waveform
+    self.waveform_file = opened.waveform_file
 
   @property
   def positive(self) -> str:
     return self.labels[-1]
 
   def pixels_of(self, data: bytes) -> np.ndarray:
-    """Stored image bytes to model-sized float pixels, as in training."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    image = features.decode_and_resize(tf.constant(data), self.image_size,
-                                       self.channels)
-    return image.numpy().astype(np.float32)
+    """Stored image bytes to model-sized float pixels, as in training.
+
+    Raises:
+      decode.UnreadableFile: when the bytes cannot be decoded.
+    """
+    try:
+      return pixels_lib.model_pixels(data, self.image_size, self.channels)
+    except ValueError as e:
+      raise decode.UnreadableFile(str(e)) from e
 
   def pixels(self, stream: BinaryIO, name: str) -> np.ndarray:
     """Reads an image (or a clip's first window) into model-sized float
@@ -152,7 +153,7 @@ class PushedModel:
       decode.UnreadableFile: naming why the file cannot be used.
     """
     source = decode.read_source(stream, name, self.front_end, self.limits,
-                                allow_blank=True)
+                                allow_blank=True, tensorflow_check=False)
     return self.pixels_of(source.data)
 
   def window_prediction(self, start: float, end: float,
@@ -178,17 +179,17 @@ class PushedModel:
 
   def predict(self, path: str) -> Prediction:
     """Classifies one file; errors are returned, not raised."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     try:
+      check_source(path)
       with storage.open_binary(path) as f:
         windows = self._windows(f, path)
     except OSError as e:
       return Prediction(path, error=f'cannot read the file '
                         f'({e.strerror or e})')
-    except decode.UnreadableFile as e:
-      return Prediction(path, error=str(e))
-    except tf.errors.InvalidArgumentError as e:
-      return Prediction(path, error=f'not a readable image ({e.message})')
+    except (decode.UnreadableFile, StreamError) as e:
+      return Prediction(path, error=str(e).replace(f'{path}: ', ''))
+    if not windows:
+      return Prediction(path, error='no window to classify')
     best = max(windows, key=lambda w: w['scores'][self.positive])
     result = Prediction(path, best['label'], best['probability'],
                         best['scores'], model=best['model'])
@@ -202,16 +203,45 @@ class PushedModel:
     image)."""
     head = f.read(12)
     f.seek(0)
-    if self.waveform is not None and spectrogram.audio_kind(head):
-      audio, rate, _ = decode.read_recording(f, path, self.front_end,
-                                             self.limits.max_clip_seconds)
-      return [self.window_prediction(start, end, samples)
-              for start, end, samples in frontend.sample_windows(
-                  audio, rate, self.front_end, max_windows=0)]
+    if not head:
+      raise decode.UnreadableFile('empty file (0 bytes)')
+    if spectrogram.audio_kind(head):
+      return list(stream(self, f, path, limits=self.limits))
     sources = decode.read_sources(f, path, self.front_end, self.limits,
-                                  allow_blank=True, max_windows=0)
+                                  allow_blank=True, max_windows=0,
+                                  tensorflow_check=False)
     return [self.window_prediction(source.start, source.end,
                                    data=source.data) for source in sources]
+
+
+def check_source(path: str) -> None:
+  """Refuses a local path that is not a regular file (a directory, a FIFO,
+  a device, a socket, a dangling link or a link loop) before it is opened,
+  so nothing waits on a FIFO with no writer.
+
+  Raises:
+    StreamError: naming the path and what it is.
+  """
+  if storage.is_uri(path):
+    return
+  try:
+    mode = os.stat(path).st_mode
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      raise StreamError(f'{path}: a loop of symbolic links') from e
+    if os.path.islink(path):
+      raise StreamError(f'{path}: a link that leads nowhere '
+                        f'({e.strerror or e})') from e
+    raise StreamError(f'{path}: cannot read the file '
+                      f'({e.strerror or e})') from e
+  if stat.S_ISREG(mode):
+    return
+  kinds = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
+           (stat.S_ISCHR, 'a character device'),
+           (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+  kind = next((name for test, name in kinds if test(mode)), 'not a file')
+  raise StreamError(f'{path}: {kind}, not a recording or image file (for '
+                    'raw PCM on standard input use - with --stream)')
 
 
 def model_front_end(manifest: dict) -> frontend.FrontEnd:
@@ -251,64 +281,104 @@ def predict_files(model_dir: str, paths: Sequence[str],
   return [model.predict(path) for path in paths]
 
 
-class StreamError(errors.PipelineError, ValueError):
-  """Raised when a stream cannot be read as audio."""
-
-
 _STREAM_BLOCK_SECONDS = 0.25
 
 
-def _file_blocks(stream: BinaryIO, name: str) -> Tuple[int, Iterator]:
+def _block_frames(rate: int, channels: int) -> int:
+  """Frames per block: a quarter second, at most :data:`_BLOCK_SAMPLES`
+  samples whatever the rate and channels."""
+  return max(1, min(int(rate * _STREAM_BLOCK_SECONDS),
+                    _BLOCK_SAMPLES // max(1, channels)))
+
+
+def _check_rate(rate: int, name: str) -> None:
+  if not spectrogram.MIN_SAMPLE_RATE <= rate <= spectrogram.MAX_SAMPLE_RATE:
+    raise StreamError(f'{name}: sample rate {rate} Hz is outside '
+                      f'{spectrogram.MIN_SAMPLE_RATE}..'
+                      f'{spectrogram.MAX_SAMPLE_RATE} Hz')
+
+
+def _file_blocks(source: BinaryIO, name: str,
+                 max_seconds: Optional[float] = None
+                 ) -> Tuple[int, Iterator]:
   """(rate, iterator of [frames, channels] float blocks) of a recording
   file, read a block at a time: WAV by its header, FLAC, Ogg and MP3 by
-  libsndfile."""
-  head = stream.read(12)
-  stream.seek(0)
+  libsndfile. A length the header gives over `max_seconds` is refused
+  before any sample is read; a length it leaves unknown is counted as the
+  blocks are decoded."""
+  head = source.read(12)
+  source.seek(0)
   kind = spectrogram.audio_kind(head)
   if kind is None:
     raise StreamError(f'{name}: not a recording (WAV, FLAC, Ogg or MP3)')
   if kind != 'WAV':
     import soundfile  # pylint: disable=g-import-not-at-top
     try:
-      opened = soundfile.SoundFile(stream)
+      opened = soundfile.SoundFile(source)
+      rate, channels, frames = (int(opened.samplerate),
+                                int(opened.channels), int(opened.frames))
     except Exception as e:  # pylint: disable=broad-except
       raise StreamError(f'{name}: not a readable {kind} file ({e})') from e
-    per_block = max(1, int(opened.samplerate * _STREAM_BLOCK_SECONDS))
+    _check_rate(rate, name)
+    # libsndfile reports an unknown length as a huge count.
+    if 0 < frames < 2 ** 40:
+      _check_seconds(frames / rate, name, max_seconds)
 
     def decoded():
       with opened:
-        yield from opened.blocks(per_block, dtype='float64', always_2d=True)
+        yield from spectrogram.sound_file_blocks(
+            opened, _block_frames(rate, channels))
 
-    return int(opened.samplerate), decoded()
+    return rate, _named_failures(decoded(), name, kind)
   try:
-    header = spectrogram.read_wav_header(stream)
-    header.dtype()
+    header = spectrogram.read_wav_header(source)
+    spectrogram.pcm_to_float(b'', header)  # The sample format and frames.
   except spectrogram.AudioError as e:
     raise StreamError(f'{name}: not a readable WAV file ({e})') from e
+  _check_rate(header.sample_rate, name)
+  _check_seconds(header.frames / header.sample_rate, name, max_seconds)
 
   def blocks():
-    stream.seek(header.data_offset)
+    source.seek(header.data_offset)
     left = header.frames
-    per_block = max(1, int(header.sample_rate * _STREAM_BLOCK_SECONDS))
+    per_block = _block_frames(header.sample_rate, header.channels)
     while left > 0:
-      data = stream.read(min(left, per_block) * header.block_align)
-      if not data:
+      data = source.read(min(left, per_block) * header.block_align)
+      whole = len(data) - len(data) % header.block_align
+      if not whole:
         return
-      frames = len(data) // header.block_align
-      left -= frames
-      yield spectrogram.pcm_to_float(data, header)
+      left -= whole // header.block_align
+      yield spectrogram.pcm_to_float(data[:whole], header)
 
   return header.sample_rate, blocks()
 
 
-def _pcm_blocks(stream: BinaryIO, rate: int, channels: int) -> Iterator:
+def _check_seconds(seconds: float, name: str,
+                   max_seconds: Optional[float]) -> None:
+  if max_seconds is not None and seconds > max_seconds:
+    raise StreamError(f'{name}: recording is {seconds:.1f} s long, over the '
+                      f'limit of {max_seconds:g} s (--max-clip-seconds; '
+                      '--stream reads any length)')
+
+
+def _named_failures(blocks: Iterator, name: str, kind: str) -> Iterator:
+  """`blocks`, with a decoder's failure midway turned into a StreamError
+  naming the file (libsndfile raises several types for damaged data)."""
+  try:
+    yield from blocks
+  except Exception as e:  # pylint: disable=broad-except
+    raise StreamError(f'{name}: damaged {kind} data ({type(e).__name__}: '
+                      f'{e})') from e
+
+
+def _pcm_blocks(source: BinaryIO, rate: int, channels: int) -> Iterator:
   """[frames, channels] float blocks of raw 16-bit little-endian PCM."""
-  size = 2 * channels * max(1, int(rate * _STREAM_BLOCK_SECONDS))
+  size = 2 * channels * _block_frames(rate, channels)
   header = spectrogram.WavHeader(rate, 0, channels, 16, 1, 0, False,
                                  2 * channels)
   carry = b''
   while True:
-    data = stream.read(size)
+    data = source.read(size)
     if not data:
       return
     data = carry + data
@@ -318,9 +388,26 @@ def _pcm_blocks(stream: BinaryIO, rate: int, channels: int) -> Iterator:
       yield spectrogram.pcm_to_float(data[:whole], header)
 
 
+def check_raw_settings(rate: Optional[int], channels: int) -> None:
+  """Refuses raw PCM settings no microphone produces (`rate` None: the
+  front end's, checked with it).
+
+  Raises:
+    StreamError: naming `--input-rate` or `--input-channels`.
+  """
+  if rate is not None and not (
+      spectrogram.MIN_SAMPLE_RATE <= rate <= spectrogram.MAX_SAMPLE_RATE):
+    raise StreamError(f'--input-rate {rate}: expected '
+                      f'{spectrogram.MIN_SAMPLE_RATE}..'
+                      f'{spectrogram.MAX_SAMPLE_RATE} Hz')
+  if not 1 <= channels <= MAX_INPUT_CHANNELS:
+    raise StreamError(f'--input-channels {channels}: expected 1..'
+                      f'{MAX_INPUT_CHANNELS}')
+
+
 def stream(model: PushedModel, source: BinaryIO, name: str,
-           raw_rate: Optional[int] = None,
-           raw_channels: int = 1) -> Iterator[dict]:
+           raw_rate: Optional[int] = None, raw_channels: int = 1,
+           limits: Optional[decode.FileLimits] = None) -> Iterator[dict]:
   """Classifies a recording window by window as it is read.
 
   Args:
@@ -330,27 +417,50 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
     name: the source's name, for messages.
     raw_rate: the raw PCM's sample rate (None: `source` is a file).
     raw_channels: the raw PCM's interleaved channels.
+    limits: for a file, refuse one longer than `max_clip_seconds` (None:
+      any length, as a live stream has).
 
   Yields:
     Each window's prediction (see :meth:`PushedModel.window_prediction`)
     as soon as it is complete, then, once the stream ends, the windows its
     end completes. Memory holds one window and one block, whatever the
-    length of the recording.
+    length, rate and channels of the recording.
 
   Raises:
-    StreamError: for a source that is not a readable recording.
+    StreamError: for a source that is not a readable recording, raw
+      settings out of range, or NaN or infinite samples (naming where).
+    decode.UnreadableFile: for a recording too short for one analysis
+      frame.
   """
   if raw_rate is None:
-    rate, blocks = _file_blocks(source, name)
+    rate, blocks = _file_blocks(source, name, limits and
+                                limits.max_clip_seconds)
   else:
+    check_raw_settings(raw_rate, raw_channels)
     rate, blocks = raw_rate, _pcm_blocks(source, raw_rate, raw_channels)
   cutter = frontend.StreamWindows(model.front_end, rate)
+  frames = 0
 
   def decided(windows):
     for start, end, samples in windows:
       yield model.window_prediction(start, end, samples)
 
   for block in blocks:
+    if not np.all(np.isfinite(block)):
+      raise StreamError(f'{name}: NaN or infinite samples at '
+                        f'{frames / rate:.2f} s')
+    frames += len(block)
+    if limits is not None:
+      _check_seconds(frames / rate, name, limits.max_clip_seconds)
     yield from decided(cutter.push(block))
+  if not frames:
+    raise StreamError(f'{name}: no samples (the input is empty)')
+  needed = model.front_end.fft_size // 2
+  if frames * model.front_end.sample_rate < rate * needed:
+    raise decode.UnreadableFile(
+        f'{name}: clip too short for a spectrogram: '
+        f'{1000 * frames / rate:.1f} ms; '
+        f'at least {needed} samples at the front end\'s '
+        f'{model.front_end.sample_rate} Hz are needed (half an analysis '
+        'frame)')
   yield from decided(cutter.finish())
-
