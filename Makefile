@@ -38,10 +38,12 @@ test-fast: setup
 
 ## The benchmark suite (hours on 2 cores; see bench/RESULTS.md): RESULTS.md,
 ## the README's table, then
-## the command line's start-up ratios (bench/startup.json).
+## the command line's start-up ratios (bench/startup.json), then predict's
+## time and memory on LiteRT against TensorFlow (bench/device_side.json).
 bench: setup
 	$(PY) bench/run_bench.py
 	$(PY) bench/startup.py --json bench/startup.json
+	$(PY) bench/device_side.py --json bench/device_side.json
 
 ## Re-resolve requirements.in into a complete requirements.lock.
 lock:
