@@ -242,24 +242,46 @@ def _front_end(front_end: Union[int, 'frontend.FrontEnd']
   return frontend.FrontEnd(image_size=int(front_end))
 
 
+def check_long_enough(frames: int, rate: int,
+                      front_end: 'frontend.FrontEnd') -> None:
+  """Refuses (AudioError) a recording of `frames` at `rate` too short for
+  half an analysis frame at the front end's rate."""
+  needed = front_end.fft_size // 2
+  if frames * front_end.sample_rate < rate * needed:
+    raise spectrogram.AudioError(
+        f'clip too short for a spectrogram: {1000 * frames / rate:.1f} ms; '
+        f'at least {needed} samples at the front end\'s '
+        f'{front_end.sample_rate} Hz are needed (half an analysis frame)')
+
+
 def read_recording(stream: BinaryIO, name: str,
                    front_end: 'frontend.FrontEnd',
                    max_seconds: Optional[float] = None) -> Tuple[Any, int, str]:
-  """A recording's mono samples, rate and kind, refused (as
-  :class:`UnreadableFile`) when unreadable, too long, or too short for one
-  analysis frame at the front end's rate."""
+  """A recording's mono samples at the front end's rate, with that rate and
+  the recording's kind; refused (as :class:`UnreadableFile`) when
+  unreadable, too long (or over `spectrogram.MAX_DECODED_SAMPLES`), with
+  NaN or infinite samples, or too short for one analysis frame.
+
+  Read a block at a time, downmixed and resampled as it is read
+  (:class:`frontend.StreamResampler`, equal to resampling the whole clip
+  up to rounding), so memory holds the clip at the front end's rate (10
+  min at 16 kHz: 77 MB) and one block, whatever the file's rate and
+  channels.
+  """
   try:
-    audio, rate, kind = spectrogram.read_audio(stream, name, max_seconds)
-    needed = front_end.fft_size // 2
-    if audio.size * front_end.sample_rate < rate * needed:
-      raise spectrogram.AudioError(
-          f'{name}: clip too short for a spectrogram: '
-          f'{1000 * audio.size / rate:.1f} ms; at least {needed} samples at '
-          f'the front end\'s {front_end.sample_rate} Hz are needed (half an '
-          'analysis frame)')
+    rate, kind, blocks = spectrogram.recording_blocks(stream, name,
+                                                      max_seconds)
+    resampler = frontend.StreamResampler(rate, front_end.sample_rate)
+    pieces, frames = [], 0
+    for block in blocks:
+      frames += block.shape[0]
+      pieces.append(resampler.push(frontend.to_mono(block)))
+    pieces.append(resampler.flush())
+    spectrogram.check_length(frames, rate, name, max_seconds)
+    check_long_enough(frames, rate, front_end)
   except spectrogram.AudioError as e:
     raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e
-  return audio, rate, kind
+  return np.concatenate(pieces), front_end.sample_rate, kind
 
 
 def audio_windows(stream: BinaryIO, name: str,

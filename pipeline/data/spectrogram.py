@@ -13,7 +13,7 @@ import io
 import struct
 import warnings
 import wave
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Iterator, Optional, Tuple, Union
 
 import numpy as np
 from components.common import melscale
@@ -97,7 +97,7 @@ def read_audio(stream: BinaryIO, name: str = '<bytes>',
         raise AudioError(f'{name}: sample rate {rate} Hz is outside '
                          f'{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz')
       if 0 < f.frames < _UNKNOWN_FRAMES:
-        _check_length(f.frames, rate, name, max_seconds, f.channels)
+        check_length(f.frames, rate, name, max_seconds, f.channels)
         samples = f.read(dtype='float64', always_2d=True)
       else:
         samples = _read_counted(f, rate, name, max_seconds)
@@ -108,8 +108,119 @@ def read_audio(stream: BinaryIO, name: str = '<bytes>',
   except Exception as e:  # pylint: disable=broad-except
     raise AudioError(f'{name}: not a readable {kind} file '
                      f'({type(e).__name__}: {e})') from e
-  _check_length(samples.shape[0], rate, name, max_seconds)
+  check_length(samples.shape[0], rate, name, max_seconds)
   return samples.mean(axis=1), rate, kind
+
+
+# Samples (frames times channels) decoded at once: a block of a recording,
+# whatever its rate and channels (8 MB at float64).
+BLOCK_SAMPLES = 1 << 20
+_BLOCK_SECONDS = 0.25
+
+
+def block_frames(rate: int, channels: int) -> int:
+  """Frames per block: a quarter second, at most :data:`BLOCK_SAMPLES`
+  samples whatever the rate and channels."""
+  return max(1, min(int(rate * _BLOCK_SECONDS),
+                    BLOCK_SAMPLES // max(1, channels)))
+
+
+def _check_rate(rate: int, name: str) -> None:
+  if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+    raise AudioError(f'{name}: sample rate {rate} Hz is outside '
+                     f'{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz')
+
+
+def recording_blocks(stream: BinaryIO, name: str,
+                     max_seconds: Optional[float] = None
+                     ) -> Tuple[int, str, Iterator[np.ndarray]]:
+  """A recording read a block at a time, in memory bounded whatever its
+  length, rate and channels (:func:`block_frames`).
+
+  WAV by its header, FLAC, Ogg and MP3 by libsndfile. A length the header
+  gives over `max_seconds` (or over :data:`MAX_DECODED_SAMPLES`) is refused
+  before any sample is read; a length it leaves unknown is counted as the
+  blocks are decoded, and refused once it passes either. Damaged data met
+  midway, and NaN or infinite samples, end the blocks with an AudioError
+  naming the file (and the time).
+
+  Returns:
+    (sample rate, kind, iterator of float64 [frames, channels] blocks).
+
+  Raises:
+    AudioError: naming the file, for anything that is not a readable
+      recording within the limits.
+  """
+  head = stream.read(12)
+  stream.seek(0)
+  kind = audio_kind(head)
+  if kind is None:
+    raise AudioError(f'{name}: not a recording (WAV, FLAC, Ogg or MP3)')
+  if kind == 'WAV':
+    try:
+      header = read_wav_header(stream)
+      pcm_to_float(b'', header)  # The sample format and frames.
+    except AudioError as e:
+      raise AudioError(f'{name}: not a readable WAV file ({e})') from e
+    rate, frames, channels = (header.sample_rate, header.frames,
+                              header.channels)
+
+    def wav_blocks():
+      stream.seek(header.data_offset)
+      left = header.frames
+      per_block = block_frames(header.sample_rate, header.channels)
+      while left > 0:
+        data = stream.read(min(left, per_block) * header.block_align)
+        whole = len(data) - len(data) % header.block_align
+        if not whole:
+          return
+        left -= whole // header.block_align
+        yield pcm_to_float(data[:whole], header)
+
+    blocks = wav_blocks()
+  else:
+    import soundfile  # pylint: disable=g-import-not-at-top
+    try:
+      opened = soundfile.SoundFile(stream)
+      rate, frames, channels = (int(opened.samplerate), int(opened.frames),
+                                int(opened.channels))
+    except Exception as e:  # pylint: disable=broad-except
+      raise AudioError(f'{name}: not a readable {kind} file '
+                       f'({type(e).__name__}: {e})') from e
+
+    def sound_blocks():
+      with opened:
+        yield from sound_file_blocks(opened, block_frames(rate, channels))
+
+    blocks = sound_blocks()
+  _check_rate(rate, name)
+  if 0 < frames < _UNKNOWN_FRAMES:
+    check_length(frames, rate, name, max_seconds, channels)
+  return rate, kind, _checked_blocks(blocks, name, kind, rate, max_seconds)
+
+
+def _checked_blocks(blocks: Iterator[np.ndarray], name: str, kind: str,
+                    rate: int, max_seconds: Optional[float]
+                    ) -> Iterator[np.ndarray]:
+  """`blocks`, counted against the limits and checked for NaN or infinite
+  samples; a decoder's failure midway is an AudioError naming the file
+  (libsndfile raises several types for damaged data)."""
+  frames = 0
+  try:
+    for block in blocks:
+      if not np.all(np.isfinite(block)):
+        raise AudioError(f'{name}: NaN or infinite samples at '
+                         f'{frames / rate:.2f} s')
+      frames += block.shape[0]
+      if frames * block.shape[1] > MAX_DECODED_SAMPLES or (
+          max_seconds is not None and frames / rate > max_seconds):
+        check_length(frames, rate, name, max_seconds, block.shape[1])
+      yield block
+  except AudioError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise AudioError(f'{name}: damaged {kind} data ({type(e).__name__}: '
+                     f'{e})') from e
 
 
 def sound_file_blocks(opened, frames: int):
@@ -160,7 +271,7 @@ def _read_counted(opened, rate: int, name: str,
     frames += block.shape[0]
     if frames * opened.channels > MAX_DECODED_SAMPLES or (
         max_seconds is not None and frames / rate > max_seconds):
-      _check_length(frames, rate, name, max_seconds, opened.channels)
+      check_length(frames, rate, name, max_seconds, opened.channels)
     blocks.append(block)
   return (np.concatenate(blocks) if blocks
           else np.zeros((0, opened.channels)))
@@ -267,6 +378,7 @@ def read_wav_header(stream: BinaryIO) -> WavHeader:
   if riff[:4] not in _WAV_MAGIC or riff[8:12] != b'WAVE':
     raise AudioError('not a RIFF/WAVE file')
   order = '>' if riff[:4] == b'RIFX' else '<'
+  riff_end = struct.unpack(order + 'I', riff[4:8])[0] + 8
   fmt = None
   extensible_tag = None
   rf64_data_size = None
@@ -294,12 +406,20 @@ def read_wav_header(stream: BinaryIO) -> WavHeader:
     elif chunk_id == b'data':
       if fmt is None:
         raise AudioError('data chunk before the fmt chunk')
+      if riff[:4] != b'RF64' and stream.tell() > riff_end:
+        # SciPy, and so every reader before the block reader, stops there.
+        raise AudioError(f'the RIFF size ({riff_end - 8} bytes) ends before '
+                         'the data chunk')
       if size == 0xFFFFFFFF and rf64_data_size is not None:
         size = rf64_data_size
       break
     else:
       stream.seek(size + (size & 1), io.SEEK_CUR)
-  tag, channels, rate, _, block_align, bits = fmt
+  tag, channels, rate, byte_rate, block_align, bits = fmt
+  if byte_rate != rate * block_align:
+    # SciPy refuses such a header too; every reader here always has.
+    raise AudioError(f'the fmt chunk declares {byte_rate} bytes a second, '
+                     f'not {rate} Hz times {block_align}-byte blocks')
   if channels < 1:
     raise AudioError('the fmt chunk declares 0 channels')
   if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
@@ -372,7 +492,7 @@ def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
     header = read_wav_header(stream)
   except AudioError as e:
     raise AudioError(f'{name}: not a readable WAV file ({e})') from e
-  _check_length(header.frames, header.sample_rate, name, max_seconds,
+  check_length(header.frames, header.sample_rate, name, max_seconds,
                 header.channels)
   stream.seek(0)
   try:
@@ -390,7 +510,7 @@ def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
   if samples.dtype.kind not in 'iuf' or samples.ndim not in (1, 2):
     raise AudioError(f'{name}: unsupported WAV samples ({samples.dtype}, '
                      f'{samples.ndim} dimensions)')
-  _check_length(samples.shape[0], rate, name, max_seconds)
+  check_length(samples.shape[0], rate, name, max_seconds)
   if samples.dtype.kind in 'iu':
     info = np.iinfo(samples.dtype)
     samples = (samples.astype(np.float64) - (info.max + info.min + 1) / 2.0) / (
@@ -401,8 +521,11 @@ def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
   return samples, int(rate)
 
 
-def _check_length(frames: int, rate: int, name: str,
-                  max_seconds: Optional[float], channels: int = 1) -> None:
+def check_length(frames: int, rate: int, name: str,
+                 max_seconds: Optional[float], channels: int = 1) -> None:
+  """Refuses (AudioError, naming `name`) a clip of `frames` at `rate`
+  shorter than :data:`MIN_CLIP_SAMPLES`, longer than `max_seconds`, or
+  over :data:`MAX_DECODED_SAMPLES` samples with `channels`."""
   if frames < MIN_CLIP_SAMPLES:
     raise AudioError(
         f'{name}: clip too short for a spectrogram: {frames} samples '

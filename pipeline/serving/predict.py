@@ -44,11 +44,9 @@ class StreamError(errors.PipelineError, ValueError):
   """Raised when a source cannot be read as audio; names the source."""
 
 # Interleaved channels a raw PCM stream may declare (`--input-channels`);
-# WAV files may hold up to 65535, which blocks bound (see _block_frames).
+# WAV files may hold up to 65535, which blocks bound
+# (:func:`spectrogram.block_frames`).
 MAX_INPUT_CHANNELS = 64
-# Samples (frames times channels) decoded at once: a block of a stream or
-# a file, whatever its rate and channels (8 MB at float64).
-_BLOCK_SAMPLES = 1 << 20
 
 
 @dataclasses.dataclass
@@ -186,7 +184,7 @@ class PushedModel:
     except OSError as e:
       return Prediction(path, error=f'cannot read the file '
                         f'({e.strerror or e})')
-    except (decode.UnreadableFile, StreamError) as e:
+    except (decode.UnreadableFile, StreamError, spectrogram.AudioError) as e:
       return Prediction(path, error=str(e).replace(f'{path}: ', ''))
     if not windows:
       return Prediction(path, error='no window to classify')
@@ -281,99 +279,22 @@ def predict_files(model_dir: str, paths: Sequence[str],
   return [model.predict(path) for path in paths]
 
 
-_STREAM_BLOCK_SECONDS = 0.25
-
-
-def _block_frames(rate: int, channels: int) -> int:
-  """Frames per block: a quarter second, at most :data:`_BLOCK_SAMPLES`
-  samples whatever the rate and channels."""
-  return max(1, min(int(rate * _STREAM_BLOCK_SECONDS),
-                    _BLOCK_SAMPLES // max(1, channels)))
-
-
-def _check_rate(rate: int, name: str) -> None:
-  if not spectrogram.MIN_SAMPLE_RATE <= rate <= spectrogram.MAX_SAMPLE_RATE:
-    raise StreamError(f'{name}: sample rate {rate} Hz is outside '
-                      f'{spectrogram.MIN_SAMPLE_RATE}..'
-                      f'{spectrogram.MAX_SAMPLE_RATE} Hz')
-
-
 def _file_blocks(source: BinaryIO, name: str,
                  max_seconds: Optional[float] = None
                  ) -> Tuple[int, Iterator]:
   """(rate, iterator of [frames, channels] float blocks) of a recording
-  file, read a block at a time: WAV by its header, FLAC, Ogg and MP3 by
-  libsndfile. A length the header gives over `max_seconds` is refused
-  before any sample is read; a length it leaves unknown is counted as the
-  blocks are decoded."""
-  head = source.read(12)
-  source.seek(0)
-  kind = spectrogram.audio_kind(head)
-  if kind is None:
-    raise StreamError(f'{name}: not a recording (WAV, FLAC, Ogg or MP3)')
-  if kind != 'WAV':
-    import soundfile  # pylint: disable=g-import-not-at-top
-    try:
-      opened = soundfile.SoundFile(source)
-      rate, channels, frames = (int(opened.samplerate),
-                                int(opened.channels), int(opened.frames))
-    except Exception as e:  # pylint: disable=broad-except
-      raise StreamError(f'{name}: not a readable {kind} file ({e})') from e
-    _check_rate(rate, name)
-    # libsndfile reports an unknown length as a huge count.
-    if 0 < frames < 2 ** 40:
-      _check_seconds(frames / rate, name, max_seconds)
-
-    def decoded():
-      with opened:
-        yield from spectrogram.sound_file_blocks(
-            opened, _block_frames(rate, channels))
-
-    return rate, _named_failures(decoded(), name, kind)
+  file (see :func:`spectrogram.recording_blocks`); a file that is no
+  readable recording is a :class:`StreamError`."""
   try:
-    header = spectrogram.read_wav_header(source)
-    spectrogram.pcm_to_float(b'', header)  # The sample format and frames.
+    rate, _, blocks = spectrogram.recording_blocks(source, name, max_seconds)
   except spectrogram.AudioError as e:
-    raise StreamError(f'{name}: not a readable WAV file ({e})') from e
-  _check_rate(header.sample_rate, name)
-  _check_seconds(header.frames / header.sample_rate, name, max_seconds)
-
-  def blocks():
-    source.seek(header.data_offset)
-    left = header.frames
-    per_block = _block_frames(header.sample_rate, header.channels)
-    while left > 0:
-      data = source.read(min(left, per_block) * header.block_align)
-      whole = len(data) - len(data) % header.block_align
-      if not whole:
-        return
-      left -= whole // header.block_align
-      yield spectrogram.pcm_to_float(data[:whole], header)
-
-  return header.sample_rate, blocks()
-
-
-def _check_seconds(seconds: float, name: str,
-                   max_seconds: Optional[float]) -> None:
-  if max_seconds is not None and seconds > max_seconds:
-    raise StreamError(f'{name}: recording is {seconds:.1f} s long, over the '
-                      f'limit of {max_seconds:g} s (--max-clip-seconds; '
-                      '--stream reads any length)')
-
-
-def _named_failures(blocks: Iterator, name: str, kind: str) -> Iterator:
-  """`blocks`, with a decoder's failure midway turned into a StreamError
-  naming the file (libsndfile raises several types for damaged data)."""
-  try:
-    yield from blocks
-  except Exception as e:  # pylint: disable=broad-except
-    raise StreamError(f'{name}: damaged {kind} data ({type(e).__name__}: '
-                      f'{e})') from e
+    raise StreamError(str(e)) from e
+  return rate, blocks
 
 
 def _pcm_blocks(source: BinaryIO, rate: int, channels: int) -> Iterator:
   """[frames, channels] float blocks of raw 16-bit little-endian PCM."""
-  size = 2 * channels * _block_frames(rate, channels)
+  size = 2 * channels * spectrogram.block_frames(rate, channels)
   header = spectrogram.WavHeader(rate, 0, channels, 16, 1, 0, False,
                                  2 * channels)
   carry = b''
@@ -427,8 +348,9 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
     length, rate and channels of the recording.
 
   Raises:
-    StreamError: for a source that is not a readable recording, raw
-      settings out of range, or NaN or infinite samples (naming where).
+    StreamError: for a source that is not a readable recording (damaged
+      midway, or with NaN or infinite samples: naming where), over
+      `limits`, or raw settings out of range.
     decode.UnreadableFile: for a recording too short for one analysis
       frame.
   """
@@ -445,22 +367,16 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
     for start, end, samples in windows:
       yield model.window_prediction(start, end, samples)
 
-  for block in blocks:
-    if not np.all(np.isfinite(block)):
-      raise StreamError(f'{name}: NaN or infinite samples at '
-                        f'{frames / rate:.2f} s')
-    frames += len(block)
-    if limits is not None:
-      _check_seconds(frames / rate, name, limits.max_clip_seconds)
-    yield from decided(cutter.push(block))
+  try:
+    for block in blocks:
+      frames += len(block)
+      yield from decided(cutter.push(block))
+  except spectrogram.AudioError as e:
+    raise StreamError(str(e)) from e
   if not frames:
     raise StreamError(f'{name}: no samples (the input is empty)')
-  needed = model.front_end.fft_size // 2
-  if frames * model.front_end.sample_rate < rate * needed:
-    raise decode.UnreadableFile(
-        f'{name}: clip too short for a spectrogram: '
-        f'{1000 * frames / rate:.1f} ms; '
-        f'at least {needed} samples at the front end\'s '
-        f'{model.front_end.sample_rate} Hz are needed (half an analysis '
-        'frame)')
+  try:
+    decode.check_long_enough(frames, rate, model.front_end)
+  except spectrogram.AudioError as e:
+    raise decode.UnreadableFile(f'{name}: {e}') from e
   yield from decided(cutter.finish())
