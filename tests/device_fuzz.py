@@ -39,6 +39,8 @@ def seed_recordings() -> Dict[str, Tuple[str, bytes]]:
   t = np.arange(24000) / 16000
   tone = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.02 * rng.standard_normal(
       t.size)
+  # Every one mutated as a WAV: in the others the header rewrites land on
+  # header bytes too (FLAC's STREAMINFO, Ogg's page header, MP3's frame).
   seeds = {'mono16.wav': ('wav', fuzz._wav(tone[:, None], 16000, 2))}  # pylint: disable=protected-access
   for name, fmt, subtype in (('clip.flac', 'FLAC', 'PCM_16'),
                              ('clip.ogg', 'OGG', 'VORBIS'),
@@ -46,27 +48,15 @@ def seed_recordings() -> Dict[str, Tuple[str, bytes]]:
     buffer = io.BytesIO()
     soundfile.write(buffer, np.stack([tone, -tone], axis=1), 16000,
                     format=fmt, subtype=subtype)
-    seeds[name] = (name.split('.')[-1], buffer.getvalue())
+    seeds[name] = ('wav', buffer.getvalue())
   return seeds
 
 
 def recording_mutants(count: int, seed: int = 0
                       ) -> List[Tuple[str, bytes, str]]:
-  """`count` mutants: (file name, bytes, description with the case id)."""
-  seeds = seed_recordings()
-  names = sorted(seeds)
-  cases = []
-  for index in range(count):
-    rng = random.Random(f'device-{seed}-{index}')
-    name = names[index % len(names)]
-    data = seeds[name][1]
-    other = seeds[rng.choice(names)][1]
-    # WAV header fields; in the others the same rewrites land on header
-    # bytes (FLAC's STREAMINFO, Ogg's page header, MP3's frame header).
-    mutant, kind = fuzz.mutate(data, 'wav', other, rng)
-    cases.append((f'case{index:04d}-{name}', mutant,
-                  f'seed {seed}, case {index}: {kind} of {name}'))
-  return cases
+  """`count` mutants of :func:`seed_recordings`: (file name, bytes,
+  description with the case id)."""
+  return fuzz.mutants(count, seed, seed_recordings(), tag='device-')
 
 
 def write_version(destination: str) -> str:
@@ -75,21 +65,14 @@ def write_version(destination: str) -> str:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.ondevice import push  # pylint: disable=g-import-not-at-top
   from pipeline.data import frontend  # pylint: disable=g-import-not-at-top
-  tf.keras.utils.set_random_seed(0)
   record = dict(frontend.FrontEnd(image_size=IMAGE_SIZE).record(),
                 recorded=True)
-  image = tf.keras.Sequential([
-      tf.keras.layers.Input((IMAGE_SIZE, IMAGE_SIZE, 3), batch_size=1),
-      tf.keras.layers.Rescaling(1 / 255),
-      tf.keras.layers.Conv2D(4, 3, strides=2, activation='relu'),
-      tf.keras.layers.GlobalAveragePooling2D(),
-      tf.keras.layers.Dense(2, activation='softmax')])
+  image_model = fuzz.tiny_image_model(IMAGE_SIZE)
   waveform = tf.keras.Sequential([
       tf.keras.layers.Input((record['window_samples'],), batch_size=1),
       tf.keras.layers.Dense(2, activation='softmax')])
-  image_model, waveform_model = (
-      tf.lite.TFLiteConverter.from_keras_model(m).convert()
-      for m in (image, waveform))
+  waveform_model = tf.lite.TFLiteConverter.from_keras_model(
+      waveform).convert()
   _, folder = push.write_version(
       destination,
       {push.MODEL_FILE: image_model, push.LABELS_FILE: b'quiet\nloud\n',

@@ -26,7 +26,7 @@ import sys
 import traceback
 import wave
 import zlib
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -167,13 +167,17 @@ def mutate(data: bytes, fmt: str, other: bytes,
   return bytes(out), kind
 
 
-def mutants(count: int, seed: int = 0) -> List[Tuple[str, bytes, str]]:
-  """`count` mutants: (file name, bytes, description with the case id)."""
-  seeds = seed_files()
+def mutants(count: int, seed: int = 0,
+            seeds: Optional[Dict[str, Tuple[str, bytes]]] = None,
+            tag: str = '') -> List[Tuple[str, bytes, str]]:
+  """`count` mutants of `seeds` (default :func:`seed_files`; name ->
+  (format, bytes)): (file name, bytes, description with the case id).
+  `tag` starts each case's random seed, so two sets of seeds draw apart."""
+  seeds = seeds or seed_files()
   names = sorted(seeds)
   cases = []
   for index in range(count):
-    rng = random.Random(f'{seed}-{index}')
+    rng = random.Random(f'{tag}{seed}-{index}')
     name = names[index % len(names)]
     fmt, data = seeds[name]
     other = seeds[rng.choice(names)][1]
@@ -184,11 +188,9 @@ def mutants(count: int, seed: int = 0) -> List[Tuple[str, bytes, str]]:
   return cases
 
 
-def write_model(destination: str, image_size: int = 32) -> None:
-  """Pushes a tiny untrained TFLite classifier, enough to run `predict`."""
+def tiny_image_model(image_size: int = 32) -> bytes:
+  """A tiny untrained TFLite image classifier (two classes), seeded."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
-  from components.ondevice import push  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(0)
   model = tf.keras.Sequential([
       tf.keras.layers.Input((image_size, image_size, 3), batch_size=1),
@@ -196,7 +198,14 @@ def write_model(destination: str, image_size: int = 32) -> None:
       tf.keras.layers.Conv2D(4, 3, strides=2, activation='relu'),
       tf.keras.layers.GlobalAveragePooling2D(),
       tf.keras.layers.Dense(2, activation='softmax')])
-  tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+  return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def write_model(destination: str, image_size: int = 32) -> None:
+  """Pushes a tiny untrained TFLite classifier, enough to run `predict`."""
+  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.ondevice import push  # pylint: disable=g-import-not-at-top
+  tflite = tiny_image_model(image_size)
   push.write_version(
       destination,
       {push.MODEL_FILE: tflite, push.LABELS_FILE: b'quiet\nloud\n'},

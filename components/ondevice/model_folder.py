@@ -22,9 +22,9 @@ and what is wrong:
    refused there), then allocates its tensors.
 4. **The files agree**: one label per line, unique, as many as each
    model's outputs (and the manifest's `class_names` when it lists them);
-   the image model takes `[1, image_size, image_size, channels]`; the
-   waveform model takes `[1, window_samples]` of the recorded front end,
-   which must itself be a valid front end.
+   the image model takes `[1, image_size, image_size, channels]`, which the
+   recorded front end draws; the waveform model takes `[1, window_samples]`
+   of the recorded front end, which must itself be a valid front end.
 
 Nothing here imports TensorFlow.
 """
@@ -256,6 +256,10 @@ def open_version(path: str,
       raise _fault(folder, image_file, f'its {role} is {found}; the '
                    f'manifest and {labels_file} say {shape}')
   record = _front_end(manifest, folder)
+  if record is not None and record.get('image_size', image_size) != image_size:
+    raise _fault(folder, push.MANIFEST_FILE, 'its audio front end draws '
+                 f"{record.get('image_size')!r}-pixel pictures for a "
+                 f'{image_size}-pixel model')
   opened = OpenedVersion(folder, manifest, labels, image_model, image_file,
                          image_size, channels, record)
   if waveform_file:

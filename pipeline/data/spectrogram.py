@@ -69,11 +69,8 @@ def audio_kind(data: bytes) -> Optional[str]:
 
 def read_audio(stream: BinaryIO, name: str = '<bytes>',
                max_seconds: Optional[float] = None) -> tuple:
-  """Any recording :func:`audio_kind` knows to mono float samples.
-
-  WAV goes through :func:`read_wav`; FLAC, Ogg and MP3 through libsndfile,
-  whose header gives the length first, so a clip over `max_seconds` is
-  refused before it is decoded.
+  """Any recording :func:`audio_kind` knows to mono float samples, whole
+  (:func:`recording_blocks`, concatenated: its limits and checks apply).
 
   Returns:
     (float64 samples in [-1, 1], sample rate in Hz, kind).
@@ -82,34 +79,11 @@ def read_audio(stream: BinaryIO, name: str = '<bytes>',
     AudioError: naming the file, for anything that is not a readable
       recording within the limits.
   """
-  head = stream.read(12)
-  stream.seek(0)
-  kind = audio_kind(head)
-  if kind == 'WAV':
-    return (*read_wav(stream, name, max_seconds), kind)
-  if kind is None:
-    raise AudioError(f'{name}: not a recording (WAV, FLAC, Ogg or MP3)')
-  import soundfile  # pylint: disable=g-import-not-at-top
-  try:
-    with soundfile.SoundFile(stream) as f:
-      rate = int(f.samplerate)
-      if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise AudioError(f'{name}: sample rate {rate} Hz is outside '
-                         f'{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz')
-      if 0 < f.frames < _UNKNOWN_FRAMES:
-        check_length(f.frames, rate, name, max_seconds, f.channels)
-        samples = f.read(dtype='float64', always_2d=True)
-      else:
-        samples = _read_counted(f, rate, name, max_seconds)
-  except AudioError:
-    raise
-  # libsndfile reports a damaged file in several ways (LibsndfileError,
-  # RuntimeError, ValueError, ...): all of them mean the same here.
-  except Exception as e:  # pylint: disable=broad-except
-    raise AudioError(f'{name}: not a readable {kind} file '
-                     f'({type(e).__name__}: {e})') from e
+  rate, kind, blocks = recording_blocks(stream, name, max_seconds)
+  samples = np.concatenate([block.mean(axis=1) for block in blocks] or
+                           [np.zeros(0)])
   check_length(samples.shape[0], rate, name, max_seconds)
-  return samples.mean(axis=1), rate, kind
+  return samples, rate, kind
 
 
 # Samples (frames times channels) decoded at once: a block of a recording,
@@ -260,21 +234,6 @@ def _unknown_length_blocks(opened, frames: int):
     if count <= 0:
       return
     yield out[:count]
-
-
-def _read_counted(opened, rate: int, name: str,
-                  max_seconds: Optional[float]) -> np.ndarray:
-  """A recording whose header gives no length, decoded a block at a time
-  and counted, refused (AudioError) as soon as it passes a limit."""
-  blocks, frames = [], 0
-  for block in sound_file_blocks(opened, 1 << 16):
-    frames += block.shape[0]
-    if frames * opened.channels > MAX_DECODED_SAMPLES or (
-        max_seconds is not None and frames / rate > max_seconds):
-      check_length(frames, rate, name, max_seconds, opened.channels)
-    blocks.append(block)
-  return (np.concatenate(blocks) if blocks
-          else np.zeros((0, opened.channels)))
 
 
 mel_filterbank = melscale.mel_filterbank
