@@ -134,3 +134,11 @@ class TFLitePusher:
 # The resolver nodes' ids.
 LATEST_DATA_BASELINE_RESOLVER = 'latest_data_baseline_resolver'
 LATEST_BLESSED_MODEL_RESOLVER = 'latest_blessed_model_resolver'
+
+# Phase one's model and its blessing: the nodes and output keys the
+# baseline resolver reads, so a second model-producing node (the cloud
+# phase) never becomes phase one's baseline.
+PHASE_ONE_TRAINER = 'Trainer'
+PHASE_ONE_MODEL_KEY = 'model'
+PHASE_ONE_EVALUATOR = 'Evaluator'
+PHASE_ONE_BLESSING_KEY = 'blessing'

@@ -290,11 +290,18 @@ def create_pipeline(
       # about a third of Transform's time and its memory peak.
       disable_statistics=True)
 
+  # Scoped to phase one's Trainer and Evaluator: any other node's blessed
+  # model (the cloud phase's) is not phase one's baseline.
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.Model,
+          producer_component_id=contracts.PHASE_ONE_TRAINER,
+          output_key=contracts.PHASE_ONE_MODEL_KEY),
       model_blessing=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ModelBlessing)).with_id(
+          type=tfx.types.standard_artifacts.ModelBlessing,
+          producer_component_id=contracts.PHASE_ONE_EVALUATOR,
+          output_key=contracts.PHASE_ONE_BLESSING_KEY)).with_id(
               contracts.LATEST_BLESSED_MODEL_RESOLVER)
 
   # The search's cache key is its inputs and settings: while Transform's
@@ -322,7 +329,8 @@ def create_pipeline(
       hyperparameters=(search.outputs['best_hyperparameters'] if search
                        else None),
       custom_config=dict(config.module_custom_config(), **{
-          CODE_VERSION_KEY: code.versions['Trainer']}))
+          CODE_VERSION_KEY: code.versions['Trainer']})).with_id(
+              contracts.PHASE_ONE_TRAINER)
 
   evaluator = tfx.components.Evaluator(
       examples=window.outputs['examples'],
@@ -330,7 +338,7 @@ def create_pipeline(
       baseline_model=model_resolver.outputs['model'],
       schema=schema_gen.outputs['schema'],
       example_splits=['eval'],
-      eval_config=eval_config(config))
+      eval_config=eval_config(config)).with_id(contracts.PHASE_ONE_EVALUATOR)
 
   pusher = tflite_pusher.TFLitePusher(
       model=trainer.outputs['model'],

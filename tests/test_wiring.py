@@ -156,3 +156,70 @@ def test_a_run_pins_import_example_gen_to_the_span_it_checked(tmp_path):
       pinned['ImportExampleGen'].exec_properties['range_config'])
   assert range_config == {'static_range': {'start_span_number': 7,
                                            'end_span_number': 7}}
+
+
+def test_the_baseline_resolver_reads_phase_ones_models_only(tmp_path):
+  """A second Trainer and Evaluator (the cloud phase) publish a blessed
+  model newer than phase one's: the baseline resolver still resolves phase
+  one's, through TFX's own input resolution on the compiled pipeline."""
+  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.portable import execution_publish_utils  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.portable import inputs_utils  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.portable import runtime_parameter_utils  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.compiler import constants  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.portable.mlmd import context_lib  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from components import contracts  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.PipelineConfig(workspace=str(tmp_path))
+  built = run.build_pipeline(config)
+  nodes = {node.id: node for node in built.components}
+  # The cloud phase's nodes, fed as phase one's are.
+  phase_two = tfx.components.Trainer(
+      run_fn=pipeline_def.TRAINER_FN,
+      examples=nodes['Transform'].outputs['transformed_examples'],
+      train_args=tfx.proto.TrainArgs(num_steps=1),
+      eval_args=tfx.proto.EvalArgs(num_steps=1)).with_id('PhaseTwoTrainer')
+  phase_two_evaluator = tfx.components.Evaluator(
+      examples=nodes['SpanWindow'].outputs['examples'],
+      model=phase_two.outputs['model']).with_id('PhaseTwoEvaluator')
+  ir = compiler.Compiler().compile(tfx.dsl.Pipeline(
+      pipeline_name=built.pipeline_info.pipeline_name,
+      pipeline_root=str(tmp_path / 'root'),
+      components=list(built.components) + [phase_two, phase_two_evaluator]))
+  runtime_parameter_utils.substitute_runtime_parameter(
+      ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: 'run-1'})
+  compiled = {node.pipeline_node.node_info.id: node.pipeline_node
+              for node in ir.nodes}
+  connection = metadata.sqlite_metadata_connection_config(
+      str(tmp_path / 'metadata.sqlite'))
+  with metadata.Metadata(connection) as handle:
+
+    def publish(node_id, key, artifact):
+      node = compiled[node_id]
+      contexts = context_lib.prepare_contexts(handle, node.contexts)
+      execution = execution_publish_utils.register_execution(
+          handle, node.node_info.type, contexts)
+      artifact.uri = str(tmp_path / node_id / str(execution.id))
+      published, _ = execution_publish_utils.publish_succeeded_execution(
+          handle, execution.id, contexts, {key: [artifact]})
+      return published[key][0]
+
+    models = {}
+    for trainer, evaluator in ((contracts.PHASE_ONE_TRAINER,
+                                contracts.PHASE_ONE_EVALUATOR),
+                               ('PhaseTwoTrainer', 'PhaseTwoEvaluator')):
+      models[trainer] = publish(trainer, 'model', standard_artifacts.Model())
+      blessing = standard_artifacts.ModelBlessing()
+      blessing.set_int_custom_property('blessed', 1)
+      blessing.set_int_custom_property('current_model_id',
+                                       models[trainer].id)
+      publish(evaluator, 'blessing', blessing)
+    assert models['PhaseTwoTrainer'].id > models['Trainer'].id
+    resolved = inputs_utils.resolve_input_artifacts(
+        pipeline_node=compiled[contracts.LATEST_BLESSED_MODEL_RESOLVER],
+        metadata_handle=handle)
+  assert [[a.id for a in inputs['model']] for inputs in resolved] == [
+      [models['Trainer'].id]]
