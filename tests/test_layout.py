@@ -1,0 +1,53 @@
+"""The house's rules, read from the imports: the on-device package is a
+leaf that any component, `predict`, the bench and a second model may lean
+on, and it carries no training stack."""
+
+import ast
+import os
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What the device side may import besides the standard library.
+_DEVICE_THIRD_PARTY = {'numpy', 'PIL', 'ai_edge_litert'}
+
+
+def _imports(path):
+  """Every module a file imports, with its line."""
+  with open(path, encoding='utf-8') as f:
+    tree = ast.parse(f.read(), path)
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        yield alias.name, node.lineno
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      yield node.module, node.lineno
+
+
+def _package_files(*parts):
+  folder = os.path.join(REPO_ROOT, *parts)
+  return sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                if name.endswith('.py'))
+
+
+def test_the_on_device_package_imports_only_itself_common_and_its_runtime():
+  import sys  # pylint: disable=g-import-not-at-top
+  allowed_local = ('components.ondevice', 'components.common')
+  broken = []
+  for path in _package_files('components', 'ondevice'):
+    for module, line in _imports(path):
+      top = module.split('.')[0]
+      if top in ('components', 'pipeline'):
+        ok = module.startswith(allowed_local)
+      else:
+        ok = top in sys.stdlib_module_names or top in _DEVICE_THIRD_PARTY
+      if not ok:
+        broken.append(f'{os.path.relpath(path, REPO_ROOT)}:{line} imports '
+                      f'{module}')
+  assert not broken, broken
+
+
+def test_the_rule_sees_a_forbidden_import(tmp_path):
+  path = tmp_path / 'bad.py'
+  path.write_text('import tensorflow as tf\n'
+                  'from components.tflite_pusher import conversion\n')
+  assert [m for m, _ in _imports(str(path))] == [
+      'tensorflow', 'components.tflite_pusher']
