@@ -5,6 +5,7 @@ no hang; and it runs on LiteRT without TensorFlow."""
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -341,3 +342,29 @@ def test_device_fuzz(tmp_path):
     else:
       assert printed.strip() and not err.strip(), (description, err)
   assert refused > folders // 2
+
+
+def test_stream_reads_any_length_and_predict_refuses_what_ingest_refuses(
+    version, tmp_path):
+  from pipeline.data import spectrogram  # pylint: disable=g-import-not-at-top
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+  # A header declaring 240 million samples at 48 kHz stereo (41.7 min):
+  # over ingest's bound, which predict keeps and the stream does not.
+  frames = 120_000_000
+  data = bytearray(audio_files.wav_bytes(np.zeros((16, 2)), 48000)[:44])
+  data[40:44] = (frames * 4).to_bytes(4, 'little')
+  data[4:8] = (36 + frames * 4).to_bytes(4, 'little')
+  path = tmp_path / 'long.wav'
+  with open(path, 'wb') as f:
+    f.write(bytes(data))
+    f.truncate(44 + frames * 4)  # sparse: no disk is used
+  model = predict.PushedModel(version)
+  with open(path, 'rb') as f:
+    with pytest.raises(predict.StreamError, match='240,000,000 samples'):
+      list(predict.stream(model, f, str(path),
+                          limits=model.limits.__class__(
+                              max_clip_seconds=1e9)))
+  with open(path, 'rb') as f:
+    windows = list(itertools.islice(predict.stream(model, f, str(path)), 3))
+  assert [w['start'] for w in windows] == [0.0, 1.0, 2.0]
+  assert spectrogram.MAX_DECODED_SAMPLES == 230_400_000

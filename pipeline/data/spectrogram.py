@@ -106,13 +106,15 @@ def _check_rate(rate: int, name: str) -> None:
 
 
 def recording_blocks(stream: BinaryIO, name: str,
-                     max_seconds: Optional[float] = None
+                     max_seconds: Optional[float] = None,
+                     max_samples: Optional[int] = MAX_DECODED_SAMPLES
                      ) -> Tuple[int, str, Iterator[np.ndarray]]:
   """A recording read a block at a time, in memory bounded whatever its
   length, rate and channels (:func:`block_frames`).
 
   WAV by its header, FLAC, Ogg and MP3 by libsndfile. A length the header
-  gives over `max_seconds` (or over :data:`MAX_DECODED_SAMPLES`) is refused
+  gives over `max_seconds` (or over `max_samples`; None: any, for a reader
+  that keeps only a block) is refused
   before any sample is read; a length it leaves unknown is counted as the
   blocks are decoded, and refused once it passes either. Damaged data met
   midway, and NaN or infinite samples, end the blocks with an AudioError
@@ -169,13 +171,14 @@ def recording_blocks(stream: BinaryIO, name: str,
     blocks = sound_blocks()
   _check_rate(rate, name)
   if 0 < frames < _UNKNOWN_FRAMES:
-    check_length(frames, rate, name, max_seconds, channels)
-  return rate, kind, _checked_blocks(blocks, name, kind, rate, max_seconds)
+    check_length(frames, rate, name, max_seconds, channels, max_samples)
+  return rate, kind, _checked_blocks(blocks, name, kind, rate, max_seconds,
+                                     max_samples)
 
 
 def _checked_blocks(blocks: Iterator[np.ndarray], name: str, kind: str,
-                    rate: int, max_seconds: Optional[float]
-                    ) -> Iterator[np.ndarray]:
+                    rate: int, max_seconds: Optional[float],
+                    max_samples: Optional[int]) -> Iterator[np.ndarray]:
   """`blocks`, counted against the limits and checked for NaN or infinite
   samples; a decoder's failure midway is an AudioError naming the file
   (libsndfile raises several types for damaged data)."""
@@ -186,9 +189,11 @@ def _checked_blocks(blocks: Iterator[np.ndarray], name: str, kind: str,
         raise AudioError(f'{name}: NaN or infinite samples at '
                          f'{frames / rate:.2f} s')
       frames += block.shape[0]
-      if frames * block.shape[1] > MAX_DECODED_SAMPLES or (
+      if (max_samples is not None and
+          frames * block.shape[1] > max_samples) or (
           max_seconds is not None and frames / rate > max_seconds):
-        check_length(frames, rate, name, max_seconds, block.shape[1])
+        check_length(frames, rate, name, max_seconds, block.shape[1],
+                     max_samples)
       yield block
   except AudioError:
     raise
@@ -481,10 +486,11 @@ def read_wav(source: Union[bytes, BinaryIO], name: str = '<bytes>',
 
 
 def check_length(frames: int, rate: int, name: str,
-                 max_seconds: Optional[float], channels: int = 1) -> None:
+                 max_seconds: Optional[float], channels: int = 1,
+                 max_samples: Optional[int] = MAX_DECODED_SAMPLES) -> None:
   """Refuses (AudioError, naming `name`) a clip of `frames` at `rate`
   shorter than :data:`MIN_CLIP_SAMPLES`, longer than `max_seconds`, or
-  over :data:`MAX_DECODED_SAMPLES` samples with `channels`."""
+  over `max_samples` samples with `channels` (None: no bound)."""
   if frames < MIN_CLIP_SAMPLES:
     raise AudioError(
         f'{name}: clip too short for a spectrogram: {frames} samples '
@@ -495,11 +501,11 @@ def check_length(frames: int, rate: int, name: str,
         f'{name}: clip is {frames / rate:.1f} s long, over the limit of '
         f'{max_seconds:g} s (--max-clip-seconds); split long recordings '
         'into clips')
-  if frames * channels > MAX_DECODED_SAMPLES:
+  if max_samples is not None and frames * channels > max_samples:
     raise AudioError(
         f'{name}: clip holds {frames * channels:,} samples ({frames / rate:.1f}'
         f' s at {rate} Hz, {channels} channels), over the '
-        f'{MAX_DECODED_SAMPLES:,} one recording may decode to (10 min at '
+        f'{max_samples:,} one recording may decode to (10 min at '
         '192 kHz stereo); not decoded')
 
 

@@ -280,13 +280,16 @@ def predict_files(model_dir: str, paths: Sequence[str],
 
 
 def _file_blocks(source: BinaryIO, name: str,
-                 max_seconds: Optional[float] = None
+                 limits: Optional[decode.FileLimits] = None
                  ) -> Tuple[int, Iterator]:
   """(rate, iterator of [frames, channels] float blocks) of a recording
-  file (see :func:`spectrogram.recording_blocks`); a file that is no
-  readable recording is a :class:`StreamError`."""
+  file (see :func:`spectrogram.recording_blocks`), within `limits` and
+  ingest's bound on decoded samples, or of any length without `limits`;
+  a file that is no readable recording is a :class:`StreamError`."""
   try:
-    rate, _, blocks = spectrogram.recording_blocks(source, name, max_seconds)
+    rate, _, blocks = spectrogram.recording_blocks(
+        source, name, limits.max_clip_seconds if limits else None,
+        spectrogram.MAX_DECODED_SAMPLES if limits else None)
   except spectrogram.AudioError as e:
     raise StreamError(str(e)) from e
   return rate, blocks
@@ -338,8 +341,9 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
     name: the source's name, for messages.
     raw_rate: the raw PCM's sample rate (None: `source` is a file).
     raw_channels: the raw PCM's interleaved channels.
-    limits: for a file, refuse one longer than `max_clip_seconds` (None:
-      any length, as a live stream has).
+    limits: for a file, refuse one longer than `max_clip_seconds` or over
+      ingest's bound on decoded samples, as ingest does (None: any length,
+      as a live stream has; memory is bounded either way).
 
   Yields:
     Each window's prediction (see :meth:`PushedModel.window_prediction`)
@@ -355,8 +359,7 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
       frame.
   """
   if raw_rate is None:
-    rate, blocks = _file_blocks(source, name, limits and
-                                limits.max_clip_seconds)
+    rate, blocks = _file_blocks(source, name, limits)
   else:
     check_raw_settings(raw_rate, raw_channels)
     rate, blocks = raw_rate, _pcm_blocks(source, raw_rate, raw_channels)
