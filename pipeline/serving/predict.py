@@ -121,7 +121,11 @@ class PushedModel:
     self.folder, self.manifest = opened.folder, opened.manifest
     self.labels = opened.labels
     self.image_size, self.channels = opened.image_size, opened.channels
-    self.front_end = model_front_end(self.manifest)
+    try:
+      self.front_end = model_front_end(self.manifest)
+    except ModelFolderError as e:
+      raise ModelFolderError(f'model folder {self.folder}: manifest.json: '
+                             f'{e}') from e
     self.classifier, self.model_file = opened.image_model, opened.image_file
     # The waveform model, when the version has one, answers for recordings:
     # it holds the front end, as the device runs it.
