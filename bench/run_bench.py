@@ -365,7 +365,7 @@ def _latency_side_by_side(files: Dict[str, str], rounds: int = 5,
   """Median single-image latency (one thread) of each TFLite file, the
   files taking turns: the median of `rounds` medians of `invokes`."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   classifiers = {name: conversion.TFLiteClassifier(path)
                  for name, path in files.items()}
   medians: Dict[str, List[float]] = {name: [] for name in files}
@@ -867,7 +867,7 @@ def part_waveform(out: str, rounds: int = 5,
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import trainer  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   from components.tflite_pusher import waveform  # pylint: disable=g-import-not-at-top
   from pipeline.data import frontend  # pylint: disable=g-import-not-at-top
   from pipeline.data import synth  # pylint: disable=g-import-not-at-top
@@ -1193,7 +1193,7 @@ def part_pushed_model(workspace: str, invokes: int) -> Dict[str, Any]:
   """Part 3: each quantization mode against the Keras model."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   from components.modules import features  # pylint: disable=g-import-not-at-top
   model_dir = max(glob.glob(os.path.join(workspace, 'tfx', 'Trainer', 'model',
                                          '*', 'Format-Serving')),

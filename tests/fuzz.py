@@ -203,7 +203,7 @@ def tiny_image_model(image_size: int = 32) -> bytes:
 
 def write_model(destination: str, image_size: int = 32) -> None:
   """Pushes a tiny untrained TFLite classifier, enough to run `predict`."""
-  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   from components.ondevice import push  # pylint: disable=g-import-not-at-top
   tflite = tiny_image_model(image_size)
   push.write_version(

@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.tflite_pusher import conversion
+from components.tflite import conversion
 from components.ondevice import push
 from pipeline.settings import config as config_lib
 from pipeline.data import ingest

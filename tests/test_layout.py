@@ -1,6 +1,6 @@
-"""The house's rules, read from the imports: the on-device package is a
-leaf that any component, `predict`, the bench and a second model may lean
-on, and it carries no training stack."""
+"""The house's rules, read from the imports: the on-device packages are
+leaves that any component, `predict`, the bench and a second model may lean
+on; what runs on the device carries no training stack."""
 
 import ast
 import os
@@ -51,3 +51,29 @@ def test_the_rule_sees_a_forbidden_import(tmp_path):
                   'from components.tflite_pusher import conversion\n')
   assert [m for m, _ in _imports(str(path))] == [
       'tensorflow', 'components.tflite_pusher']
+
+
+def test_the_tflite_library_imports_no_component():
+  broken = []
+  for path in _package_files('components', 'tflite'):
+    for module, line in _imports(path):
+      if module.split('.')[0] in ('components', 'pipeline') and not (
+          module.startswith(('components.common', 'components.ondevice',
+                             'components.tflite'))
+          and not module.startswith('components.tflite_pusher')):
+        broken.append(f'{os.path.relpath(path, REPO_ROOT)}:{line} imports '
+                      f'{module}')
+  assert not broken, broken
+
+
+def test_no_component_imports_the_pipeline():
+  broken = []
+  for folder, _, names in os.walk(os.path.join(REPO_ROOT, 'components')):
+    for name in names:
+      if not name.endswith('.py'):
+        continue
+      path = os.path.join(folder, name)
+      broken += [f'{os.path.relpath(path, REPO_ROOT)}:{line} imports {module}'
+                 for module, line in _imports(path)
+                 if module.split('.')[0] == 'pipeline']
+  assert not broken, broken

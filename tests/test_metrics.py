@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.modules import metrics
+from components.common import metrics
 
 
 @pytest.mark.parametrize('labels, scores, expected', [

@@ -1,4 +1,4 @@
-"""TensorFlow Lite Micro (components/tflite_pusher/micro.py): the int8
+"""TensorFlow Lite Micro (components/tflite/micro.py): the int8
 model's smallest arena, its outputs equal to LiteRT's, and a model with an
 operator TFLM lacks named, not run."""
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.tflite_pusher import conversion
-from components.tflite_pusher import micro
+from components.tflite import conversion
+from components.tflite import micro
 
 
 @pytest.fixture(scope='module')
@@ -69,7 +69,7 @@ def test_a_model_with_an_operator_tflm_lacks_is_named(int8_model):
 def test_the_c_array_compiles_and_holds_the_tflite_files_bytes(int8_model,
                                                                tmp_path):
   import subprocess  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher import firmware  # pylint: disable=g-import-not-at-top
+  from components.tflite import firmware  # pylint: disable=g-import-not-at-top
   model = int8_model['model']
   files = firmware.sources(model, 12345, ['not "instrument"', 'instrument'],
                            (1.0, 0), (0.00390625, 0), 'version 7 */ test')

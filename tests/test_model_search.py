@@ -9,7 +9,7 @@ import pytest
 
 from components.model_search import executor as search_executor
 from components.model_search import trials
-from components.tflite_pusher import budget as budget_lib
+from components.tflite import budget as budget_lib
 from components.modules import search
 from components.modules import trainer
 from pipeline.cli import commands as cli

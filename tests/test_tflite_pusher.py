@@ -22,9 +22,9 @@ from components.common import run_guard
 from components.modules import features
 from components.modules import trainer
 from components.tflite_pusher import component
-from components.tflite_pusher import conversion
+from components.tflite import conversion
 from components.tflite_pusher import executor
-from components.tflite_pusher import model_metadata
+from components.tflite import model_metadata
 from components.ondevice import push
 from pipeline.serving import predict
 

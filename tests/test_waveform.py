@@ -103,7 +103,7 @@ def small_model(tmp_path_factory):
 @pytest.mark.parametrize('mode', ['none', 'dynamic'])
 def test_the_waveform_model_scores_as_the_image_model_on_the_drawn_window(
     small_model, mode):
-  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   front_end = frontend.FrontEnd(image_size=32)
   model = waveform.convert(small_model, front_end.record(), mode)
   image_model = conversion.TFLiteClassifier(conversion.convert(
@@ -158,7 +158,7 @@ def test_int8_quantizes_the_classifier_and_keeps_the_front_end_float(
 
 def test_the_pushers_proof_holds_for_a_faithful_model_and_names_its_figures(
     small_model):
-  from components.tflite_pusher import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   record = frontend.FrontEnd(image_size=32).record()
   model = waveform.convert(small_model, record, 'dynamic')
   image_model = conversion.convert(small_model, 'serving_image', 'dynamic')

@@ -75,8 +75,7 @@ def test_module_folder_holds_only_module_code():
   # Every .py file of the module folder is part of the cache key.
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
-      '__init__.py', 'features.py', 'metrics.py', 'model_defaults.py',
-      'search.py',
+      '__init__.py', 'features.py', 'model_defaults.py', 'search.py',
       'trainer.py', 'transform.py']
 
 
@@ -121,18 +120,33 @@ def test_editing_any_file_the_module_code_imports_changes_its_cache_key(
   assert versions() == original
 
 
-def test_editing_the_pushers_budget_check_retrains_nothing(tmp_path):
+def _copied_components(tmp_path):
+  """A copy of components/ (the root holding it) and its code versions."""
   root = tmp_path / 'copy'
   shutil.copytree(os.path.join(config_lib.REPO_ROOT, 'components'),
                   root / 'components',
                   ignore=shutil.ignore_patterns('__pycache__'))
-  before = pipeline_def.UserCode.of_modules('schema', str(root)).versions
-  budget = root / 'components' / 'tflite_pusher' / 'budget.py'
+  return root, pipeline_def.UserCode.of_modules('schema', str(root)).versions
+
+
+def test_editing_the_budget_check_retrains_nothing(tmp_path):
+  root, before = _copied_components(tmp_path)
+  budget = root / 'components' / 'tflite' / 'budget.py'
   budget.write_text(budget.read_text() + '\n# edited\n')
   after = pipeline_def.UserCode.of_modules('schema', str(root)).versions
   assert after['Transform'] == before['Transform']
   assert after['Trainer'] == before['Trainer']
   assert after['ModelSearch'] != before['ModelSearch']  # the search uses it
+
+
+def test_editing_any_file_of_the_pusher_leaves_the_search_cached(tmp_path):
+  root, before = _copied_components(tmp_path)
+  pusher = sorted((root / 'components' / 'tflite_pusher').glob('*.py'))
+  assert len(pusher) >= 4
+  for path in pusher:
+    path.write_text(path.read_text() + '\n# edited\n')
+  assert pipeline_def.UserCode.of_modules('schema', str(root)).versions == (
+      before)
 
 
 def test_warm_start_feeds_the_latest_blessed_model_to_the_trainer(tmp_path):

@@ -19,7 +19,7 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 
 from components.model_search import trials as trials_lib
-from components.tflite_pusher import budget as budget_lib
+from components.tflite import budget as budget_lib
 from components.modules import search
 from components.common import errors
 

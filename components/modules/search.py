@@ -26,11 +26,11 @@ import tensorflow_transform as tft
 from keras_tuner.engine import base_tuner
 from tfx.components.tuner.component import TunerFnResult
 
-from components.tflite_pusher import budget as budget_lib
+from components.tflite import budget as budget_lib
 from components.modules import features
 from components.modules import trainer
-from components.tflite_pusher import conversion
-from components.tflite_pusher import micro
+from components.tflite import conversion
+from components.tflite import micro
 
 OBJECTIVE = 'score'
 # The hyperparameters and their ranges, within the Trainer's architecture.

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.modules import metrics
+from components.common import metrics
 from components.modules import features
 from components.modules import model_defaults
 

@@ -1,7 +1,5 @@
-"""The TFLite pusher: component, executor, and the plain functions they use.
-
-`QUANTIZATION_MODES` lives here, free of TensorFlow, so the command line can
-check the setting without loading it; `conversion` documents each mode.
-"""
-
-QUANTIZATION_MODES = ('none', 'dynamic', 'float16', 'int8')
+"""The TFLite pusher: its component, its executor and the waveform model's
+conversion and proofs. The on-device library it uses (conversion, the
+device budget, TensorFlow Lite Micro, firmware source, model metadata)
+is `components.tflite`; the model folder it writes is
+`components.ondevice`."""

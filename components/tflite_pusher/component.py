@@ -49,7 +49,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
-from components.tflite_pusher import conversion
+from components.tflite import conversion
 from components.tflite_pusher import executor
 
 

@@ -20,12 +20,12 @@ from components import contracts
 from components import span_window
 from components.common import run_guard
 from components.common import storage
-from components.tflite_pusher import budget as budget_lib
+from components.tflite import budget as budget_lib
 from components.modules import features
-from components.tflite_pusher import conversion
-from components.tflite_pusher import firmware
-from components.tflite_pusher import micro
-from components.tflite_pusher import model_metadata
+from components.tflite import conversion
+from components.tflite import firmware
+from components.tflite import micro
+from components.tflite import model_metadata
 from components.ondevice import push
 from components.tflite_pusher import waveform as waveform_lib
 

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.common import melscale
-from components.tflite_pusher import conversion
+from components.tflite import conversion
 
 # The most mel bands per matrix of the banded filterbank.
 MEL_GROUP = 8

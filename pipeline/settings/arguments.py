@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import Any, List, Optional
 
-from components import tflite_pusher
+from components import tflite
 from pipeline.runners import beam_profiles
 from pipeline.settings import config as config_lib
 from pipeline.settings import files
@@ -63,7 +63,7 @@ def add_config_arguments(parser: argparse.ArgumentParser,
     elif isinstance(default, bool):
       kind, metavar = _parse_bool, 'true|false'
     elif field.name == 'quantization':
-      kind, metavar = str, '|'.join(tflite_pusher.QUANTIZATION_MODES)
+      kind, metavar = str, '|'.join(tflite.QUANTIZATION_MODES)
     elif field.name == 'beam':
       kind, metavar = str, '|'.join(beam_profiles.PROFILES)
     else:

@@ -16,8 +16,8 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.common import storage
-from components import tflite_pusher
-from components.tflite_pusher import budget
+from components import tflite
+from components.tflite import budget
 from components.modules import features
 from components.modules import model_defaults
 from pipeline.runners import beam_profiles
@@ -172,7 +172,7 @@ class PipelineConfig:
                                  'the latest blessed model')
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
-      ', '.join(tflite_pusher.QUANTIZATION_MODES))
+      ', '.join(tflite.QUANTIZATION_MODES))
   max_accuracy_drop: float = _setting(
       0.01, 'largest allowed accuracy drop from the SavedModel to the '
       'TFLite model on the eval sample (0.01 = one point); a larger drop '
@@ -296,10 +296,10 @@ class PipelineConfig:
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:
         raise ConfigError(f'{name} must be between 0 and 1, got {value}')
-    if self.quantization not in tflite_pusher.QUANTIZATION_MODES:
+    if self.quantization not in tflite.QUANTIZATION_MODES:
       raise ConfigError(
           f'quantization must be one of '
-          f'{", ".join(tflite_pusher.QUANTIZATION_MODES)}, got '
+          f'{", ".join(tflite.QUANTIZATION_MODES)}, got '
           f'{self.quantization!r}')
     try:
       self.device_budget()

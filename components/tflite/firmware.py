@@ -62,7 +62,7 @@ def sources(model: bytes, arena_bytes: int, class_names: Sequence[str],
     rows.append('    ' + ', '.join(
         f'0x{byte:02x}' for byte in model[start:start + BYTES_PER_LINE]) + ',')
   head = (f'// {description}\n// Written by the TFLite pusher '
-          '(components/tflite_pusher/firmware.py); do not edit.\n')
+          '(components/tflite/firmware.py); do not edit.\n')
   header = head + f"""#ifndef ON_DEVICE_CLASSIFIER_MODEL_DATA_H_
 #define ON_DEVICE_CLASSIFIER_MODEL_DATA_H_
 

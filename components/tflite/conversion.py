@@ -20,9 +20,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components.modules import metrics
+from components.common import metrics
 from components.ondevice import runtime
-from components.tflite_pusher import QUANTIZATION_MODES
+from components.tflite import QUANTIZATION_MODES
 
 
 class ConversionError(RuntimeError):

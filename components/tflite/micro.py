@@ -19,8 +19,8 @@ invokes, growing it by a step at a time when it does not.
 
 Usage of the child::
 
-  python -m components.tflite_pusher.micro run MODEL INPUTS.npy OUT.npy
-  python -m components.tflite_pusher.micro allocates MODEL ARENA_BYTES
+  python -m components.tflite.micro run MODEL INPUTS.npy OUT.npy
+  python -m components.tflite.micro allocates MODEL ARENA_BYTES
 """
 
 import json
@@ -104,7 +104,7 @@ def _child_allocates(model_path: str, arena: str) -> None:
 
 def _child(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
   return subprocess.run(
-      [sys.executable, '-m', 'components.tflite_pusher.micro', *args],
+      [sys.executable, '-m', 'components.tflite.micro', *args],
       capture_output=True, text=True, timeout=timeout, check=False,
       cwd=_ROOT)
 
