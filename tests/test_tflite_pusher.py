@@ -501,3 +501,13 @@ def test_an_arena_budget_on_a_model_tflm_cannot_run_pushes_nothing(
   manifest = json.loads((tmp_path / 'free' / '1' / 'manifest.json')
                         .read_text())
   assert manifest['firmware']['source'] is None
+
+
+def test_tensorflow_lite_micro_runs_for_int8_or_under_an_arena_limit():
+  from components.tflite import Quantization  # pylint: disable=g-import-not-at-top
+  from components.tflite import budget as budget_lib  # pylint: disable=g-import-not-at-top
+  free, tight = budget_lib.Budget(), budget_lib.Budget(max_arena_bytes=1)
+  assert [mode for mode in Quantization if free.runs_micro(mode)] == [
+      Quantization.INT8]
+  assert free.runs_micro('int8') and not free.runs_micro('dynamic')
+  assert all(tight.runs_micro(mode.value) for mode in Quantization)

@@ -31,6 +31,7 @@ from components.modules import features
 from components.modules import trainer
 from components.tflite import conversion
 from components.tflite import micro
+from components.tflite import Quantization
 
 OBJECTIVE = 'score'
 # The hyperparameters and their ranges, within the Trainer's architecture.
@@ -146,7 +147,7 @@ class BudgetTuner(base_tuner.BaseTuner):
       latency = classifier.median_latency_ms(
           probe, runs=int(settings['latency_runs']))
       arena = None
-      if mode == 'int8' or self.budget.max_arena_bytes:
+      if self.budget.runs_micro(mode):
         # The arena does not depend on the pixels: one probe image.
         found = micro.measure(tflite, classifier.quantize_input(probe)[None])
         arena = found.get('arena_bytes')
@@ -178,7 +179,7 @@ class BudgetTuner(base_tuner.BaseTuner):
 def representative_images(train_files: List[str], settings: Dict[str, Any]
                           ) -> Optional[np.ndarray]:
   """Calibration images for `int8` trials (None for the other modes)."""
-  if settings['quantization'] != 'int8':
+  if settings['quantization'] != Quantization.INT8:
     return None
   images, labels = [], []
   per_pattern = max(1, int(settings['representative_examples']) //

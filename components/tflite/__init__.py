@@ -15,8 +15,21 @@ component's cache key (`tests/test_layout.py` reads the imports).
 - `model_metadata`: TFLite metadata (labels, normalisation, audio
   properties) embedded in the model.
 
-`QUANTIZATION_MODES` lives here, free of TensorFlow, so the command line can
-check the setting without loading it; `conversion` documents each mode.
+`Quantization` and `QUANTIZATION_MODES` live here, free of TensorFlow, so
+the command line can check the setting without loading it; `conversion`
+documents each mode.
 """
 
-QUANTIZATION_MODES = ('none', 'dynamic', 'float16', 'int8')
+import enum
+
+
+class Quantization(str, enum.Enum):
+  """The quantization modes, equal to their names as the settings and the
+  manifests spell them (`Quantization.INT8 == 'int8'`)."""
+  NONE = 'none'
+  DYNAMIC = 'dynamic'
+  FLOAT16 = 'float16'
+  INT8 = 'int8'
+
+
+QUANTIZATION_MODES = tuple(mode.value for mode in Quantization)

@@ -13,7 +13,9 @@ smallest tensor arena TensorFlow Lite Micro runs the model in (see
 
 import dataclasses
 from typing import Any, Dict, List, Optional
+
 from components.common import errors
+from components.tflite import Quantization
 
 # The limits by setting name, as the command line spells them with dashes.
 MAX_TFLITE_BYTES = 'max_tflite_bytes'
@@ -96,6 +98,12 @@ class Budget:
     return {MAX_TFLITE_BYTES: self.max_tflite_bytes,
             MAX_LATENCY_MS: self.max_latency_ms,
             MAX_ARENA_BYTES: self.max_arena_bytes}
+
+  def runs_micro(self, mode: str) -> bool:
+    """Whether a model in quantization `mode` is run in TensorFlow Lite
+    Micro: every int8 model (a microcontroller's kind), and any model under
+    an arena limit (the arena is measured there)."""
+    return mode == Quantization.INT8 or bool(self.max_arena_bytes)
 
   @property
   def active(self) -> bool:

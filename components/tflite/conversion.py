@@ -23,6 +23,7 @@ import tensorflow as tf
 from components.common import metrics
 from components.ondevice import runtime
 from components.tflite import QUANTIZATION_MODES
+from components.tflite import Quantization
 
 
 class ConversionError(RuntimeError):
@@ -62,11 +63,11 @@ def convert(saved_model_dir: str, signature_key: str, mode: str,
   check_mode(mode)
   converter = tf.lite.TFLiteConverter.from_saved_model(
       saved_model_dir, signature_keys=[signature_key])
-  if mode != 'none':
+  if mode != Quantization.NONE:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  if mode == 'float16':
+  if mode == Quantization.FLOAT16:
     converter.target_spec.supported_types = [tf.float16]
-  elif mode == 'int8':
+  elif mode == Quantization.INT8:
     if representative_images is None or len(representative_images) == 0:
       raise ValueError('int8 quantization needs representative images')
     images = np.asarray(representative_images, dtype=np.float32)
@@ -253,8 +254,8 @@ def convert_and_check(saved_model_dir: str, signature_key: str, mode: str,
     `latency_ms_median` and everything :func:`compare` returns.
   """
   model = convert(saved_model_dir, signature_key, mode, representative_images)
-  float_bytes = len(model) if mode == 'none' else len(
-      convert(saved_model_dir, signature_key, 'none'))
+  float_bytes = len(model) if mode == Quantization.NONE else len(
+      convert(saved_model_dir, signature_key, Quantization.NONE))
   classifier = TFLiteClassifier(model)
   figures: Dict[str, Any] = {
       'mode': mode,

@@ -28,6 +28,7 @@ from components.tflite import micro
 from components.tflite import model_metadata
 from components.ondevice import push
 from components.tflite_pusher import waveform as waveform_lib
+from components.tflite import Quantization
 
 MODEL_KEY = contracts.TFLitePusher.MODEL
 MODEL_BLESSING_KEY = contracts.TFLitePusher.MODEL_BLESSING
@@ -92,7 +93,7 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
     return None, {'file': None, 'recordings': False,
                   'reason': front_end.get('reason')}
   representative = None
-  if mode == 'int8':
+  if mode == Quantization.INT8:
     # Calibrated on the train split's kept windows (probe windows without).
     train = _span_windows(input_dict, int(
         exec_properties['representative_examples']), channels, 'train')
@@ -287,7 +288,7 @@ class Executor(pusher_executor.Executor):
     eval_images, eval_labels = split_images(
         'eval', int(exec_properties['validation_examples']))
     representative = None
-    if mode == 'int8':
+    if mode == Quantization.INT8:
       representative, _ = split_images(
           'train', int(exec_properties['representative_examples']))
 
@@ -316,7 +317,7 @@ class Executor(pusher_executor.Executor):
     figures['pushed_bytes'] = len(model)
     classifier = conversion.TFLiteClassifier(model)
     budget = budget_lib.Budget.from_dict(exec_properties)
-    if mode == 'int8' or budget.max_arena_bytes:
+    if budget.runs_micro(mode):
       started = time.time()
       figures.update(micro_figures(model, classifier, eval_images,
                                    int(exec_properties['micro_examples'])))

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from components.common import melscale
 from components.tflite import conversion
+from components.tflite import Quantization
 
 # The most mel bands per matrix of the banded filterbank.
 MEL_GROUP = 8
@@ -180,7 +181,8 @@ class FrontEnd(tf.Module):
 # quantization by name (the converter's selective quantization). Float16
 # turns every float constant into float16, and the converter has no
 # per-node choice for it.
-WAVEFORM_MODES = ('none', 'dynamic', 'int8')
+WAVEFORM_MODES = (Quantization.NONE.value, Quantization.DYNAMIC.value,
+                  Quantization.INT8.value)
 # The name scope of the front end's nodes in the waveform graph.
 FRONT_END_SCOPE = 'audio_front_end'
 
@@ -246,10 +248,10 @@ def convert(saved_model_dir: str, record: Dict[str, Any], mode: str,
         [module.__call__.get_concrete_function()], module)
 
   try:
-    if mode == 'int8':
+    if mode == Quantization.INT8:
       return _selective_int8(converter, front_end, record, representative)
     chosen = converter()
-    if mode == 'dynamic':
+    if mode == Quantization.DYNAMIC:
       chosen.optimizations = [tf.lite.Optimize.DEFAULT]
     return chosen.convert()
   except Exception as e:  # pylint: disable=broad-except
@@ -316,7 +318,7 @@ def probe_problem(proof: Dict[str, Any], mode: str) -> Optional[str]:
   Returns:
     One sentence naming the disagreement, or None.
   """
-  if mode == 'int8' or proof['agreement'] >= 1.0:
+  if mode == Quantization.INT8 or proof['agreement'] >= 1.0:
     return None
   return (f"it agrees with the image model on {proof['agreement']:.0%} of "
           f"the {proof['decisive_windows']} probe windows the image model "
