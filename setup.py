@@ -26,5 +26,7 @@ setuptools.setup(
         'pillow',
         'scipy',
         'croniter',
+        # predict and --stream run the pushed models without TensorFlow.
+        'ai-edge-litert==2.3.0',
     ],
 )
