@@ -30,7 +30,6 @@ Nothing here imports TensorFlow.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -66,6 +65,8 @@ class OpenedVersion:
     channels: its input's channels.
     front_end_record: the audio front end the manifest records (with
       `recorded`), or None.
+    front_end: that record as the caller's front end (see
+      :func:`open_version`), or None.
     waveform: the waveform model, loaded, or None.
     waveform_file: its file name, or None.
   """
@@ -77,6 +78,7 @@ class OpenedVersion:
   image_size: int
   channels: int
   front_end_record: Optional[Dict[str, Any]] = None
+  front_end: Any = None
   waveform: Optional[runtime.Classifier] = None
   waveform_file: Optional[str] = None
 
@@ -98,12 +100,18 @@ def _field(manifest: Dict[str, Any], folder: str, path: str, kind):
   return value
 
 
-def _file_name(manifest: Dict[str, Any], folder: str, path: str) -> str:
-  name = _field(manifest, folder, path, str)
+def _inside(folder: str, name: str, where: str) -> str:
+  """`name` if it is a plain file name inside the folder, else the fault
+  (`where` says which field of the manifest gave it)."""
   if not _PLAIN_NAME.match(name) or '..' in name:
     raise _fault(folder, push.MANIFEST_FILE,
-                 f'{path!r} is {name!r}, not a file name inside the folder')
+                 f'{where} {name!r}, not a file name inside the folder')
   return name
+
+
+def _file_name(manifest: Dict[str, Any], folder: str, path: str) -> str:
+  return _inside(folder, _field(manifest, folder, path, str),
+                 f'{path!r} is')
 
 
 def _read(folder: str, name: str) -> bytes:
@@ -133,17 +141,13 @@ def _digests(manifest: Dict[str, Any], folder: str, model_files: List[str]
                    "'files' is not a map of file names to SHA-256 digests")
     digests: Dict[str, Optional[str]] = dict(files)
   else:
-    digests = {}
-    legacy = {model_files[0]: manifest.get('sha256')}
-    if len(model_files) > 1:
-      legacy[model_files[1]] = (manifest.get('waveform') or {}).get('sha256')
-    digests.update(legacy)
+    legacy = [manifest.get('sha256'),
+              (manifest.get('waveform') or {}).get('sha256')]
+    digests = dict(zip(model_files, legacy))
   for name in model_files:
     digests.setdefault(name, None)
   for name in digests:
-    if not _PLAIN_NAME.match(name) or '..' in name:
-      raise _fault(folder, push.MANIFEST_FILE,
-                   f'lists {name!r}, not a file name inside the folder')
+    _inside(folder, name, 'lists')
   return digests
 
 
@@ -161,9 +165,16 @@ def _load(folder: str, name: str, data: bytes) -> runtime.Classifier:
   return classifier
 
 
-def _shape(classifier: runtime.Classifier, role: str) -> List[int]:
-  detail = classifier.input if role == 'input' else classifier.output
-  return [int(d) for d in detail['shape']]
+def _check_shapes(folder: str, name: str, classifier: runtime.Classifier,
+                  expected: Dict[str, List[int]], source: str) -> None:
+  """The model's `input` and `output` shapes against `expected`, which
+  `source` (the files that say so) gives."""
+  for role, shape in expected.items():
+    detail = classifier.input if role == 'input' else classifier.output
+    found = [int(d) for d in detail['shape']]
+    if found != shape:
+      raise _fault(folder, name, f'its {role} is {found}; {source} say '
+                   f'{shape}')
 
 
 def _front_end(manifest: Dict[str, Any], folder: str
@@ -177,17 +188,26 @@ def _front_end(manifest: Dict[str, Any], folder: str
   return record if record.get('recorded') else None
 
 
-def open_version(path: str,
-                 window_samples=None) -> OpenedVersion:
+def _front_end_use(folder: str, use):
+  """`use()` of the manifest's front-end record, its failure the fault."""
+  try:
+    return use()
+  except (KeyError, TypeError, ValueError) as e:
+    raise _fault(folder, push.MANIFEST_FILE,
+                 f'its audio front end cannot be used ({e})') from e
+
+
+def open_version(path: str, parse_front_end=None) -> OpenedVersion:
   """Opens a pushed version (see the module's docstring for the checks).
 
   Args:
     path: a version folder, or a push destination whose `LATEST` names one
       (local, `gs://` or `s3://`).
-    window_samples: given the manifest's front-end record, the samples of
-      one window, raising ValueError for a record that is not a front end
-      (the caller's front-end class; None: the record's own
-      `window_samples` is trusted).
+    parse_front_end: makes the caller's front end of the manifest's
+      recorded front end (with a `window_samples` attribute), raising
+      KeyError, TypeError or ValueError for a record that is not one
+      (None: the record is kept as it is, and its own `window_samples`
+      trusted).
 
   Returns:
     The :class:`OpenedVersion`.
@@ -228,7 +248,7 @@ def open_version(path: str,
       raise _fault(folder, name, 'the manifest records no SHA-256 for it, '
                    'so it cannot be trusted; push the model again')
     data = _read(folder, name)
-    if hashlib.sha256(data).hexdigest() != digest:
+    if storage.sha256(data) != digest:
       raise _fault(folder, name, 'does not match the SHA-256 in the '
                    'manifest: the file is corrupt or was replaced')
     contents[name] = data
@@ -248,36 +268,28 @@ def open_version(path: str,
     raise _fault(folder, labels_file, f'holds {labels!r} but the manifest\'s '
                  f'class_names are {names!r}')
   image_model = _load(folder, image_file, contents[image_file])
-  expected = {'input': [1, image_size, image_size, channels],
-              'output': [1, len(labels)]}
-  for role, shape in expected.items():
-    found = _shape(image_model, role)
-    if found != shape:
-      raise _fault(folder, image_file, f'its {role} is {found}; the '
-                   f'manifest and {labels_file} say {shape}')
+  _check_shapes(folder, image_file, image_model,
+                {'input': [1, image_size, image_size, channels],
+                 'output': [1, len(labels)]},
+                f'the manifest and {labels_file}')
   record = _front_end(manifest, folder)
   if record is not None and record.get('image_size', image_size) != image_size:
     raise _fault(folder, push.MANIFEST_FILE, 'its audio front end draws '
                  f"{record.get('image_size')!r}-pixel pictures for a "
                  f'{image_size}-pixel model')
+  front_end = (_front_end_use(folder, lambda: parse_front_end(record))
+               if record is not None and parse_front_end else None)
   opened = OpenedVersion(folder, manifest, labels, image_model, image_file,
-                         image_size, channels, record)
+                         image_size, channels, record, front_end)
   if waveform_file:
     if record is None:
       raise _fault(folder, push.MANIFEST_FILE, 'lists a waveform model but '
                    'records no audio front end for it')
-    try:
-      samples = (int(record['window_samples']) if window_samples is None
-                 else int(window_samples(record)))
-    except (KeyError, TypeError, ValueError) as e:
-      raise _fault(folder, push.MANIFEST_FILE,
-                   f'its audio front end cannot be used ({e})') from e
+    samples = (front_end.window_samples if front_end else _front_end_use(
+        folder, lambda: int(record['window_samples'])))
     waveform = _load(folder, waveform_file, contents[waveform_file])
-    expected = {'input': [1, samples], 'output': [1, len(labels)]}
-    for role, shape in expected.items():
-      found = _shape(waveform, role)
-      if found != shape:
-        raise _fault(folder, waveform_file, f'its {role} is {found}; the '
-                     f'front end and {labels_file} say {shape}')
+    _check_shapes(folder, waveform_file, waveform,
+                  {'input': [1, samples], 'output': [1, len(labels)]},
+                  f'the front end and {labels_file}')
     opened.waveform, opened.waveform_file = waveform, waveform_file
   return opened

@@ -189,11 +189,8 @@ def _checked_blocks(blocks: Iterator[np.ndarray], name: str, kind: str,
         raise AudioError(f'{name}: NaN or infinite samples at '
                          f'{frames / rate:.2f} s')
       frames += block.shape[0]
-      if (max_samples is not None and
-          frames * block.shape[1] > max_samples) or (
-          max_seconds is not None and frames / rate > max_seconds):
-        check_length(frames, rate, name, max_seconds, block.shape[1],
-                     max_samples)
+      check_limits(frames, rate, name, max_seconds, block.shape[1],
+                   max_samples)
       yield block
   except AudioError:
     raise
@@ -489,13 +486,22 @@ def check_length(frames: int, rate: int, name: str,
                  max_seconds: Optional[float], channels: int = 1,
                  max_samples: Optional[int] = MAX_DECODED_SAMPLES) -> None:
   """Refuses (AudioError, naming `name`) a clip of `frames` at `rate`
-  shorter than :data:`MIN_CLIP_SAMPLES`, longer than `max_seconds`, or
-  over `max_samples` samples with `channels` (None: no bound)."""
+  shorter than :data:`MIN_CLIP_SAMPLES`, or over :func:`check_limits`."""
   if frames < MIN_CLIP_SAMPLES:
     raise AudioError(
         f'{name}: clip too short for a spectrogram: {frames} samples '
         f'({1000 * frames / rate:.1f} ms at {rate} Hz); at least '
         f'{MIN_CLIP_SAMPLES} are needed (half an analysis window)')
+  check_limits(frames, rate, name, max_seconds, channels, max_samples)
+
+
+def check_limits(frames: int, rate: int, name: str,
+                 max_seconds: Optional[float], channels: int = 1,
+                 max_samples: Optional[int] = MAX_DECODED_SAMPLES) -> None:
+  """Refuses (AudioError, naming `name`) a clip of `frames` at `rate`
+  longer than `max_seconds`, or over `max_samples` samples with
+  `channels` (None: no bound); also what is decoded so far of one whose
+  length is unknown."""
   if max_seconds is not None and frames / rate > max_seconds:
     raise AudioError(
         f'{name}: clip is {frames / rate:.1f} s long, over the limit of '

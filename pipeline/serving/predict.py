@@ -116,16 +116,16 @@ class PushedModel:
                threshold: float = 0.5):
     self.limits = limits
     self.threshold = threshold
-    opened = model_folder.open_version(path, window_samples=lambda record: (
-        frontend.FrontEnd.from_record(record).window_samples))
+    opened = model_folder.open_version(
+        path, parse_front_end=frontend.FrontEnd.from_record)
     self.folder, self.manifest = opened.folder, opened.manifest
     self.labels = opened.labels
     self.image_size, self.channels = opened.image_size, opened.channels
-    try:
-      self.front_end = model_front_end(self.manifest)
-    except ModelFolderError as e:
-      raise ModelFolderError(f'model folder {self.folder}: manifest.json: '
-                             f'{e}') from e
+    # The recorded front end (the one its training spans were drawn with),
+    # or the default one at the model's size for models trained on images
+    # or pushed before the front end was recorded.
+    self.front_end = opened.front_end or frontend.FrontEnd(
+        image_size=self.image_size)
     self.classifier, self.model_file = opened.image_model, opened.image_file
     # The waveform model, when the version has one, answers for recordings:
     # it holds the front end, as the device runs it.
@@ -146,17 +146,6 @@ class PushedModel:
       return pixels_lib.model_pixels(data, self.image_size, self.channels)
     except ValueError as e:
       raise decode.UnreadableFile(str(e)) from e
-
-  def pixels(self, stream: BinaryIO, name: str) -> np.ndarray:
-    """Reads an image (or a clip's first window) into model-sized float
-    pixels.
-
-    Raises:
-      decode.UnreadableFile: naming why the file cannot be used.
-    """
-    source = decode.read_source(stream, name, self.front_end, self.limits,
-                                allow_blank=True, tensorflow_check=False)
-    return self.pixels_of(source.data)
 
   def window_prediction(self, start: float, end: float,
                         samples: np.ndarray = None,
@@ -190,8 +179,6 @@ class PushedModel:
                         f'({e.strerror or e})')
     except (decode.UnreadableFile, StreamError, spectrogram.AudioError) as e:
       return Prediction(path, error=str(e).replace(f'{path}: ', ''))
-    if not windows:
-      return Prediction(path, error='no window to classify')
     best = max(windows, key=lambda w: w['scores'][self.positive])
     result = Prediction(path, best['label'], best['probability'],
                         best['scores'], model=best['model'])
@@ -205,8 +192,6 @@ class PushedModel:
     image)."""
     head = f.read(12)
     f.seek(0)
-    if not head:
-      raise decode.UnreadableFile('empty file (0 bytes)')
     if spectrogram.audio_kind(head):
       return list(stream(self, f, path, limits=self.limits))
     sources = decode.read_sources(f, path, self.front_end, self.limits,
@@ -244,21 +229,6 @@ def check_source(path: str) -> None:
   kind = next((name for test, name in kinds if test(mode)), 'not a file')
   raise StreamError(f'{path}: {kind}, not a recording or image file (for '
                     'raw PCM on standard input use - with --stream)')
-
-
-def model_front_end(manifest: dict) -> frontend.FrontEnd:
-  """The audio front end a pushed model's manifest records, or the default
-  one at the model's image size (models trained on images, or pushed
-  before the front end was recorded)."""
-  image_size = int(manifest['input']['image_size'])
-  record = manifest['input'].get('audio_front_end') or {}
-  if not record.get('recorded'):
-    return frontend.FrontEnd(image_size=image_size)
-  try:
-    return frontend.FrontEnd.from_record(record)
-  except (KeyError, TypeError, ValueError) as e:
-    raise ModelFolderError(f'the manifest\'s audio front end cannot be '
-                           f'used: {e}') from e
 
 
 def predict_files(model_dir: str, paths: Sequence[str],
