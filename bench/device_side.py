@@ -43,7 +43,9 @@ if mode == 'tensorflow':
   import numpy as np
   import tensorflow as tf
   from components.ondevice import model_folder
-  from pipeline.data import frontend, spectrogram
+  from components import frontend
+  from components.frontend import windowing
+  from pipeline.data import spectrogram
   version = model_folder.open_version(argv[0])
   record = version.front_end_record
   front_end = frontend.FrontEnd.from_record(record)
@@ -53,7 +55,7 @@ if mode == 'tensorflow':
   source = interpreter.get_input_details()[0]['index']
   with open(argv[1], 'rb') as f:
     audio, rate, _ = spectrogram.read_audio(f, argv[1])
-  for _, _, window in frontend.sample_windows(audio, rate, front_end, 0):
+  for _, _, window in windowing.sample_windows(audio, rate, front_end, 0):
     interpreter.set_tensor(source, window[None].astype(np.float32))
     interpreter.invoke()
   code = 0

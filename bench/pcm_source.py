@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from pipeline.data import frontend
+from components.frontend import windowing
 from pipeline.data import synth
 
 
@@ -23,7 +23,7 @@ def main(argv):
   out = sys.stdout.buffer
   # Made once, a class each, then repeated with a changing gain: the
   # clip's cost stays out of the reader's timing.
-  clips = [frontend.resample(synth.make_clip(0, label, 0)[1],
+  clips = [windowing.resample(synth.make_clip(0, label, 0)[1],
                              synth.SAMPLE_RATE, rate) for label in (0, 1)]
   for second in range(seconds):
     clip = clips[second % 2] * (0.5 + 0.5 * ((second // 2) % 2))

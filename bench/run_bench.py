@@ -604,7 +604,8 @@ def _stereo_copies(src: str, dst: str, rate: int, channels: int) -> None:
   to `channels`, as a device recording the same sounds would give them."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from scipy.io import wavfile  # pylint: disable=g-import-not-at-top
-  from pipeline.data import frontend  # pylint: disable=g-import-not-at-top
+  from components import frontend  # pylint: disable=g-import-not-at-top
+  from components.frontend import windowing  # pylint: disable=g-import-not-at-top
   from pipeline.data import spectrogram  # pylint: disable=g-import-not-at-top
   for name in sorted(os.listdir(src)):
     if not os.path.isdir(os.path.join(src, name)):
@@ -613,7 +614,7 @@ def _stereo_copies(src: str, dst: str, rate: int, channels: int) -> None:
     for clip in sorted(os.listdir(os.path.join(src, name))):
       with open(os.path.join(src, name, clip), 'rb') as f:
         audio, source_rate = spectrogram.read_wav(f.read())
-      audio = frontend.resample(audio, source_rate, rate)
+      audio = windowing.resample(audio, source_rate, rate)
       pcm = np.round(np.clip(audio, -1, 1) * 32767).astype('<i2')
       wavfile.write(os.path.join(dst, name, clip), rate,
                     np.repeat(pcm[:, None], channels, axis=1))
@@ -625,6 +626,7 @@ def _plain_render_seconds(folder: str) -> Tuple[int, float]:
   from scipy.io import wavfile  # pylint: disable=g-import-not-at-top
   from pipeline.data import decode  # pylint: disable=g-import-not-at-top
   from pipeline.data import spectrogram  # pylint: disable=g-import-not-at-top
+  from components.frontend import melscale  # pylint: disable=g-import-not-at-top
   paths = sorted(glob.glob(os.path.join(folder, '*', '*.wav')))
   started = time.perf_counter()
   for path in paths:
@@ -632,7 +634,7 @@ def _plain_render_seconds(folder: str) -> Tuple[int, float]:
     mono = samples.astype('float64') / 32768.0
     if mono.ndim == 2:
       mono = mono.mean(axis=1)
-    decode.png_bytes(spectrogram.spectrogram_image(mono, rate))
+    decode.png_bytes(melscale.spectrogram_image(mono, rate))
   return len(paths), time.perf_counter() - started
 
 
@@ -869,7 +871,9 @@ def part_waveform(out: str, rounds: int = 5,
   from components.modules import trainer  # pylint: disable=g-import-not-at-top
   from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   from components.tflite_pusher import waveform  # pylint: disable=g-import-not-at-top
-  from pipeline.data import frontend  # pylint: disable=g-import-not-at-top
+  from components import frontend  # pylint: disable=g-import-not-at-top
+  from components.frontend import graph  # pylint: disable=g-import-not-at-top
+  from components.frontend import windowing  # pylint: disable=g-import-not-at-top
   from pipeline.data import synth  # pylint: disable=g-import-not-at-top
   front_end = frontend.FrontEnd()
   saved = os.path.join(out, 'waveform-saved-model')
@@ -877,14 +881,14 @@ def part_waveform(out: str, rounds: int = 5,
   tf.keras.utils.set_random_seed(0)
   trainer.export_model(trainer.build_model(), saved, front_end.image_size, 3)
   image_model = conversion.convert(saved, 'serving_image', 'dynamic')
-  waveform_model = waveform.convert(saved, front_end.record(), 'dynamic')
+  waveform_model = waveform.convert(saved, front_end, 'dynamic')
   window = synth.make_clip(0, 1, 0)[1].astype(np.float32)
-  pixels = frontend.render(window, front_end).astype(np.float32)
+  pixels = windowing.render(window, front_end).astype(np.float32)
   clips = np.stack([synth.make_clip(0, i % 2, i)[1] for i in range(16)]
                    ).astype(np.float32)
   image_int8 = conversion.convert(saved, 'serving_image', 'int8', np.stack(
-      [frontend.render(clip, front_end) for clip in clips]))
-  waveform_int8 = waveform.convert(saved, front_end.record(), 'int8',
+      [windowing.render(clip, front_end) for clip in clips]))
+  waveform_int8 = waveform.convert(saved, front_end, 'int8',
                                    representative=clips)
   runners = {}
   for name, model, feed in (
@@ -908,7 +912,7 @@ def part_waveform(out: str, rounds: int = 5,
     times = []
     for _ in range(invokes // 4):
       started = time.perf_counter()
-      frontend.render(window, front_end)
+      windowing.render(window, front_end)
       times.append(time.perf_counter() - started)
     medians['NumPy front end'].append(1000 * median(times))
   latency = {name: median(values) for name, values in medians.items()}
@@ -919,8 +923,7 @@ def part_waveform(out: str, rounds: int = 5,
                     'waveform model': len(waveform_model),
                     'image model (int8)': len(image_int8),
                     'waveform model (int8)': len(waveform_int8)},
-          'front_end_constant_bytes': waveform.constant_bytes(
-              front_end.record()),
+          'front_end_constant_bytes': graph.constant_bytes(front_end),
           'latency_ms': latency}
 
 

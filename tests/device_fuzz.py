@@ -64,8 +64,8 @@ def write_version(destination: str) -> str:
   window of the default front end's samples in, two scores out)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.ondevice import push  # pylint: disable=g-import-not-at-top
-  from pipeline.data import frontend  # pylint: disable=g-import-not-at-top
-  record = dict(frontend.FrontEnd(image_size=IMAGE_SIZE).record(),
+  from components import frontend  # pylint: disable=g-import-not-at-top
+  record = dict(frontend.FrontEnd(image_size=IMAGE_SIZE).to_record(),
                 recorded=True)
   image_model = fuzz.tiny_image_model(IMAGE_SIZE)
   waveform = tf.keras.Sequential([

@@ -1,4 +1,4 @@
-"""The audio front end (pipeline/data/frontend.py): every sample format and
+"""The audio front end (components/frontend/): every sample format and
 rate to the same picture, windows at known places, the stream equal to the
 whole clip, and the settings' errors."""
 
@@ -11,7 +11,9 @@ import pytest
 
 import audio_files
 from pipeline.data import decode
-from pipeline.data import frontend
+from components import frontend
+from components.frontend import windowing
+from components.frontend import melscale
 from pipeline.data import spectrogram
 from pipeline.data import synth
 from pipeline.settings import config as config_lib
@@ -21,7 +23,7 @@ FRONT_END = frontend.FrontEnd()
 
 def _resampled(audio, rate):
   from scipy import signal  # pylint: disable=g-import-not-at-top
-  return signal.resample_poly(audio, *frontend._ratio(16000, rate))  # pylint: disable=protected-access
+  return signal.resample_poly(audio, *windowing._ratio(16000, rate))  # pylint: disable=protected-access
 
 
 def _images(data, front_end=FRONT_END, max_windows=None):
@@ -39,8 +41,8 @@ def test_the_default_front_end_draws_the_synthesized_clips_as_before():
   for label in (0, 1):
     for index in range(4):
       _, audio = synth.make_clip(3, label, index)
-      assert np.array_equal(frontend.render(audio, FRONT_END),
-                            spectrogram.spectrogram_image(audio, 16000))
+      assert np.array_equal(windowing.render(audio, FRONT_END),
+                            melscale.spectrogram_image(audio, 16000))
 
 
 @pytest.mark.parametrize('kind', audio_files.FORMATS)
@@ -87,7 +89,7 @@ def test_without_resampling_a_44k_clip_would_be_another_picture():
   # What the bound above guards against: the mel bands drawn up to the
   # file's own Nyquist frequency, as before the front end resampled.
   sound = audio_files.chord(1.0, 44100)
-  old = spectrogram.spectrogram_image(sound, 44100)
+  old = melscale.spectrogram_image(sound, 44100)
   images, _ = _images(audio_files.wav_bytes(audio_files.chord(1.0, 16000),
                                             16000))
   assert np.abs(old.astype(float) - images[0]).mean() > 10
@@ -99,7 +101,7 @@ def test_a_short_clip_is_padded_with_silence_at_the_end():
   sound, _ = spectrogram.read_wav(data)
   padded = np.concatenate([sound, np.zeros(16000 - sound.size)])
   assert len(images) == 1
-  assert np.array_equal(images[0], frontend.render(padded, FRONT_END))
+  assert np.array_equal(images[0], windowing.render(padded, FRONT_END))
   assert (sources[0].start, sources[0].end) == (0.0, 0.4)
 
 
@@ -116,7 +118,7 @@ def _sixty_seconds(rate=16000):
 def test_a_sixty_second_recording_is_cut_at_known_boundaries():
   samples, spans = _sixty_seconds()
   front_end = frontend.FrontEnd(hop_seconds=0.5, max_windows=0)
-  windows = list(frontend.clip_windows(samples, 16000, front_end))
+  windows = list(windowing.clip_windows(samples, 16000, front_end))
   assert len(windows) == 119
   assert [(w.start, w.end) for w in windows[:3]] == [(0.0, 1.0), (0.5, 1.5),
                                                      (1.0, 2.0)]
@@ -132,10 +134,10 @@ def test_a_sixty_second_recording_is_cut_at_known_boundaries():
 def test_windows_are_bounded_per_file_and_spread_over_it():
   samples, _ = _sixty_seconds()
   front_end = frontend.FrontEnd(max_windows=7)
-  starts = [w.start for w in frontend.clip_windows(samples, 16000, front_end)]
+  starts = [w.start for w in windowing.clip_windows(samples, 16000, front_end)]
   assert starts == [0.0, 10.0, 20.0, 30.0, 39.0, 49.0, 59.0]
   # The tail shorter than a hop gets a window of its own, padded.
-  tail = frontend.window_starts(16000 * 3 + 100, frontend.FrontEnd())
+  tail = windowing.window_starts(16000 * 3 + 100, frontend.FrontEnd())
   assert tail == [0, 16000, 32000, 48000]
 
 
@@ -145,8 +147,8 @@ def test_the_stream_gives_the_windows_of_the_whole_clip():
   for rate in (16000, 44100):
     clip = np.stack([audio_files.chord(4.3, rate),
                      audio_files.noise(4.3, rate)], axis=1)
-    whole = list(frontend.clip_windows(clip, rate, front_end))
-    cutter = frontend.StreamWindows(front_end, rate)
+    whole = list(windowing.clip_windows(clip, rate, front_end))
+    cutter = windowing.StreamWindows(front_end, rate)
     streamed, done = [], 0
     while done < clip.shape[0]:
       size = int(rng.integers(1, 7000))
@@ -156,12 +158,12 @@ def test_the_stream_gives_the_windows_of_the_whole_clip():
     assert [(s, e) for s, e, _ in streamed] == [(w.start, w.end)
                                                 for w in whole]
     for (_, _, samples), window in zip(streamed, whole):
-      assert np.array_equal(frontend.render(samples, front_end), window.image)
+      assert np.array_equal(windowing.render(samples, front_end), window.image)
 
 
 def test_the_stream_holds_one_window_and_one_block_whatever_the_length():
   front_end = frontend.FrontEnd()
-  cutter = frontend.StreamWindows(front_end, 44100)
+  cutter = windowing.StreamWindows(front_end, 44100)
   block = np.zeros((11025, 2))
   most, count = 0, 0
   for _ in range(4 * 600):  # ten minutes
@@ -177,20 +179,20 @@ def test_the_record_round_trips_and_names_every_step():
   front_end = frontend.FrontEnd(sample_rate=22050, fft_size=1024,
                                 mel_max_hz=9000, colormap='gray',
                                 image_size=64, max_windows=0)
-  record = json.loads(json.dumps(front_end.record()))
+  record = json.loads(json.dumps(front_end.to_record()))
   assert frontend.FrontEnd.from_record(record) == front_end
   for key in ('sample_rate', 'window_samples', 'hop_samples', 'fft_size',
               'frame_hop_samples', 'mel_min_hz', 'mel_max_hz', 'top_db',
               'colormap', 'padding', 'resampler'):
     assert key in record
   assert record['mel_max_hz'] == 9000.0
-  assert frontend.FrontEnd().record()['mel_max_hz'] == 8000.0
+  assert frontend.FrontEnd().to_record()['mel_max_hz'] == 8000.0
   with pytest.raises(frontend.FrontEndError, match='version'):
     frontend.FrontEnd.from_record(dict(record, version=99))
 
 
 def test_the_gray_colormap_repeats_the_value():
-  image = frontend.render(audio_files.chord(1.0, 16000),
+  image = windowing.render(audio_files.chord(1.0, 16000),
                           frontend.FrontEnd(colormap='gray'))
   assert np.array_equal(image[..., 0], image[..., 1])
   assert image.max() == 255
@@ -233,7 +235,7 @@ def test_ingest_writes_a_window_per_example_with_its_source_and_start(
                          front_end=front_end)
   assert result.counts == {"not_instrument": 4, "instrument": 4}
   report = ingest.read_report(result.span_dir)
-  assert report['front_end'] == front_end.record()
+  assert report['front_end'] == front_end.to_record()
   assert report['recordings'] == {'not_instrument': 2, 'instrument': 2}
   found = {}
   for path in tf.io.gfile.glob(os.path.join(result.span_dir, '*.gz')):
@@ -279,8 +281,8 @@ def test_flac_recordings_draw_the_wav_picture(fmt, subtype):
 
 def _log_mel(data):
   samples, rate, _ = spectrogram.read_audio(io.BytesIO(data))
-  window = frontend.resample(samples, rate, 16000)[:16000]
-  return spectrogram.log_mel(window, 16000, 128, hop=FRONT_END.frame_hop)
+  window = windowing.resample(samples, rate, 16000)[:16000]
+  return melscale.log_mel(window, 16000, 128, hop=FRONT_END.frame_hop)
 
 
 @pytest.mark.parametrize('fmt, subtype', [
@@ -319,7 +321,7 @@ def test_the_stream_reads_compressed_files_block_by_block():
 def test_a_bounded_sample_of_recordings_keeps_its_first_windows_samples(
     tmp_path):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.common import melscale  # pylint: disable=g-import-not-at-top
+  from components.frontend import melscale  # pylint: disable=g-import-not-at-top
   from pipeline.data import ingest  # pylint: disable=g-import-not-at-top
   src = tmp_path / 'src'
   clips = {}

@@ -15,6 +15,7 @@ from conftest import bomb_png
 from conftest import write_image
 from pipeline.data import decode
 from pipeline.data import ingest
+from components.frontend import melscale
 from pipeline.data import spectrogram
 from pipeline.data import synth
 
@@ -148,7 +149,7 @@ def test_wav_clips_are_rendered_with_the_project_spectrogram(tmp_path):
                  if e['filename'].startswith('instrument/'))
   with open(src / example['filename'], 'rb') as f:
     audio, rate = spectrogram.read_wav(f.read())
-  expected = spectrogram.spectrogram_image(audio, rate, 64)
+  expected = melscale.spectrogram_image(audio, rate, 64)
   stored = tf.io.decode_png(example['image']).numpy()
   assert (stored == expected).all()
 

@@ -77,3 +77,23 @@ def test_no_component_imports_the_pipeline():
                  for module, line in _imports(path)
                  if module.split('.')[0] == 'pipeline']
   assert not broken, broken
+
+
+def test_the_front_end_package_imports_only_itself_common_and_its_math():
+  import sys  # pylint: disable=g-import-not-at-top
+  broken = []
+  for path in _package_files('components', 'frontend'):
+    # TensorFlow only in the graph's module: ingest and predict draw
+    # without it.
+    allowed = {'numpy', 'scipy'} | (
+        {'tensorflow'} if path.endswith('graph.py') else set())
+    for module, line in _imports(path):
+      top = module.split('.')[0]
+      if top in ('components', 'pipeline'):
+        ok = module.startswith(('components.frontend', 'components.common'))
+      else:
+        ok = top in sys.stdlib_module_names or top in allowed
+      if not ok:
+        broken.append(f'{os.path.relpath(path, REPO_ROOT)}:{line} imports '
+                      f'{module}')
+  assert not broken, broken

@@ -57,9 +57,9 @@ def test_tflm_runs_the_int8_model_as_litert_does_in_its_smallest_arena(
 
 def test_a_model_with_an_operator_tflm_lacks_is_named(int8_model):
   from components.tflite_pusher import waveform  # pylint: disable=g-import-not-at-top
-  from pipeline.data import frontend  # pylint: disable=g-import-not-at-top
+  from components import frontend  # pylint: disable=g-import-not-at-top
   model = waveform.convert(int8_model['path'],
-                           frontend.FrontEnd(image_size=32).record(),
+                           frontend.FrontEnd(image_size=32),
                            'dynamic')
   found = micro.measure(model, np.zeros((1, 16000), np.float32))
   assert 'RFFT2D' in found['error'], found

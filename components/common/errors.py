@@ -86,3 +86,8 @@ def raised_by_design(error: BaseException) -> bool:
   input from one that crashed."""
   cause = find_cause(error, PipelineError)
   return cause is not None and not cause.unexpected
+
+
+class AudioError(PipelineError, ValueError):
+  """Raised when a recording cannot be read or a window cannot be drawn;
+  the message names the file or the front end setting at fault."""

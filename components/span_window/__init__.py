@@ -25,7 +25,7 @@ SPAN_SOURCES_PROPERTY = 'span_sources'
 # window holds images only), as `ingest` records it in `ingest.json`.
 FRONT_END_PROPERTY = 'front_end'
 # The recorded front end's fields that decide the picture (the record is
-# written by pipeline/data/frontend.py; the window compares it as data).
+# written by components/frontend/spec.py; the window compares it as data).
 COMPARED_FRONT_END = ('version', 'sample_rate', 'window_samples',
                       'hop_samples', 'fft_size', 'frame_hop_samples',
                       'frames', 'mel_bands', 'mel_min_hz', 'mel_max_hz',

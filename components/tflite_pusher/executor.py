@@ -20,6 +20,8 @@ from components import contracts
 from components import span_window
 from components.common import run_guard
 from components.common import storage
+from components import frontend
+from components.frontend import graph
 from components.tflite import budget as budget_lib
 from components.modules import features
 from components.tflite import conversion
@@ -92,6 +94,7 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
   if not front_end.get('recorded'):
     return None, {'file': None, 'recordings': False,
                   'reason': front_end.get('reason')}
+  drawn_with = frontend.FrontEnd.from_record(front_end)
   representative = None
   if mode == Quantization.INT8:
     # Calibrated on the train split's kept windows (probe windows without).
@@ -99,24 +102,24 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
         exec_properties['representative_examples']), channels, 'train')
     representative = train[0] if train is not None else None
   try:
-    model = waveform_lib.convert(model_path, front_end, mode, channels,
+    model = waveform_lib.convert(model_path, drawn_with, mode, channels,
                                  representative)
   except waveform_lib.WaveformError as e:
     return None, {'file': None, 'recordings': True, 'reason': str(e)}
-  proof = waveform_lib.check(model, image_model, front_end)
-  samples = waveform_lib.probe_windows(front_end)[0].astype('float32')
+  proof = waveform_lib.check(model, image_model, drawn_with)
+  samples = graph.probe_windows(drawn_with)[0].astype('float32')
   latency = conversion.TFLiteClassifier(model).median_latency_ms(
       samples, runs=int(exec_properties['latency_runs']))
   # MediaPipe's AudioClassifier needs the metadata; the budget counts it.
   model, problem = model_metadata.embed_audio(
       model, json.loads(exec_properties['class_names']),
-      int(front_end['sample_rate']))
+      drawn_with.sample_rate)
   entry = dict(proof, recordings=True, bytes=len(model),
                latency_ms_median=latency,
                metadata_embedded=problem is None, metadata_problem=problem,
-               input={'shape': [1, int(front_end['window_samples'])],
+               input={'shape': [1, drawn_with.window_samples],
                       'dtype': 'float32',
-                      'sample_rate': int(front_end['sample_rate']),
+                      'sample_rate': drawn_with.sample_rate,
                       'channels': 1, 'meaning': (
                           'one window of mono samples in -1..1 at the '
                           'front end\'s rate, zero-padded at the end')},
@@ -128,14 +131,14 @@ def _waveform(model_path: str, image_model: bytes, front_end: Dict[str, Any],
   problems = []
 
   def check_pixels(error: float, where: str) -> None:
-    if error > waveform_lib.MAX_PIXEL_ERROR:
+    if error > graph.MAX_PIXEL_ERROR:
       problems.append(f'{where}its front end is {error:g} off the NumPy '
-                      f'picture (at most {waveform_lib.MAX_PIXEL_ERROR:g} '
+                      f'picture (at most {graph.MAX_PIXEL_ERROR:g} '
                       'allowed)')
 
   if windows is not None and len(windows[0]):
     entry.update(waveform_lib.check_span_windows(
-        model, model_path, front_end, *windows))
+        model, model_path, drawn_with, *windows))
     check_pixels(entry['eval_front_end_max_pixel_error'],
                  "on the eval split's windows ")
     if entry['eval_accuracy_drop'] > max_drop:

@@ -21,7 +21,8 @@ from PIL import ImageOps
 
 from components.common import errors
 from components.modules import features
-from pipeline.data import frontend
+from components import frontend
+from components.frontend import windowing
 from pipeline.data import spectrogram
 
 _KEEP_AS_IS = {'PNG': ('L', 'LA', 'RGB', 'RGBA', 'P', 'I;16'),
@@ -263,7 +264,7 @@ def read_recording(stream: BinaryIO, name: str,
   NaN or infinite samples, or too short for one analysis frame.
 
   Read a block at a time, downmixed and resampled as it is read
-  (:class:`frontend.StreamResampler`, equal to resampling the whole clip
+  (:class:`windowing.StreamResampler`, equal to resampling the whole clip
   up to rounding), so memory holds the clip at the front end's rate (10
   min at 16 kHz: 77 MB) and one block, whatever the file's rate and
   channels.
@@ -271,11 +272,11 @@ def read_recording(stream: BinaryIO, name: str,
   try:
     rate, kind, blocks = spectrogram.recording_blocks(stream, name,
                                                       max_seconds)
-    resampler = frontend.StreamResampler(rate, front_end.sample_rate)
+    resampler = windowing.StreamResampler(rate, front_end.sample_rate)
     pieces, frames = [], 0
     for block in blocks:
       frames += block.shape[0]
-      pieces.append(resampler.push(frontend.to_mono(block)))
+      pieces.append(resampler.push(windowing.to_mono(block)))
     pieces.append(resampler.flush())
     spectrogram.check_length(frames, rate, name, max_seconds)
     check_long_enough(frames, rate, front_end)
@@ -310,7 +311,7 @@ def audio_windows(stream: BinaryIO, name: str,
   front_end = _front_end(front_end)
   audio, rate, kind = read_recording(stream, name, front_end, max_seconds)
   try:
-    windows = list(frontend.clip_windows(audio, rate, front_end, max_windows))
+    windows = list(windowing.clip_windows(audio, rate, front_end, max_windows))
   except spectrogram.AudioError as e:
     raise UnreadableFile(str(e).replace(f'{name}: ', '')) from e
   sources = []

@@ -35,18 +35,19 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from components.common import local_disk
-from components.common import melscale
+from components.frontend import melscale
 from components import span_window
 from components.common import storage
 from components.modules import features
 from pipeline.data import decode
-from pipeline.data import frontend
+from components import frontend
+from components.frontend import windowing
 from components.common import errors
 
 SPAN_DIR_RE = span_window.SPAN_DIR_RE
 REPORT_NAME = span_window.REPORT_NAME
 EXAMPLES_PER_SHARD = 1000
-PROOF_WINDOWS = frontend.PROOF_WINDOWS
+PROOF_WINDOWS = windowing.PROOF_WINDOWS
 
 
 class IngestError(errors.PipelineError, ValueError):
@@ -200,7 +201,7 @@ def ingest(src_dir: str, data_root: str,
   """Ingests `src_dir` as the next span under `data_root`.
 
   A WAV clip becomes one example per window of the front end (see
-  :mod:`pipeline.data.frontend`), each recording its source file (the
+  :mod:`components.frontend`), each recording its source file (the
   `filename` feature, which the split hashes, so all windows of one
   recording land in the same split) and its start (`window_start`, in
   seconds). The span's `ingest.json` records the front end when it holds
@@ -406,7 +407,7 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       'class_names': list(class_names), 'counts': counts,
       # Audio: the clips read, and the front end that drew their windows.
       'recordings': recordings if any(recordings.values()) else None,
-      'front_end': (front_end.record() if any(recordings.values())
+      'front_end': (front_end.to_record() if any(recordings.values())
                     else None),
       # The windows that keep their samples (`audio_pcm`), and their cost.
       'proof_windows': ({'windows': kept_samples, 'limit': proof_windows,

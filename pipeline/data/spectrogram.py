@@ -1,11 +1,11 @@
-"""Audio clips to log-mel spectrogram images.
+"""Reading recordings: WAV by our own parser, FLAC, Ogg and MP3 through
+libsndfile, a block at a time in bounded memory, with every header and
+sample checked (a bad file is an :class:`AudioError` naming it).
 
-One function, :func:`spectrogram_image`, renders every clip in the project:
-the synthesizer's, the WAV folders given to `ingest`, and the WAV files given
-to `predict`. Any clip length becomes a square image whose columns are time
-frames (left to right) and whose rows are mel bands (low frequencies at the
-bottom), coloured with a perceptual colour map as spectrogram pictures usually
-are. Pure NumPy, so it runs wherever the pipeline does.
+Ingest and `predict` read every recording through :func:`recording_blocks`;
+what a recording becomes after that (mono, one rate, windows, pictures) is
+the audio front end's (:mod:`components.frontend`). Pure NumPy, so it runs
+wherever the pipeline and the device side do.
 """
 
 import dataclasses
@@ -16,7 +16,9 @@ import wave
 from typing import BinaryIO, Iterator, Optional, Tuple, Union
 
 import numpy as np
-from components.common import melscale
+
+from components.common import errors
+from components.frontend import melscale
 
 DEFAULT_SAMPLE_RATE = 16000
 _N_FFT = melscale.N_FFT
@@ -39,7 +41,7 @@ _UNKNOWN_FRAMES = 1 << 40
 _WAV_MAGIC = (b'RIFF', b'RIFX', b'RF64')
 
 
-AudioError = melscale.AudioError
+AudioError = errors.AudioError
 
 
 def is_wav(data: bytes) -> bool:
@@ -236,32 +238,6 @@ def _unknown_length_blocks(opened, frames: int):
     if count <= 0:
       return
     yield out[:count]
-
-
-mel_filterbank = melscale.mel_filterbank
-_COLORMAP_ANCHORS = melscale.COLORMAP_ANCHORS
-
-
-log_mel = melscale.log_mel
-colorize = melscale.colorize
-
-
-def spectrogram_image(audio: np.ndarray, sample_rate: int,
-                      size: int = 128) -> np.ndarray:
-  """Renders a clip as a square RGB spectrogram image.
-
-  Args:
-    audio: mono samples (float in [-1, 1] or integer PCM).
-    sample_rate: sampling rate in Hz.
-    size: side of the image in pixels.
-
-  Returns:
-    uint8 array [size, size, 3], low frequencies in the bottom rows.
-
-  Raises:
-    AudioError: for empty or non-finite audio.
-  """
-  return colorize(np.flipud(log_mel(audio, sample_rate, size)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ tones, chords and short melodies, with varied timbre, envelope, pitch and
 vibrato) and of non-instrument sounds (coloured noise, speech-like formant
 sequences, clicks, rain, wind, engines, beeps, sirens and mains hum), spoiled
 by realistic nuisances (background noise, gain, silence padding, clipping).
-Each clip is rendered by :func:`pipeline.data.spectrogram.spectrogram_image` and
+Each clip is rendered by :func:`components.frontend.melscale.spectrogram_image` and
 saved as PNG (or kept as WAV) in one folder per class, the layout Keras'
 ``flow_from_directory`` reads, in a local folder (`ingest` then writes it
 as a span wherever the data root is).
@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from components.common import local_disk
+from components.frontend import melscale
 from pipeline.data import spectrogram
 from components.common import errors
 
@@ -399,7 +400,7 @@ def _render_one(job: Tuple[int, int, int, str, str, str]) -> str:
     with open(stem + '.wav', 'wb') as f:
       f.write(spectrogram.wav_bytes(audio, SAMPLE_RATE))
   else:
-    image = spectrogram.spectrogram_image(audio, SAMPLE_RATE)
+    image = melscale.spectrogram_image(audio, SAMPLE_RATE)
     Image.fromarray(image).save(stem + '.png', optimize=False)
   return stem
 

@@ -34,7 +34,8 @@ from components.common import storage
 from components.ondevice import model_folder
 from components.ondevice import pixels as pixels_lib
 from pipeline.data import decode
-from pipeline.data import frontend
+from components import frontend
+from components.frontend import windowing
 from pipeline.data import spectrogram
 
 ModelFolderError = model_folder.ModelFolderError
@@ -158,7 +159,7 @@ class PushedModel:
       answered = self.waveform_file
     else:
       if data is None:
-        data = decode.png_bytes(frontend.render(samples, self.front_end))
+        data = decode.png_bytes(windowing.render(samples, self.front_end))
       scores = self.classifier.scores(self.pixels_of(data))
       answered = self.model_file
     best = int(np.argmax(scores))
@@ -337,7 +338,7 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
   else:
     check_raw_settings(raw_rate, raw_channels)
     rate, blocks = raw_rate, _pcm_blocks(source, raw_rate, raw_channels)
-  cutter = frontend.StreamWindows(model.front_end, rate)
+  cutter = windowing.StreamWindows(model.front_end, rate)
   frames = 0
 
   def decided(windows):

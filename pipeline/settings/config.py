@@ -22,7 +22,8 @@ from components.modules import features
 from components.modules import model_defaults
 from pipeline.runners import beam_profiles
 from pipeline.data import decode
-from pipeline.data import frontend
+from components import frontend
+from components.frontend import windowing
 from pipeline.settings import metadata_url
 from components.common import errors
 
@@ -101,7 +102,7 @@ class PipelineConfig:
       _FILE_LIMITS.max_clip_seconds, 'WAV clips longer than this are refused '
       'from their header, before their samples are read (ingest and '
       'predict)')
-  # The audio front end (pipeline/data/frontend.py): how `ingest` and
+  # The audio front end (components/frontend/): how `ingest` and
   # `predict` turn a recording into the model's images. Recorded with each
   # span and in each pushed manifest; a run refuses a window of spans drawn
   # with different front ends.
@@ -129,7 +130,7 @@ class PipelineConfig:
   colormap: str = _setting(_FRONT_END.colormap, 'colour map of the '
                            'spectrogram images: magma or gray')
   proof_windows: int = _setting(
-      frontend.PROOF_WINDOWS, 'recordings per span whose first window '
+      windowing.PROOF_WINDOWS, 'recordings per span whose first window '
       'keeps its samples (16-bit PCM, in the examples) so the pusher can '
       'prove the waveform model on the eval split\'s (0: none; the proof '
       'then uses test signals only)')

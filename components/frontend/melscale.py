@@ -1,26 +1,26 @@
 """The spectrogram in NumPy: the mel filterbank, the log-mel picture, the
-colour map, and one window drawn from a recorded front end.
+colour map, and one window drawn as a front end (:class:`spec.FrontEnd`)
+says.
 
-The NumPy front end (pipeline/data/frontend.py) draws every training and
-`predict` image with these functions; the TFLite pusher draws probe windows
-with them to prove the waveform model's in-graph front end
-(components/tflite_pusher/waveform.py), which holds the same filterbank and
+Ingest and `predict` draw every image with :func:`render`; the pusher draws
+probe windows with it to prove the in-graph front end
+(:mod:`components.frontend.graph`), which holds the same filterbank and
 colour anchors.
 """
 
 import functools
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import numpy as np
 
 from components.common import errors
+from components.frontend import spec
 
 N_FFT = 2048
 TOP_DB = 80.0
 
 
-class AudioError(errors.PipelineError, ValueError):
-  """Raised when a clip cannot be read or rendered."""
+AudioError = errors.AudioError
 
 def pcm16_bytes(samples: np.ndarray) -> bytes:
   """Float samples in [-1, 1] as little-endian 16-bit PCM (x 32768,
@@ -141,9 +141,27 @@ def colorize(values: np.ndarray, colormap: str = 'magma') -> np.ndarray:
   return np.round(rgb).astype(np.uint8).reshape(values.shape + (3,))
 
 
-def render(window: np.ndarray, record: Dict[str, Any]) -> np.ndarray:
-  """One window of samples at the front end's rate to its uint8 RGB image,
-  as a recorded front end (pipeline/data/frontend.py's `record()`) says:
+def spectrogram_image(audio: np.ndarray, sample_rate: int,
+                      size: int = 128) -> np.ndarray:
+  """Renders a whole clip as one square RGB picture: `size` frames spread
+  over the clip (the synthesized default data are drawn so).
+
+  Args:
+    audio: mono samples (float in [-1, 1] or integer PCM).
+    sample_rate: sampling rate in Hz.
+    size: side of the image in pixels.
+
+  Returns:
+    uint8 array [size, size, 3], low frequencies in the bottom rows.
+
+  Raises:
+    AudioError: for empty or non-finite audio.
+  """
+  return colorize(np.flipud(log_mel(audio, sample_rate, size)))
+
+
+def render(window: np.ndarray, front_end: spec.FrontEnd) -> np.ndarray:
+  """One window of samples at the front end's rate to its uint8 RGB image:
   zero-padded to the window, frames, Hann, power, mel bands, dB relative to
   the peak, colour map, low frequencies at the bottom.
 
@@ -151,13 +169,11 @@ def render(window: np.ndarray, record: Dict[str, Any]) -> np.ndarray:
     AudioError: for non-finite samples.
   """
   window = np.asarray(window, dtype=np.float64).reshape(-1)
-  size = int(record['window_samples'])
+  size = front_end.window_samples
   if window.size < size:
     window = np.pad(window, (0, size - window.size))
-  values = log_mel(window[:size], int(record['sample_rate']),
-                   int(record['frames']), n_fft=int(record['fft_size']),
-                   top_db=float(record['top_db']),
-                   fmin=float(record['mel_min_hz']),
-                   fmax=float(record['mel_max_hz']),
-                   hop=int(record['frame_hop_samples']))
-  return colorize(np.flipud(values), str(record['colormap']))
+  values = log_mel(window[:size], front_end.sample_rate,
+                   front_end.image_size, n_fft=front_end.fft_size,
+                   top_db=front_end.top_db, fmin=front_end.mel_min_hz,
+                   fmax=front_end.mel_top_hz, hop=front_end.frame_hop)
+  return colorize(np.flipud(values), front_end.colormap)
