@@ -700,12 +700,11 @@ def _client_accuracy(model: str, files: List[str]) -> Dict[str, float]:
   pushed.waveform = None  # the image model answers
   found['image model'] = _accuracy({f: pushed.predict(f).label for f in files})
   client = os.path.join(ROOT, '.venv-mediapipe', 'bin', 'python')
-  entry = pushed.manifest.get('waveform') or {}
   if waveform is None or not os.path.exists(client):
     return found
   ran = subprocess.run(
       [client, os.path.join(ROOT, 'tests', 'mediapipe_client.py'),
-       os.path.join(pushed.folder, entry['file']), 'clips', *files],
+       os.path.join(pushed.folder, pushed.waveform_file), 'clips', *files],
       capture_output=True, text=True, check=True, timeout=3600)
   # Each clip labelled from the windows that start within it, and, to show
   # what that rule is worth, from every window MediaPipe gives (its
@@ -1211,10 +1210,11 @@ def part_pushed_model(workspace: str, invokes: int) -> Dict[str, Any]:
   signature = 'serving_image'
   modes, classifiers = {}, {}
   for mode in ('none', 'dynamic', 'int8', 'float16'):
-    model, figures = conversion.convert_and_check(
+    model, proof = conversion.convert_and_check(
         model_dir, signature, mode, images, labels,
         representative_images=calibration if mode == 'int8' else None,
         latency_runs=20)
+    figures = proof.to_figures()
     modes[mode] = {k: figures[k] for k in (
         'tflite_bytes', 'size_ratio', 'tflite_accuracy', 'tflite_auc',
         'savedmodel_accuracy', 'savedmodel_auc', 'agreement')}

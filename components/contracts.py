@@ -8,13 +8,16 @@ through them, so a name is spelled once. TFX's standard components keep
 their own ids (the class name) and output keys; they are listed here
 because our readers name them.
 
-Plain constants, free of TFX and TensorFlow: the command line's readers
+Plain constants (the pusher's figures named by its result types), free of
+TFX and TensorFlow: the command line's readers
 import this without loading either.
 
 Example:
 
     model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
 """
+
+from components.tflite import results
 
 
 class ImportExampleGen:
@@ -109,26 +112,16 @@ class TFLitePusher:
   PUSHED_DESTINATION = 'pushed_destination'
   REASON = 'reason'
   MODE = 'mode'
-  # ... and every figure a reader shows, in the order readers list them.
-  FIGURES = (PUSHED, PUSHED_VERSION, PUSHED_DESTINATION, MODE,
-             'float_bytes', 'tflite_bytes', 'size_ratio',
-             'savedmodel_accuracy', 'tflite_accuracy', 'accuracy_drop',
-             'savedmodel_auc', 'tflite_auc', 'agreement',
-             'latency_ms_median', 'sha256', 'metadata_embedded',
-             'pushed_bytes', 'arena_bytes', 'micro_arena_reported',
-             'micro_latency_ms_median', 'micro_examples', 'micro_identical',
-             'micro_max_difference_xnnpack', 'micro_error',
-             'micro_missing_ops', REASON, 'budget_exceeded',
-             'over_max_tflite_bytes', 'over_max_latency_ms',
-             'over_max_arena_bytes')
+  # ... and every figure a reader shows, in the order readers list them,
+  # named by the stages' result types.
+  FIGURES = ((PUSHED, PUSHED_VERSION, PUSHED_DESTINATION) +
+             results.ImageProof.names() + results.Packaging.names() +
+             results.MicroProof.names() + (REASON,) +
+             results.BudgetVerdict.names())
   # The waveform model's figures (`waveform_` and its manifest entry's
   # key): bytes, latency, the proof on test signals and on the span's own
   # eval windows, or why there is none.
-  WAVEFORM_FIGURES = tuple(f'waveform_{name}' for name in (
-      'bytes', 'latency_ms_median', 'front_end_max_pixel_error', 'agreement',
-      'eval_windows', 'eval_front_end_max_pixel_error', 'eval_agreement',
-      'eval_savedmodel_accuracy', 'eval_accuracy', 'eval_accuracy_drop',
-      'eval_proof', 'sha256', 'recordings', 'reason'))
+  WAVEFORM_FIGURES = results.WaveformProof.names()
 
 
 # The resolver nodes' ids.

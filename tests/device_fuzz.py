@@ -63,8 +63,10 @@ def write_version(destination: str) -> str:
   """Pushes a tiny untrained image model and a tiny waveform model (one
   window of the default front end's samples in, two scores out)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.ondevice import push  # pylint: disable=g-import-not-at-top
   from components import frontend  # pylint: disable=g-import-not-at-top
+  from components.ondevice import push  # pylint: disable=g-import-not-at-top
+  from components.ondevice.manifest import Manifest  # pylint: disable=g-import-not-at-top
+  from components.ondevice.manifest import WaveformEntry  # pylint: disable=g-import-not-at-top
   record = dict(frontend.FrontEnd(image_size=IMAGE_SIZE).to_record(),
                 recorded=True)
   image_model = fuzz.tiny_image_model(IMAGE_SIZE)
@@ -76,14 +78,14 @@ def write_version(destination: str) -> str:
   _, folder = push.write_version(
       destination,
       {push.MODEL_FILE: image_model, push.LABELS_FILE: b'quiet\nloud\n',
-       'waveform.tflite': waveform_model},
-      {'model_file': push.MODEL_FILE, 'labels_file': push.LABELS_FILE,
-       'class_names': ['quiet', 'loud'],
-       'sha256': hashlib.sha256(image_model).hexdigest(),
-       'input': {'image_size': IMAGE_SIZE, 'channels': 3,
-                 'audio_front_end': record},
-       'waveform': {'file': 'waveform.tflite',
-                    'sha256': hashlib.sha256(waveform_model).hexdigest()}})
+       push.WAVEFORM_FILE: waveform_model},
+      Manifest(model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
+               class_names=['quiet', 'loud'],
+               sha256=hashlib.sha256(image_model).hexdigest(),
+               image_size=IMAGE_SIZE, channels=3, audio_front_end=record,
+               waveform=WaveformEntry(
+                   file=push.WAVEFORM_FILE,
+                   sha256=hashlib.sha256(waveform_model).hexdigest())))
   return folder
 
 

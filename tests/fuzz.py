@@ -205,13 +205,14 @@ def write_model(destination: str, image_size: int = 32) -> None:
   """Pushes a tiny untrained TFLite classifier, enough to run `predict`."""
   from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   from components.ondevice import push  # pylint: disable=g-import-not-at-top
+  from components.ondevice.manifest import Manifest  # pylint: disable=g-import-not-at-top
   tflite = tiny_image_model(image_size)
   push.write_version(
       destination,
       {push.MODEL_FILE: tflite, push.LABELS_FILE: b'quiet\nloud\n'},
-      {'model_file': push.MODEL_FILE, 'labels_file': push.LABELS_FILE,
-       'sha256': conversion.sha256(tflite),
-       'input': {'image_size': image_size, 'channels': 3}})
+      Manifest(model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
+               sha256=conversion.sha256(tflite), image_size=image_size,
+               channels=3))
 
 
 def _peak_mib() -> float:

@@ -82,7 +82,7 @@ def audio_run(tmp_path_factory):
 def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
     audio_run):
   config = audio_run['config']
-  expected = config.front_end().record()
+  expected = config.front_end().to_record()
   report = json.loads(open(os.path.join(config.data_root, 'span-1',
                                         'ingest.json')).read())
   assert report['front_end'] == expected
@@ -98,7 +98,7 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
   assert pushed['pushed'], pushed
   manifest = push.read_manifest(push.resolve_model_dir(
       config.push_destination))
-  front_end = manifest['input']['audio_front_end']
+  front_end = manifest.audio_front_end
   assert front_end.pop('recorded') is True
   assert front_end == expected
   # The manifest alone says how to make the model's input from audio.
@@ -106,25 +106,27 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
               'mel_min_hz', 'mel_max_hz', 'top_db', 'colormap', 'padding'):
     assert key in front_end
   # Beside the image model, the waveform model, proved and listed.
-  wave = manifest['waveform']
-  assert wave['file'] == 'waveform.tflite', wave
-  assert wave['front_end_max_pixel_error'] <= 2 and wave['agreement'] == 1.0
-  assert wave['input']['shape'] == [1, 16000]
-  assert manifest['files']['waveform.tflite'] == wave['sha256']
+  wave = manifest.waveform
+  assert wave.file == 'waveform.tflite', wave
+  assert wave.proof['front_end_max_pixel_error'] <= 2
+  assert wave.proof['agreement'] == 1.0
+  assert wave.proof['input']['shape'] == [1, 16000]
+  assert manifest.files['waveform.tflite'] == wave.sha256
   artifact = store.get_artifacts_by_type('PushedModel')[-1]
-  assert artifact.custom_properties['waveform_bytes'].int_value == wave[
-      'bytes']
+  assert artifact.custom_properties['waveform_bytes'].int_value == (
+      wave.proof['bytes'])
   # Proved on the span's own eval windows too: every recording kept its
   # first window's samples (16 of at most 256), those in eval were used.
   assert report['proof_windows'] == {'windows': 16, 'limit': 256,
                                      'bytes': 16 * 2 * 16000}
-  assert 0 < wave['eval_windows'] < 16, wave
-  assert wave['eval_front_end_max_pixel_error'] <= 2
-  assert wave['eval_accuracy_drop'] <= 1  # as --max-accuracy-drop=1 allows
+  assert 0 < wave.proof['eval_windows'] < 16, wave
+  assert wave.proof['eval_front_end_max_pixel_error'] <= 2
+  # As --max-accuracy-drop=1 allows.
+  assert wave.proof['eval_accuracy_drop'] <= 1
   for name in ('eval_agreement', 'eval_accuracy', 'eval_accuracy_drop'):
     assert f'waveform_{name}' in artifact.custom_properties, name
   assert artifact.custom_properties['waveform_eval_windows'].int_value == (
-      wave['eval_windows'])
+      wave.proof['eval_windows'])
 
 
 def test_no_recording_has_windows_in_both_splits(audio_run):
@@ -297,7 +299,7 @@ def test_the_report_and_inspect_show_both_models(audio_run):
   workspace = audio_run['workspace']
   manifest = push.read_manifest(push.resolve_model_dir(
       audio_run['config'].push_destination))
-  wave = manifest['waveform']
+  wave = manifest.waveform
   code, out, err = run_cli('report', '--workspace', workspace)
   assert code == 0, err
   with open(out.strip().splitlines()[-1], encoding='utf-8') as f:
@@ -305,20 +307,20 @@ def test_the_report_and_inspect_show_both_models(audio_run):
   section = page[page.index('<section id="tflite">'):]
   section = section[:section.index('</section>')]
   assert 'Waveform models' in section
-  assert str(wave['bytes']) in section
-  assert str(manifest['validation']['tflite_bytes']) in section
-  assert str(wave['eval_windows']) in section
+  assert str(wave.proof['bytes']) in section
+  assert str(manifest.validation['tflite_bytes']) in section
+  assert str(wave.proof['eval_windows']) in section
   code, out, err = run_cli('inspect', 'metrics', '--workspace', workspace)
   assert code == 0, err
   rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
           if line.strip()}
-  assert rows['waveform_bytes'] == [str(wave['bytes'])], out
-  assert rows['pushed_bytes'] == [str(manifest['bytes'])], out
+  assert rows['waveform_bytes'] == [str(wave.proof['bytes'])], out
+  assert rows['pushed_bytes'] == [str(manifest.bytes)], out
   assert 'waveform_eval_agreement' in rows and 'waveform_latency_ms_median' in rows
   # And the run's own summary says it in a line.
   text = summary_lib.format_summary(audio_run['summary'])
-  assert (f"Waveform model: {wave['bytes']:,} bytes" in text and
-          f"on {wave['eval_windows']} eval windows" in text), text
+  assert (f"Waveform model: {wave.proof['bytes']:,} bytes" in text and
+          f"on {wave.proof['eval_windows']} eval windows" in text), text
 
 
 def test_int8_pushes_a_waveform_model_calibrated_on_the_spans_windows(
@@ -335,12 +337,12 @@ def test_int8_pushes_a_waveform_model_calibrated_on_the_spans_windows(
   folder = push.resolve_model_dir(config_lib.PipelineConfig(
       workspace=workspace, image_size=32).push_destination)
   manifest = push.read_manifest(folder)
-  assert manifest['quantization'] == 'int8'
-  wave = manifest['waveform']
-  assert wave['file'] == 'waveform.tflite', wave
-  assert wave['eval_windows'] > 0
-  assert wave['eval_front_end_max_pixel_error'] <= 2
-  assert wave['front_end_max_pixel_error'] <= 2
+  assert manifest.quantization == 'int8'
+  wave = manifest.waveform
+  assert wave.file == 'waveform.tflite', wave
+  assert wave.proof['eval_windows'] > 0
+  assert wave.proof['eval_front_end_max_pixel_error'] <= 2
+  assert wave.proof['front_end_max_pixel_error'] <= 2
   with open(os.path.join(folder, 'waveform.tflite'), 'rb') as f:
     interpreter = tf.lite.Interpreter(model_content=f.read())
   assert interpreter.get_input_details()[0]['dtype'] == np.float32

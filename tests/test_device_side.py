@@ -376,3 +376,15 @@ def test_stream_reads_any_length_and_predict_refuses_what_ingest_refuses(
     windows = list(itertools.islice(predict.stream(model, f, str(path)), 3))
   assert [w['start'] for w in windows] == [0.0, 1.0, 2.0]
   assert spectrogram.MAX_DECODED_SAMPLES == 230_400_000
+
+
+def test_a_folder_whose_manifest_predates_the_schema_version_still_opens(
+    version, tmp_path):
+  from components.ondevice import model_folder  # pylint: disable=g-import-not-at-top
+  folder = _copy(version, tmp_path)
+  assert _manifest(folder)['schema_version'] == 2
+  _manifest(folder, lambda m: m.pop('schema_version'))
+  opened = model_folder.open_version(folder)
+  assert opened.manifest.schema_version == 1
+  assert opened.waveform_file == 'waveform.tflite'
+  assert opened.labels == ['quiet', 'loud']

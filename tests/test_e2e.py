@@ -74,8 +74,8 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert first['pushed']['pushed_version'] == '1'
   assert push.latest_version(config.push_destination) == 1
   manifest = push.read_manifest(os.path.join(config.push_destination, '1'))
-  assert manifest['quantization'] == 'dynamic'
-  assert manifest['input']['shape'] == [1, 64, 64, 3]
+  assert manifest.quantization == 'dynamic'
+  assert manifest.input_tensor['shape'] == [1, 64, 64, 3]
 
   store = mlmd.open_store(config.metadata_url(), read_only=True)
   models = store.get_artifacts_by_type('Model')

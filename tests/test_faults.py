@@ -64,7 +64,7 @@ def _assert_devices_keep(config, version):
     folder = os.path.join(config.push_destination, str(number))
     manifest = push.read_manifest(folder)
     with open(os.path.join(folder, push.MODEL_FILE), 'rb') as f:
-      assert conversion.sha256(f.read()) == manifest['sha256']
+      assert conversion.sha256(f.read()) == manifest.sha256
 
 
 @pytest.fixture(scope='module')

@@ -9,13 +9,17 @@ import pytest
 from components.common import local_disk
 from components.common import storage
 from components.ondevice import push
+from components.ondevice.manifest import Manifest
 
 
 def _push(destination, payload=b'model'):
   return push.write_version(str(destination),
                             {push.MODEL_FILE: payload,
                              push.LABELS_FILE: b'a\nb\n'},
-                            {'converted_sha256': payload.hex()})
+                            Manifest(model_file=push.MODEL_FILE,
+                                     labels_file=push.LABELS_FILE,
+                                     image_size=8, channels=3,
+                                     converted_sha256=payload.hex()))
 
 
 def test_versions_are_numbered_and_latest_moves(tmp_path):
@@ -26,7 +30,7 @@ def test_versions_are_numbered_and_latest_moves(tmp_path):
   assert push.versions(str(tmp_path)) == [1, 2]
   assert push.latest_version(str(tmp_path)) == 2
   manifest = push.read_manifest(folder)
-  assert manifest['version'] == 2
+  assert manifest.version == 2
   assert push.resolve_model_dir(str(tmp_path)) == folder
   assert push.resolve_model_dir(folder) == folder
 
@@ -58,7 +62,7 @@ def test_a_crash_before_the_pointer_moves_keeps_the_old_latest(tmp_path):
       _push(tmp_path, b'new')
   # The new version folder is complete, but devices still get version 1.
   assert push.latest_version(str(tmp_path)) == 1
-  assert push.read_manifest(str(tmp_path / '2'))['version'] == 2
+  assert push.read_manifest(str(tmp_path / '2')).version == 2
   # The next push goes past it, never reusing its number.
   assert _push(tmp_path, b'third')[0] == 3
 
@@ -134,7 +138,7 @@ def test_an_object_store_push_lists_its_files_and_moves_latest_last(tmp_path):
   assert push.versions(destination) == [1, 2]
   assert push.latest_version(destination) == 2
   manifest = push.check_version(folder)
-  assert manifest['files'] == {push.MODEL_FILE: storage.sha256(b'other'),
+  assert manifest.files == {push.MODEL_FILE: storage.sha256(b'other'),
                                push.LABELS_FILE: storage.sha256(b'a\nb\n')}
   assert push.resolve_model_dir(destination) == folder
 
@@ -176,7 +180,7 @@ def test_a_replaced_object_fails_the_check_naming_it(tmp_path):
 
 def test_a_local_push_lists_its_files_too(tmp_path):
   _, folder = _push(tmp_path)
-  assert push.check_version(folder)['files'][push.MODEL_FILE] == \
+  assert push.check_version(folder).files[push.MODEL_FILE] == \
       storage.sha256(b'model')
   with open(os.path.join(folder, push.MODEL_FILE), 'ab') as f:
     f.write(b'!')

@@ -150,18 +150,18 @@ def test_every_mode_converts_validates_and_pushes(testdata, tmp_path, mode):
       ['model.tflite', 'model_data.cc', 'model_data.h'] if mode == 'int8'
       else ['model.tflite'])
   assert (folder / 'labels.txt').read_text().split() == CLASSES
-  manifest = json.loads((folder / 'manifest.json').read_text())
+  manifest = push.read_manifest(str(folder))
   model_bytes = (folder / 'model.tflite').read_bytes()
-  assert manifest['sha256'] == conversion.sha256(model_bytes)
-  assert pushed.get_string_custom_property('sha256') == manifest['sha256']
-  assert manifest['quantization'] == mode
-  assert manifest['class_names'] == CLASSES
-  assert manifest['input']['shape'] == [1, SIZE, SIZE, 3]
+  assert manifest.sha256 == conversion.sha256(model_bytes)
+  assert pushed.get_string_custom_property('sha256') == manifest.sha256
+  assert manifest.quantization == mode
+  assert manifest.class_names == CLASSES
+  assert manifest.input_tensor['shape'] == [1, SIZE, SIZE, 3]
   # A device client reads the normalisation, it does not guess it.
-  assert manifest['input']['normalization_options'] == {
+  assert manifest.input_tensor['normalization_options'] == {
       'mean': [0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0]}
-  assert manifest['output']['shape'] == [1, 2]
-  figures = manifest['validation']
+  assert manifest.output['shape'] == [1, 2]
+  figures = manifest.validation
   assert figures['examples'] == len(testdata['eval_labels'])
   assert figures['accuracy_drop'] <= 0.01
   assert figures['savedmodel_accuracy'] > 0.9
@@ -170,11 +170,11 @@ def test_every_mode_converts_validates_and_pushes(testdata, tmp_path, mode):
   assert pushed.get_float_custom_property('tflite_accuracy') == (
       pytest.approx(figures['tflite_accuracy']))
   if mode == 'int8':
-    assert manifest['input']['dtype'] == 'uint8'
-    assert manifest['input']['quantization']['scale'] > 0
-    assert manifest['output']['dtype'] == 'uint8'
+    assert manifest.input_tensor['dtype'] == 'uint8'
+    assert manifest.input_tensor['quantization']['scale'] > 0
+    assert manifest.output['dtype'] == 'uint8'
   else:
-    assert manifest['input']['dtype'] == 'float32'
+    assert manifest.input_tensor['dtype'] == 'float32'
   if mode in ('dynamic', 'int8'):
     assert figures['size_ratio'] < 0.5  # a tiny model; about 0.28 at full size
   if mode == 'float16':
@@ -194,19 +194,17 @@ def test_metadata_with_labels_is_embedded_when_writers_load(testdata,
   from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
   displayer = metadata.MetadataDisplayer.with_model_buffer(model_bytes)
   assert displayer.get_packed_associated_file_list() == ['labels.txt']
-  manifest = json.loads((tmp_path / 'dest' / '1' / 'manifest.json')
-                        .read_text())
-  assert manifest['metadata_embedded'] is True
+  manifest = push.read_manifest(str(tmp_path / 'dest' / '1'))
+  assert manifest.metadata_embedded is True
 
 
 def test_missing_metadata_writers_still_push_and_say_why(testdata, tmp_path):
   with mock.patch.object(model_metadata, '_writers',
                          side_effect=ImportError('libusb-1.0.so.0')):
     pushed = _run(testdata, tmp_path / 'dest')
-  manifest = json.loads((tmp_path / 'dest' / '1' / 'manifest.json')
-                        .read_text())
-  assert manifest['metadata_embedded'] is False
-  assert 'libusb' in manifest['metadata_problem']
+  manifest = push.read_manifest(str(tmp_path / 'dest' / '1'))
+  assert manifest.metadata_embedded is False
+  assert 'libusb' in manifest.metadata_problem
   assert pushed.get_int_custom_property('metadata_embedded') == 0
 
 
@@ -271,7 +269,7 @@ def test_the_same_model_is_not_pushed_twice(testdata, tmp_path):
   assert again.get_int_custom_property('pushed') == 1
   assert again.get_string_custom_property('pushed_version') == '1'
   manifest = push.read_manifest(str(destination / '1'))
-  assert again.get_string_custom_property('sha256') == manifest['sha256']
+  assert again.get_string_custom_property('sha256') == manifest.sha256
   assert push.versions(str(destination)) == [1]
   other = _run(testdata, destination, quantization='float16')
   assert other.get_string_custom_property('pushed_version') == '2'
@@ -366,17 +364,17 @@ def test_predict_refuses_a_decompression_bomb_from_its_header(testdata,
 # aborts the interpreter that used it at exit.
 
 _PUSH_TO_S3 = '''
-import json, os, sys
+import dataclasses, os, sys
 from components.common import storage
 from components.ondevice import push
 source, destination, padding = sys.argv[1], sys.argv[2], int(sys.argv[3])
 manifest = push.read_manifest(source)
 files = {name: storage.read_bytes(os.path.join(source, name))
-         for name in manifest['files']}
+         for name in manifest.files}
 files[push.MODEL_FILE] += bytes(padding)  # Makes the upload long.
-manifest['sha256'] = storage.sha256(files[push.MODEL_FILE])
-for key in ('version', 'files'):
-  manifest.pop(key)
+manifest = dataclasses.replace(
+    manifest, sha256=storage.sha256(files[push.MODEL_FILE]), version=None,
+    files=None)
 print('pushing', flush=True)
 version, _ = push.write_version(destination, files, manifest)
 print('pushed', version, flush=True)
@@ -458,16 +456,16 @@ def test_int8_is_proved_in_tflm_and_the_arena_is_in_the_budget(testdata,
                                                                tmp_path):
   destination = tmp_path / 'dest'
   pushed = _run(testdata, destination, quantization='int8')
-  manifest = json.loads((destination / '1' / 'manifest.json').read_text())
-  figures = manifest['validation']
+  manifest = push.read_manifest(str(destination / '1'))
+  figures = manifest.validation
   arena = figures['arena_bytes']
   assert arena > 0 and figures['micro_examples'] == 10
   assert figures['micro_identical'] == 1.0  # LiteRT's builtin kernels
   assert figures['micro_max_difference_xnnpack'] <= 2
   assert pushed.get_int_custom_property('arena_bytes') == arena
-  assert manifest['firmware']['arena_bytes'] == arena
+  assert manifest.firmware['arena_bytes'] == arena
   for name in ('model_data.cc', 'model_data.h'):
-    assert manifest['files'][name] == conversion.sha256(
+    assert manifest.files[name] == conversion.sha256(
         (destination / '1' / name).read_bytes())
   assert f'kTensorArenaSize = {arena};' in (
       destination / '1' / 'model_data.h').read_text()
@@ -498,9 +496,8 @@ def test_an_arena_budget_on_a_model_tflm_cannot_run_pushes_nothing(
   # Without the limit the same model is pushed, and not run in TFLM.
   pushed = _run(testdata, tmp_path / 'free', quantization='dynamic')
   assert pushed.get_int_custom_property('pushed') == 1
-  manifest = json.loads((tmp_path / 'free' / '1' / 'manifest.json')
-                        .read_text())
-  assert manifest['firmware']['source'] is None
+  manifest = push.read_manifest(str(tmp_path / 'free' / '1'))
+  assert manifest.firmware['source'] is None
 
 
 def test_tensorflow_lite_micro_runs_for_int8_or_under_an_arena_limit():
@@ -511,3 +508,25 @@ def test_tensorflow_lite_micro_runs_for_int8_or_under_an_arena_limit():
       Quantization.INT8]
   assert free.runs_micro('int8') and not free.runs_micro('dynamic')
   assert all(tight.runs_micro(mode.value) for mode in Quantization)
+
+
+def test_every_recorded_figure_is_named_by_a_stage_result(testdata,
+                                                          tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from components import contracts  # pylint: disable=g-import-not-at-top
+  from components.tflite import results  # pylint: disable=g-import-not-at-top
+  pushed = _run(testdata, tmp_path / 'dest', quantization='int8')
+  assert pushed.get_int_custom_property('pushed') == 1
+  fields = {field.name for kind in (results.ImageProof, results.Packaging,
+                                    results.MicroProof, results.BudgetVerdict)
+            for field in dataclasses.fields(kind)}
+  fields |= {'waveform_' + field.name
+             for field in dataclasses.fields(results.WaveformProof)}
+  shown = set(contracts.TFLitePusher.FIGURES +
+              contracts.TFLitePusher.WAVEFORM_FIGURES)
+  recorded = set(pushed.mlmd_artifact.custom_properties)
+  assert recorded <= fields | shown, recorded - fields - shown
+  # Each stage that ran is in the record under its result's names.
+  for kind in (results.ImageProof, results.Packaging, results.MicroProof):
+    assert set(kind.names()) - {'micro_error', 'micro_missing_ops'} <= (
+        recorded), kind

@@ -39,6 +39,8 @@ from components.common import errors
 from components.common import storage
 from components.ondevice import push
 from components.ondevice import runtime
+from components.ondevice.manifest import Manifest
+from components.ondevice.manifest import ManifestError
 
 # A version's files are small (a model of a few MB, a manifest, labels,
 # firmware source); anything larger is not ours, and is not read.
@@ -57,7 +59,7 @@ class OpenedVersion:
 
   Attributes:
     folder: the version folder.
-    manifest: its manifest, checked.
+    manifest: its manifest, checked (:class:`Manifest`).
     labels: the class names, in output order.
     image_model: the image model, loaded.
     image_file: its file name.
@@ -71,7 +73,7 @@ class OpenedVersion:
     waveform_file: its file name, or None.
   """
   folder: str
-  manifest: Dict[str, Any]
+  manifest: Manifest
   labels: List[str]
   image_model: runtime.Classifier
   image_file: str
@@ -85,33 +87,6 @@ class OpenedVersion:
 
 def _fault(folder: str, name: str, what: str) -> ModelFolderError:
   return ModelFolderError(f'model folder {folder}: {name}: {what}')
-
-
-def _field(manifest: Dict[str, Any], folder: str, path: str, kind):
-  """manifest[a][b]... for `path` 'a.b', of type `kind`."""
-  value: Any = manifest
-  for key in path.split('.'):
-    if not isinstance(value, dict) or key not in value:
-      raise _fault(folder, push.MANIFEST_FILE, f'has no {path!r}')
-    value = value[key]
-  if not isinstance(value, kind) or isinstance(value, bool):
-    raise _fault(folder, push.MANIFEST_FILE,
-                 f'{path!r} is {value!r}, not a {kind.__name__}')
-  return value
-
-
-def _inside(folder: str, name: str, where: str) -> str:
-  """`name` if it is a plain file name inside the folder, else the fault
-  (`where` says which field of the manifest gave it)."""
-  if not _PLAIN_NAME.match(name) or '..' in name:
-    raise _fault(folder, push.MANIFEST_FILE,
-                 f'{where} {name!r}, not a file name inside the folder')
-  return name
-
-
-def _file_name(manifest: Dict[str, Any], folder: str, path: str) -> str:
-  return _inside(folder, _field(manifest, folder, path, str),
-                 f'{path!r} is')
 
 
 def _read(folder: str, name: str) -> bytes:
@@ -128,27 +103,6 @@ def _read(folder: str, name: str) -> bytes:
   except OSError as e:
     raise _fault(folder, name,
                  f'cannot be read ({e.strerror or e})') from e
-
-
-def _digests(manifest: Dict[str, Any], folder: str, model_files: List[str]
-             ) -> Dict[str, Optional[str]]:
-  """The recorded SHA-256 of every file to check (None: none recorded)."""
-  files = manifest.get('files')
-  if files is not None:
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
-      raise _fault(folder, push.MANIFEST_FILE,
-                   "'files' is not a map of file names to SHA-256 digests")
-    digests: Dict[str, Optional[str]] = dict(files)
-  else:
-    legacy = [manifest.get('sha256'),
-              (manifest.get('waveform') or {}).get('sha256')]
-    digests = dict(zip(model_files, legacy))
-  for name in model_files:
-    digests.setdefault(name, None)
-  for name in digests:
-    _inside(folder, name, 'lists')
-  return digests
 
 
 def _load(folder: str, name: str, data: bytes) -> runtime.Classifier:
@@ -175,17 +129,6 @@ def _check_shapes(folder: str, name: str, classifier: runtime.Classifier,
     if found != shape:
       raise _fault(folder, name, f'its {role} is {found}; {source} say '
                    f'{shape}')
-
-
-def _front_end(manifest: Dict[str, Any], folder: str
-               ) -> Optional[Dict[str, Any]]:
-  record = manifest['input'].get('audio_front_end')
-  if record is None:
-    return None
-  if not isinstance(record, dict):
-    raise _fault(folder, push.MANIFEST_FILE,
-                 "'input.audio_front_end' is not an object")
-  return record if record.get('recorded') else None
 
 
 def _front_end_use(folder: str, use):
@@ -220,30 +163,16 @@ def open_version(path: str, parse_front_end=None) -> OpenedVersion:
   except (push.PushError, OSError) as e:
     raise ModelFolderError(str(e)) from e
   try:
-    manifest = json.loads(_read(folder, push.MANIFEST_FILE).decode('utf-8'))
+    manifest = Manifest.from_json(json.loads(
+        _read(folder, push.MANIFEST_FILE).decode('utf-8')))
+  except ManifestError as e:
+    raise _fault(folder, push.MANIFEST_FILE, str(e)) from e
   except (UnicodeDecodeError, ValueError) as e:
     if isinstance(e, ModelFolderError):
       raise
     raise _fault(folder, push.MANIFEST_FILE, f'not JSON ({e})') from e
-  if not isinstance(manifest, dict):
-    raise _fault(folder, push.MANIFEST_FILE, 'is not a JSON object')
-  image_file = _file_name(manifest, folder, 'model_file')
-  labels_file = _file_name(manifest, folder, 'labels_file')
-  image_size = _field(manifest, folder, 'input.image_size', int)
-  channels = _field(manifest, folder, 'input.channels', int)
-  if image_size < 1 or channels not in (1, 3):
-    raise _fault(folder, push.MANIFEST_FILE,
-                 f'input is {image_size}x{image_size}x{channels}; expected '
-                 'a positive size and 1 or 3 channels')
-  waveform_entry = manifest.get('waveform')
-  if waveform_entry is not None and not isinstance(waveform_entry, dict):
-    raise _fault(folder, push.MANIFEST_FILE, "'waveform' is not an object")
-  waveform_file = None
-  if waveform_entry and waveform_entry.get('file') is not None:
-    waveform_file = _file_name(manifest, folder, 'waveform.file')
-  models = [image_file] + ([waveform_file] if waveform_file else [])
   contents: Dict[str, bytes] = {}
-  for name, digest in _digests(manifest, folder, models).items():
+  for name, digest in manifest.digests().items():
     if digest is None:
       raise _fault(folder, name, 'the manifest records no SHA-256 for it, '
                    'so it cannot be trusted; push the model again')
@@ -252,6 +181,7 @@ def open_version(path: str, parse_front_end=None) -> OpenedVersion:
       raise _fault(folder, name, 'does not match the SHA-256 in the '
                    'manifest: the file is corrupt or was replaced')
     contents[name] = data
+  labels_file = manifest.labels_file
   if labels_file not in contents:
     contents[labels_file] = _read(folder, labels_file)
   try:
@@ -263,16 +193,18 @@ def open_version(path: str, parse_front_end=None) -> OpenedVersion:
   if len(labels) < 2 or len(set(labels)) != len(labels):
     raise _fault(folder, labels_file, f'holds {labels!r}; expected two or '
                  'more distinct class names, one a line')
-  names = manifest.get('class_names')
+  names = manifest.class_names
   if names is not None and names != labels:
     raise _fault(folder, labels_file, f'holds {labels!r} but the manifest\'s '
                  f'class_names are {names!r}')
+  image_file, image_size = manifest.model_file, manifest.image_size
+  channels = manifest.channels
   image_model = _load(folder, image_file, contents[image_file])
   _check_shapes(folder, image_file, image_model,
                 {'input': [1, image_size, image_size, channels],
                  'output': [1, len(labels)]},
                 f'the manifest and {labels_file}')
-  record = _front_end(manifest, folder)
+  record = manifest.front_end_record
   if record is not None and record.get('image_size', image_size) != image_size:
     raise _fault(folder, push.MANIFEST_FILE, 'its audio front end draws '
                  f"{record.get('image_size')!r}-pixel pictures for a "
@@ -281,6 +213,7 @@ def open_version(path: str, parse_front_end=None) -> OpenedVersion:
                if record is not None and parse_front_end else None)
   opened = OpenedVersion(folder, manifest, labels, image_model, image_file,
                          image_size, channels, record, front_end)
+  waveform_file = manifest.waveform_file
   if waveform_file:
     if record is None:
       raise _fault(folder, push.MANIFEST_FILE, 'lists a waveform model but '

@@ -28,17 +28,21 @@ A device polling the destination therefore never sees a half-written
 model, and a crash at any point leaves `LATEST` naming a complete version.
 """
 
+import dataclasses
 import json
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from components.common import local_disk
 from components.common import storage
+from components.ondevice.manifest import Manifest
 
 LATEST_FILE = 'LATEST'
 MANIFEST_FILE = 'manifest.json'
 MODEL_FILE = 'model.tflite'
 LABELS_FILE = 'labels.txt'
+# The waveform model: one window of samples in, the classes out.
+WAVEFORM_FILE = 'waveform.tflite'
 _VERSION_RE = re.compile(r'^[0-9]+$')
 
 
@@ -69,13 +73,19 @@ def latest_version(destination: str) -> Optional[int]:
   return int(text) if _VERSION_RE.match(text) else None
 
 
-def read_manifest(version_dir: str) -> Dict[str, Any]:
-  """The manifest of one version folder."""
-  return json.loads(storage.read_text(storage.join(version_dir,
-                                                   MANIFEST_FILE)))
+def read_manifest(version_dir: str) -> Manifest:
+  """The manifest of one version folder.
+
+  Raises:
+    OSError: when it cannot be read.
+    ValueError: when it is not JSON, or a field a device relies on is
+      missing or of the wrong type (a :class:`ManifestError`).
+  """
+  return Manifest.from_json(json.loads(storage.read_text(
+      storage.join(version_dir, MANIFEST_FILE))))
 
 
-def check_version(version_dir: str) -> Dict[str, Any]:
+def check_version(version_dir: str) -> Manifest:
   """Reads a version's manifest and checks each file it lists.
 
   Returns:
@@ -90,11 +100,9 @@ def check_version(version_dir: str) -> Dict[str, Any]:
   except (OSError, ValueError) as e:
     raise PushError(f'{version_dir} is not a complete pushed version: no '
                     f'readable {MANIFEST_FILE} ({e})') from e
-  files = manifest.get('files')
-  if not files and 'sha256' in manifest:
-    # Versions pushed before manifests listed every file carry the model's.
-    files = {manifest.get('model_file', MODEL_FILE): manifest['sha256']}
-  for name, digest in (files or {}).items():
+  for name, digest in manifest.digests().items():
+    if digest is None:
+      continue  # old manifests recorded no digest for the labels
     path = storage.join(version_dir, name)
     try:
       data = storage.read_bytes(path)
@@ -126,8 +134,13 @@ def _set_latest(destination: str, version: int) -> None:
   storage.write_bytes(storage.join(destination, LATEST_FILE), f'{version}\n')
 
 
+def _manifest_bytes(manifest: Manifest, version: int) -> bytes:
+  return json.dumps(dataclasses.replace(manifest, version=version).to_json(),
+                    indent=2).encode('utf-8')
+
+
 def _write_local(destination: str, files: Dict[str, bytes],
-                 manifest: Dict[str, Any]) -> Tuple[int, str]:
+                 manifest: Manifest) -> Tuple[int, str]:
   with local_disk.locked(storage.join(destination, '.push.lock')):
     version = max(versions(destination) + [latest_version(destination) or 0,
                                            0]) + 1
@@ -135,9 +148,8 @@ def _write_local(destination: str, files: Dict[str, bytes],
     with local_disk.staged_folder(final) as staging:
       for name, data in files.items():
         local_disk.write_file(storage.join(staging, name), data)
-      local_disk.write_file(
-          storage.join(staging, MANIFEST_FILE),
-          json.dumps(dict(manifest, version=version), indent=2))
+      local_disk.write_file(storage.join(staging, MANIFEST_FILE),
+                            _manifest_bytes(manifest, version))
     _set_latest(destination, version)
     return version, final
 
@@ -150,7 +162,7 @@ def _upload_checked(path: str, data: bytes) -> None:
 
 
 def _write_object_store(destination: str, files: Dict[str, bytes],
-                        manifest: Dict[str, Any]) -> Tuple[int, str]:
+                        manifest: Manifest) -> Tuple[int, str]:
   # Past every numbered prefix, complete or not: a killed upload's
   # leftovers are never mixed into a new version.
   version = max(_numbers(destination) + [latest_version(destination) or 0,
@@ -159,22 +171,22 @@ def _write_object_store(destination: str, files: Dict[str, bytes],
   storage.makedirs(final)  # A folder marker where the store keeps them.
   for name, data in files.items():
     _upload_checked(storage.join(final, name), data)
-  _upload_checked(storage.join(final, MANIFEST_FILE), json.dumps(
-      dict(manifest, version=version), indent=2).encode('utf-8'))
+  _upload_checked(storage.join(final, MANIFEST_FILE),
+                  _manifest_bytes(manifest, version))
   _set_latest(destination, version)
   return version, final
 
 
 def write_version(destination: str, files: Dict[str, bytes],
-                  manifest: Dict[str, Any]) -> Tuple[int, str]:
+                  manifest: Manifest) -> Tuple[int, str]:
   """Writes the next version and then points `LATEST` at it.
 
   Args:
     destination: the push destination, a folder or a `gs://`/`s3://` URI
       (created if needed).
     files: file name -> bytes, e.g. `model.tflite` and `labels.txt`.
-    manifest: JSON-able description; `version`, and `files` (each file's
-      SHA-256), are filled in here.
+    manifest: the version's manifest; its `version`, and `files` (each
+      file's SHA-256), are filled in here.
 
   Returns:
     (version number, version folder).
@@ -184,8 +196,8 @@ def write_version(destination: str, files: Dict[str, bytes],
       disk, an unreachable bucket); `LATEST` is unchanged and no reader
       accepts what was partly written.
   """
-  manifest = dict(manifest, files={name: storage.sha256(data)
-                                   for name, data in files.items()})
+  manifest = dataclasses.replace(manifest, files={
+      name: storage.sha256(data) for name, data in files.items()})
   try:
     storage.makedirs(destination)
   except OSError as e:
@@ -213,5 +225,4 @@ def find_identical(destination: str, converted_sha256: str) -> Optional[int]:
     manifest = read_manifest(storage.join(destination, str(version)))
   except (OSError, ValueError):
     return None
-  return version if manifest.get('converted_sha256') == converted_sha256 \
-      else None
+  return version if manifest.converted_sha256 == converted_sha256 else None

@@ -14,6 +14,8 @@ component's cache key (`tests/test_layout.py` reads the imports).
 - `firmware`: the model as C++ source for firmware.
 - `model_metadata`: TFLite metadata (labels, normalisation, audio
   properties) embedded in the model.
+- `results`: the typed results of the proofs; their fields name every
+  figure the pusher records.
 
 `Quantization` and `QUANTIZATION_MODES` live here, free of TensorFlow, so
 the command line can check the setting without loading it; `conversion`

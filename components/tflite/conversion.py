@@ -24,6 +24,7 @@ from components.common import metrics
 from components.ondevice import runtime
 from components.tflite import QUANTIZATION_MODES
 from components.tflite import Quantization
+from components.tflite import results
 
 
 class ConversionError(RuntimeError):
@@ -236,7 +237,7 @@ def convert_and_check(saved_model_dir: str, signature_key: str, mode: str,
                       eval_images: np.ndarray, eval_labels: np.ndarray,
                       representative_images: Optional[np.ndarray] = None,
                       latency_runs: int = 50
-                      ) -> Tuple[bytes, Dict[str, Any]]:
+                      ) -> Tuple[bytes, results.ImageProof]:
   """Converts in `mode`, then measures the model against its SavedModel.
 
   Args:
@@ -249,42 +250,21 @@ def convert_and_check(saved_model_dir: str, signature_key: str, mode: str,
     latency_runs: invokes timed for the median single-image latency.
 
   Returns:
-    (TFLite model bytes, figures): the figures hold `mode`, `float_bytes`
-    (the float32 TFLite model), `tflite_bytes`, `size_ratio`,
-    `latency_ms_median` and everything :func:`compare` returns.
+    (TFLite model bytes, its :class:`results.ImageProof`): sizes (the
+    float32 TFLite model's too), what :func:`compare` measures, and the
+    median latency.
   """
   model = convert(saved_model_dir, signature_key, mode, representative_images)
   float_bytes = len(model) if mode == Quantization.NONE else len(
       convert(saved_model_dir, signature_key, Quantization.NONE))
   classifier = TFLiteClassifier(model)
-  figures: Dict[str, Any] = {
-      'mode': mode,
-      'float_bytes': float_bytes,
-      'tflite_bytes': len(model),
-      'size_ratio': len(model) / float_bytes,
-  }
-  figures.update(compare(
+  compared = compare(
       eval_labels,
       saved_model_scores(saved_model_dir, signature_key, eval_images),
-      tflite_scores(classifier, eval_images)))
-  figures['latency_ms_median'] = classifier.median_latency_ms(
-      eval_images[0], runs=latency_runs)
-  return model, figures
-
-
-def parity_verdict(figures: Dict[str, Any], max_accuracy_drop: float
-                   ) -> Optional[str]:
-  """Why the TFLite model must not be pushed, or None when it may be.
-
-  Args:
-    figures: as returned by :func:`convert_and_check`.
-    max_accuracy_drop: largest allowed SavedModel-minus-TFLite accuracy drop,
-      as a fraction (0.01 is one point).
-  """
-  drop = figures['accuracy_drop']
-  if drop > max_accuracy_drop:
-    return (f"accuracy drop {drop * 100:.2f} points (SavedModel "
-            f"{figures['savedmodel_accuracy']:.4f}, TFLite "
-            f"{figures['tflite_accuracy']:.4f}) exceeds the tolerance of "
-            f'{max_accuracy_drop * 100:.2f} points')
-  return None
+      tflite_scores(classifier, eval_images))
+  return model, results.ImageProof(
+      mode=Quantization(mode).value, float_bytes=float_bytes,
+      tflite_bytes=len(model), size_ratio=len(model) / float_bytes,
+      latency_ms_median=classifier.median_latency_ms(eval_images[0],
+                                                     runs=latency_runs),
+      **compared)

@@ -36,6 +36,8 @@ from typing import Any, Dict, List
 import numpy as np
 
 from components.common import errors
+from components.ondevice import runtime
+from components.tflite import results
 
 # Arenas are measured to this many bytes (TFLM aligns its allocations to
 # 16).
@@ -201,6 +203,39 @@ def litert_outputs(model: bytes, inputs: np.ndarray, xnnpack: bool = False
     interpreter.invoke()
     outputs.append(interpreter.get_tensor(target)[0].copy())
   return np.stack(outputs)
+
+
+def prove(model: bytes, classifier: runtime.Classifier, images: np.ndarray,
+          limit: int) -> results.MicroProof:
+  """The model run in TensorFlow Lite Micro on the first `limit` of
+  `images` (at least one): the arena it needs, its latency, and its
+  outputs against LiteRT's builtin kernels (bit for bit) and against
+  LiteRT with its default XNNPACK delegate (in units of the output's
+  scale); or why TFLM cannot run it. `classifier` is LiteRT's interpreter
+  of `model`, which quantizes the images as the input requires."""
+  inputs = np.stack([classifier.quantize_input(image)
+                     for image in images[:max(1, limit)]])
+  try:
+    found = measure(model, inputs)
+  except MicroError as e:
+    return results.MicroProof(micro_error=str(e))
+  if 'error' in found:
+    return results.MicroProof(
+        micro_error=found['error'],
+        micro_missing_ops=','.join(found['missing_ops'])
+        if found.get('missing_ops') else None)
+  outputs = found['outputs']
+  builtin = litert_outputs(model, inputs)
+  xnnpack = litert_outputs(model, inputs, xnnpack=True)
+  return results.MicroProof(
+      arena_bytes=int(found['arena_bytes']),
+      micro_arena_reported=int(found['arena_reported']),
+      micro_latency_ms_median=float(found['latency_ms_median']),
+      micro_examples=int(len(inputs)),
+      micro_identical=float(np.mean(np.all(
+          (outputs == builtin).reshape(len(inputs), -1), axis=1))),
+      micro_max_difference_xnnpack=int(np.abs(
+          outputs.astype(np.int64) - xnnpack.astype(np.int64)).max()))
 
 
 if __name__ == '__main__':

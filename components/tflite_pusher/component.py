@@ -39,7 +39,6 @@ The pipeline passes every setting from its configuration
 (`pipeline.settings.config.PipelineConfig`), where their defaults live.
 """
 
-import json
 from typing import Optional, Sequence
 
 from tfx import types
@@ -49,8 +48,9 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
-from components.tflite import conversion
+from components.tflite import budget as budget_lib
 from components.tflite_pusher import executor
+from components.tflite_pusher.settings import PushSettings
 
 
 class TFLitePusherSpec(types.ComponentSpec):
@@ -123,7 +123,8 @@ class TFLitePusher(base_component.BaseComponent):
       or with an arena limit) to compare its outputs with LiteRT's.
 
   Raises:
-    ValueError: for an unknown quantization mode or a negative setting.
+    ValueError: for an unknown quantization mode or a negative setting
+      (:class:`PushSettings` checks them).
   """
 
   SPEC_CLASS = TFLitePusherSpec
@@ -148,33 +149,21 @@ class TFLitePusher(base_component.BaseComponent):
                micro_examples: int = 50,
                model_blessing: Optional[types.BaseChannel] = None,
                span_examples: Optional[types.BaseChannel] = None):
-    conversion.check_mode(quantization)
-    for name, value in (('representative_examples', representative_examples),
-                        ('validation_examples', validation_examples),
-                        ('latency_runs', latency_runs),
-                        ('max_tflite_bytes', max_tflite_bytes),
-                        ('max_latency_ms', max_latency_ms),
-                        ('max_arena_bytes', max_arena_bytes),
-                        ('micro_examples', micro_examples)):
-      if value < 0:
-        raise ValueError(f'{name} must not be negative, got {value}')
+    settings = PushSettings(
+        push_destination=push_destination, class_names=tuple(class_names),
+        quantization=quantization, image_size=image_size, channels=channels,
+        max_accuracy_drop=max_accuracy_drop,
+        representative_examples=representative_examples,
+        validation_examples=validation_examples, latency_runs=latency_runs,
+        micro_examples=int(micro_examples),
+        budget=budget_lib.Budget(max_tflite_bytes=int(max_tflite_bytes),
+                                 max_latency_ms=float(max_latency_ms),
+                                 max_arena_bytes=int(max_arena_bytes)))
     spec = TFLitePusherSpec(
         model=model,
         model_blessing=model_blessing,
         examples=examples,
         span_examples=span_examples,
         pushed_model=types.Channel(type=standard_artifacts.PushedModel),
-        push_destination=push_destination,
-        quantization=quantization,
-        class_names=json.dumps(list(class_names)),
-        image_size=image_size,
-        channels=channels,
-        max_accuracy_drop=max_accuracy_drop,
-        representative_examples=representative_examples,
-        validation_examples=validation_examples,
-        latency_runs=latency_runs,
-        max_tflite_bytes=max_tflite_bytes,
-        max_latency_ms=float(max_latency_ms),
-        max_arena_bytes=int(max_arena_bytes),
-        micro_examples=int(micro_examples))
+        **settings.to_exec_properties())
     super().__init__(spec=spec)

@@ -11,7 +11,7 @@ quantization by name, so only the classifier is int8; `float16` has no such
 choice and gets no waveform model.
 """
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +19,11 @@ import tensorflow as tf
 from components.frontend import graph
 from components.frontend import melscale
 from components.frontend.spec import FrontEnd
+from components.ondevice import push
 from components.tflite import conversion
+from components.tflite import model_metadata
+from components.tflite import results
+from components.tflite_pusher.settings import PushSettings
 from components.tflite import Quantization
 
 # The quantization modes whose waveform model keeps the front end exact:
@@ -134,7 +138,6 @@ def _selective_int8(converter, front_end: FrontEnd,
   return debugger.get_nondebug_quantized_model()
 
 
-WAVEFORM_FILE = 'waveform.tflite'
 # A probe window's top class is compared only where the image model's top
 # score leads the next by at least this: two quantized models (calibrated
 # apart in int8) may split a near tie either way.
@@ -263,3 +266,107 @@ def check(model: bytes, image_model: bytes, front_end: FrontEnd
           'max_score_difference': round(score_difference, 6),
           'agreement': same / decisive if decisive else 1.0,
           'decisive_windows': decisive, 'windows': len(windows)}
+
+
+# Windows the proof runs on: ([n, window_samples] samples, [n, size, size,
+# channels] pictures, [n] labels), as :func:`span_windows` reads them.
+Windows = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
+          settings: PushSettings,
+          windows: Callable[[str], Optional[Windows]]
+          ) -> Tuple[Optional[bytes], results.WaveformProof]:
+  """The waveform model for spans of recordings, proved and held to the
+  device budget: (its bytes, or None; its proof, which says why when there
+  is none).
+
+  Args:
+    model_path: the trained SavedModel.
+    image_model: the image model, converted; the probe windows' reference.
+    front_end: the recorded front end (`recorded` true) or why there is
+      none (`recorded` false, `reason`).
+    settings: the pusher's settings (mode, budget, tolerances).
+    windows: a split's kept windows (None without them): in `int8` the
+      classifier is calibrated on the train split's samples (probe windows
+      without), and the model is proved on the eval split's (on probe
+      windows only without).
+  """
+  if not front_end.get('recorded'):
+    return None, results.WaveformProof(reason=front_end.get('reason'))
+  drawn_with = FrontEnd.from_record(front_end)
+  mode = settings.quantization
+  train = windows('train') if mode == Quantization.INT8 else None
+  representative = train[0] if train is not None else None
+  try:
+    model = convert(model_path, drawn_with, mode, settings.channels,
+                    representative)
+  except WaveformError as e:
+    return None, results.WaveformProof(recordings=True, reason=str(e))
+  proof = check(model, image_model, drawn_with)
+  samples = graph.probe_windows(drawn_with)[0].astype('float32')
+  latency = conversion.TFLiteClassifier(model).median_latency_ms(
+      samples, runs=settings.latency_runs)
+  # MediaPipe's AudioClassifier needs the metadata; the budget counts it.
+  model, problem = model_metadata.embed_audio(
+      model, list(settings.class_names), drawn_with.sample_rate)
+  figures = dict(
+      proof, recordings=True, bytes=len(model), latency_ms_median=latency,
+      metadata_embedded=problem is None, metadata_problem=problem,
+      input={'shape': [1, drawn_with.window_samples], 'dtype': 'float32',
+             'sample_rate': drawn_with.sample_rate, 'channels': 1,
+             'meaning': ('one window of mono samples in -1..1 at the front '
+                         'end\'s rate, zero-padded at the end')},
+      output={'meaning': 'probability of each class, in labels.txt order'})
+  problems = []
+
+  def check_pixels(error: float, where: str) -> None:
+    if error > graph.MAX_PIXEL_ERROR:
+      problems.append(f'{where}its front end is {error:g} off the NumPy '
+                      f'picture (at most {graph.MAX_PIXEL_ERROR:g} allowed)')
+
+  max_drop = settings.max_accuracy_drop
+  evaluation = windows('eval')
+  if evaluation is not None and len(evaluation[0]):
+    figures.update(check_span_windows(model, model_path, drawn_with,
+                                      *evaluation))
+    check_pixels(figures['eval_front_end_max_pixel_error'],
+                 "on the eval split's windows ")
+    if figures['eval_accuracy_drop'] > max_drop:
+      problems.append(
+          f"on {figures['eval_windows']} eval windows its accuracy is "
+          f"{figures['eval_accuracy']:.4f} against the SavedModel's "
+          f"{figures['eval_savedmodel_accuracy']:.4f}, a drop of "
+          f"{figures['eval_accuracy_drop'] * 100:.2f} points (at most "
+          f'{max_drop * 100:.2f} allowed by max_accuracy_drop)')
+  else:
+    figures.update(eval_windows=0, eval_proof=(
+        'no window of the eval split kept its samples (spans ingested '
+        'with proof_windows 0, or before windows kept them): proved on '
+        'test signals only'))
+  check_pixels(proof['front_end_max_pixel_error'], '')
+  disagreement = probe_problem(proof, mode)
+  if disagreement:
+    problems.append(disagreement)
+  problems += [breach.describe() for breach in
+               settings.budget.for_phone().breaches(len(model), latency)]
+  if problems:
+    return None, results.WaveformProof(reason='; '.join(problems), **figures)
+  return model, results.WaveformProof(file=push.WAVEFORM_FILE,
+                                      sha256=conversion.sha256(model),
+                                      **figures)
+
+
+def describe(proof: results.WaveformProof) -> str:
+  """One line on the waveform model, as the pusher prints it."""
+  if proof.file is None:
+    return f'no waveform model: {proof.reason}'
+  return (f'waveform model {proof.bytes} bytes, '
+          f'{proof.latency_ms_median:.3g} ms, front end '
+          f'{proof.front_end_max_pixel_error:g} off the NumPy picture on '
+          'test signals' + (
+              f', {proof.eval_front_end_max_pixel_error:g} on '
+              f'{proof.eval_windows} eval windows, accuracy '
+              f'{proof.eval_accuracy:.4f} (SavedModel '
+              f'{proof.eval_savedmodel_accuracy:.4f})'
+              if proof.eval_windows else ''))

@@ -1,0 +1,128 @@
+"""The typed manifest (components/ondevice/manifest.py): what the pusher
+writes reads back the same; a manifest written before `schema_version`
+existed (tests/testdata/manifest_before_schema_version.json, pushed by the
+code of the stop before the typed manifest) reads as schema 1 and writes
+back unchanged; a field a device relies on, damaged, is named."""
+
+import dataclasses
+import json
+import os
+import re
+
+import pytest
+
+from components import frontend
+from components.common import storage
+from components.ondevice import push
+from components.ondevice.manifest import FIRST_SCHEMA_VERSION
+from components.ondevice.manifest import Manifest
+from components.ondevice.manifest import ManifestError
+from components.ondevice.manifest import SCHEMA_VERSION
+from components.ondevice.manifest import WaveformEntry
+
+OLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'testdata',
+                   'manifest_before_schema_version.json')
+
+
+def _old():
+  with open(OLD, encoding='utf-8') as f:
+    return json.load(f)
+
+
+def test_a_manifest_written_before_the_schema_version_reads_as_schema_one():
+  data = _old()
+  manifest = Manifest.from_json(data)
+  assert manifest.schema_version == FIRST_SCHEMA_VERSION < SCHEMA_VERSION
+  assert (manifest.model_file, manifest.labels_file) == (
+      push.MODEL_FILE, push.LABELS_FILE)
+  assert (manifest.image_size, manifest.channels) == (32, 3)
+  assert manifest.class_names == ['not_instrument', 'instrument']
+  assert manifest.quantization == 'int8'
+  assert manifest.input_tensor['dtype'] == 'uint8'
+  assert manifest.validation['arena_bytes'] == manifest.firmware[
+      'arena_bytes'] == 19712
+  assert manifest.waveform_file == push.WAVEFORM_FILE
+  assert manifest.waveform.proof['eval_windows'] == 3
+  assert manifest.digests() == data['files']
+  drawn_with = frontend.FrontEnd.from_record(manifest.front_end_record)
+  assert drawn_with.window_samples == 16000 and drawn_with.image_size == 32
+  # Written back, it is what it was, with its schema said.
+  assert manifest.to_json() == dict(data, schema_version=1)
+
+
+def test_older_manifests_without_files_check_each_model_by_its_own_digest():
+  data = _old()
+  data.pop('files')
+  manifest = Manifest.from_json(data)
+  assert manifest.digests() == {push.MODEL_FILE: data['sha256'],
+                                push.WAVEFORM_FILE: data['waveform']['sha256']}
+  data['waveform'] = {'file': None, 'recordings': False, 'reason': 'images'}
+  assert Manifest.from_json(data).digests() == {
+      push.MODEL_FILE: data['sha256']}
+  data.pop('sha256')
+  assert Manifest.from_json(data).digests() == {push.MODEL_FILE: None}
+
+
+def test_fields_this_code_does_not_know_are_kept():
+  data = dict(_old(), schema_version=SCHEMA_VERSION + 1,
+              cascade={'threshold': 0.3})
+  manifest = Manifest.from_json(data)
+  assert manifest.extra == {'cascade': {'threshold': 0.3}}
+  assert manifest.to_json() == data
+
+
+def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
+  written = Manifest(
+      model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
+      image_size=16, channels=1, class_names=['a', 'b'], sha256='0' * 64,
+      quantization='dynamic', input_tensor={'dtype': 'float32'},
+      audio_front_end=dict(frontend.FrontEnd(image_size=16).to_record(),
+                           recorded=True),
+      validation={'accuracy_drop': 0.0},
+      waveform=WaveformEntry(file=push.WAVEFORM_FILE, sha256='1' * 64,
+                             proof={'bytes': 3}))
+  files = {push.MODEL_FILE: b'm', push.LABELS_FILE: b'a\nb\n',
+           push.WAVEFORM_FILE: b'w'}
+  version, folder = push.write_version(str(tmp_path), files, written)
+  with open(os.path.join(folder, push.MANIFEST_FILE), encoding='utf-8') as f:
+    raw = json.load(f)
+  assert raw['schema_version'] == SCHEMA_VERSION
+  assert raw['waveform'] == {'bytes': 3, 'file': push.WAVEFORM_FILE,
+                             'sha256': '1' * 64}
+  read = push.read_manifest(folder)
+  assert read == dataclasses.replace(
+      written, version=version,
+      files={name: storage.sha256(data) for name, data in files.items()})
+
+
+@pytest.mark.parametrize('change, said', [
+    (lambda m: m.update(model_file='../model.tflite'),
+     "'model_file' is '../model.tflite', not a file name"),
+    (lambda m: m.pop('labels_file'), "has no 'labels_file'"),
+    (lambda m: m['input'].update(image_size='32'),
+     "'input.image_size' is '32', not a int"),
+    (lambda m: m['input'].update(channels=True), "'input.channels' is True"),
+    (lambda m: m['input'].update(channels=2), 'expected a positive size'),
+    (lambda m: m['input'].update(audio_front_end=[]),
+     "'input.audio_front_end' is not an object"),
+    (lambda m: m.update(class_names='ab'), "'class_names' is 'ab'"),
+    (lambda m: m.update(files=['model.tflite']), "'files' is not a map"),
+    (lambda m: m['files'].update({'/etc/passwd': '0' * 64}),
+     "lists '/etc/passwd'"),
+    (lambda m: m.update(sha256=1e309), "'sha256' is inf, not a SHA-256"),
+    (lambda m: m.update(waveform=3), "'waveform' is not an object"),
+    (lambda m: m['waveform'].update(file='a/b'), "'waveform.file' is 'a/b'"),
+    (lambda m: m.update(validation=[]), "'validation' is []"),
+    (lambda m: m.update(schema_version='2'), "'schema_version' is '2'"),
+])
+def test_a_damaged_field_is_named(change, said):
+  data = _old()
+  change(data)
+  with pytest.raises(ManifestError, match=re.escape(said)):
+    Manifest.from_json(data)
+
+
+def test_a_manifest_that_is_not_an_object_is_refused():
+  for data in (None, [], 'manifest', 3):
+    with pytest.raises(ManifestError, match='not a JSON object'):
+      Manifest.from_json(data)
