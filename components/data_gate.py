@@ -55,7 +55,7 @@ from tfx.types.experimental import simple_artifacts
 from tfx.utils import io_utils
 
 from components import contracts
-from components import span_window
+from components.common import span_layout
 from components.common import storage
 from components.modules import features
 from components.common import errors
@@ -277,7 +277,7 @@ def check_drift(statistics_artifact: types.Artifact,
                             'problems': []}
   if baseline is None:
     return result
-  result['baseline_span'] = span_window.artifact_span(baseline)
+  result['baseline_span'] = span_layout.artifact_span(baseline)
   for split in artifact_utils.decode_split_names(
       statistics_artifact.split_names):
     previous = load_baseline(baseline, split)
@@ -330,11 +330,11 @@ def DataGate(  # pylint: disable=invalid-name
     lines = drift['problems']
   if lines:
     raise DataAnomaliesError(
-        f'The examples of span {span_window.artifact_span(examples)} failed '
+        f'The examples of span {span_layout.artifact_span(examples)} failed '
         'validation against '
         'schema/; training was not started. Anomalies:\n  '
         + '\n  '.join(lines))
-  report.set_int_custom_property('span', span_window.artifact_span(examples))
+  report.set_int_custom_property('span', span_layout.artifact_span(examples))
   report.set_string_custom_property(DRIFT_PROPERTY, json.dumps(
       {'baseline_span': drift['baseline_span'],
        'measurements': drift['measurements']}, sort_keys=True))
@@ -352,4 +352,4 @@ def AcceptSpan(  # pylint: disable=invalid-name
     statistics: StatisticsGen's `statistics` output (the new span).
     accepted: output; a copy of every split's statistics.
   """
-  save_baseline(statistics, accepted, span_window.artifact_span(examples))
+  save_baseline(statistics, accepted, span_layout.artifact_span(examples))

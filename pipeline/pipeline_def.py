@@ -22,7 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import contracts
 from components import data_gate
-from components import span_window
+from components.common import span_layout
 from components.modules import features
 from components.model_search import component as model_search
 from components.span_window import component as span_window_component
@@ -31,7 +31,7 @@ from pipeline.settings import config as config_lib
 
 # ImportExampleGen reads one span folder of the data root: the newest.
 SPAN_INPUT = tfx.proto.Input(splits=[
-    tfx.proto.Input.Split(name='all', pattern=span_window.SPAN_PATTERN)])
+    tfx.proto.Input.Split(name='all', pattern=span_layout.SPAN_PATTERN)])
 
 
 # The module functions by dotted name: the installed package's (in a
@@ -283,7 +283,7 @@ def create_pipeline(
       examples=window.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=TRANSFORM_FN,
-      custom_config=dict(config.module_custom_config(), **{
+      custom_config=dict(config.training_settings().to_custom_config(), **{
           CODE_VERSION_KEY: code.versions['Transform']}),
       # StatisticsGen has the raw data's statistics already; statistics of
       # the transformed PNG bytes say nothing. Skipping both passes saves
@@ -313,7 +313,7 @@ def create_pipeline(
       tuner_fn=SEARCH_FN,
       train_args=tfx.proto.TrainArgs(num_steps=config.tune_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps or None),
-      custom_config=dict(config.search_custom_config(),
+      custom_config=dict(config.search_settings().to_custom_config(),
                          **{CODE_VERSION_KEY: code.versions['ModelSearch']}),
   ) if config.tune else None
 
@@ -328,7 +328,7 @@ def create_pipeline(
                   else None),
       hyperparameters=(search.outputs['best_hyperparameters'] if search
                        else None),
-      custom_config=dict(config.module_custom_config(), **{
+      custom_config=dict(config.training_settings().to_custom_config(), **{
           CODE_VERSION_KEY: code.versions['Trainer']})).with_id(
               contracts.PHASE_ONE_TRAINER)
 
@@ -345,17 +345,7 @@ def create_pipeline(
       model_blessing=evaluator.outputs['blessing'],
       examples=transform.outputs['transformed_examples'],
       span_examples=window.outputs['examples'],
-      push_destination=config.push_destination,
-      class_names=config.class_names,
-      quantization=config.quantization,
-      image_size=config.image_size,
-      channels=config.channels,
-      max_accuracy_drop=config.max_accuracy_drop,
-      representative_examples=config.representative_examples,
-      validation_examples=config.validation_examples,
-      latency_runs=config.latency_runs,
-      micro_examples=config.micro_examples,
-      **config.device_budget().to_dict())
+      settings=config.push_settings())
 
   components = [example_gen, schema_gen, statistics_gen, example_validator,
                 baseline_resolver, gate, accept, window, transform,

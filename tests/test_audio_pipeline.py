@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import audio_files
 from conftest import run_cli
-from components import span_window
+from components.common import span_layout
 from components.ondevice import push
 from pipeline.metadata import mlmd
 from pipeline.metadata import summary as summary_lib
@@ -89,10 +89,10 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
   assert report['counts'] == {'not_instrument': 24, 'instrument': 24}
   store = mlmd.open_store(config.metadata_url(), read_only=True)
   windows = [a for a in store.get_artifacts_by_type('Examples')
-             if span_window.FRONT_END_PROPERTY in a.custom_properties]
+             if span_layout.FRONT_END_PROPERTY in a.custom_properties]
   assert windows
   recorded = json.loads(windows[-1].custom_properties[
-      span_window.FRONT_END_PROPERTY].string_value)
+      span_layout.FRONT_END_PROPERTY].string_value)
   assert recorded == expected
   pushed = audio_run['summary']['pushed']
   assert pushed['pushed'], pushed
@@ -132,7 +132,7 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
 def test_no_recording_has_windows_in_both_splits(audio_run):
   store = mlmd.open_store(audio_run['config'].metadata_url(), read_only=True)
   window = [a for a in store.get_artifacts_by_type('Examples')
-            if span_window.FRONT_END_PROPERTY in a.custom_properties][-1]
+            if span_layout.FRONT_END_PROPERTY in a.custom_properties][-1]
   train, evaluation = (_filenames(window.uri, split)
                        for split in ('train', 'eval'))
   assert train and evaluation

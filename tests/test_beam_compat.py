@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.compat import beam_compat
 from pipeline.compat import versions
-from pipeline.runners import beam_profiles
+from pipeline.settings import beam_profiles
 
 # Builds a Beam executor as LocalDagRunner does, in a child process whose
 # temporary folder is the test's, and prints the Beam arguments it kept.

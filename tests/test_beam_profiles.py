@@ -9,7 +9,8 @@ import pytest
 from conftest import GOLDEN_SETTINGS
 from components import contracts
 from pipeline.cli import commands as cli
-from pipeline.runners import beam_profiles
+from pipeline.runners import worker_pool
+from pipeline.settings import beam_profiles
 from pipeline.settings import config as config_lib
 from pipeline.metadata import mlmd
 from pipeline.reporting import artifacts
@@ -78,9 +79,9 @@ def test_the_worker_pool_stops_with_every_process_it_started(
     tmp_path, monkeypatch):
   (tmp_path / 'stuck_pool.py').write_text(_STUCK_POOL)
   monkeypatch.setenv('PYTHONPATH', str(tmp_path))
-  monkeypatch.setattr(beam_profiles, '_POOL_STOP_SECONDS', 2)
-  monkeypatch.setattr(beam_profiles, 'WORKER_POOL_MODULE', 'stuck_pool')
-  with beam_profiles.worker_pool(str(tmp_path / 'pool.log'),
+  monkeypatch.setattr(worker_pool, '_POOL_STOP_SECONDS', 2)
+  monkeypatch.setattr(worker_pool, 'WORKER_POOL_MODULE', 'stuck_pool')
+  with worker_pool.running(str(tmp_path / 'pool.log'),
                                  config_lib.REPO_ROOT):
     worker = int((tmp_path / 'stuck_pool.py.worker').read_text())
     assert _alive(worker)
@@ -92,10 +93,10 @@ def test_the_worker_pool_stops_with_every_process_it_started(
 
 def test_a_worker_pool_that_cannot_start_is_reported_with_its_log(tmp_path):
   log = tmp_path / 'pool.log'
-  with mock.patch.object(beam_profiles, 'WORKER_POOL_MODULE',
+  with mock.patch.object(worker_pool, 'WORKER_POOL_MODULE',
                          'no_such_beam_module'):
     with pytest.raises(beam_profiles.BeamProfileError) as raised:
-      with beam_profiles.worker_pool(str(log), config_lib.REPO_ROOT):
+      with worker_pool.running(str(log), config_lib.REPO_ROOT):
         pass
   assert str(log) in str(raised.value)
   assert 'no_such_beam_module' in str(raised.value)
@@ -150,7 +151,7 @@ def test_the_portable_profile_runs_the_beam_work_in_worker_processes(
                           run.BEAM_WORKERS_LOG)
   with open(log_path, encoding='utf-8') as log:
     started = [line for line in log
-               if beam_profiles.WORKER_STARTED in line]
+               if worker_pool.WORKER_STARTED in line]
   beam_components = {'ImportExampleGen', 'StatisticsGen', 'Transform',
                      'Evaluator'}
   assert len(started) >= len(beam_components)

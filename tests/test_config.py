@@ -208,3 +208,32 @@ def test_help_inspect_and_an_idle_tick_start_without_tensorflow(tmp_path):
                ['inspect', 'artifacts', '--workspace', str(workspace)],
                ['schedule', '--once', '--workspace', str(workspace)]):
     assert _heavy_modules_loaded_by(argv) == [[], 0], argv
+
+
+def test_every_setting_is_in_one_section_and_the_help_lists_them_so(capsys):
+  names = [field.name
+           for field in dataclasses.fields(config_lib.PipelineConfig)]
+  listed = [name for section in config_lib.SECTIONS.values()
+            for name in section]
+  assert sorted(listed) == sorted(names)
+  with pytest.raises(SystemExit):
+    cli.main(['run', '--help'])
+  text = capsys.readouterr().out
+  at = [text.index(f'settings: {section}:')
+        for section in config_lib.SECTIONS]
+  assert at == sorted(at)
+  push_part = text[at[4]:at[5]]
+  assert '--max-arena-bytes' in push_part and '--train-steps' not in push_part
+
+
+def test_each_section_reaches_its_consumer_as_one_typed_value(tmp_path):
+  config = config_lib.PipelineConfig(
+      workspace=str(tmp_path), quantization='int8', max_latency_ms=2.5,
+      model_width=0.5, beam_args=('--a=1',), sample_rate=22050)
+  push = config.push_settings()
+  assert (push.quantization, push.budget.max_latency_ms) == ('int8', 2.5)
+  assert push.push_destination == config.push_destination
+  assert config.training_settings().width == 0.5
+  assert config.search_settings().budget == push.budget
+  assert config.beam_settings().pipeline_args() == ['--a=1']
+  assert config.front_end().sample_rate == 22050

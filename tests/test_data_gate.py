@@ -11,7 +11,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import standard_artifacts
 
 from components import data_gate
-from components import span_window
+from components.common import span_layout
 from pipeline.settings import config as config_lib
 
 
@@ -166,14 +166,14 @@ def _run_gate(tmp_path, name, statistics, span, **kwargs):
 def test_the_gate_reports_drift_against_the_accepted_baseline(tmp_path):
   first = _statistics_artifact(tmp_path, 'first', seed=1)
   report = _run_gate(tmp_path, 'gate1', first, 1)
-  assert span_window.artifact_span(report) == 1
+  assert span_layout.artifact_span(report) == 1
   assert json.loads(report.get_string_custom_property('drift')) == {
       'baseline_span': None, 'measurements': {}}
   accepted = data_gate.DataBaseline()
   accepted.uri = str(tmp_path / 'accepted1')
   data_gate.AcceptSpan.test_call(examples=_examples(1), statistics=first,
                                  accepted=accepted)
-  assert span_window.artifact_span(accepted) == 1
+  assert span_layout.artifact_span(accepted) == 1
   dark = _statistics_artifact(tmp_path, 'dark', seed=2, gain=0.5)
   with pytest.raises(data_gate.DataAnomaliesError, match='span 2 failed'):
     _run_gate(tmp_path, 'gate2', dark, 2, baseline=accepted)

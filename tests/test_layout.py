@@ -97,3 +97,88 @@ def test_the_front_end_package_imports_only_itself_common_and_its_math():
         broken.append(f'{os.path.relpath(path, REPO_ROOT)}:{line} imports '
                       f'{module}')
   assert not broken, broken
+
+
+def _python_files(*parts):
+  for folder, _, names in os.walk(os.path.join(REPO_ROOT, *parts)):
+    for name in sorted(names):
+      if name.endswith('.py'):
+        yield os.path.join(folder, name)
+
+
+# What a component's folder may import of `components`: itself, the leaf
+# packages, the contracts, and the feature names every stage shares
+# (`modules/features.py`, TFX's one features file); the model search also
+# its module code (`modules/search.py`, as the Trainer runs
+# `modules/trainer.py`).
+_SHARED = ('components.common', 'components.frontend', 'components.ondevice',
+           'components.tflite', 'components.contracts',
+           'components.modules.features')
+_ALSO = {'model_search': ('components.modules.search',),
+         'modules': ('components.modules',)}
+
+
+def _imported_names(path):
+  """Every module or name a file imports, `from a import b` as `a.b`."""
+  with open(path, encoding='utf-8') as f:
+    tree = ast.parse(f.read(), path)
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        yield alias.name, node.lineno
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      for alias in node.names:
+        yield f'{node.module}.{alias.name}', node.lineno
+
+
+def _component_import_breaks(root):
+  broken = []
+  for entry in sorted(os.listdir(os.path.join(root, 'components'))):
+    folder = os.path.join(root, 'components', entry)
+    if entry.startswith(('_', '.')) or entry in (
+        'common', 'frontend', 'ondevice', 'tflite', 'contracts.py'):
+      continue
+    if os.path.isdir(folder):
+      paths = sorted(os.path.join(folder, name)
+                     for name in os.listdir(folder) if name.endswith('.py'))
+    elif entry.endswith('.py'):  # a component in one file (the data gate)
+      paths, entry = [folder], entry[:-3]
+    else:
+      continue
+    own = f'components.{entry}'
+    for path in paths:
+      for module, line in _imported_names(path):
+        if module.split('.')[0] != 'components':
+          continue
+        if module == own or module.startswith(
+            (own + '.',) + _SHARED + _ALSO.get(entry, ())):
+          continue
+        broken.append(f'{os.path.relpath(path, root)}:{line} imports '
+                      f'{module}')
+  return broken
+
+
+def test_components_import_each_other_only_through_the_shared_packages():
+  broken = _component_import_breaks(REPO_ROOT)
+  assert not broken, broken
+
+
+def test_the_component_rule_sees_a_crossing(tmp_path):
+  folder = tmp_path / 'components' / 'pusher'
+  folder.mkdir(parents=True)
+  (folder / 'x.py').write_text('from components.span_window import executor\n'
+                               'from components.tflite import budget\n'
+                               'from components.pusher import stages\n')
+  assert _component_import_breaks(str(tmp_path)) == [
+      'components/pusher/x.py:1 imports components.span_window.executor']
+
+
+def test_settings_import_no_runner_and_runners_no_command_line():
+  broken = []
+  for part, forbidden in (('settings', 'pipeline.runners'),
+                          ('runners', 'pipeline.cli')):
+    for path in _python_files('pipeline', part):
+      broken += [f'{os.path.relpath(path, REPO_ROOT)}:{line} imports '
+                 f'{module}' for module, line in _imports(path)
+                 if module.startswith(forbidden)]
+  assert not broken, broken

@@ -1,5 +1,5 @@
 """Expected errors are one line; unexpected ones keep their traceback in a
-log file that the error line names (pipeline/cli/logs.py and the CLI)."""
+log file that the error line names (pipeline/runners/logs.py and the CLI)."""
 
 import logging
 import os
@@ -13,7 +13,7 @@ from components import data_gate
 from pipeline.cli import commands as cli
 from pipeline.settings import config as config_lib
 from pipeline.data import ingest
-from pipeline.cli import logs
+from pipeline.runners import logs
 from pipeline.runners import run
 from pipeline.runners import schedule
 

@@ -1,6 +1,7 @@
 """The device-aware model search: the budget, the trial table, the Trainer's
 use of the choice, and the search in a pipeline (3 trials, small data)."""
 
+import dataclasses
 import json
 import os
 from unittest import mock
@@ -11,6 +12,8 @@ from components.model_search import executor as search_executor
 from components.model_search import trials
 from components.tflite import budget as budget_lib
 from components.modules import search
+from components.modules import search_settings
+from components.modules import settings as settings_lib
 from components.modules import trainer
 from pipeline.cli import commands as cli
 from pipeline.settings import config as config_lib
@@ -62,10 +65,10 @@ def test_the_settings_refuse_a_negative_budget_and_reach_the_search():
     config_lib.PipelineConfig(tune_trials=0)
   config = config_lib.PipelineConfig(max_tflite_bytes=250_000, tune=True,
                                      quantization='int8')
-  settings = config.search_custom_config()
-  assert budget_lib.Budget.from_dict(settings).max_tflite_bytes == 250_000
-  assert settings['quantization'] == 'int8'
-  assert settings['tune_trials'] == 6
+  settings = config.search_settings()
+  assert settings.budget.max_tflite_bytes == 250_000
+  assert settings.quantization == 'int8'
+  assert settings.tune_trials == 6
 
 
 def test_the_chosen_trial_is_the_most_accurate_within_budget():
@@ -80,11 +83,32 @@ def test_the_chosen_trial_is_the_most_accurate_within_budget():
       table, 'tflite_bytes')] == ['3', '0']
 
 
+def _search_settings(**search):
+  training = settings_lib.TrainingSettings(
+      image_size=64, channels=3, batch_size=8, learning_rate=2e-3,
+      width=1.0, seed=0, augment=False, warm_start=False,
+      class_names=('quiet', 'loud'))
+  return search_settings.SearchSettings(
+      training=training, **dict(dict(
+          tune_trials=2, quantization='dynamic', latency_runs=1,
+          representative_examples=1, budget=budget_lib.Budget()),
+                                **search))
+
+
+def test_the_search_settings_reach_the_module_code_as_they_were_built():
+  built = dataclasses.replace(
+      _search_settings(quantization='int8'),
+      budget=budget_lib.Budget(max_tflite_bytes=5, max_latency_ms=1.5))
+  config = json.loads(json.dumps(built.to_custom_config()))
+  assert search_settings.SearchSettings.from_custom_config(config) == built
+  assert settings_lib.TrainingSettings.from_custom_config(
+      config) == built.training
+
+
 def test_the_search_proposes_the_same_trials_for_the_same_seed(tmp_path):
   def widths(folder):
     result = search.tuner_fn(mock.Mock(
-        custom_config={'tune_trials': 3, 'seed': 0, 'quantization': 'dynamic',
-                       'image_size': 64, 'channels': 3},
+        custom_config=_search_settings(tune_trials=3).to_custom_config(),
         train_files=[], eval_files=[], transform_graph_path='',
         train_steps=1, working_dir=str(folder)))
     oracle = result.tuner.oracle
@@ -117,7 +141,7 @@ def test_no_fitting_trial_is_reported_with_the_budget_and_the_smallest():
 
 
 def test_the_trainer_takes_the_searched_settings_over_the_pipelines():
-  config = {'width': 1.0, 'learning_rate': 2e-3}
+  config = _search_settings().training
   assert trainer.model_settings(config, None) == {
       'width': 1.0, 'dropout': trainer.DEFAULT_DROPOUT,
       'learning_rate': 2e-3}

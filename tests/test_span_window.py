@@ -13,14 +13,14 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from conftest import write_image
-from components import span_window
+from components.common import span_layout
 from components.modules import features
 from components.span_window import component
 from components.span_window import executor
 from pipeline.data import ingest
 
 INPUT_CONFIG = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
-    name='all', pattern=span_window.SPAN_PATTERN)])
+    name='all', pattern=span_layout.SPAN_PATTERN)])
 OUTPUT_CONFIG = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
     splits=[example_gen_pb2.SplitConfig.Split(name='train', hash_buckets=3),
             example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=1)],
@@ -76,7 +76,7 @@ def _run_window(tmp_path, data_root, newest, num_spans):
 def test_the_window_holds_the_latest_spans_and_records_them(tmp_path,
                                                             data_root):
   output = _run_window(tmp_path, data_root, newest=3, num_spans=2)
-  assert span_window.artifact_span(output) == 3
+  assert span_layout.artifact_span(output) == 3
   assert output.get_string_custom_property('window_spans') == '2,3'
   sources = json.loads(output.get_string_custom_property('span_sources'))
   assert sorted(sources) == ['2', '3']
@@ -115,7 +115,7 @@ def test_a_window_never_reaches_past_its_newest_span(tmp_path, data_root):
 def test_a_source_ingested_again_counts_once(tmp_path, data_root):
   ingest.ingest(str(tmp_path / 'a'), data_root, CLASSES, 32, force=True,
                 progress=False)
-  chosen = executor.choose_window(data_root, span_window.SPAN_PATTERN, 4, 4)
+  chosen = executor.choose_window(data_root, span_layout.SPAN_PATTERN, 4, 4)
   assert [entry.span for entry in chosen] == [2, 3, 4]
 
 
@@ -129,7 +129,7 @@ def test_a_span_without_examples_is_named(data_root):
     if name.endswith('.tfrecord.gz'):
       os.remove(os.path.join(data_root, 'span-2', name))
   with pytest.raises(executor.SpanWindowError, match='span-2 holds no file'):
-    executor.choose_window(data_root, span_window.SPAN_PATTERN, 3, 3)
+    executor.choose_window(data_root, span_layout.SPAN_PATTERN, 3, 3)
 
 
 def test_a_pattern_without_a_span_is_refused():

@@ -24,6 +24,7 @@ from components.modules import trainer
 from components.tflite_pusher import component
 from components.tflite import conversion
 from components.tflite_pusher import executor
+from components.tflite_pusher.settings import PushSettings
 from components.tflite import model_metadata
 from components.ondevice import push
 from pipeline.serving import predict
@@ -300,13 +301,20 @@ def test_a_run_guard_that_refuses_stops_the_push_before_any_write(
               ).get_string_custom_property('pushed_version') == '2'
 
 
-def test_component_refuses_unknown_mode():
+def test_component_refuses_unknown_mode_and_negative_counts():
+  good = dict(push_destination='/tmp/x', class_names=tuple(CLASSES),
+              quantization='dynamic', image_size=SIZE, channels=3,
+              max_accuracy_drop=0.01, representative_examples=10,
+              validation_examples=0, latency_runs=1)
   with pytest.raises(ValueError, match='unknown quantization mode'):
-    component.TFLitePusher(
-        model=mock.Mock(), examples=mock.Mock(), push_destination='/tmp/x',
-        class_names=CLASSES, quantization='int4', image_size=SIZE,
-        channels=3, max_accuracy_drop=0.01, representative_examples=10,
-        validation_examples=0, latency_runs=1)
+    component.TFLitePusher(model=mock.Mock(), examples=mock.Mock(),
+                           settings=PushSettings(**dict(
+                               good, quantization='int4')))
+  with pytest.raises(ValueError, match='latency_runs must not be negative'):
+    PushSettings(**dict(good, latency_runs=-1))
+  settings = PushSettings(**good)
+  assert PushSettings.from_exec_properties(
+      settings.to_exec_properties()) == settings
 
 
 def test_predict_agrees_with_the_saved_model(testdata, tmp_path):

@@ -26,9 +26,9 @@ import tensorflow_transform as tft
 from keras_tuner.engine import base_tuner
 from tfx.components.tuner.component import TunerFnResult
 
-from components.tflite import budget as budget_lib
 from components.modules import features
 from components.modules import trainer
+from components.modules.search_settings import SearchSettings
 from components.tflite import conversion
 from components.tflite import micro
 from components.tflite import Quantization
@@ -73,20 +73,19 @@ class BudgetTuner(base_tuner.BaseTuner):
 
   Args:
     oracle: the KerasTuner oracle that proposes the trials.
-    settings: the module settings (`PipelineConfig.module_custom_config()`)
-      plus the search's: `quantization`, `latency_runs`,
-      `representative_examples` and the budget's limits.
+    settings: the search's settings (the training settings, the search's
+      own and the device budget).
     steps: training steps per trial.
     directory: KerasTuner's project folder (the Tuner's temp folder).
   """
 
-  def __init__(self, oracle, settings: Dict[str, Any], steps: int,
+  def __init__(self, oracle, settings: SearchSettings, steps: int,
                directory: str):
     super().__init__(oracle, directory=directory,
                      project_name='device_search', overwrite=True)
     self.settings = settings
     self.steps = steps
-    self.budget = budget_lib.Budget.from_dict(settings)
+    self.budget = settings.budget
 
   def run_trial(self, trial, train_files: List[str], eval_files: List[str],
                 transform_output: str,
@@ -110,11 +109,10 @@ class BudgetTuner(base_tuner.BaseTuner):
                representative) -> Dict[str, float]:
     started = time.time()
     values = trial.hyperparameters.values
-    settings = self.settings
-    image_size = int(settings['image_size'])
-    channels = int(settings['channels'])
+    settings = self.settings.training
+    image_size, channels = settings.image_size, settings.channels
     tf.keras.backend.clear_session()
-    tf.keras.utils.set_random_seed(int(settings['seed']))
+    tf.keras.utils.set_random_seed(settings.seed)
     print(f'search: trial {trial.trial_id}: ' + ', '.join(
         f'{k} {v:.4g}' for k, v in values.items()), flush=True)
     model = trainer.build_model(image_size, channels,
@@ -124,28 +122,27 @@ class BudgetTuner(base_tuner.BaseTuner):
     scratch = tempfile.mkdtemp(prefix='trial-', dir=self.project_dir)
     try:
       train_ds = trainer.make_dataset(
-          train_files, tf_transform_output, int(settings['batch_size']),
-          image_size, channels, training=True, seed=int(settings['seed']),
-          augment=bool(settings['augment']),
-          cache_dir=scratch)
+          train_files, tf_transform_output, settings.batch_size,
+          image_size, channels, training=True, seed=settings.seed,
+          augment=settings.augment, cache_dir=scratch)
       trainer.train(model, train_ds, self.steps,
                     float(values['learning_rate']),
                     log_every=max(1, self.steps // 2))
       del train_ds
       eval_ds = trainer.make_dataset(
-          eval_files, tf_transform_output, int(settings['batch_size']),
+          eval_files, tf_transform_output, settings.batch_size,
           image_size, channels, training=False)
       quality = trainer.evaluate(model, eval_ds)
       export_dir = os.path.join(scratch, 'model')
       trainer.export_model(model, export_dir, image_size, channels)
-      mode = settings['quantization']
+      mode = self.settings.quantization
       tflite = conversion.convert(export_dir,
                                   features.SERVING_IMAGE_SIGNATURE, mode,
                                   representative)
       probe = np.full((image_size, image_size, channels), 128.0, np.float32)
       classifier = conversion.TFLiteClassifier(tflite)
       latency = classifier.median_latency_ms(
-          probe, runs=int(settings['latency_runs']))
+          probe, runs=self.settings.latency_runs)
       arena = None
       if self.budget.runs_micro(mode):
         # The arena does not depend on the pixels: one probe image.
@@ -176,18 +173,19 @@ class BudgetTuner(base_tuner.BaseTuner):
     return figures
 
 
-def representative_images(train_files: List[str], settings: Dict[str, Any]
+def representative_images(train_files: List[str], settings: SearchSettings
                           ) -> Optional[np.ndarray]:
   """Calibration images for `int8` trials (None for the other modes)."""
-  if settings['quantization'] != Quantization.INT8:
+  if settings.quantization != Quantization.INT8:
     return None
   images, labels = [], []
-  per_pattern = max(1, int(settings['representative_examples']) //
+  per_pattern = max(1, settings.representative_examples //
                     max(1, len(train_files)))
   for pattern in train_files:
     pixels, label = conversion.load_images(
         pattern, features.IMAGE_PNG_KEY, features.LABEL_KEY,
-        int(settings['image_size']), int(settings['channels']), per_pattern)
+        settings.training.image_size, settings.training.channels,
+        per_pattern)
     images.append(pixels)
     labels.append(label)
   return np.concatenate(images)
@@ -196,21 +194,19 @@ def representative_images(train_files: List[str], settings: Dict[str, Any]
 def tuner_fn(fn_args) -> TunerFnResult:
   """Builds the budget-aware search; called by the TFX Tuner.
 
-  `fn_args.custom_config` holds the module settings and the search's
-  (`tune_trials`, `quantization`, `latency_runs`,
-  `representative_examples`, `max_tflite_bytes`, `max_latency_ms`);
+  `fn_args.custom_config` holds the :class:`SearchSettings`;
   `fn_args.train_steps` is the short training of each trial.
 
   Returns:
     The tuner and the arguments of its `run_trial`.
   """
-  settings = fn_args.custom_config
+  settings = SearchSettings.from_custom_config(fn_args.custom_config)
   oracle = keras_tuner.oracles.RandomSearchOracle(
       objective=keras_tuner.Objective(OBJECTIVE, direction='max'),
-      max_trials=int(settings['tune_trials']),
+      max_trials=settings.tune_trials,
       hyperparameters=search_space(),
       # KerasTuner replaces a seed of 0 (our default) with a random one.
-      seed=int(settings['seed']) + 1,
+      seed=settings.training.seed + 1,
       allow_new_entries=False,
       tune_new_entries=False)
   tuner = BudgetTuner(oracle, settings, max(1, int(fn_args.train_steps or 1)),

@@ -30,6 +30,7 @@ import tensorflow_transform as tft
 from components.common import metrics
 from components.modules import features
 from components.modules import model_defaults
+from components.modules.settings import TrainingSettings
 
 _SHUFFLE_BUFFER = 1024
 # Batches that re-estimate BatchNorm's statistics after training.
@@ -394,22 +395,22 @@ def recalibrate_batch_norm(model: tf.keras.Model, batches,
   return used
 
 
-def model_settings(config: Dict[str, Any],
+def model_settings(config: TrainingSettings,
                    hyperparameters: Optional[Dict[str, Any]]
                    ) -> Dict[str, float]:
   """Width, dropout and learning rate: the search's choice, else the
   pipeline's settings.
 
   Args:
-    config: the Trainer's custom config (`width`, `learning_rate`).
+    config: the training settings (their `width`, `learning_rate`).
     hyperparameters: the Tuner's best hyperparameters as KerasTuner
       writes them (`{'space': [...], 'values': {...}}`), or None.
 
   Returns:
     {'width', 'dropout', 'learning_rate'}.
   """
-  settings = {'width': float(config['width']), 'dropout': DEFAULT_DROPOUT,
-              'learning_rate': float(config['learning_rate'])}
+  settings = {'width': config.width, 'dropout': DEFAULT_DROPOUT,
+              'learning_rate': config.learning_rate}
   values = (hyperparameters or {}).get('values') or {}
   settings.update({name: float(values[name]) for name in TUNED_SETTINGS
                    if name in values})
@@ -419,10 +420,8 @@ def model_settings(config: Dict[str, Any],
 def run_fn(fn_args) -> None:
   """Trains the classifier and exports it; called by the TFX Trainer.
 
-  `fn_args.custom_config` holds the settings the module code needs
-  (`PipelineConfig.module_custom_config()`: `image_size`, `channels`,
-  `batch_size`, `learning_rate`, `width`, `seed`, `augment`,
-  `warm_start`); their defaults live in the pipeline's configuration only.
+  `fn_args.custom_config` holds the :class:`TrainingSettings`; their
+  defaults live in the pipeline's configuration only.
   When a model search ran, `fn_args.hyperparameters` holds its choice of
   width, dropout and learning rate, which replace the settings'.
 
@@ -430,12 +429,10 @@ def run_fn(fn_args) -> None:
     fn_args: the Trainer's `FnArgs` (files, Transform output, steps, export
       directories, custom config, base model).
   """
-  config = fn_args.custom_config
-  image_size = int(config['image_size'])
-  channels = int(config['channels'])
-  batch_size = int(config['batch_size'])
+  config = TrainingSettings.from_custom_config(fn_args.custom_config)
+  image_size, channels = config.image_size, config.channels
+  batch_size, seed = config.batch_size, config.seed
   chosen = model_settings(config, getattr(fn_args, 'hyperparameters', None))
-  seed = int(config['seed'])
   tf.keras.utils.set_random_seed(seed)
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -447,14 +444,14 @@ def run_fn(fn_args) -> None:
       prefix='.input-cache-', dir=None if on_bucket else fn_args.model_run_dir)
   train_ds = make_dataset(fn_args.train_files, tf_transform_output,
                           batch_size, image_size, channels, training=True,
-                          seed=seed, augment=bool(config['augment']),
+                          seed=seed, augment=config.augment,
                           cache_dir=cache_dir)
   eval_ds = make_dataset(fn_args.eval_files, tf_transform_output, batch_size,
                          image_size, channels, training=False)
 
   model = build_model(image_size, channels, width=chosen['width'],
                       dropout=chosen['dropout'])
-  warm_started = bool(config['warm_start']) and _warm_start_weights(
+  warm_started = config.warm_start and _warm_start_weights(
       model, getattr(fn_args, 'base_model', None))
   try:
     history = train(model, train_ds, max(1, int(fn_args.train_steps)),

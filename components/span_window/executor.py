@@ -22,7 +22,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components import span_window
+from components.common import span_layout
 from components.common import errors
 
 NEWEST_SPAN_KEY = 'newest_span'
@@ -45,8 +45,8 @@ class WindowSpan(NamedTuple):
 
 def read_span_report(data_root: str, span: int) -> Dict[str, Any]:
   """A span's ingest record (source folder, fingerprint, counts)."""
-  path = os.path.join(data_root, span_window.span_folder_name(span),
-                      span_window.REPORT_NAME)
+  path = os.path.join(data_root, span_layout.span_folder_name(span),
+                      span_layout.REPORT_NAME)
   try:
     with tf.io.gfile.GFile(path, 'r') as f:
       return json.loads(f.read())
@@ -76,7 +76,7 @@ def choose_window(data_root: str, pattern: str, newest: int,
     SpanWindowError: when span `newest` is not a complete span folder or a
       chosen span holds no example file.
   """
-  spans = [span for span in span_window.list_spans(data_root)
+  spans = [span for span in span_layout.list_spans(data_root)
            if span <= newest]
   if newest not in spans:
     raise SpanWindowError(
@@ -93,7 +93,7 @@ def choose_window(data_root: str, pattern: str, newest: int,
     fingerprints.add(fingerprint)
     span_pattern = pattern.replace('{SPAN}', str(span))
     if not tf.io.gfile.glob(os.path.join(data_root, span_pattern)):
-      folder = os.path.join(data_root, span_window.span_folder_name(span))
+      folder = os.path.join(data_root, span_layout.span_folder_name(span))
       raise SpanWindowError(
           f'span folder {folder} holds no file matching {span_pattern}; '
           'remove it or ingest the data again')
@@ -119,7 +119,7 @@ def window_front_end(window: List[WindowSpan]) -> Optional[Dict[str, Any]]:
       continue
     first = chosen.report['front_end']
     differ = [f'{key} {first.get(key)} against {record.get(key)}'
-              for key in span_window.COMPARED_FRONT_END
+              for key in span_layout.COMPARED_FRONT_END
               if first.get(key) != record.get(key)]
     if differ:
       raise SpanWindowError(
@@ -183,7 +183,7 @@ class Executor(import_executor.Executor):
         input_config)
     window = choose_window(
         exec_properties[standard_component_specs.INPUT_BASE_KEY],
-        input_config.splits[0].pattern, span_window.artifact_span(newest),
+        input_config.splits[0].pattern, span_layout.artifact_span(newest),
         int(exec_properties[NUM_SPANS_KEY]))
     front_end = window_front_end(window)
     properties = dict(exec_properties)
@@ -191,13 +191,13 @@ class Executor(import_executor.Executor):
                                  for entry in window]
     super().Do(input_dict, output_dict, properties)
     output = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
-    output.set_int_custom_property('span', span_window.artifact_span(newest))
+    output.set_int_custom_property('span', span_layout.artifact_span(newest))
     output.set_string_custom_property(
-        span_window.WINDOW_SPANS_PROPERTY,
+        span_layout.WINDOW_SPANS_PROPERTY,
         ','.join(str(entry.span) for entry in window))
     output.set_string_custom_property(
-        span_window.SPAN_SOURCES_PROPERTY,
+        span_layout.SPAN_SOURCES_PROPERTY,
         json.dumps(span_sources(window)))  # classes stay in label order
     if front_end:
-      output.set_string_custom_property(span_window.FRONT_END_PROPERTY,
+      output.set_string_custom_property(span_layout.FRONT_END_PROPERTY,
                                         json.dumps(front_end, sort_keys=True))

@@ -29,17 +29,19 @@ Usage::
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       examples=transform.outputs['transformed_examples'],
-      push_destination='/models/instrument',
-      class_names=['not_instrument', 'instrument'],
-      quantization='dynamic', image_size=128, channels=3,
-      max_accuracy_drop=0.01, representative_examples=300,
-      validation_examples=2000, latency_runs=50)
+      settings=PushSettings(
+          push_destination='/models/instrument',
+          class_names=('not_instrument', 'instrument'),
+          quantization='dynamic', image_size=128, channels=3,
+          max_accuracy_drop=0.01, representative_examples=300,
+          validation_examples=2000, latency_runs=50,
+          budget=Budget(max_tflite_bytes=250_000)))
 
-The pipeline passes every setting from its configuration
-(`pipeline.settings.config.PipelineConfig`), where their defaults live.
+The pipeline passes its push-and-budget section
+(`PipelineConfig.push_settings()`), where the defaults live.
 """
 
-from typing import Optional, Sequence
+from typing import Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component
@@ -48,7 +50,6 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
-from components.tflite import budget as budget_lib
 from components.tflite_pusher import executor
 from components.tflite_pusher.settings import PushSettings
 
@@ -93,38 +94,14 @@ class TFLitePusher(base_component.BaseComponent):
     model: the Trainer's Model channel (SavedModel with `serving_image`).
     examples: Transform's transformed examples (`train` and `eval` splits of
       PNG images), for calibration and the parity check.
-    push_destination: folder receiving the numbered versions.
-    class_names: class names in label order (written to labels.txt).
+    settings: the push-and-budget section of the settings, one typed value
+      (:class:`PushSettings`: destination, class names, quantization,
+      input, tolerances, sample sizes and the device budget), recorded as
+      the component's execution properties.
     model_blessing: the Evaluator's blessing; without one the model is
       pushed unvalidated.
     span_examples: the window's raw Examples; the audio front end they
       record (if any) is written into the manifest.
-    quantization: `none`, `dynamic`, `float16` or `int8`.
-    image_size: side of the model's square input.
-    channels: the model's input channels.
-    max_accuracy_drop: largest allowed accuracy drop from the SavedModel to
-      the TFLite model, as a fraction (0.01 = one point).
-    representative_examples: training examples used to calibrate `int8`.
-    validation_examples: eval examples used for the parity check, a uniform
-      sample (0: all); a limit bounds the pusher's memory whatever the size
-      of the eval split.
-    latency_runs: invokes timed for the median latency.
-    max_tflite_bytes: the device budget's largest file (0: no limit); a
-      larger model is not pushed.
-    max_latency_ms: the device budget's largest median single-image
-      latency, one interpreter thread (0: no limit); a slower model is not
-      pushed. A model over budget records which limit it broke and by how
-      much (`budget_exceeded`, `over_max_tflite_bytes`,
-      `over_max_latency_ms`, `over_max_arena_bytes`).
-    max_arena_bytes: the device budget's largest TensorFlow Lite Micro
-      tensor arena (0: no limit); a model needing more, or one TFLM cannot
-      run, is not pushed.
-    micro_examples: eval images run in TensorFlow Lite Micro (int8 mode,
-      or with an arena limit) to compare its outputs with LiteRT's.
-
-  Raises:
-    ValueError: for an unknown quantization mode or a negative setting
-      (:class:`PushSettings` checks them).
   """
 
   SPEC_CLASS = TFLitePusherSpec
@@ -133,32 +110,9 @@ class TFLitePusher(base_component.BaseComponent):
   def __init__(self,
                model: types.BaseChannel,
                examples: types.BaseChannel,
-               push_destination: str,
-               class_names: Sequence[str],
-               *,
-               quantization: str,
-               image_size: int,
-               channels: int,
-               max_accuracy_drop: float,
-               representative_examples: int,
-               validation_examples: int,
-               latency_runs: int,
-               max_tflite_bytes: int = 0,
-               max_latency_ms: float = 0.0,
-               max_arena_bytes: int = 0,
-               micro_examples: int = 50,
+               settings: PushSettings,
                model_blessing: Optional[types.BaseChannel] = None,
                span_examples: Optional[types.BaseChannel] = None):
-    settings = PushSettings(
-        push_destination=push_destination, class_names=tuple(class_names),
-        quantization=quantization, image_size=image_size, channels=channels,
-        max_accuracy_drop=max_accuracy_drop,
-        representative_examples=representative_examples,
-        validation_examples=validation_examples, latency_runs=latency_runs,
-        micro_examples=int(micro_examples),
-        budget=budget_lib.Budget(max_tflite_bytes=int(max_tflite_bytes),
-                                 max_latency_ms=float(max_latency_ms),
-                                 max_arena_bytes=int(max_arena_bytes)))
     spec = TFLitePusherSpec(
         model=model,
         model_blessing=model_blessing,

@@ -22,7 +22,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components import contracts
-from components import span_window
+from components.common import span_layout
 from components.common import run_guard
 from components.common import storage
 from components.modules import features
@@ -64,9 +64,9 @@ def _front_end(input_dict: Dict[str, List[types.Artifact]]
     return {'recorded': False,
             'reason': 'the pusher was not given the window\'s examples'}
   artifact = artifacts[0]
-  if artifact.has_custom_property(span_window.FRONT_END_PROPERTY):
+  if artifact.has_custom_property(span_layout.FRONT_END_PROPERTY):
     record = json.loads(artifact.get_string_custom_property(
-        span_window.FRONT_END_PROPERTY))
+        span_layout.FRONT_END_PROPERTY))
     return dict(record, recorded=True)
   return {'recorded': False,
           'reason': 'the spans hold images, not recordings: the model takes '

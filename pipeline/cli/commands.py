@@ -31,7 +31,7 @@ import warnings
 from typing import List, Optional, Tuple
 
 from components.common import errors
-from pipeline.cli import logs
+from pipeline.runners import logs
 from pipeline.settings import config as config_lib
 from pipeline.settings import arguments
 
@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-# Commands whose every log record goes to a log file (see pipeline.cli.logs).
+# Commands whose every log record goes to a log file (see pipeline.runners.logs).
 _LOGGED_COMMANDS = ('run', 'schedule')
 
 

@@ -36,7 +36,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from components.common import local_disk
 from components.frontend import melscale
-from components import span_window
+from components.common import span_layout
 from components.common import storage
 from components.modules import features
 from pipeline.data import decode
@@ -44,8 +44,8 @@ from components import frontend
 from components.frontend import windowing
 from components.common import errors
 
-SPAN_DIR_RE = span_window.SPAN_DIR_RE
-REPORT_NAME = span_window.REPORT_NAME
+SPAN_DIR_RE = span_layout.SPAN_DIR_RE
+REPORT_NAME = span_layout.REPORT_NAME
 EXAMPLES_PER_SHARD = 1000
 PROOF_WINDOWS = windowing.PROOF_WINDOWS
 
@@ -76,7 +76,7 @@ class IngestResult:
 
 
 # One definition, shared with the window (it reads URIs too).
-list_spans = span_window.list_spans
+list_spans = span_layout.list_spans
 
 
 def read_report(span_dir: str) -> Dict[str, Any]:

@@ -19,7 +19,7 @@ Everything comes from ML Metadata: ImportExampleGen makes one Examples
 artifact per data span (with its statistics and anomalies), and the
 SpanWindow's Examples artifact, which Transform reads, records the spans it
 holds and, per span, the folder it was ingested from (see
-`components.span_window`). Runs made before spans were recorded (a window
+`components.common.span_layout`). Runs made before spans were recorded (a window
 of symbolic links read by ImportExampleGen) show the window's newest span
 only.
 """
@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ml_metadata.proto import metadata_store_pb2
 
 from components import contracts
-from components import span_window
+from components.common import span_layout
 from components.common import storage
 from pipeline.metadata import mlmd
 from components.common import errors
@@ -177,7 +177,7 @@ def span_examples(store, span: int,
   for artifact in sorted(store.get_artifacts_by_type('Examples'),
                          key=lambda a: -a.id):
     if (mlmd.custom_value(artifact, 'span') != span
-        or mlmd.custom_value(artifact, span_window.WINDOW_SPANS_PROPERTY)
+        or mlmd.custom_value(artifact, span_layout.WINDOW_SPANS_PROPERTY)
         is not None
         or not _made_by(store, artifact, contracts.ImportExampleGen.NODE)):
       continue

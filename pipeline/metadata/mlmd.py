@@ -14,7 +14,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components import contracts
-from components import span_window
+from components.common import span_layout
 from pipeline.settings import metadata_url
 from components.common import errors
 
@@ -289,7 +289,7 @@ class RunRecord:
 def data_spans(examples: metadata_store_pb2.Artifact) -> List[int]:
   """The data spans an Examples artifact holds: a window's spans, or the
   one span of an ImportExampleGen artifact."""
-  spans = custom_value(examples, span_window.WINDOW_SPANS_PROPERTY)
+  spans = custom_value(examples, span_layout.WINDOW_SPANS_PROPERTY)
   if spans:
     return [int(span) for span in str(spans).split(',')]
   span = custom_value(examples, 'span')
@@ -299,7 +299,7 @@ def data_spans(examples: metadata_store_pb2.Artifact) -> List[int]:
 def span_sources(examples: metadata_store_pb2.Artifact
                  ) -> Dict[int, Dict[str, Any]]:
   """Per span of a window: source folder, counts, ingest time, fingerprint."""
-  text = custom_value(examples, span_window.SPAN_SOURCES_PROPERTY)
+  text = custom_value(examples, span_layout.SPAN_SOURCES_PROPERTY)
   if not text:
     return {}
   return {int(span): source for span, source in json.loads(text).items()}

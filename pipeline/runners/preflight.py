@@ -4,7 +4,7 @@ before TFX has done anything."""
 import os
 import tempfile
 
-from components import span_window
+from components.common import span_layout
 from components.common import storage
 from pipeline.data import ingest
 from pipeline.runners.run_errors import RunError
@@ -64,9 +64,9 @@ def check_newest_span(data_root: str) -> int:
   if not spans:
     raise RunError(f'No ingested span in {data_root}. Ingest a folder '
                    'first: python -m pipeline ingest SRC_DIR')
-  folder = storage.join(data_root, span_window.span_folder_name(spans[-1]))
+  folder = storage.join(data_root, span_layout.span_folder_name(spans[-1]))
   # The same pattern ImportExampleGen reads the span with.
-  pattern = span_window.SPAN_PATTERN.replace('{SPAN}', str(spans[-1]))
+  pattern = span_layout.SPAN_PATTERN.replace('{SPAN}', str(spans[-1]))
   if not storage.glob(storage.join(data_root, pattern)):
     raise RunError(f'{folder} holds no example files ({pattern}); remove '
                    'it or ingest the data again.')
@@ -105,7 +105,7 @@ def check_front_ends(config: config_lib.PipelineConfig, newest: int) -> None:
   from components.span_window import executor  # pylint: disable=g-import-not-at-top
   try:
     executor.window_front_end(executor.choose_window(
-        config.data_root, span_window.SPAN_PATTERN, newest,
+        config.data_root, span_layout.SPAN_PATTERN, newest,
         config.window_spans))
   except executor.SpanWindowError as e:
     message = str(e)

@@ -15,7 +15,8 @@ from components.common import errors
 from pipeline.compat import beam_compat
 from pipeline.metadata import mlmd
 from pipeline.metadata import summary as summary_lib
-from pipeline.runners import beam_profiles
+from pipeline.settings import beam_profiles
+from pipeline.runners import worker_pool
 from pipeline.runners import locks
 from pipeline.runners import preflight
 from pipeline.runners import state
@@ -40,7 +41,7 @@ def build_pipeline(config: config_lib.PipelineConfig,
   return pipeline_def.create_pipeline(
       config, pipeline_def.UserCode.of_modules(config.schema_path),
       config.metadata_url().connection_config(), span=span,
-      beam_pipeline_args=config.beam_pipeline_args(worker_pool))
+      beam_pipeline_args=config.beam_settings().pipeline_args(worker_pool))
 
 
 @contextlib.contextmanager
@@ -54,8 +55,7 @@ def beam_workers(config: config_lib.PipelineConfig
     return
   log_path = os.path.join(config.workspace, 'logs', BEAM_WORKERS_LOG)
   try:
-    with beam_profiles.worker_pool(
-        log_path, config_lib.REPO_ROOT) as address:
+    with worker_pool.running(log_path, config_lib.REPO_ROOT) as address:
       yield address
   except beam_profiles.BeamProfileError as e:
     raise RunError(str(e)) from e

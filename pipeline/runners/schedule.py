@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional
 
 from pipeline.settings import config as config_lib
 from pipeline.data import ingest
-from pipeline.cli import logs
+from pipeline.runners import logs
 from pipeline.runners import run
 from pipeline.runners import state
 from components.common import errors

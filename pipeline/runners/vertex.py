@@ -110,7 +110,7 @@ def compile_pipeline(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   code = pipeline_def.UserCode.of_modules(
       f'{IMAGE_SCHEMA_DIR}/{os.path.basename(config.schema_path)}')
   pipeline = pipeline_def.create_pipeline(
-      config, code, beam_pipeline_args=config.beam_pipeline_args())
+      config, code, beam_pipeline_args=config.beam_settings().pipeline_args())
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
           default_image=config.image))

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any, List, Optional
 
 from components import tflite
-from pipeline.runners import beam_profiles
+from pipeline.settings import beam_profiles
 from pipeline.settings import config as config_lib
 from pipeline.settings import files
 
@@ -52,10 +52,19 @@ def add_config_arguments(parser: argparse.ArgumentParser,
       '--config', metavar='FILE',
       help='TOML file of settings (names as below, e.g. train_steps = 300); '
       'flags given here override it')
-  group = parser.add_argument_group('pipeline settings')
-  for field in dataclasses.fields(config_lib.PipelineConfig):
-    if only and field.name not in only and field.name != 'workspace':
-      continue
+  fields = {field.name: field
+            for field in dataclasses.fields(config_lib.PipelineConfig)}
+  for section, names in config_lib.SECTIONS.items():
+    chosen = [name for name in names
+              if not only or name in only or name == 'workspace']
+    if chosen:
+      _add_section(parser.add_argument_group(f'settings: {section}'),
+                   [fields[name] for name in chosen])
+
+
+def _add_section(group, fields) -> None:
+  """One flag per setting of a section, in `group`."""
+  for field in fields:
     default = field.default
     if isinstance(default, tuple):
       kind = files.parse_list

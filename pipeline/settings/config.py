@@ -20,7 +20,10 @@ from components import tflite
 from components.tflite import budget
 from components.modules import features
 from components.modules import model_defaults
-from pipeline.runners import beam_profiles
+from components.modules.search_settings import SearchSettings
+from components.modules.settings import TrainingSettings
+from components.tflite_pusher.settings import PushSettings
+from pipeline.settings import beam_profiles
 from pipeline.data import decode
 from components import frontend
 from components.frontend import windowing
@@ -45,6 +48,36 @@ WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
 PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(WORKSPACE_PATHS)
 # The SQLite store of a workspace, when `metadata` names no other store.
 METADATA_FILE = 'metadata.sqlite'
+
+
+# The settings in sections, each owned by its consumer and reaching it as
+# one typed value: the data and front end (`front_end()`, `file_limits()`),
+# training and the search (`training_settings()`, `search_settings()`),
+# the push and the device budget (`push_settings()`), the run and Beam
+# (`beam_settings()`). The command line's help lists them so.
+SECTIONS = {
+    'workspace and stores': (
+        'workspace', 'pipeline_name', 'data_root', 'pipeline_root',
+        'metadata', 'push_destination', 'schema_dir'),
+    'data and front end': (
+        'class_names', 'image_size', 'channels', 'max_side',
+        'max_image_pixels', 'max_clip_seconds', 'sample_rate',
+        'clip_window_seconds', 'clip_hop_seconds', 'max_windows_per_clip',
+        'fft_size', 'mel_min_hz', 'mel_max_hz', 'top_db', 'colormap',
+        'proof_windows', 'window_spans', 'train_buckets', 'eval_buckets',
+        'min_class_share', 'drift_thresholds'),
+    'training and search': (
+        'warm_start', 'train_steps', 'eval_steps', 'batch_size',
+        'learning_rate', 'model_width', 'seed', 'augment', 'tune',
+        'tune_trials', 'tune_steps'),
+    'evaluation': ('min_auc', 'min_accuracy', 'max_auc_drop'),
+    'push and device budget': (
+        'quantization', 'max_accuracy_drop', 'representative_examples',
+        'validation_examples', 'latency_runs', 'max_tflite_bytes',
+        'max_latency_ms', 'max_arena_bytes', 'micro_examples'),
+    'run and Beam': ('beam', 'beam_args', 'gcp_project', 'region',
+                     'temp_location', 'image', 'enable_cache'),
+}
 
 
 class ConfigError(errors.PipelineError, ValueError):
@@ -328,9 +361,7 @@ class PipelineConfig:
       raise ConfigError(f'beam must be one of '
                         f'{", ".join(beam_profiles.PROFILES)}, got '
                         f'{self.beam!r}')
-    missing = beam_profiles.missing_settings(
-        self.beam, **{name: getattr(self, name)
-                      for name in beam_profiles.DATAFLOW_SETTINGS})
+    missing = self.beam_settings().missing()
     if missing:
       raise ConfigError(
           f'beam {self.beam} needs ' +
@@ -339,21 +370,6 @@ class PipelineConfig:
     if self.beam == 'dataflow' and storage.scheme(self.temp_location) != 'gs':
       raise ConfigError('temp_location must be a gs:// folder for beam '
                         f'dataflow, got {self.temp_location!r}')
-
-  def beam_pipeline_args(self, worker_pool: Optional[str] = None
-                         ) -> List[str]:
-    """The Beam arguments of the `beam` profile, then `beam_args`.
-
-    Args:
-      worker_pool: `host:port` of the running worker pool (`portable`).
-
-    Raises:
-      beam_profiles.BeamProfileError: `portable` without a worker pool.
-    """
-    return beam_profiles.pipeline_args(
-        self.beam, self.beam_args, worker_pool=worker_pool,
-        **{name: getattr(self, name)
-           for name in beam_profiles.DATAFLOW_SETTINGS})
 
   def drift_threshold_map(self) -> Dict[str, float]:
     """`drift_thresholds` as {feature or '*': threshold}.
@@ -406,19 +422,14 @@ class PipelineConfig:
         top_db=self.top_db, colormap=self.colormap,
         image_size=self.image_size, max_windows=self.max_windows_per_clip)
 
-  def module_custom_config(self) -> Dict[str, Any]:
-    """Settings passed to the Transform and Trainer module code."""
-    return {
-        'image_size': self.image_size,
-        'channels': self.channels,
-        'batch_size': self.batch_size,
-        'learning_rate': self.learning_rate,
-        'width': self.model_width,
-        'seed': self.seed,
-        'augment': self.augment,
-        'warm_start': self.warm_start,
-        'class_names': list(self.class_names),
-    }
+  def training_settings(self) -> TrainingSettings:
+    """The training section, as the Transform, Trainer and search module
+    code take it (through `custom_config`)."""
+    return TrainingSettings(
+        image_size=self.image_size, channels=self.channels,
+        batch_size=self.batch_size, learning_rate=self.learning_rate,
+        width=self.model_width, seed=self.seed, augment=self.augment,
+        warm_start=self.warm_start, class_names=tuple(self.class_names))
 
   def device_budget(self) -> budget.Budget:
     """`max_tflite_bytes`, `max_latency_ms` and `max_arena_bytes` as the
@@ -431,16 +442,33 @@ class PipelineConfig:
                          max_latency_ms=self.max_latency_ms,
                          max_arena_bytes=self.max_arena_bytes)
 
-  def search_custom_config(self) -> Dict[str, Any]:
-    """Settings passed to the model search's module code: the module
-    settings, the search's, the quantization it converts with and the
-    device budget."""
-    return dict(self.module_custom_config(),
-                tune_trials=self.tune_trials,
-                quantization=self.quantization,
-                latency_runs=self.latency_runs,
-                representative_examples=self.representative_examples,
-                **self.device_budget().to_dict())
+  def search_settings(self) -> SearchSettings:
+    """The model search's section: the training settings, the search's,
+    the quantization it converts with and the device budget."""
+    return SearchSettings(
+        training=self.training_settings(), tune_trials=self.tune_trials,
+        quantization=self.quantization, latency_runs=self.latency_runs,
+        representative_examples=self.representative_examples,
+        budget=self.device_budget())
+
+  def push_settings(self) -> PushSettings:
+    """The push-and-budget section, as the TFLite pusher takes it."""
+    return PushSettings(
+        push_destination=self.push_destination,
+        class_names=tuple(self.class_names), quantization=self.quantization,
+        image_size=self.image_size, channels=self.channels,
+        max_accuracy_drop=self.max_accuracy_drop,
+        representative_examples=self.representative_examples,
+        validation_examples=self.validation_examples,
+        latency_runs=self.latency_runs, micro_examples=self.micro_examples,
+        budget=self.device_budget())
+
+  def beam_settings(self) -> beam_profiles.BeamSettings:
+    """The run-and-Beam section, as the runners take it."""
+    return beam_profiles.BeamSettings(
+        profile=self.beam, extra=tuple(self.beam_args),
+        **{name: getattr(self, name)
+           for name in beam_profiles.DATAFLOW_SETTINGS})
 
 
 def flag(name: str) -> str:
