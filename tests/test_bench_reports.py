@@ -3,19 +3,15 @@ RESULTS.md and the README's targets' table are what the generator makes
 of the committed results; and the width study's rule (bench part 9) picks
 what it says it picks."""
 
-import importlib.util
 import json
 import os
 
+from bench import run_bench
+from bench.parts import audio as audio_part
+from bench.parts import width_side_by_side
+from bench.parts import width_study
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _bench():
-  spec = importlib.util.spec_from_file_location(
-      'run_bench', os.path.join(ROOT, 'bench', 'run_bench.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def _read(*parts):
@@ -24,24 +20,22 @@ def _read(*parts):
 
 
 def test_results_md_and_the_readme_table_are_generated_from_results_json():
-  bench = _bench()
   results = json.loads(_read('bench', 'results.json'))
-  assert _read('bench', 'RESULTS.md') == bench.markdown(results)
+  assert _read('bench', 'RESULTS.md') == run_bench.markdown(results)
   readme = _read('README.md')
-  assert bench.readme_with_targets(readme, results) == readme
+  assert run_bench.readme_with_targets(readme, results) == readme
   # The table is there, with a figure the results hold.
   ratio = results['ratios']['cached_vs_cold']
   assert f'| cached rerun vs cold run | {ratio:.3g} |' in readme
 
 
 def test_a_retyped_figure_in_the_readme_is_told_apart():
-  bench = _bench()
   results = json.loads(_read('bench', 'results.json'))
   readme = _read('README.md')
   ratio = f"{results['ratios']['cached_vs_cold']:.3g}"
   edited = readme.replace(f'| cached rerun vs cold run | {ratio} |',
                           '| cached rerun vs cold run | 0.05 |')
-  assert bench.readme_with_targets(edited, results) != edited
+  assert run_bench.readme_with_targets(edited, results) != edited
 
 
 def test_the_readme_stays_short():
@@ -55,7 +49,6 @@ def _run(width, seed, auc, accuracy):
 
 
 def test_the_rule_picks_the_narrowest_width_as_good_and_as_steady():
-  bench = _bench()
   runs = [_run(1.0, s, a, c) for s, (a, c) in enumerate(
       [(0.990, 0.980), (0.994, 0.984), (0.992, 0.982)])]
   # 0.5: within 0.005 of 1.0's means, spreads no larger: chosen.
@@ -67,44 +60,41 @@ def test_the_rule_picks_the_narrowest_width_as_good_and_as_steady():
   # 0.25: steady but worse.
   runs += [_run(0.25, s, a, c) for s, (a, c) in enumerate(
       [(0.980, 0.970), (0.981, 0.971), (0.982, 0.972)])]
-  rows = bench.width_rows(runs)
+  rows = width_study.width_rows(runs)
   assert [r['width'] for r in rows] == [1.0, 0.5, 0.35, 0.25]
   widest = rows[0]
   assert abs(widest['auc'] - 0.992) < 1e-9
   assert abs(widest['auc_spread'] - 0.004) < 1e-9
-  assert bench.chosen_width(rows) == 0.5
-  chart = bench.width_chart(rows)
+  assert width_study.chosen_width(rows) == 0.5
+  chart = width_study.width_chart(rows)
   assert chart.startswith('<svg') and chart.count('<polyline') == 3
-  lines = '\n'.join(bench._width_lines({  # pylint: disable=protected-access
+  lines = '\n'.join(width_study._width_lines({  # pylint: disable=protected-access
       'steps': 500, 'seeds': 3, 'measured': 'today', 'rows': rows,
-      'rule': bench.WIDTH_RULE, 'chosen': 0.5}))
+      'rule': width_study.WIDTH_RULE, 'chosen': 0.5}))
   assert '| 0.5 | 0.9900 |' in lines and 'picks width **0.5**' in lines
 
 
 def test_the_widest_is_chosen_when_no_narrower_width_keeps_up():
-  bench = _bench()
   runs = [_run(1.0, 0, 0.99, 0.98), _run(1.0, 1, 0.99, 0.98),
           _run(0.25, 0, 0.95, 0.94), _run(0.25, 1, 0.95, 0.94)]
-  assert bench.chosen_width(bench.width_rows(runs)) == 1.0
+  assert width_study.chosen_width(width_study.width_rows(runs)) == 1.0
 
 
 def test_the_default_width_is_the_one_the_rule_picks_from_the_study():
   from components.modules import model_defaults  # pylint: disable=g-import-not-at-top
   from pipeline.settings import config  # pylint: disable=g-import-not-at-top
-  bench = _bench()
   study = json.loads(_read('bench', 'results.json'))['width_study']
-  assert bench.chosen_width(study['rows']) == model_defaults.DEFAULT_WIDTH
+  assert width_study.chosen_width(study['rows']) == model_defaults.DEFAULT_WIDTH
   assert config.PipelineConfig().model_width == model_defaults.DEFAULT_WIDTH
   assert f"picks width **{model_defaults.DEFAULT_WIDTH:g}**" in _read(
       'bench', 'RESULTS.md')
 
 
 def test_the_side_by_side_section_renders_its_figures():
-  bench = _bench()
   row = {'total_seconds': 100.0, 'trainer_seconds': 50.0,
          'peak_rss_bytes': 2 ** 30, 'pushed_bytes': 160_000,
          'evaluator_auc': 0.99, 'accuracy': 0.97, 'latency_ms': 0.25}
-  side = '\n'.join(bench._side_lines({  # pylint: disable=protected-access
+  side = '\n'.join(width_side_by_side._side_lines({  # pylint: disable=protected-access
       'measured': 'today', 'repeats': 1, 'notebook_seconds': 80.0,
       'notebook_accuracy': 0.8, 'notebook_tflite_bytes': 150_000,
       'widths': [0.5, 1.0], 'notebook_width': 0.5,
@@ -115,8 +105,7 @@ def test_the_side_by_side_section_renders_its_figures():
 
 
 def test_the_audio_section_renders_its_figures():
-  bench = _bench()
-  audio = '\n'.join(bench._audio_lines({  # pylint: disable=protected-access
+  audio = '\n'.join(audio_part._audio_lines({  # pylint: disable=protected-access
       'measured': 'today', 'per_class': 10,
       'throughput': {'16 kHz mono': {'ingest_clips_per_second': 30.0,
                                      'plain_clips_per_second': 60.0}},
