@@ -76,3 +76,14 @@ def noise(seconds, rate, seed=0):
   envelope = 0.2 + sum(np.exp(-((t - b) / 0.05) ** 2) for b in bumps)
   shaped = sound * envelope
   return 0.3 * shaped / np.abs(shaped).max()
+
+
+def front_end_windows(front_end):
+  """Windows at a front end's rate that test its picture: a chord, quiet
+  noise, silence, and a short chord padded with zeros."""
+  rate, seconds = front_end.sample_rate, front_end.window_seconds
+  yield chord(seconds, rate, base=130)
+  yield noise(seconds, rate, seed=3) * 1e-3  # quiet
+  yield np.zeros(front_end.window_samples)  # silence
+  short = chord(seconds / 3, rate, base=400)
+  yield np.pad(short, (0, front_end.window_samples - short.size))  # padded

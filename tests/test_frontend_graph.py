@@ -22,15 +22,6 @@ FRONT_ENDS = [
 ]
 
 
-def _windows(front_end):
-  rate, seconds = front_end.sample_rate, front_end.window_seconds
-  yield audio_files.chord(seconds, rate, base=130)
-  yield audio_files.noise(seconds, rate, seed=3) * 1e-3  # quiet
-  yield np.zeros(front_end.window_samples)  # silence
-  clip = audio_files.chord(seconds / 3, rate, base=400)
-  yield windowing.window_at(clip, 0, front_end)  # padded
-
-
 def _graph(front_end):
   module = graph_lib.FrontEndGraph(front_end)
   return module, tf.function(module.__call__, input_signature=[
@@ -41,7 +32,7 @@ def _graph(front_end):
 def test_the_graph_draws_the_numpy_picture(index):
   front_end = FRONT_ENDS[index]
   _, graph = _graph(front_end)
-  for samples in _windows(front_end):
+  for samples in audio_files.front_end_windows(front_end):
     expected = windowing.render(samples, front_end).astype(np.float32)
     got = graph(tf.constant(samples[None].astype(np.float32))).numpy()[0]
     assert got.shape == expected.shape
@@ -70,7 +61,7 @@ def test_the_tflite_front_end_uses_builtin_ops_and_agrees(optimize):
   assert len(model) < 100_000
   source = interpreter.get_input_details()[0]
   target = interpreter.get_output_details()[0]
-  for samples in _windows(front_end):
+  for samples in audio_files.front_end_windows(front_end):
     interpreter.set_tensor(source['index'], samples[None].astype(np.float32))
     interpreter.invoke()
     got = interpreter.get_tensor(target['index'])[0]

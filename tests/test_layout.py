@@ -10,8 +10,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DEVICE_THIRD_PARTY = {'numpy', 'PIL', 'ai_edge_litert'}
 
 
-def _imports(path):
-  """Every module a file imports, with its line."""
+def _imports(path, names=False):
+  """Every module a file imports, with its line; with `names`, `from a
+  import b` as `a.b` (b may be a module or a name)."""
   with open(path, encoding='utf-8') as f:
     tree = ast.parse(f.read(), path)
   for node in ast.walk(tree):
@@ -19,7 +20,11 @@ def _imports(path):
       for alias in node.names:
         yield alias.name, node.lineno
     elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-      yield node.module, node.lineno
+      if not names:
+        yield node.module, node.lineno
+        continue
+      for alias in node.names:
+        yield f'{node.module}.{alias.name}', node.lineno
 
 
 def _package_files(*parts):
@@ -118,19 +123,6 @@ _ALSO = {'model_search': ('components.modules.search',),
          'modules': ('components.modules',)}
 
 
-def _imported_names(path):
-  """Every module or name a file imports, `from a import b` as `a.b`."""
-  with open(path, encoding='utf-8') as f:
-    tree = ast.parse(f.read(), path)
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      for alias in node.names:
-        yield alias.name, node.lineno
-    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-      for alias in node.names:
-        yield f'{node.module}.{alias.name}', node.lineno
-
-
 def _component_import_breaks(root):
   broken = []
   for entry in sorted(os.listdir(os.path.join(root, 'components'))):
@@ -147,7 +139,7 @@ def _component_import_breaks(root):
       continue
     own = f'components.{entry}'
     for path in paths:
-      for module, line in _imported_names(path):
+      for module, line in _imports(path, names=True):
         if module.split('.')[0] != 'components':
           continue
         if module == own or module.startswith(

@@ -14,15 +14,6 @@ from components.frontend import windowing
 from components.tflite_pusher import waveform
 
 
-def _windows(front_end):
-  rate, seconds = front_end.sample_rate, front_end.window_seconds
-  yield audio_files.chord(seconds, rate, base=130)
-  yield audio_files.noise(seconds, rate, seed=3) * 1e-3  # quiet
-  yield np.zeros(front_end.window_samples)  # silence
-  clip = audio_files.chord(seconds / 3, rate, base=400)
-  yield windowing.window_at(clip, 0, front_end)  # padded
-
-
 @pytest.fixture(scope='module')
 def small_model(tmp_path_factory):
   from components.modules import trainer  # pylint: disable=g-import-not-at-top
@@ -47,7 +38,7 @@ def test_the_waveform_model_scores_as_the_image_model_on_the_drawn_window(
   target = interpreter.get_output_details()[0]
   assert list(source['shape']) == [1, 16000]
   assert source['dtype'] == np.float32 and target['dtype'] == np.float32
-  for samples in _windows(front_end):
+  for samples in audio_files.front_end_windows(front_end):
     interpreter.set_tensor(source['index'], samples[None].astype(np.float32))
     interpreter.invoke()
     scores = interpreter.get_tensor(target['index'])[0]
@@ -65,7 +56,7 @@ def test_float16_which_would_ruin_the_front_end_says_so(small_model):
 def test_int8_quantizes_the_classifier_and_keeps_the_front_end_float(
     small_model):
   front_end = frontend.FrontEnd(image_size=32)
-  windows = list(_windows(front_end))
+  windows = list(audio_files.front_end_windows(front_end))
   model = waveform.convert(small_model, front_end, 'int8',
                            representative=np.stack(windows))
   interpreter = tf.lite.Interpreter(model_content=model,
@@ -133,7 +124,8 @@ def _examples(path, windows, front_end, labels):
 def test_the_proof_on_the_spans_own_windows_reads_the_kept_samples_and_holds(
     small_model, tmp_path):
   front_end = frontend.FrontEnd(image_size=32)
-  windows = list(_windows(frontend.FrontEnd(image_size=32))) * 2
+  windows = list(audio_files.front_end_windows(
+      frontend.FrontEnd(image_size=32))) * 2
   labels = [index % 2 for index in range(len(windows))]
   _examples(str(tmp_path / 'eval.gz'), windows, front_end, labels)
   samples, images, kept = waveform.span_windows(
