@@ -2,9 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKSPACE ?= workspace
-# The default data: 1 s recordings at 16 kHz (a folder of its own, so a
-# workspace made when the default data were images keeps them).
-DATA ?= $(WORKSPACE)/default_recordings
+# The default data: 1 s recordings at 16 kHz, sampled instruments in
+# General MIDI families and real speech where FluidSynth, the soundfonts and
+# flite are installed (scripts/ensure_sounds.sh), else procedural; a folder
+# of their own, so a workspace made with earlier default data keeps them.
+DATA ?= $(WORKSPACE)/default_sounds
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
@@ -16,7 +18,8 @@ setup:
 
 ## Make the default data set if it is absent, ingest it, run the pipeline.
 run: setup
-	$(PY) -m pipeline synth --workspace $(WORKSPACE) --out $(DATA)
+	@bash scripts/ensure_sounds.sh
+	$(PY) -m pipeline synth --workspace $(WORKSPACE) --out $(DATA) --replace
 	$(PY) -m pipeline ingest --workspace $(WORKSPACE) $(DATA)
 	$(PY) -m pipeline run --workspace $(WORKSPACE)
 
@@ -26,6 +29,7 @@ run: setup
 PYTEST_WORKERS ?= 2
 ## Every test, the real servers, S3 stand-in and portable Beam workers too.
 test: setup
+	@bash scripts/ensure_sounds.sh
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_databases.sh
 	@bash scripts/ensure_mediapipe.sh

@@ -28,5 +28,8 @@ setuptools.setup(
         'croniter',
         # predict and --stream run the pushed models without TensorFlow.
         'ai-edge-litert==2.3.0',
+        # The default data's sampled instruments (with Debian's
+        # libfluidsynth3; without it synth falls back to procedural data).
+        'pyfluidsynth==1.4.0',
     ],
 )

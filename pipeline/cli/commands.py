@@ -34,6 +34,7 @@ from components.common import errors
 from pipeline.runners import logs
 from pipeline.settings import config as config_lib
 from pipeline.settings import arguments
+from pipeline.data.synth import SOURCES as SYNTH_SOURCES
 
 
 class UserError(errors.PipelineError):
@@ -117,15 +118,24 @@ def _quiet_libraries() -> None:
 
 def _cmd_synth(args: argparse.Namespace,
                config: config_lib.PipelineConfig) -> int:
+  from pipeline.data import sampled  # pylint: disable=g-import-not-at-top
   from pipeline.data import synth  # pylint: disable=g-import-not-at-top
+  source = args.source
+  if source == 'auto':
+    missing = sampled.unavailable()
+    source = 'procedural' if missing else 'sampled'
+    if missing:
+      print(f'synth: note: {missing}; fell back to the procedural generator '
+            '(tones and noises, no families)', file=sys.stderr)
   out = args.out or os.path.join(
-      config.workspace, 'default_recordings' if args.format == 'wav'
+      config.workspace, 'default_sounds' if args.format == 'wav'
       else 'default_data')
   written = synth.synthesize(out, per_class=args.per_class, seed=args.seed_data,
                              class_names=config.class_names,
-                             file_format=args.format)
+                             file_format=args.format, source=source,
+                             replace=args.replace)
   print(f'synth: {"wrote" if written else "already present:"} {out} '
-        f'({args.per_class} {args.format} files per class)')
+        f'({args.per_class} {source} {args.format} files per class)')
   return 0
 
 
@@ -379,8 +389,21 @@ def build_parser() -> argparse.ArgumentParser:
       'save them as WAVs (or spectrogram PNGs), one folder per class. Skips '
       'the work when the same data set is already there.')
   synth.add_argument('--out', help='destination folder (default: '
-                     'WORKSPACE/default_recordings, or WORKSPACE/default_data '
+                     'WORKSPACE/default_sounds, or WORKSPACE/default_data '
                      'for PNGs)')
+  synth.add_argument('--source', choices=('auto',) + SYNTH_SOURCES,
+                     default='auto',
+                     help='sampled: instruments rendered by FluidSynth from '
+                     'General MIDI soundfonts into instrument/<family>/, '
+                     'speech by flite, sound effects, noises and mixtures '
+                     'into not_instrument/<kind>/; procedural: synthesized '
+                     'tones and noises; auto: sampled where FluidSynth, the '
+                     'soundfonts and flite are installed, else procedural, '
+                     'said in one line (default: %(default)s)')
+  synth.add_argument('--replace', action='store_true',
+                     help='replace a data set synth made with other '
+                     'settings (another source, seed or size) instead of '
+                     'refusing')
   synth.add_argument('--per-class', type=int, default=1000,
                      help='clips per class (default: %(default)s)')
   synth.add_argument('--seed-data', type=int, default=0,

@@ -18,6 +18,7 @@ same whatever the number of worker processes.
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -34,6 +35,13 @@ CLIP_SECONDS = 1.0
 MANIFEST_NAME = 'synth.json'
 # Bump when the generator changes, so an old data set is not taken as current.
 GENERATOR_VERSION = 2
+# Where the clips come from: the procedural generator below, or sampled
+# instruments and real speech (:mod:`pipeline.data.sampled`).
+SOURCES = ('procedural', 'sampled')
+SAMPLED_VERSION = 1
+# Procedural clips per job (each is a pure function of its arguments; a
+# sampled job is one chunk of pipeline/data/sampled.py).
+_PROCEDURAL_CHUNK = 50
 
 _N = int(SAMPLE_RATE * CLIP_SECONDS)
 _T = np.arange(_N) / SAMPLE_RATE
@@ -374,8 +382,9 @@ def _apply_nuisances(rng: np.random.Generator,
   return np.clip(signal + background, -1.0, 1.0)
 
 
-def make_clip(seed: int, label: int, index: int) -> Tuple[str, np.ndarray]:
-  """Synthesizes one clip, a pure function of its arguments.
+def make_clip(seed: int, label: int, index: int
+              ) -> Tuple[str, np.ndarray]:
+  """Synthesizes one procedural clip, a pure function of its arguments.
 
   Args:
     seed: the data set's seed.
@@ -392,30 +401,68 @@ def make_clip(seed: int, label: int, index: int) -> Tuple[str, np.ndarray]:
   return kind, _apply_nuisances(rng, kinds[kind](rng))
 
 
-def _render_one(job: Tuple[int, int, int, str, str, str]) -> str:
-  seed, label, index, class_name, out_dir, file_format = job
-  kind, audio = make_clip(seed, label, index)
-  stem = os.path.join(out_dir, class_name, f'{kind}_{index:05d}')
-  if file_format == 'wav':
-    with open(stem + '.wav', 'wb') as f:
-      f.write(spectrogram.wav_bytes(audio, SAMPLE_RATE))
+def make_sampled_clip(seed: int, label: int, index: int
+                      ) -> Tuple[str, np.ndarray]:
+  """One sampled clip (see :mod:`pipeline.data.sampled`): the same for the
+  same arguments when rendered in the same place of its chunk.
+
+  Returns:
+    (`family/` or `kind/` sub-folder and name, float64 samples in [-1, 1]
+    at SAMPLE_RATE).
+  """
+  from pipeline.data import sampled  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng([seed, 100 + label, index])
+  if label == 1:
+    kinds = sampled.INSTRUMENT_FAMILIES
+    kind = kinds[index % len(kinds)]
+    audio = sampled.instrument(rng, kind)
   else:
-    image = melscale.spectrogram_image(audio, SAMPLE_RATE)
-    Image.fromarray(image).save(stem + '.png', optimize=False)
-  return stem
+    kinds = sampled.NOT_INSTRUMENT_KINDS
+    kind = kinds[index % len(kinds)]
+    noises = {name: make for name, make in NOT_INSTRUMENT_KINDS.items()
+              if name != 'speech'}
+    audio = sampled.not_instrument(rng, seed, kind, noises)
+  return f'{kind}/{kind}', _apply_nuisances(rng, audio)
+
+
+def _render_chunk(job: Tuple[int, int, int, int, str, str, str, str]
+                  ) -> int:
+  """Renders clips `start` to `stop` of one class, in order (a sampled
+  chunk on a fresh synthesizer); returns how many."""
+  seed, label, start, stop, class_name, out_dir, file_format, source = job
+  if source == 'sampled':
+    from pipeline.data import sampled  # pylint: disable=g-import-not-at-top
+    sampled.fresh()
+  make = make_sampled_clip if source == 'sampled' else make_clip
+  for index in range(start, stop):
+    kind, audio = make(seed, label, index)
+    stem = os.path.join(out_dir, class_name, f'{kind}_{index:05d}')
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    if file_format == 'wav':
+      with open(stem + '.wav', 'wb') as f:
+        f.write(spectrogram.wav_bytes(audio, SAMPLE_RATE))
+    else:
+      image = melscale.spectrogram_image(audio, SAMPLE_RATE)
+      Image.fromarray(image).save(stem + '.png', optimize=False)
+  return stop - start
 
 
 def _manifest(seed: int, per_class: int, class_names: Sequence[str],
-              file_format: str) -> Dict[str, object]:
-  return {'generator_version': GENERATOR_VERSION, 'seed': seed,
-          'per_class': per_class, 'class_names': list(class_names),
-          'format': file_format, 'sample_rate': SAMPLE_RATE}
+              file_format: str, source: str) -> Dict[str, object]:
+  wanted: Dict[str, object] = {
+      'generator_version': GENERATOR_VERSION, 'seed': seed,
+      'per_class': per_class, 'class_names': list(class_names),
+      'format': file_format, 'sample_rate': SAMPLE_RATE}
+  if source == 'sampled':
+    wanted.update(source=source, sampled_version=SAMPLED_VERSION)
+  return wanted
 
 
 def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
                class_names: Sequence[str] = ('not_instrument', 'instrument'),
                file_format: str = 'png', workers: int = 0,
-               progress: bool = True) -> bool:
+               progress: bool = True, source: str = 'procedural',
+               replace: bool = False) -> bool:
   """Writes the data set to `out_dir` unless an identical one is there.
 
   The set is written to a temporary folder beside `out_dir` and renamed into
@@ -429,6 +476,12 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
     file_format: 'png' (spectrogram images) or 'wav' (the audio clips).
     workers: processes to use; 0 means one per core.
     progress: print progress to stderr.
+    source: 'procedural' (this module's generator) or 'sampled' (sampled
+      instruments in `instrument/<family>/`, real speech, sound effects
+      and mixtures in `not_instrument/<kind>/`; see
+      :mod:`pipeline.data.sampled`).
+    replace: replace a data set this function wrote with other settings
+      (the folder holds its manifest) instead of refusing.
 
   Returns:
     True if the data set was written, False if it was already there.
@@ -443,13 +496,27 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
     raise SynthError(f"file_format must be 'png' or 'wav', got {file_format!r}")
   if len(class_names) != 2:
     raise SynthError(f'exactly two class names are needed, got {class_names}')
-  wanted = _manifest(seed, per_class, class_names, file_format)
+  if source not in SOURCES:
+    raise SynthError(f'source must be one of {", ".join(SOURCES)}, got '
+                     f'{source!r}')
+  chunk = _PROCEDURAL_CHUNK
+  if source == 'sampled':
+    from pipeline.data import sampled  # pylint: disable=g-import-not-at-top
+    missing = sampled.unavailable()
+    if missing:
+      raise SynthError(f'sampled data need {missing}')
+    chunk = sampled.CHUNK
+  wanted = _manifest(seed, per_class, class_names, file_format, source)
   manifest_path = os.path.join(out_dir, MANIFEST_NAME)
   if os.path.exists(out_dir):
     if os.path.exists(manifest_path):
       with open(manifest_path, encoding='utf-8') as f:
         if json.load(f) == wanted:
           return False
+      if replace:
+        shutil.rmtree(out_dir)
+        return synthesize(out_dir, per_class, seed, class_names, file_format,
+                          workers, progress, source)
       raise SynthError(
           f'{out_dir} holds a synthesized data set with other settings; '
           'remove it or choose another --out.')
@@ -460,17 +527,18 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
   with local_disk.staged_folder(out_dir, durable=False) as staging:
     for name in class_names:
       os.makedirs(os.path.join(staging, name))
-    jobs: List[Tuple[int, int, int, str, str, str]] = [
-        (seed, label, index, class_names[label], staging, file_format)
-        for index in range(per_class) for label in (0, 1)]
+    jobs: List[Tuple[int, int, int, int, str, str, str, str]] = [
+        (seed, label, start, min(per_class, start + chunk),
+         class_names[label], staging, file_format, source)
+        for start in range(0, per_class, chunk) for label in (0, 1)]
     workers = workers or os.cpu_count() or 1
-    done = 0
-    step = max(1, len(jobs) // 10)
+    done, shown, total = 0, 0, 2 * per_class
     with multiprocessing.get_context('spawn').Pool(workers) as pool:
-      for _ in pool.imap_unordered(_render_one, jobs, chunksize=16):
-        done += 1
-        if progress and (done % step == 0 or done == len(jobs)):
-          print(f'synth: {done}/{len(jobs)} clips', file=sys.stderr)
+      for count in pool.imap_unordered(_render_chunk, jobs):
+        done += count
+        if progress and (done * 10 // total > shown or done == total):
+          shown = done * 10 // total
+          print(f'synth: {done}/{total} clips', file=sys.stderr)
     with open(os.path.join(staging, MANIFEST_NAME), 'w',
               encoding='utf-8') as f:
       json.dump(wanted, f, indent=2)
