@@ -4,7 +4,7 @@
 `bench/results.json`. Each part is a module of `bench/parts/` with its own
 flags, its measurement and its section of the report; this runner chooses
 the parts (`--parts`), prepares the data they share and writes the reports.
-Thirteen parts:
+Fourteen parts:
 
 1. Pipeline vs notebook: wall time of a cold pipeline run (ingest + run, in
    a fresh workspace, as a new process), of the reruns served from the
@@ -61,6 +61,10 @@ Thirteen parts:
 13. The board: the default model in int8 and the search under a 256 KB
    arena budget; TensorFlow Lite Micro's arena and latency per image, the
    outputs against LiteRT's, the C array compiled.
+14. Transfer across sample sets: a default run on sampled data from one
+   soundfont and three flite voices, scored on held-out clips from the
+   other soundfont and the other two voices; accuracy, AUC and recall per
+   family and kind.
 
 Every timed run is a separate process, so each pays for its own start-up,
 as a user's does. Work files go to `bench/out/` (git-ignored).

@@ -118,3 +118,29 @@ def test_the_audio_section_renders_its_figures():
   assert '| 48 kHz mono | 0.9750 | -0.0050 |' in audio
   assert '| 1 min | 60 | 5.0 | 4.0 | 59x | 512 |' in audio
 
+
+
+def test_the_transfer_part_scores_predictions_by_family_and_kind():
+  from bench.parts import transfer  # pylint: disable=g-import-not-at-top
+  answer = lambda path, label, score: {  # pylint: disable=unnecessary-lambda-assignment
+      'path': path, 'label': label, 'scores': [1 - score, score]}
+  found = transfer.score([
+      answer('h/instrument/piano/a.wav', 'instrument', 0.9),
+      answer('h/instrument/piano/b.wav', 'not_instrument', 0.4),
+      answer('h/instrument/bass/c.wav', 'instrument', 0.8),
+      answer('h/not_instrument/speech/d.wav', 'not_instrument', 0.1),
+      answer('h/not_instrument/noise/e.wav', 'instrument', 0.6)])
+  assert found['examples'] == 5
+  assert abs(found['accuracy'] - 0.6) < 1e-9
+  assert found['recall'] == {'instrument/bass': 1.0, 'instrument/piano': 0.5,
+                             'not_instrument/noise': 0.0,
+                             'not_instrument/speech': 1.0}
+  assert 0.5 < found['auc'] < 1.0
+  lines = '\n'.join(transfer.report_lines({'transfer': dict(
+      found, measured='today', per_class=10, held_out_per_class=5,
+      train_set=transfer.TRAIN_SET, held_out_set=transfer.HELD_OUT_SET,
+      eval_split={'auc': 0.99, 'binary_accuracy': 0.95})}))
+  assert '## 14. Transfer across sample sets' in lines
+  assert '| **held-out sample set** | **0.6000** |' in lines
+  assert '| instrument/piano | 0.50 |' in lines
+  assert 'TimGM6mb.sf2' in lines and 'MuseScore_General.sf3' in lines

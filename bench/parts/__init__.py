@@ -15,6 +15,7 @@ from bench.parts import pushed_model
 from bench.parts import scale
 from bench.parts import search
 from bench.parts import storage_layer
+from bench.parts import transfer
 from bench.parts import waveform
 from bench.parts import width_side_by_side
 from bench.parts import width_study
@@ -22,5 +23,5 @@ from bench.parts import width_study
 # In the order they run: the audio part last, as it has run since it came.
 PARTS = (pipeline_vs_notebook, input_throughput, pushed_model, scale,
          history, storage_layer, beam_profiles, search, width_study,
-         width_side_by_side, waveform, board, audio)
+         width_side_by_side, waveform, board, audio, transfer)
 BY_NUMBER = {part.NUMBER: part for part in PARTS}

@@ -118,10 +118,10 @@ def unavailable() -> Optional[str]:
 class _Instruments:
   """One FluidSynth per process, every soundfont loaded once."""
 
-  def __init__(self):
+  def __init__(self, fonts: Tuple[str, ...]):
     import fluidsynth  # pylint: disable=g-import-not-at-top,import-outside-toplevel
     self.synth = fluidsynth.Synth(samplerate=float(SAMPLE_RATE), gain=0.6)
-    self.fonts = [self.synth.sfload(path) for path in SOUNDFONTS
+    self.fonts = [self.synth.sfload(path) for path in fonts
                   if os.path.isfile(path)]
 
   def render(self, rng: np.random.Generator, program: int,
@@ -168,16 +168,20 @@ _STATE: Dict[str, object] = {}
 
 def _instruments() -> _Instruments:
   if 'instruments' not in _STATE:
-    _STATE['instruments'] = _Instruments()
+    _STATE['instruments'] = _Instruments(_STATE.get('fonts', SOUNDFONTS))
   return _STATE['instruments']
 
 
-def fresh() -> None:
+def fresh(fonts: Tuple[str, ...] = SOUNDFONTS,
+          voices: Tuple[str, ...] = VOICES) -> None:
   """Drops this process's synthesizer: the next clip starts a new one, in
-  the state every chunk starts from."""
+  the state every chunk starts from, with `fonts` and speaking with
+  `voices` (subsets keep sample sets apart, as the bench's transfer part
+  does)."""
   instruments = _STATE.pop('instruments', None)
   if instruments is not None:
     instruments.synth.delete()
+  _STATE['fonts'], _STATE['voices'] = tuple(fonts), tuple(voices)
 
 
 def _notes(rng: np.random.Generator, family: str
@@ -237,11 +241,12 @@ def _sentence(rng: np.random.Generator) -> str:
 def utterance(seed: int, number: int) -> np.ndarray:
   """Utterance `number` of a data set: a sentence spoken by flite, its
   voice, rate and pitch drawn from (seed, number); mono at SAMPLE_RATE."""
-  key = f'utterance-{seed}-{number}'
+  voices = _STATE.get('voices', VOICES)
+  voice = voices[number % len(voices)]
+  key = f'utterance-{seed}-{number}-{voice}'
   if key in _STATE:
     return _STATE[key]
   rng = np.random.default_rng([seed, 7, number])
-  voice = VOICES[number % len(VOICES)]
   with tempfile.TemporaryDirectory(prefix='flite-') as folder:
     path = os.path.join(folder, 'speech.wav')
     subprocess.run(

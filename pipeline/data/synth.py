@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import shutil
 import sys
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -425,14 +425,15 @@ def make_sampled_clip(seed: int, label: int, index: int
   return f'{kind}/{kind}', _apply_nuisances(rng, audio)
 
 
-def _render_chunk(job: Tuple[int, int, int, int, str, str, str, str]
-                  ) -> int:
+def _render_chunk(job: Tuple[int, int, int, int, str, str, str, str,
+                             Dict[str, Tuple[str, ...]]]) -> int:
   """Renders clips `start` to `stop` of one class, in order (a sampled
   chunk on a fresh synthesizer); returns how many."""
-  seed, label, start, stop, class_name, out_dir, file_format, source = job
+  (seed, label, start, stop, class_name, out_dir, file_format, source,
+   subset) = job
   if source == 'sampled':
     from pipeline.data import sampled  # pylint: disable=g-import-not-at-top
-    sampled.fresh()
+    sampled.fresh(**subset)
   make = make_sampled_clip if source == 'sampled' else make_clip
   for index in range(start, stop):
     kind, audio = make(seed, label, index)
@@ -462,7 +463,8 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
                class_names: Sequence[str] = ('not_instrument', 'instrument'),
                file_format: str = 'png', workers: int = 0,
                progress: bool = True, source: str = 'procedural',
-               replace: bool = False) -> bool:
+               replace: bool = False,
+               subset: Optional[Dict[str, Sequence[str]]] = None) -> bool:
   """Writes the data set to `out_dir` unless an identical one is there.
 
   The set is written to a temporary folder beside `out_dir` and renamed into
@@ -482,6 +484,9 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
       :mod:`pipeline.data.sampled`).
     replace: replace a data set this function wrote with other settings
       (the folder holds its manifest) instead of refusing.
+    subset: for `sampled`, `fonts` (soundfont paths) and `voices` (flite
+      voices) to draw from instead of all (the bench's transfer part keeps
+      sample sets apart so).
 
   Returns:
     True if the data set was written, False if it was already there.
@@ -506,7 +511,10 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
     if missing:
       raise SynthError(f'sampled data need {missing}')
     chunk = sampled.CHUNK
+  subset = {key: tuple(value) for key, value in (subset or {}).items()}
   wanted = _manifest(seed, per_class, class_names, file_format, source)
+  if subset:
+    wanted['subset'] = {key: list(value) for key, value in subset.items()}
   manifest_path = os.path.join(out_dir, MANIFEST_NAME)
   if os.path.exists(out_dir):
     if os.path.exists(manifest_path):
@@ -516,7 +524,7 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
       if replace:
         shutil.rmtree(out_dir)
         return synthesize(out_dir, per_class, seed, class_names, file_format,
-                          workers, progress, source)
+                          workers, progress, source, subset=subset)
       raise SynthError(
           f'{out_dir} holds a synthesized data set with other settings; '
           'remove it or choose another --out.')
@@ -527,10 +535,9 @@ def synthesize(out_dir: str, per_class: int = 1000, seed: int = 0,
   with local_disk.staged_folder(out_dir, durable=False) as staging:
     for name in class_names:
       os.makedirs(os.path.join(staging, name))
-    jobs: List[Tuple[int, int, int, int, str, str, str, str]] = [
-        (seed, label, start, min(per_class, start + chunk),
-         class_names[label], staging, file_format, source)
-        for start in range(0, per_class, chunk) for label in (0, 1)]
+    jobs = [(seed, label, start, min(per_class, start + chunk),
+             class_names[label], staging, file_format, source, subset)
+            for start in range(0, per_class, chunk) for label in (0, 1)]
     workers = workers or os.cpu_count() or 1
     done, shown, total = 0, 0, 2 * per_class
     with multiprocessing.get_context('spawn').Pool(workers) as pool:

@@ -1,0 +1,136 @@
+"""Bench part 14, transfer across sample sets: the default data made from
+one soundfont and three flite voices train a default run; the pushed model
+then scores held-out clips made from the other soundfont and the other two
+voices (another seed too), as a user's real recordings would come from
+instruments and speakers the model never heard. Phase one's accuracy and
+AUC, and recall per instrument family and per kind of other sound.
+"""
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import shutil
+from typing import Any, Dict, List
+
+from bench.parts.common import cli
+from bench.parts.common import Context
+from bench.parts.common import log
+from bench.parts.common import pipeline_run
+from bench.parts.common import run_process
+
+NUMBER = 14
+# The part's figures in results.json.
+KEY = 'transfer'
+# Whether it needs the 1x default data, and a workspace run on it.
+NEEDS_DATA = False
+NEEDS_WORKSPACE = False
+# The two sides, kept apart: soundfont (by file) and flite voices.
+TRAIN_SET = {'fonts': ('/usr/share/sounds/sf2/TimGM6mb.sf2',),
+             'voices': ('kal', 'awb', 'rms')}
+HELD_OUT_SET = {'fonts': ('/usr/share/sounds/sf3/MuseScore_General.sf3',),
+                'voices': ('slt', 'kal16')}
+
+
+def _synth(folder: str, per_class: int, seed: int,
+           subset: Dict[str, Any]) -> None:
+  from pipeline.data import synth  # pylint: disable=g-import-not-at-top
+  synth.synthesize(folder, per_class=per_class, seed=seed, file_format='wav',
+                   source='sampled', subset=subset, replace=True,
+                   progress=False)
+
+
+def score(predictions: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """Accuracy, AUC and recall per sub-folder (family or kind) of `predict
+  --json` answers on files laid out as `<class>/<sub-folder>/<file>`."""
+  from components.common import metrics  # pylint: disable=g-import-not-at-top
+  labels, scores = [], []
+  groups: Dict[str, List[int]] = collections.defaultdict(lambda: [0, 0])
+  for answer in predictions:
+    truth, group = answer['path'].split(os.sep)[-3:-1]
+    labels.append(int(truth == 'instrument'))
+    scores.append(float(answer['scores'][-1]))
+    groups[f'{truth}/{group}'][0] += int(answer['label'] == truth)
+    groups[f'{truth}/{group}'][1] += 1
+  found = metrics.binary_metrics(labels, scores)
+  return {'accuracy': found['accuracy'], 'auc': found['auc'],
+          'examples': len(labels),
+          'recall': {name: hits / total
+                     for name, (hits, total) in sorted(groups.items())}}
+
+
+def part_transfer(out: str, per_class: int, held_out: int,
+                  keep: bool) -> Dict[str, Any]:
+  """Part 14: trained on one sample set, scored on the other."""
+  logs = os.path.join(out, 'logs')
+  train_dir = os.path.join(out, 'transfer-train')
+  held_dir = os.path.join(out, 'transfer-held-out')
+  workspace = os.path.join(out, 'ws-transfer')
+  shutil.rmtree(workspace, ignore_errors=True)
+  log(f'part 14: {per_class} clips per class from {TRAIN_SET}')
+  _synth(train_dir, per_class, 0, TRAIN_SET)
+  log(f'part 14: {held_out} held-out clips per class from {HELD_OUT_SET}')
+  _synth(held_dir, held_out, 1, HELD_OUT_SET)
+  run = pipeline_run(workspace, train_dir, logs, 'transfer')
+  files = sorted(os.path.join(folder, name)
+                 for folder, _, names in os.walk(held_dir)
+                 for name in names if name.endswith('.wav'))
+  answered = run_process(cli('predict', '--model',
+                             os.path.join(workspace, 'pushed'), '--json',
+                             *files),
+                         os.path.join(logs, 'transfer-predict.log'))
+  found = score(json.loads(answered['stdout']))
+  evaluation = run['summary'].get('metrics') or {}
+  if not keep:
+    shutil.rmtree(workspace, ignore_errors=True)
+  log(f"part 14: held-out accuracy {found['accuracy']:.4f}, AUC "
+      f"{found['auc']:.4f}")
+  return dict(found, measured=datetime.date.today().isoformat(),
+              per_class=per_class, held_out_per_class=held_out,
+              train_set=TRAIN_SET, held_out_set=HELD_OUT_SET,
+              eval_split=evaluation, run_seconds=run['run_seconds'])
+
+
+def report_lines(results: Dict[str, Any]) -> List[str]:
+  """Part 14's section of RESULTS.md (none when not measured)."""
+  found = results.get(KEY)
+  if not found:
+    return []
+  fonts = {side: ', '.join(os.path.basename(font)
+                           for font in found[side]['fonts'])
+           for side in ('train_set', 'held_out_set')}
+  lines = ['', '## 14. Transfer across sample sets', '',
+           f"Trained on {found['per_class']:,} clips per class rendered from "
+           f"{fonts['train_set']} and flite's "
+           f"{', '.join(found['train_set']['voices'])}; scored on "
+           f"{found['held_out_per_class']:,} held-out clips per class from "
+           f"{fonts['held_out_set']} and "
+           f"{', '.join(found['held_out_set']['voices'])} (measured "
+           f"{found['measured']}).", '',
+           '| | accuracy | AUC |', '|---|---|---|',
+           f"| the run's own eval split | "
+           f"{found['eval_split'].get('binary_accuracy', float('nan')):.4f} | "
+           f"{found['eval_split'].get('auc', float('nan')):.4f} |",
+           f"| **held-out sample set** | **{found['accuracy']:.4f}** | "
+           f"**{found['auc']:.4f}** |", '',
+           '| family or kind | recall |', '|---|---|']
+  lines += [f'| {name} | {recall:.2f} |'
+            for name, recall in found['recall'].items()]
+  return lines
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """The part's own flags."""
+  parser.add_argument('--transfer-per-class', type=int, default=1000,
+                      help='training clips per class of part 14 (default '
+                      '%(default)s)')
+  parser.add_argument('--transfer-held-out', type=int, default=150,
+                      help='held-out clips per class of part 14 (default '
+                      '%(default)s)')
+
+
+def run(args: argparse.Namespace, ctx: Context) -> Dict[str, Any]:
+  """Measures part 14; its figures."""
+  return part_transfer(ctx.out, args.transfer_per_class,
+                       args.transfer_held_out, args.keep)
