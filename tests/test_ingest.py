@@ -62,6 +62,26 @@ def test_writes_labelled_examples_into_span_1(tmp_path):
   report = json.loads((tmp_path / 'data' / 'span-1' / 'ingest.json')
                       .read_text())
   assert report['counts'] == {'not_instrument': 2, 'instrument': 2}
+  # No sub-folders: every example in the class folder itself.
+  assert report['groups'] == {'not_instrument': {'': 2}, 'instrument': {'': 2}}
+
+
+def test_sub_folders_of_a_class_are_counted_as_its_families(tmp_path):
+  src = tmp_path / 'src'
+  for relpath, seed in (('instrument/piano/a.png', 1),
+                        ('instrument/piano/deep/b.png', 2),
+                        ('instrument/bass/c.png', 3),
+                        ('instrument/d.png', 4),
+                        ('not_instrument/speech/e.png', 5)):
+    write_image(str(src / relpath), seed=seed)
+  result = ingest.ingest(str(src), str(tmp_path / 'data'), progress=False)
+  report = json.loads((tmp_path / 'data' / 'span-1' / 'ingest.json')
+                      .read_text())
+  assert report['counts'] == {'not_instrument': 1, 'instrument': 4}
+  assert report['groups'] == {'not_instrument': {'speech': 1},
+                              'instrument': {'': 1, 'bass': 1, 'piano': 2}}
+  assert result.created
+  assert ingest.sub_folder(os.path.join('instrument', 'd.png')) == ''
 
 
 def test_unchanged_source_adds_no_span_and_changed_source_adds_next(
@@ -335,3 +355,16 @@ def test_a_bucket_source_is_refused_naming_the_local_folder_it_needs(tmp_path):
     ingest.ingest('gs://team-bucket/recordings', str(tmp_path / 'data'),
                   progress=False)
   assert not (tmp_path / 'data').exists()
+
+
+def test_the_lineage_lists_a_spans_families():
+  from pipeline.metadata import lineage  # pylint: disable=g-import-not-at-top
+  text = lineage.format_model_lineage({
+      'pushed_model': {'id': 9, 'pushed_version': '1'},
+      'examples': [{'id': 4, 'uri': '/w', 'spans': [1], 'sources': {1: {
+          'counts': {'not_instrument': 3, 'instrument': 3},
+          'groups': {'not_instrument': {'': 3},
+                     'instrument': {'bass': 1, 'piano': 2}},
+          'ingested': 'today', 'source': '/data'}}}]})
+  assert '      instrument: bass 1, piano 2' in text
+  assert 'not_instrument:' not in text  # no sub-folders, nothing to list

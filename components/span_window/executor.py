@@ -133,9 +133,11 @@ def window_front_end(window: List[WindowSpan]) -> Optional[Dict[str, Any]]:
 
 
 def span_sources(window: List[WindowSpan]) -> Dict[str, Dict[str, Any]]:
-  """What the window records per span: source folder, counts, ingest time."""
+  """What the window records per span: source folder, counts (and per
+  sub-folder of each class: families, kinds), ingest time."""
   return {str(entry.span): {'source': entry.report.get('source'),
                             'counts': entry.report.get('counts'),
+                            'groups': entry.report.get('groups'),
                             'ingested': entry.report.get('created'),
                             'fingerprint': entry.report.get('fingerprint')}
           for entry in window}

@@ -303,6 +303,14 @@ def _upload_span(staging: str, span_dir: str, log) -> None:
     log(f'ingest: uploaded {number}/{len(names) + 1} files to {span_dir}')
 
 
+def sub_folder(relpath: str) -> str:
+  """The sub-folder of its class folder a file lies in (its family or
+  kind: `instrument/piano/a.wav` is in `piano`), '' for a file directly in
+  the class folder."""
+  parts = relpath.replace(os.sep, '/').split('/')
+  return parts[1] if len(parts) > 2 else ''
+
+
 def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
                        class_names: Sequence[str]) -> str:
   """SHA-256 over the class names, relative paths, labels and file contents.
@@ -358,6 +366,9 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
   writer = _ShardWriter(staging)
   counts = {name: 0 for name in class_names}
   recordings = {name: 0 for name in class_names}
+  # Examples per sub-folder of each class (families of instruments, kinds
+  # of other sounds; '' for files directly in the class folder).
+  groups: Dict[str, Dict[str, int]] = {name: {} for name in class_names}
   reencoded = 0
   started = time.time()
   step = max(1, len(files) // 10)
@@ -387,6 +398,9 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
         writer.write(_example_bytes(source, label, relpath,
                                     keep_samples=keep and index == 0))
       counts[class_names[label]] += len(sources)
+      group = sub_folder(relpath)
+      groups[class_names[label]][group] = (
+          groups[class_names[label]].get(group, 0) + len(sources))
       if sources[0].start is not None:
         recordings[class_names[label]] += 1
       if done % step == 0 or done == len(files):
@@ -405,6 +419,8 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
   report = {
       'span': span, 'source': src_dir, 'fingerprint': digest,
       'class_names': list(class_names), 'counts': counts,
+      'groups': {name: dict(sorted(found.items()))
+                 for name, found in groups.items()},
       # Audio: the clips read, and the front end that drew their windows.
       'recordings': recordings if any(recordings.values()) else None,
       'front_end': (front_end.to_record() if any(recordings.values())

@@ -436,6 +436,11 @@ def format_model_lineage(lineage: Dict[str, Any]) -> str:
                          (source.get('counts') or {}).items())
       lines.append(f"   <- data span {span} ({counts}), ingested "
                    f"{source.get('ingested')} from {source.get('source')}")
+      for name, groups in (source.get('groups') or {}).items():
+        if set(groups) - {''}:  # sub-folders: families or kinds
+          lines.append(f"      {name}: " + ', '.join(
+              f"{group or '(top)'} {count}"
+              for group, count in groups.items()))
       found = by_span.get(span)
       if found:
         lines.append(f"      examples {found['id']}"
