@@ -109,7 +109,8 @@ def markdown(results: Dict[str, Any]) -> str:
 
 
 def write_reports(results: Dict[str, Any], folder: str) -> str:
-  """Writes `folder`/RESULTS.md and the README's targets' table from
+  """Writes `folder`/RESULTS.md, and the README's targets' table when
+  `folder` is `bench/` (a scratch folder leaves the README alone), from
   `results`; returns the RESULTS.md text."""
   text = markdown(results)
   with open(os.path.join(folder, 'RESULTS.md'), 'w', encoding='utf-8') as f:
@@ -118,11 +119,13 @@ def write_reports(results: Dict[str, Any], folder: str) -> str:
     with open(os.path.join(folder, 'width_study.svg'), 'w',
               encoding='utf-8') as f:
       f.write(width_study.width_chart(results['width_study']['rows']))
-  readme_path = os.path.join(ROOT, 'README.md')
-  with open(readme_path, encoding='utf-8') as f:
-    readme = f.read()
-  with open(readme_path, 'w', encoding='utf-8') as f:
-    f.write(readme_with_targets(readme, results))
+  if os.path.abspath(folder) == os.path.join(ROOT, 'bench'):
+    # The README's table shows the committed results only.
+    readme_path = os.path.join(ROOT, 'README.md')
+    with open(readme_path, encoding='utf-8') as f:
+      readme = f.read()
+    with open(readme_path, 'w', encoding='utf-8') as f:
+      f.write(readme_with_targets(readme, results))
   return text
 
 
