@@ -123,7 +123,8 @@ def test_the_audio_section_renders_its_figures():
 def test_the_transfer_part_scores_predictions_by_family_and_kind():
   from bench.parts import transfer  # pylint: disable=g-import-not-at-top
   answer = lambda path, label, score: {  # pylint: disable=unnecessary-lambda-assignment
-      'path': path, 'label': label, 'scores': [1 - score, score]}
+      'path': path, 'label': label,
+      'scores': {'not_instrument': 1 - score, 'instrument': score}}
   found = transfer.score([
       answer('h/instrument/piano/a.wav', 'instrument', 0.9),
       answer('h/instrument/piano/b.wav', 'not_instrument', 0.4),
@@ -141,6 +142,6 @@ def test_the_transfer_part_scores_predictions_by_family_and_kind():
       train_set=transfer.TRAIN_SET, held_out_set=transfer.HELD_OUT_SET,
       eval_split={'auc': 0.99, 'binary_accuracy': 0.95})}))
   assert '## 14. Transfer across sample sets' in lines
-  assert '| **held-out sample set** | **0.6000** |' in lines
+  assert '| **run 1: held-out sample set** | **0.6000** |' in lines
   assert '| instrument/piano | 0.50 |' in lines
   assert 'TimGM6mb.sf2' in lines and 'MuseScore_General.sf3' in lines

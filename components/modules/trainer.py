@@ -98,7 +98,8 @@ def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
   return tf.keras.Model(inputs, outputs, name='classifier')
 
 
-def augment_batch(images: tf.Tensor, max_band: float = 0.125) -> tf.Tensor:
+def augment_batch(images: tf.Tensor, max_band: float = 0.125,
+                  seed: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Randomly shifts spectrograms in time and masks a time and a mel band.
 
   Per image: a circular shift along the horizontal (time) axis, then one
@@ -112,6 +113,9 @@ def augment_batch(images: tf.Tensor, max_band: float = 0.125) -> tf.Tensor:
   Args:
     images: [batch, size, size, channels] pixels in 0..255, uint8 or float.
     max_band: largest masked band, as a fraction of the side.
+    seed: a [2] integer seed: the draws are then a function of it alone
+      (stateless), whatever thread or order the batch is augmented in;
+      None: TensorFlow's stateful random ops.
 
   Returns:
     float32 augmented images, same shape.
@@ -121,14 +125,23 @@ def augment_batch(images: tf.Tensor, max_band: float = 0.125) -> tf.Tensor:
   band = tf.maximum(1, tf.cast(tf.cast(size, tf.float32) * max_band,
                                tf.int32))
   positions = tf.range(size)
-  shift = tf.random.uniform([batch, 1], 0, size, dtype=tf.int32)
+  seeds = (iter(tf.unstack(tf.random.experimental.stateless_split(seed, 5)))
+           if seed is not None else None)
+
+  def draw(high):
+    if seeds is None:
+      return tf.random.uniform([batch, 1], 0, high, dtype=tf.int32)
+    return tf.random.stateless_uniform([batch, 1], next(seeds), 0, high,
+                                       dtype=tf.int32)
+
+  shift = draw(size)
   images = tf.gather(images, (positions[None, :] - shift) % size, axis=2,
                      batch_dims=1)
   images = tf.cast(images, tf.float32)
 
   def band_mask():
-    start = tf.random.uniform([batch, 1], 0, size, dtype=tf.int32)
-    width = tf.random.uniform([batch, 1], 0, band + 1, dtype=tf.int32)
+    start = draw(size)
+    width = draw(band + 1)
     return (positions[None, :] >= start) & (positions[None, :] < start + width)
 
   mask = band_mask()[:, None, :, None] | band_mask()[:, :, None, None]
@@ -163,7 +176,7 @@ def make_dataset(file_patterns: List[str],
     channels: channels of the stored images.
     training: shuffle and repeat forever when True; one ordered pass when
       False.
-    seed: shuffle seed.
+    seed: seed of the shuffle and of the augmentation.
     augment: apply :func:`augment_batch` to every batch.
     cache_dir: training only: a folder for the decoded-image cache file
       (None: decode every epoch).
@@ -187,20 +200,25 @@ def make_dataset(file_patterns: List[str],
     image.set_shape([image_size, image_size, channels])
     return image, parsed[features.LABEL_KEY]
 
-  dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=not training)
+  # In order: the shuffle, hence every batch, is then a function of the
+  # seed (a run repeats; measured in bench part 2's throughput).
+  dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
   if training:
     if cache_dir:
       dataset = dataset.cache(os.path.join(cache_dir, 'decoded'))
     dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed,
                               reshuffle_each_iteration=True).repeat()
 
-  def to_float(images, labels):
-    images = augment_batch(images) if augment else tf.cast(images,
-                                                           tf.float32)
+  def to_float(number, batch):
+    images, labels = batch
+    # Batch `number`'s draws come from (seed, number): stateless, so the
+    # parallel map gives every batch the same augmentation in every run.
+    images = (augment_batch(images, seed=tf.stack(
+        [tf.cast(seed, tf.int64), number])) if augment
+              else tf.cast(images, tf.float32))
     return images, tf.reshape(tf.cast(labels, tf.float32), [-1, 1])
 
-  dataset = dataset.batch(batch_size, drop_remainder=training)
+  dataset = dataset.batch(batch_size, drop_remainder=training).enumerate()
   dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
