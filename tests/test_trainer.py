@@ -111,6 +111,15 @@ def test_export_has_both_signatures_that_agree(tmp_path):
       None, 48, 48, 3]
 
 
+class _FakeTransformOutput:
+  """Transform's output as make_dataset reads it: the feature spec."""
+
+
+  def transformed_feature_spec(self):
+    return {features.IMAGE_PNG_KEY: tf.io.FixedLenFeature([], tf.string),
+            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+
+
 def test_make_dataset_streams_transformed_pngs(tmp_path):
   path = str(tmp_path / 'part.gz')
   with tf.io.TFRecordWriter(path, 'GZIP') as writer:
@@ -124,13 +133,7 @@ def test_make_dataset_streams_transformed_pngs(tmp_path):
               int64_list=tf.train.Int64List(value=[label])),
       })).SerializeToString())
 
-  class FakeTransformOutput:
-
-    def transformed_feature_spec(self):
-      return {features.IMAGE_PNG_KEY: tf.io.FixedLenFeature([], tf.string),
-              features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-
-  batches = list(trainer.make_dataset([path], FakeTransformOutput(), 2, 16, 3,
+  batches = list(trainer.make_dataset([path], _FakeTransformOutput(), 2, 16, 3,
                                       training=False))
   images = np.concatenate([b[0].numpy() for b in batches])
   labels = np.concatenate([b[1].numpy() for b in batches])
@@ -139,7 +142,7 @@ def test_make_dataset_streams_transformed_pngs(tmp_path):
   np.testing.assert_array_equal(images[:, 0, 0, 0], [0, 200, 200])
   cache = tmp_path / 'cache'
   cache.mkdir()
-  cached = trainer.make_dataset([path], FakeTransformOutput(), 3, 16, 3,
+  cached = trainer.make_dataset([path], _FakeTransformOutput(), 3, 16, 3,
                                 training=True, cache_dir=str(cache))
   first = next(iter(cached))
   assert first[0].shape == (3, 16, 16, 3) and first[1].shape == (3, 1)
@@ -147,7 +150,7 @@ def test_make_dataset_streams_transformed_pngs(tmp_path):
   assert any(name.startswith('decoded') for name in os.listdir(cache))
   with pytest.raises(ValueError, match='No transformed examples'):
     trainer.make_dataset([os.path.join(str(tmp_path), 'none-*')],
-                         FakeTransformOutput(), 2, 16, 3, training=False)
+                         _FakeTransformOutput(), 2, 16, 3, training=False)
 
 
 def test_warm_start_loads_the_base_models_weights(tmp_path):
@@ -205,13 +208,6 @@ def _transformed_examples(path, count, size=16):
           features.LABEL_KEY: tf.train.Feature(
               int64_list=tf.train.Int64List(value=[label])),
       })).SerializeToString())
-
-
-class _FakeTransformOutput:
-
-  def transformed_feature_spec(self):
-    return {features.IMAGE_PNG_KEY: tf.io.FixedLenFeature([], tf.string),
-            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
 
 
 def test_a_training_run_repeats_for_a_seed(tmp_path):
