@@ -146,6 +146,25 @@ def test_spans_drift_and_pictures_are_laid_out_and_escaped():
   assert 'true cat, score 0.91' in page
 
 
+def test_families_and_kinds_are_counted_per_span_and_shown():
+  sources = {1: {'groups': {'not_instrument': {'': 4},
+                            'instrument': {'piano': 3, 'bass': 1}}},
+             2: {'groups': None}}
+  rows = report.group_rows(sources, [1, 2, 3])
+  # A class without sub-folders, and spans ingested before groups were
+  # counted, add no row.
+  assert rows == [(1, 'instrument', 'piano', 3, '75.0%'),
+                  (1, 'instrument', 'bass', 1, '25.0%')]
+  page = report.render(_data(window={
+      'rows': [(1, '/in', 'today', 8, '50.0%', 90.5, 40.1, 0.01)],
+      'trained': True, 'groups': rows}))
+  assert '<h3>Families and kinds</h3>' in page and 'piano' in page
+  flat = report.render(_data(window={
+      'rows': [(1, '/in', 'today', 8, '50.0%', 90.5, 40.1, 0.01)],
+      'trained': True, 'groups': []}))
+  assert 'Families and kinds' not in flat
+
+
 SECTIONS = ('components', 'spans', 'drift', 'statistics', 'anomalies',
             'evaluation', 'tflite', 'lineage', 'settings')
 

@@ -192,7 +192,24 @@ def _window(store, record: mlmd.RunRecord) -> Dict[str, Any]:
                  figures.get('examples'),
                  f'{share:.1%}' if share is not None else None,
                  *(figures.get(name) for name in _SUMMARIES)))
-  return {'rows': rows, 'trained': window is not None}
+  return {'rows': rows, 'trained': window is not None,
+          'groups': group_rows(sources, record.window_spans())}
+
+
+def group_rows(sources: Dict[int, Dict[str, Any]], spans: List[int]
+               ) -> List[Tuple[Any, ...]]:
+  """Examples per sub-folder of each class (an instrument's family, a
+  kind of other sound) of each span that has sub-folders: (span, class,
+  family or kind, examples, share of the class)."""
+  rows = []
+  for span in spans:
+    for name, groups in ((sources.get(span) or {}).get('groups')
+                         or {}).items():
+      if set(groups) - {''}:
+        total = sum(groups.values()) or 1
+        rows += [(span, name, group or '(in the class folder)', count,
+                  f'{count / total:.1%}') for group, count in groups.items()]
+  return rows
 
 
 def _drift(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
