@@ -33,20 +33,28 @@ def _package_files(*parts):
                 if name.endswith('.py'))
 
 
-def test_the_on_device_package_imports_only_itself_common_and_its_runtime():
+def _leaf_breaks(package, allowed_local, third_party):
+  """Imports of `components/<package>` outside `allowed_local` project
+  modules, the standard library and `third_party(path)`."""
   import sys  # pylint: disable=g-import-not-at-top
-  allowed_local = ('components.ondevice', 'components.common')
   broken = []
-  for path in _package_files('components', 'ondevice'):
+  for path in _package_files('components', package):
     for module, line in _imports(path):
       top = module.split('.')[0]
       if top in ('components', 'pipeline'):
         ok = module.startswith(allowed_local)
       else:
-        ok = top in sys.stdlib_module_names or top in _DEVICE_THIRD_PARTY
+        ok = top in sys.stdlib_module_names or top in third_party(path)
       if not ok:
         broken.append(f'{os.path.relpath(path, REPO_ROOT)}:{line} imports '
                       f'{module}')
+  return broken
+
+
+def test_the_on_device_package_imports_only_itself_common_and_its_runtime():
+  broken = _leaf_breaks('ondevice',
+                        ('components.ondevice', 'components.common'),
+                        lambda path: _DEVICE_THIRD_PARTY)
   assert not broken, broken
 
 
@@ -85,22 +93,12 @@ def test_no_component_imports_the_pipeline():
 
 
 def test_the_front_end_package_imports_only_itself_common_and_its_math():
-  import sys  # pylint: disable=g-import-not-at-top
-  broken = []
-  for path in _package_files('components', 'frontend'):
-    # TensorFlow only in the graph's module: ingest and predict draw
-    # without it.
-    allowed = {'numpy', 'scipy'} | (
-        {'tensorflow'} if path.endswith('graph.py') else set())
-    for module, line in _imports(path):
-      top = module.split('.')[0]
-      if top in ('components', 'pipeline'):
-        ok = module.startswith(('components.frontend', 'components.common'))
-      else:
-        ok = top in sys.stdlib_module_names or top in allowed
-      if not ok:
-        broken.append(f'{os.path.relpath(path, REPO_ROOT)}:{line} imports '
-                      f'{module}')
+  # TensorFlow only in the graph's module: ingest and predict draw
+  # without it.
+  broken = _leaf_breaks(
+      'frontend', ('components.frontend', 'components.common'),
+      lambda path: {'numpy', 'scipy'} | (
+          {'tensorflow'} if path.endswith('graph.py') else set()))
   assert not broken, broken
 
 

@@ -14,7 +14,6 @@ Ingest, `predict`, the TFLite pusher and a cloud model import this package;
 it imports nothing of the project but `components.common`.
 """
 
-from components.frontend.spec import describe
 from components.frontend.spec import FrontEnd
 from components.frontend.spec import FrontEndError
 from components.frontend.spec import VERSION

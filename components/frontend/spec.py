@@ -204,12 +204,3 @@ class FrontEnd:
         'image': f'{self.image_size}x{self.image_size} RGB uint8, low '
                  'frequencies in the bottom row, time left to right',
     }
-
-
-def describe(record: Dict[str, Any]) -> str:
-  """A short line naming a recorded front end's settings."""
-  return (f"{record.get('sample_rate')} Hz, {record.get('window_seconds')} s "
-          f"windows every {record.get('hop_seconds')} s, FFT "
-          f"{record.get('fft_size')}, {record.get('mel_bands')} mel bands "
-          f"{record.get('mel_min_hz'):g}-{record.get('mel_max_hz'):g} Hz, "
-          f"{record.get('top_db'):g} dB, {record.get('colormap')}")

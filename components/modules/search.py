@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import keras_tuner
 import numpy as np

@@ -32,7 +32,6 @@ Nothing here imports TensorFlow.
 import dataclasses
 import json
 import os
-import re
 from typing import Any, Dict, List, Optional
 
 from components.common import errors
@@ -45,7 +44,6 @@ from components.ondevice.manifest import ManifestError
 # A version's files are small (a model of a few MB, a manifest, labels,
 # firmware source); anything larger is not ours, and is not read.
 MAX_FILE_BYTES = 256 * 1024 * 1024
-_PLAIN_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 
 
 class ModelFolderError(errors.PipelineError, ValueError):

@@ -15,7 +15,7 @@ Quantization modes (see :data:`QUANTIZATION_MODES`):
 """
 
 import hashlib
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf

@@ -83,11 +83,10 @@ def _span_windows(input_dict: Dict[str, List[types.Artifact]],
   def read(split: str) -> Optional[waveform_lib.Windows]:
     if not artifacts:
       return None
-    limit = (settings.representative_examples if split == 'train' else
-             settings.validation_examples)
     pattern = storage.join(artifact_utils.get_split_uri(artifacts, split),
                            '*')
-    return waveform_lib.span_windows(pattern, limit, settings.channels)
+    return waveform_lib.span_windows(pattern, settings.sample_size(split),
+                                     settings.channels)
 
   return read
 
@@ -101,9 +100,7 @@ def _images(input_dict: Dict[str, List[types.Artifact]],
   pattern = os.path.join(artifact_utils.get_split_uri([examples], split), '*')
   return conversion.load_images(
       pattern, features.IMAGE_PNG_KEY, features.LABEL_KEY,
-      settings.image_size, settings.channels,
-      settings.representative_examples if split == 'train' else
-      settings.validation_examples)
+      settings.image_size, settings.channels, settings.sample_size(split))
 
 
 def _convert(input_dict: Dict[str, List[types.Artifact]],

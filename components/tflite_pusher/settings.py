@@ -47,6 +47,12 @@ class PushSettings:
         raise ValueError(f'{name} must not be negative, got '
                          f'{getattr(self, name)}')
 
+  def sample_size(self, split: str) -> int:
+    """Examples taken from a split (0: all): `representative_examples`
+    of `train` (calibration), `validation_examples` of `eval` (proofs)."""
+    return (self.representative_examples if split == 'train' else
+            self.validation_examples)
+
   def to_exec_properties(self) -> Dict[str, Any]:
     """The component's execution properties."""
     return dict(push_destination=self.push_destination,

@@ -351,6 +351,12 @@ NOT_INSTRUMENT_KINDS: Dict[str, Callable[[np.random.Generator],
 }
 
 
+# The procedural noises sampled data mix in (flite speaks, so not the
+# procedural formant speech).
+_NOISES = {name: make for name, make in NOT_INSTRUMENT_KINDS.items()
+           if name != 'speech'}
+
+
 class SynthError(errors.PipelineError, ValueError):
   """Raised for a bad synthesis setting or an occupied destination."""
 
@@ -419,9 +425,7 @@ def make_sampled_clip(seed: int, label: int, index: int
   else:
     kinds = sampled.NOT_INSTRUMENT_KINDS
     kind = kinds[index % len(kinds)]
-    noises = {name: make for name, make in NOT_INSTRUMENT_KINDS.items()
-              if name != 'speech'}
-    audio = sampled.not_instrument(rng, seed, kind, noises)
+    audio = sampled.not_instrument(rng, seed, kind, _NOISES)
   return f'{kind}/{kind}', _apply_nuisances(rng, audio)
 
 
