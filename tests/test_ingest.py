@@ -82,6 +82,46 @@ def test_sub_folders_of_a_class_are_counted_as_its_families(tmp_path):
                               'instrument': {'': 1, 'bass': 1, 'piano': 2}}
   assert result.created
   assert ingest.sub_folder(os.path.join('instrument', 'd.png')) == ''
+  # Each example carries its family (positive class) or kind (class 0).
+  labels = {e['filename']: (e.get('family'), e.get('kind'))
+            for e in _read_span(result.span_dir)}
+  assert labels == {'instrument/piano/a.png': (b'piano', None),
+                    'instrument/piano/deep/b.png': (b'piano', None),
+                    'instrument/bass/c.png': (b'bass', None),
+                    'instrument/d.png': (None, None),
+                    'not_instrument/speech/e.png': (None, b'speech')}
+  assert report['families'] == ['bass', 'piano']
+  assert any('1 example(s) lie directly in instrument/' in warning
+             for warning in report['warnings'])
+
+
+def test_a_flat_class_folder_gives_no_families(tmp_path):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  report = json.loads((tmp_path / 'data' / 'span-1' / 'ingest.json')
+                      .read_text())
+  assert report['families'] == []
+  assert not report['warnings']
+  assert all('family' not in e and 'kind' not in e
+             for e in _read_span(str(tmp_path / 'data' / 'span-1')))
+
+
+@pytest.mark.parametrize('name, reason', [
+    ('bad\nname', 'control characters'),
+    (' piano', 'spaces at its ends'),
+    ('x' * 65, 'longer than 64'),
+    ('not_instrument', 'is a class name')])
+def test_a_sub_folder_that_cannot_name_a_family_is_skipped_by_name(
+    tmp_path, name, reason):
+  src = _two_class_folder(str(tmp_path / 'src'))
+  write_image(os.path.join(src, 'instrument', name, 'a.png'), seed=7)
+  result = ingest.ingest(src, str(tmp_path / 'data'), progress=False)
+  assert [(path, why) for path, why in result.skipped
+          if reason in why] == [(os.path.join('instrument', name, 'a.png'),
+                                 result.skipped[0][1])]
+  report = json.loads((tmp_path / 'data' / 'span-1' / 'ingest.json')
+                      .read_text())
+  assert report['families'] == []
 
 
 def test_unchanged_source_adds_no_span_and_changed_source_adds_next(

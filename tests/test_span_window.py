@@ -119,6 +119,45 @@ def test_a_source_ingested_again_counts_once(tmp_path, data_root):
   assert [entry.span for entry in chosen] == [2, 3, 4]
 
 
+def _family_span(tmp_path, data_root, name, families):
+  root = tmp_path / name
+  for index, family in enumerate(families):
+    write_image(str(root / 'loud' / family / f'{name}-{index}.png'),
+                size=(24, 24), seed=50 + index)
+  write_image(str(root / 'quiet' / f'{name}-q.png'), size=(24, 24), seed=49)
+  return ingest.ingest(str(root), data_root, CLASSES, 32,
+                       progress=False).span
+
+
+def test_the_window_records_its_families(tmp_path, data_root):
+  output = _run_window(tmp_path, data_root, newest=3, num_spans=3)
+  assert json.loads(output.get_string_custom_property('families')) == []
+  _family_span(tmp_path, data_root, 'd', ['strings', 'brass'])
+  _family_span(tmp_path, data_root, 'e', ['brass', 'strings', 'brass'])
+  output = _run_window(tmp_path, data_root, newest=5, num_spans=2)
+  assert json.loads(output.get_string_custom_property('families')) == [
+      'brass', 'strings']
+
+
+def test_a_window_of_spans_with_other_families_is_refused_by_name(
+    tmp_path, data_root):
+  _family_span(tmp_path, data_root, 'd', ['strings', 'brass'])
+  _family_span(tmp_path, data_root, 'e', ['strings', 'organ'])
+  with pytest.raises(executor.SpanWindowError,
+                     match='span 4 and span 5 differ .only span 4 has brass; '
+                     'only span 5 has organ'):
+    _run_window(tmp_path, data_root, newest=5, num_spans=2)
+  # A span of no families (flat class folders) against one with families.
+  with pytest.raises(executor.SpanWindowError,
+                     match='span 3 and span 4 differ .only span 4 has brass, '
+                     'strings'):
+    _run_window(tmp_path, data_root, newest=4, num_spans=2)
+  # The window of the newest span alone is whole.
+  output = _run_window(tmp_path, data_root, newest=5, num_spans=1)
+  assert json.loads(output.get_string_custom_property('families')) == [
+      'organ', 'strings']
+
+
 def test_a_missing_newest_span_is_named(tmp_path, data_root):
   with pytest.raises(executor.SpanWindowError, match='span 7 is not'):
     _run_window(tmp_path, data_root, newest=7, num_spans=3)

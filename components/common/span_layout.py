@@ -24,6 +24,9 @@ SPAN_SOURCES_PROPERTY = 'span_sources'
 # The audio front end its recordings were drawn with (JSON; absent when the
 # window holds images only), as `ingest` records it in `ingest.json`.
 FRONT_END_PROPERTY = 'front_end'
+# The families of the window's positive class (JSON list, sorted; [] when
+# its spans give none), as `ingest` records them in `ingest.json`.
+FAMILIES_PROPERTY = 'families'
 # The recorded front end's fields that decide the picture (the record is
 # written by components/frontend/spec.py; the window compares it as data).
 COMPARED_FRONT_END = ('version', 'sample_rate', 'window_samples',

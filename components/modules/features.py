@@ -27,6 +27,15 @@ WINDOW_START_KEY = 'window_start'
 # PCM (what a device's microphone hands over). The pusher proves the
 # waveform model on the eval split's.
 AUDIO_PCM_KEY = 'audio_pcm'
+# The sub-folder of its class folder an example's file lies in: for the
+# positive class (label 1), its family (`instrument/piano/...`: `piano`),
+# the label phase two learns; for class 0, its kind of sound
+# (`not_instrument/speech/...`), recorded but never a label. Absent for a
+# file directly in its class folder.
+FAMILY_KEY = 'family'
+KIND_KEY = 'kind'
+# Longest family or kind name: it becomes a line of a labels file.
+MAX_GROUP_NAME = 64
 
 # Numeric summaries of each source image, recorded by ingestion so that the
 # schema can bound them and spans can be compared; the model does not read

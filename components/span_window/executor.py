@@ -132,6 +132,37 @@ def window_front_end(window: List[WindowSpan]) -> Optional[Dict[str, Any]]:
   return chosen.report['front_end'] if chosen else None
 
 
+def window_families(window: List[WindowSpan]) -> List[str]:
+  """The families every span of the window gives its positive class
+  (sorted; [] when none: phase one alone).
+
+  A span ingested before families were recorded gives none.
+
+  Raises:
+    SpanWindowError: when two spans give different families, naming both
+      spans and the families only one of them has, like a front end change.
+  """
+  first: Optional[WindowSpan] = None
+  for entry in window:
+    if first is None:
+      first = entry
+      continue
+    old = set(first.report.get('families') or [])
+    new = set(entry.report.get('families') or [])
+    if old != new:
+      only = '; '.join(
+          f'only span {span} has {", ".join(sorted(names))}'
+          for span, names in ((first.span, old - new),
+                              (entry.span, new - old)) if names)
+      raise SpanWindowError(
+          f'the window mixes spans with different families: span '
+          f'{first.span} and span {entry.span} differ ({only}). Phase two '
+          'learns one set of families: ingest the older span again from '
+          'folders with the newer family folders (or set --window-spans so '
+          'the window holds one family set).')
+  return sorted((first.report.get('families') or []) if first else [])
+
+
 def span_sources(window: List[WindowSpan]) -> Dict[str, Dict[str, Any]]:
   """What the window records per span: source folder, counts (and per
   sub-folder of each class: families, kinds), ingest time."""
@@ -188,6 +219,7 @@ class Executor(import_executor.Executor):
         input_config.splits[0].pattern, span_layout.artifact_span(newest),
         int(exec_properties[NUM_SPANS_KEY]))
     front_end = window_front_end(window)
+    families = window_families(window)
     properties = dict(exec_properties)
     properties[_PATTERNS_KEY] = [(entry.span, entry.pattern)
                                  for entry in window]
@@ -200,6 +232,8 @@ class Executor(import_executor.Executor):
     output.set_string_custom_property(
         span_layout.SPAN_SOURCES_PROPERTY,
         json.dumps(span_sources(window)))  # classes stay in label order
+    output.set_string_custom_property(span_layout.FAMILIES_PROPERTY,
+                                      json.dumps(families))
     if front_end:
       output.set_string_custom_property(span_layout.FRONT_END_PROPERTY,
                                         json.dumps(front_end, sort_keys=True))

@@ -126,11 +126,14 @@ def _feature(value: Any):
 
 
 def _example_bytes(source: decode.SourceImage, label: int, filename: str,
-                   keep_samples: bool = False) -> bytes:
+                   keep_samples: bool = False, group: str = '') -> bytes:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   feature = {features.IMAGE_KEY: _feature(source.data),
              features.LABEL_KEY: _feature(label),
              features.FILENAME_KEY: _feature(filename)}
+  if group:
+    feature[features.FAMILY_KEY if label == 1 else features.KIND_KEY] = (
+        _feature(group))
   if source.start is not None:
     feature[features.WINDOW_START_KEY] = _feature(float(source.start))
   if keep_samples and source.samples is not None:
@@ -252,7 +255,13 @@ def ingest(src_dir: str, data_root: str,
     if not class_files:
       raise IngestError(f'class folder {os.path.join(src_dir, name)} has no '
                         'files; every class needs examples.')
-    files.extend((path, label) for path in class_files)
+    for path in class_files:
+      relpath = os.path.relpath(path, src_dir)
+      problem = group_name_problem(sub_folder(relpath), class_names)
+      if sub_folder(relpath) and problem:
+        skipped.append((relpath, problem))
+      else:
+        files.append((path, label))
 
   remote = storage.is_uri(data_root)
   # A bucket has no locks: ingests into one must take turns by other means.
@@ -309,6 +318,34 @@ def sub_folder(relpath: str) -> str:
   the class folder."""
   parts = relpath.replace(os.sep, '/').split('/')
   return parts[1] if len(parts) > 2 else ''
+
+
+def group_name_problem(name: str, class_names: Sequence[str]) -> str:
+  """Why sub-folder `name` cannot name a family or kind ('' when it can).
+
+  A family becomes a label of phase two and a line of its labels file, so
+  its name must be printable, without spaces at its ends, at most
+  `features.MAX_GROUP_NAME` characters and not a class name.
+  """
+  if not name.isprintable() or name != name.strip():
+    return (f'sub-folder name {name!r} has control characters or spaces at '
+            'its ends; rename it to use it as a family or kind')
+  if len(name) > features.MAX_GROUP_NAME:
+    return (f'sub-folder name {name[:20]!r}... is longer than '
+            f'{features.MAX_GROUP_NAME} characters; rename it')
+  if name in class_names:
+    return (f'sub-folder name {name!r} is a class name, so it cannot name '
+            'a family; rename it')
+  return ''
+
+
+def families(groups: Dict[str, Dict[str, int]],
+             class_names: Sequence[str]) -> List[str]:
+  """The families of a span: the named sub-folders of the positive class
+  (label 1) that hold examples, sorted; [] when its files lie directly in
+  the class folder (phase one alone)."""
+  found = groups.get(class_names[1], {}) if len(class_names) > 1 else {}
+  return sorted(name for name, count in found.items() if name and count)
 
 
 def source_fingerprint(src_dir: str, files: Sequence[Tuple[str, int]],
@@ -394,11 +431,12 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       reencoded += sources[0].reencoded
       keep = relpath in proof_paths and sources[0].samples is not None
       kept_samples += keep
+      group = sub_folder(relpath)
       for index, source in enumerate(sources):
         writer.write(_example_bytes(source, label, relpath,
-                                    keep_samples=keep and index == 0))
+                                    keep_samples=keep and index == 0,
+                                    group=group))
       counts[class_names[label]] += len(sources)
-      group = sub_folder(relpath)
       groups[class_names[label]][group] = (
           groups[class_names[label]].get(group, 0) + len(sources))
       if sources[0].start is not None:
@@ -415,12 +453,23 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
     raise IngestError(
         f'no readable file in class folder(s) {", ".join(empty)} of '
         f'{src_dir}; {len(skipped)} file(s) skipped (listed above).')
+  positive = groups.get(class_names[1], {}) if len(class_names) > 1 else {}
+  if families(groups, class_names) and positive.get(''):
+    folder_warnings = folder_warnings + [
+        f'{positive[""]} example(s) lie directly in {class_names[1]}/, in no '
+        'family folder: phase one learns from them, phase two leaves them '
+        'out']
+    log(f'ingest: {folder_warnings[-1]}')
 
   report = {
       'span': span, 'source': src_dir, 'fingerprint': digest,
       'class_names': list(class_names), 'counts': counts,
       'groups': {name: dict(sorted(found.items()))
                  for name, found in groups.items()},
+      # The families of the positive class, each example's `family`
+      # feature; [] when none was given. Spans ingested before families
+      # were features lack the key.
+      'families': families(groups, class_names),
       # Audio: the clips read, and the front end that drew their windows.
       'recordings': recordings if any(recordings.values()) else None,
       'front_end': (front_end.to_record() if any(recordings.values())
