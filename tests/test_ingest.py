@@ -406,5 +406,5 @@ def test_the_lineage_lists_a_spans_families():
           'groups': {'not_instrument': {'': 3},
                      'instrument': {'bass': 1, 'piano': 2}},
           'ingested': 'today', 'source': '/data'}}}]})
-  assert '      instrument: bass 1, piano 2' in text
+  assert '      instrument: bass 1 (33%), piano 2 (67%)' in text
   assert 'not_instrument:' not in text  # no sub-folders, nothing to list

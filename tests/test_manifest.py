@@ -80,7 +80,8 @@ def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
                            recorded=True),
       validation={'accuracy_drop': 0.0},
       waveform=WaveformEntry(file=push.WAVEFORM_FILE, sha256='1' * 64,
-                             proof={'bytes': 3}))
+                             proof={'bytes': 3}),
+      families={'given': True, 'names': ['bass', 'piano']})
   files = {push.MODEL_FILE: b'm', push.LABELS_FILE: b'a\nb\n',
            push.WAVEFORM_FILE: b'w'}
   version, folder = push.write_version(str(tmp_path), files, written)
@@ -114,6 +115,9 @@ def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
     (lambda m: m['waveform'].update(file='a/b'), "'waveform.file' is 'a/b'"),
     (lambda m: m.update(validation=[]), "'validation' is []"),
     (lambda m: m.update(schema_version='2'), "'schema_version' is '2'"),
+    (lambda m: m.update(families=['piano']), "'families' is ['piano']"),
+    (lambda m: m.update(families={'names': 'piano'}),
+     "'families.names' is not a list"),
 ])
 def test_a_damaged_field_is_named(change, said):
   data = _old()

@@ -157,12 +157,19 @@ def test_families_and_kinds_are_counted_per_span_and_shown():
                   (1, 'instrument', 'bass', 1, '25.0%')]
   page = report.render(_data(window={
       'rows': [(1, '/in', 'today', 8, '50.0%', 90.5, 40.1, 0.01)],
-      'trained': True, 'groups': rows}))
+      'trained': True, 'groups': rows, 'families': ['bass', 'piano']}))
   assert '<h3>Families and kinds</h3>' in page and 'piano' in page
+  assert 'labels of the cloud phase): bass, piano.' in page
   flat = report.render(_data(window={
       'rows': [(1, '/in', 'today', 8, '50.0%', 90.5, 40.1, 0.01)],
-      'trained': True, 'groups': []}))
+      'trained': True, 'groups': [], 'families': []}))
   assert 'Families and kinds' not in flat
+  assert 'No family was given' in flat
+  # A window written before families were recorded says nothing of them.
+  older = report.render(_data(window={
+      'rows': [(1, '/in', 'today', 8, '50.0%', 90.5, 40.1, 0.01)],
+      'trained': True, 'groups': []}))
+  assert 'No family was given' not in older and 'Families (' not in older
 
 
 SECTIONS = ('components', 'spans', 'drift', 'statistics', 'anomalies',
@@ -228,3 +235,39 @@ def test_a_browser_shows_the_report_with_its_charts_and_no_console_message(
                               height=200)
   assert any('boom' in m for m in messages)
   assert any('nope is not defined' in m for m in messages)
+
+
+def test_samples_are_picked_per_class_and_per_family_or_kind():
+  from pipeline.reporting import examples  # pylint: disable=g-import-not-at-top
+  png = b'\x89PNG\r\n\x1a\n'
+  span = ([(1, 'piano', f'instrument/piano/{i}.wav', png) for i in range(5)]
+          + [(0, 'speech', 'not_instrument/speech/a.wav', png),
+             (1, 'bass', 'instrument/bass/b.wav', png),
+             (0, '', 'not_instrument/c.wav', png)])
+  picked = examples.pick_samples(iter(span), ('not_instrument', 'instrument'),
+                                 per_group=2)
+  assert [(entry['name'], [name for name, _ in entry['images']])
+          for entry in picked] == [
+              ('not_instrument', ['not_instrument/c.wav']),
+              ('not_instrument / speech', ['not_instrument/speech/a.wav']),
+              ('instrument / bass', ['instrument/bass/b.wav']),
+              ('instrument / piano', ['instrument/piano/0.wav',
+                                      'instrument/piano/1.wav'])]
+  assert picked[0]['images'][0][1].startswith('data:image/png;base64,')
+  # Only the first `scanned` examples are read.
+  assert [entry['name'] for entry in examples.pick_samples(
+      iter(span), ('not_instrument', 'instrument'), scanned=5)] == [
+          'instrument / piano']
+
+
+def test_the_statistics_show_every_familys_share_with_a_chart():
+  from tensorflow_metadata.proto.v0 import statistics_pb2  # pylint: disable=g-import-not-at-top
+  feature = statistics_pb2.FeatureNameStatistics(name='family')
+  feature.string_stats.common_stats.num_non_missing = 8
+  feature.string_stats.common_stats.num_missing = 4
+  for value, count in (('piano', 5), ('bass', 3)):
+    feature.string_stats.top_values.add(value=value, frequency=count)
+  shown = report._feature(feature, 'label', ('no', 'yes'))  # pylint: disable=protected-access
+  assert ('shares', 'bass 37.5%, piano 62.5%') in shown['facts']
+  assert [bar['tip'] for bar in shown['histogram']['bars']] == ['bass: 3', 'piano: 5']
+  assert not any(name == 'top values' for name, _ in shown['facts'])

@@ -24,6 +24,7 @@ from components.modules import trainer
 from components.tflite_pusher import component
 from components.tflite import conversion
 from components.tflite_pusher import executor
+from components.tflite_pusher import stages
 from components.tflite_pusher.settings import PushSettings
 from components.tflite import model_metadata
 from components.ondevice import push
@@ -162,6 +163,9 @@ def test_every_mode_converts_validates_and_pushes(testdata, tmp_path, mode):
   assert manifest.input_tensor['normalization_options'] == {
       'mean': [0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0]}
   assert manifest.output['shape'] == [1, 2]
+  # Not given the window's raw examples, it cannot say which families.
+  assert manifest.families['given'] is False
+  assert 'not given the window' in manifest.families['reason']
   figures = manifest.validation
   assert figures['examples'] == len(testdata['eval_labels'])
   assert figures['accuracy_drop'] <= 0.01
@@ -299,6 +303,14 @@ def test_a_run_guard_that_refuses_stops_the_push_before_any_write(
   assert push.latest_version(str(destination)) == 1
   assert _run(testdata, destination, quantization='float16'
               ).get_string_custom_property('pushed_version') == '2'
+
+
+def test_the_manifest_names_the_families_or_says_none_was_given():
+  assert stages.families_entry(['strings', 'bass']) == {
+      'given': True, 'names': ['bass', 'strings']}
+  none = stages.families_entry([])
+  assert none['given'] is False and none['names'] == []
+  assert none['reason'].startswith('no family was given')
 
 
 def test_component_refuses_unknown_mode_and_negative_counts():

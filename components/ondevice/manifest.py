@@ -127,7 +127,7 @@ _KNOWN = ('model_file', 'labels_file', 'sha256', 'converted_sha256', 'bytes',
           'quantization', 'input', 'output', 'class_names',
           'metadata_embedded', 'metadata_problem', 'validation', 'waveform',
           'firmware', 'source', 'created', 'files', 'version',
-          'schema_version')
+          'schema_version', 'families')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +158,10 @@ class Manifest:
     source: the model artifact and run it came from.
     created: when it was pushed.
     files: every file of the version and its SHA-256 (None in old ones).
+    families: the families of the positive class its spans gave (`given`,
+      `names`, sorted), the labels of the cloud phase this version pairs
+      with; or why none were (`given` false, `reason`); None in manifests
+      written before families were recorded.
     version: the version number (set when pushed).
     schema_version: see the module's docstring.
     extra: fields this code does not know, kept as written.
@@ -182,6 +186,7 @@ class Manifest:
   source: Optional[Dict[str, Any]] = None
   created: Optional[str] = None
   files: Optional[Dict[str, str]] = None
+  families: Optional[Dict[str, Any]] = None
   version: Optional[int] = None
   schema_version: int = SCHEMA_VERSION
   extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -243,6 +248,8 @@ class Manifest:
     }
     if self.files is not None:
       data['files'] = self.files
+    if self.families is not None:
+      data['families'] = self.families
     if self.version is not None:
       data['version'] = self.version
     data['schema_version'] = self.schema_version
@@ -280,6 +287,11 @@ class Manifest:
       for name in files:
         check_file_name(name, 'lists')
     waveform = data.get('waveform')
+    families = _get(data, 'families', dict, required=False)
+    if families is not None and not (
+        isinstance(families.get('names'), list)
+        and all(isinstance(name, str) for name in families['names'])):
+      raise ManifestError("'families.names' is not a list of names")
     schema = _get(data, 'schema_version', int, required=False)
     return cls(
         model_file=check_file_name(_get(data, 'model_file', str),
@@ -305,7 +317,7 @@ class Manifest:
         firmware=_get(data, 'firmware', dict, required=False),
         source=_get(data, 'source', dict, required=False),
         created=_get(data, 'created', str, required=False),
-        files=files,
+        files=files, families=families,
         version=_get(data, 'version', int, required=False),
         schema_version=FIRST_SCHEMA_VERSION if schema is None else schema,
         extra={key: value for key, value in data.items()

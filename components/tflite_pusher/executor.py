@@ -73,6 +73,20 @@ def _front_end(input_dict: Dict[str, List[types.Artifact]]
                     'images as they are'}
 
 
+def _families(input_dict: Dict[str, List[types.Artifact]]
+              ) -> Optional[List[str]]:
+  """The families of the window's examples ([] when they give none, and
+  for a window written before families were recorded), or None without
+  the window."""
+  artifacts = input_dict.get(SPAN_EXAMPLES_KEY) or []
+  if not artifacts:
+    return None
+  if not artifacts[0].has_custom_property(span_layout.FAMILIES_PROPERTY):
+    return []
+  return json.loads(artifacts[0].get_string_custom_property(
+      span_layout.FAMILIES_PROPERTY))
+
+
 def _span_windows(input_dict: Dict[str, List[types.Artifact]],
                   settings: PushSettings):
   """Reads a split's windows that kept their samples from the window's
@@ -211,7 +225,8 @@ class Executor(pusher_executor.Executor):
                                     waveform_model))
     manifest = stages.manifest(
         settings, conversion.sha256(converted), packaging, description,
-        front_end, proofs, wave, firmware_entry, self._source(input_dict))
+        front_end, proofs, wave, firmware_entry, self._source(input_dict),
+        _families(input_dict))
     version, version_dir, model = self._push(settings.push_destination,
                                              files, manifest)
     io_utils.write_bytes_file(os.path.join(pushed.uri, push.MODEL_FILE), model)

@@ -79,7 +79,8 @@ def manifest(settings: PushSettings, converted_sha256: str,
              front_end: Dict[str, Any], proofs: Sequence[results.Figures],
              waveform: results.WaveformProof,
              firmware_entry: Dict[str, Any],
-             source: Dict[str, Any]) -> Manifest:
+             source: Dict[str, Any],
+             families: Optional[Sequence[str]] = None) -> Manifest:
   """The version's manifest.
 
   Args:
@@ -92,6 +93,8 @@ def manifest(settings: PushSettings, converted_sha256: str,
     waveform: the waveform model's proof.
     firmware_entry: from :func:`firmware_source`.
     source: the model artifact and run it came from.
+    families: the window's families ([] when it gives none; None when the
+      pusher was not given the window).
   """
   validation: Dict[str, Any] = {}
   for proof in proofs:
@@ -117,7 +120,19 @@ def manifest(settings: PushSettings, converted_sha256: str,
           proof={key: value for key, value in waveform_figures.items()
                  if key not in ('file', 'sha256', 'reason')}),
       firmware=firmware_entry, source=source,
+      families=families_entry(families),
       created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+
+
+def families_entry(families: Optional[Sequence[str]]) -> Dict[str, Any]:
+  """The manifest's `families`: the names the spans gave, or why none."""
+  if families:
+    return {'given': True, 'names': sorted(families)}
+  return {'given': False, 'names': [], 'reason': (
+      'the pusher was not given the window\'s examples' if families is None
+      else 'no family was given: the positive class\'s files lie in its '
+      'folder, not in family sub-folders (instrument/<family>/), so this '
+      'model pairs with no cloud phase')}
 
 
 def outcome_properties(proofs: Sequence[results.Figures],

@@ -438,8 +438,9 @@ def format_model_lineage(lineage: Dict[str, Any]) -> str:
                    f"{source.get('ingested')} from {source.get('source')}")
       for name, groups in (source.get('groups') or {}).items():
         if set(groups) - {''}:  # sub-folders: families or kinds
+          total = sum(groups.values()) or 1
           lines.append(f"      {name}: " + ', '.join(
-              f"{group or '(top)'} {count}"
+              f"{group or '(top)'} {count} ({count / total:.0%})"
               for group, count in groups.items()))
       found = by_span.get(span)
       if found:

@@ -4,13 +4,16 @@ and eval examples, see :mod:`pipeline.metadata.figures_cache`)."""
 
 import base64
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from components import contracts
 from pipeline.metadata import figures_cache
 from pipeline.metadata import mlmd
 
 SAMPLES_PER_CLASS = 4
+# The report reads at most this many examples of the newest span for its
+# samples (a family too rare to be among them shows none).
+SAMPLES_SCANNED = 5000
 # The report scores at most this many eval examples with the run's model,
 # and shows the most confidently wrong of them.
 EVAL_SCORED = 1000
@@ -22,9 +25,10 @@ def _image_type(data: bytes) -> str:
 
 
 def _read_examples(uri: str, split_pattern: str, limit: int = -1
-                   ) -> Iterator[Tuple[bytes, int, str, bytes]]:
+                   ) -> Iterator[Tuple[bytes, int, str, bytes, str]]:
   """The tf.Examples of `uri`'s splits matching `split_pattern`, in file
-  order: (serialized, label, file name, image bytes)."""
+  order: (serialized, label, file name, image bytes, family or kind, ''
+  when the example has neither)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import features  # pylint: disable=g-import-not-at-top
   files = sorted(tf.io.gfile.glob(os.path.join(uri, split_pattern, '*')))
@@ -32,28 +36,60 @@ def _read_examples(uri: str, split_pattern: str, limit: int = -1
                                      compression_type='GZIP').take(limit):
     data = raw.numpy()
     feature = tf.train.Example.FromString(data).features.feature
+    group = b''
+    for key in (features.FAMILY_KEY, features.KIND_KEY):
+      if key in feature and feature[key].bytes_list.value:
+        group = feature[key].bytes_list.value[0]
     yield (data, int(feature[features.LABEL_KEY].int64_list.value[0]),
            feature[features.FILENAME_KEY].bytes_list.value[0].decode(
                'utf-8', 'replace'),
-           feature[features.IMAGE_KEY].bytes_list.value[0])
+           feature[features.IMAGE_KEY].bytes_list.value[0],
+           group.decode('utf-8', 'replace'))
+
+
+def pick_samples(examples: Iterable[Tuple[int, str, str, bytes]],
+                 class_names: Sequence[str], per_group: int = SAMPLES_PER_CLASS,
+                 scanned: int = SAMPLES_SCANNED) -> List[Dict[str, Any]]:
+  """A few images of each class, and of each family or kind within it.
+
+  Args:
+    examples: (label, family or kind, file name, image bytes), in the
+      span's order (shuffled at ingest).
+    class_names: the class names, in label order.
+    per_group: images shown per class, or per family or kind.
+    scanned: examples read at most, so a large span costs little.
+
+  Returns:
+    One entry per class (or class and family, `instrument / piano`), in
+    label then name order: `name` and `images` ((file name, data URI)).
+  """
+  picked: Dict[Tuple[int, str], List[Tuple[str, str]]] = {}
+  for number, (label, group, name, image) in enumerate(examples):
+    if number >= scanned:
+      break
+    chosen = picked.setdefault((label, group), [])
+    if len(chosen) < per_group:
+      chosen.append((name, _data_uri(image)))
+
+  def title(label: int, group: str) -> str:
+    name = class_names[label] if label < len(class_names) else str(label)
+    return f'{name} / {group}' if group else name
+
+  return [{'name': title(label, group), 'images': images}
+          for (label, group), images in sorted(picked.items())]
 
 
 def samples(store, record: mlmd.RunRecord, class_names: Sequence[str]
              ) -> List[Dict[str, Any]]:
-  """A few images of each class of the run's newest span, as data URIs."""
+  """A few images of each class, family and kind of the run's newest span,
+  as data URIs (:func:`pick_samples`)."""
+  del store  # The record holds what is read.
   examples = record.output(contracts.ImportExampleGen.NODE, contracts.ImportExampleGen.EXAMPLES)
   if examples is None:
     return []
-  picked: Dict[int, List[Tuple[str, str]]] = {0: [], 1: []}
-  for _, label, name, image in _read_examples(examples.uri, 'Split-*'):
-    if len(picked.get(label, ())) >= SAMPLES_PER_CLASS:
-      if all(len(v) >= SAMPLES_PER_CLASS for v in picked.values()):
-        break
-      continue
-    picked[label].append((name, _data_uri(image)))
-  return [{'name': class_names[label] if label < len(class_names)
-           else str(label), 'images': images}
-          for label, images in sorted(picked.items())]
+  return pick_samples(
+      ((label, group, name, image) for _, label, name, image, group in
+       _read_examples(examples.uri, 'Split-*')), class_names)
 
 
 def _data_uri(data: bytes) -> str:
@@ -78,11 +114,11 @@ def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
           features.SERVING_EXAMPLES_SIGNATURE]
   scores = []
   for start in range(0, len(examples), 64):
-    batch = [data for data, _, _, _ in examples[start:start + 64]]
+    batch = [data for data, _, _, _, _ in examples[start:start + 64]]
     output = serve(examples=tf.constant(batch))
     scores.extend(output[features.OUTPUT_NAME].numpy().reshape(-1).tolist())
   wrong = [(abs(score - label), label, score, name, image)
-           for (_, label, name, image), score in zip(examples, scores)
+           for (_, label, name, image, _), score in zip(examples, scores)
            if int(score >= 0.5) != label]
   wrong.sort(key=lambda item: -item[0])
   return {'scored': len(examples), 'wrong': len(wrong),

@@ -41,7 +41,9 @@ import jinja2
 from components import contracts
 from components import data_gate
 from components.common import local_disk
+from components.common import span_layout
 from components.model_search import trials as trials_lib
+from components.modules import features
 from pipeline.settings import config as config_lib
 from pipeline.metadata import inspection
 from pipeline.metadata import lineage
@@ -94,6 +96,10 @@ def _class_shares(class_names: Sequence[str], zeros: float,
                                for c, n in shares))
 
 
+# String features whose every value's share the report shows.
+GROUP_FEATURES = (features.FAMILY_KEY, features.KIND_KEY)
+
+
 def _feature(feature, label_key: str,
              class_names: Sequence[str]) -> Dict[str, Any]:
   """One feature's facts (name, value pairs) and histogram."""
@@ -124,9 +130,17 @@ def _feature(feature, label_key: str,
       counts = {v.value: v.frequency for v in stats.top_values}
       facts.append(_class_shares(class_names, counts.get('0', 0),
                                  counts.get('1', 0)))
+    if name in GROUP_FEATURES and present:
+      # Each family's (or kind's) share of the examples that have one.
+      shown = sorted(stats.top_values, key=lambda v: v.value)
+      facts.append(('shares', ', '.join(
+          f'{v.value} {v.frequency / present:.1%}' for v in shown)))
+      histogram = report_charts.bar_chart(
+          [v.frequency for v in shown], [v.value for v in shown],
+          title=f'{name} shares')
     top = [v for v in stats.top_values if _printable(v.value)
            and not v.value.startswith('__BYTES')][:5]
-    if top and top[0].frequency > 1:
+    if name not in GROUP_FEATURES and top and top[0].frequency > 1:
       facts.append(('top values', ', '.join(
           f'{v.value} ({int(v.frequency)})' for v in top)))
   elif kind == 'bytes_stats':
@@ -192,8 +206,14 @@ def _window(store, record: mlmd.RunRecord) -> Dict[str, Any]:
                  figures.get('examples'),
                  f'{share:.1%}' if share is not None else None,
                  *(figures.get(name) for name in _SUMMARIES)))
+  families = None
+  if window is not None and window.has_custom_property(
+      span_layout.FAMILIES_PROPERTY):
+    families = json.loads(window.get_string_custom_property(
+        span_layout.FAMILIES_PROPERTY))
   return {'rows': rows, 'trained': window is not None,
-          'groups': group_rows(sources, record.window_spans())}
+          'groups': group_rows(sources, record.window_spans()),
+          'families': families}
 
 
 def group_rows(sources: Dict[int, Dict[str, Any]], spans: List[int]
