@@ -305,6 +305,14 @@ def span_sources(examples: metadata_store_pb2.Artifact
   return {int(span): source for span, source in json.loads(text).items()}
 
 
+def window_families(examples: metadata_store_pb2.Artifact
+                    ) -> Optional[List[str]]:
+  """The families of a window's Examples ([] when its spans give none),
+  or None for a window written before families were recorded."""
+  text = custom_value(examples, span_layout.FAMILIES_PROPERTY)
+  return json.loads(text) if text else None
+
+
 def _run_record(store: metadata_store.MetadataStore,
                 context: metadata_store_pb2.Context) -> RunRecord:
   executions = node_executions(store, context)

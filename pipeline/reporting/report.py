@@ -41,7 +41,6 @@ import jinja2
 from components import contracts
 from components import data_gate
 from components.common import local_disk
-from components.common import span_layout
 from components.model_search import trials as trials_lib
 from components.modules import features
 from pipeline.settings import config as config_lib
@@ -206,11 +205,7 @@ def _window(store, record: mlmd.RunRecord) -> Dict[str, Any]:
                  figures.get('examples'),
                  f'{share:.1%}' if share is not None else None,
                  *(figures.get(name) for name in _SUMMARIES)))
-  families = None
-  if window is not None and window.has_custom_property(
-      span_layout.FAMILIES_PROPERTY):
-    families = json.loads(window.get_string_custom_property(
-        span_layout.FAMILIES_PROPERTY))
+  families = mlmd.window_families(window) if window is not None else None
   return {'rows': rows, 'trained': window is not None,
           'groups': group_rows(sources, record.window_spans()),
           'families': families}
