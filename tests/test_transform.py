@@ -95,3 +95,39 @@ def test_stored_png_is_smaller_than_raw_pixels():
   # float32 pixels, which the Trainer would otherwise read.
   assert all(len(png) < 128 * 128 * 3 * 4
              for png in out[features.IMAGE_PNG_KEY].numpy())
+
+
+def test_the_family_passes_through_and_the_families_are_a_vocabulary(
+    tmp_path):
+  rows = [dict(row, family=[], kind=[]) for row in RAW]
+  rows[0]['family'] = ['strings']
+  rows[2]['family'] = ['brass']
+  rows[3]['kind'] = ['speech']
+  metadata = dataset_metadata.DatasetMetadata(
+      schema_utils.schema_from_feature_spec({
+          features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
+          features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+          features.FAMILY_KEY: tf.io.VarLenFeature(tf.string),
+          features.KIND_KEY: tf.io.VarLenFeature(tf.string),
+      }))
+  preprocessing_fn = functools.partial(transform.preprocessing_fn,
+                                       custom_config={'image_size': 16})
+  output = str(tmp_path / 'out')
+
+  def families(transformed):
+    assert sorted((int(row[features.LABEL_KEY]), row[features.FAMILY_KEY])
+                  for row in transformed) == [
+                      (0, b''), (0, b''), (1, b'brass'), (1, b'strings')]
+
+  with beam.Pipeline() as p:
+    with tft_beam.Context(temp_dir=str(tmp_path / 'tmp')):
+      raw = p | beam.Create(rows)
+      (transformed, _), transform_fn = (
+          (raw, metadata)
+          | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn))
+      beam_util.assert_that(transformed, families)
+      _ = transform_fn | tft_beam.WriteTransformFn(output)
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  vocabulary = tft.TFTransformOutput(output).vocabulary_by_name(
+      features.FAMILY_VOCABULARY)
+  assert sorted(vocabulary) == [b'brass', b'strings']

@@ -34,6 +34,9 @@ AUDIO_PCM_KEY = 'audio_pcm'
 # file directly in its class folder.
 FAMILY_KEY = 'family'
 KIND_KEY = 'kind'
+# The vocabulary file of the families Transform found (phase two's classes
+# are the reject class, then these, sorted).
+FAMILY_VOCABULARY = 'family'
 # Longest family or kind name: it becomes a line of a labels file.
 MAX_GROUP_NAME = 64
 

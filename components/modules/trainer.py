@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -47,7 +47,8 @@ TUNED_SETTINGS = ('width', 'dropout', 'learning_rate')
 def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
                 channels: int = features.DEFAULT_CHANNELS,
                 width: float = model_defaults.DEFAULT_WIDTH,
-                dropout: float = DEFAULT_DROPOUT) -> tf.keras.Model:
+                dropout: float = DEFAULT_DROPOUT,
+                classes: int = 1) -> tf.keras.Model:
   """Builds the uncompiled classifier.
 
   Args:
@@ -55,10 +56,13 @@ def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
     channels: input channels (1 or 3).
     width: multiplier on every layer's filter count.
     dropout: dropout rate before the classifier.
+    classes: 1 for phase one's binary model (a sigmoid); more for phase
+      two's, a softmax over that many classes.
 
   Returns:
     A Keras model mapping [batch, size, size, channels] float pixels in
-    0..255 to [batch, 1] probabilities of class index 1.
+    0..255 to [batch, 1] probabilities of class index 1 (`classes` 1), or
+    to [batch, classes] probabilities of each class.
   """
 
   def filters(n: int) -> int:
@@ -92,9 +96,13 @@ def build_model(image_size: int = features.DEFAULT_IMAGE_SIZE,
   x = tf.keras.layers.ReLU(6.0, name='head_relu')(x)
   x = tf.keras.layers.GlobalAveragePooling2D(name='pool')(x)
   x = tf.keras.layers.Dropout(dropout, name='dropout')(x)
-  logit = tf.keras.layers.Dense(1, name=LOGIT_LAYER)(x)
-  outputs = tf.keras.layers.Activation('sigmoid',
-                                       name=features.OUTPUT_NAME)(logit)
+  logit = tf.keras.layers.Dense(classes, name=LOGIT_LAYER)(x)
+  if classes > 1:
+    outputs = tf.keras.layers.Activation('softmax',
+                                         name=features.SCORES_NAME)(logit)
+  else:
+    outputs = tf.keras.layers.Activation('sigmoid',
+                                         name=features.OUTPUT_NAME)(logit)
   return tf.keras.Model(inputs, outputs, name='classifier')
 
 
@@ -157,7 +165,8 @@ def make_dataset(file_patterns: List[str],
                  training: bool,
                  seed: int = 0,
                  augment: bool = False,
-                 cache_dir: Optional[str] = None) -> tf.data.Dataset:
+                 cache_dir: Optional[str] = None,
+                 families: Optional[Sequence[str]] = None) -> tf.data.Dataset:
   """Streams (pixels, label) batches from transformed examples.
 
   Transform stores each image as a PNG inside gzipped TFRecords (18.6 KB
@@ -180,10 +189,14 @@ def make_dataset(file_patterns: List[str],
     augment: apply :func:`augment_batch` to every batch.
     cache_dir: training only: a folder for the decoded-image cache file
       (None: decode every epoch).
+    families: phase two's families: the labels are then class indices
+      (:func:`phase_two_labels`), and positive examples of no known family
+      are left out.
 
   Returns:
     A dataset of (float32 [batch, size, size, channels] 0..255 pixels,
-    float32 [batch, 1] labels).
+    float32 [batch, 1] labels), or int32 [batch] class indices with
+    `families`.
   """
   files = []
   for pattern in file_patterns:
@@ -194,15 +207,20 @@ def make_dataset(file_patterns: List[str],
   dataset = tf.data.TFRecordDataset(files, compression_type='GZIP',
                                     num_parallel_reads=tf.data.AUTOTUNE)
 
+  labels_of = (phase_two_labels(families) if families is not None
+               else lambda parsed: parsed[features.LABEL_KEY])
+
   def decode(serialized):
     parsed = tf.io.parse_single_example(serialized, feature_spec)
     image = tf.io.decode_png(parsed[features.IMAGE_PNG_KEY], channels=channels)
     image.set_shape([image_size, image_size, channels])
-    return image, parsed[features.LABEL_KEY]
+    return image, labels_of(parsed)
 
   # In order: the shuffle, hence every batch, is then a function of the
   # seed (a run repeats; measured in bench part 2's throughput).
   dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+  if families is not None:
+    dataset = dataset.filter(lambda image, label: label >= 0)
   if training:
     if cache_dir:
       dataset = dataset.cache(os.path.join(cache_dir, 'decoded'))
@@ -216,11 +234,42 @@ def make_dataset(file_patterns: List[str],
     images = (augment_batch(images, seed=tf.stack(
         [tf.cast(seed, tf.int64), number])) if augment
               else tf.cast(images, tf.float32))
+    if families is not None:
+      return images, tf.cast(labels, tf.int32)
     return images, tf.reshape(tf.cast(labels, tf.float32), [-1, 1])
 
   dataset = dataset.batch(batch_size, drop_remainder=training).enumerate()
   dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def phase_two_labels(families: Sequence[str]):
+  """Phase two's label of a parsed example: 0 (the reject class, class 0's
+  name) for class 0, 1 + the index of its family in `families` for the
+  positive class, -1 for a positive example of no family in `families`.
+
+  Args:
+    families: the families, in class order (class i + 1 is families[i]).
+
+  Returns:
+    A function of a dict of parsed features (`label`, int64, and
+    `family`, a string, '' when absent) to an int32 scalar or [batch]
+    tensor.
+  """
+  # A comparison with each family, not a lookup table: a table is a
+  # resource the exported signatures would have to track.
+  names = tf.constant(list(families), tf.string)
+
+  def labels(parsed):
+    label = parsed[features.LABEL_KEY]
+    family = tf.reshape(parsed[features.FAMILY_KEY], tf.shape(label))
+    matches = tf.equal(family[..., None], names)
+    index = tf.where(tf.reduce_any(matches, axis=-1),
+                     tf.argmax(tf.cast(matches, tf.int32), axis=-1,
+                               output_type=tf.int32) + 1, -1)
+    return tf.where(tf.equal(label, 0), tf.zeros_like(index), index)
+
+  return labels
 
 
 def _serving_signatures(model: tf.keras.Model, image_size: int,
@@ -314,7 +363,8 @@ def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset,
 
 
 def train(model: tf.keras.Model, dataset: tf.data.Dataset, steps: int,
-          learning_rate: float, log_every: int = 0) -> List[Dict[str, float]]:
+          learning_rate: float, log_every: int = 0,
+          tag: str = 'train') -> List[Dict[str, float]]:
   """Trains `model` for `steps` batches with Adam and cosine decay.
 
   A plain loop with a graph-compiled step (no AutoGraph): Keras' `fit`
@@ -322,11 +372,13 @@ def train(model: tf.keras.Model, dataset: tf.data.Dataset, steps: int,
   step on our 2-core machines, longer than a default training run.
 
   Args:
-    model: the classifier, trained in place.
+    model: the classifier, trained in place: binary (labels 0 or 1,
+      [batch, 1]) or multi-class (class indices, [batch]), by its output.
     dataset: endless (pixels, labels) batches.
     steps: number of training steps.
     learning_rate: peak learning rate.
     log_every: print progress every this many steps (0: ten times).
+    tag: what the progress lines start with.
 
   Returns:
     One record per logged interval: `step`, mean `loss` and `accuracy`.
@@ -334,7 +386,9 @@ def train(model: tf.keras.Model, dataset: tf.data.Dataset, steps: int,
   schedule = tf.keras.optimizers.schedules.CosineDecay(
       learning_rate, decay_steps=steps, alpha=0.05)
   optimizer = tf.keras.optimizers.Adam(schedule)
-  loss_fn = tf.keras.losses.BinaryCrossentropy()
+  multiclass = model.output_shape[-1] > 1
+  loss_fn = (tf.keras.losses.SparseCategoricalCrossentropy() if multiclass
+             else tf.keras.losses.BinaryCrossentropy())
 
   def step(images, labels):
     with tf.GradientTape() as tape:
@@ -342,9 +396,12 @@ def train(model: tf.keras.Model, dataset: tf.data.Dataset, steps: int,
       loss = loss_fn(labels, predictions)
     gradients = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-    correct = tf.reduce_mean(tf.cast(
-        tf.equal(predictions >= 0.5, labels >= 0.5), tf.float32))
-    return loss, correct
+    if multiclass:
+      hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=tf.int32),
+                      tf.cast(tf.reshape(labels, [-1]), tf.int32))
+    else:
+      hits = tf.equal(predictions >= 0.5, labels >= 0.5)
+    return loss, tf.reduce_mean(tf.cast(hits, tf.float32))
 
   step = tf.function(step, autograph=False)
   log_every = log_every or max(1, steps // 10)
@@ -363,7 +420,7 @@ def train(model: tf.keras.Model, dataset: tf.data.Dataset, steps: int,
       record = {'step': index, 'loss': float(np.mean(losses)),
                 'accuracy': float(np.mean(accuracies))}
       history.append(record)
-      print(f"train: step {index}/{steps} loss {record['loss']:.4f} "
+      print(f"{tag}: step {index}/{steps} loss {record['loss']:.4f} "
             f"accuracy {record['accuracy']:.4f} "
             f'({time.time() - started:.0f} s)', flush=True)
       losses, accuracies = [], []

@@ -12,6 +12,7 @@ the same model accepts 0..255 pixels on a device and in the TFLite converter.
 from typing import Any, Dict, Optional
 
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from components.modules import features
 
@@ -28,7 +29,11 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
       `features`.
 
   Returns:
-    `image_png` ([batch] string, resized PNGs) and `label` ([batch] int64).
+    `image_png` ([batch] string, resized PNGs), `label` ([batch] int64)
+    and `family` ([batch] string, '' for an example of no family). The
+    families found are also written as the vocabulary `family`
+    (`features.FAMILY_VOCABULARY`), so phase two's Trainer knows its
+    classes from the transform graph.
   """
   config = custom_config or {}
   image_size = int(config.get('image_size', features.DEFAULT_IMAGE_SIZE))
@@ -37,7 +42,15 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
                                  channels)
   pngs = tf.map_fn(tf.io.encode_png, images,
                    fn_output_signature=tf.TensorSpec([], tf.string))
+  family = inputs.get(features.FAMILY_KEY)
+  if family is None:  # a schema from before families were recorded
+    families = tf.fill(tf.shape(pngs), '')
+  else:
+    tft.vocabulary(family, vocab_filename=features.FAMILY_VOCABULARY)
+    families = tf.reshape(tft.sparse_tensor_to_dense_with_shape(
+        family, [None, 1], default_value=''), [-1])
   return {
       features.IMAGE_PNG_KEY: pngs,
       features.LABEL_KEY: tf.reshape(inputs[features.LABEL_KEY], [-1]),
+      features.FAMILY_KEY: families,
   }

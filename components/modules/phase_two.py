@@ -1,0 +1,211 @@
+"""Phase two's Trainer module: the cloud model that says which instrument.
+
+TFX calls :func:`run_fn` by its dotted name (``run_fn=``), from a second
+Trainer on the same transformed examples as phase one's. Its classes are
+the reject class (class 0's name, `not_instrument`: what phase one wrongly
+flags reaches the cloud too) and then the families Transform found
+(`features.FAMILY_VOCABULARY`), sorted. Positive examples of no family are
+left out of its training and weighed 0 in its evaluation.
+
+The network is phase one's CNN with a softmax head, at its own width
+(`TrainingSettings.width` as the pipeline sets it for phase two): nothing
+but the serving budget limits its size.
+
+The exported SavedModel has three signatures:
+
+* ``serving_default``: serialized raw `tf.Example`s in; ``scores``
+  ([batch, classes], probabilities) and ``classes`` ([batch, classes], the
+  class names in score order) out. TFMA evaluates through it.
+* ``transform_features``: serialized raw `tf.Example`s in; the label TFMA
+  scores against (``phase_two_label``, the class index) and its weight
+  (``phase_two_weight``, 0 for a positive example of no known family) out.
+* ``serving_image``: float32 0..255 pixels in; ``scores`` and ``classes``
+  out.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.modules import features
+from components.modules import trainer
+from components.modules.settings import TrainingSettings
+
+# Phase two's label and its weight, as `transform_features` gives them to
+# TFMA.
+LABEL_KEY = 'phase_two_label'
+WEIGHT_KEY = 'phase_two_weight'
+TRANSFORM_FEATURES_SIGNATURE = 'transform_features'
+CLASSES_NAME = 'classes'
+# What a run with no family cannot train.
+NO_FAMILIES = ('phase two has no family to learn: the window\'s positive '
+               'examples lie in no family sub-folder')
+
+
+class NoFamiliesError(ValueError):
+  """Raised when the transformed examples hold no family."""
+
+
+def families_of(tf_transform_output: tft.TFTransformOutput) -> List[str]:
+  """The families Transform found, sorted ([] when none).
+
+  TFT writes a placeholder into an empty vocabulary; it is not a family.
+  """
+  _, placeholder = tft.analyzers.get_empy_vocabulary_dummy_value(tf.string)
+  found = tf_transform_output.vocabulary_by_name(features.FAMILY_VOCABULARY)
+  return sorted(value.decode('utf-8') for value in found
+                if value and value != placeholder)
+
+
+def class_names(reject: str, families: Sequence[str]) -> List[str]:
+  """Phase two's classes in score order: the reject class, then families."""
+  return [reject] + list(families)
+
+
+def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset,
+             names: Sequence[str]) -> Dict[str, Any]:
+  """Accuracy, recall per class and the confusion matrix over `dataset`.
+
+  Args:
+    model: phase two's classifier.
+    dataset: (pixels, class index) batches.
+    names: the class names, in score order.
+
+  Returns:
+    `accuracy`, `examples`, `recall` (class name to recall, None for a
+    class with no example) and `confusion` (rows: true class, columns:
+    predicted class).
+  """
+  predict = tf.function(lambda x: model(x, training=False), autograph=False)
+  confusion = np.zeros((len(names), len(names)), np.int64)
+  for images, labels in dataset:
+    predicted = np.argmax(predict(images).numpy(), axis=-1)
+    np.add.at(confusion, (labels.numpy().reshape(-1), predicted), 1)
+  total = int(confusion.sum())
+  rows = confusion.sum(axis=1)
+  return {
+      'accuracy': float(np.trace(confusion) / total) if total else 0.0,
+      'examples': total,
+      'recall': {name: (float(confusion[i, i] / rows[i]) if rows[i]
+                        else None) for i, name in enumerate(names)},
+      'confusion': confusion.tolist(),
+  }
+
+
+def _signatures(model: tf.keras.Model, names: Sequence[str],
+                image_size: int, channels: int) -> Dict[str, Any]:
+  """The exported signatures (see the module's docstring)."""
+  classes = tf.constant(list(names), tf.string)
+  labels_of = trainer.phase_two_labels(names[1:])
+
+  def answer(scores):
+    return {features.SCORES_NAME: scores,
+            CLASSES_NAME: tf.tile(classes[None, :], [tf.shape(scores)[0], 1])}
+
+  def parse(serialized, keys):
+    spec = {
+        features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64,
+                                                  default_value=0),
+        features.FAMILY_KEY: tf.io.FixedLenFeature([], tf.string,
+                                                   default_value=''),
+    }
+    return tf.io.parse_example(serialized, {key: spec[key] for key in keys})
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_examples(serialized):
+    parsed = parse(serialized, [features.IMAGE_KEY])
+    images = features.decode_batch(parsed[features.IMAGE_KEY], image_size,
+                                   channels)
+    return answer(model(tf.cast(images, tf.float32), training=False))
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name='examples')])
+  def transform_features(serialized):
+    parsed = parse(serialized, [features.LABEL_KEY, features.FAMILY_KEY])
+    label = labels_of(parsed)
+    return {LABEL_KEY: tf.cast(tf.maximum(label, 0), tf.int64),
+            WEIGHT_KEY: tf.cast(label >= 0, tf.float32)}
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None, image_size, image_size, channels], tf.float32,
+                    name=features.IMAGE_INPUT_NAME)])
+  def serve_images(images):
+    return answer(model(images, training=False))
+
+  return {features.SERVING_EXAMPLES_SIGNATURE: serve_examples,
+          TRANSFORM_FEATURES_SIGNATURE: transform_features,
+          features.SERVING_IMAGE_SIGNATURE: serve_images}
+
+
+def export_model(model: tf.keras.Model, export_dir: str,
+                 names: Sequence[str], image_size: int,
+                 channels: int) -> None:
+  """Saves phase two's model with its signatures and its labels file
+  (`assets.extra/labels.txt`, one class a line, in score order)."""
+  model.save(export_dir, save_format='tf', save_traces=False,
+             signatures=_signatures(model, names, image_size, channels))
+  extra = os.path.join(export_dir, 'assets.extra')
+  tf.io.gfile.makedirs(extra)
+  with tf.io.gfile.GFile(os.path.join(extra, 'labels.txt'), 'w') as f:
+    f.write(''.join(f'{name}\n' for name in names))
+
+
+def run_fn(fn_args) -> None:
+  """Trains phase two's classifier and exports it; called by the Trainer.
+
+  Args:
+    fn_args: the Trainer's `FnArgs`; `custom_config` holds phase two's
+      :class:`TrainingSettings`.
+
+  Raises:
+    NoFamiliesError: when the transformed examples hold no family (the
+      pipeline runs phase two only when the window has families).
+  """
+  config = TrainingSettings.from_custom_config(fn_args.custom_config)
+  image_size, channels = config.image_size, config.channels
+  tf.keras.utils.set_random_seed(config.seed)
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  families = families_of(tf_transform_output)
+  if not families:
+    raise NoFamiliesError(NO_FAMILIES)
+  names = class_names(config.class_names[0], families)
+  print(f'phase two: {len(names)} classes: {", ".join(names)}', flush=True)
+
+  tf.io.gfile.makedirs(fn_args.model_run_dir)
+  on_bucket = '://' in fn_args.model_run_dir
+  cache_dir = tempfile.mkdtemp(
+      prefix='.input-cache-', dir=None if on_bucket else fn_args.model_run_dir)
+  train_ds = trainer.make_dataset(
+      fn_args.train_files, tf_transform_output, config.batch_size,
+      image_size, channels, training=True, seed=config.seed,
+      augment=config.augment, cache_dir=cache_dir, families=families)
+  eval_ds = trainer.make_dataset(
+      fn_args.eval_files, tf_transform_output, config.batch_size, image_size,
+      channels, training=False, families=families)
+  model = trainer.build_model(image_size, channels, width=config.width,
+                              dropout=trainer.DEFAULT_DROPOUT,
+                              classes=len(names))
+  try:
+    history = trainer.train(model, train_ds, max(1, int(fn_args.train_steps)),
+                            config.learning_rate, tag='phase two')
+  finally:
+    del train_ds
+    shutil.rmtree(cache_dir, ignore_errors=True)
+  found = evaluate(model, eval_ds, names)
+  print(f"phase two: eval accuracy {found['accuracy']:.4f} on "
+        f"{found['examples']} examples; recall " + ', '.join(
+            f'{name} {recall:.2f}' for name, recall in found['recall'].items()
+            if recall is not None), flush=True)
+  export_model(model, fn_args.serving_model_dir, names, image_size, channels)
+  with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir,
+                                      'history.json'), 'w') as f:
+    json.dump({'classes': names, 'width': config.width, 'train': history,
+               'eval': found}, f, indent=2)
