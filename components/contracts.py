@@ -97,6 +97,22 @@ class Evaluator:
   BLESSED = 'blessed'
 
 
+class PhaseTwoTrainer:
+  """Phase two's Trainer (`modules/phase_two.py`): the cloud model."""
+  NODE = 'PhaseTwoTrainer'
+  MODEL = 'model'
+  MODEL_RUN = 'model_run'
+
+
+class PhaseTwoEvaluator:
+  """Phase two's Evaluator: accuracy over the families and the reject
+  class, and the multi-class confusion matrix."""
+  NODE = 'PhaseTwoEvaluator'
+  EVALUATION = 'evaluation'
+  BLESSING = 'blessing'
+  BLESSED = 'blessed'
+
+
 class TFLitePusher:
   """Converts, proves and pushes the TFLite model (`tflite_pusher/`)."""
   NODE = 'TFLitePusher'
@@ -127,6 +143,7 @@ class TFLitePusher:
 # The resolver nodes' ids.
 LATEST_DATA_BASELINE_RESOLVER = 'latest_data_baseline_resolver'
 LATEST_BLESSED_MODEL_RESOLVER = 'latest_blessed_model_resolver'
+LATEST_BLESSED_PHASE_TWO_RESOLVER = 'latest_blessed_phase_two_resolver'
 
 # Phase one's model and its blessing: the nodes and output keys the
 # baseline resolver reads, so a second model-producing node (the cloud

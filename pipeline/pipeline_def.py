@@ -7,6 +7,10 @@ drift from the last accepted span; AcceptSpan records the baseline) ->
 SpanWindow (the latest K spans) ->
 Transform -> [ModelSearch, with --tune] -> Trainer -> Evaluator (against
 the latest blessed model) -> TFLitePusher (within the device budget).
+
+Phase two, when the window's spans give families (a `Cond` on the window's
+`families`): Transform -> PhaseTwoTrainer -> PhaseTwoEvaluator (against
+its own latest blessed model).
 """
 
 import ast
@@ -24,6 +28,7 @@ from components import contracts
 from components import data_gate
 from components.common import span_layout
 from components.modules import features
+from components.modules import phase_two
 from components.model_search import component as model_search
 from components.span_window import component as span_window_component
 from components.tflite_pusher import component as tflite_pusher
@@ -38,6 +43,7 @@ SPAN_INPUT = tfx.proto.Input(splits=[
 # container image) or this checkout's (a local run), never a copy.
 TRANSFORM_FN = 'components.modules.transform.preprocessing_fn'
 TRAINER_FN = 'components.modules.trainer.run_fn'
+PHASE_TWO_FN = 'components.modules.phase_two.run_fn'
 SEARCH_FN = 'components.modules.search.tuner_fn'
 # The key of the module code's version in Transform's, Trainer's and the
 # model search's custom_config, which is part of their cache keys.
@@ -47,6 +53,7 @@ CODE_VERSION_KEY = 'code_version'
 ENTRY_MODULES = {
     'Transform': TRANSFORM_FN.rsplit('.', 1)[0],
     'Trainer': TRAINER_FN.rsplit('.', 1)[0],
+    contracts.PhaseTwoTrainer.NODE: PHASE_TWO_FN.rsplit('.', 1)[0],
     'ModelSearch': SEARCH_FN.rsplit('.', 1)[0],
 }
 # The project's own top-level packages, whose files module code may import.
@@ -189,6 +196,47 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
           tfma.MetricConfig(class_name='Precision'),
           tfma.MetricConfig(class_name='Recall'),
           tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
+      ])])
+
+
+def phase_two_eval_config(config: config_lib.PipelineConfig
+                          ) -> tfma.EvalConfig:
+  """Phase two's metrics and blessing thresholds.
+
+  TFMA reads the label and its weight from the model's
+  `transform_features` signature (the class index of the family, or of the
+  reject class; weight 0 for a positive example of no known family), and
+  the class probabilities from `serving_default`'s `scores`.
+
+  Args:
+    config: the settings (`phase_two_min_accuracy`,
+      `phase_two_max_accuracy_drop`).
+
+  Returns:
+    A TFMA EvalConfig: accuracy over all classes, gated, and the
+    multi-class confusion matrix (each family's recall is read from it).
+  """
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name=features.SERVING_EXAMPLES_SIGNATURE,
+          preprocessing_function_names=[
+              phase_two.TRANSFORM_FEATURES_SIGNATURE],
+          label_key=phase_two.LABEL_KEY,
+          example_weight_key=phase_two.WEIGHT_KEY,
+          prediction_key=features.SCORES_NAME)],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name='ExampleCount'),
+          tfma.MetricConfig(
+              class_name='SparseCategoricalAccuracy',
+              threshold=tfma.MetricThreshold(
+                  value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={'value': config.phase_two_min_accuracy}),
+                  change_threshold=tfma.GenericChangeThreshold(
+                      direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                      absolute={
+                          'value': -config.phase_two_max_accuracy_drop}))),
+          tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
       ])])
 
 
@@ -340,6 +388,41 @@ def create_pipeline(
       example_splits=['eval'],
       eval_config=eval_config(config)).with_id(contracts.PHASE_ONE_EVALUATOR)
 
+  # Phase two runs when the window's spans give families; a window of
+  # flat class folders trains phase one alone.
+  with tfx.dsl.Cond(window.outputs['examples'].future()[0].custom_property(
+      span_layout.FAMILIES_PROPERTY) != '[]'):
+    phase_two_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Model,
+            producer_component_id=contracts.PhaseTwoTrainer.NODE,
+            output_key=contracts.PhaseTwoTrainer.MODEL),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing,
+            producer_component_id=contracts.PhaseTwoEvaluator.NODE,
+            output_key=contracts.PhaseTwoEvaluator.BLESSING)).with_id(
+                contracts.LATEST_BLESSED_PHASE_TWO_RESOLVER)
+    phase_two_trainer = tfx.components.Trainer(
+        run_fn=PHASE_TWO_FN,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        train_args=tfx.proto.TrainArgs(num_steps=config.phase_two_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps or None),
+        custom_config=dict(config.phase_two_settings().to_custom_config(), **{
+            CODE_VERSION_KEY: code.versions[
+                contracts.PhaseTwoTrainer.NODE]})).with_id(
+                    contracts.PhaseTwoTrainer.NODE)
+    phase_two_evaluator = tfx.components.Evaluator(
+        examples=window.outputs['examples'],
+        model=phase_two_trainer.outputs['model'],
+        baseline_model=phase_two_resolver.outputs['model'],
+        schema=schema_gen.outputs['schema'],
+        example_splits=['eval'],
+        eval_config=phase_two_eval_config(config)).with_id(
+            contracts.PhaseTwoEvaluator.NODE)
+
   pusher = tflite_pusher.TFLitePusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
@@ -350,7 +433,8 @@ def create_pipeline(
   components = [example_gen, schema_gen, statistics_gen, example_validator,
                 baseline_resolver, gate, accept, window, transform,
                 *([search] if search else []), trainer, model_resolver,
-                evaluator, pusher]
+                evaluator, phase_two_resolver, phase_two_trainer,
+                phase_two_evaluator, pusher]
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

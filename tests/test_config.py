@@ -37,6 +37,9 @@ def test_paths_default_to_one_workspace(tmp_path):
     ({'image_size': 8}, 'image_size'),
     ({'train_steps': 0}, 'train_steps'),
     ({'learning_rate': 0.0}, 'learning_rate'),
+    ({'phase_two_steps': 0}, 'phase_two_steps'),
+    ({'phase_two_width': 0.0}, 'phase_two_width'),
+    ({'phase_two_min_accuracy': 1.5}, 'phase_two_min_accuracy'),
 ])
 def test_bad_settings_are_refused_by_name(overrides, setting):
   with pytest.raises(config_lib.ConfigError, match=setting):
@@ -222,7 +225,8 @@ def test_every_setting_is_in_one_section_and_the_help_lists_them_so(capsys):
   at = [text.index(f'settings: {section}:')
         for section in config_lib.SECTIONS]
   assert at == sorted(at)
-  push_part = text[at[4]:at[5]]
+  push = list(config_lib.SECTIONS).index('push and device budget')
+  push_part = text[at[push]:at[push + 1]]
   assert '--max-arena-bytes' in push_part and '--train-steps' not in push_part
 
 

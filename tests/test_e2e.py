@@ -9,14 +9,21 @@ drift baseline is now the span itself; the third is served entirely from
 the cache, adding no artifact to ML Metadata. These tests only read it.
 """
 
+import json
 import os
 import re
+import shutil
 
+import numpy as np
 import pytest
 
 from conftest import GOLDEN_SETTINGS
+from conftest import golden_flags
+from conftest import run_cli
+from components.modules import features
 from components.ondevice import push
 from pipeline.cli import commands as cli
+from pipeline.settings import config as config_lib
 from pipeline.settings import files
 from pipeline.data import ingest
 from pipeline.metadata import inspection
@@ -95,6 +102,12 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert len(store.get_artifacts_by_type('Model')) == 1
   assert len(mlmd.pipeline_runs(store, config.pipeline_name)) == 3
   assert 'Trainer' in summary_lib.format_summary(third)
+  # Flat class folders: phase one alone, and the run says so.
+  assert first['phase_two'] == {'trained': False,
+                                'reason': summary_lib.NO_PHASE_TWO}
+  assert 'Phase two: not trained: ' in summary_lib.format_summary(first)
+  assert 'PhaseTwoTrainer' not in {c['node'] for c in first['components']}
+  assert manifest.families['given'] is False
 
   # `inspect` answers from ML Metadata agree with the runs.
   rows = inspection.runs(store, config.pipeline_name)
@@ -219,3 +232,86 @@ def test_each_run_writes_a_report_of_its_own_figures(golden, small_spectrograms,
       r'Misclassified eval examples: (\d+) of (\d+)', page).groups())
   assert scored == evaluated['metrics']['example_count']
   assert len(sources) == 8 + min(wrong, 12)
+
+
+@pytest.fixture(name='family_run', scope='module')
+def _family_run(tmp_path_factory, small_spectrograms):
+  """One cold run on the golden clips with each kind of instrument sound
+  in a family folder (instrument/chord/, instrument/drums/, ...): (workspace,
+  summary, what it printed)."""
+  root = tmp_path_factory.mktemp('families')
+  data = root / 'spectrograms'
+  for class_name in ('not_instrument', 'instrument'):
+    for name in os.listdir(os.path.join(small_spectrograms, class_name)):
+      folder = data / class_name / (name.split('_')[0]
+                                    if class_name == 'instrument' else '')
+      folder.mkdir(parents=True, exist_ok=True)
+      shutil.copy(os.path.join(small_spectrograms, class_name, name),
+                  folder / name)
+  workspace = str(root / 'workspace')
+  assert run_cli('ingest', '--workspace', workspace, str(data))[0] == 0
+  code, out, err = run_cli('run', '--workspace', workspace, '--json',
+                           *golden_flags())
+  assert code == 0, err
+  return workspace, json.loads(out[out.index('{\n'):]), out + err
+
+
+def test_spans_with_families_train_and_evaluate_phase_two(family_run):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  workspace, summary, console = family_run
+  states = {c['node']: c['state'] for c in summary['components']}
+  assert states['PhaseTwoTrainer'] == states['PhaseTwoEvaluator'] == 'ran'
+  # Its training shows its progress, as phase one's does.
+  assert 'phase two: step 4/4 loss' in console
+  found = summary['phase_two']
+  assert found['classes'] == ['not_instrument', 'chord', 'drums', 'melody',
+                              'note']
+  assert 0.0 <= found['metrics']['sparse_categorical_accuracy'] <= 1.0
+  assert found['metrics']['example_count'] > 0
+  assert set(found['recall']) == set(found['classes'])
+  assert isinstance(found['blessed'], bool)
+  assert 'Phase two: 5 classes, eval accuracy' in (
+      summary_lib.format_summary(summary))
+
+  # Phase one's model is the one pushed, and its manifest names the
+  # families of the cloud phase it pairs with.
+  config = config_lib.PipelineConfig(workspace=workspace, **GOLDEN_SETTINGS)
+  store = mlmd.open_store(config.metadata_url(), read_only=True)
+  models = store.get_artifacts_by_type('Model')
+  assert len(models) == 2
+  [phase_one] = [model for model in models
+                 if model.uri.startswith(os.path.join(config.pipeline_root,
+                                                      'Trainer', ''))]
+  chain = lineage.model_lineage(store, lineage.find_pushed_model(
+      store, push_destination=config.push_destination))
+  assert chain['model']['id'] == phase_one.id
+  assert summary['model_path'].startswith(
+      os.path.join(config.pipeline_root, 'Trainer'))
+  manifest = push.read_manifest(os.path.join(config.push_destination, '1'))
+  assert manifest.families == {'given': True, 'names': [
+      'chord', 'drums', 'melody', 'note']}
+  assert manifest.class_names == ['not_instrument', 'instrument']
+
+  # Phase two's SavedModel answers raw examples with each class's score.
+  loaded = tf.saved_model.load(found['model_path'])
+  image = next(iter(sorted(
+      os.path.join(folder, name) for folder, _, names in os.walk(
+          os.path.join(workspace, '..', 'spectrograms', 'instrument'))
+      for name in names)))
+  with open(image, 'rb') as f:
+    example = tf.train.Example(features=tf.train.Features(feature={
+        features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[f.read()]))})).SerializeToString()
+  answer = loaded.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+      examples=tf.constant([example]))
+  assert [c.decode() for c in answer['classes'].numpy()[0]] == found[
+      'classes']
+  np.testing.assert_allclose(answer['scores'].numpy().sum(), 1.0, rtol=1e-5)
+
+  # The report shows phase two and the families.
+  path = re.search(r'^Report: (.+)$', console, re.M).group(1)
+  with open(path, encoding='utf-8') as f:
+    page = f.read()
+  assert 'Phase two (the cloud model)' in page
+  assert '5 classes: not_instrument, chord, drums, melody, note' in page
+  assert 'labels of the cloud phase): chord, drums, melody, note.' in page

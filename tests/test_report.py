@@ -66,7 +66,7 @@ def _data(**overrides):
       'components': [{'node': 'Trainer', 'state': 'ran', 'seconds': 1.25}],
       'window': {'rows': [], 'trained': False}, 'drift': None,
       'samples': [], 'statistics': [], 'anomalies': None, 'evaluation': None,
-      'search': None,
+      'search': None, 'phase_two': None,
       'tflite': {'this_run': None, 'rows': [], 'waveform_rows': []},
       'lineage': None, 'settings': None}
   data.update(overrides)
@@ -271,3 +271,19 @@ def test_the_statistics_show_every_familys_share_with_a_chart():
   assert ('shares', 'bass 37.5%, piano 62.5%') in shown['facts']
   assert [bar['tip'] for bar in shown['histogram']['bars']] == ['bass: 3', 'piano: 5']
   assert not any(name == 'top values' for name, _ in shown['facts'])
+
+
+def test_phase_two_shows_its_classes_and_recall_or_why_it_did_not_train():
+  page = report.render(_data(phase_two={
+      'trained': True, 'classes': ['not_instrument', 'bass', 'piano'],
+      'accuracy': 0.8125, 'examples': 16.0, 'blessed': False,
+      'model_path': '/m/Format-Serving',
+      'rows': [('not_instrument', 1.0), ('bass', 0.5), ('piano', None)]}))
+  assert 'Phase two (the cloud model)' in page
+  assert '3 classes: not_instrument, bass, piano' in page
+  assert 'Eval accuracy 0.8125 on 16 examples' in page
+  assert 'not blessed' in page and '<td>bass</td><td>0.5</td>' in page
+  skipped = report.render(_data(phase_two={
+      'trained': False, 'reason': 'no <families>'}))
+  assert 'Not trained: no &lt;families&gt;.' in skipped
+  assert 'Phase two' not in report.render(_data())

@@ -385,6 +385,32 @@ def evaluation_metrics(uri: str) -> Dict[str, float]:
   return metrics
 
 
+def class_recall(uri: str, names: List[str]) -> Dict[str, Optional[float]]:
+  """Each class's recall from the multi-class confusion matrix an
+  Evaluator wrote under `uri` (None for a class with no example)."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  counts = [[0.0] * len(names) for _ in names]
+  chosen = None
+  for plots in tfma.load_plots(uri):
+    if plots.slice_key.single_slice_keys:
+      continue
+    for key in plots.plot_keys_and_values:
+      matrices = key.value.multi_class_confusion_matrix_at_thresholds
+      if key.key.model_name not in ('', 'candidate') or not matrices.matrices:
+        continue
+      # The weighted matrix (a positive example of no known family weighs
+      # nothing) when there is one.
+      if chosen is None or key.key.example_weighted.value:
+        chosen = matrices.matrices[0]
+  for entry in (chosen.entries if chosen is not None else []):
+    if (0 <= entry.actual_class_id < len(names)
+        and 0 <= entry.predicted_class_id < len(names)):
+      counts[entry.actual_class_id][entry.predicted_class_id] += (
+          entry.num_weighted_examples)
+  return {name: (round(row[index] / sum(row), 4) if sum(row) else None)
+          for index, (name, row) in enumerate(zip(names, counts))}
+
+
 def pushed_summary(artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:
   """The TFLite pusher's recorded outcome and figures, by name."""
   result = {}

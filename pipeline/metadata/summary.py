@@ -1,7 +1,7 @@
 """The summary of a run, read from ML Metadata, and its console text."""
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from components import contracts
 from components.common import storage
@@ -26,6 +26,68 @@ def _transformed_bytes_per_example(uri: str) -> Dict[str, float]:
           'serialized_bytes_per_example': round(serialized / max(count, 1), 1)}
 
 
+# Why a run trained no phase two.
+NO_PHASE_TWO = ("the window's spans give no families (instrument/<family>/ "
+                'folders): phase one alone')
+
+
+def _labels(model_uri: str) -> List[str]:
+  """Phase two's classes, from the labels file its SavedModel carries."""
+  path = storage.join(model_uri, 'Format-Serving', 'assets.extra',
+                      'labels.txt')
+  try:
+    return [line for line in storage.read_text(path).splitlines() if line]
+  except OSError:
+    return []
+
+
+def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
+  """Phase two in a run: its classes, eval accuracy, recall per class,
+  blessing and model; or why it did not train (`trained` false, `reason`);
+  None when the run made no window, or its phase two did not finish."""
+  model = record.output(contracts.PhaseTwoTrainer.NODE,
+                        contracts.PhaseTwoTrainer.MODEL)
+  if model is None:
+    window = record.output(contracts.SpanWindow.NODE,
+                           contracts.SpanWindow.EXAMPLES)
+    if window is None or mlmd.window_families(window) != []:
+      return None
+    return {'trained': False, 'reason': NO_PHASE_TWO}
+  found: Dict[str, Any] = {
+      'trained': True, 'classes': _labels(model.uri),
+      'model_path': storage.join(model.uri, 'Format-Serving')}
+  evaluation = record.output(contracts.PhaseTwoEvaluator.NODE,
+                             contracts.PhaseTwoEvaluator.EVALUATION)
+  if evaluation is not None:
+    found['metrics'] = mlmd.evaluation_metrics(evaluation.uri)
+    found['recall'] = mlmd.class_recall(evaluation.uri, found['classes'])
+  blessing = record.output(contracts.PhaseTwoEvaluator.NODE,
+                           contracts.PhaseTwoEvaluator.BLESSING)
+  if blessing is not None:
+    found['blessed'] = bool(mlmd.custom_value(
+        blessing, contracts.PhaseTwoEvaluator.BLESSED))
+  return found
+
+
+def format_phase_two(found: Dict[str, Any]) -> List[str]:
+  """Phase two's console lines."""
+  if not found.get('trained'):
+    return [f"Phase two: not trained: {found['reason']}"]
+  metrics = found.get('metrics') or {}
+  accuracy = metrics.get('sparse_categorical_accuracy')
+  lines = [f"Phase two: {len(found['classes'])} classes, eval accuracy "
+           + (f'{accuracy:g}' if accuracy is not None else 'not measured')
+           + (f", blessed {'yes' if found['blessed'] else 'NO'}"
+              if 'blessed' in found else '')]
+  recall = {name: value for name, value in (found.get('recall') or {}).items()
+            if value is not None}
+  if recall:
+    lines.append('Phase two recall: ' + ', '.join(
+        f'{name} {value:.2f}' for name, value in recall.items()))
+  lines.append(f"Phase two SavedModel: {found['model_path']}")
+  return lines
+
+
 def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
   """Summarises the newest run of the pipeline from ML Metadata.
 
@@ -37,8 +99,8 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
     (the data spans trained on, or the new span alone when the run stopped
     before the window), `blessed`,
     `model_path`, `metrics`, `transformed` (bytes per example),
-    `pushed` when a pusher ran and `search` (the chosen trial's figures)
-    when a model search ran.
+    `pushed` when a pusher ran, `search` (the chosen trial's figures)
+    when a model search ran, and `phase_two` (:func:`phase_two`).
 
   Raises:
     mlmd.MetadataError: when no run is recorded, naming the store.
@@ -74,6 +136,9 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
             (chosen, contracts.ModelSearch.CHOSEN),
             (results, contracts.ModelSearch.RESULTS))
         for name in names}
+  second = phase_two(record)
+  if second is not None:
+    summary['phase_two'] = second
   transformed = record.output(contracts.Transform.NODE, contracts.Transform.TRANSFORMED_EXAMPLES)
   if transformed is not None:
     summary['transformed'] = figures_cache.cached(
@@ -116,6 +181,8 @@ def format_summary(summary: Dict[str, Any]) -> str:
                                       'NO (below the thresholds)'))
   if 'model_path' in summary:
     lines.append(f"SavedModel: {summary['model_path']}")
+  if summary.get('phase_two'):
+    lines.extend(format_phase_two(summary['phase_two']))
   pushed = summary.get('pushed') or {}
   if pushed.get('pushed'):
     lines.append(

@@ -47,6 +47,7 @@ from pipeline.settings import config as config_lib
 from pipeline.metadata import inspection
 from pipeline.metadata import lineage
 from pipeline.metadata import mlmd
+from pipeline.metadata import summary as summary_lib
 from pipeline.reporting import artifacts
 from pipeline.reporting import examples
 from pipeline.reporting import report_charts
@@ -373,6 +374,19 @@ def _lineage(chain: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
           'graph': report_charts.lineage_chart(chain['graph'])}
 
 
+def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
+  """Phase two's section: whether it trained (or why not), its accuracy,
+  blessing and recall per class."""
+  found = summary_lib.phase_two(record)
+  if found is None or not found.get('trained'):
+    return found
+  metrics = found.get('metrics') or {}
+  return dict(found, accuracy=metrics.get('sparse_categorical_accuracy'),
+              examples=metrics.get('example_count'),
+              rows=[(name, recall) for name, recall in
+                    (found.get('recall') or {}).items()])
+
+
 def gather(config: config_lib.PipelineConfig,
            run_id: Optional[str] = None) -> Dict[str, Any]:
   """Everything the report shows about a run, as plain data.
@@ -427,6 +441,7 @@ def gather(config: config_lib.PipelineConfig,
           evaluation, record.blessed, class_names,
           examples.misclassified_once(config.workspace, record, class_names)
           if evaluation else None),
+      'phase_two': _phase_two(record),
       'search': _search(record),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
                         if pushed is not None else None),

@@ -71,6 +71,9 @@ SECTIONS = {
         'learning_rate', 'model_width', 'seed', 'augment', 'tune',
         'tune_trials', 'tune_steps'),
     'evaluation': ('min_auc', 'min_accuracy', 'max_auc_drop'),
+    'phase two (the cloud model)': (
+        'phase_two_steps', 'phase_two_width', 'phase_two_min_accuracy',
+        'phase_two_max_accuracy_drop'),
     'push and device budget': (
         'quantization', 'max_accuracy_drop', 'representative_examples',
         'validation_examples', 'latency_runs', 'max_tflite_bytes',
@@ -204,6 +207,18 @@ class PipelineConfig:
                                  'may have to be blessed')
   max_auc_drop: float = _setting(0.01, 'largest allowed drop of AUC from '
                                  'the latest blessed model')
+  phase_two_steps: int = _setting(
+      500, "phase two's training steps (batches); phase two trains when "
+      "the window's spans give families (instrument/<family>/ folders)")
+  phase_two_width: float = _setting(
+      1.0, "multiplier on phase two's CNN filter counts (its size is "
+      'bounded by the serving budget, not a device\'s)')
+  phase_two_min_accuracy: float = _setting(
+      0.6, "lowest eval accuracy over the families and the reject class "
+      'phase two may have to be blessed')
+  phase_two_max_accuracy_drop: float = _setting(
+      0.02, "largest allowed drop of phase two's eval accuracy from its "
+      'latest blessed model')
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
       ', '.join(tflite.QUANTIZATION_MODES))
@@ -307,7 +322,8 @@ class PipelineConfig:
     if not 16 <= self.image_size <= 1024:
       raise ConfigError(
           f'image_size must be between 16 and 1024, got {self.image_size}')
-    for name in ('train_steps', 'batch_size', 'train_buckets',
+    for name in ('train_steps', 'phase_two_steps', 'batch_size',
+                 'train_buckets',
                  'eval_buckets', 'window_spans', 'max_side',
                  'max_image_pixels', 'representative_examples',
                  'latency_runs', 'tune_trials', 'tune_steps'):
@@ -326,7 +342,8 @@ class PipelineConfig:
     if not 0.0 <= self.min_class_share <= 0.5:
       raise ConfigError('min_class_share must be between 0 and 0.5, got '
                         f'{self.min_class_share}')
-    for name in ('min_auc', 'min_accuracy', 'max_auc_drop'):
+    for name in ('min_auc', 'min_accuracy', 'max_auc_drop',
+                 'phase_two_min_accuracy', 'phase_two_max_accuracy_drop'):
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:
         raise ConfigError(f'{name} must be between 0 and 1, got {value}')
@@ -345,8 +362,10 @@ class PipelineConfig:
     if not 0.0 < self.learning_rate < 1.0:
       raise ConfigError(
           f'learning_rate must be in (0, 1), got {self.learning_rate}')
-    if self.model_width <= 0:
-      raise ConfigError(f'model_width must be positive, got {self.model_width}')
+    for name in ('model_width', 'phase_two_width'):
+      if getattr(self, name) <= 0:
+        raise ConfigError(f'{name} must be positive, got '
+                          f'{getattr(self, name)}')
     try:
       self.front_end()
     except frontend.FrontEndError as e:
@@ -430,6 +449,12 @@ class PipelineConfig:
         batch_size=self.batch_size, learning_rate=self.learning_rate,
         width=self.model_width, seed=self.seed, augment=self.augment,
         warm_start=self.warm_start, class_names=tuple(self.class_names))
+
+  def phase_two_settings(self) -> TrainingSettings:
+    """Phase two's training settings: phase one's, at phase two's width
+    and never warm-started from phase one's model."""
+    return dataclasses.replace(self.training_settings(),
+                               width=self.phase_two_width, warm_start=False)
 
   def device_budget(self) -> budget.Budget:
     """`max_tflite_bytes`, `max_latency_ms` and `max_arena_bytes` as the
