@@ -113,6 +113,24 @@ class PhaseTwoEvaluator:
   BLESSED = 'blessed'
 
 
+class PhaseTwoPusher:
+  """Builds, proves and pushes phase two's serving model
+  (`phase_two_pusher/`)."""
+  NODE = 'PhaseTwoPusher'
+  MODEL = 'model'
+  MODEL_BLESSING = 'model_blessing'
+  SPAN_EXAMPLES = 'span_examples'
+  PUSHED_MODEL = 'pushed_model'
+  PUSHED = 'pushed'
+  PUSHED_VERSION = 'pushed_version'
+  PUSHED_DESTINATION = 'pushed_destination'
+  REASON = 'reason'
+  MODEL_NAME = 'model_name'
+  # The serving model against phase two's SavedModel, in process.
+  CHECK_FIGURES = ('check_requests', 'check_agreement',
+                   'check_max_score_difference')
+
+
 class TFLitePusher:
   """Converts, proves and pushes the TFLite model (`tflite_pusher/`)."""
   NODE = 'TFLitePusher'

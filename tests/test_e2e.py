@@ -20,6 +20,7 @@ import pytest
 from conftest import GOLDEN_SETTINGS
 from conftest import golden_flags
 from conftest import run_cli
+from components.cloud import push as cloud_push
 from components.modules import features
 from components.ondevice import push
 from pipeline.cli import commands as cli
@@ -292,6 +293,20 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
       'chord', 'drums', 'melody', 'note']}
   assert manifest.class_names == ['not_instrument', 'instrument']
 
+  # The serving model is pushed where a model server loads it, and
+  # answers an image as phase two's SavedModel does.
+  assert states['PhaseTwoPusher'] == 'ran'
+  assert found['pushed']['pushed'] == 1
+  served_dir = os.path.join(config.serving_destination, 'instruments', '1')
+  assert found['pushed']['pushed_destination'] == served_dir
+  assert found['pushed']['check_requests'] > 0
+  served = cloud_push.read_manifest(served_dir)
+  assert served.classes == found['classes']
+  assert served.families == ['chord', 'drums', 'melody', 'note']
+  assert served.request == 'image_bytes'
+  assert 'Phase two pushed as instruments version 1' in (
+      summary_lib.format_summary(summary))
+
   # Phase two's SavedModel answers raw examples with each class's score.
   loaded = tf.saved_model.load(found['model_path'])
   image = next(iter(sorted(
@@ -307,6 +322,18 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert [c.decode() for c in answer['classes'].numpy()[0]] == found[
       'classes']
   np.testing.assert_allclose(answer['scores'].numpy().sum(), 1.0, rtol=1e-5)
+  with open(image, 'rb') as f:
+    by_server = tf.saved_model.load(served_dir).signatures[
+        features.SERVING_EXAMPLES_SIGNATURE](image_bytes=tf.constant(
+            [f.read()]))
+  np.testing.assert_allclose(by_server['scores'].numpy(),
+                             answer['scores'].numpy(), atol=1e-5)
+
+  # `inspect metrics` shows its accuracy and recall beside phase one's.
+  [evaluated] = inspection.metrics(store, config.pipeline_name, last=1)
+  assert evaluated['phase_two']['phase_two_accuracy'] == found['metrics'][
+      'sparse_categorical_accuracy']
+  assert 'recall drums' in inspection.format_metrics([evaluated])
 
   # The report shows phase two and the families.
   path = re.search(r'^Report: (.+)$', console, re.M).group(1)

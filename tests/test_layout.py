@@ -33,13 +33,14 @@ def _package_files(*parts):
                 if name.endswith('.py'))
 
 
-def _leaf_breaks(package, allowed_local, third_party):
+def _leaf_breaks(package, allowed_local, third_party, names=False):
   """Imports of `components/<package>` outside `allowed_local` project
-  modules, the standard library and `third_party(path)`."""
+  modules, the standard library and `third_party(path)` (`names`: a
+  `from X import Y` is X.Y)."""
   import sys  # pylint: disable=g-import-not-at-top
   broken = []
   for path in _package_files('components', package):
-    for module, line in _imports(path):
+    for module, line in _imports(path, names=names):
       top = module.split('.')[0]
       if top in ('components', 'pipeline'):
         ok = module.startswith(allowed_local)
@@ -79,6 +80,16 @@ def test_the_tflite_library_imports_no_component():
   assert not broken, broken
 
 
+def test_the_cloud_library_imports_no_component():
+  # The cloud phase's serving model and its push: the front end, the
+  # feature names and storage, never a component.
+  broken = _leaf_breaks(
+      'cloud', ('components.cloud', 'components.common',
+                'components.frontend', 'components.modules.features'),
+      lambda path: {'numpy', 'tensorflow'}, names=True)
+  assert not broken, broken
+
+
 def test_no_component_imports_the_pipeline():
   broken = []
   for folder, _, names in os.walk(os.path.join(REPO_ROOT, 'components')):
@@ -115,7 +126,7 @@ def _python_files(*parts):
 # its module code (`modules/search.py`, as the Trainer runs
 # `modules/trainer.py`).
 _SHARED = ('components.common', 'components.frontend', 'components.ondevice',
-           'components.tflite', 'components.contracts',
+           'components.tflite', 'components.cloud', 'components.contracts',
            'components.modules.features')
 _ALSO = {'model_search': ('components.modules.search',),
          'modules': ('components.modules',)}
@@ -126,7 +137,7 @@ def _component_import_breaks(root):
   for entry in sorted(os.listdir(os.path.join(root, 'components'))):
     folder = os.path.join(root, 'components', entry)
     if entry.startswith(('_', '.')) or entry in (
-        'common', 'frontend', 'ondevice', 'tflite', 'contracts.py'):
+        'common', 'frontend', 'ondevice', 'tflite', 'cloud', 'contracts.py'):
       continue
     if os.path.isdir(folder):
       paths = sorted(os.path.join(folder, name)

@@ -17,7 +17,8 @@ from pipeline.runners import vertex
 
 IMAGE = 'europe-docker.pkg.dev/p/r/odc:1'
 BUCKET_ROOTS = ['--pipeline-root', 'gs://b/tfx', '--data-root', 'gs://b/data',
-                '--push-destination', 'gs://b/pushed']
+                '--push-destination', 'gs://b/pushed',
+                '--serving-destination', 'gs://b/served']
 
 
 def _network_off() -> list:
@@ -63,14 +64,16 @@ def test_compile_writes_every_component_as_a_task_in_the_image(compiled):
       pipeline_name='x', beam='local'))
   tasks = set(vertex.tasks(job))
   components = {node.id for node in pipeline.components}
-  # TFX compiles the latest-blessed-model resolver into two tasks.
+  # TFX compiles each latest-blessed-model resolver into two tasks.
+  resolvers = {'latest_blessed_model_resolver',
+               'latest_blessed_phase_two_resolver'}
   assert tasks - components == {
-      'latest_blessed_model_resolver-model-resolver',
-      'latest_blessed_model_resolver-model-blessing-resolver'}
-  assert components - tasks == {'latest_blessed_model_resolver'}
+      f'{resolver}-{part}' for resolver in resolvers
+      for part in ('model-resolver', 'model-blessing-resolver')}
+  assert components - tasks == resolvers
   containers = [e['container'] for e in _executors(job).values()
                 if 'container' in e]
-  assert len(containers) == len(components) - 2
+  assert len(containers) == len(components) - 3
   assert {c['image'] for c in containers} == {IMAGE}
   assert job['pipelineSpec']['pipelineInfo']['name'] == 'on-device-classifier'
   assert 'on-device-classifier' in compiled['stdout']
@@ -117,7 +120,8 @@ def test_the_dataflow_profile_gives_every_beam_task_the_image(tmp_path):
       workspace=str(tmp_path), image=IMAGE, beam='dataflow',
       gcp_project='p', region='europe-west4',
       temp_location='gs://b/tmp', pipeline_root='gs://b/tfx',
-      data_root='gs://b/data', push_destination='gs://b/pushed')
+      data_root='gs://b/data', push_destination='gs://b/pushed',
+      serving_destination='gs://b/served')
   job = vertex.compile_pipeline(config)
   args = [a for e in _executors(job).values() if 'container' in e
           for a in e['container'].get('args', [])]
@@ -130,7 +134,8 @@ def test_a_tuned_pipeline_compiles_its_search_before_the_trainer(tmp_path):
   config = config_lib.PipelineConfig(
       workspace=str(tmp_path), image=IMAGE, tune=True, tune_trials=4,
       max_tflite_bytes=250_000, pipeline_root='gs://b/tfx',
-      data_root='gs://b/data', push_destination='gs://b/pushed')
+      data_root='gs://b/data', push_destination='gs://b/pushed',
+      serving_destination='gs://b/served')
   job = vertex.compile_pipeline(config)
   assert _parameter(job, 'ModelSearch', 'tuner_fn') == pipeline_def.SEARCH_FN
   settings = json.loads(_parameter(job, 'ModelSearch', 'custom_config'))
@@ -147,6 +152,9 @@ def test_a_tuned_pipeline_compiles_its_search_before_the_trainer(tmp_path):
 @pytest.mark.parametrize('flags, message', [
     (['--image', IMAGE, '--pipeline-root', 'gs://b/r', '--data-root',
       'gs://b/d'], 'push_destination must be a bucket URI'),
+    (['--image', IMAGE, '--pipeline-root', 'gs://b/r', '--data-root',
+      'gs://b/d', '--push-destination', 'gs://b/p'],
+     'serving_destination must be a bucket URI'),
     (BUCKET_ROOTS, 'compile needs --image'),
     (['--image', IMAGE, '--beam', 'portable'] + BUCKET_ROOTS,
      'beam portable starts a worker pool on this machine'),
@@ -170,6 +178,7 @@ def test_compile_refuses_a_schema_folder_the_image_does_not_hold(tmp_path):
   config = config_lib.PipelineConfig(
       workspace=str(tmp_path), image=IMAGE, schema_dir=str(schema_dir),
       pipeline_root='gs://b/tfx', data_root='gs://b/data',
-      push_destination='gs://b/pushed')
+      push_destination='gs://b/pushed',
+      serving_destination='gs://b/served')
   with pytest.raises(vertex.CompileError, match='rebuild the image'):
     vertex.compile_pipeline(config)

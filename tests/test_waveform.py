@@ -176,3 +176,20 @@ def test_a_probe_disagreement_refuses_only_where_both_hold_one_classifier():
   # int8 models are calibrated apart: the eval windows judge the classes.
   assert waveform.probe_problem(proof, 'int8') is None
   assert waveform.probe_problem(dict(proof, agreement=1.0), 'dynamic') is None
+
+
+def test_recordings_drawn_at_another_size_than_the_model_say_so(small_model):
+  from components.tflite_pusher.settings import PushSettings  # pylint: disable=g-import-not-at-top
+  settings = PushSettings(
+      push_destination='/unused', class_names=('a', 'b'),
+      quantization='dynamic', image_size=32, channels=3,
+      max_accuracy_drop=0.01, representative_examples=10,
+      validation_examples=0, latency_runs=1)
+  drawn = dict(frontend.FrontEnd(image_size=64).to_record(), recorded=True)
+  model, proof = waveform.build(small_model, b'', drawn, settings,
+                                lambda split: None)
+  assert model is None and proof.recordings
+  assert proof.reason == (
+      'the recordings were drawn as 64x64 pictures and the model takes '
+      '32x32 (--image-size): ingest them again with --image-size 32 for a '
+      'waveform model')

@@ -26,7 +26,17 @@ def test_pipeline_has_the_components_in_order(tmp_path):
       'ExampleValidator', 'latest_data_baseline_resolver', 'DataGate',
       'AcceptSpan',
       'SpanWindow', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
-      'Evaluator', 'TFLitePusher'}
+      'Evaluator', 'TFLitePusher', 'latest_blessed_phase_two_resolver',
+      'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoPusher'}
+  # Phase two trains on the same transformed examples, is judged against
+  # its own baseline and pushed from its own blessing.
+  assert _ids(nodes['PhaseTwoTrainer'].upstream_nodes) >= {'Transform'}
+  assert _ids(nodes['PhaseTwoEvaluator'].upstream_nodes) >= {
+      'PhaseTwoTrainer', 'latest_blessed_phase_two_resolver', 'SpanWindow'}
+  assert _ids(nodes['PhaseTwoPusher'].upstream_nodes) >= {
+      'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'SpanWindow'}
+  assert nodes['PhaseTwoTrainer'].exec_properties['run_fn'] == (
+      pipeline_def.PHASE_TWO_FN)
   # Statistics and validation see the new span; training sees the window,
   # made only once the gate passed.
   assert _ids(nodes['StatisticsGen'].upstream_nodes) >= {'ImportExampleGen'}
@@ -75,8 +85,9 @@ def test_module_folder_holds_only_module_code():
   # Every .py file of the module folder is part of the cache key.
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
-      '__init__.py', 'features.py', 'model_defaults.py', 'search.py',
-      'search_settings.py', 'settings.py', 'trainer.py', 'transform.py']
+      '__init__.py', 'features.py', 'model_defaults.py', 'phase_two.py',
+      'search.py', 'search_settings.py', 'settings.py', 'trainer.py',
+      'transform.py']
 
 
 def _project_files_imported_by(*modules):
@@ -172,11 +183,11 @@ def test_a_run_pins_import_example_gen_to_the_span_it_checked(tmp_path):
                                            'end_span_number': 7}}
 
 
-def test_the_baseline_resolver_reads_phase_ones_models_only(tmp_path):
-  """A second Trainer and Evaluator (the cloud phase) publish a blessed
-  model newer than phase one's: the baseline resolver still resolves phase
-  one's, through TFX's own input resolution on the compiled pipeline."""
-  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+def test_each_phases_baseline_resolver_reads_its_own_models_only(tmp_path):
+  """Phase two's Trainer and Evaluator publish a blessed model newer than
+  phase one's: phase one's baseline resolver still resolves phase one's,
+  and phase two's its own, through TFX's own input resolution on the
+  compiled pipeline."""
   from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
   from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
   from tfx.orchestration.portable import execution_publish_utils  # pylint: disable=g-import-not-at-top
@@ -189,20 +200,7 @@ def test_the_baseline_resolver_reads_phase_ones_models_only(tmp_path):
 
   config = config_lib.PipelineConfig(workspace=str(tmp_path))
   built = run.build_pipeline(config)
-  nodes = {node.id: node for node in built.components}
-  # The cloud phase's nodes, fed as phase one's are.
-  phase_two = tfx.components.Trainer(
-      run_fn=pipeline_def.TRAINER_FN,
-      examples=nodes['Transform'].outputs['transformed_examples'],
-      train_args=tfx.proto.TrainArgs(num_steps=1),
-      eval_args=tfx.proto.EvalArgs(num_steps=1)).with_id('PhaseTwoTrainer')
-  phase_two_evaluator = tfx.components.Evaluator(
-      examples=nodes['SpanWindow'].outputs['examples'],
-      model=phase_two.outputs['model']).with_id('PhaseTwoEvaluator')
-  ir = compiler.Compiler().compile(tfx.dsl.Pipeline(
-      pipeline_name=built.pipeline_info.pipeline_name,
-      pipeline_root=str(tmp_path / 'root'),
-      components=list(built.components) + [phase_two, phase_two_evaluator]))
+  ir = compiler.Compiler().compile(built)
   runtime_parameter_utils.substitute_runtime_parameter(
       ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: 'run-1'})
   compiled = {node.pipeline_node.node_info.id: node.pipeline_node
@@ -221,6 +219,10 @@ def test_the_baseline_resolver_reads_phase_ones_models_only(tmp_path):
           handle, execution.id, contexts, {key: [artifact]})
       return published[key][0]
 
+    # A window with families, so phase two's Cond holds.
+    window = standard_artifacts.Examples()
+    window.set_string_custom_property('families', '["bass", "piano"]')
+    publish('SpanWindow', 'examples', window)
     models = {}
     for trainer, evaluator in ((contracts.PHASE_ONE_TRAINER,
                                 contracts.PHASE_ONE_EVALUATOR),
@@ -232,8 +234,14 @@ def test_the_baseline_resolver_reads_phase_ones_models_only(tmp_path):
                                        models[trainer].id)
       publish(evaluator, 'blessing', blessing)
     assert models['PhaseTwoTrainer'].id > models['Trainer'].id
-    resolved = inputs_utils.resolve_input_artifacts(
-        pipeline_node=compiled[contracts.LATEST_BLESSED_MODEL_RESOLVER],
-        metadata_handle=handle)
-  assert [[a.id for a in inputs['model']] for inputs in resolved] == [
-      [models['Trainer'].id]]
+    resolved = {
+        node: inputs_utils.resolve_input_artifacts(
+            pipeline_node=compiled[node], metadata_handle=handle)
+        for node in (contracts.LATEST_BLESSED_MODEL_RESOLVER,
+                     contracts.LATEST_BLESSED_PHASE_TWO_RESOLVER)}
+  # Each phase's baseline is its own latest blessed model.
+  assert [[a.id for a in inputs['model']] for inputs in resolved[
+      contracts.LATEST_BLESSED_MODEL_RESOLVER]] == [[models['Trainer'].id]]
+  assert [[a.id for a in inputs['model']] for inputs in resolved[
+      contracts.LATEST_BLESSED_PHASE_TWO_RESOLVER]] == [
+          [models['PhaseTwoTrainer'].id]]

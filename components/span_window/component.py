@@ -50,6 +50,7 @@ class SpanWindowSpec(types.ComponentSpec):
       standard_component_specs.OUTPUT_DATA_FORMAT_KEY: ExecutionParameter(
           type=int),
       executor.NUM_SPANS_KEY: ExecutionParameter(type=int),
+      executor.RECORD_VERSION_KEY: ExecutionParameter(type=int),
   }
   INPUTS = {
       executor.NEWEST_SPAN_KEY: ChannelParameter(
@@ -90,5 +91,5 @@ class SpanWindow(base_component.BaseComponent):
         newest_span=examples, input_base=input_base,
         input_config=input_config, output_config=output_config,
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
-        num_spans=num_spans,
+        num_spans=num_spans, record_version=executor.RECORD_VERSION,
         examples=types.Channel(type=standard_artifacts.Examples)))

@@ -28,6 +28,12 @@ from components.common import errors
 NEWEST_SPAN_KEY = 'newest_span'
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 NUM_SPANS_KEY = 'num_spans'
+# What the window records on its artifact, as a version: part of the
+# component's cache key, so a window written before a property existed
+# (its families, which phase two's Cond reads) is made again, not served
+# from the cache without it.
+RECORD_VERSION_KEY = 'record_version'
+RECORD_VERSION = 2
 # Where the executor hands the chosen file patterns to the read transform.
 _PATTERNS_KEY = '_span_window_patterns'
 

@@ -295,6 +295,13 @@ def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
   if not front_end.get('recorded'):
     return None, results.WaveformProof(reason=front_end.get('reason'))
   drawn_with = FrontEnd.from_record(front_end)
+  if drawn_with.image_size != settings.image_size:
+    return None, results.WaveformProof(recordings=True, reason=(
+        f'the recordings were drawn as {drawn_with.image_size}x'
+        f'{drawn_with.image_size} pictures and the model takes '
+        f'{settings.image_size}x{settings.image_size} (--image-size): '
+        f'ingest them again with --image-size {settings.image_size} for a '
+        'waveform model'))
   mode = settings.quantization
   train = windows('train') if mode == Quantization.INT8 else None
   representative = train[0] if train is not None else None

@@ -13,6 +13,7 @@ from components import contracts
 from components.common import storage
 from components.model_search import trials as trials_lib
 from pipeline.metadata import mlmd
+from pipeline.metadata import summary as summary_lib
 
 # Properties worth showing per artifact type; others are left out.
 KEY_PROPERTIES = {
@@ -24,7 +25,8 @@ KEY_PROPERTIES = {
                     contracts.TFLitePusher.PUSHED_VERSION,
                     contracts.TFLitePusher.MODE, 'tflite_bytes',
                     'size_ratio', 'accuracy_drop', 'budget_exceeded',
-                    contracts.TFLitePusher.REASON),
+                    contracts.TFLitePusher.REASON,
+                    contracts.PhaseTwoPusher.MODEL_NAME),
     'HyperParameters': contracts.ModelSearch.CHOSEN,
     'TunerResults': contracts.ModelSearch.RESULTS,
 }
@@ -130,7 +132,9 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
 
   Returns:
     Newest first: `run_id`, `metrics` (Evaluator, overall slice),
-    `blessed`, and `tflite` (the pusher's recorded figures).
+    `blessed`, `tflite` (the pusher's recorded figures) and, when phase
+    two trained, `phase_two` (its accuracy, blessing and recall per
+    class).
   """
   result = []
   for record in mlmd.run_records(store, pipeline_name):
@@ -145,6 +149,14 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
     pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
     if pushed is not None:
       entry['tflite'] = mlmd.pushed_summary(pushed)
+    second = summary_lib.phase_two(record)
+    if second is not None and second.get('trained'):
+      entry['phase_two'] = {
+          'phase_two_accuracy': (second.get('metrics') or {}).get(
+              'sparse_categorical_accuracy'),
+          'phase_two_blessed': second.get('blessed'),
+          **{f'recall {name}': value for name, value in
+             (second.get('recall') or {}).items()}}
     result.append(entry)
     if len(result) >= last:
       break
@@ -262,7 +274,9 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
   board = ('arena_bytes', 'micro_latency_ms_median', 'micro_identical')
   if any(name in row.get('tflite', {}) for row in rows for name in board):
     tflite += board
-  width = max(len(n) for n in names + list(tflite) + ['blessed'])
+  second = list(dict.fromkeys(name for row in rows
+                              for name in row.get('phase_two', {})))
+  width = max(len(n) for n in names + list(tflite) + second + ['blessed'])
   header = ' ' * width + ''.join(f'  {row["run_id"][-15:]:>15}'
                                  for row in rows)
   lines = [header]
@@ -274,4 +288,8 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
   for name in tflite:
     lines.append(f'{name:<{width}}' + ''.join(
         f"  {str(row.get('tflite', {}).get(name, '')):>15}" for row in rows))
+  for name in second:
+    lines.append(f'{name:<{width}}' + ''.join(
+        f"  {str(row.get('phase_two', {}).get(name, '')):>15}"
+        for row in rows))
   return '\n'.join(lines)

@@ -153,6 +153,14 @@ def _made_by(store, artifact: metadata_store_pb2.Artifact, node: str) -> bool:
   return maker is not None and mlmd.node_name(store, maker) == node
 
 
+def tflite_pushed_models(store) -> List[metadata_store_pb2.Artifact]:
+  """The TFLite pusher's PushedModel artifacts, oldest first (not the
+  cloud phase's, which PhaseTwoPusher makes)."""
+  return [artifact for artifact in sorted(
+      store.get_artifacts_by_type('PushedModel'), key=lambda a: a.id)
+          if _made_by(store, artifact, contracts.TFLitePusher.NODE)]
+
+
 def window_summary(store, examples: metadata_store_pb2.Artifact
                    ) -> Dict[str, Any]:
   """The data spans behind the Examples artifact a Transform read.
@@ -235,8 +243,7 @@ def find_pushed_model(store, version: Optional[str] = None,
   Raises:
     LineageError: when nothing matches.
   """
-  pushed = sorted(store.get_artifacts_by_type('PushedModel'),
-                  key=lambda a: a.id)
+  pushed = tflite_pushed_models(store)
   if artifact_id is not None:
     for artifact in pushed:
       if artifact.id == artifact_id:
@@ -364,7 +371,9 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
       kind = artifact_types.get(artifact.type_id)
       if kind == 'Model':
         models.append({'id': artifact.id, 'uri': artifact.uri})
-      elif kind == 'PushedModel' and mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED):
+      elif (kind == 'PushedModel'
+            and mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED)
+            and _made_by(store, artifact, contracts.TFLitePusher.NODE)):
         version = str(mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED_VERSION))
         pushed.setdefault(version, {
             'version': version, 'id': artifact.id,

@@ -66,6 +66,18 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   if blessing is not None:
     found['blessed'] = bool(mlmd.custom_value(
         blessing, contracts.PhaseTwoEvaluator.BLESSED))
+  pushed = record.output(contracts.PhaseTwoPusher.NODE,
+                         contracts.PhaseTwoPusher.PUSHED_MODEL)
+  if pushed is not None:
+    found['pushed'] = {
+        name: mlmd.custom_value(pushed, name) for name in (
+            contracts.PhaseTwoPusher.PUSHED,
+            contracts.PhaseTwoPusher.PUSHED_VERSION,
+            contracts.PhaseTwoPusher.PUSHED_DESTINATION,
+            contracts.PhaseTwoPusher.MODEL_NAME,
+            contracts.PhaseTwoPusher.REASON,
+            *contracts.PhaseTwoPusher.CHECK_FIGURES)
+        if mlmd.custom_value(pushed, name) is not None}
   return found
 
 
@@ -85,6 +97,16 @@ def format_phase_two(found: Dict[str, Any]) -> List[str]:
     lines.append('Phase two recall: ' + ', '.join(
         f'{name} {value:.2f}' for name, value in recall.items()))
   lines.append(f"Phase two SavedModel: {found['model_path']}")
+  pushed = found.get('pushed') or {}
+  if pushed.get('pushed'):
+    lines.append(
+        f"Phase two pushed as {pushed.get('model_name')} version "
+        f"{pushed.get('pushed_version')}: {pushed.get('pushed_destination')}"
+        f" (answers as its SavedModel on {pushed.get('check_requests')} "
+        f"requests, scores at most {pushed.get('check_max_score_difference')}"
+        ' apart)')
+  elif pushed:
+    lines.append(f"Phase two not pushed: {pushed.get('reason')}")
   return lines
 
 

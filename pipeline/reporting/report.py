@@ -294,8 +294,7 @@ def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
   rows, waveform = [], []
   this_version = (this_run or {}).get('pushed_version')
   seen = set()
-  for artifact in sorted(store.get_artifacts_by_type('PushedModel'),
-                         key=lambda a: a.id):
+  for artifact in lineage.tflite_pushed_models(store):
     figures = mlmd.pushed_summary(artifact)
     version = figures.get('pushed_version')
     if not figures.get('pushed') or version in seen:

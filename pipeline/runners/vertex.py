@@ -33,7 +33,8 @@ IMAGE_SCHEMA_DIR = '/opt/on-device-classifier/schema'
 # Kubeflow Pipelines' rule for pipeline names.
 PIPELINE_NAME = re.compile(r'[a-z0-9][a-z0-9-]{0,127}\Z')
 # The roots tasks write to: in a container, a local folder is lost.
-_ROOT_SETTINGS = ('pipeline_root', 'data_root', 'push_destination')
+_ROOT_SETTINGS = ('pipeline_root', 'data_root', 'push_destination',
+                  'serving_destination')
 
 
 class CompileError(errors.PipelineError, ValueError):

@@ -44,7 +44,8 @@ _FRONT_END_SETTINGS = {'window_seconds': 'clip_window_seconds',
                        'max_windows': 'max_windows_per_clip'}
 # Path settings whose empty default means "this folder of the workspace".
 WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
-                    'push_destination': 'pushed'}
+                    'push_destination': 'pushed',
+                    'serving_destination': 'served'}
 PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(WORKSPACE_PATHS)
 # The SQLite store of a workspace, when `metadata` names no other store.
 METADATA_FILE = 'metadata.sqlite'
@@ -58,7 +59,8 @@ METADATA_FILE = 'metadata.sqlite'
 SECTIONS = {
     'workspace and stores': (
         'workspace', 'pipeline_name', 'data_root', 'pipeline_root',
-        'metadata', 'push_destination', 'schema_dir'),
+        'metadata', 'push_destination', 'serving_destination',
+        'schema_dir'),
     'data and front end': (
         'class_names', 'image_size', 'channels', 'max_side',
         'max_image_pixels', 'max_clip_seconds', 'sample_rate',
@@ -73,7 +75,7 @@ SECTIONS = {
     'evaluation': ('min_auc', 'min_accuracy', 'max_auc_drop'),
     'phase two (the cloud model)': (
         'phase_two_steps', 'phase_two_width', 'phase_two_min_accuracy',
-        'phase_two_max_accuracy_drop'),
+        'phase_two_max_accuracy_drop', 'served_model_name'),
     'push and device budget': (
         'quantization', 'max_accuracy_drop', 'representative_examples',
         'validation_examples', 'latency_runs', 'max_tflite_bytes',
@@ -117,6 +119,10 @@ class PipelineConfig:
   push_destination: str = _setting(
       '', 'folder receiving the numbered TFLite model versions (default: '
       'WORKSPACE/pushed)')
+  serving_destination: str = _setting(
+      '', 'folder or bucket receiving the cloud model (phase two) as '
+      'numbered versions under <name>/, the layout TensorFlow Serving and '
+      'KServe read (default: WORKSPACE/served)')
   schema_dir: str = _setting(SCHEMA_DIR,
                              'folder holding the curated schema.pbtxt')
   class_names: Tuple[str, ...] = _setting(
@@ -219,6 +225,9 @@ class PipelineConfig:
   phase_two_max_accuracy_drop: float = _setting(
       0.02, "largest allowed drop of phase two's eval accuracy from its "
       'latest blessed model')
+  served_model_name: str = _setting(
+      'instruments', 'the name phase two is served under '
+      '(/v1/models/<name>:predict)')
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
       ', '.join(tflite.QUANTIZATION_MODES))
@@ -362,6 +371,12 @@ class PipelineConfig:
     if not 0.0 < self.learning_rate < 1.0:
       raise ConfigError(
           f'learning_rate must be in (0, 1), got {self.learning_rate}')
+    if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,62}',
+                        self.served_model_name):
+      raise ConfigError(
+          'served_model_name must be 1 to 63 letters, digits, _, . or - '
+          f'(a URL path part and a folder name), got '
+          f'{self.served_model_name!r}')
     for name in ('model_width', 'phase_two_width'):
       if getattr(self, name) <= 0:
         raise ConfigError(f'{name} must be positive, got '

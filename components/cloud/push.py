@@ -1,0 +1,203 @@
+"""Numbered versions of the cloud model, in the layout model servers read.
+
+TensorFlow Serving and KServe's TensorFlow runtime take a model's base path
+and load its newest numbered sub-folder: `<base>/<model name>/<version>/`
+holding `saved_model.pb`, `variables/` and `assets.extra/`. A version is
+written whole or not at all:
+
+- on a local disk, into a hidden staging folder renamed into place when
+  complete (servers skip names that are not numbers);
+- on a bucket, object by object under the next number past every numbered
+  prefix, `saved_model.pb` last (a server loads a version once it has
+  one), each read back and checked.
+
+Each version carries `assets.extra/manifest.json` (:class:`CloudManifest`).
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from typing import Any, Dict, List, Optional, Tuple
+
+from components.common import errors
+from components.common import local_disk
+from components.common import storage
+
+MANIFEST_FILE = 'manifest.json'
+EXTRA_FOLDER = 'assets.extra'
+SAVED_MODEL_FILE = 'saved_model.pb'
+SCHEMA_VERSION = 1
+_VERSION_RE = re.compile(r'^[0-9]+$')
+
+
+class CloudPushError(errors.PipelineError, RuntimeError):
+  """Raised when a version cannot be written; what servers load is
+  unchanged."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudManifest:
+  """A cloud model version's manifest.
+
+  Attributes:
+    model_name: the name servers serve it under (`/v1/models/<name>`).
+    classes: the class names in score order (the reject class first).
+    families: the families among them.
+    request: what `serving_default` takes: `audio_pcm` (one window of
+      mono 16-bit PCM at `front_end.sample_rate`) or `image_bytes`.
+    front_end: the recorded front end inside the model, or None (images).
+    figures: the serving model's proof against phase two's SavedModel,
+      and phase two's evaluation.
+    source: the model artifact and run it came from.
+    created: when it was pushed.
+    files: every file of the version (relative path) and its SHA-256.
+    version: the version number (set when pushed).
+    schema_version: this manifest's layout.
+  """
+  model_name: str
+  classes: List[str]
+  families: List[str]
+  request: str
+  front_end: Optional[Dict[str, Any]] = None
+  figures: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  source: Optional[Dict[str, Any]] = None
+  created: Optional[str] = None
+  files: Optional[Dict[str, str]] = None
+  version: Optional[int] = None
+  schema_version: int = SCHEMA_VERSION
+
+  def to_json(self) -> Dict[str, Any]:
+    """The manifest as the JSON object `manifest.json` holds."""
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, data: Any) -> 'CloudManifest':
+    """Reads a manifest; :class:`CloudPushError` names a bad field."""
+    if not isinstance(data, dict):
+      raise CloudPushError('manifest is not a JSON object')
+    for name, kind in (('model_name', str), ('classes', list),
+                       ('families', list), ('request', str)):
+      if not isinstance(data.get(name), kind):
+        raise CloudPushError(f'manifest field {name!r} is '
+                             f'{data.get(name)!r}, not a {kind.__name__}')
+    known = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def model_base(destination: str, model_name: str) -> str:
+  """The base path a server is given: `<destination>/<model name>`."""
+  return storage.join(destination, model_name)
+
+
+def _numbers(base: str) -> List[int]:
+  try:
+    names = storage.listdir(base)
+  except OSError:
+    return []
+  return [int(name) for name in names if _VERSION_RE.match(name)]
+
+
+def versions(base: str) -> List[int]:
+  """The complete versions under a model's base path, ascending."""
+  return sorted(number for number in _numbers(base) if storage.isfile(
+      storage.join(base, str(number), EXTRA_FOLDER, MANIFEST_FILE)))
+
+
+def read_manifest(version_dir: str) -> CloudManifest:
+  """A version's manifest."""
+  path = storage.join(version_dir, EXTRA_FOLDER, MANIFEST_FILE)
+  try:
+    return CloudManifest.from_json(json.loads(storage.read_text(path)))
+  except (OSError, ValueError) as e:
+    raise CloudPushError(f'cannot read {path}: {e}') from e
+
+
+def _files(folder: str) -> List[str]:
+  """Relative paths of the files under a local folder, `saved_model.pb`
+  last."""
+  found = sorted(os.path.relpath(os.path.join(root, name), folder)
+                 for root, _, names in os.walk(folder) for name in names)
+  return sorted(found, key=lambda path: path == SAVED_MODEL_FILE)
+
+
+def write_version(destination: str, saved_model_dir: str,
+                  manifest: CloudManifest) -> Tuple[int, str]:
+  """Pushes a local SavedModel folder as the model's next version.
+
+  Args:
+    destination: the serving destination (a folder, `gs://` or `s3://`).
+    saved_model_dir: the serving SavedModel, on the local disk.
+    manifest: its manifest; `files` and `version` are filled in here.
+
+  Returns:
+    (version number, version folder).
+
+  Raises:
+    CloudPushError: when the destination cannot be written; no server
+      sees a partial version.
+  """
+  base = model_base(destination, manifest.model_name)
+  names = [name for name in _files(saved_model_dir)
+           if name != os.path.join(EXTRA_FOLDER, MANIFEST_FILE)]
+  digests = {}
+  for name in names:
+    with open(os.path.join(saved_model_dir, name), 'rb') as f:
+      digests[name] = storage.sha256(f.read())
+  try:
+    storage.makedirs(base)
+    if storage.is_uri(base):
+      return _write_object_store(base, saved_model_dir, names, digests,
+                                 manifest)
+    return _write_local(base, saved_model_dir, names, digests, manifest)
+  except OSError as e:
+    raise CloudPushError(f'push to {base} failed; servers still load the '
+                         f'previous version: {e}') from e
+
+
+def _manifest_bytes(manifest: CloudManifest, version: int,
+                    digests: Dict[str, str]) -> bytes:
+  return json.dumps(dataclasses.replace(
+      manifest, version=version, files=digests).to_json(),
+                    indent=2).encode('utf-8')
+
+
+def _write_local(base, source, names, digests, manifest):
+  with local_disk.locked(os.path.join(base, '.push.lock')):
+    version = max(_numbers(base) + [0]) + 1
+    final = os.path.join(base, str(version))
+    # The staging folder is flushed to disk and renamed whole.
+    with local_disk.staged_folder(final) as staging:
+      for name in names + [os.path.join(EXTRA_FOLDER, MANIFEST_FILE)]:
+        os.makedirs(os.path.dirname(os.path.join(staging, name)),
+                    exist_ok=True)
+      for name in names:
+        shutil.copyfile(os.path.join(source, name),
+                        os.path.join(staging, name))
+      with open(os.path.join(staging, EXTRA_FOLDER, MANIFEST_FILE),
+                'wb') as f:
+        f.write(_manifest_bytes(manifest, version, digests))
+    return version, final
+
+
+def _write_object_store(base, source, names, digests, manifest):
+  version = max(_numbers(base) + [0]) + 1
+  final = storage.join(base, str(version))
+  uploads = [(name, os.path.join(source, name)) for name in names]
+  manifest_path = os.path.join(EXTRA_FOLDER, MANIFEST_FILE)
+  # The manifest before saved_model.pb: a server loads the version then.
+  ordered = ([item for item in uploads if item[0] != SAVED_MODEL_FILE] +
+             [(manifest_path, None)] +
+             [item for item in uploads if item[0] == SAVED_MODEL_FILE])
+  for name, path in ordered:
+    if path is None:
+      data = _manifest_bytes(manifest, version, digests)
+    else:
+      with open(path, 'rb') as f:
+        data = f.read()
+    target = storage.join(final, *name.split(os.sep))
+    storage.write_bytes(target, data)
+    if storage.sha256(storage.read_bytes(target)) != storage.sha256(data):
+      raise OSError(f'{target} read back differs from what was uploaded')
+  return version, final

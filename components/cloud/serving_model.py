@@ -1,0 +1,245 @@
+"""Phase two's model as a model server takes it: a SavedModel whose
+`serving_default` answers what the cloud is sent.
+
+For spans of recordings, a request is one window of mono 16-bit PCM at the
+recorded front end's rate (little-endian bytes; base64 in JSON, as TF
+Serving's REST API and KServe's V1 protocol carry `DT_STRING`), and the
+model holds the recorded front end itself (the same TensorFlow graph the
+waveform TFLite model uses, `components.frontend.graph`). For spans of
+images, a request is one encoded image (PNG or JPEG), decoded and resized
+as Transform does. Either way the answer is each class's probability
+(`scores`), the class names in score order (`classes`) and the most
+probable class's name (`label`); the labels and the front end travel with
+the model in `assets.extra/`.
+
+This module is a leaf: it imports only the front end, the feature names and
+TensorFlow, so a server, the pipeline and a test build it alike.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from components.common import errors
+from components.frontend import FrontEnd
+from components.frontend import graph
+from components.modules import features
+
+# The request's input name in `serving_default`, by what the spans hold.
+PCM_INPUT = 'audio_pcm'
+IMAGE_BYTES_INPUT = 'image_bytes'
+CLASSES_OUTPUT = 'classes'
+LABEL_OUTPUT = 'label'
+# What travels in `assets.extra/` beside the model.
+LABELS_FILE = 'labels.txt'
+FRONT_END_FILE = 'front_end.json'
+EXTRA_FOLDER = 'assets.extra'
+
+
+class ServingModelError(errors.PipelineError, ValueError):
+  """Raised when the serving model cannot be built from phase two's."""
+
+
+def read_labels(saved_model_dir: str) -> List[str]:
+  """The class names a phase-two SavedModel carries, in score order."""
+  path = os.path.join(saved_model_dir, EXTRA_FOLDER, LABELS_FILE)
+  try:
+    with tf.io.gfile.GFile(path, 'r') as f:
+      return [line for line in f.read().splitlines() if line]
+  except tf.errors.OpError as e:
+    raise ServingModelError(f'{saved_model_dir} has no labels file '
+                            f'({path}): not a phase-two model') from e
+
+
+class _Serving(tf.Module):
+  """Requests to answers (see the module's docstring)."""
+
+  def __init__(self, loaded, labels: Sequence[str],
+               front_end: Optional[FrontEnd], image_size: int,
+               channels: int):
+    super().__init__(name='phase_two_serving')
+    self.loaded = loaded
+    self.classify = loaded.signatures[features.SERVING_IMAGE_SIGNATURE]
+    self.labels = tf.constant(list(labels), tf.string)
+    self.image_size, self.channels = image_size, channels
+    self.front_end = front_end
+    self.drawing = graph.FrontEndGraph(front_end) if front_end else None
+
+  def answer(self, pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
+    scores = self.classify(**{features.IMAGE_INPUT_NAME: pixels})[
+        features.SCORES_NAME]
+    batch = tf.shape(scores)[0]
+    return {features.SCORES_NAME: scores,
+            CLASSES_OUTPUT: tf.tile(self.labels[None, :], [batch, 1]),
+            LABEL_OUTPUT: tf.gather(self.labels, tf.argmax(scores, axis=-1))}
+
+  def pixels_of_pcm(self, pcm: tf.Tensor) -> tf.Tensor:
+    window = self.front_end.window_samples
+
+    def one(data):
+      samples = tf.cast(tf.io.decode_raw(data, tf.int16, little_endian=True),
+                        tf.float32) / 32768.0
+      samples = samples[:window]
+      return tf.pad(samples, [[0, window - tf.shape(samples)[0]]])
+
+    samples = tf.map_fn(one, pcm, fn_output_signature=tf.TensorSpec(
+        [window], tf.float32))
+    image = self.drawing(samples)
+    if self.channels == 1:
+      image = tf.round(tf.image.rgb_to_grayscale(image))
+    return image
+
+  def pixels_of_images(self, encoded: tf.Tensor) -> tf.Tensor:
+    return tf.cast(features.decode_batch(encoded, self.image_size,
+                                         self.channels), tf.float32)
+
+
+def build(phase_two_dir: str, out_dir: str,
+          front_end: Optional[FrontEnd], image_size: int,
+          channels: int) -> List[str]:
+  """Writes the serving SavedModel of phase two's model under `out_dir`.
+
+  Args:
+    phase_two_dir: phase two's trained SavedModel (`Format-Serving`).
+    out_dir: the new SavedModel's folder (created).
+    front_end: the recorded front end of the spans' recordings; None for
+      spans of images.
+    image_size: the model's square input side.
+    channels: its input channels.
+
+  Returns:
+    The class names, in score order.
+
+  Raises:
+    ServingModelError: for a model without labels, or recordings drawn at
+      another picture size than the model takes.
+  """
+  labels = read_labels(phase_two_dir)
+  if front_end is not None and front_end.image_size != image_size:
+    raise ServingModelError(
+        f'the recordings were drawn as {front_end.image_size}x'
+        f'{front_end.image_size} pictures and the model takes {image_size}x'
+        f'{image_size}: ingest them again with --image-size {image_size}')
+  module = _Serving(tf.saved_model.load(phase_two_dir), labels, front_end,
+                    image_size, channels)
+  if front_end is not None:
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                                 name=PCM_INPUT)])
+    def serve(audio_pcm):
+      return module.answer(module.pixels_of_pcm(audio_pcm))
+  else:
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                                 name=IMAGE_BYTES_INPUT)])
+    def serve(image_bytes):
+      return module.answer(module.pixels_of_images(image_bytes))
+
+  @tf.function(input_signature=[tf.TensorSpec(
+      [None, image_size, image_size, channels], tf.float32,
+      name=features.IMAGE_INPUT_NAME)])
+  def serve_image(image):
+    return module.answer(image)
+
+  module.serve, module.serve_image = serve, serve_image
+  tf.saved_model.save(module, out_dir, signatures={
+      features.SERVING_EXAMPLES_SIGNATURE: serve,
+      features.SERVING_IMAGE_SIGNATURE: serve_image})
+  extra = os.path.join(out_dir, EXTRA_FOLDER)
+  tf.io.gfile.makedirs(extra)
+  with tf.io.gfile.GFile(os.path.join(extra, LABELS_FILE), 'w') as f:
+    f.write(''.join(f'{label}\n' for label in labels))
+  if front_end is not None:
+    with tf.io.gfile.GFile(os.path.join(extra, FRONT_END_FILE), 'w') as f:
+      f.write(json.dumps(front_end.to_record(), indent=2, sort_keys=True))
+  return labels
+
+
+# The serving model's scores may differ from phase two's on the NumPy
+# picture by what the TensorFlow front end's at most 2 of 255 pixel levels
+# move them; more is a fault.
+MAX_SCORE_DIFFERENCE = 0.05
+# A disagreement counts where phase two decides: its top class beats the
+# next by at least this much.
+DECIDED_MARGIN = 0.1
+
+
+def read_requests(pattern: str, key: str, limit: int) -> List[bytes]:
+  """Up to `limit` values of bytes feature `key` (`audio_pcm` or `image`)
+  from the raw examples matching `pattern`, in file order."""
+  found: List[bytes] = []
+  files = sorted(tf.io.gfile.glob(pattern))
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    if key in feature and feature[key].bytes_list.value:
+      found.append(feature[key].bytes_list.value[0])
+      if len(found) >= limit:
+        break
+  return found
+
+
+def _reference(phase_two_dir: str, requests: Sequence[bytes],
+               front_end: Optional[FrontEnd], image_size: int,
+               channels: int) -> np.ndarray:
+  """Phase two's own scores for the requests: its `serving_image` on the
+  NumPy front end's picture of each window, or its `serving_default` on
+  each image as a raw example."""
+  from components.frontend import melscale  # pylint: disable=g-import-not-at-top
+  loaded = tf.saved_model.load(phase_two_dir)
+  if front_end is not None:
+    pictures = np.stack([melscale.render(melscale.pcm16_samples(data),
+                                         front_end) for data in requests])
+    pixels = tf.constant(pictures, tf.float32)
+    if channels == 1:
+      pixels = tf.round(tf.image.rgb_to_grayscale(pixels))
+    answer = loaded.signatures[features.SERVING_IMAGE_SIGNATURE](
+        **{features.IMAGE_INPUT_NAME: pixels})
+  else:
+    examples = [tf.train.Example(features=tf.train.Features(feature={
+        features.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[data]))})).SerializeToString() for data in requests]
+    answer = loaded.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+        examples=tf.constant(examples))
+  return answer[features.SCORES_NAME].numpy()
+
+
+def check(serving_dir: str, phase_two_dir: str, requests: Sequence[bytes],
+          front_end: Optional[FrontEnd], image_size: int,
+          channels: int) -> Dict[str, Any]:
+  """The serving model against phase two's SavedModel on the same
+  requests, in process: `requests`, `agreement` (equal top classes where
+  phase two decides), `max_score_difference`, and `problem` (why it may
+  not be pushed, or None).
+
+  Args:
+    serving_dir: the serving SavedModel (:func:`build`).
+    phase_two_dir: phase two's SavedModel.
+    requests: windows of 16-bit PCM (recordings) or encoded images.
+    front_end: the recorded front end, None for images.
+    image_size: the model's input side.
+    channels: its input channels.
+  """
+  if not requests:
+    return {'requests': 0, 'agreement': None, 'max_score_difference': None,
+            'problem': 'no request to check the serving model on'}
+  served = tf.saved_model.load(serving_dir).signatures[
+      features.SERVING_EXAMPLES_SIGNATURE]
+  name = PCM_INPUT if front_end is not None else IMAGE_BYTES_INPUT
+  scores = served(**{name: tf.constant(list(requests))})[
+      features.SCORES_NAME].numpy()
+  reference = _reference(phase_two_dir, requests, front_end, image_size,
+                         channels)
+  ordered = np.sort(reference, axis=1)
+  decided = (ordered[:, -1] - ordered[:, -2]) >= DECIDED_MARGIN
+  same = np.argmax(scores, axis=1) == np.argmax(reference, axis=1)
+  difference = float(np.max(np.abs(scores - reference)))
+  agreement = float(np.mean(same[decided])) if decided.any() else 1.0
+  problem = None
+  if difference > MAX_SCORE_DIFFERENCE or agreement < 1.0:
+    problem = (f'the serving model answers differently from phase two\'s '
+               f'SavedModel: scores up to {difference:.4f} apart (at most '
+               f'{MAX_SCORE_DIFFERENCE} allowed), top classes equal on '
+               f'{agreement:.0%} of the decided requests')
+  return {'requests': len(requests), 'agreement': round(agreement, 4),
+          'max_score_difference': round(difference, 6), 'problem': problem}

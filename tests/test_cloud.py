@@ -1,0 +1,163 @@
+"""The cloud phase's library (components/cloud/): phase two's serving
+model, its check against the SavedModel, and its numbered versions in the
+layout model servers read."""
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components import frontend
+from components.cloud import push as cloud_push
+from components.cloud import serving_model
+from components.frontend import graph
+from components.frontend import melscale
+from components.modules import features
+from components.modules import phase_two
+from components.modules import trainer
+
+SIZE = 32
+CLASSES = ['not_instrument', 'bass', 'piano']
+
+
+def _phase_two_model(path, bias):
+  tf.keras.utils.set_random_seed(0)
+  model = trainer.build_model(SIZE, 3, width=0.25, classes=len(CLASSES))
+  model.get_layer(trainer.LOGIT_LAYER).bias.assign(bias)
+  phase_two.export_model(model, str(path), CLASSES, SIZE, 3)
+  return str(path)
+
+
+@pytest.fixture(name='models', scope='module')
+def _models(tmp_path_factory):
+  root = tmp_path_factory.mktemp('cloud')
+  # Untrained: the other model's bias alone makes it answer otherwise.
+  return {'one': _phase_two_model(root / 'one', [0.0, 0.5, -0.5]),
+          'other': _phase_two_model(root / 'other', [4.0, -2.0, -2.0])}
+
+
+def _windows(front_end):
+  rng = np.random.default_rng(3)
+  return [melscale.pcm16_bytes(samples) for samples in
+          graph.probe_windows(front_end)] + [
+              melscale.pcm16_bytes(rng.uniform(-0.5, 0.5, n))
+              # A short window is padded, a long one cut.
+              for n in (front_end.window_samples // 3,
+                        front_end.window_samples * 2)]
+
+
+def test_a_window_of_pcm_is_answered_with_the_front_end_inside(models,
+                                                              tmp_path):
+  front_end = frontend.FrontEnd(image_size=SIZE)
+  out = str(tmp_path / 'serving')
+  labels = serving_model.build(models['one'], out, front_end, SIZE, 3)
+  assert labels == CLASSES
+  requests = _windows(front_end)
+  served = tf.saved_model.load(out).signatures[
+      features.SERVING_EXAMPLES_SIGNATURE](
+          audio_pcm=tf.constant(requests))
+  scores = served[features.SCORES_NAME].numpy()
+  assert scores.shape == (len(requests), 3)
+  assert served['classes'].numpy()[0].tolist() == [c.encode()
+                                                   for c in CLASSES]
+  assert [label.decode() for label in served['label'].numpy()] == [
+      CLASSES[i] for i in np.argmax(scores, axis=1)]
+  with open(os.path.join(out, 'assets.extra', 'labels.txt'),
+            encoding='utf-8') as f:
+    assert f.read().split() == CLASSES
+  with open(os.path.join(out, 'assets.extra', 'front_end.json'),
+            encoding='utf-8') as f:
+    assert json.load(f) == front_end.to_record()
+  # As phase two's SavedModel answers the NumPy front end's picture.
+  proof = serving_model.check(out, models['one'], requests, front_end,
+                              SIZE, 3)
+  assert proof['requests'] == len(requests) and proof['problem'] is None
+  assert proof['max_score_difference'] <= serving_model.MAX_SCORE_DIFFERENCE
+  # Against another model's answers the check fails, and says why.
+  other = serving_model.check(out, models['other'], requests, front_end,
+                              SIZE, 3)
+  assert other['problem'].startswith('the serving model answers '
+                                     'differently')
+
+
+def test_spans_of_images_are_served_an_encoded_image(models, tmp_path):
+  out = str(tmp_path / 'serving')
+  serving_model.build(models['one'], out, None, SIZE, 3)
+  rng = np.random.default_rng(0)
+  requests = []
+  for _ in range(3):
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(
+        buffer, format='PNG')
+    requests.append(buffer.getvalue())
+  served = tf.saved_model.load(out).signatures[
+      features.SERVING_EXAMPLES_SIGNATURE](image_bytes=tf.constant(requests))
+  assert served[features.SCORES_NAME].shape == (3, 3)
+  proof = serving_model.check(out, models['one'], requests, None, SIZE, 3)
+  assert proof['problem'] is None and proof['max_score_difference'] < 1e-4
+  assert serving_model.check(out, models['one'], [], None, SIZE, 3)[
+      'problem'] == 'no request to check the serving model on'
+
+
+def test_recordings_drawn_at_another_size_or_a_model_without_labels_refused(
+    models, tmp_path):
+  with pytest.raises(serving_model.ServingModelError,
+                     match='drawn as 64x64 pictures and the model takes '
+                     '32x32'):
+    serving_model.build(models['one'], str(tmp_path / 'a'),
+                        frontend.FrontEnd(image_size=64), SIZE, 3)
+  with pytest.raises(serving_model.ServingModelError,
+                     match='has no labels file'):
+    serving_model.build(str(tmp_path), str(tmp_path / 'b'), None, SIZE, 3)
+
+
+def _manifest(**overrides):
+  values = dict(model_name='instruments', classes=CLASSES,
+                families=CLASSES[1:], request='audio_pcm')
+  values.update(overrides)
+  return cloud_push.CloudManifest(**values)
+
+
+def test_versions_are_numbered_in_the_layout_servers_read(models, tmp_path):
+  serving = str(tmp_path / 'serving')
+  serving_model.build(models['one'], serving, None, SIZE, 3)
+  destination = str(tmp_path / 'served')
+  first = cloud_push.write_version(destination, serving, _manifest())
+  second = cloud_push.write_version(destination, serving, _manifest())
+  base = os.path.join(destination, 'instruments')
+  assert first == (1, os.path.join(base, '1'))
+  assert second == (2, os.path.join(base, '2'))
+  assert cloud_push.versions(base) == [1, 2]
+  # Only numbered folders beside each other: no staging folder is left.
+  assert sorted(name for name in os.listdir(base)
+                if not name.startswith('.')) == ['1', '2']
+  read = cloud_push.read_manifest(second[1])
+  assert read.version == 2 and read.classes == CLASSES
+  assert set(read.files) >= {'saved_model.pb', os.path.join(
+      'assets.extra', 'labels.txt')}
+  # What was pushed loads as it was built.
+  loaded = tf.saved_model.load(second[1])
+  assert features.SERVING_EXAMPLES_SIGNATURE in loaded.signatures
+
+
+def test_a_failed_push_leaves_no_version(models, tmp_path):
+  serving = str(tmp_path / 'serving')
+  serving_model.build(models['one'], serving, None, SIZE, 3)
+  blocked = tmp_path / 'served'
+  blocked.write_text('a file where the folder should be')
+  with pytest.raises(cloud_push.CloudPushError, match='push to .* failed'):
+    cloud_push.write_version(str(blocked), serving, _manifest())
+
+
+@pytest.mark.parametrize('data, said', [
+    ([], 'is not a JSON object'),
+    ({'model_name': 'x', 'classes': 'ab', 'families': [], 'request': 'r'},
+     "'classes' is 'ab'"),
+])
+def test_a_damaged_manifest_is_named(data, said):
+  with pytest.raises(cloud_push.CloudPushError, match=said):
+    cloud_push.CloudManifest.from_json(data)
