@@ -87,7 +87,8 @@ def job(tmp_path_factory):
   config = config_lib.PipelineConfig(
       workspace=str(tmp_path_factory.mktemp('ws')), image='odc:1',
       pipeline_root='gs://b/tfx', data_root='gs://b/data',
-      push_destination='gs://b/pushed', tune=True)
+      push_destination='gs://b/pushed', serving_destination='gs://b/served',
+      tune=True)
   return vertex.compile_pipeline(config)
 
 
@@ -99,7 +100,8 @@ def test_every_executor_of_the_compiled_pipeline_imports_from_the_image(
       for flag, arg in zip(executor['container']['args'],
                            executor['container']['args'][1:])
       if flag == '--executor_class_path'})
-  assert len(paths) == 12  # with the model search's
+  # With the model search's and phase two's pusher.
+  assert len(paths) == 13
   code = ('import importlib, json, sys\n'
           'found = {}\n'
           'for path in sys.argv[1:]:\n'
@@ -111,14 +113,14 @@ def test_every_executor_of_the_compiled_pipeline_imports_from_the_image(
   done = subprocess.run(
       [sys.executable, '-c', code] + paths + [
           pipeline_def.TRANSFORM_FN, pipeline_def.TRAINER_FN,
-          pipeline_def.SEARCH_FN],
+          pipeline_def.PHASE_TWO_FN, pipeline_def.SEARCH_FN],
       cwd=image['work'], env=image['env'], capture_output=True, text=True,
       timeout=300, check=False)
   assert done.returncode == 0, done.stderr[-3000:]
   found = json.loads(done.stdout.strip().splitlines()[-1])
   ours = {path: file for path, file in found.items()
           if path.startswith(('components.', 'pipeline.'))}
-  assert len(ours) == 8
+  assert len(ours) == 10
   for path, file in ours.items():
     assert file.startswith(image['site'] + os.sep), (path, file)
 
