@@ -19,6 +19,7 @@ from tfx.types import artifact_utils
 from components import contracts
 from components.cloud import push as cloud_push
 from components.cloud import serving_model
+from components.common import artifact_properties
 from components.common import run_guard
 from components.common import span_layout
 from components.common import storage
@@ -66,15 +67,7 @@ class Executor(pusher_executor.Executor):
 
   def _outcome(self, artifact: types.Artifact, figures: Dict[str, Any],
                reason: Optional[str] = None) -> None:
-    for name, value in figures.items():
-      if isinstance(value, bool):
-        artifact.set_int_custom_property(name, int(value))
-      elif isinstance(value, int):
-        artifact.set_int_custom_property(name, value)
-      elif isinstance(value, float):
-        artifact.set_float_custom_property(name, value)
-      elif value is not None:
-        artifact.set_string_custom_property(name, str(value))
+    artifact_properties.record(artifact, figures)
     if reason is not None:
       print(f'phase_two_pusher: not pushed: {reason}', flush=True)
       artifact.set_string_custom_property(contracts.PhaseTwoPusher.REASON,

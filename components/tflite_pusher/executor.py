@@ -22,6 +22,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components import contracts
+from components.common import artifact_properties
 from components.common import span_layout
 from components.common import run_guard
 from components.common import storage
@@ -41,18 +42,6 @@ MODEL_BLESSING_KEY = contracts.TFLitePusher.MODEL_BLESSING
 EXAMPLES_KEY = contracts.TFLitePusher.EXAMPLES
 SPAN_EXAMPLES_KEY = contracts.TFLitePusher.SPAN_EXAMPLES
 PUSHED_MODEL_KEY = contracts.TFLitePusher.PUSHED_MODEL
-
-
-def _set_properties(artifact: types.Artifact, values: Dict[str, Any]) -> None:
-  for name, value in values.items():
-    if isinstance(value, bool):
-      artifact.set_int_custom_property(name, int(value))
-    elif isinstance(value, int):
-      artifact.set_int_custom_property(name, value)
-    elif isinstance(value, float):
-      artifact.set_float_custom_property(name, value)
-    else:
-      artifact.set_string_custom_property(name, str(value))
 
 
 def _front_end(input_dict: Dict[str, List[types.Artifact]]
@@ -155,7 +144,7 @@ class Executor(pusher_executor.Executor):
     logging.warning('TFLite model not pushed: %s', reason)
     print(f'tflite_pusher: not pushed: {reason}', flush=True)
     self._MarkNotPushed(artifact)
-    _set_properties(artifact, stages.outcome_properties(
+    artifact_properties.record(artifact, stages.outcome_properties(
         proofs, dict(extra, reason=reason)))
 
   def _push(self, destination: str, files: Dict[str, bytes],
@@ -232,7 +221,7 @@ class Executor(pusher_executor.Executor):
     io_utils.write_bytes_file(os.path.join(pushed.uri, push.MODEL_FILE), model)
     self._MarkPushed(pushed, pushed_destination=version_dir,
                      pushed_version=str(version))
-    _set_properties(pushed, stages.outcome_properties(
+    artifact_properties.record(pushed, stages.outcome_properties(
         proofs + [wave], {'sha256': conversion.sha256(model)}))
 
   def _source(self, input_dict: Dict[str, List[types.Artifact]]
