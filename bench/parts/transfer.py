@@ -78,11 +78,15 @@ def part_transfer(out: str, per_class: int, held_out: int, runs: int,
   files = sorted(os.path.join(folder, name)
                  for folder, _, names in os.walk(held_dir)
                  for name in names if name.endswith('.wav'))
+  from pipeline.settings import config as config_lib  # pylint: disable=g-import-not-at-top
+  steps = config_lib.PipelineConfig().train_steps
   measured = []
   for number in range(1, runs + 1):
     workspace = os.path.join(out, f'ws-transfer-{number}')
     shutil.rmtree(workspace, ignore_errors=True)
-    run = pipeline_run(workspace, train_dir, logs, f'transfer-{number}')
+    # The default run's steps, whatever --steps the other parts use.
+    run = pipeline_run(workspace, train_dir, logs, f'transfer-{number}',
+                       extra=('--train-steps', str(steps)))
     answered = run_process(
         cli('predict', '--model', os.path.join(workspace, 'pushed'),
             '--json', *files),
@@ -100,6 +104,7 @@ def part_transfer(out: str, per_class: int, held_out: int, runs: int,
               accuracy_spread=max(accuracies) - min(accuracies),
               measured=datetime.date.today().isoformat(),
               per_class=per_class, held_out_per_class=held_out,
+              train_steps=steps,
               train_set=TRAIN_SET, held_out_set=HELD_OUT_SET)
 
 
@@ -117,8 +122,10 @@ def report_lines(results: Dict[str, Any]) -> List[str]:
            f"{', '.join(found['train_set']['voices'])}; scored on "
            f"{found['held_out_per_class']:,} held-out clips per class from "
            f"{fonts['held_out_set']} and "
-           f"{', '.join(found['held_out_set']['voices'])} (measured "
-           f"{found['measured']}).", '',
+           f"{', '.join(found['held_out_set']['voices'])}"
+           + (f", the default run's {found['train_steps']:,} training steps"
+              if found.get('train_steps') else '')
+           + f" (measured {found['measured']}).", '',
            '| | accuracy | AUC |', '|---|---|---|']
   for number, run in enumerate(found.get('runs') or [found], start=1):
     lines += [f"| run {number}: its own eval split | "
