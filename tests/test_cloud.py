@@ -161,3 +161,43 @@ def test_a_failed_push_leaves_no_version(models, tmp_path):
 def test_a_damaged_manifest_is_named(data, said):
   with pytest.raises(cloud_push.CloudPushError, match=said):
     cloud_push.CloudManifest.from_json(data)
+
+
+# On a bucket (moto's S3 server, tests/s3_server.py), in a child process:
+# tensorflow-io's S3 client aborts the interpreter that used it at exit.
+_PUSH_TO_S3 = '''
+import os, sys
+from components.cloud import push
+source, destination = sys.argv[1], sys.argv[2]
+manifest = push.CloudManifest(model_name='instruments', classes=['a', 'b'],
+                              families=['b'], request='image_bytes')
+for _ in range(2):
+  version, folder = push.write_version(destination, source, manifest)
+print('pushed', version, push.versions(push.model_base(destination,
+                                                      'instruments')),
+      push.read_manifest(folder).version, flush=True)
+sys.stdout.flush()
+os._exit(0)
+'''
+
+
+def test_versions_land_on_a_bucket_numbered_with_their_manifest(models, tmp_path,
+                                                           s3):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import s3_server  # pylint: disable=g-import-not-at-top
+  serving = str(tmp_path / 'serving')
+  serving_model.build(models['one'], serving, None, SIZE, 3)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  done = subprocess.run(
+      [sys.executable, '-c', _PUSH_TO_S3, serving,
+       f's3://{s3_server.BUCKET}/served'], cwd=root,
+      env=dict(s3.environ(), PYTHONPATH=root), capture_output=True,
+      text=True, timeout=600, check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert 'pushed 2 [1, 2] 2' in done.stdout
+  keys = s3.keys('served/instruments/2/')
+  assert 'served/instruments/2/saved_model.pb' in keys
+  assert 'served/instruments/2/assets.extra/manifest.json' in keys
+  assert any(key.startswith('served/instruments/2/variables/')
+             for key in keys)
