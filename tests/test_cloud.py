@@ -181,8 +181,8 @@ os._exit(0)
 '''
 
 
-def test_versions_land_on_a_bucket_numbered_with_their_manifest(models, tmp_path,
-                                                           s3):
+def test_versions_land_on_a_bucket_numbered_with_their_manifest(
+    models, tmp_path, s3):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   import s3_server  # pylint: disable=g-import-not-at-top
