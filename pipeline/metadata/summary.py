@@ -203,8 +203,6 @@ def format_summary(summary: Dict[str, Any]) -> str:
                                       'NO (below the thresholds)'))
   if 'model_path' in summary:
     lines.append(f"SavedModel: {summary['model_path']}")
-  if summary.get('phase_two'):
-    lines.extend(format_phase_two(summary['phase_two']))
   pushed = summary.get('pushed') or {}
   if pushed.get('pushed'):
     lines.append(
@@ -238,4 +236,6 @@ def format_summary(summary: Dict[str, Any]) -> str:
                  f"{pushed.get('pushed_destination')}")
   elif pushed:
     lines.append(f"TFLite model not pushed: {pushed.get('reason')}")
+  if summary.get('phase_two'):
+    lines.extend(format_phase_two(summary['phase_two']))
   return '\n'.join(lines)
