@@ -160,7 +160,7 @@ def test_run_fn_learns_the_families_and_exports_what_tfma_reads(tmp_path):
   scores = answer[features.SCORES_NAME].numpy()
   assert scores.shape == (len(rows), 3)
   np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
-  assert answer[phase_two.CLASSES_NAME].numpy()[0].tolist() == [
+  assert answer[features.CLASSES_NAME].numpy()[0].tolist() == [
       b'not_instrument', b'bass', b'piano']
   known = [index for index, (_, family) in enumerate(rows)
            if family or not rows[index][0]]

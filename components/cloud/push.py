@@ -24,9 +24,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from components.common import errors
 from components.common import local_disk
 from components.common import storage
+from components.modules import features
 
 MANIFEST_FILE = 'manifest.json'
-EXTRA_FOLDER = 'assets.extra'
 SAVED_MODEL_FILE = 'saved_model.pb'
 SCHEMA_VERSION = 1
 _VERSION_RE = re.compile(r'^[0-9]+$')
@@ -102,12 +102,12 @@ def _numbers(base: str) -> List[int]:
 def versions(base: str) -> List[int]:
   """The complete versions under a model's base path, ascending."""
   return sorted(number for number in _numbers(base) if storage.isfile(
-      storage.join(base, str(number), EXTRA_FOLDER, MANIFEST_FILE)))
+      storage.join(base, str(number), features.ASSETS_EXTRA, MANIFEST_FILE)))
 
 
 def read_manifest(version_dir: str) -> CloudManifest:
   """A version's manifest."""
-  path = storage.join(version_dir, EXTRA_FOLDER, MANIFEST_FILE)
+  path = storage.join(version_dir, features.ASSETS_EXTRA, MANIFEST_FILE)
   try:
     return CloudManifest.from_json(json.loads(storage.read_text(path)))
   except (OSError, ValueError) as e:
@@ -140,7 +140,7 @@ def write_version(destination: str, saved_model_dir: str,
   """
   base = model_base(destination, manifest.model_name)
   names = [name for name in _files(saved_model_dir)
-           if name != os.path.join(EXTRA_FOLDER, MANIFEST_FILE)]
+           if name != os.path.join(features.ASSETS_EXTRA, MANIFEST_FILE)]
   digests = {}
   for name in names:
     with open(os.path.join(saved_model_dir, name), 'rb') as f:
@@ -169,13 +169,13 @@ def _write_local(base, source, names, digests, manifest):
     final = os.path.join(base, str(version))
     # The staging folder is flushed to disk and renamed whole.
     with local_disk.staged_folder(final) as staging:
-      for name in names + [os.path.join(EXTRA_FOLDER, MANIFEST_FILE)]:
+      for name in names + [os.path.join(features.ASSETS_EXTRA, MANIFEST_FILE)]:
         os.makedirs(os.path.dirname(os.path.join(staging, name)),
                     exist_ok=True)
       for name in names:
         shutil.copyfile(os.path.join(source, name),
                         os.path.join(staging, name))
-      with open(os.path.join(staging, EXTRA_FOLDER, MANIFEST_FILE),
+      with open(os.path.join(staging, features.ASSETS_EXTRA, MANIFEST_FILE),
                 'wb') as f:
         f.write(_manifest_bytes(manifest, version, digests))
     return version, final
@@ -185,7 +185,7 @@ def _write_object_store(base, source, names, digests, manifest):
   version = max(_numbers(base) + [0]) + 1
   final = storage.join(base, str(version))
   uploads = [(name, os.path.join(source, name)) for name in names]
-  manifest_path = os.path.join(EXTRA_FOLDER, MANIFEST_FILE)
+  manifest_path = os.path.join(features.ASSETS_EXTRA, MANIFEST_FILE)
   # The manifest before saved_model.pb: a server loads the version then.
   ordered = ([item for item in uploads if item[0] != SAVED_MODEL_FILE] +
              [(manifest_path, None)] +

@@ -31,12 +31,9 @@ from components.modules import features
 # The request's input name in `serving_default`, by what the spans hold.
 PCM_INPUT = 'audio_pcm'
 IMAGE_BYTES_INPUT = 'image_bytes'
-CLASSES_OUTPUT = 'classes'
 LABEL_OUTPUT = 'label'
-# What travels in `assets.extra/` beside the model.
-LABELS_FILE = 'labels.txt'
+# The front end travels beside the labels in `features.ASSETS_EXTRA`.
 FRONT_END_FILE = 'front_end.json'
-EXTRA_FOLDER = 'assets.extra'
 
 
 class ServingModelError(errors.PipelineError, ValueError):
@@ -45,7 +42,8 @@ class ServingModelError(errors.PipelineError, ValueError):
 
 def read_labels(saved_model_dir: str) -> List[str]:
   """The class names a phase-two SavedModel carries, in score order."""
-  path = os.path.join(saved_model_dir, EXTRA_FOLDER, LABELS_FILE)
+  path = os.path.join(saved_model_dir, features.ASSETS_EXTRA,
+                      features.LABELS_FILE)
   try:
     with tf.io.gfile.GFile(path, 'r') as f:
       return [line for line in f.read().splitlines() if line]
@@ -73,7 +71,7 @@ class _Serving(tf.Module):
         features.SCORES_NAME]
     batch = tf.shape(scores)[0]
     return {features.SCORES_NAME: scores,
-            CLASSES_OUTPUT: tf.tile(self.labels[None, :], [batch, 1]),
+            features.CLASSES_NAME: tf.tile(self.labels[None, :], [batch, 1]),
             LABEL_OUTPUT: tf.gather(self.labels, tf.argmax(scores, axis=-1))}
 
   def pixels_of_pcm(self, pcm: tf.Tensor) -> tf.Tensor:
@@ -146,9 +144,9 @@ def build(phase_two_dir: str, out_dir: str,
   tf.saved_model.save(module, out_dir, signatures={
       features.SERVING_EXAMPLES_SIGNATURE: serve,
       features.SERVING_IMAGE_SIGNATURE: serve_image})
-  extra = os.path.join(out_dir, EXTRA_FOLDER)
+  extra = os.path.join(out_dir, features.ASSETS_EXTRA)
   tf.io.gfile.makedirs(extra)
-  with tf.io.gfile.GFile(os.path.join(extra, LABELS_FILE), 'w') as f:
+  with tf.io.gfile.GFile(os.path.join(extra, features.LABELS_FILE), 'w') as f:
     f.write(''.join(f'{label}\n' for label in labels))
   if front_end is not None:
     with tf.io.gfile.GFile(os.path.join(extra, FRONT_END_FILE), 'w') as f:

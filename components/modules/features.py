@@ -37,6 +37,12 @@ KIND_KEY = 'kind'
 # The vocabulary file of the families Transform found (phase two's classes
 # are the reject class, then these, sorted).
 FAMILY_VOCABULARY = 'family'
+# Phase two's SavedModels answer `scores` and the class names in score
+# order (`classes`), and carry those names, one a line, in a labels file
+# under TF Serving's folder for extra files.
+CLASSES_NAME = 'classes'
+ASSETS_EXTRA = 'assets.extra'
+LABELS_FILE = 'labels.txt'
 # Longest family or kind name: it becomes a line of a labels file.
 MAX_GROUP_NAME = 64
 

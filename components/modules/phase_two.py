@@ -42,7 +42,6 @@ from components.modules.settings import TrainingSettings
 LABEL_KEY = 'phase_two_label'
 WEIGHT_KEY = 'phase_two_weight'
 TRANSFORM_FEATURES_SIGNATURE = 'transform_features'
-CLASSES_NAME = 'classes'
 # What a run with no family cannot train.
 NO_FAMILIES = ('phase two has no family to learn: the window\'s positive '
                'examples lie in no family sub-folder')
@@ -105,8 +104,9 @@ def _signatures(model: tf.keras.Model, names: Sequence[str],
   labels_of = trainer.phase_two_labels(names[1:])
 
   def answer(scores):
+    batch = tf.shape(scores)[0]
     return {features.SCORES_NAME: scores,
-            CLASSES_NAME: tf.tile(classes[None, :], [tf.shape(scores)[0], 1])}
+            features.CLASSES_NAME: tf.tile(classes[None, :], [batch, 1])}
 
   def parse(serialized, keys):
     spec = {
@@ -152,9 +152,9 @@ def export_model(model: tf.keras.Model, export_dir: str,
   (`assets.extra/labels.txt`, one class a line, in score order)."""
   model.save(export_dir, save_format='tf', save_traces=False,
              signatures=_signatures(model, names, image_size, channels))
-  extra = os.path.join(export_dir, 'assets.extra')
+  extra = os.path.join(export_dir, features.ASSETS_EXTRA)
   tf.io.gfile.makedirs(extra)
-  with tf.io.gfile.GFile(os.path.join(extra, 'labels.txt'), 'w') as f:
+  with tf.io.gfile.GFile(os.path.join(extra, features.LABELS_FILE), 'w') as f:
     f.write(''.join(f'{name}\n' for name in names))
 
 

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional
 
 from components import contracts
 from components.common import storage
+from components.modules import features
 from pipeline.metadata import figures_cache
 from pipeline.metadata import mlmd
 from pipeline.settings import config as config_lib
@@ -33,8 +34,8 @@ NO_PHASE_TWO = ("the window's spans give no families (instrument/<family>/ "
 
 def _labels(model_uri: str) -> List[str]:
   """Phase two's classes, from the labels file its SavedModel carries."""
-  path = storage.join(model_uri, 'Format-Serving', 'assets.extra',
-                      'labels.txt')
+  path = storage.join(model_uri, 'Format-Serving', features.ASSETS_EXTRA,
+                      features.LABELS_FILE)
   try:
     return [line for line in storage.read_text(path).splitlines() if line]
   except OSError:
