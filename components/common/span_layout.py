@@ -5,6 +5,7 @@ ImportExampleGen, the data gate, the window of spans
 (`components/span_window/`) and the pusher read them.
 """
 
+import json
 import re
 from typing import List
 
@@ -33,6 +34,14 @@ COMPARED_FRONT_END = ('version', 'sample_rate', 'window_samples',
                       'hop_samples', 'fft_size', 'frame_hop_samples',
                       'frames', 'mel_bands', 'mel_min_hz', 'mel_max_hz',
                       'top_db', 'colormap')
+
+
+def window_property(artifact, name: str):
+  """A property the window records as JSON on its Examples artifact (a
+  TFX artifact), decoded; None when it holds none."""
+  if not artifact.has_custom_property(name):
+    return None
+  return json.loads(artifact.get_string_custom_property(name))
 
 
 def span_folder_name(span: int) -> str:

@@ -6,7 +6,6 @@ It extends TFX's Pusher executor to reuse its blessing check and its
 `pushed` marking.
 """
 
-import json
 import os
 import tempfile
 import time
@@ -39,12 +38,6 @@ CHECK_REQUESTS_KEY = 'check_requests'
 
 def _window(input_dict: Dict[str, List[types.Artifact]]) -> types.Artifact:
   return artifact_utils.get_single_instance(input_dict[SPAN_EXAMPLES_KEY])
-
-
-def _property(window: types.Artifact, name: str) -> Optional[Any]:
-  if not window.has_custom_property(name):
-    return None
-  return json.loads(window.get_string_custom_property(name))
 
 
 def _requests(window: types.Artifact, front_end: Optional[FrontEnd],
@@ -92,7 +85,8 @@ class Executor(pusher_executor.Executor):
       return self._outcome(pushed, {}, 'phase two\'s model was not blessed '
                            'by its Evaluator')
     window = _window(input_dict)
-    record = _property(window, span_layout.FRONT_END_PROPERTY)
+    record = span_layout.window_property(window,
+                                       span_layout.FRONT_END_PROPERTY)
     front_end = FrontEnd.from_record(record) if record else None
     size = int(exec_properties[IMAGE_SIZE_KEY])
     channels = int(exec_properties[CHANNELS_KEY])
@@ -119,7 +113,8 @@ class Executor(pusher_executor.Executor):
         return self._outcome(pushed, figures, proof['problem'])
       manifest = cloud_push.CloudManifest(
           model_name=name, classes=classes,
-          families=_property(window, span_layout.FAMILIES_PROPERTY) or [],
+          families=span_layout.window_property(
+              window, span_layout.FAMILIES_PROPERTY) or [],
           request=(serving_model.PCM_INPUT if front_end
                    else serving_model.IMAGE_BYTES_INPUT),
           front_end=front_end.to_record() if front_end else None,

@@ -10,7 +10,6 @@ model (`waveform.build`), the firmware source and the manifest
 (`stages`); the versioned write is `components.ondevice.push`.
 """
 
-import json
 import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -52,10 +51,9 @@ def _front_end(input_dict: Dict[str, List[types.Artifact]]
   if not artifacts:
     return {'recorded': False,
             'reason': 'the pusher was not given the window\'s examples'}
-  artifact = artifacts[0]
-  if artifact.has_custom_property(span_layout.FRONT_END_PROPERTY):
-    record = json.loads(artifact.get_string_custom_property(
-        span_layout.FRONT_END_PROPERTY))
+  record = span_layout.window_property(artifacts[0],
+                                       span_layout.FRONT_END_PROPERTY)
+  if record:
     return dict(record, recorded=True)
   return {'recorded': False,
           'reason': 'the spans hold images, not recordings: the model takes '
@@ -70,10 +68,8 @@ def _families(input_dict: Dict[str, List[types.Artifact]]
   artifacts = input_dict.get(SPAN_EXAMPLES_KEY) or []
   if not artifacts:
     return None
-  if not artifacts[0].has_custom_property(span_layout.FAMILIES_PROPERTY):
-    return []
-  return json.loads(artifacts[0].get_string_custom_property(
-      span_layout.FAMILIES_PROPERTY))
+  return span_layout.window_property(
+      artifacts[0], span_layout.FAMILIES_PROPERTY) or []
 
 
 def _span_windows(input_dict: Dict[str, List[types.Artifact]],
