@@ -153,6 +153,16 @@ def _made_by(store, artifact: metadata_store_pb2.Artifact, node: str) -> bool:
   return maker is not None and mlmd.node_name(store, maker) == node
 
 
+def group_shares(groups: Dict[str, int]) -> List[Tuple[str, int, float]]:
+  """(family or kind, examples, share of the class) of a class's
+  sub-folders as ingest counted them ('' for files in the class folder
+  itself); [] for a class without sub-folders."""
+  if not set(groups) - {''}:
+    return []
+  total = sum(groups.values()) or 1
+  return [(group, count, count / total) for group, count in groups.items()]
+
+
 def tflite_pushed_models(store) -> List[metadata_store_pb2.Artifact]:
   """The TFLite pusher's PushedModel artifacts, oldest first (not the
   cloud phase's, which PhaseTwoPusher makes)."""
@@ -446,11 +456,11 @@ def format_model_lineage(lineage: Dict[str, Any]) -> str:
       lines.append(f"   <- data span {span} ({counts}), ingested "
                    f"{source.get('ingested')} from {source.get('source')}")
       for name, groups in (source.get('groups') or {}).items():
-        if set(groups) - {''}:  # sub-folders: families or kinds
-          total = sum(groups.values()) or 1
+        shares = group_shares(groups)
+        if shares:
           lines.append(f"      {name}: " + ', '.join(
-              f"{group or '(top)'} {count} ({count / total:.0%})"
-              for group, count in groups.items()))
+              f"{group or '(top)'} {count} ({share:.0%})"
+              for group, count, share in shares))
       found = by_span.get(span)
       if found:
         lines.append(f"      examples {found['id']}"

@@ -221,10 +221,9 @@ def group_rows(sources: Dict[int, Dict[str, Any]], spans: List[int]
   for span in spans:
     for name, groups in ((sources.get(span) or {}).get('groups')
                          or {}).items():
-      if set(groups) - {''}:
-        total = sum(groups.values()) or 1
-        rows += [(span, name, group or '(in the class folder)', count,
-                  f'{count / total:.1%}') for group, count in groups.items()]
+      rows += [(span, name, group or '(in the class folder)', count,
+                f'{share:.1%}')
+               for group, count, share in lineage.group_shares(groups)]
   return rows
 
 
