@@ -19,6 +19,7 @@ setup:
 ## Make the default data set if it is absent, ingest it, run the pipeline.
 run: setup
 	@bash scripts/ensure_sounds.sh
+	@bash scripts/ensure_kserve.sh
 	$(PY) -m pipeline synth --workspace $(WORKSPACE) --out $(DATA) --replace
 	$(PY) -m pipeline ingest --workspace $(WORKSPACE) $(DATA)
 	$(PY) -m pipeline run --workspace $(WORKSPACE)
@@ -33,12 +34,13 @@ test: setup
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_databases.sh
 	@bash scripts/ensure_mediapipe.sh
+	@bash scripts/ensure_kserve.sh
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.
 test-fast: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-	  -m "not e2e and not server and not s3 and not portable"
+	  -m "not e2e and not server and not s3 and not portable and not kserve"
 
 ## The benchmark suite (hours on 2 cores; see bench/RESULTS.md): RESULTS.md,
 ## the README's table, then

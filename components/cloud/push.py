@@ -27,6 +27,8 @@ from components.common import storage
 from components.modules import features
 
 MANIFEST_FILE = 'manifest.json'
+# A version's manifest, relative to the version's folder.
+MANIFEST_PATH = f'{features.ASSETS_EXTRA}/{MANIFEST_FILE}'
 SAVED_MODEL_FILE = 'saved_model.pb'
 SCHEMA_VERSION = 1
 _VERSION_RE = re.compile(r'^[0-9]+$')

@@ -5,6 +5,7 @@ Commands:
   ingest   turn a folder of class subfolders into the next span
   run      run the pipeline on the ingested spans and print a summary
   predict  classify image files or WAV clips with a pushed TFLite model
+  serve    KServe's model server on phase two's newest pushed version
   schedule retrain on a cadence (or once, for cron) as new spans arrive
   inspect  runs, artifacts, lineage, metrics, settings and model-search
            trials in ML Metadata
@@ -286,6 +287,41 @@ def _predict_stream(args: argparse.Namespace, model, paths: List[str]) -> int:
   return 0
 
 
+def _served_base(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> str:
+  """The folder of numbered versions `serve` serves, checked."""
+  from components.cloud import push  # pylint: disable=g-import-not-at-top
+  from components.common import storage  # pylint: disable=g-import-not-at-top
+  base = args.model or push.model_base(config.serving_destination,
+                                       config.served_model_name)
+  if storage.is_uri(base):
+    raise UserError(f'{base} is in a bucket; serve reads a local folder: '
+                    'copy the versions down, or give the bucket to '
+                    "KServe's TensorFlow runtime as its storageUri")
+  if os.path.isfile(os.path.join(base, push.MANIFEST_PATH)):
+    raise UserError(f'{base} is one version; serve takes the folder of '
+                    f'numbered versions, {os.path.dirname(base) or "."}, '
+                    'and serves its newest')
+  if not os.path.isdir(base):
+    raise UserError(f'{base}: no such folder (phase two is pushed there when '
+                    'the spans give families; or name one with --model)')
+  if not push.versions(base):
+    raise UserError(f'{base} holds no pushed version (a numbered folder '
+                    f'with {push.MANIFEST_PATH})')
+  return base
+
+
+def _cmd_serve(args: argparse.Namespace,
+               config: config_lib.PipelineConfig) -> int:
+  from components.cloud import launch  # pylint: disable=g-import-not-at-top
+  base = _served_base(args, config)
+  launch.kserve_python()  # says how to make the environment if absent
+  print(f'serve: starting KServe on the newest version in {base} '
+        '(Ctrl-C stops it)', flush=True)
+  return launch.run_foreground(base, config.served_model_name, args.host,
+                               args.port, args.log_level)
+
+
 def _cmd_schedule(args: argparse.Namespace,
                   config: config_lib.PipelineConfig) -> int:
   from pipeline.runners import schedule  # pylint: disable=g-import-not-at-top
@@ -494,6 +530,33 @@ def build_parser() -> argparse.ArgumentParser:
   arguments.add_config_arguments(predict,
                                   only=['push_destination'] + _FILE_LIMITS)
   predict.set_defaults(func=_cmd_predict)
+
+  serve = commands.add_parser(
+      'serve', help="KServe's model server on phase two's newest version",
+      description="Start KServe's Python model server (in its own "
+      'environment, .venv-kserve; scripts/ensure_kserve.sh makes it) on the '
+      'newest version of phase two under --serving-destination/'
+      '--served-model-name, or --model DIR. It answers TensorFlow Serving\'s '
+      'REST API (V1: POST /v1/models/NAME:predict with {"instances": '
+      '[{"audio_pcm": {"b64": ...}}]}) and the Open Inference Protocol (V2) '
+      'on one port, picks up a newly pushed version without dropping a '
+      'request, and gives Prometheus metrics at /metrics. Requests are '
+      'logged one line each at --log-level debug only. See docs/serving.md.')
+  serve.add_argument('--model', metavar='DIR',
+                     help='a folder of numbered versions (default: the '
+                     "workspace's serving destination and model name)")
+  serve.add_argument('--host', default='127.0.0.1',
+                     help='address to listen on (default %(default)s; '
+                     '0.0.0.0 for every address)')
+  serve.add_argument('--port', type=int, default=8080,
+                     help='HTTP port (default %(default)s)')
+  serve.add_argument('--log-level', default='info',
+                     choices=('debug', 'info', 'warning', 'error'),
+                     help='debug logs one line per request (default '
+                     '%(default)s)')
+  arguments.add_config_arguments(
+      serve, only=['serving_destination', 'served_model_name'])
+  serve.set_defaults(func=_cmd_serve)
 
   sched = commands.add_parser(
       'schedule', help='retrain on a cadence as new data arrives',

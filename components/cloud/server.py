@@ -1,0 +1,404 @@
+"""KServe's model server on phase two's newest pushed version.
+
+Runs in KServe's own environment (`.venv-kserve`, made by
+scripts/ensure_kserve.sh; `python -m pipeline serve` starts it):
+
+  python -m components.cloud.server --base DIR --name NAME \\
+      [--host 127.0.0.1] [--port 8080] [--poll-seconds 2] [--log-level info]
+
+`--base` is a model's base path as `components.cloud.push` writes it
+(`<destination>/<name>/`, numbered versions inside). The server loads the
+newest complete version, then looks for a newer one every `--poll-seconds`:
+it loads and warms the new version beside the old, then swaps them, so a
+request is answered whole by one version and none is dropped.
+
+One process serves both of KServe's REST protocols on one port:
+
+- V1, TensorFlow Serving's REST API: `GET /v1/models/<name>`,
+  `POST /v1/models/<name>:predict` with `{"instances": [...]}` (each
+  `{"audio_pcm": {"b64": ...}}`, or `{"b64": ...}`; `image_bytes` for a
+  model of images) or `{"inputs": {"audio_pcm": [...]}}`; it answers
+  `{"predictions": [{"scores", "classes", "label"}...], "model_version"}`.
+- V2, the Open Inference Protocol: `POST /v2/models/<name>/infer` with one
+  BYTES input (`audio_pcm` or `image_bytes`) of base64 text; it answers
+  `scores` (FP32), `classes` and `label` (BYTES) and the model version.
+
+A request the model cannot take gets 400 and one sentence saying why (not
+base64, a window of another length, which is what a recording at another
+rate gives, too many instances); a body over `MAX_BODY_BYTES` gets 413.
+Each request is logged in one line at debug level only. KServe's
+Prometheus metrics are at `/metrics`. The server binds 127.0.0.1 unless
+`--host` says otherwise (KServe itself binds every address) and serves no
+gRPC.
+
+This module imports only the cloud package, KServe and TensorFlow, so it
+runs where TFX is absent.
+"""
+
+import argparse
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+# KServe's settings are read from the command line when it is imported;
+# ours are parsed first and KServe's are left at their defaults.
+DEFAULT_HOST = '127.0.0.1'
+DEFAULT_PORT = 8080
+DEFAULT_POLL_SECONDS = 2.0
+# At most this many windows per request, and a body of at most this many
+# bytes (Vertex AI's online prediction limit, 1.5 MB): 32 windows of one
+# second at 16 kHz are about 1.4 MB as base64 JSON.
+MAX_INSTANCES = 32
+MAX_BODY_BYTES = 1_500_000
+LOG = logging.getLogger('phase_two_server')
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='components.cloud.server', description=__doc__.split('\n')[0])
+  parser.add_argument('--base', required=True,
+                      help='the model base path: numbered versions inside')
+  parser.add_argument('--name', required=True,
+                      help='the model name requests use (/v1/models/NAME)')
+  parser.add_argument('--host', default=DEFAULT_HOST)
+  parser.add_argument('--port', type=int, default=DEFAULT_PORT)
+  parser.add_argument('--poll-seconds', type=float,
+                      default=DEFAULT_POLL_SECONDS)
+  parser.add_argument('--log-level', default='info',
+                      choices=('debug', 'info', 'warning', 'error'))
+  return parser.parse_args(argv)
+
+
+class RequestError(ValueError):
+  """A request the model cannot take; answered with 400 and this text."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Version:
+  """One loaded version: its number, serving function, input and labels."""
+  number: int
+  folder: str
+  serve: Any
+  input_name: str
+  classes: List[str]
+  window_bytes: Optional[int]
+  rate: Optional[int]
+
+  def window_text(self) -> str:
+    samples = self.window_bytes // 2
+    return (f'windows of {samples} samples ({samples / self.rate:.3f} s at '
+            f'{self.rate} Hz, {self.window_bytes} bytes of little-endian '
+            f'16-bit mono PCM)')
+
+
+def load_version(base: str, number: int) -> Version:
+  """Loads version `number` under `base` and answers one request with it,
+  so its first real request is not slowed by TensorFlow's tracing."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from components.cloud import push  # pylint: disable=g-import-not-at-top
+  from components.cloud import serving_model  # pylint: disable=g-import-not-at-top
+  from components.frontend import FrontEnd  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(base, str(number))
+  manifest = push.read_manifest(folder)
+  serve = tf.saved_model.load(folder).signatures['serving_default']
+  input_name = manifest.request
+  window_bytes = rate = None
+  if input_name == serving_model.PCM_INPUT:
+    front_end = FrontEnd.from_record(manifest.front_end)
+    rate, window_bytes = front_end.sample_rate, 2 * front_end.window_samples
+    serve(**{input_name: tf.constant([bytes(window_bytes)])})
+  return Version(number, folder, serve, input_name, list(manifest.classes),
+                 window_bytes, rate)
+
+
+def newest(base: str) -> Optional[int]:
+  from components.cloud import push  # pylint: disable=g-import-not-at-top
+  found = push.versions(base)
+  return found[-1] if found else None
+
+
+def _decode(value: Any, where: str, version: Version) -> bytes:
+  """One instance's bytes from base64 text (`{"b64": ...}` in V1)."""
+  if isinstance(value, dict) and set(value) == {'b64'}:
+    value = value['b64']
+  if isinstance(value, bytes):
+    value = value.decode('ascii', 'replace')
+  if not isinstance(value, str):
+    raise RequestError(f'{where}: {version.input_name} must be base64 text '
+                       f'(in V1, {{"b64": "..."}}), not '
+                       f'{type(value).__name__}')
+  try:
+    data = base64.b64decode(value, validate=True)
+  except (binascii.Error, ValueError):
+    raise RequestError(f'{where}: {version.input_name} is not base64') from None
+  if version.window_bytes is not None and len(data) != version.window_bytes:
+    raise RequestError(
+        f'{where}: {version.input_name} holds {len(data)} bytes; this model '
+        f'takes {version.window_text()}: a recording at another rate must be '
+        f'resampled to {version.rate} Hz and cut into such windows')
+  return data
+
+
+def v1_instances(payload: Any, version: Version) -> List[bytes]:
+  """The request bytes of a V1 body, in order."""
+  if isinstance(payload, (bytes, str)):
+    # A body sent without `content-type: application/json` (`curl -d`
+    # sends a form's type), which TF Serving reads as JSON too.
+    try:
+      payload = json.loads(payload)
+    except ValueError:
+      raise RequestError('the body is not JSON') from None
+  if not isinstance(payload, dict):
+    raise RequestError('the body must be a JSON object with "instances"')
+  if 'instances' in payload:
+    rows = payload['instances']
+    if not isinstance(rows, list):
+      raise RequestError('"instances" must be a list')
+    values = [row[version.input_name] if isinstance(row, dict) and
+              version.input_name in row else row for row in rows]
+  elif 'inputs' in payload:
+    columns = payload['inputs']
+    values = (columns.get(version.input_name)
+              if isinstance(columns, dict) else columns)
+    if not isinstance(values, list):
+      raise RequestError(f'"inputs" must hold a list of '
+                         f'{version.input_name} values')
+  else:
+    raise RequestError('the body has neither "instances" nor "inputs"')
+  return _checked([_decode(value, f'instance {i}', version)
+                   for i, value in enumerate(values)])
+
+
+def _checked(found: List[bytes]) -> List[bytes]:
+  if not found:
+    raise RequestError('the request holds no instance')
+  if len(found) > MAX_INSTANCES:
+    raise RequestError(f'the request holds {len(found)} instances; at most '
+                       f'{MAX_INSTANCES} are taken in one request')
+  return found
+
+
+def run(version: Version, data: List[bytes]) -> Dict[str, Any]:
+  """The serving signature's answers as NumPy arrays."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    answer = version.serve(**{version.input_name: tf.constant(data)})
+  except tf.errors.InvalidArgumentError as e:
+    first = (e.message or str(e)).strip().splitlines()[0]
+    raise RequestError(f'the model cannot take the request: {first}') from None
+  return {name: tensor.numpy() for name, tensor in answer.items()}
+
+
+def v1_answer(version: Version, answer: Dict[str, Any]) -> Dict[str, Any]:
+  rows = []
+  for scores, label in zip(answer['scores'], answer['label']):
+    rows.append({'scores': [float(s) for s in scores],
+                 'classes': version.classes,
+                 'label': label.decode('utf-8')})
+  return {'predictions': rows, 'model_version': str(version.number)}
+
+
+def make_model(base: str, name: str, poll_seconds: float):
+  """The KServe model serving `base`'s newest version as `name`."""
+  import kserve  # pylint: disable=g-import-not-at-top
+  from kserve.errors import InvalidInput  # pylint: disable=g-import-not-at-top
+  from kserve.protocol import infer_type  # pylint: disable=g-import-not-at-top
+
+  class PhaseTwoModel(kserve.Model):
+    """Phase two's newest version; swaps in newer ones as they appear."""
+
+    def __init__(self):
+      super().__init__(name)
+      self.current: Optional[Version] = None
+      self._stop = threading.Event()
+
+    def load(self) -> bool:
+      number = newest(base)
+      if number is None:
+        raise SystemExit(f'serve: no pushed version under {base} (a version '
+                         'is a numbered folder with assets.extra/'
+                         'manifest.json, as the phase-two pusher writes it)')
+      self.current = load_version(base, number)
+      LOG.info('serving %s version %d from %s', name, number,
+               self.current.folder)
+      threading.Thread(target=self._watch, name='version-watch',
+                       daemon=True).start()
+      self.ready = True
+      return self.ready
+
+    def _watch(self):
+      while not self._stop.wait(poll_seconds):
+        try:
+          number = newest(base)
+          if number is not None and number > self.current.number:
+            started = time.time()
+            loaded = load_version(base, number)
+            previous, self.current = self.current.number, loaded
+            LOG.info('serving %s version %d (was %d), loaded in %.1f s', name,
+                     number, previous, time.time() - started)
+        except Exception as e:  # pylint: disable=broad-except
+          # A version that does not load leaves the one being served.
+          LOG.warning('version watch: %s', str(e).splitlines()[0])
+
+    def stop(self):
+      self._stop.set()
+      super().stop()
+
+    async def predict(self, payload, headers=None):
+      version = self.current  # this request's version, whatever is swapped
+      try:
+        if isinstance(payload, infer_type.InferRequest):
+          data = self._v2_instances(payload, version)
+        else:
+          data = v1_instances(payload, version)
+        answer = await asyncio.get_running_loop().run_in_executor(
+            None, run, version, data)
+      except RequestError as e:
+        raise InvalidInput(str(e)) from None
+      if isinstance(payload, infer_type.InferRequest):
+        return self._v2_answer(payload, version, answer)
+      return v1_answer(version, answer)
+
+    @staticmethod
+    def _v2_instances(payload, version: Version) -> List[bytes]:
+      inputs = [i for i in payload.inputs if i.name == version.input_name]
+      if len(inputs) != 1:
+        raise RequestError(f'the request must have one input named '
+                           f'{version.input_name!r} (BYTES, base64 text)')
+      values = inputs[0].data
+      if not isinstance(values, list):
+        values = list(inputs[0].as_numpy().reshape(-1))
+      return _checked([_decode(value, f'element {i}', version)
+                       for i, value in enumerate(values)])
+
+    def _v2_answer(self, payload, version: Version, answer):
+      scores = answer['scores'].astype('float32')
+      labels = [label.decode('utf-8') for label in answer['label']]
+      rows = len(labels)
+      outputs = [
+          infer_type.InferOutput('scores', list(scores.shape), 'FP32',
+                                 scores.reshape(-1).tolist()),
+          infer_type.InferOutput('classes', [rows, len(version.classes)],
+                                 'BYTES', version.classes * rows),
+          infer_type.InferOutput('label', [rows], 'BYTES', labels)]
+      return infer_type.InferResponse(
+          response_id=payload.id or str(uuid.uuid4()), model_name=self.name,
+          infer_outputs=outputs, model_version=str(version.number))
+
+  return PhaseTwoModel()
+
+
+def _body_limit(app):
+  """ASGI middleware: a body declared over MAX_BODY_BYTES gets 413 before
+  it is read."""
+  async def limited(scope, receive, send):
+    if scope['type'] == 'http':
+      length = dict(scope.get('headers') or []).get(b'content-length')
+      if length is not None and length.isdigit() and \
+          int(length) > MAX_BODY_BYTES:
+        text = (f'{{"error": "the request body is {int(length)} bytes; at '
+                f'most {MAX_BODY_BYTES} are taken (send fewer windows per '
+                f'request)"}}').encode()
+        await send({'type': 'http.response.start', 'status': 413,
+                    'headers': [(b'content-type', b'application/json'),
+                                (b'content-length', str(len(text)).encode())]})
+        await send({'type': 'http.response.body', 'body': text})
+        return
+    await app(scope, receive, send)
+  return limited
+
+
+def _quiet(level: int) -> None:
+  """Our level for our logger; uvicorn's access line, one per request, at
+  debug only; KServe's own chatter (its timings, two lines per request)
+  at warnings."""
+  logging.getLogger().setLevel(max(level, logging.INFO))
+  LOG.setLevel(level)
+  logging.getLogger('uvicorn.access').setLevel(
+      logging.INFO if level == logging.DEBUG else logging.WARNING)
+  for name in ('kserve', 'kserve.trace', 'uvicorn.error'):
+    logging.getLogger(name).setLevel(max(level, logging.WARNING))
+  # FastAPI's notice about the response class KServe 0.15 uses, once per
+  # route, says nothing to the one who serves.
+  warnings.filterwarnings('ignore', message='ORJSONResponse is deprecated')
+
+
+def serve(options: argparse.Namespace) -> None:
+  sys.argv = sys.argv[:1]  # KServe reads its own flags on import
+  from kserve import model_server  # pylint: disable=g-import-not-at-top
+  from kserve.constants import constants  # pylint: disable=g-import-not-at-top
+  from kserve.errors import InvalidInput  # pylint: disable=g-import-not-at-top
+  from kserve.protocol.rest import server as rest  # pylint: disable=g-import-not-at-top
+  from fastapi.responses import JSONResponse  # pylint: disable=g-import-not-at-top
+
+  level = getattr(logging, options.log_level.upper())
+  async def refused(_, exc):
+    return JSONResponse(status_code=400, content={'error': str(exc)})
+
+  class RESTServer(rest.RESTServer):
+    """KServe's REST server on our address, with our error answers and
+    body limit."""
+
+    def __init__(self, *args, **kwargs):
+      super().__init__(*args, **kwargs)
+      self.config.host = options.host
+
+    def _add_exception_handlers(self, app):
+      super()._add_exception_handlers(app)
+      app.add_exception_handler(InvalidInput, refused)
+
+    def create_application(self):
+      super().create_application()
+      import kserve.model_server as ks  # pylint: disable=g-import-not-at-top
+      ks.app.add_middleware(_BodyLimit)
+
+  model = make_model(options.base, options.name, options.poll_seconds)
+  model.load()
+  server = model_server.ModelServer(
+      http_port=options.port, enable_grpc=False, enable_docs_url=False,
+      enable_latency_logging=False)
+  _quiet(level)  # after KServe's ModelServer has set up its logging
+  server._register_and_check_atleast_one_model_is_ready([model])  # pylint: disable=protected-access
+  rest_server = RESTServer(
+      constants.FASTAPI_APP_IMPORT_STRING, server.dataplane,
+      server.model_repository_extension, options.port, grace_period=5)
+  server.servers.append(rest_server.start())
+  server.setup_event_loop()
+  print(f'serve: {options.name} version {model.current.number} at '
+        f'http://{options.host}:{options.port}/v1/models/{options.name}'
+        f':predict', flush=True)
+  try:
+    asyncio.run(server._serve())  # pylint: disable=protected-access
+  except KeyboardInterrupt:
+    pass  # uvicorn raises it again once it has shut down gracefully
+
+
+class _BodyLimit:
+  """Starlette middleware form of `_body_limit`."""
+
+  def __init__(self, app):
+    self.app = _body_limit(app)
+
+  async def __call__(self, scope, receive, send):
+    await self.app(scope, receive, send)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  options = parse_args(sys.argv[1:] if argv is None else argv)
+  logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: '
+                      '%(message)s')
+  serve(options)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,236 @@
+"""`python -m pipeline serve`: KServe's model server, started and stopped
+here, on phase two's pushed versions (components/cloud/server.py)."""
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import frontend
+from components.cloud import launch
+from components.cloud import push as cloud_push
+from components.cloud import server as cloud_server
+from components.cloud import serving_model
+from components.frontend import graph
+from components.frontend import melscale
+from components.modules import features
+from components.modules import phase_two
+from components.modules import trainer
+
+pytestmark = pytest.mark.kserve
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 32
+CLASSES = ['not_instrument', 'bass', 'piano']
+NAME = 'instruments'
+FRONT_END = frontend.FrontEnd(image_size=SIZE)
+
+
+def _serving(root, name, bias):
+  tf.keras.utils.set_random_seed(0)
+  model = trainer.build_model(SIZE, 3, width=0.25, classes=len(CLASSES))
+  model.get_layer(trainer.LOGIT_LAYER).bias.assign(bias)
+  phase_two.export_model(model, str(root / f'{name}-model'), CLASSES, SIZE, 3)
+  out = str(root / f'{name}-serving')
+  serving_model.build(str(root / f'{name}-model'), out, FRONT_END, SIZE, 3)
+  return out
+
+
+def _push(base_destination, folder):
+  return cloud_push.write_version(base_destination, folder,
+                                  cloud_push.CloudManifest(
+                                      model_name=NAME, classes=CLASSES,
+                                      families=CLASSES[1:],
+                                      request=serving_model.PCM_INPUT,
+                                      front_end=FRONT_END.to_record(),
+                                      figures={}, source={}, created='now'))
+
+
+def _windows():
+  rng = np.random.default_rng(7)
+  return [melscale.pcm16_bytes(samples)
+          for samples in graph.probe_windows(FRONT_END)] + [
+              melscale.pcm16_bytes(rng.uniform(-0.5, 0.5,
+                                               FRONT_END.window_samples))
+              for _ in range(3)]
+
+
+def _in_process(folder, windows):
+  answer = tf.saved_model.load(folder).signatures[
+      features.SERVING_EXAMPLES_SIGNATURE](audio_pcm=tf.constant(windows))
+  return answer[features.SCORES_NAME].numpy()
+
+
+def _b64(data):
+  return base64.b64encode(data).decode()
+
+
+@pytest.fixture(name='served', scope='module')
+def _served(tmp_path_factory):
+  """`python -m pipeline serve` on a destination holding version 1."""
+  launch.kserve_python()
+  root = tmp_path_factory.mktemp('serve')
+  models = {'one': _serving(root, 'one', [0.0, 0.5, -0.5]),
+            # Untrained: its bias alone makes it answer otherwise.
+            'other': _serving(root, 'other', [4.0, -2.0, -2.0])}
+  destination = str(root / 'served')
+  _push(destination, models['one'])
+  port = launch.free_port()
+  log = open(root / 'serve.log', 'w+', encoding='utf-8')
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'pipeline', 'serve', '--serving-destination',
+       destination, '--served-model-name', NAME, '--port', str(port),
+       '--workspace', str(root / 'workspace')],
+      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+  url = f'http://127.0.0.1:{port}'
+  try:
+    launch.wait_ready(url, NAME, process)
+    yield {'url': url, 'models': models, 'destination': destination,
+           'process': process, 'log': log, 'port': port}
+  finally:
+    if process.poll() is None:
+      process.send_signal(signal.SIGINT)
+      process.wait(30)
+    log.close()
+
+
+def _predict(served, body, version='v1'):
+  path = (f'/v1/models/{NAME}:predict' if version == 'v1'
+          else f'/v2/models/{NAME}/infer')
+  return launch.post(served['url'] + path, body)
+
+
+def test_answers_equal_the_saved_model_in_process_in_v1_and_v2(served):
+  windows = _windows()
+  expected = _in_process(served['models']['one'], windows)
+  status, answer = _predict(served, {'instances': [
+      {'audio_pcm': {'b64': _b64(w)}} for w in windows]})
+  assert status == 200, answer
+  scores = np.array([row['scores'] for row in answer['predictions']])
+  np.testing.assert_allclose(scores, expected, atol=1e-5)
+  assert [row['label'] for row in answer['predictions']] == [
+      CLASSES[i] for i in np.argmax(expected, axis=1)]
+  assert answer['predictions'][0]['classes'] == CLASSES
+  assert answer['model_version'] == '1'
+  # TF Serving's columnar form too.
+  status, columns = _predict(served, {'inputs': {
+      'audio_pcm': [{'b64': _b64(w)} for w in windows[:2]]}})
+  assert status == 200 and len(columns['predictions']) == 2
+  # V2: one BYTES input of base64 text.
+  status, answer = _predict(served, {'inputs': [{
+      'name': 'audio_pcm', 'shape': [len(windows)], 'datatype': 'BYTES',
+      'data': [_b64(w) for w in windows]}]}, 'v2')
+  assert status == 200, answer
+  outputs = {o['name']: o for o in answer['outputs']}
+  np.testing.assert_allclose(
+      np.array(outputs['scores']['data']).reshape(expected.shape), expected,
+      atol=1e-5)
+  assert outputs['label']['data'] == [CLASSES[i] for i in
+                                      np.argmax(expected, axis=1)]
+  assert answer['model_version'] == '1'
+
+
+def test_bad_requests_are_refused_with_one_clear_message(served):
+  window = FRONT_END.window_samples * 2
+  at_44k = melscale.pcm16_bytes(np.zeros(44100, np.float32))
+  cases = [
+      ({'instance': []}, 400, 'neither "instances" nor "inputs"'),
+      ({'instances': []}, 400, 'no instance'),
+      ({'instances': ['not base64!']}, 400, 'instance 0: audio_pcm is not '
+       'base64'),
+      ({'instances': [{'b64': _b64(at_44k)}]}, 400,
+       f'holds 88200 bytes; this model takes windows of '
+       f'{FRONT_END.window_samples} samples'),
+      ({'instances': [{'b64': _b64(bytes(window))}] * 33}, 400,
+       'at most 32'),
+      ({'instances': [{'b64': _b64(bytes(window))}] * 40}, 413,
+       'at most 1500000'),
+  ]
+  for body, status, said in cases:
+    found, answer = _predict(served, body)
+    assert (found, said in answer.get('error', '')) == (status, True), (
+        body if len(str(body)) < 200 else said, answer)
+  assert _predict(served, {'inputs': [{
+      'name': 'image_bytes', 'shape': [1], 'datatype': 'BYTES',
+      'data': ['AAAA']}]}, 'v2')[0] == 400
+  # The server still answers; a refused request is one short line at most.
+  assert _predict(served, {'instances': [_b64(bytes(window))]})[0] == 200
+  served['log'].flush()
+  with open(served['log'].name, encoding='utf-8') as f:
+    logged = f.read()
+  assert 'Traceback' not in logged and 'POST /v1' not in logged, logged
+  # KServe's Prometheus metrics.
+  with launch.urllib.request.urlopen(served['url'] + '/metrics') as answer:
+    assert b'request_predict_seconds' in answer.read()
+
+
+def test_the_server_listens_on_the_loopback_address_only(served):
+  listening = []
+  with open('/proc/net/tcp', encoding='ascii') as f:
+    for line in f.readlines()[1:]:
+      local, state = line.split()[1], line.split()[3]
+      address, port = local.split(':')
+      if int(port, 16) == served['port'] and state == '0A':  # LISTEN
+        listening.append(address)
+  assert listening == ['0100007F']  # 127.0.0.1
+
+
+def test_a_version_pushed_while_clients_send_is_picked_up_with_no_failure(
+    served):
+  windows = _windows()[:2]
+  other = _in_process(served['models']['other'], windows)
+  body = {'instances': [{'b64': _b64(w)} for w in windows]}
+  seen, failures, stop = [], [], threading.Event()
+
+  def client():
+    while not stop.is_set():
+      status, answer = _predict(served, body)
+      if status != 200:
+        failures.append((status, answer))
+      else:
+        seen.append((answer['model_version'],
+                     [row['scores'] for row in answer['predictions']]))
+
+  clients = [threading.Thread(target=client) for _ in range(4)]
+  for thread in clients:
+    thread.start()
+  try:
+    time.sleep(1)
+    version, _ = _push(served['destination'], served['models']['other'])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        v == str(version) for v, _ in seen[-4:]):
+      time.sleep(0.2)
+    time.sleep(0.5)
+  finally:
+    stop.set()
+    for thread in clients:
+      thread.join()
+  assert not failures, failures[:3]
+  versions = [v for v, _ in seen]
+  assert versions[0] == '1' and versions[-1] == str(version), versions[-5:]
+  # Once swapped, never back; and the new answers are the new model's.
+  assert versions == sorted(versions, key=int)
+  np.testing.assert_allclose(np.array(seen[-1][1]), other, atol=1e-5)
+
+
+def test_serve_says_what_is_missing(served):
+  one_version = os.path.join(served['destination'], NAME, '1')
+  for args, said in [
+      (['--model', '/nonexistent/served'], 'no such folder'),
+      (['--model', one_version], 'is one version; serve takes the folder'),
+      (['--model', served['destination']], 'holds no pushed version'),
+  ]:
+    found = subprocess.run([sys.executable, '-m', 'pipeline', 'serve'] + args,
+                           cwd=ROOT, capture_output=True, text=True,
+                           check=False)
+    assert found.returncode == 2 and said in found.stderr, found.stderr
+  assert cloud_server.MAX_INSTANCES * 2 * FRONT_END.window_samples * 4 / 3 < \
+      cloud_server.MAX_BODY_BYTES
