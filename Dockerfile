@@ -32,6 +32,16 @@ RUN pip install --no-cache-dir "pip==24.2" \
  && pip install --no-cache-dir --no-deps -r /tmp/requirements.lock \
  && rm /tmp/requirements.lock
 
+# KServe's model server, in an environment of its own (its protobuf and
+# pandas are not TFX's): phase two's serving check starts it
+# (components/cloud/launch.py reads PIPELINE_KSERVE_PYTHON).
+COPY requirements-kserve.lock /tmp/requirements-kserve.lock
+RUN python -m venv /opt/kserve-venv \
+ && /opt/kserve-venv/bin/pip install --no-cache-dir --no-deps \
+      -r /tmp/requirements-kserve.lock \
+ && rm /tmp/requirements-kserve.lock
+ENV PIPELINE_KSERVE_PYTHON=/opt/kserve-venv/bin/python
+
 # The project, installed (not editable); the sources are removed after.
 COPY setup.py /tmp/src/setup.py
 COPY pipeline /tmp/src/pipeline

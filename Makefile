@@ -45,11 +45,15 @@ test-fast: setup
 ## The benchmark suite (hours on 2 cores; see bench/RESULTS.md): RESULTS.md,
 ## the README's table, then
 ## the command line's start-up ratios (bench/startup.json), then predict's
-## time and memory on LiteRT against TensorFlow (bench/device_side.json).
+## time and memory on LiteRT against TensorFlow (bench/device_side.json),
+## then phase two's model server under 1, 4 and 16 clients
+## (bench/serving.json).
 bench: setup
+	@bash scripts/ensure_kserve.sh
 	$(PY) bench/run_bench.py
 	$(PY) bench/startup.py --json bench/startup.json
 	$(PY) bench/device_side.py --json bench/device_side.json
+	$(PY) bench/serving.py --json bench/serving.json
 
 ## Re-resolve requirements.in into a complete requirements.lock.
 lock:

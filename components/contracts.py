@@ -113,12 +113,35 @@ class PhaseTwoEvaluator:
   BLESSED = 'blessed'
 
 
+class PhaseTwoServingCheck:
+  """Proves phase two's serving model in a model server before its push,
+  as TFX's InfraValidator does (`serving_check/`): an `InfraBlessing`."""
+  NODE = 'PhaseTwoServingCheck'
+  MODEL = 'model'
+  MODEL_BLESSING = 'model_blessing'
+  SPAN_EXAMPLES = 'span_examples'
+  BLESSING = 'blessing'
+  # On the InfraBlessing, as TFX's InfraValidator writes it.
+  BLESSED = 'blessed'
+  REASON = 'reason'
+  # The serving model proved is kept in the blessing, and pushed from it.
+  SERVING_FOLDER = 'serving'
+  SERVER = 'server'
+  # The serving model against phase two's SavedModel, in process; then the
+  # model server against the serving model, over HTTP.
+  CHECK_FIGURES = ('check_requests', 'check_agreement',
+                   'check_max_score_difference')
+  SERVER_FIGURES = ('server_requests', 'server_agreement',
+                    'server_max_score_difference', 'server_ready_seconds',
+                    'server_p50_ms')
+
+
 class PhaseTwoPusher:
-  """Builds, proves and pushes phase two's serving model
-  (`phase_two_pusher/`)."""
+  """Pushes the serving model its check proved (`phase_two_pusher/`)."""
   NODE = 'PhaseTwoPusher'
   MODEL = 'model'
   MODEL_BLESSING = 'model_blessing'
+  INFRA_BLESSING = 'infra_blessing'
   SPAN_EXAMPLES = 'span_examples'
   PUSHED_MODEL = 'pushed_model'
   PUSHED = 'pushed'
@@ -126,9 +149,10 @@ class PhaseTwoPusher:
   PUSHED_DESTINATION = 'pushed_destination'
   REASON = 'reason'
   MODEL_NAME = 'model_name'
-  # The serving model against phase two's SavedModel, in process.
-  CHECK_FIGURES = ('check_requests', 'check_agreement',
-                   'check_max_score_difference')
+  # The check's figures, copied onto the PushedModel and into the manifest.
+  CHECK_FIGURES = (PhaseTwoServingCheck.SERVER,
+                   *PhaseTwoServingCheck.CHECK_FIGURES,
+                   *PhaseTwoServingCheck.SERVER_FIGURES)
 
 
 class TFLitePusher:

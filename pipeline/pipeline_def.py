@@ -10,8 +10,9 @@ the latest blessed model) -> TFLitePusher (within the device budget).
 
 Phase two, when the window's spans give families (a `Cond` on the window's
 `families`): Transform -> PhaseTwoTrainer -> PhaseTwoEvaluator (against
-its own latest blessed model) -> PhaseTwoPusher (the serving model, proved
-and pushed where model servers load it).
+its own latest blessed model) -> PhaseTwoServingCheck (the serving model,
+proved in KServe's model server: an InfraBlessing) -> PhaseTwoPusher
+(pushed where model servers load it).
 """
 
 import ast
@@ -33,6 +34,7 @@ from components.modules import phase_two
 from components.model_search import component as model_search
 from components.span_window import component as span_window_component
 from components.phase_two_pusher import component as phase_two_pusher_lib
+from components.serving_check import component as serving_check_lib
 from components.tflite_pusher import component as tflite_pusher
 from pipeline.settings import config as config_lib
 
@@ -424,13 +426,21 @@ def create_pipeline(
         example_splits=['eval'],
         eval_config=phase_two_eval_config(config)).with_id(
             contracts.PhaseTwoEvaluator.NODE)
-    phase_two_pusher = phase_two_pusher_lib.PhaseTwoPusher(
+    serving_check = serving_check_lib.PhaseTwoServingCheck(
         model=phase_two_trainer.outputs['model'],
         model_blessing=phase_two_evaluator.outputs['blessing'],
         span_examples=window.outputs['examples'],
-        serving_destination=config.serving_destination,
         model_name=config.served_model_name, image_size=config.image_size,
-        channels=config.channels).with_id(contracts.PhaseTwoPusher.NODE)
+        channels=config.channels, server=config.serving_check).with_id(
+            contracts.PhaseTwoServingCheck.NODE)
+    phase_two_pusher = phase_two_pusher_lib.PhaseTwoPusher(
+        model=phase_two_trainer.outputs['model'],
+        model_blessing=phase_two_evaluator.outputs['blessing'],
+        infra_blessing=serving_check.outputs['blessing'],
+        span_examples=window.outputs['examples'],
+        serving_destination=config.serving_destination,
+        model_name=config.served_model_name).with_id(
+            contracts.PhaseTwoPusher.NODE)
 
   pusher = tflite_pusher.TFLitePusher(
       model=trainer.outputs['model'],
@@ -443,7 +453,7 @@ def create_pipeline(
                 baseline_resolver, gate, accept, window, transform,
                 *([search] if search else []), trainer, model_resolver,
                 evaluator, phase_two_resolver, phase_two_trainer,
-                phase_two_evaluator, phase_two_pusher, pusher]
+                phase_two_evaluator, serving_check, phase_two_pusher, pusher]
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

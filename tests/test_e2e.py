@@ -293,19 +293,26 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
       'chord', 'drums', 'melody', 'note']}
   assert manifest.class_names == ['not_instrument', 'instrument']
 
-  # The serving model is pushed where a model server loads it, and
-  # answers an image as phase two's SavedModel does.
-  assert states['PhaseTwoPusher'] == 'ran'
+  # The serving model is proved in KServe's model server (an
+  # InfraBlessing), pushed where a model server loads it, and answers an
+  # image as phase two's SavedModel does.
+  assert states['PhaseTwoServingCheck'] == states['PhaseTwoPusher'] == 'ran'
+  check = found['serving_check']
+  assert (check['blessed'], check['server']) == (1, 'kserve'), check
+  assert check['server_requests'] == check['check_requests'] > 0
+  assert check['server_max_score_difference'] <= 1e-4
   assert found['pushed']['pushed'] == 1
   served_dir = os.path.join(config.serving_destination, 'instruments', '1')
   assert found['pushed']['pushed_destination'] == served_dir
-  assert found['pushed']['check_requests'] > 0
+  assert found['pushed']['server_requests'] == check['server_requests']
   served = cloud_push.read_manifest(served_dir)
   assert served.classes == found['classes']
   assert served.families == ['chord', 'drums', 'melody', 'note']
   assert served.request == 'image_bytes'
   assert 'Phase two pushed as instruments version 1' in (
       summary_lib.format_summary(summary))
+  assert "KServe's model server: ready in" in summary_lib.format_summary(
+      summary)
 
   # Phase two's SavedModel answers raw examples with each class's score.
   loaded = tf.saved_model.load(found['model_path'])
@@ -342,3 +349,4 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert 'Phase two (the cloud model)' in page
   assert '5 classes: not_instrument, chord, drums, melody, note' in page
   assert 'labels of the cloud phase): chord, drums, melody, note.' in page
+  assert 'Pushed as instruments version 1' in page

@@ -1,6 +1,7 @@
-"""PhaseTwoPusher's executor over artifacts made by hand, as TFX's own
-pusher tests do: a blessing decides, the serving model is checked, and a
-version lands where a model server loads it."""
+"""PhaseTwoServingCheck's and PhaseTwoPusher's executors over artifacts
+made by hand, as TFX's own tests do: the Evaluator's blessing decides, the
+serving model is proved (in process, and in KServe's model server) into an
+InfraBlessing, and what was proved lands where a model server loads it."""
 
 import io
 import json
@@ -16,8 +17,9 @@ from components.cloud import push as cloud_push
 from components.modules import features
 from components.modules import phase_two
 from components.modules import trainer
-from components.phase_two_pusher import component
 from components.phase_two_pusher import executor
+from components.serving_check import component as check_component
+from components.serving_check import executor as check_executor
 
 SIZE = 32
 CLASSES = ['not_instrument', 'bass', 'piano']
@@ -47,7 +49,7 @@ def _testdata(tmp_path_factory):
           'window_uri': str(window_uri)}
 
 
-def _run(testdata, destination, blessed):
+def _artifacts(testdata, blessed):
   model = standard_artifacts.Model()
   model.uri = testdata['model_uri']
   blessing = standard_artifacts.ModelBlessing()
@@ -60,48 +62,111 @@ def _run(testdata, destination, blessed):
   window.uri = testdata['window_uri']
   window.split_names = '["eval"]'
   window.set_string_custom_property('families', json.dumps(CLASSES[1:]))
+  return {'model': [model], 'model_blessing': [blessing],
+          'span_examples': [window]}
+
+
+def _check(testdata, tmp_path, blessed=True, server='in-process'):
+  """PhaseTwoServingCheck's executor: the InfraBlessing it writes."""
+  inputs = _artifacts(testdata, blessed)
+  infra = standard_artifacts.InfraBlessing()
+  infra.uri = str(tmp_path / 'infra_blessing')
+  os.makedirs(infra.uri)
+  check_executor.Executor().Do(
+      inputs, {'blessing': [infra]},
+      {'model_name': 'instruments', 'image_size': SIZE, 'channels': 3,
+       'check_requests': 64, 'server': server, 'ready_seconds': 120.0})
+  return inputs, infra
+
+
+def _push(inputs, infra, tmp_path):
   pushed = standard_artifacts.PushedModel()
-  pushed.uri = str(testdata['root'] / 'pushed' / str(int(blessed)))
-  os.makedirs(pushed.uri, exist_ok=True)
+  pushed.uri = str(tmp_path / 'pushed')
+  os.makedirs(pushed.uri)
   executor.Executor().Do(
-      {'model': [model], 'model_blessing': [blessing],
-       'span_examples': [window]}, {'pushed_model': [pushed]},
-      {'serving_destination': str(destination), 'model_name': 'instruments',
-       'image_size': SIZE, 'channels': 3, 'check_requests': 64})
+      dict(inputs, infra_blessing=[infra]), {'pushed_model': [pushed]},
+      {'serving_destination': str(tmp_path / 'served'),
+       'model_name': 'instruments'})
   return pushed
 
 
-def test_a_model_its_evaluator_did_not_bless_is_not_pushed(testdata,
-                                                           tmp_path):
-  pushed = _run(testdata, tmp_path / 'served', blessed=False)
+def test_a_model_its_evaluator_did_not_bless_is_not_checked_or_pushed(
+    testdata, tmp_path):
+  inputs, infra = _check(testdata, tmp_path, blessed=False)
+  assert infra.get_int_custom_property('blessed') == 0
+  assert os.path.exists(os.path.join(infra.uri, 'INFRA_NOT_BLESSED'))
+  assert 'not checked' in infra.get_string_custom_property('reason')
+  pushed = _push(inputs, infra, tmp_path)
   assert pushed.get_int_custom_property('pushed') == 0
   assert 'not blessed' in pushed.get_string_custom_property('reason')
   assert not (tmp_path / 'served').exists()
 
 
-def test_a_blessed_model_is_checked_and_pushed_for_a_server(testdata,
-                                                            tmp_path):
-  pushed = _run(testdata, tmp_path / 'served', blessed=True)
+def test_a_blessed_model_is_proved_then_what_was_proved_is_pushed(
+    testdata, tmp_path):
+  inputs, infra = _check(testdata, tmp_path)
+  assert infra.get_int_custom_property('blessed') == 1
+  assert os.path.exists(os.path.join(infra.uri, 'INFRA_BLESSED'))
+  assert infra.get_string_custom_property('server') == 'in-process'
+  assert infra.get_int_custom_property('check_requests') == 6
+  assert infra.get_float_custom_property('check_max_score_difference') < 1e-4
+  kept = os.path.join(infra.uri, 'serving')
+  assert os.path.isfile(os.path.join(kept, 'saved_model.pb'))
+  pushed = _push(inputs, infra, tmp_path)
   assert pushed.get_int_custom_property('pushed') == 1
   version_dir = str(tmp_path / 'served' / 'instruments' / '1')
   assert pushed.get_string_custom_property('pushed_destination') == (
       version_dir)
   assert pushed.get_int_custom_property('check_requests') == 6
-  assert pushed.get_float_custom_property('check_max_score_difference') < (
-      1e-4)
   manifest = cloud_push.read_manifest(version_dir)
   assert manifest.classes == CLASSES and manifest.families == CLASSES[1:]
   assert manifest.request == 'image_bytes' and manifest.front_end is None
   assert manifest.figures['check_requests'] == 6
+  assert manifest.source['infra_blessing'] == infra.uri
+  with open(os.path.join(kept, 'saved_model.pb'), 'rb') as f, open(
+      os.path.join(version_dir, 'saved_model.pb'), 'rb') as g:
+    assert f.read() == g.read()
 
 
-def test_the_component_refuses_no_check_requests():
-  channel = standard_artifacts.Model
+@pytest.mark.parametrize('python, said', [
+    ('/nonexistent/bin/python', 'no KServe environment at '
+     '/nonexistent/bin/python'),
+    ('/bin/false', 'the model server exited (1) before it was ready'),
+])
+def test_a_server_that_cannot_start_blesses_nothing_and_says_why(
+    testdata, tmp_path, monkeypatch, python, said):
+  monkeypatch.setenv('PIPELINE_KSERVE_PYTHON', python)
+  inputs, infra = _check(testdata, tmp_path, server='kserve')
+  assert infra.get_int_custom_property('blessed') == 0
+  assert said in infra.get_string_custom_property('reason')
+  pushed = _push(inputs, infra, tmp_path)
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert said in pushed.get_string_custom_property('reason')
+
+
+@pytest.mark.kserve
+def test_kserve_answers_as_the_serving_model_before_the_push(testdata,
+                                                             tmp_path):
+  _, infra = _check(testdata, tmp_path, server='kserve')
+  reason = (infra.get_string_custom_property('reason')
+            if infra.has_custom_property('reason') else None)
+  assert infra.get_int_custom_property('blessed') == 1, reason
+  assert infra.get_string_custom_property('server') == 'kserve'
+  assert infra.get_int_custom_property('server_requests') == 6
+  assert infra.get_float_custom_property('server_max_score_difference') < 1e-4
+  assert infra.get_float_custom_property('server_ready_seconds') > 0
+  assert os.path.getsize(os.path.join(infra.uri, 'server.log')) > 0
+
+
+def test_the_components_refuse_bad_settings():
   from tfx import types  # pylint: disable=g-import-not-at-top
+  channels = dict(
+      model=types.Channel(type=standard_artifacts.Model),
+      model_blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+      span_examples=types.Channel(type=standard_artifacts.Examples),
+      model_name='m', image_size=SIZE, channels=3)
   with pytest.raises(ValueError, match='check_requests must be at least 1'):
-    component.PhaseTwoPusher(
-        model=types.Channel(type=channel),
-        model_blessing=types.Channel(type=standard_artifacts.ModelBlessing),
-        span_examples=types.Channel(type=standard_artifacts.Examples),
-        serving_destination='/x', model_name='m', image_size=SIZE,
-        channels=3, check_requests=0)
+    check_component.PhaseTwoServingCheck(check_requests=0, **channels)
+  with pytest.raises(ValueError, match='server must be one of kserve, '
+                     'in-process'):
+    check_component.PhaseTwoServingCheck(server='docker', **channels)

@@ -27,14 +27,20 @@ def test_pipeline_has_the_components_in_order(tmp_path):
       'AcceptSpan',
       'SpanWindow', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
       'Evaluator', 'TFLitePusher', 'latest_blessed_phase_two_resolver',
-      'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoPusher'}
+      'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoServingCheck',
+      'PhaseTwoPusher'}
   # Phase two trains on the same transformed examples, is judged against
-  # its own baseline and pushed from its own blessing.
+  # its own baseline, proved in a model server and pushed from both
+  # blessings.
   assert _ids(nodes['PhaseTwoTrainer'].upstream_nodes) >= {'Transform'}
   assert _ids(nodes['PhaseTwoEvaluator'].upstream_nodes) >= {
       'PhaseTwoTrainer', 'latest_blessed_phase_two_resolver', 'SpanWindow'}
-  assert _ids(nodes['PhaseTwoPusher'].upstream_nodes) >= {
+  assert _ids(nodes['PhaseTwoServingCheck'].upstream_nodes) == {
       'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'SpanWindow'}
+  assert _ids(nodes['PhaseTwoPusher'].upstream_nodes) == {
+      'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoServingCheck',
+      'SpanWindow'}
+  assert nodes['PhaseTwoServingCheck'].exec_properties['server'] == 'kserve'
   assert nodes['PhaseTwoTrainer'].exec_properties['run_fn'] == (
       pipeline_def.PHASE_TWO_FN)
   # Statistics and validation see the new span; training sees the window,

@@ -60,10 +60,28 @@ def command(base: str, name: str, host: str, port: int,
   return found
 
 
+def _project_path() -> str:
+  """A folder holding only the `components` package (a link to ours), for
+  KServe's interpreter: where the project is installed, the folder above
+  the package is the pipeline environment's site-packages, whose
+  TensorFlow must not shadow KServe's."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  package = os.path.join(ROOT, 'components')
+  folder = os.path.join(tempfile.gettempdir(), 'pipeline-kserve-path-' +
+                        hashlib.sha256(package.encode()).hexdigest()[:12])
+  link = os.path.join(folder, 'components')
+  if os.path.realpath(link) != os.path.realpath(package):
+    os.makedirs(folder, exist_ok=True)
+    staged = f'{link}.{os.getpid()}'
+    os.symlink(package, staged)
+    os.replace(staged, link)
+  return folder
+
+
 def environment() -> dict:
   env = dict(os.environ)
-  env['PYTHONPATH'] = ROOT + (os.pathsep + env['PYTHONPATH']
-                              if env.get('PYTHONPATH') else '')
+  env['PYTHONPATH'] = _project_path()
   env.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   return env
 

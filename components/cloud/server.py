@@ -299,13 +299,20 @@ def make_model(base: str, name: str, poll_seconds: float):
 
 
 def _body_limit(app):
-  """ASGI middleware: a body declared over MAX_BODY_BYTES gets 413 before
-  it is read."""
+  """ASGI middleware: a body declared over MAX_BODY_BYTES gets 413. Its
+  bytes are read and dropped first, never kept: a client still sending
+  would otherwise meet a closed connection instead of the answer."""
   async def limited(scope, receive, send):
     if scope['type'] == 'http':
       length = dict(scope.get('headers') or []).get(b'content-length')
       if length is not None and length.isdigit() and \
           int(length) > MAX_BODY_BYTES:
+        while True:
+          message = await receive()
+          if message['type'] == 'http.disconnect':
+            return
+          if not message.get('more_body'):
+            break
         text = (f'{{"error": "the request body is {int(length)} bytes; at '
                 f'most {MAX_BODY_BYTES} are taken (send fewer windows per '
                 f'request)"}}').encode()

@@ -202,6 +202,37 @@ def _reference(phase_two_dir: str, requests: Sequence[bytes],
   return answer[features.SCORES_NAME].numpy()
 
 
+def answer(serving_dir: str, requests: Sequence[bytes],
+           pcm: bool) -> np.ndarray:
+  """The serving model's scores for requests of PCM (`pcm`) or images,
+  in process."""
+  served = tf.saved_model.load(serving_dir).signatures[
+      features.SERVING_EXAMPLES_SIGNATURE]
+  name = PCM_INPUT if pcm else IMAGE_BYTES_INPUT
+  return served(**{name: tf.constant(list(requests))})[
+      features.SCORES_NAME].numpy()
+
+
+def compare(scores: np.ndarray, reference: np.ndarray,
+            what: str) -> Dict[str, Any]:
+  """Scores against reference scores of the same requests: `agreement`
+  (equal top classes where the reference decides), `max_score_difference`
+  and `problem` (None when they answer alike; else `what`, the sentence
+  saying which answers differently from which, and by how much)."""
+  ordered = np.sort(reference, axis=1)
+  decided = (ordered[:, -1] - ordered[:, -2]) >= DECIDED_MARGIN
+  same = np.argmax(scores, axis=1) == np.argmax(reference, axis=1)
+  difference = float(np.max(np.abs(scores - reference)))
+  agreement = float(np.mean(same[decided])) if decided.any() else 1.0
+  problem = None
+  if difference > MAX_SCORE_DIFFERENCE or agreement < 1.0:
+    problem = (f'{what}: scores up to {difference:.4f} apart (at most '
+               f'{MAX_SCORE_DIFFERENCE} allowed), top classes equal on '
+               f'{agreement:.0%} of the decided requests')
+  return {'requests': len(scores), 'agreement': round(agreement, 4),
+          'max_score_difference': round(difference, 6), 'problem': problem}
+
+
 def check(serving_dir: str, phase_two_dir: str, requests: Sequence[bytes],
           front_end: Optional[FrontEnd], image_size: int,
           channels: int) -> Dict[str, Any]:
@@ -221,23 +252,8 @@ def check(serving_dir: str, phase_two_dir: str, requests: Sequence[bytes],
   if not requests:
     return {'requests': 0, 'agreement': None, 'max_score_difference': None,
             'problem': 'no request to check the serving model on'}
-  served = tf.saved_model.load(serving_dir).signatures[
-      features.SERVING_EXAMPLES_SIGNATURE]
-  name = PCM_INPUT if front_end is not None else IMAGE_BYTES_INPUT
-  scores = served(**{name: tf.constant(list(requests))})[
-      features.SCORES_NAME].numpy()
+  scores = answer(serving_dir, requests, front_end is not None)
   reference = _reference(phase_two_dir, requests, front_end, image_size,
                          channels)
-  ordered = np.sort(reference, axis=1)
-  decided = (ordered[:, -1] - ordered[:, -2]) >= DECIDED_MARGIN
-  same = np.argmax(scores, axis=1) == np.argmax(reference, axis=1)
-  difference = float(np.max(np.abs(scores - reference)))
-  agreement = float(np.mean(same[decided])) if decided.any() else 1.0
-  problem = None
-  if difference > MAX_SCORE_DIFFERENCE or agreement < 1.0:
-    problem = (f'the serving model answers differently from phase two\'s '
-               f'SavedModel: scores up to {difference:.4f} apart (at most '
-               f'{MAX_SCORE_DIFFERENCE} allowed), top classes equal on '
-               f'{agreement:.0%} of the decided requests')
-  return {'requests': len(requests), 'agreement': round(agreement, 4),
-          'max_score_difference': round(difference, 6), 'problem': problem}
+  return compare(scores, reference, "the serving model answers "
+                 "differently from phase two's SavedModel")

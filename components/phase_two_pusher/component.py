@@ -1,27 +1,22 @@
-"""PhaseTwoPusher: push phase two's blessed model for a model server.
+"""PhaseTwoPusher: push the serving model PhaseTwoServingCheck proved.
 
-1. If phase two's Evaluator did not bless the model, nothing is pushed;
-   the output records `pushed=0` and the reason, and the run succeeds.
-2. The serving SavedModel is built (`components.cloud.serving_model`):
-   `serving_default` takes one window of 16-bit PCM (spans of recordings,
-   the recorded front end inside) or one encoded image, and answers each
-   class's probability, the class names and the label.
-3. Proof before push: the serving model and phase two's SavedModel answer
-   the eval split's kept windows (or images) and the front end's test
-   signals; a model that answers differently is not pushed, and the run
-   says why.
-4. The push writes it as the next numbered version under
-   `<serving_destination>/<model_name>/`, the layout TensorFlow Serving and
-   KServe's TensorFlow runtime read, with `assets.extra/manifest.json`.
+1. If phase two's Evaluator or its serving check did not bless the model,
+   nothing is pushed; the output records `pushed=0` and the reason (the
+   check's own, when it has one), and the run succeeds.
+2. The serving model kept in the check's `InfraBlessing` is written as the
+   next numbered version under `<serving_destination>/<model_name>/`, the
+   layout TensorFlow Serving and KServe's TensorFlow runtime read, with
+   `assets.extra/manifest.json` holding the labels, the front end and the
+   check's figures.
 
 Usage::
 
   pusher = PhaseTwoPusher(
       model=phase_two_trainer.outputs['model'],
       model_blessing=phase_two_evaluator.outputs['blessing'],
+      infra_blessing=serving_check.outputs['blessing'],
       span_examples=window.outputs['examples'],
-      serving_destination='/models/served', model_name='instruments',
-      image_size=128, channels=3)
+      serving_destination='/models/served', model_name='instruments')
 """
 
 from tfx import types
@@ -31,7 +26,11 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
+from components import contracts
 from components.phase_two_pusher import executor
+
+
+P = contracts.PhaseTwoPusher
 
 
 class PhaseTwoPusherSpec(types.ComponentSpec):
@@ -40,36 +39,28 @@ class PhaseTwoPusherSpec(types.ComponentSpec):
   PARAMETERS = {
       executor.DESTINATION_KEY: ExecutionParameter(type=str),
       executor.MODEL_NAME_KEY: ExecutionParameter(type=str),
-      executor.IMAGE_SIZE_KEY: ExecutionParameter(type=int),
-      executor.CHANNELS_KEY: ExecutionParameter(type=int),
-      executor.CHECK_REQUESTS_KEY: ExecutionParameter(type=int),
   }
   INPUTS = {
-      executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
-      executor.MODEL_BLESSING_KEY: ChannelParameter(
-          type=standard_artifacts.ModelBlessing),
-      executor.SPAN_EXAMPLES_KEY: ChannelParameter(
-          type=standard_artifacts.Examples),
+      P.MODEL: ChannelParameter(type=standard_artifacts.Model),
+      P.MODEL_BLESSING: ChannelParameter(type=standard_artifacts.ModelBlessing),
+      P.INFRA_BLESSING: ChannelParameter(type=standard_artifacts.InfraBlessing),
+      P.SPAN_EXAMPLES: ChannelParameter(type=standard_artifacts.Examples),
   }
   OUTPUTS = {
-      executor.PUSHED_MODEL_KEY: ChannelParameter(
-          type=standard_artifacts.PushedModel),
+      P.PUSHED_MODEL: ChannelParameter(type=standard_artifacts.PushedModel),
   }
 
 
 class PhaseTwoPusher(base_component.BaseComponent):
-  """Builds, proves and pushes phase two's serving model.
+  """Pushes the serving model phase two's serving check proved.
 
   Args:
     model: phase two's Trainer's Model channel.
     model_blessing: phase two's Evaluator's blessing.
-    span_examples: the window's raw Examples (front end, families, and the
-      eval requests the proof sends).
+    infra_blessing: PhaseTwoServingCheck's InfraBlessing (holds the model).
+    span_examples: the window's raw Examples (front end, families).
     serving_destination: the folder or bucket of served models.
     model_name: the name a server serves it under.
-    image_size: the model's square input side.
-    channels: its input channels.
-    check_requests: eval requests the proof sends at most.
   """
 
   SPEC_CLASS = PhaseTwoPusherSpec
@@ -77,16 +68,11 @@ class PhaseTwoPusher(base_component.BaseComponent):
 
   def __init__(self, model: types.BaseChannel,
                model_blessing: types.BaseChannel,
+               infra_blessing: types.BaseChannel,
                span_examples: types.BaseChannel, serving_destination: str,
-               model_name: str, image_size: int, channels: int,
-               check_requests: int = 64):
-    if check_requests < 1:
-      raise ValueError(f'check_requests must be at least 1, got '
-                       f'{check_requests}')
+               model_name: str):
     super().__init__(spec=PhaseTwoPusherSpec(
         model=model, model_blessing=model_blessing,
-        span_examples=span_examples,
+        infra_blessing=infra_blessing, span_examples=span_examples,
         serving_destination=serving_destination, model_name=model_name,
-        image_size=image_size, channels=channels,
-        check_requests=check_requests,
         pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

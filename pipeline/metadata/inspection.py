@@ -27,6 +27,10 @@ KEY_PROPERTIES = {
                     'size_ratio', 'accuracy_drop', 'budget_exceeded',
                     contracts.TFLitePusher.REASON,
                     contracts.PhaseTwoPusher.MODEL_NAME),
+    'InfraBlessing': (contracts.PhaseTwoServingCheck.BLESSED,
+                      contracts.PhaseTwoServingCheck.SERVER,
+                      'server_requests', 'server_max_score_difference',
+                      contracts.PhaseTwoServingCheck.REASON),
     'HyperParameters': contracts.ModelSearch.CHOSEN,
     'TunerResults': contracts.ModelSearch.RESULTS,
 }

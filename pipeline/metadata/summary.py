@@ -67,6 +67,15 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   if blessing is not None:
     found['blessed'] = bool(mlmd.custom_value(
         blessing, contracts.PhaseTwoEvaluator.BLESSED))
+  check = record.output(contracts.PhaseTwoServingCheck.NODE,
+                        contracts.PhaseTwoServingCheck.BLESSING)
+  if check is not None:
+    c = contracts.PhaseTwoServingCheck
+    found['serving_check'] = {
+        name: mlmd.custom_value(check, name) for name in (
+            c.BLESSED, c.REASON, c.SERVER, *c.CHECK_FIGURES,
+            *c.SERVER_FIGURES)
+        if mlmd.custom_value(check, name) is not None}
   pushed = record.output(contracts.PhaseTwoPusher.NODE,
                          contracts.PhaseTwoPusher.PUSHED_MODEL)
   if pushed is not None:
@@ -98,16 +107,32 @@ def format_phase_two(found: Dict[str, Any]) -> List[str]:
     lines.append('Phase two recall: ' + ', '.join(
         f'{name} {value:.2f}' for name, value in recall.items()))
   lines.append(f"Phase two SavedModel: {found['model_path']}")
+  lines += serving_check_lines(found.get('serving_check'))
   pushed = found.get('pushed') or {}
   if pushed.get('pushed'):
     lines.append(
         f"Phase two pushed as {pushed.get('model_name')} version "
-        f"{pushed.get('pushed_version')}: {pushed.get('pushed_destination')}"
-        f" (answers as its SavedModel on {pushed.get('check_requests')} "
-        f"requests, scores at most {pushed.get('check_max_score_difference')}"
-        ' apart)')
+        f"{pushed.get('pushed_version')}: {pushed.get('pushed_destination')}")
   elif pushed:
     lines.append(f"Phase two not pushed: {pushed.get('reason')}")
+  return lines
+
+
+def serving_check_lines(check: Optional[Dict[str, Any]]) -> List[str]:
+  """What phase two's serving check proved, or why it blessed nothing."""
+  if not check:
+    return []
+  if not check.get('blessed'):
+    return [f"Phase two serving check: not blessed: {check.get('reason')}"]
+  lines = [f"Phase two serving check: the serving model answers as its "
+           f"SavedModel on {check.get('check_requests')} requests (scores at "
+           f"most {check.get('check_max_score_difference')} apart)"]
+  if check.get('server_requests') is not None:
+    lines.append(
+        f"  KServe's model server: ready in {check.get('server_ready_seconds')}"
+        f" s, answered {check.get('server_requests')} requests alike (scores "
+        f"at most {check.get('server_max_score_difference')} apart, "
+        f"{check.get('server_p50_ms')} ms per batch at the median)")
   return lines
 
 

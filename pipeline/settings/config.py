@@ -29,6 +29,7 @@ from components import frontend
 from components.frontend import windowing
 from pipeline.settings import metadata_url
 from components.common import errors
+from components import serving_check as serving_check_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -47,6 +48,7 @@ WORKSPACE_PATHS = {'data_root': 'data', 'pipeline_root': 'tfx',
                     'push_destination': 'pushed',
                     'serving_destination': 'served'}
 PATH_SETTINGS = ('workspace', 'schema_dir') + tuple(WORKSPACE_PATHS)
+SERVING_CHECKS = serving_check_lib.SERVERS
 # The SQLite store of a workspace, when `metadata` names no other store.
 METADATA_FILE = 'metadata.sqlite'
 
@@ -75,7 +77,7 @@ SECTIONS = {
     'evaluation': ('min_auc', 'min_accuracy', 'max_auc_drop'),
     'phase two (the cloud model)': (
         'phase_two_steps', 'phase_two_width', 'phase_two_min_accuracy',
-        'phase_two_max_accuracy_drop', 'served_model_name'),
+        'phase_two_max_accuracy_drop', 'served_model_name', 'serving_check'),
     'push and device budget': (
         'quantization', 'max_accuracy_drop', 'representative_examples',
         'validation_examples', 'latency_runs', 'max_tflite_bytes',
@@ -232,6 +234,11 @@ class PipelineConfig:
   served_model_name: str = _setting(
       'instruments', 'the name phase two is served under '
       '(/v1/models/<name>:predict)')
+  serving_check: str = _setting(
+      'kserve', "where phase two's serving model is proved before its push: "
+      "kserve (KServe's model server, from .venv-kserve, as InfraValidator "
+      'proves a model in TF Serving) or in-process (the serving model '
+      'against phase two\'s SavedModel only)')
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
       ', '.join(tflite.QUANTIZATION_MODES))
@@ -381,6 +388,10 @@ class PipelineConfig:
           'served_model_name must be 1 to 63 letters, digits, _, . or - '
           f'(a URL path part and a folder name), got '
           f'{self.served_model_name!r}')
+    if self.serving_check not in SERVING_CHECKS:
+      raise ConfigError(f'serving_check must be one of '
+                        f'{", ".join(SERVING_CHECKS)}, got '
+                        f'{self.serving_check!r}')
     for name in ('model_width', 'phase_two_width'):
       if getattr(self, name) <= 0:
         raise ConfigError(f'{name} must be positive, got '
