@@ -149,6 +149,11 @@ class PhaseTwoPusher:
   PUSHED_DESTINATION = 'pushed_destination'
   REASON = 'reason'
   MODEL_NAME = 'model_name'
+  # A Vertex AI endpoint deployment, when one is set.
+  VERTEX_DEPLOYED = 'vertex_deployed'
+  VERTEX_ENDPOINT = 'vertex_endpoint'
+  VERTEX_MODEL = 'vertex_model'
+  VERTEX_REASON = 'vertex_reason'
   # The check's figures, copied onto the PushedModel and into the manifest.
   CHECK_FIGURES = (PhaseTwoServingCheck.SERVER,
                    *PhaseTwoServingCheck.CHECK_FIGURES,

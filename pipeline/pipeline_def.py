@@ -28,6 +28,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import contracts
 from components import data_gate
+from components.cloud import vertex_endpoint
 from components.common import span_layout
 from components.modules import features
 from components.modules import phase_two
@@ -439,7 +440,12 @@ def create_pipeline(
         infra_blessing=serving_check.outputs['blessing'],
         span_examples=window.outputs['examples'],
         serving_destination=config.serving_destination,
-        model_name=config.served_model_name).with_id(
+        model_name=config.served_model_name,
+        vertex_target=vertex_endpoint.Target(
+            project=config.gcp_project, region=config.region,
+            endpoint=config.vertex_endpoint, image=config.image,
+            machine_type=config.vertex_machine_type)
+        if config.vertex_endpoint else None).with_id(
             contracts.PhaseTwoPusher.NODE)
 
   pusher = tflite_pusher.TFLitePusher(

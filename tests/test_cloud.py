@@ -176,6 +176,13 @@ for _ in range(2):
 print('pushed', version, push.versions(push.model_base(destination,
                                                       'instruments')),
       push.read_manifest(folder).version, flush=True)
+# What `serve` (and a Vertex AI container, from $AIP_STORAGE_URI) copies
+# down from a bucket: the newest version of a base, or the version named.
+from pipeline.cli import commands
+for named in (push.model_base(destination, 'instruments'), folder):
+  local = commands._copied_down(named, 'instruments')
+  print('copied', sorted(os.listdir(local)), os.path.isfile(
+      os.path.join(local, '2', 'saved_model.pb')), push.versions(local))
 sys.stdout.flush()
 os._exit(0)
 '''
@@ -196,6 +203,7 @@ def test_versions_land_on_a_bucket_numbered_with_their_manifest(
       text=True, timeout=600, check=False)
   assert done.returncode == 0, done.stderr[-3000:]
   assert 'pushed 2 [1, 2] 2' in done.stdout
+  assert done.stdout.count("copied ['2'] True [2]") == 2, done.stdout
   keys = s3.keys('served/instruments/2/')
   assert 'served/instruments/2/saved_model.pb' in keys
   assert 'served/instruments/2/assets.extra/manifest.json' in keys

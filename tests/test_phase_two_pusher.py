@@ -3,6 +3,7 @@ made by hand, as TFX's own tests do: the Evaluator's blessing decides, the
 serving model is proved (in process, and in KServe's model server) into an
 InfraBlessing, and what was proved lands where a model server loads it."""
 
+import dataclasses
 import io
 import json
 import os
@@ -170,3 +171,103 @@ def test_the_components_refuse_bad_settings():
   with pytest.raises(ValueError, match='server must be one of kserve, '
                      'in-process'):
     check_component.PhaseTwoServingCheck(server='docker', **channels)
+
+
+class _FakeVertex:
+  """Records what the pusher asks of `google.cloud.aiplatform`."""
+
+  def __init__(self, refuse=None, endpoints=()):
+    self.calls, self.refuse, self.endpoints = [], refuse, list(endpoints)
+    vertex = self
+
+    class Endpoint:
+      resource_name = 'projects/p/locations/r/endpoints/7'
+
+      @staticmethod
+      def list(filter):  # pylint: disable=redefined-builtin
+        vertex.calls.append(('list', filter))
+        return vertex.endpoints
+
+      @staticmethod
+      def create(display_name):
+        vertex.calls.append(('create', display_name))
+        return Endpoint()
+
+      def deploy(self, **kwargs):
+        vertex.calls.append(('deploy', kwargs))
+        if vertex.refuse:
+          raise RuntimeError(vertex.refuse)
+
+    class Model:
+      resource_name = 'projects/p/locations/r/models/9'
+
+      @staticmethod
+      def upload(**kwargs):
+        vertex.calls.append(('upload', kwargs))
+        return Model()
+
+    self.Endpoint, self.Model = Endpoint, Model
+
+  def init(self, **kwargs):
+    self.calls.append(('init', kwargs))
+
+
+def _push_to_vertex(testdata, tmp_path, fake):
+  from components.cloud import vertex_endpoint  # pylint: disable=g-import-not-at-top
+  inputs, infra = _check(testdata, tmp_path)
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / 'pushed')
+  os.makedirs(pushed.uri)
+  target = vertex_endpoint.Target(project='p', region='europe-west4',
+                                  endpoint='instruments-endpoint',
+                                  image='europe-docker.pkg.dev/p/r/img:1')
+  pusher = executor.Executor()
+  pusher.aiplatform = fake
+  pusher.Do(dict(inputs, infra_blessing=[infra]), {'pushed_model': [pushed]},
+            {'serving_destination': str(tmp_path / 'served'),
+             'model_name': 'instruments',
+             'vertex_target': json.dumps(dataclasses.asdict(target))})
+  return pushed
+
+
+def test_a_pushed_version_is_deployed_to_its_vertex_endpoint_with_routes(
+    testdata, tmp_path):
+  fake = _FakeVertex()
+  pushed = _push_to_vertex(testdata, tmp_path, fake)
+  version_dir = str(tmp_path / 'served' / 'instruments' / '1')
+  assert pushed.get_int_custom_property('pushed') == 1
+  assert pushed.get_int_custom_property('vertex_deployed') == 1
+  assert pushed.get_string_custom_property('vertex_endpoint') == (
+      'projects/p/locations/r/endpoints/7')
+  calls = dict(fake.calls)
+  assert calls['init'] == {'project': 'p', 'location': 'europe-west4'}
+  assert calls['list'] == 'display_name="instruments-endpoint"'
+  assert calls['create'] == 'instruments-endpoint'  # none was there
+  upload = calls['upload']
+  assert upload['artifact_uri'] == version_dir
+  assert upload['serving_container_image_uri'] == (
+      'europe-docker.pkg.dev/p/r/img:1')
+  # The routes `serve` answers, on the version Vertex AI copied.
+  assert upload['serving_container_predict_route'] == (
+      '/v1/models/instruments:predict')
+  assert upload['serving_container_health_route'] == '/v1/models/instruments'
+  assert upload['serving_container_command'] == ['python', '-m', 'pipeline',
+                                                 'serve']
+  assert upload['serving_container_args'][:2] == ['--model',
+                                                   '$(AIP_STORAGE_URI)']
+  assert '0.0.0.0' in upload['serving_container_args']
+  assert calls['deploy']['traffic_percentage'] == 100
+
+
+def test_a_refused_deployment_leaves_the_version_pushed_and_says_why(
+    testdata, tmp_path):
+  fake = _FakeVertex(refuse='403 Permission denied on endpoint',
+                     endpoints=[None])
+  fake.endpoints = [fake.Endpoint()]
+  pushed = _push_to_vertex(testdata, tmp_path, fake)
+  assert pushed.get_int_custom_property('pushed') == 1
+  assert pushed.get_int_custom_property('vertex_deployed') == 0
+  assert 'create' not in dict(fake.calls)  # the endpoint was there
+  assert pushed.get_string_custom_property('vertex_reason') == (
+      "Vertex AI refused the deployment of instruments version 1 to the "
+      "endpoint 'instruments-endpoint': 403 Permission denied on endpoint")

@@ -1,6 +1,7 @@
 """Tests of `python -m pipeline compile`: the pipeline for Vertex AI /
 Kubeflow Pipelines v2."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -149,7 +150,27 @@ def test_a_tuned_pipeline_compiles_its_search_before_the_trainer(tmp_path):
       'best_hyperparameters'}
 
 
+def test_phase_two_is_deployed_to_a_vertex_endpoint_when_one_is_named(
+    tmp_path):
+  config = config_lib.PipelineConfig(
+      workspace=str(tmp_path), image=IMAGE, gcp_project='p',
+      region='europe-west4', vertex_endpoint='instruments',
+      pipeline_root='gs://b/tfx', data_root='gs://b/data',
+      push_destination='gs://b/pushed', serving_destination='gs://b/served')
+  job = vertex.compile_pipeline(config)
+  target = json.loads(_parameter(job, 'PhaseTwoPusher', 'vertex_target'))
+  assert target == {'project': 'p', 'region': 'europe-west4',
+                    'endpoint': 'instruments', 'image': IMAGE,
+                    'machine_type': 'n1-standard-2'}
+  # Without one, nothing is deployed.
+  config = dataclasses.replace(config, vertex_endpoint='')
+  assert _parameter(vertex.compile_pipeline(config), 'PhaseTwoPusher',
+                    'vertex_target') == ''
+
+
 @pytest.mark.parametrize('flags, message', [
+    (['--image', IMAGE, '--vertex-endpoint', 'e'] + BUCKET_ROOTS,
+     "vertex_endpoint 'e' needs --gcp-project and --region"),
     (['--image', IMAGE, '--pipeline-root', 'gs://b/r', '--data-root',
       'gs://b/d'], 'push_destination must be a bucket URI'),
     (['--image', IMAGE, '--pipeline-root', 'gs://b/r', '--data-root',

@@ -116,6 +116,21 @@ def read_manifest(version_dir: str) -> CloudManifest:
     raise CloudPushError(f'cannot read {path}: {e}') from e
 
 
+def download(uri: str, local: str) -> str:
+  """Copies the files under `uri` (a bucket prefix) into the local folder
+  `local`; returns `local`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  uri = uri.rstrip('/')
+  for folder, _, names in tf.io.gfile.walk(uri):
+    for name in names:
+      source = storage.join(folder, name)
+      target = os.path.join(local, source[len(uri):].lstrip('/'))
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      with open(target, 'wb') as f:
+        f.write(storage.read_bytes(source))
+  return local
+
+
 def _files(folder: str) -> List[str]:
   """Relative paths of the files under a local folder, `saved_model.pb`
   last."""

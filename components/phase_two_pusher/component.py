@@ -8,6 +8,10 @@
    layout TensorFlow Serving and KServe's TensorFlow runtime read, with
    `assets.extra/manifest.json` holding the labels, the front end and the
    check's figures.
+3. With a `vertex_target`, the version is deployed to that Vertex AI
+   endpoint (`components.cloud.vertex_endpoint`), served by the image's
+   `python -m pipeline serve` with its routes set; a refusal leaves the
+   version pushed and is recorded with its reason.
 
 Usage::
 
@@ -18,6 +22,9 @@ Usage::
       span_examples=window.outputs['examples'],
       serving_destination='/models/served', model_name='instruments')
 """
+
+import dataclasses
+import json
 
 from tfx import types
 from tfx.dsl.components.base import base_component
@@ -39,6 +46,7 @@ class PhaseTwoPusherSpec(types.ComponentSpec):
   PARAMETERS = {
       executor.DESTINATION_KEY: ExecutionParameter(type=str),
       executor.MODEL_NAME_KEY: ExecutionParameter(type=str),
+      executor.VERTEX_KEY: ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       P.MODEL: ChannelParameter(type=standard_artifacts.Model),
@@ -61,6 +69,8 @@ class PhaseTwoPusher(base_component.BaseComponent):
     span_examples: the window's raw Examples (front end, families).
     serving_destination: the folder or bucket of served models.
     model_name: the name a server serves it under.
+    vertex_target: a `components.cloud.vertex_endpoint.Target` to deploy
+      each pushed version to (a bucket destination), or None.
   """
 
   SPEC_CLASS = PhaseTwoPusherSpec
@@ -70,8 +80,10 @@ class PhaseTwoPusher(base_component.BaseComponent):
                model_blessing: types.BaseChannel,
                infra_blessing: types.BaseChannel,
                span_examples: types.BaseChannel, serving_destination: str,
-               model_name: str):
+               model_name: str, vertex_target=None):
     super().__init__(spec=PhaseTwoPusherSpec(
+        vertex_target=(json.dumps(dataclasses.asdict(vertex_target),
+                                  sort_keys=True) if vertex_target else ''),
         model=model, model_blessing=model_blessing,
         infra_blessing=infra_blessing, span_examples=span_examples,
         serving_destination=serving_destination, model_name=model_name,

@@ -6,6 +6,7 @@ It extends TFX's Pusher executor to reuse its blessing check (the model's
 and the InfraBlessing's `blessed`) and its `pushed` marking.
 """
 
+import json
 import os
 import tempfile
 import time
@@ -18,6 +19,7 @@ from tfx.types import artifact_utils
 from components import contracts
 from components.cloud import push as cloud_push
 from components.cloud import serving_model
+from components.cloud import vertex_endpoint
 from components.common import artifact_properties
 from components.common import run_guard
 from components.common import span_layout
@@ -27,6 +29,8 @@ P = contracts.PhaseTwoPusher
 CHECK = contracts.PhaseTwoServingCheck
 DESTINATION_KEY = 'serving_destination'
 MODEL_NAME_KEY = 'model_name'
+# JSON of a `vertex_endpoint.Target`, or '' for no Vertex AI endpoint.
+VERTEX_KEY = 'vertex_target'
 
 
 def _single(input_dict, key) -> types.Artifact:
@@ -35,21 +39,32 @@ def _single(input_dict, key) -> types.Artifact:
 
 def _fetch(uri: str, local: str) -> str:
   """The serving model in the InfraBlessing, as a local folder."""
-  if not storage.is_uri(uri):
-    return uri
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  for folder, _, names in tf.io.gfile.walk(uri):
-    for name in names:
-      relative = storage.join(folder, name)[len(uri):].lstrip('/')
-      os.makedirs(os.path.dirname(os.path.join(local, relative)),
-                  exist_ok=True)
-      with open(os.path.join(local, relative), 'wb') as f:
-        f.write(storage.read_bytes(storage.join(folder, name)))
-  return local
+  return cloud_push.download(uri, local) if storage.is_uri(uri) else uri
 
 
 class Executor(pusher_executor.Executor):
   """Pushes phase two's proved serving model."""
+
+  # `google.cloud.aiplatform`, or a stand-in (tests).
+  aiplatform = None
+
+  def _deploy(self, target_json: str, name: str, version: int,
+              version_dir: str) -> Dict[str, Any]:
+    """Deploys the pushed version to its Vertex AI endpoint; the figures
+    saying where, or why not (the version stays pushed either way)."""
+    target = vertex_endpoint.Target(**json.loads(target_json))
+    try:
+      found = vertex_endpoint.deploy(
+          target, name, version, version_dir,
+          labels={'pipeline': 'two-phase', 'version': str(version)},
+          aiplatform=self.aiplatform)
+    except vertex_endpoint.VertexDeployError as e:
+      print(f'phase_two_pusher: pushed, not deployed: {e}', flush=True)
+      return {P.VERTEX_DEPLOYED: 0, P.VERTEX_REASON: str(e)}
+    print(f"phase_two_pusher: deployed version {version} to "
+          f"{found['endpoint']}", flush=True)
+    return {P.VERTEX_DEPLOYED: 1, P.VERTEX_ENDPOINT: found['endpoint'],
+            P.VERTEX_MODEL: found['model']}
 
   def _outcome(self, artifact: types.Artifact, figures: Dict[str, Any],
                reason: Optional[str] = None) -> None:
@@ -103,6 +118,9 @@ class Executor(pusher_executor.Executor):
           exec_properties[DESTINATION_KEY], folder, manifest)
     print(f'phase_two_pusher: pushed version {version} to {version_dir}',
           flush=True)
+    if exec_properties.get(VERTEX_KEY):
+      figures.update(self._deploy(exec_properties[VERTEX_KEY], name, version,
+                                  version_dir))
     self._outcome(pushed, dict(figures, model_name=name))
     self._MarkPushed(pushed, pushed_destination=version_dir,
                      pushed_version=str(version))

@@ -288,16 +288,16 @@ def _predict_stream(args: argparse.Namespace, model, paths: List[str]) -> int:
 
 
 def _served_base(args: argparse.Namespace,
-                 config: config_lib.PipelineConfig) -> str:
-  """The folder of numbered versions `serve` serves, checked."""
+                 config: config_lib.PipelineConfig) -> Tuple[str, bool]:
+  """The local folder of numbered versions `serve` serves, checked, and
+  whether it is a copy to remove after: a bucket's newest version (or the
+  one version named) is copied down first."""
   from components.cloud import push  # pylint: disable=g-import-not-at-top
   from components.common import storage  # pylint: disable=g-import-not-at-top
   base = args.model or push.model_base(config.serving_destination,
                                        config.served_model_name)
   if storage.is_uri(base):
-    raise UserError(f'{base} is in a bucket; serve reads a local folder: '
-                    'copy the versions down, or give the bucket to '
-                    "KServe's TensorFlow runtime as its storageUri")
+    return _copied_down(base.rstrip('/'), config.served_model_name), True
   if os.path.isfile(os.path.join(base, push.MANIFEST_PATH)):
     raise UserError(f'{base} is one version; serve takes the folder of '
                     f'numbered versions, {os.path.dirname(base) or "."}, '
@@ -308,18 +308,47 @@ def _served_base(args: argparse.Namespace,
   if not push.versions(base):
     raise UserError(f'{base} holds no pushed version (a numbered folder '
                     f'with {push.MANIFEST_PATH})')
+  return base, False
+
+
+def _copied_down(uri: str, name: str) -> str:
+  """A bucket's version as a local folder of versions: `uri` is one version
+  (as Vertex AI hands a container its copy, $AIP_STORAGE_URI) or a folder
+  of numbered versions, whose newest is taken. A bucket is read once:
+  versions pushed there later are not picked up."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from components.cloud import push  # pylint: disable=g-import-not-at-top
+  from components.common import storage  # pylint: disable=g-import-not-at-top
+  if storage.isfile(storage.join(uri, push.MANIFEST_PATH)):
+    version_uri = uri
+  else:
+    found = push.versions(uri)
+    if not found:
+      raise UserError(f'{uri} holds no pushed version (a numbered folder '
+                      f'with {push.MANIFEST_PATH}), nor is it one')
+    version_uri = storage.join(uri, str(found[-1]))
+  number = push.read_manifest(version_uri).version or 1
+  base = os.path.join(tempfile.mkdtemp(prefix='serve-'), name)
+  push.download(version_uri, os.path.join(base, str(number)))
+  print(f'serve: copied version {number} from {version_uri} (a bucket is '
+        'read once: later versions there are not picked up)', flush=True)
   return base
 
 
 def _cmd_serve(args: argparse.Namespace,
                config: config_lib.PipelineConfig) -> int:
+  import shutil  # pylint: disable=g-import-not-at-top
   from components.cloud import launch  # pylint: disable=g-import-not-at-top
-  base = _served_base(args, config)
   launch.kserve_python()  # says how to make the environment if absent
+  base, copied = _served_base(args, config)
   print(f'serve: starting KServe on the newest version in {base} '
         '(Ctrl-C stops it)', flush=True)
-  return launch.run_foreground(base, config.served_model_name, args.host,
-                               args.port, args.log_level)
+  try:
+    return launch.run_foreground(base, config.served_model_name, args.host,
+                                 args.port, args.log_level)
+  finally:
+    if copied:
+      shutil.rmtree(os.path.dirname(base), ignore_errors=True)
 
 
 def _cmd_schedule(args: argparse.Namespace,

@@ -68,6 +68,10 @@ def check_settings(config: config_lib.PipelineConfig,
         f'schema_dir {config.schema_dir}: a compiled pipeline reads the '
         f"image's copy of schema/ ({IMAGE_SCHEMA_DIR}); edit schema/ and "
         'rebuild the image instead')
+  if config.vertex_endpoint and not (config.gcp_project and config.region):
+    raise CompileError(
+        f'vertex_endpoint {config.vertex_endpoint!r} needs --gcp-project and '
+        '--region, where the endpoint is')
   if config.beam == 'portable':
     raise CompileError(
         'beam portable starts a worker pool on this machine; compile with '

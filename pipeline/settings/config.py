@@ -77,7 +77,8 @@ SECTIONS = {
     'evaluation': ('min_auc', 'min_accuracy', 'max_auc_drop'),
     'phase two (the cloud model)': (
         'phase_two_steps', 'phase_two_width', 'phase_two_min_accuracy',
-        'phase_two_max_accuracy_drop', 'served_model_name', 'serving_check'),
+        'phase_two_max_accuracy_drop', 'served_model_name', 'serving_check',
+        'vertex_endpoint', 'vertex_machine_type'),
     'push and device budget': (
         'quantization', 'max_accuracy_drop', 'representative_examples',
         'validation_examples', 'latency_runs', 'max_tflite_bytes',
@@ -239,6 +240,12 @@ class PipelineConfig:
       "kserve (KServe's model server, from .venv-kserve, as InfraValidator "
       'proves a model in TF Serving) or in-process (the serving model '
       'against phase two\'s SavedModel only)')
+  vertex_endpoint: str = _setting(
+      '', 'a Vertex AI endpoint (display name) each pushed phase-two '
+      'version is deployed to, served by --image\'s `serve` (needs a gs:// '
+      'serving destination, --gcp-project and --region); empty: none')
+  vertex_machine_type: str = _setting(
+      'n1-standard-2', 'machine type of the Vertex AI endpoint\'s replica')
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
       ', '.join(tflite.QUANTIZATION_MODES))
@@ -388,6 +395,12 @@ class PipelineConfig:
           'served_model_name must be 1 to 63 letters, digits, _, . or - '
           f'(a URL path part and a folder name), got '
           f'{self.served_model_name!r}')
+    if self.vertex_endpoint and not self.serving_destination.startswith(
+        'gs://'):
+      raise ConfigError(
+          f'vertex_endpoint {self.vertex_endpoint!r} deploys from a gs:// '
+          f'serving destination; serving_destination is '
+          f'{self.serving_destination}')
     if self.serving_check not in SERVING_CHECKS:
       raise ConfigError(f'serving_check must be one of '
                         f'{", ".join(SERVING_CHECKS)}, got '
