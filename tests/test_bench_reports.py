@@ -145,3 +145,24 @@ def test_the_transfer_part_scores_predictions_by_family_and_kind():
   assert '| **run 1: held-out sample set** | **0.6000** |' in lines
   assert '| instrument/piano | 0.50 |' in lines
   assert 'TimGM6mb.sf2' in lines and 'MuseScore_General.sf3' in lines
+
+
+def test_part_one_says_the_pipeline_side_trains_two_models():
+  from bench.parts import pipeline_vs_notebook  # pylint: disable=g-import-not-at-top
+  one = {'images': 2000, 'notebook_steps': 500, 'repeats': 1,
+         'cold_ingest_seconds': 20.0, 'cold_run_seconds': 300.0,
+         'cold_total_seconds': 320.0, 'second_run_seconds': 90.0,
+         'cached_run_seconds': 10.0, 'notebook_seconds': 100.0,
+         'components': {'Trainer': 150.0, 'PhaseTwoTrainer': 60.0,
+                        'PhaseTwoServingCheck': 15.0},
+         'notebook_phases': {'fit_seconds': 80.0},
+         'notebook_tflite_bytes': 1000, 'notebook_accuracy': 0.9,
+         'notebook_tflite_accuracy': 0.9, 'pipeline_metrics': {}}
+  text = '\n'.join(pipeline_vs_notebook.report_lines(
+      {'pipeline_vs_notebook': one}))
+  assert ('The pipeline side trains two models, the notebook one' in text
+          and 'PhaseTwoTrainer 60.0 s, PhaseTwoServingCheck 15.0 s), 75.0 s '
+          "of the run's 300.0 s" in text), text
+  one['components'] = {'Trainer': 150.0}
+  assert 'two models' not in '\n'.join(pipeline_vs_notebook.report_lines(
+      {'pipeline_vs_notebook': one}))
