@@ -113,6 +113,17 @@ def keep(local_folder: str, uri: str) -> None:
       storage.upload(path, target)
 
 
+def _record(figures: Dict[str, Any], prefix: str, proof: Dict[str, Any],
+            where: str) -> None:
+  """A proof's figures into `figures` (as `<prefix>_<name>`), and its
+  line on the console."""
+  figures.update({f'{prefix}_{key}': value for key, value in proof.items()
+                  if key != 'problem'})
+  print(f"phase_two_serving_check: {where}: {proof['requests']} requests, "
+        f"agreement {proof['agreement']}, scores at most "
+        f"{proof['max_score_difference']} apart", flush=True)
+
+
 def _mark(blessing: types.Artifact, figures: Dict[str, Any],
           reason: Optional[str]) -> None:
   artifact_properties.record(blessing, figures)
@@ -186,12 +197,8 @@ class Executor(base_executor.BaseExecutor):
                            int(exec_properties[CHECK_REQUESTS_KEY]))
     proof = serving_model.check(folder, model_path, requests, front_end,
                                 size, channels)
-    figures.update({f'check_{key}': value for key, value in proof.items()
-                    if key != 'problem'})
-    print(f"phase_two_serving_check: in process, {proof['requests']} "
-          f"requests: agreement {proof['agreement']}, scores at most "
-          f"{proof['max_score_difference']} apart "
-          f'({time.time() - started:.0f} s)', flush=True)
+    _record(figures, 'check', proof, f'in process '
+            f'({time.time() - started:.0f} s)')
     if proof['problem'] or exec_properties[SERVER_KEY] != KSERVE:
       return proof['problem']
     manifest = cloud_push.CloudManifest(
@@ -209,10 +216,6 @@ class Executor(base_executor.BaseExecutor):
           os.path.join(scratch, SERVER_LOG))
     except launch.LaunchError as e:
       return str(e)
-    figures.update({f'server_{key}': value for key, value in served.items()
-                    if key != 'problem'})
-    print(f"phase_two_serving_check: KServe ready in "
-          f"{served['ready_seconds']} s answered {served['requests']} "
-          f"requests: agreement {served['agreement']}, scores at most "
-          f"{served['max_score_difference']} apart", flush=True)
+    _record(figures, 'server', served,
+            f"in KServe's model server, ready in {served['ready_seconds']} s")
     return served['problem']
