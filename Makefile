@@ -33,8 +33,7 @@ test: setup
 	@bash scripts/ensure_sounds.sh
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_databases.sh
-	@bash scripts/ensure_mediapipe.sh
-	@bash scripts/ensure_kserve.sh
+	@bash scripts/ensure_side_envs.sh
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.
