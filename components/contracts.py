@@ -175,12 +175,19 @@ class TFLitePusher:
   PUSHED_DESTINATION = 'pushed_destination'
   REASON = 'reason'
   MODE = 'mode'
+  # Phase one's decision threshold, chosen for a recall target on the
+  # pushed model (components/tflite/threshold.py), and what it holds.
+  THRESHOLD = 'threshold'
+  THRESHOLD_FIGURES = (THRESHOLD, 'threshold_recall',
+                       'threshold_recall_lower_bound',
+                       'threshold_false_positive_rate',
+                       'threshold_target_recall', 'threshold_met')
   # ... and every figure a reader shows, in the order readers list them,
   # named by the stages' result types.
   FIGURES = ((PUSHED, PUSHED_VERSION, PUSHED_DESTINATION) +
-             results.ImageProof.names() + results.Packaging.names() +
-             results.MicroProof.names() + (REASON,) +
-             results.BudgetVerdict.names())
+             results.ImageProof.names() + THRESHOLD_FIGURES +
+             results.Packaging.names() + results.MicroProof.names() +
+             (REASON,) + results.BudgetVerdict.names())
   # The waveform model's figures (`waveform_` and its manifest entry's
   # key): bytes, latency, the proof on test signals and on the span's own
   # eval windows, or why there is none.

@@ -41,6 +41,7 @@ def test_paths_default_to_one_workspace(tmp_path):
     ({'phase_two_width': 0.0}, 'phase_two_width'),
     ({'phase_two_min_accuracy': 1.5}, 'phase_two_min_accuracy'),
     ({'serving_check': 'docker'}, 'serving_check'),
+    ({'phase_one_recall': 1.0}, 'phase_one_recall'),
     ({'vertex_endpoint': 'e'}, "vertex_endpoint 'e' deploys from a gs://"),
 ])
 def test_bad_settings_are_refused_by_name(overrides, setting):

@@ -109,6 +109,12 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert 'Phase two: not trained: ' in summary_lib.format_summary(first)
   assert 'PhaseTwoTrainer' not in {c['node'] for c in first['components']}
   assert manifest.families['given'] is False
+  # Phase one's threshold, chosen on the pushed TFLite model, is in the
+  # manifest, on the PushedModel and in the summary.
+  assert manifest.threshold['value'] == pytest.approx(
+      first['pushed']['threshold'], abs=1e-4)
+  assert manifest.threshold['target_recall'] == 0.95
+  assert 'Phase one decides at' in summary_lib.format_summary(first)
 
   # `inspect` answers from ML Metadata agree with the runs.
   rows = inspection.runs(store, config.pipeline_name)

@@ -81,7 +81,8 @@ def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
       validation={'accuracy_drop': 0.0},
       waveform=WaveformEntry(file=push.WAVEFORM_FILE, sha256='1' * 64,
                              proof={'bytes': 3}),
-      families={'given': True, 'names': ['bass', 'piano']})
+      families={'given': True, 'names': ['bass', 'piano']},
+      threshold={'value': 0.31, 'target_recall': 0.95, 'met': True})
   files = {push.MODEL_FILE: b'm', push.LABELS_FILE: b'a\nb\n',
            push.WAVEFORM_FILE: b'w'}
   version, folder = push.write_version(str(tmp_path), files, written)
@@ -91,6 +92,7 @@ def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
   assert raw['waveform'] == {'bytes': 3, 'file': push.WAVEFORM_FILE,
                              'sha256': '1' * 64}
   read = push.read_manifest(folder)
+  assert read.decision_threshold == 0.31
   assert read == dataclasses.replace(
       written, version=version,
       files={name: storage.sha256(data) for name, data in files.items()})
@@ -118,6 +120,11 @@ def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
     (lambda m: m.update(families=['piano']), "'families' is ['piano']"),
     (lambda m: m.update(families={'names': 'piano'}),
      "'families.names' is not a list"),
+    (lambda m: m.update(threshold={'recall': 0.9}), "has no 'threshold.value'"),
+    (lambda m: m.update(threshold={'value': '0.3'}),
+     "'threshold.value' is '0.3', not a int or float"),
+    (lambda m: m.update(threshold={'value': 1.5}),
+     "'threshold.value' is 1.5, not a score from 0 to 1"),
 ])
 def test_a_damaged_field_is_named(change, said):
   data = _old()

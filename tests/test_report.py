@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import headless
+from pipeline.metadata import summary as summary_lib
 from pipeline.reporting import report
 from pipeline.reporting import report_charts
 
@@ -67,7 +68,8 @@ def _data(**overrides):
       'window': {'rows': [], 'trained': False}, 'drift': None,
       'samples': [], 'statistics': [], 'anomalies': None, 'evaluation': None,
       'search': None, 'phase_two': None,
-      'tflite': {'this_run': None, 'rows': [], 'waveform_rows': []},
+      'tflite': {'this_run': None, 'rows': [], 'waveform_rows': [],
+                 'threshold_line': None},
       'lineage': None, 'settings': None}
   data.update(overrides)
   return data
@@ -271,6 +273,21 @@ def test_the_statistics_show_every_familys_share_with_a_chart():
   assert ('shares', 'bass 37.5%, piano 62.5%') in shown['facts']
   assert [bar['tip'] for bar in shown['histogram']['bars']] == ['bass: 3', 'piano: 5']
   assert not any(name == 'top values' for name, _ in shown['facts'])
+
+
+def test_phase_one_s_threshold_is_shown_with_what_it_holds():
+  figures = {'threshold': 0.3125, 'threshold_target_recall': 0.95,
+             'threshold_recall': 0.98, 'threshold_recall_lower_bound': 0.96,
+             'threshold_false_positive_rate': 0.12, 'threshold_met': 0}
+  page = report.render(_data(tflite={
+      'this_run': dict(figures, pushed=1, pushed_version='3',
+                       pushed_destination='/p/3'),
+      'rows': [], 'waveform_rows': [],
+      'threshold_line': summary_lib.threshold_line(figures)}))
+  assert ('Phase one decides at 0.3125 (chosen for recall 0.95 on the TFLite '
+          'model): eval recall 0.9800, at least 0.9600 at 95% confidence; '
+          'false-positive rate 0.1200 (the target is not proved on this '
+          'eval split).') in page
 
 
 def test_phase_two_shows_its_classes_and_recall_or_why_it_did_not_train():

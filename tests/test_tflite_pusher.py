@@ -329,6 +329,32 @@ def test_component_refuses_unknown_mode_and_negative_counts():
       settings.to_exec_properties()) == settings
 
 
+def test_the_threshold_is_chosen_on_the_tflite_model_and_predict_uses_it(
+    testdata, tmp_path):
+  pushed = _run(testdata, tmp_path / 'dest', phase_one_recall=0.9)
+  manifest = push.read_manifest(
+      pushed.get_string_custom_property('pushed_destination'))
+  chosen = manifest.threshold
+  assert chosen['target_recall'] == 0.9 and 0.0 <= chosen['value'] <= 1.0
+  assert chosen['met'] == (chosen['recall_lower_bound'] >= 0.9)
+  assert chosen['positives'] + chosen['negatives'] > 0
+  assert pushed.get_float_custom_property('threshold') == pytest.approx(
+      chosen['value'])
+  assert pushed.get_float_custom_property('threshold_recall') == (
+      pytest.approx(chosen['recall']))
+  files = [str(testdata['root'] / 'quiet.png'),
+           str(testdata['root'] / 'loud.png')]
+  # predict decides by the version's threshold unless told another.
+  found = predict.predict_files(str(tmp_path / 'dest'), files)
+  assert {r.threshold for r in found} == {chosen['value']}
+  for result in found:
+    assert result.label == ('loud' if result.scores['loud'] >= chosen[
+        'value'] else 'quiet')
+  everything = predict.predict_files(str(tmp_path / 'dest'), files,
+                                     threshold=0.0)
+  assert [r.label for r in everything] == ['loud', 'loud']
+
+
 def test_predict_agrees_with_the_saved_model(testdata, tmp_path):
   _run(testdata, tmp_path / 'dest', quantization='int8')
   files = [str(testdata['root'] / 'quiet.png'),

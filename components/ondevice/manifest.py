@@ -127,7 +127,7 @@ _KNOWN = ('model_file', 'labels_file', 'sha256', 'converted_sha256', 'bytes',
           'quantization', 'input', 'output', 'class_names',
           'metadata_embedded', 'metadata_problem', 'validation', 'waveform',
           'firmware', 'source', 'created', 'files', 'version',
-          'schema_version', 'families')
+          'schema_version', 'families', 'threshold')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +162,11 @@ class Manifest:
       `names`, sorted), the labels of the cloud phase this version pairs
       with; or why none were (`given` false, `reason`); None in manifests
       written before families were recorded.
+    threshold: phase one's decision threshold on the positive class's score
+      (`value`), chosen on the eval split with this version's image model
+      for a recall target, with what it holds there (`recall`,
+      `recall_lower_bound`, `false_positive_rate`, ...); None in manifests
+      written before it was chosen (0.5 then).
     version: the version number (set when pushed).
     schema_version: see the module's docstring.
     extra: fields this code does not know, kept as written.
@@ -187,6 +192,7 @@ class Manifest:
   created: Optional[str] = None
   files: Optional[Dict[str, str]] = None
   families: Optional[Dict[str, Any]] = None
+  threshold: Optional[Dict[str, Any]] = None
   version: Optional[int] = None
   schema_version: int = SCHEMA_VERSION
   extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -196,6 +202,12 @@ class Manifest:
     """The recorded audio front end (with `recorded`), or None."""
     record = self.audio_front_end
     return record if record and record.get('recorded') else None
+
+  @property
+  def decision_threshold(self) -> Optional[float]:
+    """The positive class's score from which a window is flagged, or None
+    (an older version: decide at 0.5)."""
+    return None if self.threshold is None else float(self.threshold['value'])
 
   @property
   def waveform_file(self) -> Optional[str]:
@@ -250,6 +262,8 @@ class Manifest:
       data['files'] = self.files
     if self.families is not None:
       data['families'] = self.families
+    if self.threshold is not None:
+      data['threshold'] = self.threshold
     if self.version is not None:
       data['version'] = self.version
     data['schema_version'] = self.schema_version
@@ -292,6 +306,12 @@ class Manifest:
         isinstance(families.get('names'), list)
         and all(isinstance(name, str) for name in families['names'])):
       raise ManifestError("'families.names' is not a list of names")
+    threshold = _get(data, 'threshold', dict, required=False)
+    if threshold is not None:
+      value = _get(data, 'threshold.value', (int, float))
+      if not 0.0 <= value <= 1.0:
+        raise ManifestError(f"'threshold.value' is {value}, not a score "
+                            'from 0 to 1')
     schema = _get(data, 'schema_version', int, required=False)
     return cls(
         model_file=check_file_name(_get(data, 'model_file', str),
@@ -317,7 +337,7 @@ class Manifest:
         firmware=_get(data, 'firmware', dict, required=False),
         source=_get(data, 'source', dict, required=False),
         created=_get(data, 'created', str, required=False),
-        files=files, families=families,
+        files=files, families=families, threshold=threshold,
         version=_get(data, 'version', int, required=False),
         schema_version=FIRST_SCHEMA_VERSION if schema is None else schema,
         extra={key: value for key, value in data.items()

@@ -64,6 +64,7 @@ class TFLitePusherSpec(types.ComponentSpec):
       'image_size': ExecutionParameter(type=int),
       'channels': ExecutionParameter(type=int),
       'max_accuracy_drop': ExecutionParameter(type=float),
+      'phase_one_recall': ExecutionParameter(type=float),
       'representative_examples': ExecutionParameter(type=int),
       'validation_examples': ExecutionParameter(type=int),
       'latency_runs': ExecutionParameter(type=int),

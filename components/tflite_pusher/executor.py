@@ -31,6 +31,7 @@ from components.ondevice.manifest import Manifest
 from components.tflite import conversion
 from components.tflite import micro
 from components.tflite import results
+from components.tflite import threshold as threshold_lib
 from components.tflite import Quantization
 from components.tflite_pusher import stages
 from components.tflite_pusher import waveform as waveform_lib
@@ -118,6 +119,13 @@ def _convert(input_dict: Dict[str, List[types.Artifact]],
   return converted, proof
 
 
+def threshold_properties(chosen: threshold_lib.Threshold) -> Dict[str, Any]:
+  """The chosen threshold's figures as PushedModel properties."""
+  return dict(zip(contracts.TFLitePusher.THRESHOLD_FIGURES, (
+      chosen.value, chosen.recall, chosen.recall_lower_bound,
+      chosen.false_positive_rate, chosen.target_recall, chosen.met)))
+
+
 def _micro(settings: PushSettings, model: bytes,
            classifier: conversion.TFLiteClassifier,
            eval_images) -> results.MicroProof:
@@ -191,6 +199,10 @@ class Executor(pusher_executor.Executor):
       return self._mark_not_pushed(pushed, problem, [image])
     model, packaging = stages.package(converted, settings.class_names)
     classifier = conversion.TFLiteClassifier(model)
+    chosen = threshold_lib.choose(
+        eval_labels, conversion.tflite_scores(classifier, eval_images)[:, -1],
+        settings.phase_one_recall)
+    print(f'tflite_pusher: {chosen.describe()}', flush=True)
     tflm = _micro(settings, model, classifier, eval_images)
     proofs = [image, packaging, tflm]
     verdict = results.BudgetVerdict.of(settings.budget.breaches(
@@ -211,14 +223,15 @@ class Executor(pusher_executor.Executor):
     manifest = stages.manifest(
         settings, conversion.sha256(converted), packaging, description,
         front_end, proofs, wave, firmware_entry, self._source(input_dict),
-        _families(input_dict))
+        _families(input_dict), chosen.to_json())
     version, version_dir, model = self._push(settings.push_destination,
                                              files, manifest)
     io_utils.write_bytes_file(os.path.join(pushed.uri, push.MODEL_FILE), model)
     self._MarkPushed(pushed, pushed_destination=version_dir,
                      pushed_version=str(version))
     artifact_properties.record(pushed, stages.outcome_properties(
-        proofs + [wave], {'sha256': conversion.sha256(model)}))
+        proofs + [wave], {'sha256': conversion.sha256(model),
+                          **threshold_properties(chosen)}))
 
   def _source(self, input_dict: Dict[str, List[types.Artifact]]
               ) -> Dict[str, Any]:

@@ -37,11 +37,17 @@ class PushSettings:
   latency_runs: int
   micro_examples: int = 50
   budget: budget_lib.Budget = budget_lib.Budget()
+  # The recall phase one's threshold is chosen to hold, proved at 95%
+  # confidence on the eval split (components/tflite/threshold.py).
+  phase_one_recall: float = 0.95
 
   def __post_init__(self):
     if self.quantization not in QUANTIZATION_MODES:
       raise ValueError(f'unknown quantization mode {self.quantization!r}; '
                        f'expected one of {", ".join(QUANTIZATION_MODES)}')
+    if not 0.0 < self.phase_one_recall < 1.0:
+      raise ValueError(f'phase_one_recall must be in (0, 1), got '
+                       f'{self.phase_one_recall}')
     for name in _COUNTS:
       if getattr(self, name) < 0:
         raise ValueError(f'{name} must not be negative, got '
@@ -60,6 +66,7 @@ class PushSettings:
                 quantization=self.quantization, image_size=self.image_size,
                 channels=self.channels,
                 max_accuracy_drop=float(self.max_accuracy_drop),
+                phase_one_recall=float(self.phase_one_recall),
                 **{name: int(getattr(self, name)) for name in _COUNTS},
                 max_tflite_bytes=int(self.budget.max_tflite_bytes),
                 max_latency_ms=float(self.budget.max_latency_ms),
@@ -74,6 +81,7 @@ class PushSettings:
                image_size=int(values['image_size']),
                channels=int(values['channels']),
                max_accuracy_drop=float(values['max_accuracy_drop']),
+               phase_one_recall=float(values.get('phase_one_recall', 0.95)),
                **{name: int(values[name]) for name in _COUNTS
                   if name in values},
                budget=budget_lib.Budget.from_dict(values))

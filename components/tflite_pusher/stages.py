@@ -80,7 +80,8 @@ def manifest(settings: PushSettings, converted_sha256: str,
              waveform: results.WaveformProof,
              firmware_entry: Dict[str, Any],
              source: Dict[str, Any],
-             families: Optional[Sequence[str]] = None) -> Manifest:
+             families: Optional[Sequence[str]] = None,
+             threshold: Optional[Dict[str, Any]] = None) -> Manifest:
   """The version's manifest.
 
   Args:
@@ -95,6 +96,7 @@ def manifest(settings: PushSettings, converted_sha256: str,
     source: the model artifact and run it came from.
     families: the window's families ([] when it gives none; None when the
       pusher was not given the window).
+    threshold: phase one's chosen threshold (`Threshold.to_json()`).
   """
   validation: Dict[str, Any] = {}
   for proof in proofs:
@@ -120,7 +122,7 @@ def manifest(settings: PushSettings, converted_sha256: str,
           proof={key: value for key, value in waveform_figures.items()
                  if key not in ('file', 'sha256', 'reason')}),
       firmware=firmware_entry, source=source,
-      families=families_entry(families),
+      families=families_entry(families), threshold=threshold,
       created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 
 

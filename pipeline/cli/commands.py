@@ -231,6 +231,9 @@ def _cmd_predict(args: argparse.Namespace,
   if not paths:
     raise config_lib.ConfigError('predict needs at least one FILE (or - '
                                  'with --stream for standard input)')
+  if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+    raise config_lib.ConfigError(f'--threshold must be a score from 0 to 1, '
+                                 f'got {args.threshold:g}')
   if args.stream and paths == ['-']:
     # Checked where the command line is read, before the model is loaded.
     predict.check_raw_settings(args.input_rate, args.input_channels)
@@ -254,7 +257,7 @@ def _cmd_predict(args: argparse.Namespace,
                 f"{window['label']} ({window['probability']:.3f})")
         for segment in result.segments:
           print(f"  segment {segment['start']:.2f}-{segment['end']:.2f} s "
-                f"above {args.threshold:g}: peak {segment['peak']:.3f}")
+                f"above {result.threshold:g}: peak {segment['peak']:.3f}")
   return 1 if any(r.error for r in results) else 0
 
 
@@ -540,11 +543,13 @@ def build_parser() -> argparse.ArgumentParser:
   predict.add_argument('--json', action='store_true',
                        help='print the predictions as JSON (with --stream: '
                        'one JSON object per line, per window)')
-  predict.add_argument('--threshold', type=float, default=0.5,
+  predict.add_argument('--threshold', type=float, default=None,
                        help='score of the positive class (the last label) '
                        'from which a window counts as positive; consecutive '
-                       'positive windows merge into segments (default '
-                       '%(default)s)')
+                       'positive windows merge into segments (default: the '
+                       "version's own, chosen by its pusher for "
+                       '--phase-one-recall and recorded in its manifest; 0.5 '
+                       'for versions pushed before)')
   predict.add_argument('--stream', action='store_true',
                        help='read one recording as it arrives (a WAV file, '
                        'or - for raw 16-bit little-endian PCM on standard '

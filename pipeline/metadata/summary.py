@@ -91,6 +91,20 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   return found
 
 
+def threshold_line(pushed: Dict[str, Any]) -> str:
+  """Phase one's chosen threshold and what it holds, from the PushedModel's
+  figures."""
+  line = (f"Phase one decides at {pushed['threshold']:.4g} (chosen for "
+          f"recall {pushed.get('threshold_target_recall')} on the TFLite "
+          f"model): eval recall {pushed.get('threshold_recall', 0):.4f}, at "
+          f"least {pushed.get('threshold_recall_lower_bound', 0):.4f} at 95% "
+          f"confidence; false-positive rate "
+          f"{pushed.get('threshold_false_positive_rate', 0):.4f}")
+  if not pushed.get('threshold_met', 1):
+    line += ' (the target is not proved on this eval split)'
+  return line
+
+
 def format_phase_two(found: Dict[str, Any]) -> List[str]:
   """Phase two's console lines."""
   if not found.get('trained'):
@@ -238,6 +252,8 @@ def format_summary(summary: Dict[str, Any]) -> str:
         f"{pushed.get('savedmodel_accuracy')}, AUC {pushed.get('tflite_auc')}, "
         f"agreement {pushed.get('agreement')}, "
         f"{pushed.get('latency_ms_median')} ms per image")
+    if pushed.get('threshold') is not None:
+      lines.append(threshold_line(pushed))
     if pushed.get('arena_bytes') is not None:
       lines.append(
           f"TensorFlow Lite Micro: arena {pushed['arena_bytes']:,} bytes, "

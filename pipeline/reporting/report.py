@@ -310,7 +310,10 @@ def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
       waveform.append((f'v{version}{mark}',) + tuple(
           figures.get(name) for name in WAVEFORM_COLUMNS))
   return {'this_run': this_run, 'rows': rows[::-1],
-          'waveform_rows': waveform[::-1]}
+          'waveform_rows': waveform[::-1],
+          'threshold_line': (summary_lib.threshold_line(this_run)
+                             if (this_run or {}).get('threshold') is not None
+                             else None)}
 
 
 def _arena(trial: Dict[str, Any]) -> Any:

@@ -15,9 +15,11 @@ memory is bounded whatever their length and rate; a recording over
 A recording is drawn with the audio front end the manifest records (the
 one its training spans were drawn with; the default front end for models
 trained on images) and cut into its windows: each window is classified,
-with its start and end; consecutive windows whose positive-class score is
-at least the threshold merge into segments; the recording is labelled by
-its most positive window. :func:`stream` does the same over a WAV file or
+with its start and end; a window is positive when its positive-class score
+is at least the threshold (the version's own, chosen by its pusher for a
+recall target and recorded in its manifest; 0.5 for versions pushed before
+that, or `--threshold`); consecutive positive windows merge into segments;
+the recording is labelled by its most positive window. :func:`stream` does the same over a WAV file or
 raw 16-bit PCM as it arrives, in bounded memory: the loop a device runs.
 """
 
@@ -37,6 +39,9 @@ from pipeline.data import decode
 from components import frontend
 from components.frontend import windowing
 from pipeline.data import spectrogram
+
+# The threshold of versions pushed before their pusher chose one.
+DEFAULT_THRESHOLD = 0.5
 
 ModelFolderError = model_folder.ModelFolderError
 
@@ -67,6 +72,8 @@ class Prediction:
       positive-class score reaches the threshold: start, end, peak score.
     model: the file that answered: the waveform model for a recording when
       the version has one, else the image model.
+    threshold: the positive class's score from which a window counted as
+      positive.
   """
   path: str
   label: Optional[str] = None
@@ -76,6 +83,7 @@ class Prediction:
   windows: Optional[List[dict]] = None
   segments: Optional[List[dict]] = None
   model: Optional[str] = None
+  threshold: Optional[float] = None
 
 
 def segments(windows: Sequence[dict], positive: str,
@@ -106,7 +114,8 @@ class PushedModel:
     path: a version folder or a push destination.
     limits: the limits every classified file is read within.
     threshold: the positive class's score from which a window counts as
-      positive (the positive class is the last of labels.txt).
+      positive (the positive class is the last of labels.txt); None: the
+      version's own (`threshold.value` in its manifest), else 0.5.
 
   Raises:
     ModelFolderError: for a missing file or a checksum mismatch.
@@ -114,12 +123,14 @@ class PushedModel:
 
   def __init__(self, path: str,
                limits: decode.FileLimits = decode.FileLimits(),
-               threshold: float = 0.5):
+               threshold: Optional[float] = None):
     self.limits = limits
-    self.threshold = threshold
     opened = model_folder.open_version(
         path, parse_front_end=frontend.FrontEnd.from_record)
     self.folder, self.manifest = opened.folder, opened.manifest
+    chosen = self.manifest.decision_threshold
+    self.threshold = (threshold if threshold is not None else
+                      chosen if chosen is not None else DEFAULT_THRESHOLD)
     self.labels = opened.labels
     self.image_size, self.channels = opened.image_size, opened.channels
     # The recorded front end (the one its training spans were drawn with),
@@ -136,6 +147,13 @@ class PushedModel:
   @property
   def positive(self) -> str:
     return self.labels[-1]
+
+  def decide(self, scores: np.ndarray) -> int:
+    """The class of a window's scores: for two classes, the positive one
+    when its score reaches the threshold; else the most probable."""
+    if len(self.labels) == 2:
+      return int(float(scores[-1]) >= self.threshold)
+    return int(np.argmax(scores))
 
   def pixels_of(self, data: bytes) -> np.ndarray:
     """Stored image bytes to model-sized float pixels, as in training.
@@ -162,7 +180,7 @@ class PushedModel:
         data = decode.png_bytes(windowing.render(samples, self.front_end))
       scores = self.classifier.scores(self.pixels_of(data))
       answered = self.model_file
-    best = int(np.argmax(scores))
+    best = self.decide(scores)
     return {'start': start, 'end': end, 'label': self.labels[best],
             'probability': round(float(scores[best]), 6),
             'scores': {name: round(float(score), 6)
@@ -182,7 +200,8 @@ class PushedModel:
       return Prediction(path, error=str(e).replace(f'{path}: ', ''))
     best = max(windows, key=lambda w: w['scores'][self.positive])
     result = Prediction(path, best['label'], best['probability'],
-                        best['scores'], model=best['model'])
+                        best['scores'], model=best['model'],
+                        threshold=self.threshold)
     if windows[0]['start'] is not None:
       result.windows = windows
       result.segments = segments(windows, self.positive, self.threshold)
@@ -234,7 +253,7 @@ def check_source(path: str) -> None:
 
 def predict_files(model_dir: str, paths: Sequence[str],
                   limits: decode.FileLimits = decode.FileLimits(),
-                  threshold: float = 0.5) -> List[Prediction]:
+                  threshold: Optional[float] = None) -> List[Prediction]:
   """Classifies every file with the model in `model_dir`.
 
   Args:

@@ -80,7 +80,8 @@ SECTIONS = {
         'phase_two_max_accuracy_drop', 'served_model_name', 'serving_check',
         'vertex_endpoint', 'vertex_machine_type'),
     'push and device budget': (
-        'quantization', 'max_accuracy_drop', 'representative_examples',
+        'quantization', 'phase_one_recall', 'max_accuracy_drop',
+        'representative_examples',
         'validation_examples', 'latency_runs', 'max_tflite_bytes',
         'max_latency_ms', 'max_arena_bytes', 'micro_examples'),
     'run and Beam': ('beam', 'beam_args', 'gcp_project', 'region',
@@ -249,6 +250,11 @@ class PipelineConfig:
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
       ', '.join(tflite.QUANTIZATION_MODES))
+  phase_one_recall: float = _setting(
+      0.95, "recall phase one's threshold must hold on the eval split, "
+      'proved with 0.95 confidence on the pushed TFLite model (the highest '
+      'such threshold is chosen: an instrument phase one misses never '
+      'reaches the cloud, and each false positive is a cloud request)')
   max_accuracy_drop: float = _setting(
       0.01, 'largest allowed accuracy drop from the SavedModel to the '
       'TFLite model on the eval sample (0.01 = one point); a larger drop '
@@ -401,6 +407,9 @@ class PipelineConfig:
           f'vertex_endpoint {self.vertex_endpoint!r} deploys from a gs:// '
           f'serving destination; serving_destination is '
           f'{self.serving_destination}')
+    if not 0.0 < self.phase_one_recall < 1.0:
+      raise ConfigError(f'phase_one_recall must be in (0, 1), got '
+                        f'{self.phase_one_recall}')
     if self.serving_check not in SERVING_CHECKS:
       raise ConfigError(f'serving_check must be one of '
                         f'{", ".join(SERVING_CHECKS)}, got '
@@ -526,6 +535,7 @@ class PipelineConfig:
         class_names=tuple(self.class_names), quantization=self.quantization,
         image_size=self.image_size, channels=self.channels,
         max_accuracy_drop=self.max_accuracy_drop,
+        phase_one_recall=self.phase_one_recall,
         representative_examples=self.representative_examples,
         validation_examples=self.validation_examples,
         latency_runs=self.latency_runs, micro_examples=self.micro_examples,
