@@ -313,6 +313,9 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert found['pushed']['server_requests'] == check['server_requests']
   served = cloud_push.read_manifest(served_dir)
   assert served.classes == found['classes']
+  # The pair: phase one's manifest names the phase two it works with.
+  assert served.pairing_key and (
+      manifest.families['pairing_key'] == served.pairing_key)
   assert served.families == ['chord', 'drums', 'melody', 'note']
   assert served.request == 'image_bytes'
   assert 'Phase two pushed as instruments version 1' in (

@@ -18,6 +18,7 @@ from components.cloud import launch
 from components.cloud import push as cloud_push
 from components.cloud import server as cloud_server
 from components.cloud import serving_model
+from components.common import pairing
 from components.frontend import graph
 from components.frontend import melscale
 from components.modules import features
@@ -31,6 +32,7 @@ SIZE = 32
 CLASSES = ['not_instrument', 'bass', 'piano']
 NAME = 'instruments'
 FRONT_END = frontend.FrontEnd(image_size=SIZE)
+PAIRING_KEY = pairing.key(CLASSES[0], CLASSES[1:], FRONT_END.to_record())
 
 
 def _serving(root, name, bias):
@@ -50,7 +52,8 @@ def _push(base_destination, folder):
                                       families=CLASSES[1:],
                                       request=serving_model.PCM_INPUT,
                                       front_end=FRONT_END.to_record(),
-                                      figures={}, source={}, created='now'))
+                                      figures={}, source={}, created='now',
+                                      pairing_key=PAIRING_KEY))
 
 
 def _windows():
@@ -169,6 +172,25 @@ def test_bad_requests_are_refused_with_one_clear_message(served):
   # KServe's Prometheus metrics.
   with launch.urllib.request.urlopen(served['url'] + '/metrics') as answer:
     assert b'request_predict_seconds' in answer.read()
+
+
+def test_a_device_whose_phase_one_does_not_pair_is_refused_by_name(served):
+  window = _b64(_windows()[0])
+  status, answer = _predict(served, {'instances': [window],
+                                     'pairing_key': PAIRING_KEY})
+  assert status == 200 and answer['pairing_key'] == PAIRING_KEY
+  other = pairing.key(CLASSES[0], ['bass', 'organ'], FRONT_END.to_record())
+  status, answer = _predict(served, {'instances': [window],
+                                     'pairing_key': other})
+  assert status == 409, answer
+  assert (f'pairs with phase-one versions of key {PAIRING_KEY} (classes '
+          f'not_instrument, bass, piano); the request\'s phase one has key '
+          f'{other}') in answer['error']
+  status, answer = _predict(served, {
+      'inputs': [{'name': 'audio_pcm', 'shape': [1], 'datatype': 'BYTES',
+                  'data': [window]}],
+      'parameters': {'pairing_key': other}}, 'v2')
+  assert status == 409 and other in answer['error']
 
 
 def test_the_server_listens_on_the_loopback_address_only(served):

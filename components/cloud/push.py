@@ -57,6 +57,8 @@ class CloudManifest:
     files: every file of the version (relative path) and its SHA-256.
     version: the version number (set when pushed).
     schema_version: this manifest's layout.
+    pairing_key: the key a phase-one version it pairs with carries in its
+      manifest (`components.common.pairing`), or None.
   """
   model_name: str
   classes: List[str]
@@ -69,6 +71,7 @@ class CloudManifest:
   files: Optional[Dict[str, str]] = None
   version: Optional[int] = None
   schema_version: int = SCHEMA_VERSION
+  pairing_key: Optional[str] = None
 
   def to_json(self) -> Dict[str, Any]:
     """The manifest as the JSON object `manifest.json` holds."""

@@ -26,6 +26,10 @@ One process serves both of KServe's REST protocols on one port:
 A request the model cannot take gets 400 and one sentence saying why (not
 base64, a window of another length, which is what a recording at another
 rate gives, too many instances); a body over `MAX_BODY_BYTES` gets 413.
+A request may name the phase one it comes from (`pairing_key`: V1's body,
+V2's parameters; `components.common.pairing`): one this version does not
+pair with gets 409 and says so, never labels the device does not know.
+Every answer names its version and its pairing key.
 Each request is logged in one line at debug level only. KServe's
 Prometheus metrics are at `/metrics`. The server binds 127.0.0.1 unless
 `--host` says otherwise (KServe itself binds every address) and serves no
@@ -83,6 +87,16 @@ class RequestError(ValueError):
   """A request the model cannot take; answered with 400 and this text."""
 
 
+class PairingMismatch(Exception):
+  """A request from a phase one this version does not pair with; answered
+  with 409 and this text."""
+
+
+# Where a request names the phase one it comes from: V1's body, V2's
+# parameters (optional: a client that does not say is answered).
+PAIRING_FIELD = 'pairing_key'
+
+
 @dataclasses.dataclass(frozen=True)
 class Version:
   """One loaded version: its number, serving function, input and labels."""
@@ -93,6 +107,19 @@ class Version:
   classes: List[str]
   window_bytes: Optional[int]
   rate: Optional[int]
+  pairing_key: Optional[str] = None
+  families: Optional[List[str]] = None
+
+  def check_pairing(self, said: Any) -> None:
+    """Refuses a request whose phase one is not this version's pair."""
+    if said is None or said == self.pairing_key:
+      return
+    raise PairingMismatch(
+        f'this server\'s phase two (version {self.number}) pairs with phase-'
+        f'one versions of key {self.pairing_key} (classes '
+        f'{", ".join(self.classes)}); the request\'s phase one has key '
+        f'{said}: push and serve the phase two trained beside it, or update '
+        'the device\'s model')
 
   def window_text(self) -> str:
     samples = self.window_bytes // 2
@@ -118,7 +145,8 @@ def load_version(base: str, number: int) -> Version:
     rate, window_bytes = front_end.sample_rate, 2 * front_end.window_samples
     serve(**{input_name: tf.constant([bytes(window_bytes)])})
   return Version(number, folder, serve, input_name, list(manifest.classes),
-                 window_bytes, rate)
+                 window_bytes, rate, manifest.pairing_key,
+                 list(manifest.families))
 
 
 def newest(base: str) -> Optional[int]:
@@ -149,8 +177,8 @@ def _decode(value: Any, where: str, version: Version) -> bytes:
   return data
 
 
-def v1_instances(payload: Any, version: Version) -> List[bytes]:
-  """The request bytes of a V1 body, in order."""
+def v1_body(payload: Any) -> Dict[str, Any]:
+  """A V1 body as a JSON object."""
   if isinstance(payload, (bytes, str)):
     # A body sent without `content-type: application/json` (`curl -d`
     # sends a form's type), which TF Serving reads as JSON too.
@@ -160,6 +188,12 @@ def v1_instances(payload: Any, version: Version) -> List[bytes]:
       raise RequestError('the body is not JSON') from None
   if not isinstance(payload, dict):
     raise RequestError('the body must be a JSON object with "instances"')
+  return payload
+
+
+def v1_instances(payload: Any, version: Version) -> List[bytes]:
+  """The request bytes of a V1 body, in order."""
+  payload = v1_body(payload)
   if 'instances' in payload:
     rows = payload['instances']
     if not isinstance(rows, list):
@@ -205,7 +239,8 @@ def v1_answer(version: Version, answer: Dict[str, Any]) -> Dict[str, Any]:
     rows.append({'scores': [float(s) for s in scores],
                  'classes': version.classes,
                  'label': label.decode('utf-8')})
-  return {'predictions': rows, 'model_version': str(version.number)}
+  return {'predictions': rows, 'model_version': str(version.number),
+          PAIRING_FIELD: version.pairing_key}
 
 
 def make_model(base: str, name: str, poll_seconds: float):
@@ -258,8 +293,12 @@ def make_model(base: str, name: str, poll_seconds: float):
       version = self.current  # this request's version, whatever is swapped
       try:
         if isinstance(payload, infer_type.InferRequest):
+          version.check_pairing((payload.parameters or {}).get(
+              PAIRING_FIELD))
           data = self._v2_instances(payload, version)
         else:
+          payload = v1_body(payload)
+          version.check_pairing(payload.get(PAIRING_FIELD))
           data = v1_instances(payload, version)
         answer = await asyncio.get_running_loop().run_in_executor(
             None, run, version, data)
@@ -352,6 +391,9 @@ def serve(options: argparse.Namespace) -> None:
   async def refused(_, exc):
     return JSONResponse(status_code=400, content={'error': str(exc)})
 
+  async def unpaired(_, exc):
+    return JSONResponse(status_code=409, content={'error': str(exc)})
+
   class RESTServer(rest.RESTServer):
     """KServe's REST server on our address, with our error answers and
     body limit."""
@@ -363,6 +405,7 @@ def serve(options: argparse.Namespace) -> None:
     def _add_exception_handlers(self, app):
       super()._add_exception_handlers(app)
       app.add_exception_handler(InvalidInput, refused)
+      app.add_exception_handler(PairingMismatch, unpaired)
 
     def create_application(self):
       super().create_application()

@@ -21,6 +21,7 @@ from components.cloud import push as cloud_push
 from components.cloud import serving_model
 from components.cloud import vertex_endpoint
 from components.common import artifact_properties
+from components.common import pairing
 from components.common import run_guard
 from components.common import span_layout
 from components.common import storage
@@ -103,8 +104,10 @@ class Executor(pusher_executor.Executor):
                                             span_layout.FRONT_END_PROPERTY)
     with tempfile.TemporaryDirectory(prefix='phase-two-push-') as scratch:
       folder = _fetch(storage.join(infra.uri, CHECK.SERVING_FOLDER), scratch)
+      classes = serving_model.read_labels(folder)
       manifest = cloud_push.CloudManifest(
-          model_name=name, classes=serving_model.read_labels(folder),
+          model_name=name, classes=classes,
+          pairing_key=pairing.key(classes[0], classes[1:], front_end),
           families=span_layout.window_property(
               window, span_layout.FAMILIES_PROPERTY) or [],
           request=(serving_model.PCM_INPUT if front_end

@@ -22,6 +22,7 @@ from tfx.utils import io_utils
 
 from components import contracts
 from components.common import artifact_properties
+from components.common import pairing
 from components.common import span_layout
 from components.common import run_guard
 from components.common import storage
@@ -223,7 +224,10 @@ class Executor(pusher_executor.Executor):
     manifest = stages.manifest(
         settings, conversion.sha256(converted), packaging, description,
         front_end, proofs, wave, firmware_entry, self._source(input_dict),
-        _families(input_dict), chosen.to_json())
+        _families(input_dict), chosen.to_json(), pairing.key(
+            settings.class_names[0], _families(input_dict) or [],
+            {k: v for k, v in front_end.items() if k != 'recorded'}
+            if front_end.get('recorded') else None))
     version, version_dir, model = self._push(settings.push_destination,
                                              files, manifest)
     io_utils.write_bytes_file(os.path.join(pushed.uri, push.MODEL_FILE), model)

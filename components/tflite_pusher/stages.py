@@ -81,7 +81,8 @@ def manifest(settings: PushSettings, converted_sha256: str,
              firmware_entry: Dict[str, Any],
              source: Dict[str, Any],
              families: Optional[Sequence[str]] = None,
-             threshold: Optional[Dict[str, Any]] = None) -> Manifest:
+             threshold: Optional[Dict[str, Any]] = None,
+             pairing_key: Optional[str] = None) -> Manifest:
   """The version's manifest.
 
   Args:
@@ -97,6 +98,8 @@ def manifest(settings: PushSettings, converted_sha256: str,
     families: the window's families ([] when it gives none; None when the
       pusher was not given the window).
     threshold: phase one's chosen threshold (`Threshold.to_json()`).
+    pairing_key: the key of the phase-two versions it pairs with
+      (`components.common.pairing`).
   """
   validation: Dict[str, Any] = {}
   for proof in proofs:
@@ -122,14 +125,19 @@ def manifest(settings: PushSettings, converted_sha256: str,
           proof={key: value for key, value in waveform_figures.items()
                  if key not in ('file', 'sha256', 'reason')}),
       firmware=firmware_entry, source=source,
-      families=families_entry(families), threshold=threshold,
+      families=families_entry(families, pairing_key), threshold=threshold,
       created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 
 
-def families_entry(families: Optional[Sequence[str]]) -> Dict[str, Any]:
-  """The manifest's `families`: the names the spans gave, or why none."""
+def families_entry(families: Optional[Sequence[str]],
+                   pairing_key: Optional[str] = None) -> Dict[str, Any]:
+  """The manifest's `families`: the names the spans gave and the key of
+  the phase-two versions this one pairs with, or why none."""
   if families:
-    return {'given': True, 'names': sorted(families)}
+    found = {'given': True, 'names': sorted(families)}
+    if pairing_key:
+      found['pairing_key'] = pairing_key
+    return found
   return {'given': False, 'names': [], 'reason': (
       'the pusher was not given the window\'s examples' if families is None
       else 'no family was given: the positive class\'s files lie in its '
