@@ -91,6 +91,14 @@ def test_find_identical_only_matches_the_latest(tmp_path):
   _push(tmp_path, b'two')
   assert push.find_identical(str(tmp_path), b'two'.hex()) == 2
   assert push.find_identical(str(tmp_path), b'one'.hex()) is None
+  # The same model with another threshold or pairing is a new version: a
+  # device decides by them.
+  assert push.find_identical(str(tmp_path), b'two'.hex(), {
+      'threshold': None, 'pairing_key': None}) == 2
+  assert push.find_identical(str(tmp_path), b'two'.hex(), {
+      'threshold': 0.43, 'pairing_key': None}) is None
+  assert push.find_identical(str(tmp_path), b'two'.hex(), {
+      'threshold': None, 'pairing_key': 'abc'}) is None
 
 
 def test_resolve_model_dir_names_a_wrong_folder(tmp_path):

@@ -209,6 +209,12 @@ class Manifest:
     (an older version: decide at 0.5)."""
     return None if self.threshold is None else float(self.threshold['value'])
 
+  def decisions(self) -> Dict[str, Any]:
+    """What a device decides by besides the model: its threshold and the
+    key of the phase two it pairs with."""
+    return {'threshold': self.decision_threshold,
+            'pairing_key': (self.families or {}).get('pairing_key')}
+
   @property
   def waveform_file(self) -> Optional[str]:
     """The waveform model's file name, or None."""

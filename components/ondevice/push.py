@@ -31,7 +31,7 @@ model, and a crash at any point leaves `LATEST` naming a complete version.
 import dataclasses
 import json
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from components.common import local_disk
 from components.common import storage
@@ -210,13 +210,19 @@ def write_version(destination: str, files: Dict[str, bytes],
                     f'{LATEST_FILE} is unchanged: {e}') from e
 
 
-def find_identical(destination: str, converted_sha256: str) -> Optional[int]:
-  """The latest version if it came from the same converted model, else None.
+def find_identical(destination: str, converted_sha256: str,
+                   decisions: Optional[Dict[str, Any]] = None
+                   ) -> Optional[int]:
+  """The latest version if it came from the same converted model and makes
+  the same decisions on a device, else None.
 
   Args:
     destination: the push destination.
     converted_sha256: SHA-256 of the converter's output, before metadata was
       embedded (embedding stamps the time, the conversion is deterministic).
+    decisions: what the new manifest tells a device to decide by
+      (`Manifest.decisions()`: its threshold and pairing key); a version
+      holding the same model with other decisions is not identical.
   """
   version = latest_version(destination)
   if version is None:
@@ -225,4 +231,8 @@ def find_identical(destination: str, converted_sha256: str) -> Optional[int]:
     manifest = read_manifest(storage.join(destination, str(version)))
   except (OSError, ValueError):
     return None
-  return version if manifest.converted_sha256 == converted_sha256 else None
+  if manifest.converted_sha256 != converted_sha256:
+    return None
+  if decisions is not None and manifest.decisions() != decisions:
+    return None
+  return version

@@ -156,7 +156,8 @@ class Executor(pusher_executor.Executor):
             manifest: Manifest) -> Tuple[int, str, bytes]:
     """Pushes a new version, or finds the latest holding the same converted
     model: (version, its folder, the model file devices have)."""
-    version = push.find_identical(destination, manifest.converted_sha256)
+    version = push.find_identical(destination, manifest.converted_sha256,
+                                  manifest.decisions())
     if version is None:
       run_guard.before_push()
       version, version_dir = push.write_version(destination, files, manifest)
@@ -164,8 +165,8 @@ class Executor(pusher_executor.Executor):
             flush=True)
       return version, version_dir, files[push.MODEL_FILE]
     version_dir = storage.join(destination, str(version))
-    print(f'tflite_pusher: version {version} already holds this model; '
-          'nothing new pushed', flush=True)
+    print(f'tflite_pusher: version {version} already holds this model, '
+          'threshold and pairing; nothing new pushed', flush=True)
     return version, version_dir, storage.read_bytes(
         storage.join(version_dir, push.MODEL_FILE))
 
