@@ -21,6 +21,7 @@ from conftest import GOLDEN_SETTINGS
 from conftest import golden_flags
 from conftest import run_cli
 from components.cloud import push as cloud_push
+from components.common import pairing
 from components.modules import features
 from components.ondevice import push
 from pipeline.cli import commands as cli
@@ -296,7 +297,8 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
       os.path.join(config.pipeline_root, 'Trainer'))
   manifest = push.read_manifest(os.path.join(config.push_destination, '1'))
   assert manifest.families == {'given': True, 'names': [
-      'chord', 'drums', 'melody', 'note']}
+      'chord', 'drums', 'melody', 'note'], 'pairing_key': pairing.key(
+          'not_instrument', ['chord', 'drums', 'melody', 'note'], None)}
   assert manifest.class_names == ['not_instrument', 'instrument']
 
   # The serving model is proved in KServe's model server (an
