@@ -113,6 +113,16 @@ class PhaseTwoEvaluator:
   BLESSED = 'blessed'
 
 
+class CascadeEvaluator:
+  """The pair judged together (`cascade/`)."""
+  NODE = 'CascadeEvaluator'
+  PUSHED_MODEL = 'pushed_model'
+  MODEL = 'model'
+  SPAN_EXAMPLES = 'span_examples'
+  EVALUATION = 'evaluation'
+  REASON = 'reason'
+
+
 class PhaseTwoServingCheck:
   """Proves phase two's serving model in a model server before its push,
   as TFX's InfraValidator does (`serving_check/`): an `InfraBlessing`."""

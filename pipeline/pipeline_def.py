@@ -12,7 +12,8 @@ Phase two, when the window's spans give families (a `Cond` on the window's
 `families`): Transform -> PhaseTwoTrainer -> PhaseTwoEvaluator (against
 its own latest blessed model) -> PhaseTwoServingCheck (the serving model,
 proved in KServe's model server: an InfraBlessing) -> PhaseTwoPusher
-(pushed where model servers load it).
+(pushed where model servers load it); CascadeEvaluator (the pair judged
+together: phase one's pushed TFLite model routes, phase two names).
 """
 
 import ast
@@ -28,6 +29,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import contracts
 from components import data_gate
+from components.cascade import component as cascade_lib
 from components.cloud import vertex_endpoint
 from components.common import span_layout
 from components.modules import features
@@ -455,11 +457,21 @@ def create_pipeline(
       span_examples=window.outputs['examples'],
       settings=config.push_settings())
 
+  with tfx.dsl.Cond(window.outputs['examples'].future()[0].custom_property(
+      span_layout.FAMILIES_PROPERTY) != '[]'):
+    cascade = cascade_lib.CascadeEvaluator(
+        pushed_model=pusher.outputs['pushed_model'],
+        model=phase_two_trainer.outputs['model'],
+        span_examples=window.outputs['examples'],
+        image_size=config.image_size, channels=config.channels).with_id(
+            contracts.CascadeEvaluator.NODE)
+
   components = [example_gen, schema_gen, statistics_gen, example_validator,
                 baseline_resolver, gate, accept, window, transform,
                 *([search] if search else []), trainer, model_resolver,
                 evaluator, phase_two_resolver, phase_two_trainer,
-                phase_two_evaluator, serving_check, phase_two_pusher, pusher]
+                phase_two_evaluator, serving_check, phase_two_pusher, pusher,
+                cascade]
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

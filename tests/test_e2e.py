@@ -324,6 +324,16 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
       summary_lib.format_summary(summary))
   assert "KServe's model server: ready in" in summary_lib.format_summary(
       summary)
+  # The pair judged together: phase one's pushed TFLite model routes at
+  # its threshold, phase two names.
+  assert states['CascadeEvaluator'] == 'ran'
+  cascade = found['cascade']
+  assert cascade['threshold'] == pytest.approx(
+      summary['pushed']['threshold'], abs=1e-4)
+  assert 0.0 <= cascade['accuracy_pi_0.2'] <= 1.0
+  assert cascade['cloud_alone_pi_0.2'] is not None
+  assert 'Cascade (phase one\'s TFLite model at' in (
+      summary_lib.format_summary(summary))
 
   # Phase two's SavedModel answers raw examples with each class's score.
   loaded = tf.saved_model.load(found['model_path'])

@@ -100,8 +100,9 @@ def test_every_executor_of_the_compiled_pipeline_imports_from_the_image(
       for flag, arg in zip(executor['container']['args'],
                            executor['container']['args'][1:])
       if flag == '--executor_class_path'})
-  # With the model search's, phase two's serving check and its pusher.
-  assert len(paths) == 14
+  # With the model search's, phase two's serving check and pusher, and the
+  # cascade's evaluator.
+  assert len(paths) == 15
   code = ('import importlib, json, sys\n'
           'found = {}\n'
           'for path in sys.argv[1:]:\n'
@@ -120,7 +121,7 @@ def test_every_executor_of_the_compiled_pipeline_imports_from_the_image(
   found = json.loads(done.stdout.strip().splitlines()[-1])
   ours = {path: file for path, file in found.items()
           if path.startswith(('components.', 'pipeline.'))}
-  assert len(ours) == 11
+  assert len(ours) == 12
   for path, file in ours.items():
     assert file.startswith(image['site'] + os.sep), (path, file)
 

@@ -28,7 +28,7 @@ def test_pipeline_has_the_components_in_order(tmp_path):
       'SpanWindow', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
       'Evaluator', 'TFLitePusher', 'latest_blessed_phase_two_resolver',
       'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoServingCheck',
-      'PhaseTwoPusher'}
+      'PhaseTwoPusher', 'CascadeEvaluator'}
   # Phase two trains on the same transformed examples, is judged against
   # its own baseline, proved in a model server and pushed from both
   # blessings.
@@ -41,6 +41,9 @@ def test_pipeline_has_the_components_in_order(tmp_path):
       'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoServingCheck',
       'SpanWindow'}
   assert nodes['PhaseTwoServingCheck'].exec_properties['server'] == 'kserve'
+  # The pair is judged on what phase one pushed and phase two's model.
+  assert _ids(nodes['CascadeEvaluator'].upstream_nodes) == {
+      'TFLitePusher', 'PhaseTwoTrainer', 'SpanWindow'}
   assert nodes['PhaseTwoTrainer'].exec_properties['run_fn'] == (
       pipeline_def.PHASE_TWO_FN)
   # Statistics and validation see the new span; training sees the window,

@@ -76,6 +76,11 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
             c.BLESSED, c.REASON, c.SERVER, *c.CHECK_FIGURES,
             *c.SERVER_FIGURES)
         if mlmd.custom_value(check, name) is not None}
+  cascade = record.output(contracts.CascadeEvaluator.NODE,
+                          contracts.CascadeEvaluator.EVALUATION)
+  if cascade is not None:
+    found['cascade'] = {name: mlmd.custom_value(cascade, name)
+                        for name in cascade.custom_properties}
   pushed = record.output(contracts.PhaseTwoPusher.NODE,
                          contracts.PhaseTwoPusher.PUSHED_MODEL)
   if pushed is not None:
@@ -129,7 +134,28 @@ def format_phase_two(found: Dict[str, Any]) -> List[str]:
         f"{pushed.get('pushed_version')}: {pushed.get('pushed_destination')}")
   elif pushed:
     lines.append(f"Phase two not pushed: {pushed.get('reason')}")
+  lines += cascade_lines(found.get('cascade'))
   return lines
+
+
+def cascade_lines(cascade: Optional[Dict[str, Any]]) -> List[str]:
+  """The pair judged together, at 20% instruments."""
+  if not cascade:
+    return []
+  if cascade.get('reason'):
+    return [f"Cascade: not judged: {cascade['reason']}"]
+  return [
+      f"Cascade (phase one's TFLite model at {cascade.get('threshold'):.4g}, "
+      f"then phase two), at 20% instruments: end-to-end accuracy "
+      f"{cascade.get('accuracy_pi_0.2'):.4f} (device alone "
+      f"{cascade.get('device_alone_pi_0.2'):.4f}, cloud alone "
+      f"{cascade.get('cloud_alone_pi_0.2'):.4f}); cloud share "
+      f"{cascade.get('cloud_share_pi_0.2'):.4f}",
+      f"  phase one routes {cascade.get('tpr1'):.4f} of instruments and "
+      f"{cascade.get('fpr1'):.4f} of the rest; phase two names "
+      f"{cascade.get('a2') or 0:.4f} of routed instruments, rejects "
+      f"{cascade.get('r2') if cascade.get('r2') is not None else 1:.4f} of "
+      f"the rest routed"]
 
 
 def serving_check_lines(check: Optional[Dict[str, Any]]) -> List[str]:

@@ -385,7 +385,8 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   return dict(found, accuracy=metrics.get('sparse_categorical_accuracy'),
               examples=metrics.get('example_count'),
               check_lines=summary_lib.serving_check_lines(
-                  found.get('serving_check')),
+                  found.get('serving_check')) + summary_lib.cascade_lines(
+                      found.get('cascade')),
               rows=[(name, recall) for name, recall in
                     (found.get('recall') or {}).items()])
 

@@ -1,0 +1,120 @@
+"""How a cascade of the two phases is judged, from both phases' scores on
+the same eval examples.
+
+Let pi be the share of instruments in the traffic; at phase one's
+threshold t, TPR1 and FPR1 are its rates on the pushed TFLite model; A2 is
+phase two's family accuracy on the instruments phase one routes to it, R2
+its rejection rate (answering the reject class) on the non-instruments it
+routes:
+
+- share sent to the cloud: s = pi*TPR1 + (1-pi)*FPR1;
+- end-to-end accuracy over the families plus the reject class:
+  pi*TPR1*A2 + (1-pi)*((1-FPR1) + FPR1*R2);
+- the device alone names no family: (1-pi)*(1-FPR1);
+- the cloud alone sees every window (s = 1): pi*A2' + (1-pi)*R2', with A2'
+  and R2' over all instruments and non-instruments.
+
+Instruments of no family phase two knows are left out of A2 (phase two
+cannot name them), as its Evaluator leaves them out.
+"""
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+PIS = (0.05, 0.2, 0.5)
+# The thresholds of the curve of accuracy against cloud share.
+GRID = tuple(round(x, 2) for x in np.arange(0.05, 1.0, 0.05))
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+  """Both phases' answers on the same eval examples.
+
+  Attributes:
+    labels: phase one's 0/1 label of each example.
+    families: each example's family ('' for none and for class 0).
+    phase_one: phase one's positive score of each.
+    phase_two: phase two's class (index into `classes`) of each.
+    classes: phase two's classes, the reject class first.
+  """
+  labels: np.ndarray
+  families: List[str]
+  phase_one: np.ndarray
+  phase_two: np.ndarray
+  classes: List[str]
+
+  def family_index(self) -> np.ndarray:
+    """Each example's class index in phase two (-1: no family it knows)."""
+    index = {name: i for i, name in enumerate(self.classes)}
+    return np.array([index.get(f, -1) if y == 1 else 0
+                     for y, f in zip(self.labels, self.families)])
+
+
+def _mean(mask: np.ndarray) -> Optional[float]:
+  return float(np.mean(mask)) if mask.size else None
+
+
+def rates(scored: Scored, threshold: float) -> Dict[str, Optional[float]]:
+  """TPR1, FPR1, A2 and R2 at `threshold`."""
+  flagged = scored.phase_one >= threshold
+  positive, negative = scored.labels == 1, scored.labels == 0
+  truth = scored.family_index()
+  right = scored.phase_two == truth
+  known = positive & (truth > 0)
+  return {
+      'tpr1': _mean(flagged[positive]), 'fpr1': _mean(flagged[negative]),
+      'a2': _mean(right[known & flagged]),
+      'r2': _mean(right[negative & flagged])}
+
+
+def accuracy(pi: float, r: Dict[str, Optional[float]]) -> Optional[float]:
+  """The end-to-end accuracy of rates `r` at instrument share `pi`."""
+  if r['tpr1'] is None or r['fpr1'] is None:
+    return None
+  a2 = r['a2'] or 0.0  # nothing routed: nothing named
+  r2 = r['r2'] if r['r2'] is not None else 1.0
+  return pi * r['tpr1'] * a2 + (1 - pi) * ((1 - r['fpr1']) + r['fpr1'] * r2)
+
+
+def share(pi: float, r: Dict[str, Optional[float]]) -> Optional[float]:
+  if r['tpr1'] is None or r['fpr1'] is None:
+    return None
+  return pi * r['tpr1'] + (1 - pi) * r['fpr1']
+
+
+def judge(scored: Scored, threshold: float,
+          pis: Sequence[float] = PIS) -> Dict[str, Any]:
+  """The cascade's figures at phase one's threshold: rates, end-to-end
+  accuracy and cloud share at each pi, the two baselines, each family's
+  end-to-end recall (capped by phase one's recall on that family), and the
+  curve of accuracy against cloud share at pi = 0.2 as the threshold
+  moves."""
+  r = rates(scored, threshold)
+  everything = rates(scored, -1.0)  # the cloud alone: every window sent
+  truth = scored.family_index()
+  flagged = scored.phase_one >= threshold
+  per_family = {}
+  for index, name in enumerate(scored.classes[1:], start=1):
+    mask = truth == index
+    if mask.any():
+      per_family[name] = {
+          'examples': int(mask.sum()),
+          'phase_one_recall': float(np.mean(flagged[mask])),
+          'end_to_end_recall': float(np.mean(
+              flagged[mask] & (scored.phase_two[mask] == index)))}
+  found: Dict[str, Any] = {
+      'threshold': float(threshold), 'examples': int(scored.labels.size),
+      **{k: (round(v, 6) if v is not None else None) for k, v in r.items()},
+      'by_pi': {}, 'families': per_family}
+  for pi in pis:
+    found['by_pi'][str(pi)] = {
+        'accuracy': accuracy(pi, r), 'cloud_share': share(pi, r),
+        'device_alone': (1 - pi) * (1 - r['fpr1'])
+        if r['fpr1'] is not None else None,
+        'cloud_alone': accuracy(pi, everything)}
+  found['curve'] = [
+      {'threshold': t, 'accuracy': accuracy(0.2, rates(scored, t)),
+       'cloud_share': share(0.2, rates(scored, t))} for t in GRID]
+  return found
