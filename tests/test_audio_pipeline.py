@@ -222,22 +222,24 @@ def _mediapipe(model, mode, *files):
   return json.loads(ran.stdout.strip().splitlines()[-1])
 
 
-def _agree(ours, theirs, where):
+def _agree(ours, theirs, where, threshold):
   """One window's answer from predict and from MediaPipe, on the same
   samples: the two runtimes' kernels (LiteRT's, MediaPipe's own) quantize
   the dynamic-range layers' activations on the fly and may round them a
   step apart, which this briefly trained model turns into score
   differences that vary with its training (0.0203 was seen once against
   the 0.02 this test held). So the scores agree within 0.05, and the class
-  wherever predict decides by 0.1 or more, which no rounding step
-  reaches."""
+  wherever predict's positive score is 0.1 or more from the version's
+  threshold, which no rounding step crosses: predict decides by that
+  threshold, as an app using MediaPipe's scores does with the manifest's
+  `threshold.value`."""
   for label, score in ours['scores'].items():
     assert abs(score - theirs['scores'][label]) < 0.05, (where, ours, theirs)
-  ranked = sorted(ours['scores'].values(), reverse=True)
-  if ranked[0] - ranked[1] >= 0.1:
-    assert ours['label'] == max(theirs['scores'],
-                                key=theirs['scores'].get), (where, ours,
-                                                            theirs)
+  negative, positive = list(ours['scores'])
+  if abs(ours['scores'][positive] - threshold) >= 0.1:
+    said = (positive if theirs['scores'][positive] >= threshold
+            else negative)
+    assert ours['label'] == said, (where, threshold, ours, theirs)
 
 
 def test_mediapipe_audio_classifier_runs_the_waveform_model_as_predict_does(
@@ -258,9 +260,12 @@ def test_mediapipe_audio_classifier_runs_the_waveform_model_as_predict_does(
     f.write(audio_files.wav_bytes(np.stack(
         [audio_files.chord(2.0, 44100, base=200)] * 2, axis=1), 44100))
   files.append(whole)
+  threshold = push.read_manifest(folder).decision_threshold
+  assert threshold is not None
   code, out, err = run_cli('predict', '--model', folder, *files, '--json')
   assert code == 0, err
   ours = json.loads(out)
+  assert {answer['threshold'] for answer in ours} == {threshold}
   theirs = _mediapipe(model, 'clips', *files)
   assert [w['within_clip'] for w in theirs[-1]['windows']] == [
       True, True, False], theirs[-1]
@@ -274,7 +279,7 @@ def test_mediapipe_audio_classifier_runs_the_waveform_model_as_predict_does(
     if '16000' not in mine['path']:
       continue
     for a, b in zip(mine['windows'], other['windows']):
-      _agree(a, b, mine['path'])
+      _agree(a, b, mine['path'], threshold)
 
   # Stream mode over a recording of several windows, fed a quarter of a
   # second at a time: the windows `predict --stream` decides.
@@ -292,7 +297,7 @@ def test_mediapipe_audio_classifier_runs_the_waveform_model_as_predict_does(
   windows = _mediapipe(model, 'stream', recording)[0]['windows']
   assert [w['timestamp_ms'] for w in windows] == [0, 1000, 2000, 3000]
   for a, b in zip(streamed, windows):
-    _agree(a, b, recording)
+    _agree(a, b, recording, threshold)
 
 
 def test_the_report_and_inspect_show_both_models(audio_run):
