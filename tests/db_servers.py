@@ -164,15 +164,19 @@ def start_mariadb() -> Server:
   folder = tempfile.mkdtemp(prefix='pipeline-mariadb-')
   data, sock = os.path.join(folder, 'data'), os.path.join(folder, 'sock')
   log = os.path.join(folder, 'server.log')
+  # Its own temporary folder: in the shared /tmp, a bootstrap once failed
+  # on a temporary table file ('/tmp/#sql-temptable-...') gone under it.
+  scratch = os.path.join(folder, 'tmp')
+  os.makedirs(scratch)
   as_root = ['--user=root'] if os.geteuid() == 0 else []
   _run(['mariadb-install-db', '--no-defaults', f'--datadir={data}',
         '--auth-root-authentication-method=normal', '--skip-test-db',
-        *as_root], log)
+        f'--tmpdir={scratch}', *as_root], log)
   port = free_port()
   command = [mariadbd, '--no-defaults', f'--datadir={data}',
              f'--socket={sock}', f'--port={port}', '--bind-address=127.0.0.1',
              '--skip-log-bin', '--innodb-buffer-pool-size=64M',
-             f'--log-error={log}', *as_root]
+             f'--tmpdir={scratch}', f'--log-error={log}', *as_root]
   process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   server = Server('mariadb', port, None, process, folder, command, log)
