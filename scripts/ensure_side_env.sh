@@ -19,8 +19,10 @@ fi
 echo "setup: making $VENV ($WHAT)"
 rm -rf "$VENV.partial"
 "$BASE" -m venv "$VENV.partial"
+# --no-compile: the tool compiles what it imports when first run; all of
+# TensorFlow's 2 GB up front cost a third of the environment's making.
 "$VENV.partial/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
-  -r "$LOCK" 2>&1 | grep -v "^WARNING: Location" || true
+  --no-compile -r "$LOCK" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV.partial/bin/python" -c "$CHECK" || {
   echo "setup: '$CHECK' fails in $VENV.partial (from $LOCK)" >&2; exit 1; }
 echo "$WANT" > "$VENV.partial/.lock-sha256"
