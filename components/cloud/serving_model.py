@@ -234,8 +234,8 @@ def compare(scores: np.ndarray, reference: np.ndarray,
 
 
 def check(serving_dir: str, phase_two_dir: str, requests: Sequence[bytes],
-          front_end: Optional[FrontEnd], image_size: int,
-          channels: int) -> Dict[str, Any]:
+          front_end: Optional[FrontEnd], image_size: int, channels: int,
+          scores: Optional[np.ndarray] = None) -> Dict[str, Any]:
   """The serving model against phase two's SavedModel on the same
   requests, in process: `requests`, `agreement` (equal top classes where
   phase two decides), `max_score_difference`, and `problem` (why it may
@@ -248,11 +248,14 @@ def check(serving_dir: str, phase_two_dir: str, requests: Sequence[bytes],
     front_end: the recorded front end, None for images.
     image_size: the model's input side.
     channels: its input channels.
+    scores: the serving model's scores for `requests` when the caller has
+      them (:func:`answer`); else they are computed here.
   """
   if not requests:
     return {'requests': 0, 'agreement': None, 'max_score_difference': None,
             'problem': 'no request to check the serving model on'}
-  scores = answer(serving_dir, requests, front_end is not None)
+  if scores is None:
+    scores = answer(serving_dir, requests, front_end is not None)
   reference = _reference(phase_two_dir, requests, front_end, image_size,
                          channels)
   return compare(scores, reference, "the serving model answers "

@@ -195,8 +195,11 @@ class Executor(base_executor.BaseExecutor):
       return str(e)
     requests = requests_of(window, front_end,
                            int(exec_properties[CHECK_REQUESTS_KEY]))
+    # The serving model's own answers, once: the reference of both proofs.
+    expected = (serving_model.answer(folder, requests, front_end is not None)
+                if requests else None)
     proof = serving_model.check(folder, model_path, requests, front_end,
-                                size, channels)
+                                size, channels, scores=expected)
     _record(figures, 'check', proof, f'in process '
             f'({time.time() - started:.0f} s)')
     if proof['problem'] or exec_properties[SERVER_KEY] != KSERVE:
@@ -208,7 +211,6 @@ class Executor(base_executor.BaseExecutor):
         front_end=front_end.to_record() if front_end else None,
         figures={}, source={'model': model_path},
         created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
-    expected = serving_model.answer(folder, requests, front_end is not None)
     try:
       served = prove_in_server(
           folder, manifest, requests, expected,
