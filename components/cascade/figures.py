@@ -56,11 +56,13 @@ def _mean(mask: np.ndarray) -> Optional[float]:
   return float(np.mean(mask)) if mask.size else None
 
 
-def rates(scored: Scored, threshold: float) -> Dict[str, Optional[float]]:
-  """TPR1, FPR1, A2 and R2 at `threshold`."""
+def rates(scored: Scored, threshold: float,
+          truth: Optional[np.ndarray] = None) -> Dict[str, Optional[float]]:
+  """TPR1, FPR1, A2 and R2 at `threshold` (`truth`: `scored.family_index()`
+  when the caller has it)."""
   flagged = scored.phase_one >= threshold
   positive, negative = scored.labels == 1, scored.labels == 0
-  truth = scored.family_index()
+  truth = scored.family_index() if truth is None else truth
   right = scored.phase_two == truth
   known = positive & (truth > 0)
   return {
@@ -91,9 +93,9 @@ def judge(scored: Scored, threshold: float,
   end-to-end recall (capped by phase one's recall on that family), and the
   curve of accuracy against cloud share at pi = 0.2 as the threshold
   moves."""
-  r = rates(scored, threshold)
-  everything = rates(scored, -1.0)  # the cloud alone: every window sent
   truth = scored.family_index()
+  r = rates(scored, threshold, truth)
+  everything = rates(scored, -1.0, truth)  # the cloud alone: all sent
   flagged = scored.phase_one >= threshold
   per_family = {}
   for index, name in enumerate(scored.classes[1:], start=1):
@@ -114,7 +116,9 @@ def judge(scored: Scored, threshold: float,
         'device_alone': (1 - pi) * (1 - r['fpr1'])
         if r['fpr1'] is not None else None,
         'cloud_alone': accuracy(pi, everything)}
-  found['curve'] = [
-      {'threshold': t, 'accuracy': accuracy(0.2, rates(scored, t)),
-       'cloud_share': share(0.2, rates(scored, t))} for t in GRID]
+  found['curve'] = []
+  for t in GRID:
+    at = rates(scored, t, truth)
+    found['curve'].append({'threshold': t, 'accuracy': accuracy(0.2, at),
+                           'cloud_share': share(0.2, at)})
   return found
