@@ -45,16 +45,25 @@ SPAN_EXAMPLES_KEY = contracts.TFLitePusher.SPAN_EXAMPLES
 PUSHED_MODEL_KEY = contracts.TFLitePusher.PUSHED_MODEL
 
 
+def _span_record(input_dict: Dict[str, List[types.Artifact]]
+                 ) -> Optional[Dict[str, Any]]:
+  """The front-end record the window carries, as written; None without the
+  window or for spans of images."""
+  artifacts = input_dict.get(SPAN_EXAMPLES_KEY) or []
+  if not artifacts:
+    return None
+  return span_layout.window_property(artifacts[0],
+                                     span_layout.FRONT_END_PROPERTY) or None
+
+
 def _front_end(input_dict: Dict[str, List[types.Artifact]]
                ) -> Dict[str, Any]:
   """The audio front end the window's examples were drawn with, as the
   manifest records it: the span's record, or why there is none."""
-  artifacts = input_dict.get(SPAN_EXAMPLES_KEY) or []
-  if not artifacts:
+  if not input_dict.get(SPAN_EXAMPLES_KEY):
     return {'recorded': False,
             'reason': 'the pusher was not given the window\'s examples'}
-  record = span_layout.window_property(artifacts[0],
-                                       span_layout.FRONT_END_PROPERTY)
+  record = _span_record(input_dict)
   if record:
     return dict(record, recorded=True)
   return {'recorded': False,
@@ -213,6 +222,7 @@ class Executor(pusher_executor.Executor):
       return self._mark_not_pushed(pushed, verdict.describe(),
                                    proofs + [verdict])
     front_end = _front_end(input_dict)
+    families = _families(input_dict)
     waveform_model, wave = waveform_lib.build(
         model_path, converted, front_end, settings,
         _span_windows(input_dict, settings))
@@ -225,10 +235,8 @@ class Executor(pusher_executor.Executor):
     manifest = stages.manifest(
         settings, conversion.sha256(converted), packaging, description,
         front_end, proofs, wave, firmware_entry, self._source(input_dict),
-        _families(input_dict), chosen.to_json(), pairing.key(
-            settings.class_names[0], _families(input_dict) or [],
-            {k: v for k, v in front_end.items() if k != 'recorded'}
-            if front_end.get('recorded') else None))
+        families, chosen.to_json(), pairing.key(
+            settings.class_names[0], families or [], _span_record(input_dict)))
     version, version_dir, model = self._push(settings.push_destination,
                                              files, manifest)
     io_utils.write_bytes_file(os.path.join(pushed.uri, push.MODEL_FILE), model)
