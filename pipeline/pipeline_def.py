@@ -397,8 +397,10 @@ def create_pipeline(
 
   # Phase two runs when the window's spans give families; a window of
   # flat class folders trains phase one alone.
-  with tfx.dsl.Cond(window.outputs['examples'].future()[0].custom_property(
-      span_layout.FAMILIES_PROPERTY) != '[]'):
+  # Phase two and the cascade run when the window's spans give families.
+  has_families = window.outputs['examples'].future()[0].custom_property(
+      span_layout.FAMILIES_PROPERTY) != '[]'
+  with tfx.dsl.Cond(has_families):
     phase_two_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(
@@ -457,8 +459,7 @@ def create_pipeline(
       span_examples=window.outputs['examples'],
       settings=config.push_settings())
 
-  with tfx.dsl.Cond(window.outputs['examples'].future()[0].custom_property(
-      span_layout.FAMILIES_PROPERTY) != '[]'):
+  with tfx.dsl.Cond(has_families):
     cascade = cascade_lib.CascadeEvaluator(
         pushed_model=pusher.outputs['pushed_model'],
         model=phase_two_trainer.outputs['model'],
