@@ -337,11 +337,15 @@ def make_model(base: str, name: str, poll_seconds: float):
   return PhaseTwoModel()
 
 
-def _body_limit(app):
+class _BodyLimit:
   """ASGI middleware: a body declared over MAX_BODY_BYTES gets 413. Its
   bytes are read and dropped first, never kept: a client still sending
   would otherwise meet a closed connection instead of the answer."""
-  async def limited(scope, receive, send):
+
+  def __init__(self, app):
+    self.app = app
+
+  async def __call__(self, scope, receive, send):
     if scope['type'] == 'http':
       length = dict(scope.get('headers') or []).get(b'content-length')
       if length is not None and length.isdigit() and \
@@ -360,8 +364,7 @@ def _body_limit(app):
                                 (b'content-length', str(len(text)).encode())]})
         await send({'type': 'http.response.body', 'body': text})
         return
-    await app(scope, receive, send)
-  return limited
+    await self.app(scope, receive, send)
 
 
 def _quiet(level: int) -> None:
@@ -431,16 +434,6 @@ def serve(options: argparse.Namespace) -> None:
     asyncio.run(server._serve())  # pylint: disable=protected-access
   except KeyboardInterrupt:
     pass  # uvicorn raises it again once it has shut down gracefully
-
-
-class _BodyLimit:
-  """Starlette middleware form of `_body_limit`."""
-
-  def __init__(self, app):
-    self.app = _body_limit(app)
-
-  async def __call__(self, scope, receive, send):
-    await self.app(scope, receive, send)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
