@@ -59,9 +59,20 @@ def recording_mutants(count: int, seed: int = 0
   return fuzz.mutants(count, seed, seed_recordings(), tag='device-')
 
 
-def write_version(destination: str) -> str:
+def write_version(destination: str, labels=('quiet', 'loud'),
+                  families=None, threshold=None, dc_gain=None) -> str:
   """Pushes a tiny untrained image model and a tiny waveform model (one
-  window of the default front end's samples in, two scores out)."""
+  window of the default front end's samples in, two scores out).
+
+  Args:
+    destination: the push destination.
+    labels: the two class names.
+    families: the manifest's `families` (None: not recorded).
+    threshold: the manifest's `threshold.value` (None: not recorded).
+    dc_gain: when given, the waveform model's positive score is
+      sigmoid(2 * dc_gain * the window's mean sample), so tests choose which
+      windows phase one flags by their offset; else it is untrained.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components import frontend  # pylint: disable=g-import-not-at-top
   from components.ondevice import push  # pylint: disable=g-import-not-at-top
@@ -70,22 +81,32 @@ def write_version(destination: str) -> str:
   record = dict(frontend.FrontEnd(image_size=IMAGE_SIZE).to_record(),
                 recorded=True)
   image_model = fuzz.tiny_image_model(IMAGE_SIZE)
+  samples = record['window_samples']
   waveform = tf.keras.Sequential([
-      tf.keras.layers.Input((record['window_samples'],), batch_size=1),
+      tf.keras.layers.Input((samples,), batch_size=1),
       tf.keras.layers.Dense(2, activation='softmax')])
+  if dc_gain is not None:
+    weight = dc_gain / samples
+    waveform.layers[-1].set_weights([
+        np.tile(np.array([[-weight, weight]], np.float32), (samples, 1)),
+        np.zeros(2, np.float32)])
   waveform_model = tf.lite.TFLiteConverter.from_keras_model(
       waveform).convert()
   _, folder = push.write_version(
       destination,
-      {push.MODEL_FILE: image_model, push.LABELS_FILE: b'quiet\nloud\n',
+      {push.MODEL_FILE: image_model,
+       push.LABELS_FILE: ''.join(f'{name}\n' for name in labels).encode(),
        push.WAVEFORM_FILE: waveform_model},
       Manifest(model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
-               class_names=['quiet', 'loud'],
+               class_names=list(labels),
                sha256=hashlib.sha256(image_model).hexdigest(),
                image_size=IMAGE_SIZE, channels=3, audio_front_end=record,
                waveform=WaveformEntry(
                    file=push.WAVEFORM_FILE,
-                   sha256=hashlib.sha256(waveform_model).hexdigest())))
+                   sha256=hashlib.sha256(waveform_model).hexdigest()),
+               families=families,
+               threshold=(None if threshold is None
+                          else {'value': threshold})))
   return folder
 
 

@@ -2,7 +2,9 @@
 here, on phase two's pushed versions (components/cloud/server.py)."""
 
 import base64
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import device_fuzz
 from components import frontend
 from components.cloud import launch
 from components.cloud import push as cloud_push
@@ -261,3 +264,97 @@ def test_serve_says_what_is_missing(served):
     assert found.returncode == 2 and said in found.stderr, found.stderr
   assert cloud_server.MAX_INSTANCES * 2 * FRONT_END.window_samples * 4 / 3 < \
       cloud_server.MAX_BODY_BYTES
+
+
+def _lines_of(stream):
+  """A queue that receives each line of `stream` as it is written."""
+  lines = queue.Queue()
+
+  def read():
+    for line in stream:
+      lines.put(line)
+    lines.put(None)
+
+  threading.Thread(target=read, daemon=True).start()
+  return lines
+
+
+def _take(lines, count, until, seconds=90):
+  """Takes lines until `count` of them satisfy `until`; returns them all."""
+  taken, matched = [], 0
+  deadline = time.monotonic() + seconds
+  while matched < count:
+    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+    assert line is not None, f'the stream ended early: {taken}'
+    row = json.loads(line)
+    taken.append(row)
+    matched += bool(until(row))
+  return taken
+
+
+def test_a_device_streams_through_the_cascade_and_survives_the_server_stopping(
+    served, tmp_path):
+  """The cascade's fault test: `predict --stream - --cascade URL` against
+  `python -m pipeline serve`; the server stops mid-stream and comes back."""
+  destination = str(tmp_path / 'served')
+  _push(destination, served['models']['one'])
+  base = cloud_push.model_base(destination, NAME)
+  phase_one = device_fuzz.write_version(
+      str(tmp_path / 'pushed'), labels=('not_instrument', 'instrument'),
+      threshold=0.7, dc_gain=20.0,
+      families={'given': True, 'names': CLASSES[1:],
+                'pairing_key': PAIRING_KEY})
+  rng = np.random.default_rng(3)
+
+  def seconds(*levels):
+    return melscale.pcm16_bytes(np.concatenate(
+        [level + rng.uniform(-0.05, 0.05, FRONT_END.sample_rate)
+         for level in levels]))
+
+  server = launch.Server(base, NAME)
+  server.wait_ready()
+  device = subprocess.Popen(
+      [sys.executable, '-m', 'pipeline', 'predict', '--model', phase_one,
+       '--stream', '-', '--json', '--cascade', server.url,
+       '--cascade-wait', '0.5'],
+      cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=False)
+  lines = _lines_of(device.stdout)
+  try:
+    device.stdin.write(seconds(0, 0.3, 0.3))
+    device.stdin.flush()
+    rows = _take(lines, 2, lambda r: r.get('decided_by') == 'cloud')
+    server.stop()
+    # Down: the stream goes on, flagged windows answered on the device.
+    device.stdin.write(seconds(0.3, 0, 0.3))
+    device.stdin.flush()
+    rows += _take(lines, 2, lambda r: r.get('family') == 'unknown')
+    server = launch.Server(base, NAME, port=server.port)
+    server.wait_ready()
+    device.stdin.write(seconds(0.3, 0))
+    device.stdin.close()
+    rows += _take(lines, 1, lambda r: 'cascade' in r)
+    assert device.wait(60) == 0, device.stderr.read()
+  finally:
+    if device.poll() is None:
+      device.kill()
+    server.stop()
+  windows = [r for r in rows if 'start' in r and not r.get('late')]
+  assert [w['start'] for w in windows] == [float(s) for s in range(8)]
+  flagged = [w['start'] for w in windows if w['phase_one']['score'] >= 0.7]
+  assert flagged == [1.0, 2.0, 3.0, 5.0, 6.0]
+  unknown = {w['start'] for w in windows if w['family'] == 'unknown'}
+  assert unknown == {3.0, 5.0}
+  late = {r['start']: r for r in rows if r.get('late')}
+  assert set(late) == unknown
+  answered = [w for w in windows if w['decided_by'] == 'cloud'] + list(
+      late.values())
+  assert sorted(w['start'] for w in answered) == flagged
+  for row in answered:
+    assert row['label'] in CLASSES and row['cloud']['model_version'] == '1'
+  assert [w['label'] for w in windows if w['start'] in (0.0, 4.0, 7.0)] == [
+      'not_instrument'] * 3
+  summary = rows[-1]['cascade']
+  assert (summary['sent'], summary['answered'], summary['late'],
+          summary['unknown']) == (5, 5, 2, 0)
+  assert summary['cloud_share'] == pytest.approx(5 / 8)

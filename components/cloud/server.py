@@ -54,6 +54,8 @@ import uuid
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
+from components.common import pairing
+
 # KServe's settings are read from the command line when it is imported;
 # ours are parsed first and KServe's are left at their defaults.
 DEFAULT_HOST = '127.0.0.1'
@@ -94,7 +96,7 @@ class PairingMismatch(Exception):
 
 # Where a request names the phase one it comes from: V1's body, V2's
 # parameters (optional: a client that does not say is answered).
-PAIRING_FIELD = 'pairing_key'
+PAIRING_FIELD = pairing.FIELD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,13 +24,15 @@ import numpy as np
 import tensorflow as tf
 
 from components.common import errors
+from components.common import pairing
 from components.frontend import FrontEnd
 from components.frontend import graph
 from components.modules import features
 
-# The request's input name in `serving_default`, by what the spans hold.
-PCM_INPUT = 'audio_pcm'
-IMAGE_BYTES_INPUT = 'image_bytes'
+# The request's input name in `serving_default`, by what the spans hold
+# (the device side reads them from the leaf `pairing`, without TensorFlow).
+PCM_INPUT = pairing.PCM_INPUT
+IMAGE_BYTES_INPUT = pairing.IMAGE_BYTES_INPUT
 LABEL_OUTPUT = 'label'
 # The front end travels beside the labels in `features.ASSETS_EXTRA`.
 FRONT_END_FILE = 'front_end.json'

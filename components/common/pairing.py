@@ -13,6 +13,21 @@ import hashlib
 import json
 from typing import Any, Dict, Optional, Sequence
 
+# What a device sends phase two for one window (the serving signature's
+# input): mono 16-bit PCM of the window for spans of recordings, the
+# encoded picture for spans of images.
+PCM_INPUT = 'audio_pcm'
+IMAGE_BYTES_INPUT = 'image_bytes'
+# Where a request names the phase one it comes from (V1's body, V2's
+# parameters) and an answer names the phase two that gave it.
+FIELD = 'pairing_key'
+
+
+def request_input(front_end: Any) -> str:
+  """The input phase two takes, by the spans' front end (its record or
+  :class:`FrontEnd`; None for spans of images)."""
+  return PCM_INPUT if front_end else IMAGE_BYTES_INPUT
+
 
 def key(reject: str, families: Sequence[str],
         front_end: Optional[Dict[str, Any]]) -> Optional[str]:

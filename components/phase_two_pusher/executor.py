@@ -110,8 +110,7 @@ class Executor(pusher_executor.Executor):
           pairing_key=pairing.key(classes[0], classes[1:], front_end),
           families=span_layout.window_property(
               window, span_layout.FAMILIES_PROPERTY) or [],
-          request=(serving_model.PCM_INPUT if front_end
-                   else serving_model.IMAGE_BYTES_INPUT),
+          request=pairing.request_input(front_end),
           front_end=front_end or None, figures=figures,
           source={'model': self.GetModelPath(input_dict),
                   'infra_blessing': infra.uri},

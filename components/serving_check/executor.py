@@ -21,6 +21,7 @@ from components.cloud import push as cloud_push
 from components.cloud import server as cloud_server
 from components.cloud import serving_model
 from components.common import artifact_properties
+from components.common import pairing
 from components.common import span_layout
 from components.common import storage
 from components import serving_check
@@ -206,8 +207,7 @@ class Executor(base_executor.BaseExecutor):
       return proof['problem']
     manifest = cloud_push.CloudManifest(
         model_name=exec_properties[MODEL_NAME_KEY], classes=classes,
-        families=[], request=(serving_model.PCM_INPUT if front_end
-                              else serving_model.IMAGE_BYTES_INPUT),
+        families=[], request=pairing.request_input(front_end),
         front_end=front_end.to_record() if front_end else None,
         figures={}, source={'model': model_path},
         created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))

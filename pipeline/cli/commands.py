@@ -36,6 +36,7 @@ from pipeline.runners import logs
 from pipeline.settings import config as config_lib
 from pipeline.settings import arguments
 from pipeline.data.synth import SOURCES as SYNTH_SOURCES
+from pipeline.serving import cascade
 
 
 class UserError(errors.PipelineError):
@@ -237,32 +238,58 @@ def _cmd_predict(args: argparse.Namespace,
   if args.stream and paths == ['-']:
     # Checked where the command line is read, before the model is loaded.
     predict.check_raw_settings(args.input_rate, args.input_channels)
+  model = predict.PushedModel(model_dir, config.file_limits(), args.threshold,
+                              keep_input=bool(args.cascade))
+  router = None
+  if args.cascade:
+    router = predict.open_cascade(
+        model, args.cascade, config.served_model_name, args.cascade_batch,
+        args.cascade_wait if args.stream else None, args.cascade_queue,
+        block=not args.stream)
   if args.stream:
-    return _predict_stream(args, predict.PushedModel(
-        model_dir, config.file_limits(), args.threshold), paths)
-  results = predict.predict_files(model_dir, paths, config.file_limits(),
-                                  args.threshold)
+    return _predict_stream(args, model, paths, router)
+  if router is not None:
+    results, summary = predict.cascade_files(model, paths, router)
+  else:
+    results, summary = [model.predict(path) for path in paths], None
   if args.json:
-    print(json.dumps([{k: v for k, v in r.__dict__.items()
-                       if v is not None or k in ('label', 'error')}
-                      for r in results], indent=2))
+    rows = [{k: v for k, v in r.__dict__.items()
+             if v is not None or k in ('label', 'error')} for r in results]
+    print(json.dumps({'predictions': rows, 'cascade': summary} if summary
+                     else rows, indent=2))
   for result in results:
     if result.error:
       print(f'{result.path}: {result.error}', file=sys.stderr)
     elif not args.json:
-      print(f'{result.path}: {result.label} ({result.probability:.3f})')
-      if result.windows and len(result.windows) > 1:
-        for window in result.windows:
-          print(f"  {window['start']:8.2f}-{window['end']:.2f} s  "
-                f"{window['label']} ({window['probability']:.3f})")
-        for segment in result.segments:
-          print(f"  segment {segment['start']:.2f}-{segment['end']:.2f} s "
-                f"above {result.threshold:g}: peak {segment['peak']:.3f}")
+      _print_file(result, router)
+  if summary and not args.json:
+    print(cascade.summary_line(summary))
   return 1 if any(r.error for r in results) else 0
 
 
-def _predict_stream(args: argparse.Namespace, model, paths: List[str]) -> int:
-  """`predict --stream`: one source, each window printed as decided."""
+def _print_file(result, router) -> None:
+  """One file's answer, then its windows and segments, as text."""
+  if router is None:
+    print(f'{result.path}: {result.label} ({result.probability:.3f})')
+  else:
+    print(f'{result.path}: ' + cascade.describe(
+        dict(result.__dict__, cloud=result.cascade)))
+  if not result.windows or len(result.windows) < 2:
+    return
+  for window in result.windows:
+    print(f"  {window['start']:8.2f}-{window['end']:.2f} s  " + (
+        f"{window['label']} ({window['probability']:.3f})" if router is None
+        else cascade.describe(window)))
+  for segment in result.segments:
+    print(f"  segment {segment['start']:.2f}-{segment['end']:.2f} s "
+          f"above {result.threshold:g}: peak {segment['peak']:.3f}" + (
+              f': {cascade.describe(segment)}' if router is not None else ''))
+
+
+def _predict_stream(args: argparse.Namespace, model, paths: List[str],
+                    router=None) -> int:
+  """`predict --stream`: one source, each window printed as decided (with
+  `--cascade`: as answered, late answers and segments as they come)."""
   from components.common import storage  # pylint: disable=g-import-not-at-top
   from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
   if len(paths) != 1:
@@ -275,19 +302,66 @@ def _predict_stream(args: argparse.Namespace, model, paths: List[str]) -> int:
                               'PCM into it, or name a recording file')
   if not raw:
     predict.check_source(path)
+  show = _StreamPrinter(args.json, router)
   with (contextlib.nullcontext(sys.stdin.buffer) if raw else
         storage.open_binary(path)) as source:
     windows = predict.stream(
         model, source, 'standard input' if raw else path,
         raw_rate=(model.front_end.sample_rate if args.input_rate is None
-                  else args.input_rate) if raw else None, raw_channels=args.input_channels)
-    for window in windows:
-      if args.json:
-        print(json.dumps(window), flush=True)
-      else:
-        print(f"{window['start']:.2f}-{window['end']:.2f} s: "
-              f"{window['label']} ({window['probability']:.3f})", flush=True)
+                  else args.input_rate) if raw else None,
+        raw_channels=args.input_channels)
+    if router is None:
+      for window in windows:
+        show.window(window)
+    else:
+      show.end(cascade.route(
+          router, ((window, model.request_bytes(window))
+                   for window in windows), show.answers))
   return 0
+
+
+class _StreamPrinter:
+  """Prints `predict --stream`'s answers as text or JSON lines; with
+  `--cascade`, a segment when it closes and the summary at the end."""
+
+  def __init__(self, as_json: bool, router):
+    self.as_json, self.router, self._run = as_json, router, []
+
+  def _line(self, kind: Optional[str], record: dict, text: str) -> None:
+    print(json.dumps({kind: record} if kind else record) if self.as_json
+          else text, flush=True)
+
+  def window(self, window: dict) -> None:
+    self._line(None, window, f"{window['start']:.2f}-{window['end']:.2f} s: "
+               f"{window['label']} ({window['probability']:.3f})")
+
+  def answers(self, records: List[dict]) -> None:
+    for record in records:
+      times = f"{record['start']:.2f}-{record['end']:.2f} s"
+      if record.get('late'):
+        self._line(None, record, f'{times}: {cascade.describe(record)} '
+                   '(late answer)')
+        continue
+      flagged = (record['phase_one']['score'] >=
+                 record['phase_one']['threshold'])
+      if not flagged:
+        self._close_segment()
+      self._line(None, record, f'{times}: {cascade.describe(record)}')
+      if flagged:
+        self._run.append(record)
+
+  def _close_segment(self) -> None:
+    if not self._run:
+      return
+    segment = cascade.merge_segment(self._run, self.router.reject,
+                                    self.router.positive)
+    self._run = []
+    self._line('segment', segment, f"segment {segment['start']:.2f}-"
+               f"{segment['end']:.2f} s: {cascade.describe(segment)}")
+
+  def end(self, summary: dict) -> None:
+    self._close_segment()
+    self._line('cascade', summary, cascade.summary_line(summary))
 
 
 def _served_base(args: argparse.Namespace,
@@ -561,8 +635,30 @@ def build_parser() -> argparse.ArgumentParser:
   predict.add_argument('--input-channels', type=int, default=1, metavar='N',
                        help='interleaved channels of raw PCM on standard '
                        'input, 1 to 64 (default %(default)s)')
-  arguments.add_config_arguments(predict,
-                                  only=['push_destination'] + _FILE_LIMITS)
+  predict.add_argument('--cascade', metavar='URL',
+                       help="send the windows phase one flags to phase two's "
+                       'model server (python -m pipeline serve) at URL, e.g. '
+                       'http://127.0.0.1:8080 (or its whole V1 :predict URL), '
+                       'and answer them with the family it names; see '
+                       'docs/cascade.md')
+  predict.add_argument('--cascade-batch', type=int,
+                       default=cascade.DEFAULT_BATCH, metavar='N',
+                       help='flagged windows per request, 1 to '
+                       f'{cascade.MAX_BATCH} (default %(default)s)')
+  predict.add_argument('--cascade-wait', type=float,
+                       default=cascade.DEFAULT_WAIT_SECONDS,
+                       metavar='SECONDS',
+                       help='with --stream: how long a flagged window waits '
+                       'for its answer before it is printed "family '
+                       'unknown" (its family follows as a late answer when '
+                       'the server answers; default %(default)s)')
+  predict.add_argument('--cascade-queue', type=int,
+                       default=cascade.DEFAULT_QUEUE, metavar='N',
+                       help='flagged windows held while the server cannot be '
+                       'reached; when full, the oldest is dropped (default '
+                       '%(default)s)')
+  arguments.add_config_arguments(
+      predict, only=['push_destination', 'served_model_name'] + _FILE_LIMITS)
   predict.set_defaults(func=_cmd_predict)
 
   serve = commands.add_parser(
@@ -575,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
       '[{"audio_pcm": {"b64": ...}}]}) and the Open Inference Protocol (V2) '
       'on one port, picks up a newly pushed version without dropping a '
       'request, and gives Prometheus metrics at /metrics. Requests are '
-      'logged one line each at --log-level debug only. See docs/serving.md.')
+      'logged one line each at --log-level debug only. See docs/phase-two.md.')
   serve.add_argument('--model', metavar='DIR',
                      help='a folder of numbered versions (default: the '
                      "workspace's serving destination and model name)")

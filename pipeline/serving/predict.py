@@ -32,13 +32,16 @@ from typing import BinaryIO, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from components.common import errors
+from components.common import pairing
 from components.common import storage
 from components.ondevice import model_folder
 from components.ondevice import pixels as pixels_lib
 from pipeline.data import decode
 from components import frontend
+from components.frontend import melscale
 from components.frontend import windowing
 from pipeline.data import spectrogram
+from pipeline.serving import cascade
 
 # The threshold of versions pushed before their pusher chose one.
 DEFAULT_THRESHOLD = 0.5
@@ -74,6 +77,11 @@ class Prediction:
       the version has one, else the image model.
     threshold: the positive class's score from which a window counted as
       positive.
+    family: with `--cascade`, the family phase two named (None when the
+      answer is the negative class; `unknown` when the cloud gave none).
+    decided_by: with `--cascade`, `device` or `cloud`.
+    cascade: with `--cascade`, the file's windows, those sent to phase two,
+      and the phase-two version that gave the file's answer.
   """
   path: str
   label: Optional[str] = None
@@ -84,6 +92,9 @@ class Prediction:
   segments: Optional[List[dict]] = None
   model: Optional[str] = None
   threshold: Optional[float] = None
+  family: Optional[str] = None
+  decided_by: Optional[str] = None
+  cascade: Optional[dict] = None
 
 
 def segments(windows: Sequence[dict], positive: str,
@@ -116,6 +127,8 @@ class PushedModel:
     threshold: the positive class's score from which a window counts as
       positive (the positive class is the last of labels.txt); None: the
       version's own (`threshold.value` in its manifest), else 0.5.
+    keep_input: each window keeps what was classified (`input`: its
+      samples, or its picture's bytes), to be sent on (`--cascade`).
 
   Raises:
     ModelFolderError: for a missing file or a checksum mismatch.
@@ -123,8 +136,8 @@ class PushedModel:
 
   def __init__(self, path: str,
                limits: decode.FileLimits = decode.FileLimits(),
-               threshold: Optional[float] = None):
-    self.limits = limits
+               threshold: Optional[float] = None, keep_input: bool = False):
+    self.limits, self.keep_input = limits, keep_input
     opened = model_folder.open_version(
         path, parse_front_end=frontend.FrontEnd.from_record)
     self.folder, self.manifest = opened.folder, opened.manifest
@@ -147,6 +160,29 @@ class PushedModel:
   @property
   def positive(self) -> str:
     return self.labels[-1]
+
+  @property
+  def request_input(self) -> str:
+    """What this version's phase two takes for a window."""
+    return pairing.request_input(self.manifest.front_end_record)
+
+  def request_bytes(self, window: dict) -> bytes:
+    """Phase two's request for a window kept with `keep_input`: its
+    samples as 16-bit PCM, or its picture's bytes; taken off the window.
+
+    Raises:
+      cascade.CascadeError: for a picture when phase two takes recordings.
+    """
+    kept = window.pop('input')
+    if self.request_input == pairing.PCM_INPUT:
+      if isinstance(kept, bytes):
+        raise cascade.CascadeError(
+            "an image; this version's phase two takes windows of audio, "
+            'so --cascade classifies recordings')
+      return melscale.pcm16_bytes(kept)
+    if isinstance(kept, bytes):
+      return kept
+    return decode.png_bytes(windowing.render(kept, self.front_end))
 
   def decide(self, scores: np.ndarray) -> int:
     """The class of a window's scores: for two classes, the positive one
@@ -181,18 +217,21 @@ class PushedModel:
       scores = self.classifier.scores(self.pixels_of(data))
       answered = self.model_file
     best = self.decide(scores)
-    return {'start': start, 'end': end, 'label': self.labels[best],
-            'probability': round(float(scores[best]), 6),
-            'scores': {name: round(float(score), 6)
-                       for name, score in zip(self.labels, scores)},
-            'model': answered}
+    window = {'start': start, 'end': end, 'label': self.labels[best],
+              'probability': round(float(scores[best]), 6),
+              'scores': {name: round(float(score), 6)
+                         for name, score in zip(self.labels, scores)},
+              'model': answered}
+    if self.keep_input:
+      window['input'] = samples if samples is not None else data
+    return window
 
   def predict(self, path: str) -> Prediction:
     """Classifies one file; errors are returned, not raised."""
     try:
       check_source(path)
       with storage.open_binary(path) as f:
-        windows = self._windows(f, path)
+        windows = list(self.windows(f, path))
     except OSError as e:
       return Prediction(path, error=f'cannot read the file '
                         f'({e.strerror or e})')
@@ -207,18 +246,20 @@ class PushedModel:
       result.segments = segments(windows, self.positive, self.threshold)
     return result
 
-  def _windows(self, f: BinaryIO, path: str) -> List[dict]:
-    """Every window's prediction of a file (one, with no times, for an
-    image)."""
+  def windows(self, f: BinaryIO, path: str) -> Iterator[dict]:
+    """Each window's prediction of an open file as it is decided (one,
+    with no times, for an image)."""
     head = f.read(12)
     f.seek(0)
     if spectrogram.audio_kind(head):
-      return list(stream(self, f, path, limits=self.limits))
+      yield from stream(self, f, path, limits=self.limits)
+      return
     sources = decode.read_sources(f, path, self.front_end, self.limits,
                                   allow_blank=True, max_windows=0,
                                   tensorflow_check=False)
-    return [self.window_prediction(source.start, source.end,
-                                   data=source.data) for source in sources]
+    for source in sources:
+      yield self.window_prediction(source.start, source.end,
+                                   data=source.data)
 
 
 def check_source(path: str) -> None:
@@ -377,3 +418,132 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
   except spectrogram.AudioError as e:
     raise decode.UnreadableFile(f'{name}: {e}') from e
   yield from decided(cutter.finish())
+
+
+def open_cascade(model: PushedModel, url: str, model_name: str,
+                 batch: int = cascade.DEFAULT_BATCH,
+                 wait: Optional[float] = cascade.DEFAULT_WAIT_SECONDS,
+                 queue_size: int = cascade.DEFAULT_QUEUE,
+                 block: bool = False,
+                 timeout: float = cascade.DEFAULT_TIMEOUT_SECONDS
+                 ) -> cascade.Cascade:
+  """The cascade of `model` (phase one, on this device) and the phase two
+  served at `url` (see :mod:`pipeline.serving.cascade`).
+
+  Args:
+    model: the pushed phase one, opened with `keep_input`.
+    url: the model server's address, or its whole V1 predict URL.
+    model_name: the served model's name (`served_model_name`).
+    batch, wait, queue_size, block, timeout: see :class:`cascade.Sender`,
+      :class:`cascade.Cascade` and :class:`cascade.Endpoint`.
+
+  Raises:
+    cascade.CascadeError: for a bad URL, or a version that pairs with no
+      phase two (trained on spans without families, or pushed before
+      versions recorded their pair).
+  """
+  if not 1 <= batch <= cascade.MAX_BATCH:
+    raise cascade.CascadeError(f'--cascade-batch {batch}: expected 1..'
+                               f'{cascade.MAX_BATCH} windows (the server '
+                               'takes at most that many a request)')
+  if queue_size < 1:
+    raise cascade.CascadeError(f'--cascade-queue {queue_size}: expected at '
+                               'least 1 window')
+  if wait is not None and wait < 0:
+    raise cascade.CascadeError(f'--cascade-wait {wait:g}: expected seconds '
+                               '(0 or more)')
+  families = model.manifest.families or {}
+  key = families.get('pairing_key')
+  if not isinstance(key, str) or not key:
+    why = (families.get('reason') or 'its spans gave no families'
+           if families else 'it was pushed before versions named their pair')
+    raise cascade.CascadeError(
+        f'{model.folder}: version {model.manifest.version} pairs with no '
+        f'phase two ({why}); --cascade needs a version trained on spans '
+        'that give families')
+  endpoint = cascade.Endpoint(cascade.predict_url(url, model_name),
+                              model.request_input, key, timeout)
+  sender = cascade.Sender(endpoint.send, batch, queue_size)
+  return cascade.Cascade(model.labels, model.threshold, sender,
+                         reject=model.labels[0], wait=wait, block=block)
+
+
+def cascade_files(model: PushedModel, paths: Sequence[str],
+                  router: cascade.Cascade,
+                  drain_seconds: float = cascade.DEFAULT_DRAIN_SECONDS
+                  ) -> Tuple[List[Prediction], dict]:
+  """Classifies every file through the cascade: phase one here, its
+  flagged windows by phase two.
+
+  Args:
+    model: the pushed phase one, opened with `keep_input`.
+    paths: image files or recordings.
+    router: from :func:`open_cascade` (files: `wait` None, `block`).
+    drain_seconds: how long to wait at the end when no answer comes.
+
+  Returns:
+    One :class:`Prediction` a path, in order (each window's and segment's
+    `family` and `decided_by`; the file's answer is the segment holding its
+    most positive window's, else the negative class), and the cascade's
+    summary (:meth:`cascade.Cascade.summary`).
+
+  Raises:
+    cascade.CascadeError: when the server refuses this device.
+  """
+  fed: List[Tuple[Prediction, List[dict], int]] = []
+  answers: List[dict] = []
+  for path in paths:
+    windows: List[dict] = []
+    count = 0
+    try:
+      check_source(path)
+      with storage.open_binary(path) as f:
+        for window in model.windows(f, path):
+          request = model.request_bytes(window)
+          windows.append(window)
+          answers.extend(router.feed(window, request))
+          count += 1
+      result = Prediction(path, threshold=model.threshold)
+    except OSError as e:
+      result = Prediction(path, error=f'cannot read the file '
+                          f'({e.strerror or e})')
+    except cascade.CascadeError as e:
+      if router.sender.error is not None:
+        raise
+      result = Prediction(path, error=str(e))
+    except (decode.UnreadableFile, StreamError,
+            spectrogram.AudioError) as e:
+      result = Prediction(path, error=str(e).replace(f'{path}: ', ''))
+    fed.append((result, windows, count))
+  answers.extend(router.finish(drain_seconds))
+  at = 0
+  for result, windows, count in fed:
+    records, at = answers[at:at + count], at + count
+    if result.error is None:
+      _merge_file(model, result, windows, records, router.reject)
+  return [result for result, _, _ in fed], router.summary()
+
+
+def _merge_file(model: PushedModel, result: Prediction,
+                windows: List[dict], records: List[dict],
+                reject: str) -> None:
+  """Fills one file's answer from its windows' cascade records."""
+  best = max(range(len(windows)),
+             key=lambda i: windows[i]['scores'][model.positive])
+  result.scores, result.model = windows[best]['scores'], windows[best]['model']
+  answer = records[best]
+  if windows[0]['start'] is not None:
+    result.windows = records
+    result.segments = cascade.segments_of(records, reject, model.positive)
+    holding = [s for s in result.segments
+               if s['start'] <= records[best]['start'] < s['end']]
+    answer = holding[0] if holding else answer
+  result.label, result.family = answer['label'], answer['family']
+  result.probability, result.decided_by = (answer.get('probability', 0.0),
+                                           answer['decided_by'])
+  result.cascade = {'windows': len(records),
+                    'sent': sum(1 for r in records
+                                if r['phase_one']['score'] >=
+                                r['phase_one']['threshold']),
+                    'model_version': answer.get('cloud', {}).get(
+                        'model_version')}
