@@ -6,6 +6,8 @@ what it says it picks."""
 import json
 import os
 
+import pytest
+
 from bench import run_bench
 from bench.parts import audio as audio_part
 from bench.parts import width_side_by_side
@@ -166,3 +168,33 @@ def test_part_one_says_the_pipeline_side_trains_two_models():
   one['components'] = {'Trainer': 150.0}
   assert 'two models' not in '\n'.join(pipeline_vs_notebook.report_lines(
       {'pipeline_vs_notebook': one}))
+
+
+def test_the_cascade_bench_scores_files_by_their_folders_at_20_percent():
+  from bench import cascade  # pylint: disable=g-import-not-at-top
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+
+  def file(truth, group, label, sent):
+    return predict.Prediction(f'/held/{truth}/{group}/x.wav', label=label,
+                              cascade={'windows': 1, 'sent': sent})
+
+  results = [file('instrument', 'bass', 'bass', 1),
+             file('instrument', 'bass', 'piano', 1),
+             file('instrument', 'piano', 'not_instrument', 0),
+             file('not_instrument', 'speech', 'not_instrument', 0),
+             file('not_instrument', 'speech', 'not_instrument', 1),
+             file('not_instrument', 'noise', 'bass', 1)]
+  found = cascade.score(results, 'not_instrument', 'instrument')
+  assert found['instrument_accuracy'] == pytest.approx(1 / 3)
+  assert found['not_instrument_accuracy'] == pytest.approx(2 / 3)
+  assert found['accuracy_pi_0.2'] == pytest.approx(0.2 / 3 + 0.8 * 2 / 3)
+  assert found['cloud_share_pi_0.2'] == pytest.approx(0.2 * 2 / 3 +
+                                                      0.8 * 2 / 3)
+  assert found['by_group'] == {'instrument/bass': 0.5,
+                               'instrument/piano': 0.0,
+                               'not_instrument/noise': 0.0,
+                               'not_instrument/speech': 1.0}
+  alone = cascade.device_alone(results, 'not_instrument', 'instrument')
+  # Only the one unflagged other is right on the device alone.
+  assert alone['not_instrument_accuracy'] == pytest.approx(1 / 3)
+  assert alone['accuracy_pi_0.2'] == pytest.approx(0.8 / 3)

@@ -16,6 +16,7 @@ import os
 import shutil
 from typing import Any, Dict, List
 
+from bench import cascade as bench_cascade
 from bench.parts.common import cli
 from bench.parts.common import Context
 from bench.parts.common import log
@@ -149,6 +150,10 @@ def part_transfer(out: str, per_class: int, held_out: int, runs: int,
           eval_split=cloud.get('metrics') or {})
       log(f"part 14: run {number}: phase two held-out accuracy "
           f"{found['phase_two']['accuracy']:.4f}")
+      # The pair, as a device runs it: `predict --cascade`'s client.
+      found['cascade'] = bench_cascade.run(workspace, held_dir)
+      log(f"part 14: run {number}: the cascade's held-out accuracy at 20% "
+          f"instruments {found['cascade']['cascade']['accuracy_pi_0.2']:.4f}")
     measured.append(found)
     if not keep:
       shutil.rmtree(workspace, ignore_errors=True)
@@ -207,6 +212,20 @@ def report_lines(results: Dict[str, Any]) -> List[str]:
               '', '| family or kind | phase two right |', '|---|---|']
     lines += [f'| {name} | {share:.2f} |'
               for name, share in cloud['accuracy_by_group'].items()]
+  pair = found.get('cascade')
+  if pair:
+    lines += ['', f"The cascade on the same clips as a device runs it "
+              f"(`predict --cascade` against `serve`; phase one at "
+              f"{pair['threshold']:.4g}), reweighted to 20% instruments "
+              '(`bench/cascade.py`):', '',
+              '| | accuracy at 20% instruments | cloud share |',
+              '|---|---|---|',
+              f"| cascade | **{pair['cascade']['accuracy_pi_0.2']:.4f}** | "
+              f"{pair['cascade']['cloud_share_pi_0.2']:.4f} |",
+              f"| device alone | {pair['device_alone']['accuracy_pi_0.2']:.4f}"
+              ' | 0 |',
+              f"| cloud alone | {pair['cloud_alone']['accuracy_pi_0.2']:.4f} |"
+              ' 1 |']
   return lines
 
 
