@@ -114,13 +114,27 @@ class PhaseTwoEvaluator:
 
 
 class CascadeEvaluator:
-  """The pair judged together (`cascade/`)."""
+  """The pair judged together, and gated, before either is pushed
+  (`cascade/`)."""
   NODE = 'CascadeEvaluator'
-  PUSHED_MODEL = 'pushed_model'
+  CANDIDATE = 'candidate'
   MODEL = 'model'
   SPAN_EXAMPLES = 'span_examples'
   EVALUATION = 'evaluation'
+  # In the evaluation: every figure (`figures.judge`), the baseline's too.
+  FILE = 'cascade.json'
+  # A ModelBlessing, as TFX's Evaluator writes one: `blessed` 1 or 0, a
+  # BLESSED or NOT_BLESSED file; both pushers read it.
+  BLESSING = 'blessing'
+  BLESSED = 'blessed'
   REASON = 'reason'
+  # Where phase one came from: this run's candidate, or the pushed LATEST
+  # when the candidate is not ready.
+  PHASE_ONE = 'phase_one'
+  # The last pushed pair (or why there is none to compare with), and its
+  # end-to-end accuracy at 20% instruments on the same examples.
+  BASELINE = 'baseline'
+  BASELINE_ACCURACY = 'baseline_accuracy_pi_0.2'
 
 
 class PhaseTwoServingCheck:
@@ -153,6 +167,8 @@ class PhaseTwoPusher:
   MODEL_BLESSING = 'model_blessing'
   INFRA_BLESSING = 'infra_blessing'
   SPAN_EXAMPLES = 'span_examples'
+  # The CascadeEvaluator's blessing of the pair.
+  CASCADE = 'cascade'
   PUSHED_MODEL = 'pushed_model'
   PUSHED = 'pushed'
   PUSHED_VERSION = 'pushed_version'
@@ -170,14 +186,29 @@ class PhaseTwoPusher:
                    *PhaseTwoServingCheck.SERVER_FIGURES)
 
 
-class TFLitePusher:
-  """Converts, proves and pushes the TFLite model (`tflite_pusher/`)."""
-  NODE = 'TFLitePusher'
+class TFLiteConverter:
+  """Converts and proves the TFLite model, chooses phase one's threshold
+  and writes the version devices would get, unpushed (`tflite_pusher/`)."""
+  NODE = 'TFLiteConverter'
   MODEL = 'model'
   MODEL_BLESSING = 'model_blessing'
   EXAMPLES = 'examples'
   # The window's raw Examples: the audio front end they were drawn with.
   SPAN_EXAMPLES = 'span_examples'
+  # A Model artifact: the version's files and manifest, every figure, and
+  # whether it may be pushed (`ready`, else `reason`).
+  CANDIDATE = 'candidate'
+  READY = 'ready'
+  REASON = 'reason'
+
+
+class TFLitePusher:
+  """Pushes the converter's candidate when it is ready and the cascade
+  blessed the pair (`tflite_pusher/`)."""
+  NODE = 'TFLitePusher'
+  CANDIDATE = 'candidate'
+  # The CascadeEvaluator's blessing (absent for a window without families).
+  CASCADE = 'cascade'
   PUSHED_MODEL = 'pushed_model'
   # On the PushedModel: the outcome ...
   PUSHED = 'pushed'
@@ -193,7 +224,8 @@ class TFLitePusher:
                        'threshold_false_positive_rate',
                        'threshold_target_recall', 'threshold_met')
   # ... and every figure a reader shows, in the order readers list them,
-  # named by the stages' result types.
+  # named by the stages' result types (the converter records them on its
+  # candidate; the pusher copies them onto the PushedModel).
   FIGURES = ((PUSHED, PUSHED_VERSION, PUSHED_DESTINATION) +
              results.ImageProof.names() + THRESHOLD_FIGURES +
              results.Packaging.names() + results.MicroProof.names() +

@@ -6,14 +6,17 @@ ImportExampleGen (the newest span) -> StatisticsGen -> ExampleValidator
 drift from the last accepted span; AcceptSpan records the baseline) ->
 SpanWindow (the latest K spans) ->
 Transform -> [ModelSearch, with --tune] -> Trainer -> Evaluator (against
-the latest blessed model) -> TFLitePusher (within the device budget).
+the latest blessed model) -> TFLiteConverter (converted, proved, within
+the device budget, its threshold chosen: the candidate version) ->
+TFLitePusher.
 
 Phase two, when the window's spans give families (a `Cond` on the window's
 `families`): Transform -> PhaseTwoTrainer -> PhaseTwoEvaluator (against
 its own latest blessed model) -> PhaseTwoServingCheck (the serving model,
-proved in KServe's model server: an InfraBlessing) -> PhaseTwoPusher
-(pushed where model servers load it); CascadeEvaluator (the pair judged
-together: phase one's pushed TFLite model routes, phase two names).
+proved in KServe's model server: an InfraBlessing); CascadeEvaluator (the
+pair judged together: phase one's candidate routes, phase two names; its
+blessing gates both pushes) -> PhaseTwoPusher (pushed where model servers
+load it) and TFLitePusher.
 """
 
 import ast
@@ -395,9 +398,16 @@ def create_pipeline(
       example_splits=['eval'],
       eval_config=eval_config(config)).with_id(contracts.PHASE_ONE_EVALUATOR)
 
-  # Phase two runs when the window's spans give families; a window of
-  # flat class folders trains phase one alone.
-  # Phase two and the cascade run when the window's spans give families.
+  converter = tflite_pusher.TFLiteConverter(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      examples=transform.outputs['transformed_examples'],
+      span_examples=window.outputs['examples'],
+      settings=config.push_settings())
+
+  # Phase two and the cascade run when the window's spans give families; a
+  # window of flat class folders trains phase one alone. The cascade judges
+  # the pair before either is pushed, and both pushers obey its blessing.
   has_families = window.outputs['examples'].future()[0].custom_property(
       span_layout.FAMILIES_PROPERTY) != '[]'
   with tfx.dsl.Cond(has_families):
@@ -438,6 +448,15 @@ def create_pipeline(
         model_name=config.served_model_name, image_size=config.image_size,
         channels=config.channels, server=config.serving_check).with_id(
             contracts.PhaseTwoServingCheck.NODE)
+    cascade = cascade_lib.CascadeEvaluator(
+        candidate=converter.outputs['candidate'],
+        model=phase_two_trainer.outputs['model'],
+        span_examples=window.outputs['examples'],
+        image_size=config.image_size, channels=config.channels,
+        push_destination=config.push_destination,
+        serving_destination=config.serving_destination,
+        model_name=config.served_model_name,
+        gate=config.cascade_gate()).with_id(contracts.CascadeEvaluator.NODE)
     phase_two_pusher = phase_two_pusher_lib.PhaseTwoPusher(
         model=phase_two_trainer.outputs['model'],
         model_blessing=phase_two_evaluator.outputs['blessing'],
@@ -449,30 +468,21 @@ def create_pipeline(
             project=config.gcp_project, region=config.region,
             endpoint=config.vertex_endpoint, image=config.image,
             machine_type=config.vertex_machine_type)
-        if config.vertex_endpoint else None).with_id(
+        if config.vertex_endpoint else None,
+        cascade=cascade.outputs['blessing']).with_id(
             contracts.PhaseTwoPusher.NODE)
 
   pusher = tflite_pusher.TFLitePusher(
-      model=trainer.outputs['model'],
-      model_blessing=evaluator.outputs['blessing'],
-      examples=transform.outputs['transformed_examples'],
-      span_examples=window.outputs['examples'],
-      settings=config.push_settings())
-
-  with tfx.dsl.Cond(has_families):
-    cascade = cascade_lib.CascadeEvaluator(
-        pushed_model=pusher.outputs['pushed_model'],
-        model=phase_two_trainer.outputs['model'],
-        span_examples=window.outputs['examples'],
-        image_size=config.image_size, channels=config.channels).with_id(
-            contracts.CascadeEvaluator.NODE)
+      candidate=converter.outputs['candidate'],
+      push_destination=config.push_destination,
+      cascade=cascade.outputs['blessing'])
 
   components = [example_gen, schema_gen, statistics_gen, example_validator,
                 baseline_resolver, gate, accept, window, transform,
                 *([search] if search else []), trainer, model_resolver,
-                evaluator, phase_two_resolver, phase_two_trainer,
-                phase_two_evaluator, serving_check, phase_two_pusher, pusher,
-                cascade]
+                evaluator, converter, phase_two_resolver, phase_two_trainer,
+                phase_two_evaluator, serving_check, cascade, phase_two_pusher,
+                pusher]
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -33,7 +33,10 @@ GOLDEN_SETTINGS = dict(image_size=64, train_steps=4, phase_two_steps=4,
                        min_auc=0.0, min_accuracy=0.0, max_auc_drop=1.0,
                        max_accuracy_drop=1.0, latency_runs=2,
                        phase_two_min_accuracy=0.0,
-                       phase_two_max_accuracy_drop=1.0)
+                       phase_two_max_accuracy_drop=1.0,
+                       cascade_max_loss_vs_cloud=1.0,
+                       cascade_max_cloud_share=1.0,
+                       cascade_max_accuracy_drop=1.0)
 
 
 def golden_flags():

@@ -62,3 +62,26 @@ def test_a_family_phase_two_does_not_know_is_left_out_of_its_accuracy():
   # Nothing routed among the others: R2 counts as rejecting, A2 as naming
   # nothing.
   assert figures.accuracy(0.5, r) == pytest.approx(0.5 * 1.0 + 0.5 * 1.0)
+
+
+def _at(accuracy, cloud_alone, share):
+  return {'by_pi': {figures.GATE_PI: {'accuracy': accuracy,
+                                      'cloud_alone': cloud_alone,
+                                      'cloud_share': share}}}
+
+
+@pytest.mark.parametrize('found,baseline,words', [
+    (_at(0.82, 0.80, 0.24), None, None),
+    (_at(0.82, 0.80, 0.24), _at(0.825, 0.8, 0.2), None),
+    (_at(0.74, 0.80, 0.24), None, 'cascade_max_loss_vs_cloud (0.05)'),
+    (_at(0.82, 0.80, 0.61), None, 'sends 0.610 of windows'),
+    (_at(0.80, 0.80, 0.24), _at(0.83, 0.8, 0.2),
+     "below the last pushed pair's 0.8300"),
+    (_at(None, None, None), None, 'cannot be judged'),
+])
+def test_the_gate_holds_a_pair_back_and_says_why(found, baseline, words):
+  reason = figures.verdict(found, figures.Gate(), baseline)
+  if words is None:
+    assert reason is None
+  else:
+    assert words in reason

@@ -38,12 +38,21 @@ pytestmark = pytest.mark.e2e
 
 COMPONENTS = {'ImportExampleGen', 'ImportSchemaGen', 'StatisticsGen',
               'ExampleValidator', 'DataGate', 'AcceptSpan', 'SpanWindow',
-              'Transform', 'Trainer', 'Evaluator', 'TFLitePusher'}
+              'Transform', 'Trainer', 'Evaluator', 'TFLiteConverter',
+              'TFLitePusher'}
 
 
 def _states(summary):
   return {c['node']: c['state'] for c in summary['components']
           if c['node'] in COMPONENTS}
+
+
+def _trained(store, config):
+  """Phase one's Trainer's models (not the TFLite converter's
+  candidates)."""
+  return [model for model in store.get_artifacts_by_type('Model')
+          if model.uri.startswith(os.path.join(config.pipeline_root,
+                                               'Trainer', ''))]
 
 
 def test_ingesting_the_same_folder_twice_adds_one_span(golden):
@@ -87,12 +96,14 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert manifest.input_tensor['shape'] == [1, 64, 64, 3]
 
   store = mlmd.open_store(config.metadata_url(), read_only=True)
-  models = store.get_artifacts_by_type('Model')
+  models = _trained(store, config)
   assert len(models) == 1
 
   states = _states(second)
   assert states.pop('Evaluator') == 'ran'  # its baseline is now blessed
-  assert states.pop('TFLitePusher') == 'ran'  # a new blessing as input
+  # A new blessing as input: converted again, the same model found pushed.
+  assert states.pop('TFLiteConverter') == 'ran'
+  assert states.pop('TFLitePusher') == 'ran'
   assert states.pop('DataGate') == 'ran'  # span 1 is now its baseline
   assert set(states.values()) == {'cached'}
   assert second['model_path'] == first['model_path']
@@ -101,7 +112,7 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
 
   assert set(_states(third).values()) == {'cached'}
   assert golden.artifacts[2] == golden.artifacts[1]
-  assert len(store.get_artifacts_by_type('Model')) == 1
+  assert len(_trained(store, config)) == 1
   assert len(mlmd.pipeline_runs(store, config.pipeline_name)) == 3
   assert 'Trainer' in summary_lib.format_summary(third)
   # Flat class folders: phase one alone, and the run says so.
@@ -286,7 +297,8 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   config = config_lib.PipelineConfig(workspace=workspace, **GOLDEN_SETTINGS)
   store = mlmd.open_store(config.metadata_url(), read_only=True)
   models = store.get_artifacts_by_type('Model')
-  assert len(models) == 2
+  # Phase one's, the TFLite converter's candidate, phase two's.
+  assert len(models) == 3
   [phase_one] = [model for model in models
                  if model.uri.startswith(os.path.join(config.pipeline_root,
                                                       'Trainer', ''))]
@@ -324,16 +336,21 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
       summary_lib.format_summary(summary))
   assert "KServe's model server: ready in" in summary_lib.format_summary(
       summary)
-  # The pair judged together: phase one's pushed TFLite model routes at
-  # its threshold, phase two names.
+  # The pair judged together before either push: phase one's candidate
+  # routes at its threshold, phase two names; nothing was pushed before,
+  # so the gate compares with no earlier pair, and it blessed this one.
   assert states['CascadeEvaluator'] == 'ran'
   cascade = found['cascade']
   assert cascade['threshold'] == pytest.approx(
       summary['pushed']['threshold'], abs=1e-4)
   assert 0.0 <= cascade['accuracy_pi_0.2'] <= 1.0
   assert cascade['cloud_alone_pi_0.2'] is not None
-  assert 'Cascade (phase one\'s TFLite model at' in (
-      summary_lib.format_summary(summary))
+  assert cascade['phase_one'] == "this run's candidate"
+  assert cascade['baseline'] == 'no phase one was pushed before'
+  assert cascade['blessed'] is True, cascade
+  text = summary_lib.format_summary(summary)
+  assert "Cascade (this run's candidate at" in text
+  assert 'the pair is blessed: both phases may be pushed' in text
 
   # Phase two's SavedModel answers raw examples with each class's score.
   loaded = tf.saved_model.load(found['model_path'])
@@ -356,6 +373,18 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
             [f.read()]))
   np.testing.assert_allclose(by_server['scores'].numpy(),
                              answer['scores'].numpy(), atol=1e-5)
+
+  # `inspect cascade` shows the pair: the threshold and why, the figures at
+  # each instrument share, recall by family, the gate, both pushes.
+  judged = inspection.cascade(store, config.pipeline_name)
+  assert judged['blessed'] is True
+  assert judged['phase_one']['pushed'] == judged['phase_two']['pushed'] == 1
+  assert set(judged['figures']['families']) <= set(found['classes'][1:])
+  text = inspection.format_cascade(judged)
+  for words in ('Phase one decides at', 'end-to-end recall by family',
+                'gate: blessed', 'phase one: pushed version 1',
+                'phase two: pushed version 1', '  20% '):
+    assert words in text, text
 
   # `inspect metrics` shows its accuracy and recall beside phase one's.
   [evaluated] = inspection.metrics(store, config.pipeline_name, last=1)

@@ -100,9 +100,9 @@ def test_every_executor_of_the_compiled_pipeline_imports_from_the_image(
       for flag, arg in zip(executor['container']['args'],
                            executor['container']['args'][1:])
       if flag == '--executor_class_path'})
-  # With the model search's, phase two's serving check and pusher, and the
-  # cascade's evaluator.
-  assert len(paths) == 15
+  # With the model search's, phase two's serving check and pusher, the
+  # cascade's evaluator, and the TFLite converter beside its pusher.
+  assert len(paths) == 16
   code = ('import importlib, json, sys\n'
           'found = {}\n'
           'for path in sys.argv[1:]:\n'
@@ -121,7 +121,7 @@ def test_every_executor_of_the_compiled_pipeline_imports_from_the_image(
   found = json.loads(done.stdout.strip().splitlines()[-1])
   ours = {path: file for path, file in found.items()
           if path.startswith(('components.', 'pipeline.'))}
-  assert len(ours) == 12
+  assert len(ours) == 13
   for path, file in ours.items():
     assert file.startswith(image['site'] + os.sep), (path, file)
 
@@ -224,7 +224,7 @@ def test_the_data_gate_and_accept_span_run_as_tasks_of_the_image(
 def test_the_tflite_pusher_runs_as_a_task_of_the_image(image, job, tmp_path):
   # The model the compiled task expects: the default image size.
   size = config_lib.PipelineConfig.image_size
-  assert _task_parameters(job, 'TFLitePusher')['image_size'] == {
+  assert _task_parameters(job, 'TFLiteConverter')['image_size'] == {
       'intValue': str(size)}
   model = trainer.build_model(image_size=size, channels=3, width=0.25)
   model_uri = str(tmp_path / 'model')
@@ -239,20 +239,24 @@ def test_the_tflite_pusher_runs_as_a_task_of_the_image(image, job, tmp_path):
         os.path.join(examples_uri, f'Split-{split}'), images, labels)
   blessing = test_tflite_pusher._blessing(tmp_path, True)  # pylint: disable=protected-access
   destination = str(tmp_path / 'pushed')
-  parameters = _task_parameters(job, 'TFLitePusher')
-  assert parameters['push_destination'] == {'stringValue': 'gs://b/pushed'}
+  assert _task_parameters(job, 'TFLitePusher')['push_destination'] == {
+      'stringValue': 'gs://b/pushed'}
   # A local destination for the test; any other parameter as compiled.
   job = json.loads(json.dumps(job))
-  job['pipelineSpec']['root']['dag']['tasks']['TFLitePusher']['inputs'][
-      'parameters']['push_destination']['runtimeValue']['constantValue'] = {
-          'stringValue': destination}
-  job['pipelineSpec']['root']['dag']['tasks']['TFLitePusher']['inputs'][
-      'parameters']['max_accuracy_drop']['runtimeValue']['constantValue'] = {
-          'doubleValue': 1.0}
-  output = _run_task(image, job, 'TFLitePusher', {
+  tasks = job['pipelineSpec']['root']['dag']['tasks']
+  tasks['TFLitePusher']['inputs']['parameters']['push_destination'][
+      'runtimeValue']['constantValue'] = {'stringValue': destination}
+  tasks['TFLiteConverter']['inputs']['parameters']['max_accuracy_drop'][
+      'runtimeValue']['constantValue'] = {'doubleValue': 1.0}
+  candidate = str(tmp_path / 'candidate')
+  converted = _run_task(image, job, 'TFLiteConverter', {
       'model': (model_uri, {}),
       'model_blessing': (blessing, {'blessed': 1.0}),
       'examples': (examples_uri, {'split_names': '["train", "eval"]'}),
+  }, {'candidate': candidate}, str(tmp_path / 'converter'))
+  assert _output_metadata(converted, 'candidate')['ready'] == 1
+  output = _run_task(image, job, 'TFLitePusher', {
+      'candidate': (candidate, _output_metadata(converted, 'candidate')),
   }, {'pushed_model': str(tmp_path / 'pushed_model')},
       str(tmp_path / 'pusher'))
   assert _output_metadata(output, 'pushed_model')['pushed'] == 1

@@ -271,3 +271,18 @@ def test_a_refused_deployment_leaves_the_version_pushed_and_says_why(
   assert pushed.get_string_custom_property('vertex_reason') == (
       "Vertex AI refused the deployment of instruments version 1 to the "
       "endpoint 'instruments-endpoint': 403 Permission denied on endpoint")
+
+
+def test_a_pair_the_cascade_held_back_is_not_pushed(testdata, tmp_path):
+  from components.common import pair_blessing  # pylint: disable=g-import-not-at-top
+  inputs, infra = _check(testdata, tmp_path)
+  held = standard_artifacts.ModelBlessing()
+  held.uri = str(tmp_path / 'cascade')
+  os.makedirs(held.uri)
+  pair_blessing.write(held, 'it sends 0.700 of windows to the cloud')
+  pushed = _push(dict(inputs, cascade=[held]), infra, tmp_path)
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert pushed.get_string_custom_property('reason') == (
+      'the cascade held the pair back: it sends 0.700 of windows to the '
+      'cloud')
+  assert not (tmp_path / 'served').exists()

@@ -23,6 +23,7 @@ from components.modules import features
 from components.modules import trainer
 from components.tflite_pusher import component
 from components.tflite import conversion
+from components.tflite_pusher import convert_executor
 from components.tflite_pusher import executor
 from components.tflite_pusher import stages
 from components.tflite_pusher.settings import PushSettings
@@ -99,7 +100,9 @@ def _blessing(root, blessed):
   return artifact
 
 
-def _run(testdata, destination, blessed=True, **overrides):
+def _run(testdata, destination, blessed=True, cascade=None, **overrides):
+  """Runs the converter, then the pusher on its candidate (with the
+  cascade's blessing, when given); returns the PushedModel."""
   model = standard_artifacts.Model()
   model.uri = testdata['model_uri']
   examples = standard_artifacts.Examples()
@@ -109,8 +112,10 @@ def _run(testdata, destination, blessed=True, **overrides):
   pushed.uri = str(testdata['root'] / 'pushed_model' / str(len(os.listdir(
       testdata['root']))))
   os.makedirs(pushed.uri, exist_ok=True)
+  candidate = standard_artifacts.Model()
+  candidate.uri = pushed.uri.replace('pushed_model', 'candidate')
+  os.makedirs(candidate.uri, exist_ok=True)
   properties = {
-      'push_destination': str(destination),
       'quantization': 'dynamic',
       'class_names': json.dumps(CLASSES),
       'image_size': SIZE,
@@ -122,11 +127,14 @@ def _run(testdata, destination, blessed=True, **overrides):
       'micro_examples': 10,
   }
   properties.update(overrides)
-  executor.Executor().Do(
+  convert_executor.Executor().Do(
       {'model': [model], 'model_blessing': [_blessing(testdata['root'],
                                                        blessed)],
        'examples': [examples]},
-      {'pushed_model': [pushed]}, properties)
+      {'candidate': [candidate]}, properties)
+  executor.Executor().Do(
+      {'candidate': [candidate], 'cascade': [cascade] if cascade else []},
+      {'pushed_model': [pushed]}, {'push_destination': str(destination)})
   return pushed
 
 
@@ -319,9 +327,9 @@ def test_component_refuses_unknown_mode_and_negative_counts():
               max_accuracy_drop=0.01, representative_examples=10,
               validation_examples=0, latency_runs=1)
   with pytest.raises(ValueError, match='unknown quantization mode'):
-    component.TFLitePusher(model=mock.Mock(), examples=mock.Mock(),
-                           settings=PushSettings(**dict(
-                               good, quantization='int4')))
+    component.TFLiteConverter(model=mock.Mock(), examples=mock.Mock(),
+                              settings=PushSettings(**dict(
+                                  good, quantization='int4')))
   with pytest.raises(ValueError, match='latency_runs must not be negative'):
     PushSettings(**dict(good, latency_runs=-1))
   settings = PushSettings(**good)
@@ -576,3 +584,23 @@ def test_every_recorded_figure_is_named_by_a_stage_result(testdata,
   for kind in (results.ImageProof, results.Packaging, results.MicroProof):
     assert set(kind.names()) - {'micro_error', 'micro_missing_ops'} <= (
         recorded), kind
+
+
+def test_a_pair_the_cascade_did_not_bless_is_not_pushed(testdata, tmp_path):
+  from components.common import pair_blessing  # pylint: disable=g-import-not-at-top
+  verdicts = []
+  for reason in ('its end-to-end accuracy fell', None):
+    artifact = standard_artifacts.ModelBlessing()
+    artifact.uri = str(tmp_path / 'cascade' / str(len(verdicts)))
+    os.makedirs(artifact.uri)
+    pair_blessing.write(artifact, reason)
+    verdicts.append(_run(testdata, tmp_path / 'dest', cascade=artifact))
+  held, passed = verdicts
+  assert held.get_int_custom_property('pushed') == 0
+  assert held.get_string_custom_property('reason') == (
+      'the cascade held the pair back: its end-to-end accuracy fell')
+  # The candidate's figures are on the PushedModel either way.
+  assert held.get_float_custom_property('threshold') == (
+      passed.get_float_custom_property('threshold'))
+  assert passed.get_int_custom_property('pushed') == 1
+  assert push.versions(str(tmp_path / 'dest')) == [1]

@@ -142,7 +142,7 @@ def test_a_tuned_pipeline_compiles_its_search_before_the_trainer(tmp_path):
   settings = json.loads(_parameter(job, 'ModelSearch', 'custom_config'))
   assert settings['max_tflite_bytes'] == 250_000
   assert settings['tune_trials'] == 4
-  assert int(_parameter(job, 'TFLitePusher', 'max_tflite_bytes')) == 250_000
+  assert int(_parameter(job, 'TFLiteConverter', 'max_tflite_bytes')) == 250_000
   trainer_inputs = job['pipelineSpec']['root']['dag']['tasks']['Trainer'][
       'inputs']['artifacts']
   assert trainer_inputs['hyperparameters']['taskOutputArtifact'] == {

@@ -26,7 +26,8 @@ def test_pipeline_has_the_components_in_order(tmp_path):
       'ExampleValidator', 'latest_data_baseline_resolver', 'DataGate',
       'AcceptSpan',
       'SpanWindow', 'Transform', 'Trainer', 'latest_blessed_model_resolver',
-      'Evaluator', 'TFLitePusher', 'latest_blessed_phase_two_resolver',
+      'Evaluator', 'TFLiteConverter', 'TFLitePusher',
+      'latest_blessed_phase_two_resolver',
       'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoServingCheck',
       'PhaseTwoPusher', 'CascadeEvaluator'}
   # Phase two trains on the same transformed examples, is judged against
@@ -39,11 +40,18 @@ def test_pipeline_has_the_components_in_order(tmp_path):
       'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'SpanWindow'}
   assert _ids(nodes['PhaseTwoPusher'].upstream_nodes) == {
       'PhaseTwoTrainer', 'PhaseTwoEvaluator', 'PhaseTwoServingCheck',
-      'SpanWindow'}
+      'SpanWindow', 'CascadeEvaluator'}
   assert nodes['PhaseTwoServingCheck'].exec_properties['server'] == 'kserve'
-  # The pair is judged on what phase one pushed and phase two's model.
+  # The pair is judged on phase one's candidate and phase two's model
+  # before either is pushed; both pushers obey its blessing.
   assert _ids(nodes['CascadeEvaluator'].upstream_nodes) == {
-      'TFLitePusher', 'PhaseTwoTrainer', 'SpanWindow'}
+      'TFLiteConverter', 'PhaseTwoTrainer', 'SpanWindow'}
+  assert _ids(nodes['TFLitePusher'].upstream_nodes) == {
+      'TFLiteConverter', 'CascadeEvaluator'}
+  assert _ids(nodes['TFLiteConverter'].upstream_nodes) == {
+      'Trainer', 'Evaluator', 'Transform', 'SpanWindow'}
+  assert nodes['CascadeEvaluator'].exec_properties[
+      'max_cloud_share'] == config.cascade_max_cloud_share
   assert nodes['PhaseTwoTrainer'].exec_properties['run_fn'] == (
       pipeline_def.PHASE_TWO_FN)
   # Statistics and validation see the new span; training sees the window,
@@ -74,9 +82,11 @@ def test_settings_reach_the_components(tmp_path):
                                      max_tflite_bytes=50_000,
                                      max_latency_ms=2.5)
   nodes = {n.id: n for n in run.build_pipeline(config).components}
-  pusher_props = nodes['TFLitePusher'].exec_properties
-  assert pusher_props['max_tflite_bytes'] == 50_000
-  assert pusher_props['max_latency_ms'] == 2.5
+  converter_props = nodes['TFLiteConverter'].exec_properties
+  assert converter_props['max_tflite_bytes'] == 50_000
+  assert converter_props['max_latency_ms'] == 2.5
+  assert nodes['TFLitePusher'].exec_properties['push_destination'] == (
+      config.push_destination)
   trainer_props = nodes['Trainer'].exec_properties
   assert '"num_steps": 9' in trainer_props['train_args']
   assert '"image_size": 64' in trainer_props['custom_config']

@@ -122,3 +122,54 @@ def judge(scored: Scored, threshold: float,
     found['curve'].append({'threshold': t, 'accuracy': accuracy(0.2, at),
                            'cloud_share': share(0.2, at)})
   return found
+
+
+# The instrument share the gate judges at.
+GATE_PI = '0.2'
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+  """The bars a pair must pass, at 20% instruments, to be pushed.
+
+  Attributes:
+    max_loss_vs_cloud: its end-to-end accuracy may be at most this below
+      sending every window to the cloud (what the cascade saves must not
+      cost more accuracy than this).
+    max_cloud_share: it may send at most this share of windows to the
+      cloud (the cost the threshold buys).
+    max_accuracy_drop: its end-to-end accuracy may be at most this below
+      the last pushed pair's, judged on the same eval examples.
+  """
+  max_loss_vs_cloud: float = 0.05
+  max_cloud_share: float = 0.5
+  max_accuracy_drop: float = 0.01
+
+
+def verdict(found: Dict[str, Any], gate: Gate,
+            baseline: Optional[Dict[str, Any]] = None) -> Optional[str]:
+  """Why the pair judged in `found` (:func:`judge`) is held back, or None
+  when it passes `gate`; `baseline` is the last pushed pair judged on the
+  same examples (None: no pair to compare with)."""
+  at = found['by_pi'][GATE_PI]
+  if at['accuracy'] is None:
+    return ('the eval split lacks instruments or non-instruments, so the '
+            'cascade cannot be judged')
+  if (at['cloud_alone'] is not None and
+      at['accuracy'] < at['cloud_alone'] - gate.max_loss_vs_cloud):
+    return (f"its end-to-end accuracy at 20% instruments, "
+            f"{at['accuracy']:.4f}, is more than cascade_max_loss_vs_cloud "
+            f"({gate.max_loss_vs_cloud:g}) below sending every window to the "
+            f"cloud ({at['cloud_alone']:.4f})")
+  if at['cloud_share'] > gate.max_cloud_share:
+    return (f"it sends {at['cloud_share']:.3f} of windows to the cloud at "
+            f"20% instruments; cascade_max_cloud_share is "
+            f"{gate.max_cloud_share:g}")
+  if baseline is not None:
+    before = baseline['by_pi'][GATE_PI]['accuracy']
+    if before is not None and at['accuracy'] < before - gate.max_accuracy_drop:
+      return (f"its end-to-end accuracy at 20% instruments, "
+              f"{at['accuracy']:.4f}, is below the last pushed pair's "
+              f"{before:.4f} on the same eval examples by more than "
+              f"cascade_max_accuracy_drop ({gate.max_accuracy_drop:g})")
+  return None

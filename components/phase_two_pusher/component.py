@@ -25,6 +25,7 @@ Usage::
 
 import dataclasses
 import json
+from typing import Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component
@@ -53,6 +54,8 @@ class PhaseTwoPusherSpec(types.ComponentSpec):
       P.MODEL_BLESSING: ChannelParameter(type=standard_artifacts.ModelBlessing),
       P.INFRA_BLESSING: ChannelParameter(type=standard_artifacts.InfraBlessing),
       P.SPAN_EXAMPLES: ChannelParameter(type=standard_artifacts.Examples),
+      P.CASCADE: ChannelParameter(type=standard_artifacts.ModelBlessing,
+                                  optional=True),
   }
   OUTPUTS = {
       P.PUSHED_MODEL: ChannelParameter(type=standard_artifacts.PushedModel),
@@ -71,6 +74,8 @@ class PhaseTwoPusher(base_component.BaseComponent):
     model_name: the name a server serves it under.
     vertex_target: a `components.cloud.vertex_endpoint.Target` to deploy
       each pushed version to (a bucket destination), or None.
+    cascade: the CascadeEvaluator's blessing; a pair it did not bless is
+      not pushed.
   """
 
   SPEC_CLASS = PhaseTwoPusherSpec
@@ -80,11 +85,13 @@ class PhaseTwoPusher(base_component.BaseComponent):
                model_blessing: types.BaseChannel,
                infra_blessing: types.BaseChannel,
                span_examples: types.BaseChannel, serving_destination: str,
-               model_name: str, vertex_target=None):
+               model_name: str, vertex_target=None,
+               cascade: Optional[types.BaseChannel] = None):
     super().__init__(spec=PhaseTwoPusherSpec(
         vertex_target=(json.dumps(dataclasses.asdict(vertex_target),
                                   sort_keys=True) if vertex_target else ''),
         model=model, model_blessing=model_blessing,
         infra_blessing=infra_blessing, span_examples=span_examples,
+        cascade=cascade,
         serving_destination=serving_destination, model_name=model_name,
         pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

@@ -7,7 +7,6 @@ and the InfraBlessing's `blessed`) and its `pushed` marking.
 """
 
 import json
-import os
 import tempfile
 import time
 from typing import Any, Dict, List, Optional
@@ -21,6 +20,7 @@ from components.cloud import push as cloud_push
 from components.cloud import serving_model
 from components.cloud import vertex_endpoint
 from components.common import artifact_properties
+from components.common import pair_blessing
 from components.common import pairing
 from components.common import run_guard
 from components.common import span_layout
@@ -84,7 +84,8 @@ class Executor(pusher_executor.Executor):
     Args:
       input_dict: `model` (phase two's Trainer), `model_blessing` (its
         Evaluator), `infra_blessing` (its serving check, holding the serving
-        model), `span_examples` (the window: its families).
+        model), `span_examples` (the window: its families), `cascade` (the
+        CascadeEvaluator's blessing of the pair, optional).
       output_dict: `pushed_model`, recording the outcome and the proofs.
       exec_properties: see `PhaseTwoPusherSpec.PARAMETERS`.
     """
@@ -99,6 +100,9 @@ class Executor(pusher_executor.Executor):
                 if infra.has_custom_property(CHECK.REASON) else
                 "phase two's model was not blessed")
       return self._outcome(pushed, figures, reason)
+    held = pair_blessing.held_back(input_dict.get(P.CASCADE) or [])
+    if held:
+      return self._outcome(pushed, figures, held)
     window = _single(input_dict, P.SPAN_EXAMPLES)
     front_end = span_layout.window_property(window,
                                             span_layout.FRONT_END_PROPERTY)

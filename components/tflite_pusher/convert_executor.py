@@ -1,13 +1,13 @@
-"""Executor of the TFLite pusher: reads artifacts, calls the stages, pushes
-and records.
+"""Executor of the TFLite converter: reads artifacts, calls the stages and
+writes the candidate version, recording every figure.
 
-It extends TFX's Pusher executor to reuse its blessing check and its
-`pushed` marking. Each stage is a plain function returning a typed result
+Each stage is a plain function returning a typed result
 (`components.tflite.results`): the conversion and its proof against the
 SavedModel (`conversion`), the file a device downloads (`stages.package`),
-TensorFlow Lite Micro (`micro.prove`), the device budget, the waveform
-model (`waveform.build`), the firmware source and the manifest
-(`stages`); the versioned write is `components.ondevice.push`.
+phase one's threshold (`components.tflite.threshold`), TensorFlow Lite
+Micro (`micro.prove`), the device budget, the waveform model
+(`waveform.build`), the firmware source and the manifest (`stages`). The
+push (`executor`) reads what this writes.
 """
 
 import os
@@ -16,19 +16,18 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
-from tfx.components.pusher import executor as pusher_executor
+from tfx.components.util import model_utils
+from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
-from tfx.utils import io_utils
+from tfx.utils import path_utils
 
 from components import contracts
 from components.common import artifact_properties
 from components.common import pairing
 from components.common import span_layout
-from components.common import run_guard
 from components.common import storage
 from components.modules import features
-from components.ondevice import push
-from components.ondevice.manifest import Manifest
+from components.ondevice import candidate as candidate_lib
 from components.tflite import conversion
 from components.tflite import micro
 from components.tflite import results
@@ -38,11 +37,11 @@ from components.tflite_pusher import stages
 from components.tflite_pusher import waveform as waveform_lib
 from components.tflite_pusher.settings import PushSettings
 
-MODEL_KEY = contracts.TFLitePusher.MODEL
-MODEL_BLESSING_KEY = contracts.TFLitePusher.MODEL_BLESSING
-EXAMPLES_KEY = contracts.TFLitePusher.EXAMPLES
-SPAN_EXAMPLES_KEY = contracts.TFLitePusher.SPAN_EXAMPLES
-PUSHED_MODEL_KEY = contracts.TFLitePusher.PUSHED_MODEL
+C = contracts.TFLiteConverter
+MODEL_KEY = C.MODEL
+MODEL_BLESSING_KEY = C.MODEL_BLESSING
+EXAMPLES_KEY = C.EXAMPLES
+SPAN_EXAMPLES_KEY = C.SPAN_EXAMPLES
 
 
 def _span_record(input_dict: Dict[str, List[types.Artifact]]
@@ -124,7 +123,7 @@ def _convert(input_dict: Dict[str, List[types.Artifact]],
   converted, proof = conversion.convert_and_check(
       model_path, features.SERVING_IMAGE_SIGNATURE, settings.quantization,
       eval_images, eval_labels, representative, settings.latency_runs)
-  print(f'tflite_pusher: {proof.describe()} ({time.time() - started:.0f} s)',
+  print(f'tflite_converter: {proof.describe()} ({time.time() - started:.0f} s)',
         flush=True)
   return converted, proof
 
@@ -145,88 +144,72 @@ def _micro(settings: PushSettings, model: bytes,
     return results.MicroProof()
   started = time.time()
   proof = micro.prove(model, classifier, eval_images, settings.micro_examples)
-  print(f'tflite_pusher: TensorFlow Lite Micro: {proof.describe()} '
+  print(f'tflite_converter: TensorFlow Lite Micro: {proof.describe()} '
         f'({time.time() - started:.0f} s)', flush=True)
   return proof
 
 
-class Executor(pusher_executor.Executor):
-  """Converts the blessed model to TFLite, proves it, and pushes it."""
+class Executor(base_executor.BaseExecutor):
+  """Converts the blessed model to TFLite, proves it, chooses its
+  threshold and writes the version devices would get."""
 
-  def _mark_not_pushed(self, artifact: types.Artifact, reason: str,
-                       proofs: List[results.Figures], **extra: Any) -> None:
-    logging.warning('TFLite model not pushed: %s', reason)
-    print(f'tflite_pusher: not pushed: {reason}', flush=True)
-    self._MarkNotPushed(artifact)
+  def _not_ready(self, artifact: types.Artifact, reason: str,
+                 proofs: List[results.Figures], **extra: Any) -> None:
+    logging.warning('TFLite model not ready: %s', reason)
+    print(f'tflite_converter: not ready: {reason}', flush=True)
     artifact_properties.record(artifact, stages.outcome_properties(
-        proofs, dict(extra, reason=reason)))
-
-  def _push(self, destination: str, files: Dict[str, bytes],
-            manifest: Manifest) -> Tuple[int, str, bytes]:
-    """Pushes a new version, or finds the latest holding the same converted
-    model: (version, its folder, the model file devices have)."""
-    version = push.find_identical(destination, manifest.converted_sha256,
-                                  manifest.decisions())
-    if version is None:
-      run_guard.before_push()
-      version, version_dir = push.write_version(destination, files, manifest)
-      print(f'tflite_pusher: pushed version {version} to {version_dir}',
-            flush=True)
-      return version, version_dir, files[push.MODEL_FILE]
-    version_dir = storage.join(destination, str(version))
-    print(f'tflite_pusher: version {version} already holds this model, '
-          'threshold and pairing; nothing new pushed', flush=True)
-    return version, version_dir, storage.read_bytes(
-        storage.join(version_dir, push.MODEL_FILE))
+        proofs, dict(extra, reason=reason, **{C.READY: 0})))
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    """Pushes a quantized TFLite model if blessed, faithful and within the
-    device budget.
+    """Writes the candidate version if the model is blessed, faithful and
+    within the device budget; records every figure, or why it is not
+    ready.
 
     Args:
       input_dict: `model` (Trainer), `model_blessing` (Evaluator, optional),
         `examples` (Transform's transformed examples with `train` and `eval`
         splits), `span_examples` (the window's raw examples, optional).
-      output_dict: `pushed_model`, a PushedModel artifact recording the
-        outcome and every figure.
-      exec_properties: see `TFLitePusherSpec.PARAMETERS`.
+      output_dict: `candidate`, a Model artifact holding the version's files
+        and manifest, with every figure and `ready` recorded.
+      exec_properties: see `TFLiteConverterSpec.PARAMETERS`.
     """
     self._log_startup(input_dict, output_dict, exec_properties)
-    pushed = artifact_utils.get_single_instance(
-        output_dict[PUSHED_MODEL_KEY])
+    candidate = artifact_utils.get_single_instance(output_dict[C.CANDIDATE])
     settings = PushSettings.from_exec_properties(exec_properties)
-    if not self.CheckBlessing(input_dict):
-      return self._mark_not_pushed(pushed, 'the model was not blessed by '
-                                   'the Evaluator', [],
-                                   mode=settings.quantization)
-    model_path = self.GetModelPath(input_dict)
+    blessing = input_dict.get(C.MODEL_BLESSING) or []
+    if blessing and not model_utils.is_model_blessed(blessing[0]):
+      return self._not_ready(candidate, 'the model was not blessed by '
+                             'the Evaluator', [], mode=settings.quantization)
+    trained = artifact_utils.get_single_instance(input_dict[C.MODEL])
+    model_path = path_utils.serving_model_path(
+        trained.uri, path_utils.is_old_model_artifact(trained))
     eval_images, eval_labels = _images(input_dict, settings, 'eval')
     converted, image = _convert(input_dict, settings, model_path, eval_images,
                                 eval_labels)
     problem = image.parity_problem(settings.max_accuracy_drop)
     if problem:
-      return self._mark_not_pushed(pushed, problem, [image])
+      return self._not_ready(candidate, problem, [image])
     model, packaging = stages.package(converted, settings.class_names)
     classifier = conversion.TFLiteClassifier(model)
     chosen = threshold_lib.choose(
         eval_labels, conversion.tflite_scores(classifier, eval_images)[:, -1],
         settings.phase_one_recall)
-    print(f'tflite_pusher: {chosen.describe()}', flush=True)
+    print(f'tflite_converter: {chosen.describe()}', flush=True)
     tflm = _micro(settings, model, classifier, eval_images)
     proofs = [image, packaging, tflm]
     verdict = results.BudgetVerdict.of(settings.budget.breaches(
         len(model), image.latency_ms_median, tflm.arena_bytes))
     if not verdict.fits:
-      return self._mark_not_pushed(pushed, verdict.describe(),
-                                   proofs + [verdict])
+      return self._not_ready(candidate, verdict.describe(),
+                             proofs + [verdict])
     front_end = _front_end(input_dict)
     families = _families(input_dict)
     waveform_model, wave = waveform_lib.build(
         model_path, converted, front_end, settings,
         _span_windows(input_dict, settings))
-    print(f'tflite_pusher: {waveform_lib.describe(wave)}', flush=True)
+    print(f'tflite_converter: {waveform_lib.describe(wave)}', flush=True)
     description = classifier.describe()
     files, firmware_entry = stages.firmware_source(
         model, packaging, description, tflm, settings.class_names)
@@ -237,13 +220,9 @@ class Executor(pusher_executor.Executor):
         front_end, proofs, wave, firmware_entry, self._source(input_dict),
         families, chosen.to_json(), pairing.key(
             settings.class_names[0], families or [], _span_record(input_dict)))
-    version, version_dir, model = self._push(settings.push_destination,
-                                             files, manifest)
-    io_utils.write_bytes_file(os.path.join(pushed.uri, push.MODEL_FILE), model)
-    self._MarkPushed(pushed, pushed_destination=version_dir,
-                     pushed_version=str(version))
-    artifact_properties.record(pushed, stages.outcome_properties(
-        proofs + [wave], {'sha256': conversion.sha256(model),
+    candidate_lib.write(candidate.uri, files, manifest)
+    artifact_properties.record(candidate, stages.outcome_properties(
+        proofs + [wave], {'sha256': conversion.sha256(model), C.READY: 1,
                           **threshold_properties(chosen)}))
 
   def _source(self, input_dict: Dict[str, List[types.Artifact]]

@@ -75,7 +75,7 @@ class PushSettings:
   @classmethod
   def from_exec_properties(cls, values: Dict[str, Any]) -> 'PushSettings':
     """The settings an execution was given."""
-    return cls(push_destination=str(values['push_destination']),
+    return cls(push_destination=str(values.get('push_destination', '')),
                class_names=tuple(json.loads(values['class_names'])),
                quantization=str(values['quantization']),
                image_size=int(values['image_size']),

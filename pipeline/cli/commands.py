@@ -468,6 +468,9 @@ def _cmd_inspect(args: argparse.Namespace,
   elif args.what == 'trials':
     rows = inspection.trials(store, config.pipeline_name)
     text = inspection.format_trials(rows)
+  elif args.what == 'cascade':
+    rows = inspection.cascade(store, config.pipeline_name, args.run)
+    text = inspection.format_cascade(rows)
   else:
     rows, text = _lineage(store, config, args)
   print(json.dumps(rows, indent=2, default=str) if args.json else text)
@@ -717,11 +720,15 @@ def build_parser() -> argparse.ArgumentParser:
       'lineage (a pushed model back to the ingested spans, or with --span '
       'the models that came from a span), metrics (evaluation and TFLite '
       'figures of the last runs side by side), settings (those a run '
-      'used, as TOML for --config) or trials (every trial of the newest '
+      'used, as TOML for --config), trials (every trial of the newest '
       'model search: settings, TFLite bytes, latency, AUC, within the '
-      'device budget or not, the chosen one marked).')
+      'device budget or not, the chosen one marked) or cascade (the pair '
+      'of the newest run that judged one: phase one\'s threshold and why, '
+      'end-to-end accuracy and cloud share at each instrument share, '
+      'recall by family, the curve, the gate\'s verdict, what was pushed).')
   inspect.add_argument('what', choices=('runs', 'artifacts', 'lineage',
-                                        'metrics', 'settings', 'trials'))
+                                        'metrics', 'settings', 'trials',
+                                        'cascade'))
   inspect.add_argument('model', nargs='?', metavar='MODEL',
                        help='lineage only: a pushed version (3 or v3) or '
                        'its folder (default: the LATEST version)')
@@ -732,8 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
                        'this data span')
   inspect.add_argument('--type', help='artifact type, e.g. Examples, Model, '
                        'ModelBlessing, PushedModel (artifacts only)')
-  inspect.add_argument('--run', help='settings only: run id, or a unique '
-                       'prefix of one (default: the newest run)')
+  inspect.add_argument('--run', help='settings and cascade only: run id, or '
+                       'a unique prefix of one (default: the newest run)')
   inspect.add_argument('--last', type=int, default=5,
                        help='runs to compare (metrics only; default '
                        '%(default)s)')

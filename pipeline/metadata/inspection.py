@@ -297,3 +297,111 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
         f"  {str(row.get('phase_two', {}).get(name, '')):>15}"
         for row in rows))
   return '\n'.join(lines)
+
+
+def cascade(store, pipeline_name: str,
+            run_id: Optional[str] = None) -> Dict[str, Any]:
+  """The cascade of a run (default: the newest run that judged one): phase
+  one's threshold and why, the figures at each instrument share, each
+  family's end-to-end recall, the curve, the gate's verdict against the
+  last pushed pair, and what each pusher did.
+
+  Raises:
+    mlmd.MetadataError: when no run (or not the one named) judged a pair.
+  """
+  records = ([mlmd.find_run(store, pipeline_name, run_id)] if run_id else
+             mlmd.run_records(store, pipeline_name))
+  c = contracts.CascadeEvaluator
+  for record in records:
+    evaluation = record.output(c.NODE, c.EVALUATION)
+    if evaluation is None:
+      continue
+    found: Dict[str, Any] = {'run_id': record.run_id}
+    path = storage.join(evaluation.uri, c.FILE)
+    if storage.isfile(path):
+      found['figures'] = json.loads(storage.read_text(path))
+    else:
+      found['reason'] = mlmd.custom_value(evaluation, c.REASON)
+    gate = record.output(c.NODE, c.BLESSING)
+    if gate is not None:
+      found['blessed'] = bool(mlmd.custom_value(gate, c.BLESSED))
+      found['gate_reason'] = mlmd.custom_value(gate, c.REASON)
+    phase_one = record.output(contracts.TFLitePusher.NODE,
+                              contracts.TFLitePusher.PUSHED_MODEL)
+    if phase_one is not None:
+      found['phase_one'] = {name: mlmd.custom_value(phase_one, name) for name
+                            in contracts.TFLitePusher.THRESHOLD_FIGURES + (
+                                contracts.TFLitePusher.PUSHED,
+                                contracts.TFLitePusher.PUSHED_VERSION,
+                                contracts.TFLitePusher.REASON)}
+    phase_two = record.output(contracts.PhaseTwoPusher.NODE,
+                              contracts.PhaseTwoPusher.PUSHED_MODEL)
+    if phase_two is not None:
+      found['phase_two'] = {name: mlmd.custom_value(phase_two, name)
+                            for name in (contracts.PhaseTwoPusher.PUSHED,
+                                         contracts.PhaseTwoPusher.PUSHED_VERSION,
+                                         contracts.PhaseTwoPusher.MODEL_NAME,
+                                         contracts.PhaseTwoPusher.REASON)}
+    return found
+  raise mlmd.MetadataError(
+      f'run {run_id} judged no cascade' if run_id else
+      f'no run of {pipeline_name} judged a cascade (phase two trains, and '
+      'the pair is judged, when the spans give families)')
+
+
+def _pushed_words(pushed: Optional[Dict[str, Any]], what: str) -> str:
+  if not pushed:
+    return f'{what}: did not run'
+  if pushed.get('pushed'):
+    return f"{what}: pushed version {pushed.get('pushed_version')}"
+  return f"{what}: not pushed: {pushed.get('reason')}"
+
+
+def format_cascade(found: Dict[str, Any]) -> str:
+  """The cascade of a run as console lines."""
+  lines = [f"Cascade of run {found['run_id']}"]
+  one = found.get('phase_one') or {}
+  if one.get('threshold') is not None:
+    lines.append('  ' + summary_lib.threshold_line(one))
+  figures = found.get('figures')
+  if not figures:
+    lines.append(f"  not judged: {found.get('reason')}")
+  else:
+    lines.append(f"  {figures.get('phase_one', 'phase one')} on "
+                 f"{figures['examples']} eval examples: TPR1 "
+                 f"{figures['tpr1']}, FPR1 {figures['fpr1']}, A2 "
+                 f"{figures['a2']}, R2 {figures['r2']}")
+    lines.append(f"  {'instruments':>12} {'end to end':>11} "
+                 f"{'device alone':>13} {'cloud alone':>12} "
+                 f"{'cloud share':>12}")
+    for pi, at in figures['by_pi'].items():
+      lines.append(f"  {float(pi):>12.0%} " + ' '.join(
+          f'{at[name]:>{width}.4f}' if at[name] is not None
+          else f"{'n/a':>{width}}" for name, width in (
+              ('accuracy', 11), ('device_alone', 13), ('cloud_alone', 12),
+              ('cloud_share', 12))))
+    lines.append('  end-to-end recall by family (capped by phase one\'s):')
+    for name, family in figures['families'].items():
+      lines.append(f"    {name:24} {family['end_to_end_recall']:.4f} "
+                   f"(phase one {family['phase_one_recall']:.4f}, "
+                   f"{family['examples']} examples)")
+    lines.append('  the curve at 20% instruments (threshold: accuracy, '
+                 'cloud share):')
+    points = [f"{point['threshold']:.2f}: {point['accuracy']:.3f}/"
+              f"{point['cloud_share']:.3f}" for point in figures['curve']
+              if point['accuracy'] is not None]
+    lines += ['    ' + ', '.join(points[i:i + 5])
+              for i in range(0, len(points), 5)]
+    base = figures.get('baseline') or {}
+    if base.get('pair'):
+      before = base['by_pi'].get('0.2', {}).get('accuracy')
+      lines.append(f"  the last pushed pair ({base['pair']}): "
+                   f"{before:.4f} at 20% instruments")
+    elif base.get('reason'):
+      lines.append(f"  no earlier pair compared: {base['reason']}")
+  if 'blessed' in found:
+    lines.append('  gate: ' + ('blessed' if found['blessed'] else
+                               f"held back: {found.get('gate_reason')}"))
+  lines.append('  ' + _pushed_words(found.get('phase_one'), 'phase one'))
+  lines.append('  ' + _pushed_words(found.get('phase_two'), 'phase two'))
+  return '\n'.join(lines)

@@ -312,7 +312,11 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
                            **mlmd.pushed_summary(pushed)),
       'graph': graph,
   }
+  # Phase one's blessing and model: the graph also reaches the cascade's
+  # blessing, phase two's model and the converter's candidate.
   for blessing in by_type.get('ModelBlessing', []):
+    if not _made_by(store, blessing, contracts.PHASE_ONE_EVALUATOR):
+      continue
     result['blessing'] = dict(_artifact_summary(blessing, 'ModelBlessing'),
                               blessed=bool(mlmd.custom_value(blessing,
                                                              'blessed')))
@@ -325,6 +329,8 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
             run_id=_run_id(store, evaluator),
             metrics=mlmd.evaluation_metrics(evaluation.uri))
   for model in by_type.get('Model', []):
+    if not _made_by(store, model, contracts.PHASE_ONE_TRAINER):
+      continue
     result['model'] = _artifact_summary(model, 'Model')
     trainer = producer(store, model.id)
     if trainer is not None:
@@ -379,7 +385,8 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
     models, pushed = [], {}
     for artifact in sorted(derived, key=lambda a: a.id):
       kind = artifact_types.get(artifact.type_id)
-      if kind == 'Model':
+      if kind == 'Model' and not _made_by(
+          store, artifact, contracts.TFLiteConverter.NODE):
         models.append({'id': artifact.id, 'uri': artifact.uri})
       elif (kind == 'PushedModel'
             and mlmd.custom_value(artifact, contracts.TFLitePusher.PUSHED)

@@ -81,6 +81,13 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   if cascade is not None:
     found['cascade'] = {name: mlmd.custom_value(cascade, name)
                         for name in cascade.custom_properties}
+    gate = record.output(contracts.CascadeEvaluator.NODE,
+                         contracts.CascadeEvaluator.BLESSING)
+    if gate is not None:
+      found['cascade']['blessed'] = bool(mlmd.custom_value(
+          gate, contracts.CascadeEvaluator.BLESSED))
+      found['cascade']['gate_reason'] = mlmd.custom_value(
+          gate, contracts.CascadeEvaluator.REASON)
   pushed = record.output(contracts.PhaseTwoPusher.NODE,
                          contracts.PhaseTwoPusher.PUSHED_MODEL)
   if pushed is not None:
@@ -139,16 +146,16 @@ def format_phase_two(found: Dict[str, Any]) -> List[str]:
 
 
 def cascade_lines(cascade: Optional[Dict[str, Any]]) -> List[str]:
-  """The pair judged together, at 20% instruments."""
+  """The pair judged together, at 20% instruments, and the gate's verdict."""
   if not cascade:
     return []
   if cascade.get('reason'):
-    return [f"Cascade: not judged: {cascade['reason']}"]
-  return [
-      f"Cascade (phase one's TFLite model at {cascade.get('threshold'):.4g}, "
-      f"then phase two), at 20% instruments: end-to-end accuracy "
-      f"{cascade.get('accuracy_pi_0.2'):.4f} (device alone "
-      f"{cascade.get('device_alone_pi_0.2'):.4f}, cloud alone "
+    return [f"Cascade: not judged, both pushes held: {cascade['reason']}"]
+  lines = [
+      f"Cascade ({cascade.get('phase_one') or 'phase one'} at "
+      f"{cascade.get('threshold'):.4g}, then phase two), at 20% instruments: "
+      f"end-to-end accuracy {cascade.get('accuracy_pi_0.2'):.4f} (device "
+      f"alone {cascade.get('device_alone_pi_0.2'):.4f}, cloud alone "
       f"{cascade.get('cloud_alone_pi_0.2'):.4f}); cloud share "
       f"{cascade.get('cloud_share_pi_0.2'):.4f}",
       f"  phase one routes {cascade.get('tpr1'):.4f} of instruments and "
@@ -156,6 +163,16 @@ def cascade_lines(cascade: Optional[Dict[str, Any]]) -> List[str]:
       f"{cascade.get('a2') or 0:.4f} of routed instruments, rejects "
       f"{cascade.get('r2') if cascade.get('r2') is not None else 1:.4f} of "
       f"the rest routed"]
+  before = cascade.get(contracts.CascadeEvaluator.BASELINE_ACCURACY)
+  against = cascade.get(contracts.CascadeEvaluator.BASELINE)
+  lines.append('  against the last pushed pair: ' + (
+      f'{against}, {before:.4f}' if before is not None
+      else f'none ({against})' if against else 'none'))
+  if 'blessed' in cascade:
+    lines.append('  the pair is ' + (
+        'blessed: both phases may be pushed' if cascade['blessed'] else
+        f"held back, neither phase pushed: {cascade.get('gate_reason')}"))
+  return lines
 
 
 def serving_check_lines(check: Optional[Dict[str, Any]]) -> List[str]:

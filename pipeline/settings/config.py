@@ -28,6 +28,7 @@ from pipeline.data import decode
 from components import frontend
 from components.frontend import windowing
 from pipeline.settings import metadata_url
+from components.cascade import figures
 from components.common import errors
 from components import serving_check as serving_check_lib
 
@@ -38,6 +39,7 @@ SCHEMA_DIR = os.path.join(REPO_ROOT, 'schema')
 MODULES_DIR = os.path.join(REPO_ROOT, 'components', 'modules')
 
 _FILE_LIMITS = decode.FileLimits()
+_GATE = figures.Gate()
 _FRONT_END = frontend.FrontEnd()
 # FrontEnd's field names in its messages, as the settings that set them.
 _FRONT_END_SETTINGS = {'window_seconds': 'clip_window_seconds',
@@ -79,6 +81,9 @@ SECTIONS = {
         'phase_two_steps', 'phase_two_width', 'phase_two_min_accuracy',
         'phase_two_max_accuracy_drop', 'served_model_name', 'serving_check',
         'vertex_endpoint', 'vertex_machine_type'),
+    'the cascade (both phases judged together)': (
+        'cascade_max_loss_vs_cloud', 'cascade_max_cloud_share',
+        'cascade_max_accuracy_drop'),
     'push and device budget': (
         'quantization', 'phase_one_recall', 'max_accuracy_drop',
         'representative_examples',
@@ -247,6 +252,17 @@ class PipelineConfig:
       'serving destination, --gcp-project and --region); empty: none')
   vertex_machine_type: str = _setting(
       'n1-standard-2', 'machine type of the Vertex AI endpoint\'s replica')
+  cascade_max_loss_vs_cloud: float = _setting(
+      _GATE.max_loss_vs_cloud, 'largest allowed gap, at 20 percent instruments, '
+      "between sending every window to the cloud and the pair's end-to-end "
+      'accuracy; a larger gap holds both phases back')
+  cascade_max_cloud_share: float = _setting(
+      _GATE.max_cloud_share, 'largest share of windows the pair may send to '
+      'the cloud at 20 percent instruments; more holds both phases back')
+  cascade_max_accuracy_drop: float = _setting(
+      _GATE.max_accuracy_drop, "largest allowed drop of the pair's "
+      "end-to-end accuracy (20 percent instruments) from the last pushed pair's, "
+      'judged on the same eval examples; more holds both phases back')
   quantization: str = _setting(
       'dynamic', 'TFLite quantization: ' +
       ', '.join(tflite.QUANTIZATION_MODES))
@@ -376,7 +392,9 @@ class PipelineConfig:
       raise ConfigError('min_class_share must be between 0 and 0.5, got '
                         f'{self.min_class_share}')
     for name in ('min_auc', 'min_accuracy', 'max_auc_drop',
-                 'phase_two_min_accuracy', 'phase_two_max_accuracy_drop'):
+                 'phase_two_min_accuracy', 'phase_two_max_accuracy_drop',
+                 'cascade_max_loss_vs_cloud', 'cascade_max_cloud_share',
+                 'cascade_max_accuracy_drop'):
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:
         raise ConfigError(f'{name} must be between 0 and 1, got {value}')
@@ -540,6 +558,13 @@ class PipelineConfig:
         validation_examples=self.validation_examples,
         latency_runs=self.latency_runs, micro_examples=self.micro_examples,
         budget=self.device_budget())
+
+  def cascade_gate(self) -> figures.Gate:
+    """The cascade's section: the bars the pair must pass to be pushed."""
+    return figures.Gate(
+        max_loss_vs_cloud=self.cascade_max_loss_vs_cloud,
+        max_cloud_share=self.cascade_max_cloud_share,
+        max_accuracy_drop=self.cascade_max_accuracy_drop)
 
   def beam_settings(self) -> beam_profiles.BeamSettings:
     """The run-and-Beam section, as the runners take it."""
