@@ -198,3 +198,26 @@ def test_the_cascade_bench_scores_files_by_their_folders_at_20_percent():
   # Only the one unflagged other is right on the device alone.
   assert alone['not_instrument_accuracy'] == pytest.approx(1 / 3)
   assert alone['accuracy_pi_0.2'] == pytest.approx(0.8 / 3)
+
+
+def test_with_the_cascade_s_figures_the_rule_judges_by_them():
+  runs = []
+  for width, auc, accuracy, cascade, share in (
+      (1.0, 0.994, 0.984, 0.820, 0.245),
+      # Loses a point at 0.5 but not in the cascade: chosen.
+      (0.5, 0.992, 0.974, 0.818, 0.250),
+      # As good in the cascade but sends the cloud more.
+      (0.25, 0.990, 0.970, 0.822, 0.270)):
+    runs.append(dict(_run(width, 0, auc, accuracy), cascade_accuracy=cascade,
+                     cloud_share=share))
+  rows = width_study.width_rows(runs)
+  assert width_study.by_cascade(rows)
+  assert width_study.chosen_width(rows) == 0.5
+  lines = '\n'.join(width_study._width_lines({  # pylint: disable=protected-access
+      'steps': 2000, 'seeds': 1, 'measured': 'today', 'rows': rows}))
+  assert '| 0.5 | 0.9920 | 0.0000 | 0.9740 | 0.0000 | 0.8180 | 0.2500 |' in (
+      lines)
+  assert 'end-to-end accuracy at 20% instruments' in lines
+  # Without them (spans without families), phase one's own rule.
+  assert not width_study.by_cascade(width_study.width_rows(
+      [_run(1.0, 0, 0.99, 0.98)]))

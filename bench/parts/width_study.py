@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import statistics
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 from bench.parts.common import Context
 from bench.parts.common import RUN_ARGS
@@ -29,10 +29,19 @@ NEEDS_DATA = True
 NEEDS_WORKSPACE = False
 
 
-# The rule the default width follows, applied to part 9's table.
-WIDTH_RULE = ('the narrowest width whose mean eval AUC and mean accuracy are '
-              'both within 0.005 of the widest\'s, and whose spreads (max - '
-              'min over the seeds) are no larger than the widest\'s')
+# The rule the default width follows, applied to part 9's table: by the
+# cascade's measure when the runs judged one (spans with families), else
+# by phase one's own figures.
+WIDTH_RULE = ('the narrowest width whose mean end-to-end accuracy at 20% '
+              'instruments (phase one at its chosen threshold, then phase '
+              'two) is within 0.005 of the widest\'s, whose mean cloud share '
+              'there is at most 0.01 above the widest\'s, and whose mean '
+              'eval AUC is within 0.005 of the widest\'s')
+PHASE_ONE_RULE = ('the narrowest width whose mean eval AUC and mean accuracy '
+                  'are both within 0.005 of the widest\'s, and whose spreads '
+                  '(max - min over the seeds) are no larger than the '
+                  'widest\'s')
+_SHARE_TOLERANCE = 0.01
 
 
 _WIDTH_TOLERANCE = 0.005
@@ -40,7 +49,13 @@ _WIDTH_TOLERANCE = 0.005
 
 # Every model must bless and push to be measured, whatever its quality.
 _STUDY_GATES = ('--min-auc', '0', '--min-accuracy', '0', '--max-auc-drop',
-                '1', '--max-accuracy-drop', '1')
+                '1', '--max-accuracy-drop', '1',
+                '--cascade-max-loss-vs-cloud', '1',
+                '--cascade-max-cloud-share', '1',
+                '--cascade-max-accuracy-drop', '1')
+# The cascade's figures a run records, by the row's name for them.
+CASCADE_FIGURES = {'cascade_accuracy': 'accuracy_pi_0.2',
+                   'cloud_share': 'cloud_share_pi_0.2'}
 
 
 def width_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -51,10 +66,11 @@ def width_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   for width in sorted({r['width'] for r in runs}, reverse=True):
     mine = [r for r in runs if r['width'] == width]
     row: Dict[str, Any] = {'width': width, 'seeds': len(mine)}
-    for key in ('auc', 'accuracy'):
-      values = [r[key] for r in mine]
-      row[key] = statistics.mean(values)
-      row[f'{key}_spread'] = max(values) - min(values)
+    for key in ('auc', 'accuracy', *CASCADE_FIGURES):
+      values = [r[key] for r in mine if r.get(key) is not None]
+      if values:
+        row[key] = statistics.mean(values)
+        row[f'{key}_spread'] = max(values) - min(values)
     for key in ('pushed_bytes', 'latency_ms', 'trainer_seconds',
                 'peak_rss_bytes'):
       row[key] = statistics.mean(r[key] for r in mine)
@@ -62,9 +78,23 @@ def width_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   return rows
 
 
+def by_cascade(rows: List[Dict[str, Any]]) -> bool:
+  """Whether every row has the cascade's figures (:data:`WIDTH_RULE`
+  applies; else :data:`PHASE_ONE_RULE`)."""
+  return all('cascade_accuracy' in r and 'cloud_share' in r for r in rows)
+
+
 def chosen_width(rows: List[Dict[str, Any]]) -> float:
-  """The width :data:`WIDTH_RULE` picks from :func:`width_rows`."""
+  """The width :data:`WIDTH_RULE` (or, for runs that judged no cascade,
+  :data:`PHASE_ONE_RULE`) picks from :func:`width_rows`."""
   widest = max(rows, key=lambda r: r['width'])
+  if by_cascade(rows):
+    return min(r['width'] for r in rows
+               if r['cascade_accuracy'] >= (widest['cascade_accuracy'] -
+                                            _WIDTH_TOLERANCE)
+               and r['cloud_share'] <= widest['cloud_share'] +
+               _SHARE_TOLERANCE
+               and r['auc'] >= widest['auc'] - _WIDTH_TOLERANCE)
   fitting = [r for r in rows
              if r['auc'] >= widest['auc'] - _WIDTH_TOLERANCE
              and r['accuracy'] >= widest['accuracy'] - _WIDTH_TOLERANCE
@@ -73,15 +103,17 @@ def chosen_width(rows: List[Dict[str, Any]]) -> float:
   return min(r['width'] for r in fitting)
 
 
-def part_width_study(data_dir: str, out: str, seeds: int,
-                     keep: bool) -> Dict[str, Any]:
-  """Part 9: every width the search offers, `seeds` seeds each."""
+def part_width_study(data_dir: str, out: str, seeds: int, keep: bool,
+                     widths: Sequence[float] = ()) -> Dict[str, Any]:
+  """Part 9: `widths` (default: every width the search offers), `seeds`
+  seeds each."""
   from components.modules import search  # pylint: disable=g-import-not-at-top
+  widths = widths or search.WIDTHS
   logs = os.path.join(out, 'logs')
   workspace = os.path.join(out, 'ws-widths')
   shutil.rmtree(workspace, ignore_errors=True)
   runs = []
-  for width in sorted(search.WIDTHS, reverse=True):
+  for width in sorted(widths, reverse=True):
     for seed in range(seeds):
       log(f'part 9: width {width}, seed {seed}')
       result = pipeline_run(workspace, data_dir, logs,
@@ -90,9 +122,13 @@ def part_width_study(data_dir: str, out: str, seeds: int,
                                    str(seed), *_STUDY_GATES))
       figures = pushed_figures(result['summary'])
       pushed = result['summary'].get('pushed') or {}
+      cascade = (result['summary'].get('phase_two') or {}).get('cascade') or {}
       runs.append({'width': width, 'seed': seed,
                    'auc': figures['evaluator_auc'],
                    'accuracy': figures['accuracy'],
+                   'threshold': pushed.get('threshold'),
+                   **{name: cascade.get(key)
+                      for name, key in CASCADE_FIGURES.items()},
                    'pushed_bytes': figures['pushed_bytes'],
                    'latency_ms': pushed.get('latency_ms_median'),
                    'trainer_seconds': result['components'].get('Trainer'),
@@ -104,7 +140,9 @@ def part_width_study(data_dir: str, out: str, seeds: int,
   rows = width_rows(runs)
   return {'measured': f'{datetime.date.today()}', 'seeds': seeds,
           'steps': int(RUN_ARGS[1]) if RUN_ARGS else None, 'runs': runs,
-          'rows': rows, 'rule': WIDTH_RULE, 'chosen': chosen_width(rows)}
+          'rows': rows,
+          'rule': WIDTH_RULE if by_cascade(rows) else PHASE_ONE_RULE,
+          'chosen': chosen_width(rows)}
 
 
 def width_chart(rows: List[Dict[str, Any]]) -> str:
@@ -160,24 +198,33 @@ def width_chart(rows: List[Dict[str, Any]]) -> str:
 
 def _width_lines(study: Dict[str, Any]) -> List[str]:
   """Part 9's section of the report."""
+  cascade = by_cascade(study['rows'])
   lines = ['', '## 9. Width study', '',
-           f"Every width the model search offers, on the 1x default data at "
+           f"Widths the model search offers, on the 1x default data at "
            f"{study['steps'] or 'the default'} steps, {study['seeds']} seeds "
            f"each (measured {study['measured']}); means over the seeds, "
            'spread = max - min. Every model was let through the gates to be '
-           'measured.', '',
-           '| width | AUC | AUC spread | accuracy | accuracy spread | pushed '
-           'bytes | latency ms | Trainer s | peak MiB |',
-           '|---|---|---|---|---|---|---|---|---|']
+           'measured.' + (' The cascade columns are at 20% instruments, '
+                          "phase one at the threshold its converter chose "
+                          'for --phase-one-recall, then phase two (trained '
+                          'once, the same for every width).'
+                          if cascade else ''), '',
+           '| width | AUC | AUC spread | accuracy | accuracy spread | ' +
+           ('cascade accuracy | cloud share | ' if cascade else '') +
+           'pushed bytes | latency ms | Trainer s | peak MiB |',
+           '|---|---|---|---|---|' + ('---|---|' if cascade else '') +
+           '---|---|---|---|']
   for r in study['rows']:
     lines.append(
         f"| {r['width']:g} | {r['auc']:.4f} | {r['auc_spread']:.4f} | "
-        f"{r['accuracy']:.4f} | {r['accuracy_spread']:.4f} | "
+        f"{r['accuracy']:.4f} | {r['accuracy_spread']:.4f} | " +
+        (f"{r['cascade_accuracy']:.4f} | {r['cloud_share']:.4f} | "
+         if cascade else '') +
         f"{r['pushed_bytes']:,.0f} | {r['latency_ms']:.3f} | "
         f"{r['trainer_seconds']:.1f} | "
         f"{r['peak_rss_bytes'] / 2 ** 20:,.0f} |")
-  lines += ['', f"The rule: {WIDTH_RULE}. It picks width "
-            f"**{chosen_width(study['rows']):g}**.", '',
+  lines += ['', f"The rule: {WIDTH_RULE if cascade else PHASE_ONE_RULE}. It "
+            f"picks width **{chosen_width(study['rows']):g}**.", '',
             '![AUC, accuracy and bytes against width](width_study.svg)']
   return lines
 
@@ -191,8 +238,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   """The part's own flags."""
   parser.add_argument('--width-seeds', type=int, default=3,
                       help='seeds per width of part 9 (default %(default)s)')
+  parser.add_argument('--widths', default='',
+                      help='comma-separated widths of part 9 (default: '
+                      'every width the model search offers)')
 
 
 def run(args: argparse.Namespace, ctx: Context) -> Dict[str, Any]:
   """Measures part 9; its figures."""
-  return part_width_study(ctx.data_dir, ctx.out, args.width_seeds, args.keep)
+  return part_width_study(
+      ctx.data_dir, ctx.out, args.width_seeds, args.keep,
+      tuple(float(w) for w in args.widths.split(',') if w.strip()))
