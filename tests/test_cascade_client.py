@@ -350,3 +350,24 @@ def test_an_answer_that_is_not_tf_serving_s_is_refused(tmp_path):
   with pytest.raises(cascade.Unreachable):
     cascade.Endpoint('http://127.0.0.1:9/v1/models/m:predict',
                      pairing.PCM_INPUT, KEY, timeout=2).send([b'\0\0'])
+
+
+def test_a_long_outage_holds_no_more_than_the_queue():
+  switch, clock = _Switch(), _Clock()
+  sender = cascade.Sender(switch.send, batch=4, queue_size=2,
+                          first_backoff=0.01, max_backoff=0.02)
+  router = cascade.Cascade(['not_instrument', 'instrument'], 0.5, sender,
+                           'not_instrument', wait=0.0, clock=clock)
+  out = []
+  for second in range(10):
+    clock.now = float(second)
+    out += router.feed(_window(second, 0.9), b'pcm')
+  # Every window was answered at once, on the device.
+  assert [r['family'] for r in out] == ['unknown'] * 10
+  switch.up = True
+  late = router.finish(idle_seconds=5.0)
+  # Only the two the queue still held come back late.
+  assert sorted(r['start'] for r in late) == [8.0, 9.0]
+  summary = router.summary()
+  assert (summary['dropped'], summary['late'], summary['unknown']) == (
+      8, 2, 8)

@@ -383,7 +383,10 @@ class Cascade:
                         else self.clock() + self.wait)
       dropped = self.sender.put(key, payload, block=self.block)
       if dropped is not None:
-        self._dropped.add(dropped)
+        # Answered `family unknown` already, or when its turn comes; either
+        # way no answer will come for it.
+        if self._unknown.pop(dropped, None) is None:
+          self._dropped.add(dropped)
     else:
       record.update(label=self.negative, family=None,
                     probability=round(1.0 - score, 6), decided_by=DEVICE)
@@ -447,7 +450,9 @@ class Cascade:
                       probability=round(record['phase_one']['score'], 6),
                       decided_by=DEVICE)
         self.counts['unknown'] += 1
-        if key not in self._dropped and not final:
+        if key in self._dropped:
+          self._dropped.discard(key)
+        elif not final:
           self._unknown[key] = record
       else:
         break
