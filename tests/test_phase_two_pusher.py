@@ -80,13 +80,13 @@ def _check(testdata, tmp_path, blessed=True, server='in-process'):
   return inputs, infra
 
 
-def _push(inputs, infra, tmp_path):
+def _push(inputs, infra, tmp_path, destination=None):
   pushed = standard_artifacts.PushedModel()
   pushed.uri = str(tmp_path / 'pushed')
   os.makedirs(pushed.uri)
   executor.Executor().Do(
       dict(inputs, infra_blessing=[infra]), {'pushed_model': [pushed]},
-      {'serving_destination': str(tmp_path / 'served'),
+      {'serving_destination': destination or str(tmp_path / 'served'),
        'model_name': 'instruments'})
   return pushed
 
@@ -127,6 +127,13 @@ def test_a_blessed_model_is_proved_then_what_was_proved_is_pushed(
   with open(os.path.join(kept, 'saved_model.pb'), 'rb') as f, open(
       os.path.join(version_dir, 'saved_model.pb'), 'rb') as g:
     assert f.read() == g.read()
+  # The same model again (a rerun that changed phase one only): the
+  # newest version already holds it, and nothing new is pushed.
+  again = _push(inputs, infra, tmp_path / 'again',
+                str(tmp_path / 'served'))
+  assert again.get_int_custom_property('pushed') == 1
+  assert again.get_string_custom_property('pushed_version') == '1'
+  assert cloud_push.versions(str(tmp_path / 'served' / 'instruments')) == [1]
 
 
 @pytest.mark.parametrize('python, said', [

@@ -186,13 +186,16 @@ class Sender:
       the server answers.
     first_backoff: seconds before the first retry; each failure doubles
       them up to `max_backoff`.
+    where: what is sent to, for the warning when it cannot be reached.
   """
 
   def __init__(self, send: Callable[[List[bytes]], List[dict]],
                batch: int = DEFAULT_BATCH, queue_size: int = DEFAULT_QUEUE,
                first_backoff: float = FIRST_BACKOFF_SECONDS,
-               max_backoff: float = MAX_BACKOFF_SECONDS):
+               max_backoff: float = MAX_BACKOFF_SECONDS,
+               where: str = 'phase two'):
     self._send, self._batch, self._size = send, batch, queue_size
+    self._where = where
     self._first, self._max = first_backoff, max_backoff
     self._queue: 'collections.OrderedDict[int, bytes]' = (
         collections.OrderedDict())
@@ -266,7 +269,8 @@ class Sender:
         with self._cond:
           self.failures += 1
           if self.problem is None:
-            LOG.warning('phase two cannot be reached (%s); retrying', e)
+            LOG.warning('%s cannot be reached (%s); flagged windows wait in '
+                        'the queue and are sent again', self._where, e)
           self.problem = str(e)
           self._cond.notify_all()
           self._cond.wait(backoff)
@@ -321,7 +325,7 @@ def merge_segment(windows: Sequence[dict], reject: str, positive: str
              'windows': len(windows)}
   if not answered:
     return dict(segment, label=positive, family=UNKNOWN_FAMILY,
-                decided_by=DEVICE)
+                probability=round(segment['peak'], 6), decided_by=DEVICE)
   names = list(answered[0]['scores'])
   mean = np.mean([[cloud['scores'][n] for n in names] for cloud in answered],
                  axis=0)
@@ -420,7 +424,8 @@ class Cascade:
             'unknown': counts['unknown'] - counts['late'],
             'late': counts['late'], 'dropped': self.sender.dropped,
             'requests': self.sender.requests,
-            'failed_requests': self.sender.failures}
+            'failed_requests': self.sender.failures,
+            'unreachable': self.sender.problem}
 
   def _ready(self, final: bool) -> List[dict]:
     if self.sender.error is not None:
@@ -484,6 +489,8 @@ def summary_line(summary: dict) -> str:
           f"({summary['late']} late), {summary['unknown']} family unknown")
   if summary['dropped']:
     line += f", {summary['dropped']} dropped from a full queue"
+  if summary.get('unreachable'):
+    line += f"; phase two could not be reached ({summary['unreachable']})"
   return line
 
 

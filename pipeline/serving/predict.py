@@ -463,7 +463,8 @@ def open_cascade(model: PushedModel, url: str, model_name: str,
         'that give families')
   endpoint = cascade.Endpoint(cascade.predict_url(url, model_name),
                               model.request_input, key, timeout)
-  sender = cascade.Sender(endpoint.send, batch, queue_size)
+  sender = cascade.Sender(endpoint.send, batch, queue_size,
+                          where=f'phase two at {endpoint.url}')
   return cascade.Cascade(model.labels, model.threshold, sender,
                          reject=model.labels[0], wait=wait, block=block)
 
