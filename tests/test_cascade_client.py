@@ -237,17 +237,24 @@ class _Switch:
             for _ in payloads]
 
 
+def _router(queue_size, wait, max_backoff=0.05):
+  """A cascade over a phase two that is down until switched on, on a clock
+  the test moves: (switch, clock, sender, router)."""
+  switch, clock = _Switch(), _Clock()
+  sender = cascade.Sender(switch.send, batch=4, queue_size=queue_size,
+                          first_backoff=0.01, max_backoff=max_backoff)
+  router = cascade.Cascade(['not_instrument', 'instrument'], 0.5, sender,
+                           'not_instrument', wait=wait, clock=clock)
+  return switch, clock, sender, router
+
+
 def _window(start, score):
   return {'start': float(start), 'end': start + 1.0, 'label': 'x',
           'scores': {'not_instrument': 1 - score, 'instrument': score}}
 
 
 def test_the_stream_goes_on_while_the_server_is_down_and_catches_up():
-  switch, clock = _Switch(), _Clock()
-  sender = cascade.Sender(switch.send, batch=4, queue_size=64,
-                          first_backoff=0.01, max_backoff=0.05)
-  router = cascade.Cascade(['not_instrument', 'instrument'], 0.5, sender,
-                           'not_instrument', wait=1.0, clock=clock)
+  switch, clock, sender, router = _router(queue_size=64, wait=1.0)
   out = []
   for second in range(6):
     clock.now = float(second)
@@ -271,11 +278,7 @@ def test_the_stream_goes_on_while_the_server_is_down_and_catches_up():
 
 
 def test_a_full_queue_drops_its_oldest_window_and_says_so():
-  switch, clock = _Switch(), _Clock()
-  sender = cascade.Sender(switch.send, batch=4, queue_size=2,
-                          first_backoff=0.01, max_backoff=0.02)
-  router = cascade.Cascade(['not_instrument', 'instrument'], 0.5, sender,
-                           'not_instrument', wait=1.0, clock=clock)
+  switch, _, _, router = _router(queue_size=2, wait=1.0, max_backoff=0.02)
   out = []
   for second in range(5):
     out += router.feed(_window(second, 0.9), b'pcm')
@@ -353,11 +356,7 @@ def test_an_answer_that_is_not_tf_serving_s_is_refused(tmp_path):
 
 
 def test_a_long_outage_holds_no_more_than_the_queue():
-  switch, clock = _Switch(), _Clock()
-  sender = cascade.Sender(switch.send, batch=4, queue_size=2,
-                          first_backoff=0.01, max_backoff=0.02)
-  router = cascade.Cascade(['not_instrument', 'instrument'], 0.5, sender,
-                           'not_instrument', wait=0.0, clock=clock)
+  switch, clock, _, router = _router(queue_size=2, wait=0.0, max_backoff=0.02)
   out = []
   for second in range(10):
     clock.now = float(second)

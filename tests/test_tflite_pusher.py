@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from unittest import mock
 
@@ -108,13 +109,14 @@ def _run(testdata, destination, blessed=True, cascade=None, **overrides):
   examples = standard_artifacts.Examples()
   examples.uri = testdata['examples_uri']
   examples.split_names = '["train", "eval"]'
+  # Fresh output folders for each run, as TFX gives each execution.
+  run_dir = tempfile.mkdtemp(prefix='run-', dir=testdata['root'])
   pushed = standard_artifacts.PushedModel()
-  pushed.uri = str(testdata['root'] / 'pushed_model' / str(len(os.listdir(
-      testdata['root']))))
-  os.makedirs(pushed.uri, exist_ok=True)
+  pushed.uri = os.path.join(run_dir, 'pushed_model')
   candidate = standard_artifacts.Model()
-  candidate.uri = pushed.uri.replace('pushed_model', 'candidate')
-  os.makedirs(candidate.uri, exist_ok=True)
+  candidate.uri = os.path.join(run_dir, 'candidate')
+  for artifact in (pushed, candidate):
+    os.makedirs(artifact.uri)
   properties = {
       'quantization': 'dynamic',
       'class_names': json.dumps(CLASSES),
