@@ -400,3 +400,7 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert '5 classes: not_instrument, chord, drums, melody, note' in page
   assert 'labels of the cloud phase): chord, drums, melody, note.' in page
   assert 'Pushed as instruments version 1' in page
+  # ... and the cascade: each share of instruments, each family, the curve.
+  assert '<h3>The cascade</h3>' in page
+  assert 'As phase one&#39;s threshold moves' in page or (
+      "As phase one's threshold moves" in page)

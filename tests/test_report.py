@@ -304,6 +304,20 @@ def test_phase_two_shows_its_classes_and_recall_or_why_it_did_not_train():
   assert 'not blessed' in page and '<td>bass</td><td>0.5</td>' in page
   assert 'serving check: not blessed: the &lt;server&gt;' in page
   assert 'Not pushed: not blessed' in page
+  assert '<h3>The cascade</h3>' not in page
+  judged = report.render(_data(phase_two={
+      'trained': True, 'classes': ['not_instrument', 'bass'],
+      'accuracy': 0.8, 'examples': 4.0, 'model_path': '/m',
+      'rows': [], 'check_lines': [],
+      'cascade_by_pi': [('20%', 0.8232, 0.7502, 0.7975, 0.2442)],
+      'cascade_families': [('bass', 0.4, 0.9, 10)],
+      'cascade_curve': [(0.05, 0.813, 0.309), (0.95, 0.837, 0.207)],
+      'pushed': {'pushed': 1, 'model_name': 'instruments',
+                 'pushed_version': '1', 'pushed_destination': '/s/1'}}))
+  assert '<h3>The cascade</h3>' in judged
+  assert '<td>20%</td><td>0.8232</td><td>0.7502</td>' in judged
+  assert '<td>bass</td><td>0.4</td><td>0.9</td><td>10</td>' in judged
+  assert '<td>0.95</td><td>0.837</td><td>0.207</td>' in judged
   skipped = report.render(_data(phase_two={
       'trained': False, 'reason': 'no <families>'}))
   assert 'Not trained: no &lt;families&gt;.' in skipped

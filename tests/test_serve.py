@@ -94,7 +94,10 @@ def _served(tmp_path_factory):
       [sys.executable, '-m', 'pipeline', 'serve', '--serving-destination',
        destination, '--served-model-name', NAME, '--port', str(port),
        '--workspace', str(root / 'workspace')],
-      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+      # Ctrl-C as a terminal delivers it, even where the test runner was
+      # started in the background, which leaves SIGINT ignored.
+      preexec_fn=_ctrl_c_reaches)
   url = f'http://127.0.0.1:{port}'
   try:
     launch.wait_ready(url, NAME, process)
@@ -105,6 +108,10 @@ def _served(tmp_path_factory):
       process.send_signal(signal.SIGINT)
       process.wait(30)
     log.close()
+
+
+def _ctrl_c_reaches():
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _predict(served, body, version='v1'):

@@ -41,6 +41,7 @@ import jinja2
 from components import contracts
 from components import data_gate
 from components.common import local_disk
+from components.common import storage
 from components.model_search import trials as trials_lib
 from components.modules import features
 from pipeline.settings import config as config_lib
@@ -382,13 +383,36 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   if found is None or not found.get('trained'):
     return found
   metrics = found.get('metrics') or {}
+  judged = _cascade_figures(record)
   return dict(found, accuracy=metrics.get('sparse_categorical_accuracy'),
               examples=metrics.get('example_count'),
               check_lines=summary_lib.serving_check_lines(
                   found.get('serving_check')) + summary_lib.cascade_lines(
                       found.get('cascade')),
               rows=[(name, recall) for name, recall in
-                    (found.get('recall') or {}).items()])
+                    (found.get('recall') or {}).items()],
+              cascade_by_pi=[
+                  (f'{float(pi):.0%}', at['accuracy'], at['device_alone'],
+                   at['cloud_alone'], at['cloud_share'])
+                  for pi, at in judged.get('by_pi', {}).items()],
+              cascade_families=[
+                  (name, family['end_to_end_recall'],
+                   family['phase_one_recall'], family['examples'])
+                  for name, family in judged.get('families', {}).items()],
+              cascade_curve=[
+                  (point['threshold'], point['accuracy'],
+                   point['cloud_share'])
+                  for point in judged.get('curve', [])])
+
+
+def _cascade_figures(record: mlmd.RunRecord) -> Dict[str, Any]:
+  """The cascade's `cascade.json` of a run ({} when it judged none)."""
+  evaluation = record.output(contracts.CascadeEvaluator.NODE,
+                             contracts.CascadeEvaluator.EVALUATION)
+  if evaluation is None:
+    return {}
+  path = storage.join(evaluation.uri, contracts.CascadeEvaluator.FILE)
+  return json.loads(storage.read_text(path)) if storage.isfile(path) else {}
 
 
 def gather(config: config_lib.PipelineConfig,
@@ -421,9 +445,9 @@ def gather(config: config_lib.PipelineConfig,
                 else None)
   pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
   class_names = list(config.class_names)
-  pusher = record.execution(contracts.TFLitePusher.NODE)
-  if pusher is not None:
-    class_names = list(mlmd.execution_settings(pusher.execution).get(
+  converter = record.execution(contracts.TFLiteConverter.NODE)
+  if converter is not None:
+    class_names = list(mlmd.execution_settings(converter.execution).get(
         'class_names') or class_names)
   return {
       'run_id': record.run_id,
