@@ -326,15 +326,20 @@ def test_a_version_without_a_pair_and_an_image_are_refused(phase_one,
   assert 'takes windows of audio' in result.error
 
 
-def test_an_answer_that_is_not_tf_serving_s_is_refused(tmp_path):
+def test_an_answer_that_is_not_tf_serving_s_is_refused():
+  answers = [b'{"a": 1}', json.dumps({'predictions': [
+      {'label': 'organ', 'scores': [0.5, 0.5], 'classes': ['x', 'bass']}]
+  }).encode()]
+
   class Garbage(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):  # pylint: disable=invalid-name
       self.rfile.read(int(self.headers['Content-Length']))
+      body = answers.pop(0)
       self.send_response(200)
-      self.send_header('Content-Length', '8')
+      self.send_header('Content-Length', str(len(body)))
       self.end_headers()
-      self.wfile.write(b'{"a": 1}')
+      self.wfile.write(body)
 
     def log_message(self, *args):  # pylint: disable=arguments-differ
       pass
@@ -346,6 +351,8 @@ def test_an_answer_that_is_not_tf_serving_s_is_refused(tmp_path):
         cascade.predict_url(f'http://127.0.0.1:{server.server_address[1]}',
                             'm'), pairing.PCM_INPUT, KEY)
     with pytest.raises(cascade.CascadeError, match="not TF Serving's"):
+      endpoint.send([b'\0\0'])
+    with pytest.raises(cascade.CascadeError, match="label 'organ'"):
       endpoint.send([b'\0\0'])
   finally:
     server.shutdown()

@@ -1,7 +1,8 @@
-"""The pusher's settings as one typed value: what the executor reads of its
-execution properties, checked once.
+"""The TFLite converter's and pusher's settings as one typed value: what
+their executors read of their execution properties, checked once (the
+converter takes all but `push_destination`, the pusher only that).
 
-The component takes its settings as separate execution properties (TFX
+The components take their settings as separate execution properties (TFX
 records each in ML Metadata, and the cache key covers each);
 :meth:`PushSettings.from_exec_properties` turns them into this value, so no
 stage reads a property by name and the device budget is built once.
@@ -20,8 +21,8 @@ _COUNTS = ('representative_examples', 'validation_examples', 'latency_runs',
 
 @dataclasses.dataclass(frozen=True)
 class PushSettings:
-  """How the pusher converts, proves and pushes (see the component's
-  arguments for each).
+  """How the converter converts and proves, and where the pusher pushes
+  (see the components' arguments for each).
 
   Raises:
     ValueError: for an unknown quantization mode or a negative count.

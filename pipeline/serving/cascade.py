@@ -165,6 +165,12 @@ class Endpoint:
     if len(found) != count:
       raise CascadeError(f'{self.url} answered {len(found)} predictions for '
                          f'{count} windows')
+    for row in found:
+      if row['label'] not in row['classes'] or len(row['scores']) != len(
+          row['classes']):
+        raise CascadeError(f"{self.url} answered label {row['label']!r} with "
+                           f"{len(row['scores'])} scores for classes "
+                           f"{row['classes']}: not one of its predictions")
     if said is not None and said != self.pairing_key:
       raise CascadeError(
           f'{self.url} serves a phase two of pairing key {said}; this phase '
