@@ -222,7 +222,8 @@ class TFLitePusher:
   THRESHOLD_FIGURES = (THRESHOLD, 'threshold_recall',
                        'threshold_recall_lower_bound',
                        'threshold_false_positive_rate',
-                       'threshold_target_recall', 'threshold_met')
+                       'threshold_target_recall', 'threshold_met',
+                       'threshold_recording_rule')
   # ... and every figure a reader shows, in the order readers list them,
   # named by the stages' result types (the converter records them on its
   # candidate; the pusher copies them onto the PushedModel).

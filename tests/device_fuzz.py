@@ -60,7 +60,8 @@ def recording_mutants(count: int, seed: int = 0
 
 
 def write_version(destination: str, labels=('quiet', 'loud'),
-                  families=None, threshold=None, dc_gain=None) -> str:
+                  families=None, threshold=None, dc_gain=None,
+                  recording_rule=None) -> str:
   """Pushes a tiny untrained image model and a tiny waveform model (one
   window of the default front end's samples in, two scores out).
 
@@ -69,6 +70,8 @@ def write_version(destination: str, labels=('quiet', 'loud'),
     labels: the two class names.
     families: the manifest's `families` (None: not recorded).
     threshold: the manifest's `threshold.value` (None: not recorded).
+    recording_rule: the manifest's `threshold.recording_rule` (None: not
+      recorded).
     dc_gain: when given, the waveform model's positive score is
       sigmoid(2 * dc_gain * the window's mean sample), so tests choose which
       windows phase one flags by their offset; else it is untrained.
@@ -105,8 +108,9 @@ def write_version(destination: str, labels=('quiet', 'loud'),
                    file=push.WAVEFORM_FILE,
                    sha256=hashlib.sha256(waveform_model).hexdigest()),
                families=families,
-               threshold=(None if threshold is None
-                          else {'value': threshold})))
+               threshold=(None if threshold is None else dict(
+                   {'value': threshold}, **({'recording_rule': recording_rule}
+                                            if recording_rule else {})))))
   return folder
 
 

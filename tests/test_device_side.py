@@ -388,3 +388,31 @@ def test_a_folder_whose_manifest_predates_the_schema_version_still_opens(
   assert opened.manifest.schema_version == 1
   assert opened.waveform_file == 'waveform.tflite'
   assert opened.labels == ['quiet', 'loud']
+
+
+def test_a_recording_is_answered_by_the_rule_its_version_names(tmp_path):
+  import audio_files as files  # pylint: disable=g-import-not-at-top
+  from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  # One second flagged (offset 0.3) among three that are not (-0.1).
+  clip = tmp_path / 'clip.wav'
+  clip.write_bytes(files.wav_bytes(np.concatenate(
+      [level + rng.uniform(-0.05, 0.05, 16000)
+       for level in (0.3, -0.1, -0.1, -0.1)]
+  ).astype(np.float32), 16000))
+  answers = {}
+  for rule in (None, 'mean'):
+    folder = device_fuzz.write_version(
+        str(tmp_path / str(rule)), labels=('not_instrument', 'instrument'),
+        threshold=0.5, dc_gain=20.0, recording_rule=rule)
+    model = predict.PushedModel(folder)
+    assert model.recording_rule == (rule or 'max')
+    answers[rule] = model.predict(str(clip))
+  # The most positive window (versions naming no rule) calls it an
+  # instrument; the mean of the four does not.
+  assert answers[None].label == 'instrument'
+  assert answers['mean'].label == 'not_instrument'
+  mean = np.mean([w['scores']['instrument'] for w in answers['mean'].windows])
+  assert answers['mean'].scores['instrument'] == pytest.approx(mean, abs=1e-6)
+  # Both list the same flagged window and segment.
+  assert [s['start'] for s in answers['mean'].segments] == [0.0]

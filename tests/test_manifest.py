@@ -137,3 +137,19 @@ def test_a_manifest_that_is_not_an_object_is_refused():
   for data in (None, [], 'manifest', 3):
     with pytest.raises(ManifestError, match='not a JSON object'):
       Manifest.from_json(data)
+
+
+def test_the_recording_rule_is_read_and_checked():
+  from components.ondevice.manifest import Manifest  # pylint: disable=g-import-not-at-top
+  from components.ondevice.manifest import ManifestError  # pylint: disable=g-import-not-at-top
+  data = Manifest(model_file='model.tflite', labels_file='labels.txt',
+                  image_size=32, channels=3,
+                  threshold={'value': 0.4}).to_json()
+  assert Manifest.from_json(data).recording_rule == 'max'
+  data['threshold']['recording_rule'] = 'mean'
+  assert Manifest.from_json(data).recording_rule == 'mean'
+  assert Manifest.from_json(data).decisions()['recording_rule'] == 'mean'
+  data['threshold']['recording_rule'] = 'median'
+  with pytest.raises(ManifestError, match="'threshold.recording_rule' is "
+                     "'median'"):
+    Manifest.from_json(data)

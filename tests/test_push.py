@@ -91,14 +91,14 @@ def test_find_identical_only_matches_the_latest(tmp_path):
   _push(tmp_path, b'two')
   assert push.find_identical(str(tmp_path), b'two'.hex()) == 2
   assert push.find_identical(str(tmp_path), b'one'.hex()) is None
-  # The same model with another threshold or pairing is a new version: a
-  # device decides by them.
-  assert push.find_identical(str(tmp_path), b'two'.hex(), {
-      'threshold': None, 'pairing_key': None}) == 2
-  assert push.find_identical(str(tmp_path), b'two'.hex(), {
-      'threshold': 0.43, 'pairing_key': None}) is None
-  assert push.find_identical(str(tmp_path), b'two'.hex(), {
-      'threshold': None, 'pairing_key': 'abc'}) is None
+  # The same model with another threshold, recording rule or pairing is a
+  # new version: a device decides by them.
+  same = {'threshold': None, 'recording_rule': 'max', 'pairing_key': None}
+  assert push.find_identical(str(tmp_path), b'two'.hex(), same) == 2
+  for other in ({'threshold': 0.43}, {'recording_rule': 'mean'},
+                {'pairing_key': 'abc'}):
+    assert push.find_identical(str(tmp_path), b'two'.hex(),
+                               dict(same, **other)) is None
 
 
 def test_resolve_model_dir_names_a_wrong_folder(tmp_path):

@@ -322,3 +322,13 @@ def test_phase_two_shows_its_classes_and_recall_or_why_it_did_not_train():
       'trained': False, 'reason': 'no <families>'}))
   assert 'Not trained: no &lt;families&gt;.' in skipped
   assert 'Phase two' not in report.render(_data())
+
+
+def test_the_threshold_line_names_the_recording_rule():
+  figures = {'threshold': 0.43, 'threshold_target_recall': 0.95,
+             'threshold_recall': 0.98, 'threshold_recall_lower_bound': 0.95,
+             'threshold_false_positive_rate': 0.06, 'threshold_met': 1}
+  assert 'mean of its windows' not in summary_lib.threshold_line(figures)
+  assert summary_lib.threshold_line(dict(
+      figures, threshold_recording_rule='mean')).endswith(
+          '; a recording by the mean of its windows')

@@ -348,6 +348,9 @@ def test_the_threshold_is_chosen_on_the_tflite_model_and_predict_uses_it(
   assert chosen['target_recall'] == 0.9 and 0.0 <= chosen['value'] <= 1.0
   assert chosen['met'] == (chosen['recall_lower_bound'] >= 0.9)
   assert chosen['positives'] + chosen['negatives'] > 0
+  # A recording is answered by the mean of its windows, and says so.
+  assert chosen['recording_rule'] == 'mean'
+  assert manifest.recording_rule == 'mean'
   assert pushed.get_float_custom_property('threshold') == pytest.approx(
       chosen['value'])
   assert pushed.get_float_custom_property('threshold_recall') == (

@@ -124,7 +124,7 @@ def _client_accuracy(model: str, files: List[str]) -> Dict[str, float]:
   """Held-out accuracy of each way to run the pushed version: the image
   model on the NumPy pictures, and MediaPipe Tasks' AudioClassifier on
   `waveform.tflite` alone (its own environment, .venv-mediapipe), each clip
-  labelled by its most positive window as `predict` does."""
+  labelled as `predict` labels it (held-out clips are one window long)."""
   from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
   pushed = predict.PushedModel(model)
   found: Dict[str, float] = {}

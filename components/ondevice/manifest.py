@@ -41,6 +41,15 @@ _PLAIN_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 _DIGEST = re.compile(r'^[0-9a-f]{64}$')
 
 
+# How a recording's windows become its answer (`threshold.recording_rule`):
+# the mean of its windows' scores, or its most positive window's (versions
+# whose manifest names no rule; components/tflite/threshold.py says why the
+# mean was chosen).
+MEAN_RULE = 'mean'
+MAX_RULE = 'max'
+RECORDING_RULES = (MEAN_RULE, MAX_RULE)
+
+
 class ManifestError(errors.PipelineError, ValueError):
   """Raised for a manifest a device cannot rely on; names the field."""
 
@@ -209,10 +218,17 @@ class Manifest:
     (an older version: decide at 0.5)."""
     return None if self.threshold is None else float(self.threshold['value'])
 
+  @property
+  def recording_rule(self) -> str:
+    """How a recording's windows become its answer (`max` for versions
+    that name no rule)."""
+    return (self.threshold or {}).get('recording_rule') or MAX_RULE
+
   def decisions(self) -> Dict[str, Any]:
-    """What a device decides by besides the model: its threshold and the
-    key of the phase two it pairs with."""
+    """What a device decides by besides the model: its threshold, its
+    recording rule and the key of the phase two it pairs with."""
     return {'threshold': self.decision_threshold,
+            'recording_rule': self.recording_rule,
             'pairing_key': (self.families or {}).get('pairing_key')}
 
   @property
@@ -318,6 +334,10 @@ class Manifest:
       if not 0.0 <= value <= 1.0:
         raise ManifestError(f"'threshold.value' is {value}, not a score "
                             'from 0 to 1')
+      rule = threshold.get('recording_rule')
+      if rule is not None and rule not in RECORDING_RULES:
+        raise ManifestError(f"'threshold.recording_rule' is {rule!r}, not "
+                            f"one of {', '.join(RECORDING_RULES)}")
     schema = _get(data, 'schema_version', int, required=False)
     return cls(
         model_file=check_file_name(_get(data, 'model_file', str),

@@ -132,7 +132,8 @@ def threshold_properties(chosen: threshold_lib.Threshold) -> Dict[str, Any]:
   """The chosen threshold's figures as PushedModel properties."""
   return dict(zip(contracts.TFLitePusher.THRESHOLD_FIGURES, (
       chosen.value, chosen.recall, chosen.recall_lower_bound,
-      chosen.false_positive_rate, chosen.target_recall, chosen.met)))
+      chosen.false_positive_rate, chosen.target_recall, chosen.met,
+      chosen.recording_rule)))
 
 
 def _micro(settings: PushSettings, model: bytes,

@@ -114,6 +114,8 @@ def threshold_line(pushed: Dict[str, Any]) -> str:
           f"{pushed.get('threshold_false_positive_rate', 0):.4f}")
   if not pushed.get('threshold_met', 1):
     line += ' (the target is not proved on this eval split)'
+  if pushed.get('threshold_recording_rule') == 'mean':
+    line += '; a recording by the mean of its windows'
   return line
 
 

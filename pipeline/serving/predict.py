@@ -19,7 +19,9 @@ with its start and end; a window is positive when its positive-class score
 is at least the threshold (the version's own, chosen by its pusher for a
 recall target and recorded in its manifest; 0.5 for versions pushed before
 that, or `--threshold`); consecutive positive windows merge into segments;
-the recording is labelled by its most positive window. :func:`stream` does the same over a WAV file or
+the recording is answered by the version's rule over its windows
+(`threshold.recording_rule`: the mean of their scores; its most positive
+window for versions that name none). :func:`stream` does the same over a WAV file or
 raw 16-bit PCM as it arrives, in bounded memory: the loop a device runs.
 """
 
@@ -34,6 +36,7 @@ import numpy as np
 from components.common import errors
 from components.common import pairing
 from components.common import storage
+from components.ondevice import manifest as manifest_lib
 from components.ondevice import model_folder
 from components.ondevice import pixels as pixels_lib
 from pipeline.data import decode
@@ -66,8 +69,8 @@ class Prediction:
     path: the file.
     label: the predicted class name (None on error).
     probability: its probability.
-    scores: every class's probability, by class name (for a recording: its
-      most positive window's).
+    scores: every class's probability, by class name (for a recording: by
+      the version's recording rule, see :meth:`PushedModel.recording_scores`).
     error: why the file could not be classified, else None.
     windows: for a recording, every window: start and end (seconds), label,
       probability and scores.
@@ -191,6 +194,21 @@ class PushedModel:
       return int(float(scores[-1]) >= self.threshold)
     return int(np.argmax(scores))
 
+  @property
+  def recording_rule(self) -> str:
+    """How a recording's windows become its answer: the version's
+    (`threshold.recording_rule`), `max` for versions that name none."""
+    return self.manifest.recording_rule
+
+  def recording_scores(self, windows: Sequence[dict]) -> dict:
+    """A recording's scores from its windows', by :attr:`recording_rule`:
+    each class's mean (`mean`), or its most positive window's (`max`)."""
+    if self.recording_rule == manifest_lib.MEAN_RULE:
+      return {name: round(float(np.mean([w['scores'][name]
+                                          for w in windows])), 6)
+              for name in self.labels}
+    return max(windows, key=lambda w: w['scores'][self.positive])['scores']
+
   def pixels_of(self, data: bytes) -> np.ndarray:
     """Stored image bytes to model-sized float pixels, as in training.
 
@@ -237,10 +255,11 @@ class PushedModel:
                         f'({e.strerror or e})')
     except (decode.UnreadableFile, StreamError, spectrogram.AudioError) as e:
       return Prediction(path, error=str(e).replace(f'{path}: ', ''))
-    best = max(windows, key=lambda w: w['scores'][self.positive])
-    result = Prediction(path, best['label'], best['probability'],
-                        best['scores'], model=best['model'],
-                        threshold=self.threshold)
+    scores = self.recording_scores(windows)
+    best = self.decide(np.array([scores[name] for name in self.labels]))
+    result = Prediction(path, self.labels[best],
+                        scores[self.labels[best]], scores,
+                        model=windows[0]['model'], threshold=self.threshold)
     if windows[0]['start'] is not None:
       result.windows = windows
       result.segments = segments(windows, self.positive, self.threshold)
@@ -484,9 +503,10 @@ def cascade_files(model: PushedModel, paths: Sequence[str],
 
   Returns:
     One :class:`Prediction` a path, in order (each window's and segment's
-    `family` and `decided_by`; the file's answer is the segment holding its
-    most positive window's, else the negative class), and the cascade's
-    summary (:meth:`cascade.Cascade.summary`).
+    `family` and `decided_by`; the file's answer is the negative class when
+    the version's recording rule says so, else that of the segment holding
+    its most positive window), and the cascade's summary
+    (:meth:`cascade.Cascade.summary`).
 
   Raises:
     cascade.CascadeError: when the server refuses this device.
@@ -528,10 +548,14 @@ def cascade_files(model: PushedModel, paths: Sequence[str],
 def _merge_file(model: PushedModel, result: Prediction,
                 windows: List[dict], records: List[dict],
                 reject: str) -> None:
-  """Fills one file's answer from its windows' cascade records."""
+  """Fills one file's answer from its windows' cascade records: by the
+  version's recording rule a negative recording is the device's answer; a
+  positive one takes the answer of the segment holding its most positive
+  window."""
   best = max(range(len(windows)),
              key=lambda i: windows[i]['scores'][model.positive])
-  result.scores, result.model = windows[best]['scores'], windows[best]['model']
+  result.scores, result.model = (model.recording_scores(windows),
+                                 windows[best]['model'])
   answer = records[best]
   if windows[0]['start'] is not None:
     result.windows = records
@@ -539,6 +563,10 @@ def _merge_file(model: PushedModel, result: Prediction,
     holding = [s for s in result.segments
                if s['start'] <= records[best]['start'] < s['end']]
     answer = holding[0] if holding else answer
+  if result.scores[model.positive] < model.threshold:
+    answer = {'label': model.labels[0], 'family': None,
+              'probability': result.scores[model.labels[0]],
+              'decided_by': cascade.DEVICE}
   result.label, result.family = answer['label'], answer['family']
   result.probability, result.decided_by = (answer.get('probability', 0.0),
                                            answer['decided_by'])
