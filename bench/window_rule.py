@@ -38,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 RULES = ('max', 'mean', 'first')
 PADDINGS = ('zeros', 'end-aligned')
+LENGTHS = (1.25, 1.5, 2.5)
 
 
 def class_clips(folder: str) -> Dict[str, List[str]]:
@@ -138,7 +139,7 @@ def main() -> None:
                       help='a pushed version folder or push destination')
   parser.add_argument('--data', required=True,
                       help='one-window clips as <class>/<group>/<file>')
-  parser.add_argument('--lengths', default='1.25,1.5,2.5',
+  parser.add_argument('--lengths', default=','.join(map(str, LENGTHS)),
                       help='recording lengths in seconds (default '
                       '%(default)s)')
   parser.add_argument('--per-class', type=int, default=150,

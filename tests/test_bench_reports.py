@@ -221,3 +221,38 @@ def test_with_the_cascade_s_figures_the_rule_judges_by_them():
   # Without them (spans without families), phase one's own rule.
   assert not width_study.by_cascade(width_study.width_rows(
       [_run(1.0, 0, 0.99, 0.98)]))
+
+
+def test_the_window_rule_bench_pads_and_decides_as_it_says():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bench import window_rule  # pylint: disable=g-import-not-at-top
+  recording = np.arange(25, dtype=np.float32) + 1
+  zeros = window_rule.windows(recording, 10, 10, 'zeros')
+  assert [w[0] for w in zeros] == [1, 11, 21]
+  assert list(zeros[-1][5:]) == [0] * 5  # silence after the end
+  aligned = window_rule.windows(recording, 10, 10, 'end-aligned')
+  assert [w[0] for w in aligned] == [1, 11, 16]
+  assert aligned[-1][-1] == 25  # ends where the recording ends
+  # A recording shorter than a window is padded either way.
+  short = window_rule.windows(recording[:4], 10, 10, 'end-aligned')
+  assert len(short) == 1 and list(short[0][4:]) == [0] * 6
+  scores = [0.2, 0.9, 0.1]
+  assert window_rule.decide(scores, 'max') == 0.9
+  assert window_rule.decide(scores, 'mean') == pytest.approx(0.4)
+  assert window_rule.decide(scores, 'first') == 0.2
+
+
+def test_part_14_reports_the_window_rule_when_measured():
+  from bench.parts import transfer  # pylint: disable=g-import-not-at-top
+  row = {'accuracy': 0.9, 'false_positive_rate': 0.1,
+         'false_negative_rate': 0.0, 'false_positives_from_the_last_window': 1}
+  found = dict(accuracy=0.9, auc=0.95, recall={}, eval_split={},
+               per_class=10, held_out_per_class=5, measured='today',
+               train_set=transfer.TRAIN_SET,
+               held_out_set=transfer.HELD_OUT_SET,
+               window_rule={'lengths': {'1.5': {'zeros/max': row,
+                                                'zeros/mean': dict(
+                                                    row, accuracy=0.95)}}})
+  lines = '\n'.join(transfer.report_lines({'transfer': found}))
+  assert '| length | zeros/max | zeros/mean |' in lines
+  assert '| 1.5 s | 0.9000 | 0.9500 |' in lines

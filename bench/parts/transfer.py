@@ -17,6 +17,7 @@ import shutil
 from typing import Any, Dict, List
 
 from bench import cascade as bench_cascade
+from bench import window_rule
 from bench.parts.common import cli
 from bench.parts.common import Context
 from bench.parts.common import log
@@ -154,6 +155,11 @@ def part_transfer(out: str, per_class: int, held_out: int, runs: int,
       found['cascade'] = bench_cascade.run(workspace, held_dir)
       log(f"part 14: run {number}: the cascade's held-out accuracy at 20% "
           f"instruments {found['cascade']['cascade']['accuracy_pi_0.2']:.4f}")
+    # How a recording longer than one window is answered.
+    from pipeline.serving import predict  # pylint: disable=g-import-not-at-top
+    found['window_rule'] = window_rule.measure(
+        predict.PushedModel(os.path.join(workspace, 'pushed')), held_dir,
+        window_rule.LENGTHS, held_out)
     measured.append(found)
     if not keep:
       shutil.rmtree(workspace, ignore_errors=True)
@@ -226,6 +232,19 @@ def report_lines(results: Dict[str, Any]) -> List[str]:
               ' | 0 |',
               f"| cloud alone | {pair['cloud_alone']['accuracy_pi_0.2']:.4f} |"
               ' 1 |']
+  rule = found.get('window_rule')
+  if rule:
+    lines += ['', 'Recordings longer than one window, joined from the same '
+              'held-out clips (`bench/window_rule.py`): accuracy of each rule '
+              'over the windows, the last window padded with silence or '
+              'aligned to the end.', '',
+              '| length | ' + ' | '.join(rule['lengths'][next(iter(
+                  rule['lengths']))]) + ' |',
+              '|---|' + '---|' * len(rule['lengths'][next(iter(
+                  rule['lengths']))])]
+    for length, table in rule['lengths'].items():
+      lines.append(f'| {length} s | ' + ' | '.join(
+          f"{row['accuracy']:.4f}" for row in table.values()) + ' |')
   return lines
 
 
