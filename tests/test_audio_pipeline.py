@@ -155,8 +155,10 @@ def test_predict_lists_every_window_of_each_recording(audio_run):
     assert [(w['start'], w['end']) for w in answer['windows']] == [
         (0.0, 1.0), (1.0, 2.0), (2.0, 2.5)]
     assert isinstance(answer['segments'], list)
-    best = max(w['scores']['instrument'] for w in answer['windows'])
-    assert answer['scores']['instrument'] == best
+    # The recording is answered by the mean of its windows, the rule its
+    # version records.
+    mean = np.mean([w['scores']['instrument'] for w in answer['windows']])
+    assert answer['scores']['instrument'] == pytest.approx(mean, abs=1e-6)
     # The waveform model answered: what the device runs.
     assert answer['model'] == 'waveform.tflite'
     assert {w['model'] for w in answer['windows']} == {'waveform.tflite'}
