@@ -119,6 +119,23 @@ def read_manifest(version_dir: str) -> CloudManifest:
     raise CloudPushError(f'cannot read {path}: {e}') from e
 
 
+def find_identical(destination: str, manifest: CloudManifest
+                   ) -> Optional[int]:
+  """The newest version under `destination` when it came from the same
+  Trainer model (`source.model`) and answers and pairs alike (a rerun that
+  changed only phase one, or the cascade's verdict), else None; as
+  `components.ondevice.push.find_identical` does for phase one."""
+  base = model_base(destination, manifest.model_name)
+  found = versions(base)
+  if not found:
+    return None
+  newest = read_manifest(storage.join(base, str(found[-1])))
+  same = ((newest.source or {}).get('model') == manifest.source['model'] and
+          newest.pairing_key == manifest.pairing_key and
+          newest.classes == manifest.classes)
+  return found[-1] if same else None
+
+
 def download(uri: str, local: str) -> str:
   """Copies the files under `uri` (a bucket prefix) into the local folder
   `local`; returns `local`."""

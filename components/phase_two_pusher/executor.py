@@ -43,22 +43,6 @@ def _fetch(uri: str, local: str) -> str:
   return cloud_push.download(uri, local) if storage.is_uri(uri) else uri
 
 
-def same_as_newest(destination: str, manifest: cloud_push.CloudManifest
-                   ) -> Optional[int]:
-  """The newest version under `destination` when it came from the same
-  Trainer model and pairs alike (a rerun that changed only phase one, or
-  the cascade's verdict), else None."""
-  base = cloud_push.model_base(destination, manifest.model_name)
-  found = cloud_push.versions(base)
-  if not found:
-    return None
-  newest = cloud_push.read_manifest(storage.join(base, str(found[-1])))
-  same = ((newest.source or {}).get('model') == manifest.source['model'] and
-          newest.pairing_key == manifest.pairing_key and
-          newest.classes == manifest.classes)
-  return found[-1] if same else None
-
-
 class Executor(pusher_executor.Executor):
   """Pushes phase two's proved serving model."""
 
@@ -135,7 +119,8 @@ class Executor(pusher_executor.Executor):
           source={'model': self.GetModelPath(input_dict),
                   'infra_blessing': infra.uri},
           created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
-      version = same_as_newest(exec_properties[DESTINATION_KEY], manifest)
+      version = cloud_push.find_identical(exec_properties[DESTINATION_KEY],
+                                          manifest)
       if version is not None:
         version_dir = storage.join(cloud_push.model_base(
             exec_properties[DESTINATION_KEY], name), str(version))
