@@ -316,16 +316,13 @@ def cascade(store, pipeline_name: str,
     evaluation = record.output(c.NODE, c.EVALUATION)
     if evaluation is None:
       continue
-    found: Dict[str, Any] = {'run_id': record.run_id}
-    path = storage.join(evaluation.uri, c.FILE)
-    if storage.isfile(path):
-      found['figures'] = json.loads(storage.read_text(path))
+    found: Dict[str, Any] = {'run_id': record.run_id,
+                             **summary_lib.cascade_gate(record)}
+    figures = summary_lib.cascade_figures(record)
+    if figures:
+      found['figures'] = figures
     else:
       found['reason'] = mlmd.custom_value(evaluation, c.REASON)
-    gate = record.output(c.NODE, c.BLESSING)
-    if gate is not None:
-      found['blessed'] = bool(mlmd.custom_value(gate, c.BLESSED))
-      found['gate_reason'] = mlmd.custom_value(gate, c.REASON)
     phase_one = record.output(contracts.TFLitePusher.NODE,
                               contracts.TFLitePusher.PUSHED_MODEL)
     if phase_one is not None:

@@ -1,5 +1,6 @@
 """The summary of a run, read from ML Metadata, and its console text."""
 
+import json
 import os
 from typing import Any, Dict, List, Optional
 
@@ -81,13 +82,7 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   if cascade is not None:
     found['cascade'] = {name: mlmd.custom_value(cascade, name)
                         for name in cascade.custom_properties}
-    gate = record.output(contracts.CascadeEvaluator.NODE,
-                         contracts.CascadeEvaluator.BLESSING)
-    if gate is not None:
-      found['cascade']['blessed'] = bool(mlmd.custom_value(
-          gate, contracts.CascadeEvaluator.BLESSED))
-      found['cascade']['gate_reason'] = mlmd.custom_value(
-          gate, contracts.CascadeEvaluator.REASON)
+    found['cascade'].update(cascade_gate(record))
   pushed = record.output(contracts.PhaseTwoPusher.NODE,
                          contracts.PhaseTwoPusher.PUSHED_MODEL)
   if pushed is not None:
@@ -101,6 +96,29 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
             *contracts.PhaseTwoPusher.CHECK_FIGURES)
         if mlmd.custom_value(pushed, name) is not None}
   return found
+
+
+def cascade_figures(record: mlmd.RunRecord) -> Dict[str, Any]:
+  """Every figure of a run's cascade (its `cascade.json`: at each share of
+  instruments, each family, the curve, the baseline); {} when it judged
+  none."""
+  evaluation = record.output(contracts.CascadeEvaluator.NODE,
+                             contracts.CascadeEvaluator.EVALUATION)
+  if evaluation is None:
+    return {}
+  path = storage.join(evaluation.uri, contracts.CascadeEvaluator.FILE)
+  return json.loads(storage.read_text(path)) if storage.isfile(path) else {}
+
+
+def cascade_gate(record: mlmd.RunRecord) -> Dict[str, Any]:
+  """The gate's verdict on a run's pair (`blessed`, `gate_reason`); {}
+  when the cascade did not run."""
+  c = contracts.CascadeEvaluator
+  gate = record.output(c.NODE, c.BLESSING)
+  if gate is None:
+    return {}
+  return {'blessed': bool(mlmd.custom_value(gate, c.BLESSED)),
+          'gate_reason': mlmd.custom_value(gate, c.REASON)}
 
 
 def threshold_line(pushed: Dict[str, Any]) -> str:

@@ -41,7 +41,6 @@ import jinja2
 from components import contracts
 from components import data_gate
 from components.common import local_disk
-from components.common import storage
 from components.model_search import trials as trials_lib
 from components.modules import features
 from pipeline.settings import config as config_lib
@@ -383,7 +382,7 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
   if found is None or not found.get('trained'):
     return found
   metrics = found.get('metrics') or {}
-  judged = _cascade_figures(record)
+  judged = summary_lib.cascade_figures(record)
   return dict(found, accuracy=metrics.get('sparse_categorical_accuracy'),
               examples=metrics.get('example_count'),
               check_lines=summary_lib.serving_check_lines(
@@ -403,16 +402,6 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
                   (point['threshold'], point['accuracy'],
                    point['cloud_share'])
                   for point in judged.get('curve', [])])
-
-
-def _cascade_figures(record: mlmd.RunRecord) -> Dict[str, Any]:
-  """The cascade's `cascade.json` of a run ({} when it judged none)."""
-  evaluation = record.output(contracts.CascadeEvaluator.NODE,
-                             contracts.CascadeEvaluator.EVALUATION)
-  if evaluation is None:
-    return {}
-  path = storage.join(evaluation.uri, contracts.CascadeEvaluator.FILE)
-  return json.loads(storage.read_text(path)) if storage.isfile(path) else {}
 
 
 def gather(config: config_lib.PipelineConfig,
