@@ -146,6 +146,13 @@ def test_the_recording_rule_is_read_and_checked():
                   image_size=32, channels=3,
                   threshold={'value': 0.4}).to_json()
   assert Manifest.from_json(data).recording_rule == 'max'
+  # The threshold a device decides at: the version's own, even at 0; 0.5
+  # for versions that chose none.
+  assert Manifest.from_json(data).threshold_value == 0.4
+  assert Manifest.from_json(dict(data, threshold={'value': 0.0})
+                            ).threshold_value == 0.0
+  assert Manifest.from_json({k: v for k, v in data.items()
+                             if k != 'threshold'}).threshold_value == 0.5
   data['threshold']['recording_rule'] = 'mean'
   assert Manifest.from_json(data).recording_rule == 'mean'
   assert Manifest.from_json(data).decisions()['recording_rule'] == 'mean'

@@ -42,8 +42,6 @@ NAME_KEY = 'model_name'
 # (`cascade_` and the field).
 GATE_KEYS = tuple(field.name for field in
                   dataclasses.fields(figures_lib.Gate))
-# The threshold of versions pushed before their pusher chose one.
-DEFAULT_THRESHOLD = 0.5
 _BATCH = 256
 
 
@@ -111,12 +109,11 @@ class PhaseOne:
 
 def candidate_phase_one(candidate: types.Artifact) -> Optional[PhaseOne]:
   """This run's candidate, when the converter made it ready."""
-  if not (candidate.has_custom_property(CONVERTER.READY) and
-          candidate.get_int_custom_property(CONVERTER.READY)):
+  if not candidate.get_int_custom_property(CONVERTER.READY):
     return None
   files, manifest = candidate_lib.read(candidate.uri)
   return PhaseOne(files[ondevice_push.MODEL_FILE],
-                  manifest.decision_threshold or DEFAULT_THRESHOLD,
+                  manifest.threshold_value,
                   manifest.decisions()['pairing_key'],
                   "this run's candidate")
 
@@ -133,7 +130,7 @@ def pushed_phase_one(destination: str) -> Optional[PhaseOne]:
   except (errors.PipelineError, OSError) as e:
     logging.warning('the pushed phase one %s cannot be read: %s', folder, e)
     return None
-  return PhaseOne(model, manifest.decision_threshold or DEFAULT_THRESHOLD,
+  return PhaseOne(model, manifest.threshold_value,
                   manifest.decisions()['pairing_key'],
                   f'pushed version {version}')
 
@@ -156,11 +153,11 @@ def pushed_phase_two(destination: str, name: str
 
 
 def baseline(examples: List[tf.train.Example], phase_one: PhaseOne,
-             exec_properties: Dict[str, Any]
+             old_one: Optional[PhaseOne], exec_properties: Dict[str, Any]
              ) -> Tuple[Optional[Dict[str, Any]], str]:
-  """The last pushed pair judged on the same examples, and what it is; or
-  None and why there is none to compare with."""
-  old_one = pushed_phase_one(exec_properties[PUSH_DESTINATION_KEY])
+  """The last pushed pair (`old_one`, the pushed phase one, and the newest
+  pushed phase two) judged on the same examples, and what it is; or None
+  and why there is none to compare with."""
   if old_one is None:
     return None, 'no phase one was pushed before'
   old_two, key, where = pushed_phase_two(
@@ -194,9 +191,9 @@ class Executor(base_executor.BaseExecutor):
     self._log_startup(input_dict, output_dict, exec_properties)
     evaluation = artifact_utils.get_single_instance(output_dict[C.EVALUATION])
     blessed = artifact_utils.get_single_instance(output_dict[C.BLESSING])
-    phase_one = (candidate_phase_one(artifact_utils.get_single_instance(
-        input_dict[C.CANDIDATE])) or
-                 pushed_phase_one(exec_properties[PUSH_DESTINATION_KEY]))
+    pushed = pushed_phase_one(exec_properties[PUSH_DESTINATION_KEY])
+    phase_one = candidate_phase_one(artifact_utils.get_single_instance(
+        input_dict[C.CANDIDATE])) or pushed
     if phase_one is None:
       reason = 'phase one has no ready candidate and no pushed version'
       evaluation.set_string_custom_property(C.REASON, reason)
@@ -212,7 +209,7 @@ class Executor(base_executor.BaseExecutor):
         examples, phase_one.model, phase_two_dir,
         int(exec_properties[IMAGE_SIZE_KEY]),
         int(exec_properties[CHANNELS_KEY])), phase_one.threshold)
-    before, against = baseline(examples, phase_one, exec_properties)
+    before, against = baseline(examples, phase_one, pushed, exec_properties)
     found['phase_one'] = phase_one.source
     found['baseline'] = {'pair': against, 'by_pi': before['by_pi']} if (
         before) else {'pair': None, 'reason': against}

@@ -48,6 +48,8 @@ _DIGEST = re.compile(r'^[0-9a-f]{64}$')
 MEAN_RULE = 'mean'
 MAX_RULE = 'max'
 RECORDING_RULES = (MEAN_RULE, MAX_RULE)
+# The threshold of versions pushed before their pusher chose one.
+LEGACY_THRESHOLD = 0.5
 
 
 class ManifestError(errors.PipelineError, ValueError):
@@ -217,6 +219,13 @@ class Manifest:
     """The positive class's score from which a window is flagged, or None
     (an older version: decide at 0.5)."""
     return None if self.threshold is None else float(self.threshold['value'])
+
+  @property
+  def threshold_value(self) -> float:
+    """The threshold a device decides at: the version's own, or
+    :data:`LEGACY_THRESHOLD` for versions pushed before one was chosen."""
+    chosen = self.decision_threshold
+    return LEGACY_THRESHOLD if chosen is None else chosen
 
   @property
   def recording_rule(self) -> str:

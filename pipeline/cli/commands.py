@@ -342,8 +342,7 @@ class _StreamPrinter:
         self._line(None, record, f'{times}: {cascade.describe(record)} '
                    '(late answer)')
         continue
-      flagged = (record['phase_one']['score'] >=
-                 record['phase_one']['threshold'])
+      flagged = cascade.flagged(record)
       if not flagged:
         self._close_segment()
       self._line(None, record, f'{times}: {cascade.describe(record)}')

@@ -39,7 +39,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple)
 
 import numpy as np
 
@@ -500,19 +501,31 @@ def summary_line(summary: dict) -> str:
   return line
 
 
-def segments_of(windows: Iterator[dict], reject: str, positive: str
-                ) -> List[dict]:
-  """The segments of a recording's answered windows, in order."""
-  found, run = [], []
-  for window in windows:
-    if window['phase_one']['score'] >= window['phase_one']['threshold']:
-      run.append(window)
+def flagged(record: dict) -> bool:
+  """Whether phase one flagged a window's record (sent it to the cloud)."""
+  return record['phase_one']['score'] >= record['phase_one']['threshold']
+
+
+def runs(items: Iterable[dict], is_flagged: Callable[[dict], bool]
+         ) -> Iterator[List[dict]]:
+  """The runs of consecutive flagged items, in order: a recording's
+  segments."""
+  run: List[dict] = []
+  for item in items:
+    if is_flagged(item):
+      run.append(item)
     elif run:
-      found.append(merge_segment(run, reject, positive))
+      yield run
       run = []
   if run:
-    found.append(merge_segment(run, reject, positive))
-  return found
+    yield run
+
+
+def segments_of(records: Iterable[dict], reject: str, positive: str
+                ) -> List[dict]:
+  """The segments of a recording's answered windows, in order."""
+  return [merge_segment(run, reject, positive)
+          for run in runs(records, flagged)]
 
 
 def route(router: Cascade, windows: Iterator[Tuple[dict, bytes]],

@@ -46,9 +46,6 @@ from components.frontend import windowing
 from pipeline.data import spectrogram
 from pipeline.serving import cascade
 
-# The threshold of versions pushed before their pusher chose one.
-DEFAULT_THRESHOLD = 0.5
-
 ModelFolderError = model_folder.ModelFolderError
 
 
@@ -104,21 +101,10 @@ def segments(windows: Sequence[dict], positive: str,
              threshold: float) -> List[dict]:
   """Consecutive windows whose `positive` score is at least `threshold`,
   merged: [{start, end, peak}] in seconds."""
-  merged: List[dict] = []
-  inside = False
-  for window in windows:
-    score = window['scores'][positive]
-    if score >= threshold:
-      if inside:
-        merged[-1]['end'] = window['end']
-        merged[-1]['peak'] = max(merged[-1]['peak'], score)
-      else:
-        merged.append({'start': window['start'], 'end': window['end'],
-                       'peak': score})
-      inside = True
-    else:
-      inside = False
-  return merged
+  return [{'start': run[0]['start'], 'end': run[-1]['end'],
+           'peak': max(window['scores'][positive] for window in run)}
+          for run in cascade.runs(
+              windows, lambda window: window['scores'][positive] >= threshold)]
 
 
 class PushedModel:
@@ -144,9 +130,8 @@ class PushedModel:
     opened = model_folder.open_version(
         path, parse_front_end=frontend.FrontEnd.from_record)
     self.folder, self.manifest = opened.folder, opened.manifest
-    chosen = self.manifest.decision_threshold
     self.threshold = (threshold if threshold is not None else
-                      chosen if chosen is not None else DEFAULT_THRESHOLD)
+                      self.manifest.threshold_value)
     self.labels = opened.labels
     self.image_size, self.channels = opened.image_size, opened.channels
     # The recorded front end (the one its training spans were drawn with),
@@ -250,11 +235,8 @@ class PushedModel:
       check_source(path)
       with storage.open_binary(path) as f:
         windows = list(self.windows(f, path))
-    except OSError as e:
-      return Prediction(path, error=f'cannot read the file '
-                        f'({e.strerror or e})')
-    except (decode.UnreadableFile, StreamError, spectrogram.AudioError) as e:
-      return Prediction(path, error=str(e).replace(f'{path}: ', ''))
+    except UNREADABLE as e:
+      return unreadable(path, e)
     scores = self.recording_scores(windows)
     best = self.decide(np.array([scores[name] for name in self.labels]))
     result = Prediction(path, self.labels[best],
@@ -279,6 +261,20 @@ class PushedModel:
     for source in sources:
       yield self.window_prediction(source.start, source.end,
                                    data=source.data)
+
+
+# What reading one file may raise by design; :func:`unreadable` says it.
+UNREADABLE = (OSError, decode.UnreadableFile, StreamError,
+              spectrogram.AudioError)
+
+
+def unreadable(path: str, error: Exception) -> Prediction:
+  """A file that could not be classified, with why (one of
+  :data:`UNREADABLE`)."""
+  if isinstance(error, OSError):
+    return Prediction(path, error=f'cannot read the file '
+                      f'({error.strerror or error})')
+  return Prediction(path, error=str(error).replace(f'{path}: ', ''))
 
 
 def check_source(path: str) -> None:
@@ -511,11 +507,10 @@ def cascade_files(model: PushedModel, paths: Sequence[str],
   Raises:
     cascade.CascadeError: when the server refuses this device.
   """
-  fed: List[Tuple[Prediction, List[dict], int]] = []
+  fed: List[Tuple[Prediction, List[dict]]] = []
   answers: List[dict] = []
   for path in paths:
     windows: List[dict] = []
-    count = 0
     try:
       check_source(path)
       with storage.open_binary(path) as f:
@@ -523,26 +518,21 @@ def cascade_files(model: PushedModel, paths: Sequence[str],
           request = model.request_bytes(window)
           windows.append(window)
           answers.extend(router.feed(window, request))
-          count += 1
       result = Prediction(path, threshold=model.threshold)
-    except OSError as e:
-      result = Prediction(path, error=f'cannot read the file '
-                          f'({e.strerror or e})')
     except cascade.CascadeError as e:
       if router.sender.error is not None:
         raise
       result = Prediction(path, error=str(e))
-    except (decode.UnreadableFile, StreamError,
-            spectrogram.AudioError) as e:
-      result = Prediction(path, error=str(e).replace(f'{path}: ', ''))
-    fed.append((result, windows, count))
+    except UNREADABLE as e:
+      result = unreadable(path, e)
+    fed.append((result, windows))
   answers.extend(router.finish(drain_seconds))
   at = 0
-  for result, windows, count in fed:
-    records, at = answers[at:at + count], at + count
+  for result, windows in fed:
+    records, at = answers[at:at + len(windows)], at + len(windows)
     if result.error is None:
       _merge_file(model, result, windows, records, router.reject)
-  return [result for result, _, _ in fed], router.summary()
+  return [result for result, _ in fed], router.summary()
 
 
 def _merge_file(model: PushedModel, result: Prediction,
@@ -571,8 +561,6 @@ def _merge_file(model: PushedModel, result: Prediction,
   result.probability, result.decided_by = (answer.get('probability', 0.0),
                                            answer['decided_by'])
   result.cascade = {'windows': len(records),
-                    'sent': sum(1 for r in records
-                                if r['phase_one']['score'] >=
-                                r['phase_one']['threshold']),
+                    'sent': sum(map(cascade.flagged, records)),
                     'model_version': answer.get('cloud', {}).get(
                         'model_version')}
