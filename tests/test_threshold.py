@@ -32,8 +32,13 @@ def test_the_highest_threshold_whose_recall_is_proved_is_chosen():
   assert chosen.recall == np.mean(positive >= chosen.value)
   assert chosen.false_positive_rate == np.mean(negative >= chosen.value)
   assert (chosen.positives, chosen.negatives) == (400, 400)
+  # It is the positive score it stopped at, rounded down to the 6 places
+  # it is recorded with, so that positive stays flagged.
+  at = positive[positive >= chosen.value].min()
+  assert round(chosen.value, 6) == chosen.value
+  assert 0 <= at - chosen.value < 1e-6
   # The next positive score above it would not prove the target.
-  above = positive[positive > chosen.value].min()
+  above = positive[positive > at].min()
   assert threshold.wilson_lower_bound(
       int(np.sum(positive >= above)), 400) < 0.9
   # A higher target costs a lower threshold and more false positives.

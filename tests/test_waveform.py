@@ -193,3 +193,65 @@ def test_recordings_drawn_at_another_size_than_the_model_say_so(small_model):
       'the recordings were drawn as 64x64 pictures and the model takes '
       '32x32 (--image-size): ingest them again with --image-size 32 for a '
       'waveform model')
+
+
+def test_at_threshold_compares_the_two_models_decisions():
+  found = waveform.at_threshold(np.array([1, 1, 0, 0]),
+                                np.array([0.5, 0.1, 0.3, 0.1]),
+                                np.array([0.5, 0.4, 0.1, 0.1]), 0.25)
+  assert found == {'eval_threshold_agreement': 0.5,
+                   'eval_threshold_accuracy': 0.5,
+                   'eval_image_threshold_accuracy': 1.0,
+                   'eval_threshold_recall': 0.5}
+  assert waveform.at_threshold(np.array([0]), np.array([0.9]),
+                               np.array([0.9]), 0.5)[
+                                   'eval_threshold_recall'] is None
+
+
+def test_the_waveform_model_decides_at_phase_ones_threshold_or_says_why_not(
+    small_model):
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite import model_metadata  # pylint: disable=g-import-not-at-top
+  from components.tflite_pusher.settings import PushSettings  # pylint: disable=g-import-not-at-top
+  settings = PushSettings(
+      push_destination='/unused', class_names=('a', 'b'),
+      quantization='dynamic', image_size=32, channels=3,
+      max_accuracy_drop=0.01, representative_examples=10,
+      validation_examples=0, latency_runs=1)
+  front_end = frontend.FrontEnd(image_size=32)
+  drawn = dict(front_end.to_record(), recorded=True)
+  samples = np.stack(list(audio_files.front_end_windows(front_end)) * 2
+                     ).astype(np.float32)
+  images = np.stack([melscale.render(w, front_end) for w in samples])
+  model = waveform.convert(small_model, front_end, 'dynamic')
+  scores = conversion.tflite_scores(conversion.TFLiteClassifier(model),
+                                    samples)[:, -1]
+  # A threshold between the windows' scores, and labels the model's own
+  # decisions there: against itself it decides the same everywhere.
+  threshold = float(scores.min() + scores.max()) / 2
+  labels = (scores >= threshold).astype(np.int64)
+  image_model = conversion.convert(small_model, 'serving_image', 'dynamic')
+  built, proof = waveform.build(
+      small_model, image_model, drawn, settings,
+      lambda split: (samples, images, labels), threshold)
+  assert built is not None, proof.reason
+  assert proof.threshold == threshold
+  assert proof.eval_threshold_agreement == 1.0
+  assert proof.eval_threshold_accuracy == 1.0
+  assert 'at threshold' in waveform.describe(proof)
+  # Its metadata carries the threshold, for MediaPipe.
+  pytest.importorskip('tensorflow_lite_support.metadata.python.metadata')
+  from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
+  calibration = metadata.MetadataDisplayer.with_model_buffer(
+      built).get_associated_file_buffer(model_metadata.CALIBRATION_FILE)
+  assert calibration.decode().split('\n') == model_metadata.calibration_lines(
+      ['a', 'b'], threshold)
+  # Beside an image model that gets every window right at the threshold
+  # where this one gets some wrong, it is held back, and says why.
+  sure_no = _constant_classifier([1.5, -1.5])
+  built, proof = waveform.build(
+      small_model, sure_no, drawn, settings,
+      lambda split: (samples, images, np.zeros_like(labels)), threshold)
+  assert built is None
+  assert "at phase one's threshold" in proof.reason
+  assert 'max_accuracy_drop' in proof.reason

@@ -224,6 +224,15 @@ class WaveformProof(Figures):
       SavedModel (on the pictures) and of this model (on the samples).
     eval_accuracy_drop: SavedModel minus waveform model.
     eval_proof: why no eval window proved it, when none did.
+    threshold: phase one's threshold, which it decides at too (embedded in
+      its metadata as score calibration); None for versions without one.
+    eval_threshold_agreement: share of the eval windows it decides as the
+      image model does at `threshold`.
+    eval_threshold_accuracy, eval_image_threshold_accuracy: accuracy at
+      `threshold` there of this model (on the samples) and of the image
+      model (on the pictures).
+    eval_threshold_recall: this model's recall there at `threshold` (None
+      without positive windows).
     sha256: its digest, when pushed.
     recordings: whether the spans held recordings.
     reason: why there is no waveform model.
@@ -246,6 +255,11 @@ class WaveformProof(Figures):
   eval_accuracy: Optional[float] = None
   eval_accuracy_drop: Optional[float] = None
   eval_proof: Optional[str] = None
+  threshold: Optional[float] = None
+  eval_threshold_agreement: Optional[float] = None
+  eval_threshold_accuracy: Optional[float] = None
+  eval_image_threshold_accuracy: Optional[float] = None
+  eval_threshold_recall: Optional[float] = None
   sha256: Optional[str] = None
   recordings: bool = False
   reason: Optional[str] = None

@@ -39,6 +39,8 @@ DEFAULT_CONFIDENCE = 0.95
 # How a recording's windows become its answer (see the module's docstring;
 # the rules a manifest may name are the device's, `manifest.RECORDING_RULES`).
 RECORDING_RULE = manifest.MEAN_RULE
+# The decimal places a threshold and its figures are recorded with.
+PLACES = 6
 # One-sided standard normal quantiles of the confidences offered.
 _Z = {0.9: 1.2815516, 0.95: 1.6448536, 0.99: 2.3263479}
 
@@ -85,7 +87,7 @@ class Threshold:
   recording_rule: str = RECORDING_RULE
 
   def to_json(self):
-    return {k: (round(v, 6) if isinstance(v, float) else v)
+    return {k: (round(v, PLACES) if isinstance(v, float) else v)
             for k, v in dataclasses.asdict(self).items()}
 
   def describe(self) -> str:
@@ -127,6 +129,9 @@ def choose(labels: Sequence[int], scores: Sequence[float],
                      'no positive eval example: 0.5 kept')
 
   def at(value: float, met: bool, reason: Optional[str]) -> Threshold:
+    # Recorded to 6 decimals (the manifest's, the metadata's), rounded
+    # down so every positive the choice counted stays flagged.
+    value = math.floor(value * 10**PLACES) / 10**PLACES
     found = int(np.sum(positive >= value))
     return Threshold(
         float(value), target_recall, confidence, found / positive.size,

@@ -192,12 +192,16 @@ class Executor(base_executor.BaseExecutor):
     problem = image.parity_problem(settings.max_accuracy_drop)
     if problem:
       return self._not_ready(candidate, problem, [image])
-    model, packaging = stages.package(converted, settings.class_names)
-    classifier = conversion.TFLiteClassifier(model)
+    # The threshold is chosen on the converted model's scores, which its
+    # metadata does not change, and embedded in the metadata as calibration.
     chosen = threshold_lib.choose(
-        eval_labels, conversion.tflite_scores(classifier, eval_images)[:, -1],
+        eval_labels, conversion.tflite_scores(
+            conversion.TFLiteClassifier(converted), eval_images)[:, -1],
         settings.phase_one_recall)
     print(f'tflite_converter: {chosen.describe()}', flush=True)
+    model, packaging = stages.package(converted, settings.class_names,
+                                      chosen.value)
+    classifier = conversion.TFLiteClassifier(model)
     tflm = _micro(settings, model, classifier, eval_images)
     proofs = [image, packaging, tflm]
     verdict = results.BudgetVerdict.of(settings.budget.breaches(
@@ -209,7 +213,7 @@ class Executor(base_executor.BaseExecutor):
     families = _families(input_dict)
     waveform_model, wave = waveform_lib.build(
         model_path, converted, front_end, settings,
-        _span_windows(input_dict, settings))
+        _span_windows(input_dict, settings), chosen.value)
     print(f'tflite_converter: {waveform_lib.describe(wave)}', flush=True)
     description = classifier.describe()
     files, firmware_entry = stages.firmware_source(

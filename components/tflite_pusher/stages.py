@@ -22,12 +22,14 @@ NORMALIZATION = ('RGB (or grayscale) pixel values 0..255, not scaled: the '
                  'model divides by 255 itself')
 
 
-def package(model: bytes, class_names: Sequence[str]
+def package(model: bytes, class_names: Sequence[str],
+            threshold: Optional[float] = None
             ) -> Tuple[bytes, results.Packaging]:
   """The image model as a device downloads it: with TFLite metadata
-  (labels, normalisation) embedded where tflite-support loads, and its
-  :class:`results.Packaging`."""
-  packaged, problem = model_metadata.embed(model, list(class_names))
+  (labels, normalisation and phase one's `threshold` as score calibration)
+  embedded where tflite-support loads, and its :class:`results.Packaging`."""
+  packaged, problem = model_metadata.embed(model, list(class_names),
+                                           threshold)
   if problem:
     logging.warning('TFLite metadata not embedded: %s', problem)
   return packaged, results.Packaging(

@@ -206,32 +206,63 @@ def span_windows(file_pattern: str, limit: int, channels: int
 
 def check_span_windows(model: bytes, saved_model_dir: str,
                        front_end: FrontEnd, samples: np.ndarray,
-                       images: np.ndarray, labels: np.ndarray
+                       images: np.ndarray, labels: np.ndarray,
+                       image_model: Optional[bytes] = None,
+                       threshold: Optional[float] = None
                        ) -> Dict[str, Any]:
   """Proves a waveform model on the span's own windows
   (:func:`span_windows`): the in-graph front end's pixels against the NumPy
   front end's on the same samples, and the waveform model's scores on the
-  samples against the SavedModel's on the pictures trained with.
+  samples against the SavedModel's on the pictures trained with; with
+  `image_model` and `threshold`, its decisions at phase one's threshold
+  against the image model's on the pictures.
 
   Returns:
     `eval_windows`, `eval_front_end_max_pixel_error` (0..255),
     `eval_agreement` (share of windows given the same class),
     `eval_savedmodel_accuracy`, `eval_accuracy` (the waveform model's) and
-    `eval_accuracy_drop` (SavedModel minus waveform model).
+    `eval_accuracy_drop` (SavedModel minus waveform model); with a
+    threshold, `eval_threshold_agreement`, `eval_threshold_accuracy`,
+    `eval_image_threshold_accuracy` and `eval_threshold_recall`.
   """
   from components.modules import features  # pylint: disable=g-import-not-at-top
   pixel_error = graph.pixel_error(front_end, samples)
   waveform = conversion.TFLiteClassifier(model)
+  scores = np.stack([waveform.scores(window) for window in samples])
   compared = conversion.compare(
       labels, conversion.saved_model_scores(
-          saved_model_dir, features.SERVING_IMAGE_SIGNATURE, images),
-      np.stack([waveform.scores(window) for window in samples]))
-  return {'eval_windows': int(len(samples)),
-          'eval_front_end_max_pixel_error': pixel_error,
-          'eval_agreement': compared['agreement'],
-          'eval_savedmodel_accuracy': compared['savedmodel_accuracy'],
-          'eval_accuracy': compared['tflite_accuracy'],
-          'eval_accuracy_drop': compared['accuracy_drop']}
+          saved_model_dir, features.SERVING_IMAGE_SIGNATURE, images), scores)
+  found = {'eval_windows': int(len(samples)),
+           'eval_front_end_max_pixel_error': pixel_error,
+           'eval_agreement': compared['agreement'],
+           'eval_savedmodel_accuracy': compared['savedmodel_accuracy'],
+           'eval_accuracy': compared['tflite_accuracy'],
+           'eval_accuracy_drop': compared['accuracy_drop']}
+  if image_model is not None and threshold is not None:
+    found.update(at_threshold(
+        labels, scores[:, -1], conversion.tflite_scores(
+            conversion.TFLiteClassifier(image_model),
+            images.astype(np.float32))[:, -1], threshold))
+  return found
+
+
+def at_threshold(labels: np.ndarray, waveform_scores: np.ndarray,
+                 image_scores: np.ndarray, threshold: float
+                 ) -> Dict[str, Any]:
+  """The waveform model's decisions at phase one's `threshold` against the
+  image model's on the same windows (positive-class scores of each):
+  `eval_threshold_agreement`, `eval_threshold_accuracy`,
+  `eval_image_threshold_accuracy` and `eval_threshold_recall` (None
+  without positives)."""
+  labels = np.asarray(labels) == 1
+  mine = np.asarray(waveform_scores) >= threshold
+  theirs = np.asarray(image_scores) >= threshold
+  return {'eval_threshold_agreement': round(float(np.mean(mine == theirs)), 6),
+          'eval_threshold_accuracy': round(float(np.mean(mine == labels)), 6),
+          'eval_image_threshold_accuracy': round(
+              float(np.mean(theirs == labels)), 6),
+          'eval_threshold_recall': (round(float(np.mean(mine[labels])), 6)
+                                    if labels.any() else None)}
 
 
 def check(model: bytes, image_model: bytes, front_end: FrontEnd
@@ -275,7 +306,8 @@ Windows = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
           settings: PushSettings,
-          windows: Callable[[str], Optional[Windows]]
+          windows: Callable[[str], Optional[Windows]],
+          threshold: Optional[float] = None
           ) -> Tuple[Optional[bytes], results.WaveformProof]:
   """The waveform model for spans of recordings, proved and held to the
   device budget: (its bytes, or None; its proof, which says why when there
@@ -291,6 +323,11 @@ def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
       classifier is calibrated on the train split's samples (probe windows
       without), and the model is proved on the eval split's (on probe
       windows only without).
+    threshold: phase one's threshold, chosen on the image model over the
+      whole eval split: the waveform model shares its classifier, so it
+      decides at the same threshold (embedded in its metadata), proved on
+      the eval split's kept windows: its accuracy there at the threshold
+      may fall no more than `max_accuracy_drop` below the image model's.
   """
   if not front_end.get('recorded'):
     return None, results.WaveformProof(reason=front_end.get('reason'))
@@ -316,9 +353,10 @@ def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
       samples, runs=settings.latency_runs)
   # MediaPipe's AudioClassifier needs the metadata; the budget counts it.
   model, problem = model_metadata.embed_audio(
-      model, list(settings.class_names), drawn_with.sample_rate)
+      model, list(settings.class_names), drawn_with.sample_rate, threshold)
   figures = dict(
       proof, recordings=True, bytes=len(model), latency_ms_median=latency,
+      threshold=threshold,
       metadata_embedded=problem is None, metadata_problem=problem,
       input={'shape': [1, drawn_with.window_samples], 'dtype': 'float32',
              'sample_rate': drawn_with.sample_rate, 'channels': 1,
@@ -336,7 +374,7 @@ def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
   evaluation = windows('eval')
   if evaluation is not None and len(evaluation[0]):
     figures.update(check_span_windows(model, model_path, drawn_with,
-                                      *evaluation))
+                                      *evaluation, image_model, threshold))
     check_pixels(figures['eval_front_end_max_pixel_error'],
                  "on the eval split's windows ")
     if figures['eval_accuracy_drop'] > max_drop:
@@ -346,6 +384,15 @@ def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
           f"{figures['eval_savedmodel_accuracy']:.4f}, a drop of "
           f"{figures['eval_accuracy_drop'] * 100:.2f} points (at most "
           f'{max_drop * 100:.2f} allowed by max_accuracy_drop)')
+    if threshold is not None and (
+        figures['eval_image_threshold_accuracy'] -
+        figures['eval_threshold_accuracy'] > max_drop):
+      problems.append(
+          f"on {figures['eval_windows']} eval windows at phase one's "
+          f"threshold {threshold:.4g} its accuracy is "
+          f"{figures['eval_threshold_accuracy']:.4f} against the image "
+          f"model's {figures['eval_image_threshold_accuracy']:.4f} (at most "
+          f'{max_drop * 100:.2f} points lower allowed by max_accuracy_drop)')
   else:
     figures.update(eval_windows=0, eval_proof=(
         'no window of the eval split kept its samples (spans ingested '
@@ -376,4 +423,8 @@ def describe(proof: results.WaveformProof) -> str:
               f'{proof.eval_windows} eval windows, accuracy '
               f'{proof.eval_accuracy:.4f} (SavedModel '
               f'{proof.eval_savedmodel_accuracy:.4f})'
-              if proof.eval_windows else ''))
+              if proof.eval_windows else '') + (
+                  f', at threshold {proof.threshold:.4g} it decides as the '
+                  f'image model on {proof.eval_threshold_agreement:.1%} '
+                  'of them' if proof.eval_threshold_agreement is not None
+                  else ''))
