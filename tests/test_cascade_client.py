@@ -204,6 +204,28 @@ def test_the_cli_prints_families_who_decided_and_the_cloud_share(
   assert rows[-1]['cascade']['cloud_share'] == 0.5
 
 
+def test_the_end_of_a_run_waits_for_a_down_server_only_as_long_as_told(
+    phase_one, tmp_path):
+  clip = _wav(tmp_path, 'clip.wav', _offsets(0, 0.3))
+  command = [sys.executable, '-m', 'pipeline', 'predict', '--model',
+             phase_one, '--cascade', 'http://127.0.0.1:9', clip]
+  started = time.monotonic()
+  done = subprocess.run(command + ['--cascade-drain', '0.5'], env=ENV,
+                        cwd=REPO_ROOT, capture_output=True, text=True,
+                        timeout=120, check=False)
+  # Nothing listens there: the flagged window stays "family unknown", and
+  # the run ends well before the default 10 s of waiting.
+  assert done.returncode == 0, done.stderr
+  assert time.monotonic() - started < cascade.DEFAULT_DRAIN_SECONDS - 1
+  assert '1.00-2.00 s  instrument, family unknown' in done.stdout, done.stdout
+  assert '1 family unknown' in done.stdout
+  refused = subprocess.run(command + ['--cascade-drain', '-1'], env=ENV,
+                           cwd=REPO_ROOT, capture_output=True, text=True,
+                           timeout=120, check=False)
+  assert refused.returncode == 2
+  assert '--cascade-drain -1: expected seconds' in refused.stderr
+
+
 def _until(condition, seconds=10.0):
   deadline = time.monotonic() + seconds
   while not condition():

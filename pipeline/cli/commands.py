@@ -241,6 +241,10 @@ def _cmd_predict(args: argparse.Namespace,
   model = predict.PushedModel(model_dir, config.file_limits(), args.threshold,
                               keep_input=bool(args.cascade))
   router = None
+  if args.cascade and not args.cascade_drain >= 0:
+    raise config_lib.ConfigError(
+        f'--cascade-drain {args.cascade_drain:g}: expected seconds, 0 or '
+        'more')
   if args.cascade:
     router = predict.open_cascade(
         model, args.cascade, config.served_model_name, args.cascade_batch,
@@ -249,7 +253,8 @@ def _cmd_predict(args: argparse.Namespace,
   if args.stream:
     return _predict_stream(args, model, paths, router)
   if router is not None:
-    results, summary = predict.cascade_files(model, paths, router)
+    results, summary = predict.cascade_files(model, paths, router,
+                                             args.cascade_drain)
   else:
     results, summary = [model.predict(path) for path in paths], None
   if args.json:
@@ -316,7 +321,8 @@ def _predict_stream(args: argparse.Namespace, model, paths: List[str],
     else:
       show.end(cascade.route(
           router, ((window, model.request_bytes(window))
-                   for window in windows), show.answers))
+                   for window in windows), show.answers,
+          idle_seconds=args.cascade_drain))
   return 0
 
 
@@ -654,6 +660,13 @@ def build_parser() -> argparse.ArgumentParser:
                        'for its answer before it is printed "family '
                        'unknown" (its family follows as a late answer when '
                        'the server answers; default %(default)s)')
+  predict.add_argument('--cascade-drain', type=float,
+                       default=cascade.DEFAULT_DRAIN_SECONDS,
+                       metavar='SECONDS',
+                       help='at the end of the files or the stream, how long '
+                       'to wait with no answer from the server before the '
+                       'flagged windows still queued are answered "family '
+                       'unknown" (default %(default)s)')
   predict.add_argument('--cascade-queue', type=int,
                        default=cascade.DEFAULT_QUEUE, metavar='N',
                        help='flagged windows held while the server cannot be '
