@@ -31,9 +31,6 @@ PYTEST_WORKERS ?= 2
 ## Every test, the real servers, S3 stand-in and portable Beam workers too.
 test:
 	@bash scripts/ensure_test_envs.sh
-	@bash scripts/ensure_sounds.sh
-	@bash scripts/ensure_browser.sh
-	@bash scripts/ensure_databases.sh
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.

@@ -10,9 +10,9 @@ for candidate in chromium chromium-browser google-chrome; do
 done
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "setup: installing chromium (the report test loads the report in headless chromium)"
-  if ! apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
-    apt-get update -qq >/dev/null 2>&1 || true
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || {
+  if ! apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || true
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || {
       echo "setup: could not install chromium with apt" >&2; exit 1; }
   fi
 else

@@ -50,9 +50,9 @@ ensure_libusb() {
   if ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing libusb-1.0-0 (for TFLite metadata embedding)"
-    if ! apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1; then
-      apt-get update -qq >/dev/null 2>&1 || true
-      apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || \
+    if ! apt-get -o DPkg::Lock::Timeout=600 install -y -qq libusb-1.0-0 >/dev/null 2>&1; then
+      apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || true
+      apt-get -o DPkg::Lock::Timeout=600 install -y -qq libusb-1.0-0 >/dev/null 2>&1 || \
         echo "setup: could not install libusb-1.0-0; TFLite models will be pushed without embedded metadata" >&2
     fi
   else
