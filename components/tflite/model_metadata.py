@@ -12,9 +12,10 @@ p is shown as sigmoid(logit(p) - logit(t)) and the negative class's as one
 minus that, so the top category is `instrument` exactly when p >= t, and a
 `score_threshold` of 0.5 keeps only the decided one. The raw output tensor
 is unchanged: LiteRT, `predict` and TensorFlow Lite Micro read it with the
-manifest's threshold. The
-writers come from tflite-support, whose native library needs libusb-1.0 on
-the machine; where it cannot be imported the model is pushed without
+manifest's threshold.
+
+The writers come from tflite-support, whose native library needs libusb-1.0
+on the machine; where it cannot be imported the model is pushed without
 embedded metadata (labels.txt and manifest.json carry the same facts) and
 the reason is recorded.
 """
@@ -29,8 +30,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 # leave every pixel as it is.
 INPUT_MEAN = 0.0
 INPUT_STD = 1.0
-
-
 # The associated file holding the calibration's parameters.
 CALIBRATION_FILE = 'score_calibration.txt'
 # The calibrated threshold is kept inside (0, 1) so its logit is finite: a
