@@ -224,37 +224,31 @@ def _mediapipe(model, mode, *files):
   return json.loads(ran.stdout.strip().splitlines()[-1])
 
 
-def _raw(calibrated, threshold):
-  """MediaPipe's calibrated scores (see components/tflite/model_metadata)
-  back to the model's raw ones: p = sigmoid(logit(c) + logit(t)) for the
-  positive class, and the negative's mirror."""
-  t = min(max(threshold, 1e-6), 1 - 1e-6)
-  shift = np.log(t) - np.log(1 - t)
-  c = np.clip(np.asarray(calibrated, np.float64), 1e-12, 1 - 1e-12)
-  logits = np.log(c) - np.log(1 - c) + np.asarray([-shift, shift])
-  return 1 / (1 + np.exp(-logits))
-
-
 def _agree(ours, theirs, where, threshold):
   """One window's answer from predict and from MediaPipe, on the same
-  samples. MediaPipe applies the score calibration the version embeds, so
-  its top category is phase one's decision at the version's threshold;
-  taken back to raw scores they are predict's. The two runtimes' kernels
-  (LiteRT's, MediaPipe's own) quantize the dynamic-range layers'
+  samples. MediaPipe lists a class only when its score reaches the score
+  threshold the version's metadata records, phase one's threshold, so
+  `instrument` is listed where predict flags the window. The two runtimes'
+  kernels (LiteRT's, MediaPipe's own) quantize the dynamic-range layers'
   activations on the fly and may round them a step apart, which this
   briefly trained model turns into score differences that vary with its
   training (0.0203 was seen once against the 0.02 this test held). So the
-  raw scores agree within 0.05, and MediaPipe's top category is predict's
-  label wherever predict's positive score is 0.1 or more from the
-  threshold, which no rounding step crosses."""
-  labels = list(ours['scores'])
-  raw = _raw([theirs['scores'][label] for label in labels], threshold)
-  for label, score in zip(labels, raw):
-    assert abs(ours['scores'][label] - score) < 0.05, (where, ours, theirs)
-  negative, positive = labels
+  scores MediaPipe lists agree with predict's within 0.05, a class it
+  leaves out scores under the threshold (within 0.05), and `instrument` is
+  listed exactly where predict flags the window wherever predict's score is
+  0.1 or more from the threshold, which no rounding step crosses."""
+  for label, score in ours['scores'].items():
+    if label in theirs['scores']:
+      assert abs(score - theirs['scores'][label]) < 0.05, (where, ours,
+                                                           theirs)
+      # MediaPipe read the threshold: it lists nothing under it.
+      assert theirs['scores'][label] >= threshold - 1e-6, (where, theirs)
+    else:
+      assert score < threshold + 0.05, (where, threshold, ours, theirs)
+  positive = list(ours['scores'])[-1]
   if abs(ours['scores'][positive] - threshold) >= 0.1:
-    top = max(labels, key=lambda label: theirs['scores'][label])
-    assert ours['label'] == top, (where, threshold, ours, theirs)
+    assert (positive in theirs['scores']) == (ours['label'] == positive), (
+        where, threshold, ours, theirs)
 
 
 def test_mediapipe_audio_classifier_runs_the_waveform_model_as_predict_does(

@@ -208,27 +208,19 @@ def test_metadata_with_labels_is_embedded_when_writers_load(testdata,
   model_bytes = (tmp_path / 'dest' / '1' / 'model.tflite').read_bytes()
   from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
   displayer = metadata.MetadataDisplayer.with_model_buffer(model_bytes)
-  assert sorted(displayer.get_packed_associated_file_list()) == [
-      'labels.txt', 'score_calibration.txt']
+  assert displayer.get_packed_associated_file_list() == ['labels.txt']
   manifest = push.read_manifest(str(tmp_path / 'dest' / '1'))
   assert manifest.metadata_embedded is True
-  # Phase one's threshold travels as score calibration, which MediaPipe and
-  # the Task Library apply before ranking: the top class is the decision at
-  # the manifest's threshold, not at 0.5.
-  threshold = manifest.decision_threshold
+  # Phase one's threshold is the output's score threshold, which MediaPipe
+  # and the Task Library read when the app sets none.
   described = json.loads(displayer.get_metadata_json())
   output = described['subgraph_metadata'][0]['output_tensor_metadata'][0]
-  unit = output['process_units'][0]
-  assert unit['options_type'] == 'ScoreCalibrationOptions'
-  assert unit['options']['score_transformation'] == 'INVERSE_LOGISTIC'
-  # A line per class and no more: MediaPipe refuses another count.
-  lines = displayer.get_associated_file_buffer(
-      'score_calibration.txt').decode().split('\n')
-  assert lines == model_metadata.calibration_lines(CLASSES, threshold)
-  raw = np.asarray([[1 - p, p] for p in (threshold - 0.01, threshold + 0.01)])
-  shown = model_metadata.calibrated(np.clip(raw, 0, 1), threshold)
-  assert shown[0].argmax() == 0 and shown[1].argmax() == 1, (threshold, shown)
-  assert np.allclose(shown.sum(axis=1), 1.0)
+  assert output['process_units'] == [{
+      'options_type': 'ScoreThresholdingOptions',
+      'options': {'global_score_threshold': pytest.approx(
+          manifest.decision_threshold, abs=1e-6)}}]
+  assert model_metadata.score_threshold(model_bytes) == pytest.approx(
+      manifest.decision_threshold, abs=1e-6)
 
 
 def test_missing_metadata_writers_still_push_and_say_why(testdata, tmp_path):

@@ -193,7 +193,7 @@ class Executor(base_executor.BaseExecutor):
     if problem:
       return self._not_ready(candidate, problem, [image])
     # The threshold is chosen on the converted model's scores, which its
-    # metadata does not change, and embedded in the metadata as calibration.
+    # metadata does not change, and recorded there as its score threshold.
     chosen = threshold_lib.choose(
         eval_labels, conversion.tflite_scores(
             conversion.TFLiteClassifier(converted), eval_images)[:, -1],

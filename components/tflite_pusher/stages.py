@@ -26,7 +26,7 @@ def package(model: bytes, class_names: Sequence[str],
             threshold: Optional[float] = None
             ) -> Tuple[bytes, results.Packaging]:
   """The image model as a device downloads it: with TFLite metadata
-  (labels, normalisation and phase one's `threshold` as score calibration)
+  (labels, normalisation and phase one's `threshold` as the score threshold)
   embedded where tflite-support loads, and its :class:`results.Packaging`."""
   packaged, problem = model_metadata.embed(model, list(class_names),
                                            threshold)
