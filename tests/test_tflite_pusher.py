@@ -223,6 +223,33 @@ def test_metadata_with_labels_is_embedded_when_writers_load(testdata,
       manifest.decision_threshold, abs=1e-6)
 
 
+def test_the_score_threshold_is_set_once_and_only_to_a_score():
+  pytest.importorskip(
+      'tensorflow_lite_support.metadata.python.metadata_writers.'
+      'image_classifier', exc_type=ImportError)
+  model = tf.keras.Sequential([tf.keras.Input((8, 8, 3)),
+                               tf.keras.layers.GlobalAveragePooling2D(),
+                               tf.keras.layers.Dense(2, activation='softmax')])
+  plain = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+  assert model_metadata.score_threshold(plain) is None
+  first, problem = model_metadata.embed(plain, CLASSES, 0.25)
+  assert problem is None
+  assert model_metadata.score_threshold(first) == 0.25
+  # Set again on a model that has one, it replaces it.
+  again = model_metadata.with_score_threshold(plain, first, 0.75)
+  assert model_metadata.score_threshold(again) == 0.75
+  from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
+  units = json.loads(metadata.MetadataDisplayer.with_model_buffer(
+      again).get_metadata_json())['subgraph_metadata'][0][
+          'output_tensor_metadata'][0]['process_units']
+  assert len(units) == 1
+  with pytest.raises(ValueError, match='not a score'):
+    model_metadata.with_score_threshold(plain, first, 1.5)
+  # Without a threshold nothing is recorded, as for versions before.
+  assert model_metadata.score_threshold(
+      model_metadata.embed(plain, CLASSES)[0]) is None
+
+
 def test_missing_metadata_writers_still_push_and_say_why(testdata, tmp_path):
   with mock.patch.object(model_metadata, '_writers',
                          side_effect=ImportError('libusb-1.0.so.0')):
