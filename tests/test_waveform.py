@@ -196,10 +196,15 @@ def test_recordings_drawn_at_another_size_than_the_model_say_so(small_model):
 
 
 def test_at_threshold_compares_the_two_models_decisions():
+  # The third window's image score is 0.05 from the threshold: it may fall
+  # either side, and is not held against the waveform model.
   found = waveform.at_threshold(np.array([1, 1, 0, 0]),
                                 np.array([0.5, 0.1, 0.3, 0.1]),
-                                np.array([0.5, 0.4, 0.1, 0.1]), 0.25)
+                                np.array([0.5, 0.4, 0.2, 0.1]), 0.25)
   assert found == {'eval_threshold_agreement': 0.5,
+                   'eval_threshold_decisive_windows': 3,
+                   'eval_threshold_decisive_agreement': pytest.approx(
+                       2 / 3, abs=1e-6),
                    'eval_threshold_accuracy': 0.5,
                    'eval_image_threshold_accuracy': 1.0,
                    'eval_threshold_recall': 0.5}

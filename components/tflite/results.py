@@ -228,6 +228,9 @@ class WaveformProof(Figures):
       its metadata as score calibration); None for versions without one.
     eval_threshold_agreement: share of the eval windows it decides as the
       image model does at `threshold`.
+    eval_threshold_decisive_windows, eval_threshold_decisive_agreement:
+      those the image model scores 0.1 or more from `threshold`, and the
+      share of them decided alike (the proof's measure).
     eval_threshold_accuracy, eval_image_threshold_accuracy: accuracy at
       `threshold` there of this model (on the samples) and of the image
       model (on the pictures).
@@ -257,6 +260,8 @@ class WaveformProof(Figures):
   eval_proof: Optional[str] = None
   threshold: Optional[float] = None
   eval_threshold_agreement: Optional[float] = None
+  eval_threshold_decisive_windows: Optional[int] = None
+  eval_threshold_decisive_agreement: Optional[float] = None
   eval_threshold_accuracy: Optional[float] = None
   eval_image_threshold_accuracy: Optional[float] = None
   eval_threshold_recall: Optional[float] = None

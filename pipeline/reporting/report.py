@@ -283,8 +283,8 @@ def _evaluation(evaluation: Optional[Dict[str, Any]], blessed: Optional[bool],
 WAVEFORM_COLUMNS = tuple(f'waveform_{name}' for name in (
     'bytes', 'latency_ms_median', 'front_end_max_pixel_error',
     'eval_windows', 'eval_front_end_max_pixel_error', 'eval_agreement',
-    'eval_accuracy', 'eval_accuracy_drop', 'eval_threshold_agreement',
-    'reason'))
+    'eval_accuracy', 'eval_accuracy_drop',
+    'eval_threshold_decisive_agreement', 'reason'))
 
 
 def _tflite(store, this_run: Optional[Dict[str, Any]]) -> Dict[str, Any]:
