@@ -104,6 +104,20 @@ def test_the_side_by_side_section_renders_its_figures():
                                                  total_seconds=200.0)}}))
   assert '| width 0.5 / width 1 | 0.500 |' in side and '| 0.333 |' in side
   assert 'takes 1.25x its time' in side
+  assert 'cascade accuracy' not in side
+  # Runs that judged a cascade show it beside the rest.
+  judged = dict(row, threshold=0.1469, cascade_accuracy=0.808,
+                cloud_share=0.28)
+  side = '\n'.join(width_side_by_side._side_lines({  # pylint: disable=protected-access
+      'measured': 'today', 'repeats': 1, 'notebook_seconds': 80.0,
+      'notebook_accuracy': 0.8, 'notebook_tflite_bytes': 150_000,
+      'widths': [0.5, 1.0], 'notebook_width': 0.5,
+      'rows': {'width 0.5': dict(judged, cascade_accuracy=0.795,
+                                 cloud_share=0.331),
+               'width 1': judged}}))
+  assert 'threshold | cascade accuracy | cloud share |' in side
+  assert '| 0.1469 | 0.7950 | 0.3310 | 1,024 |' in side
+  assert side.count('---|') == 11
 
 
 def test_the_audio_section_renders_its_figures():
@@ -209,13 +223,14 @@ def test_with_the_cascade_s_figures_the_rule_judges_by_them():
       # As good in the cascade but sends the cloud more.
       (0.25, 0.990, 0.970, 0.822, 0.270)):
     runs.append(dict(_run(width, 0, auc, accuracy), cascade_accuracy=cascade,
-                     cloud_share=share))
+                     cloud_share=share, threshold=width / 10))
   rows = width_study.width_rows(runs)
   assert width_study.by_cascade(rows)
   assert width_study.chosen_width(rows) == 0.5
   lines = '\n'.join(width_study._width_lines({  # pylint: disable=protected-access
       'steps': 2000, 'seeds': 1, 'measured': 'today', 'rows': rows}))
-  assert '| 0.5 | 0.9920 | 0.0000 | 0.9740 | 0.0000 | 0.8180 | 0.2500 |' in (
+  assert ('| 0.5 | 0.9920 | 0.0000 | 0.9740 | 0.0000 | 0.05 | 0.8180 | '
+          '0.2500 |') in (
       lines)
   assert 'end-to-end accuracy at 20% instruments' in lines
   # Without them (spans without families), phase one's own rule.

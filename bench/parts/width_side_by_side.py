@@ -20,6 +20,7 @@ from bench.parts.common import log
 from bench.parts.common import median
 from bench.parts.common import pipeline_run
 from bench.parts.common import run_process
+from bench.parts.width_study import cascade_figures
 
 NUMBER = 10
 # The part's figures in results.json.
@@ -55,7 +56,8 @@ def part_width_side_by_side(data_dir: str, out: str, repeats: int,
       cold[name].append({
           'total_seconds': result['ingest_seconds'] + result['run_seconds'],
           'trainer_seconds': result['components'].get('Trainer'),
-          'peak_rss_bytes': result['peak_rss_bytes'], **figures})
+          'peak_rss_bytes': result['peak_rss_bytes'], **figures,
+          **cascade_figures(result['summary'])})
       log(f"  {cold[name][-1]['total_seconds']:.1f} s, "
           f"{figures['pushed_bytes']} bytes, AUC {figures['evaluator_auc']}")
       if figures['pushed'] and index == repeats - 1:
@@ -81,6 +83,9 @@ def part_width_side_by_side(data_dir: str, out: str, repeats: int,
                   for key in ('total_seconds', 'trainer_seconds',
                               'peak_rss_bytes', 'pushed_bytes',
                               'evaluator_auc', 'accuracy')}
+    for key in ('threshold', 'cascade_accuracy', 'cloud_share'):
+      values = [r[key] for r in runs if r.get(key) is not None]
+      rows[name][key] = median(values) if values else None
     rows[name]['latency_ms'] = latency.get(name)
   return {'measured': f'{datetime.date.today()}', 'repeats': repeats,
           'widths': widths, 'rows': rows, 'runs': cold,
@@ -102,6 +107,8 @@ def _side_lines(side: Dict[str, Any]) -> List[str]:
       return f'{new[key] / old[key]:.3f}'
     return 'n/a'
 
+  # Runs that judged a cascade (spans with families) add its columns.
+  cascade = all(r.get('cascade_accuracy') is not None for r in rows.values())
   lines = ['', f'## 10. Width {side["widths"][0]:g} against '
            f'{side["widths"][1]:g}, side by side', '',
            f"Cold runs (ingest + run in a fresh workspace) at both widths, "
@@ -109,19 +116,28 @@ def _side_lines(side: Dict[str, Any]) -> List[str]:
            f"{side['notebook_width']:g} model, taking turns, "
            f"{side['repeats']} time(s) each (measured {side['measured']}); "
            'medians. Latency: both pushed files timed side by side, one '
-           'thread.', '',
+           'thread.' + (' The cascade at 20% instruments, phase one at the '
+                        'threshold its converter chose.' if cascade else ''),
+           '',
            '| | cold run s | Trainer s | pushed bytes | latency ms | AUC | '
-           'accuracy | peak MiB |', '|---|---|---|---|---|---|---|---|']
+           'accuracy | ' + ('threshold | cascade accuracy | cloud share | '
+                            if cascade else '') + 'peak MiB |',
+           '|---|---|---|---|---|---|---|' + ('---|---|---|' if cascade
+                                              else '') + '---|']
   for name, r in rows.items():
     latency = (f"{r['latency_ms']:.3f}" if r.get('latency_ms') is not None
                else 'n/a')
     lines.append(
         f"| {name} | {r['total_seconds']:.1f} | {r['trainer_seconds']:.1f} | "
         f"{r['pushed_bytes']:,.0f} | {latency} | {r['evaluator_auc']:.4f} | "
-        f"{r['accuracy']:.4f} | {r['peak_rss_bytes'] / 2 ** 20:,.0f} |")
+        f"{r['accuracy']:.4f} | " + (
+            f"{r['threshold']:.4g} | {r['cascade_accuracy']:.4f} | "
+            f"{r['cloud_share']:.4f} | " if cascade else '') +
+        f"{r['peak_rss_bytes'] / 2 ** 20:,.0f} |")
   lines.append(f"| {narrow} / {wide} | {ratio('total_seconds')} | "
                f"{ratio('trainer_seconds')} | {ratio('pushed_bytes')} | "
-               f"{ratio('latency_ms')} | | | {ratio('peak_rss_bytes')} |")
+               f"{ratio('latency_ms')} | | | " + ('| | | ' if cascade else '')
+               + f"{ratio('peak_rss_bytes')} |")
   lines += ['', f"The notebook script: {side['notebook_seconds']:.1f} s, "
             f"Keras accuracy {side['notebook_accuracy']:.3f}, "
             f"{side['notebook_tflite_bytes']:,} bytes; the width "

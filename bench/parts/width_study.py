@@ -58,6 +58,14 @@ CASCADE_FIGURES = {'cascade_accuracy': 'accuracy_pi_0.2',
                    'cloud_share': 'cloud_share_pi_0.2'}
 
 
+def cascade_figures(summary: Dict[str, Any]) -> Dict[str, Any]:
+  """A run's cascade figures at 20% instruments by their row names (None
+  where the run judged no cascade), and phase one's threshold."""
+  cascade = (summary.get('phase_two') or {}).get('cascade') or {}
+  return {'threshold': (summary.get('pushed') or {}).get('threshold'),
+          **{name: cascade.get(key) for name, key in CASCADE_FIGURES.items()}}
+
+
 def width_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   """Part 9's runs, one row per width (widest first): mean and spread
   (max - min) of AUC and accuracy over the seeds, and the means of the
@@ -66,7 +74,7 @@ def width_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   for width in sorted({r['width'] for r in runs}, reverse=True):
     mine = [r for r in runs if r['width'] == width]
     row: Dict[str, Any] = {'width': width, 'seeds': len(mine)}
-    for key in ('auc', 'accuracy', *CASCADE_FIGURES):
+    for key in ('auc', 'accuracy', 'threshold', *CASCADE_FIGURES):
       values = [r[key] for r in mine if r.get(key) is not None]
       if values:
         row[key] = statistics.mean(values)
@@ -122,13 +130,10 @@ def part_width_study(data_dir: str, out: str, seeds: int, keep: bool,
                                    str(seed), *_STUDY_GATES))
       figures = pushed_figures(result['summary'])
       pushed = result['summary'].get('pushed') or {}
-      cascade = (result['summary'].get('phase_two') or {}).get('cascade') or {}
       runs.append({'width': width, 'seed': seed,
                    'auc': figures['evaluator_auc'],
                    'accuracy': figures['accuracy'],
-                   'threshold': pushed.get('threshold'),
-                   **{name: cascade.get(key)
-                      for name, key in CASCADE_FIGURES.items()},
+                   **cascade_figures(result['summary']),
                    'pushed_bytes': figures['pushed_bytes'],
                    'latency_ms': pushed.get('latency_ms_median'),
                    'trainer_seconds': result['components'].get('Trainer'),
@@ -196,6 +201,13 @@ def width_chart(rows: List[Dict[str, Any]]) -> str:
   return '\n'.join(parts) + '\n'
 
 
+def _threshold(row: Dict[str, Any]) -> str:
+  """A row's mean threshold for the table, or n/a (runs before it was
+  recorded)."""
+  return f"{row['threshold']:.4g}" if row.get('threshold') is not None \
+      else 'n/a'
+
+
 def _width_lines(study: Dict[str, Any]) -> List[str]:
   """Part 9's section of the report."""
   cascade = by_cascade(study['rows'])
@@ -210,15 +222,17 @@ def _width_lines(study: Dict[str, Any]) -> List[str]:
                           'once, the same for every width).'
                           if cascade else ''), '',
            '| width | AUC | AUC spread | accuracy | accuracy spread | ' +
-           ('cascade accuracy | cloud share | ' if cascade else '') +
+           ('threshold | cascade accuracy | cloud share | ' if cascade
+            else '') +
            'pushed bytes | latency ms | Trainer s | peak MiB |',
-           '|---|---|---|---|---|' + ('---|---|' if cascade else '') +
+           '|---|---|---|---|---|' + ('---|---|---|' if cascade else '') +
            '---|---|---|---|']
   for r in study['rows']:
     lines.append(
         f"| {r['width']:g} | {r['auc']:.4f} | {r['auc_spread']:.4f} | "
         f"{r['accuracy']:.4f} | {r['accuracy_spread']:.4f} | " +
-        (f"{r['cascade_accuracy']:.4f} | {r['cloud_share']:.4f} | "
+        (_threshold(r) + f" | {r['cascade_accuracy']:.4f} | "
+         f"{r['cloud_share']:.4f} | "
          if cascade else '') +
         f"{r['pushed_bytes']:,.0f} | {r['latency_ms']:.3f} | "
         f"{r['trainer_seconds']:.1f} | "
