@@ -26,16 +26,17 @@ run: setup
 
 # Two workers, each file's tests on one of them in order (files share
 # module fixtures), the files that read the golden workspace together
-# (tests/conftest.py groups them).
+# (tests/conftest.py groups them), the longest files handed out first
+# (tests/file_seconds.json; xdist would reorder them by test count).
 PYTEST_WORKERS ?= 2
 ## Every test, the real servers, S3 stand-in and portable Beam workers too.
 test:
 	@bash scripts/ensure_test_envs.sh
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.
 test-fast: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
 	  -m "not e2e and not server and not s3 and not portable and not kserve"
 
 ## The benchmark suite (hours on 2 cores; see bench/RESULTS.md): RESULTS.md,

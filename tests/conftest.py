@@ -1,5 +1,6 @@
 """Shared fixtures: small data sets made on the fly."""
 
+import json
 import os
 import struct
 import zlib
@@ -139,18 +140,36 @@ def postgresql():
   server.stop()
 
 
-_HEAVY_MARKS = ('e2e', 'server', 's3', 'portable')
+# Seconds each test file took in a whole suite (`make test`'s own run, both
+# workers busy), by file name: the order the files are handed out in. With
+# two workers, each taking the next file when it is done, handing out the
+# longest first leaves neither running alone at the end (measured on
+# 2026-12-06: the slower worker ran 1,546 s where the other was done at
+# 1,267 s, the longest files last). Refresh with
+# `pytest -n 2 --dist loadgroup --record-file-seconds tests/file_seconds.json`;
+# a file not in it counts as FILE_SECONDS_UNKNOWN.
+FILE_SECONDS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            'file_seconds.json')
+FILE_SECONDS_UNKNOWN = 10.0
+
+
+def pytest_addoption(parser):
+  parser.addoption('--record-file-seconds', metavar='PATH',
+                   help='write the seconds each test file took, for the '
+                   'order make test hands files out in (tests/conftest.py)')
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
   """Marks the tests that start servers by the fixtures they use, so
   `make test-fast` can leave them out; groups the tests for pytest-xdist
   (`make test`: `--dist loadgroup`): each file is one group, run in order
   on one worker (files share module fixtures), and the files that read the
-  golden workspace are one group, so it is made once; then puts the files
-  with the most heavy tests first, so that the longest start first and
-  none is left running alone at the end. Within a file the order stays."""
+  golden workspace are one group, so it is made once; then puts the groups
+  that took longest (FILE_SECONDS) first, so that the longest start first
+  and none is left running alone at the end (`make test` keeps this order:
+  `--no-loadscope-reorder`). Within a file the order stays."""
+  del config  # the hook's signature
   golden_files = set()
   for item in items:
     fixtures = set(getattr(item, 'fixturenames', ()))
@@ -160,15 +179,39 @@ def pytest_collection_modifyitems(items):
       item.add_marker(pytest.mark.s3)
     if 'golden' in fixtures:
       golden_files.add(item.fspath)
+  group = {}
   for item in items:
-    item.add_marker(pytest.mark.xdist_group(
-        'golden' if item.fspath in golden_files else item.fspath.basename))
+    group[item.fspath] = ('golden' if item.fspath in golden_files
+                          else item.fspath.basename)
+    item.add_marker(pytest.mark.xdist_group(group[item.fspath]))
+  with open(FILE_SECONDS, encoding='utf-8') as f:
+    seconds = json.load(f)
   weight = {}
-  for item in items:
-    heavy = any(item.get_closest_marker(mark) for mark in _HEAVY_MARKS)
-    weight[item.fspath] = weight.get(item.fspath, 0) + heavy
+  for path, name in group.items():
+    weight[name] = weight.get(name, 0.0) + seconds.get(
+        path.basename, FILE_SECONDS_UNKNOWN)
   order = {id(item): index for index, item in enumerate(items)}
-  items.sort(key=lambda item: (-weight[item.fspath], order[id(item)]))
+  items.sort(key=lambda item: (-weight[group[item.fspath]],
+                               order[id(item)]))
+
+
+_recorded = {}
+
+
+def pytest_runtest_logreport(report):
+  """Adds each phase's seconds to its file's, for --record-file-seconds
+  (under pytest-xdist the reports of both workers come here)."""
+  name = os.path.basename(report.nodeid.split('::')[0])
+  _recorded[name] = _recorded.get(name, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+  path = session.config.getoption('--record-file-seconds')
+  if path and not hasattr(session.config, 'workerinput'):
+    with open(path, 'w', encoding='utf-8') as f:
+      json.dump({name: round(value, 1) for name, value in sorted(
+          _recorded.items(), key=lambda kv: -kv[1])}, f, indent=1)
+      f.write('\n')
 
 
 @pytest.fixture
