@@ -211,15 +211,17 @@ def _threshold(row: Dict[str, Any]) -> str:
 def _width_lines(study: Dict[str, Any]) -> List[str]:
   """Part 9's section of the report."""
   cascade = by_cascade(study['rows'])
+  studied = ', '.join(f"{r['width']:g}" for r in study['rows'])
   lines = ['', '## 9. Width study', '',
-           f"Widths the model search offers, on the 1x default data at "
+           f"Widths {studied} (of those the model search offers), on the 1x "
+           f"default data at "
            f"{study['steps'] or 'the default'} steps, {study['seeds']} seeds "
            f"each (measured {study['measured']}); means over the seeds, "
            'spread = max - min. Every model was let through the gates to be '
            'measured.' + (' The cascade columns are at 20% instruments, '
                           "phase one at the threshold its converter chose "
                           'for --phase-one-recall, then phase two (trained '
-                          'once, the same for every width).'
+                          'once a seed, the same for every width).'
                           if cascade else ''), '',
            '| width | AUC | AUC spread | accuracy | accuracy spread | ' +
            ('threshold | cascade accuracy | cloud share | ' if cascade
