@@ -257,3 +257,46 @@ def test_the_waveform_model_decides_at_phase_ones_threshold_or_says_why_not(
   assert built is None
   assert "at phase one's threshold" in proof.reason
   assert 'max_accuracy_drop' in proof.reason
+
+
+def test_one_window_off_the_saved_model_does_not_refuse_what_decides_as_the_image_model(
+    small_model, monkeypatch):
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
+  from components.tflite_pusher.settings import PushSettings  # pylint: disable=g-import-not-at-top
+  settings = PushSettings(
+      push_destination='/unused', class_names=('a', 'b'),
+      quantization='dynamic', image_size=32, channels=3,
+      max_accuracy_drop=0.01, representative_examples=10,
+      validation_examples=0, latency_runs=1)
+  front_end = frontend.FrontEnd(image_size=32)
+  drawn = dict(front_end.to_record(), recorded=True)
+  samples = np.stack(list(audio_files.front_end_windows(front_end))
+                     ).astype(np.float32)
+  images = np.stack([melscale.render(w, front_end) for w in samples])
+  labels = np.zeros(len(samples), np.int64)
+  # As the default run found it: one window of 53 flipped at 0.5 against
+  # the SavedModel, every window decided at the threshold as the image
+  # model decides it.
+  found = {'eval_windows': 53, 'eval_front_end_max_pixel_error': 0.0,
+           'eval_agreement': 52 / 53, 'eval_savedmodel_accuracy': 0.9623,
+           'eval_accuracy': 0.9434, 'eval_accuracy_drop': 0.0189,
+           'eval_threshold_agreement': 1.0,
+           'eval_threshold_decisive_windows': 53,
+           'eval_threshold_decisive_agreement': 1.0,
+           'eval_threshold_accuracy': 0.9434,
+           'eval_image_threshold_accuracy': 0.9434,
+           'eval_threshold_recall': 0.9643}
+  monkeypatch.setattr(waveform, 'check_span_windows',
+                      lambda *args: dict(found))
+  image_model = conversion.convert(small_model, 'serving_image', 'dynamic')
+
+  def built(threshold):
+    return waveform.build(small_model, image_model, drawn, settings,
+                          lambda split: (samples, images, labels), threshold)
+
+  model, proof = built(0.34)
+  assert model is not None, proof.reason
+  assert proof.eval_accuracy_drop == 0.0189  # recorded, not judged
+  # Without a threshold the SavedModel is still the judge.
+  model, proof = built(None)
+  assert model is None and 'a drop of 1.89 points' in proof.reason
