@@ -43,7 +43,7 @@ def part_pushed_model(workspace: str, invokes: int) -> Dict[str, Any]:
   signature = 'serving_image'
   modes, classifiers = {}, {}
   for mode in ('none', 'dynamic', 'int8', 'float16'):
-    model, proof = conversion.convert_and_check(
+    model, proof, _ = conversion.convert_and_check(
         model_dir, signature, mode, images, labels,
         representative_images=calibration if mode == 'int8' else None,
         latency_runs=20)

@@ -237,7 +237,7 @@ def convert_and_check(saved_model_dir: str, signature_key: str, mode: str,
                       eval_images: np.ndarray, eval_labels: np.ndarray,
                       representative_images: Optional[np.ndarray] = None,
                       latency_runs: int = 50
-                      ) -> Tuple[bytes, results.ImageProof]:
+                      ) -> Tuple[bytes, results.ImageProof, np.ndarray]:
   """Converts in `mode`, then measures the model against its SavedModel.
 
   Args:
@@ -250,21 +250,21 @@ def convert_and_check(saved_model_dir: str, signature_key: str, mode: str,
     latency_runs: invokes timed for the median single-image latency.
 
   Returns:
-    (TFLite model bytes, its :class:`results.ImageProof`): sizes (the
+    (TFLite model bytes, its :class:`results.ImageProof`: sizes (the
     float32 TFLite model's too), what :func:`compare` measures, and the
-    median latency.
+    median latency; and the model's scores of `eval_images`, [n, classes]).
   """
   model = convert(saved_model_dir, signature_key, mode, representative_images)
   float_bytes = len(model) if mode == Quantization.NONE else len(
       convert(saved_model_dir, signature_key, Quantization.NONE))
   classifier = TFLiteClassifier(model)
+  scores = tflite_scores(classifier, eval_images)
   compared = compare(
       eval_labels,
-      saved_model_scores(saved_model_dir, signature_key, eval_images),
-      tflite_scores(classifier, eval_images))
+      saved_model_scores(saved_model_dir, signature_key, eval_images), scores)
   return model, results.ImageProof(
       mode=Quantization(mode).value, float_bytes=float_bytes,
       tflite_bytes=len(model), size_ratio=len(model) / float_bytes,
       latency_ms_median=classifier.median_latency_ms(eval_images[0],
                                                      runs=latency_runs),
-      **compared)
+      **compared), scores

@@ -15,6 +15,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
+import numpy as np
 from tfx import types
 from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_executor
@@ -114,18 +115,20 @@ def _images(input_dict: Dict[str, List[types.Artifact]],
 
 def _convert(input_dict: Dict[str, List[types.Artifact]],
              settings: PushSettings, model_path: str, eval_images,
-             eval_labels) -> Tuple[bytes, results.ImageProof]:
+             eval_labels
+             ) -> Tuple[bytes, results.ImageProof, np.ndarray]:
   """The SavedModel converted in the settings' mode (`int8` calibrated on
-  the train split) and proved on the eval images; prints the proof."""
+  the train split) and proved on the eval images; prints the proof.
+  Returns the model, its proof and its scores of the eval images."""
   started = time.time()
   representative = (_images(input_dict, settings, 'train')[0]
                     if settings.quantization == Quantization.INT8 else None)
-  converted, proof = conversion.convert_and_check(
+  converted, proof, scores = conversion.convert_and_check(
       model_path, features.SERVING_IMAGE_SIGNATURE, settings.quantization,
       eval_images, eval_labels, representative, settings.latency_runs)
   print(f'tflite_converter: {proof.describe()} ({time.time() - started:.0f} s)',
         flush=True)
-  return converted, proof
+  return converted, proof, scores
 
 
 def threshold_properties(chosen: threshold_lib.Threshold) -> Dict[str, Any]:
@@ -187,17 +190,16 @@ class Executor(base_executor.BaseExecutor):
     model_path = path_utils.serving_model_path(
         trained.uri, path_utils.is_old_model_artifact(trained))
     eval_images, eval_labels = _images(input_dict, settings, 'eval')
-    converted, image = _convert(input_dict, settings, model_path, eval_images,
-                                eval_labels)
+    converted, image, scores = _convert(input_dict, settings, model_path,
+                                        eval_images, eval_labels)
     problem = image.parity_problem(settings.max_accuracy_drop)
     if problem:
       return self._not_ready(candidate, problem, [image])
-    # The threshold is chosen on the converted model's scores, which its
-    # metadata does not change, and recorded there as its score threshold.
-    chosen = threshold_lib.choose(
-        eval_labels, conversion.tflite_scores(
-            conversion.TFLiteClassifier(converted), eval_images)[:, -1],
-        settings.phase_one_recall)
+    # The threshold is chosen on the converted model's scores of the eval
+    # images, as its proof measured them (its metadata does not change
+    # them), and recorded there as its score threshold.
+    chosen = threshold_lib.choose(eval_labels, scores[:, -1],
+                                  settings.phase_one_recall)
     print(f'tflite_converter: {chosen.describe()}', flush=True)
     model, packaging = stages.package(converted, settings.class_names,
                                       chosen.value)
