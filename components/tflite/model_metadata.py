@@ -113,10 +113,7 @@ def with_score_threshold(model: bytes, populated: bytes, threshold: float
   from tensorflow_lite_support.metadata import metadata_schema_py_generated as schema  # pylint: disable=g-import-not-at-top
   from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
   displayer = metadata.MetadataDisplayer.with_model_buffer(populated)
-  described = schema.ModelMetadataT.InitFromObj(
-      schema.ModelMetadata.GetRootAsModelMetadata(
-          displayer.get_metadata_buffer(), 0))
-  output = described.subgraphMetadata[0].outputTensorMetadata[0]
+  described, output = _output_metadata(displayer)
   units = [unit for unit in (output.processUnits or [])
            if unit.optionsType !=
            schema.ProcessUnitOptions.ScoreThresholdingOptions]
@@ -137,19 +134,25 @@ def with_score_threshold(model: bytes, populated: bytes, threshold: float
   return bytes(populator.get_model_buffer())
 
 
+def _output_metadata(displayer):
+  """The model's metadata as an object (`ModelMetadataT`) and its first
+  output's entry in it."""
+  from tensorflow_lite_support.metadata import metadata_schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  described = schema.ModelMetadataT.InitFromObj(
+      schema.ModelMetadata.GetRootAsModelMetadata(
+          displayer.get_metadata_buffer(), 0))
+  return described, described.subgraphMetadata[0].outputTensorMetadata[0]
+
+
 def score_threshold(model: bytes) -> Optional[float]:
   """The first output's score threshold in `model`'s metadata, or None."""
   from tensorflow_lite_support.metadata import metadata_schema_py_generated as schema  # pylint: disable=g-import-not-at-top
   from tensorflow_lite_support.metadata.python import metadata  # pylint: disable=g-import-not-at-top
   try:
-    buffer = metadata.MetadataDisplayer.with_model_buffer(
-        model).get_metadata_buffer()
+    displayer = metadata.MetadataDisplayer.with_model_buffer(model)
   except ValueError:
     return None
-  described = schema.ModelMetadataT.InitFromObj(
-      schema.ModelMetadata.GetRootAsModelMetadata(buffer, 0))
-  for unit in (described.subgraphMetadata[0].outputTensorMetadata[0]
-               .processUnits or []):
+  for unit in _output_metadata(displayer)[1].processUnits or []:
     if unit.optionsType == schema.ProcessUnitOptions.ScoreThresholdingOptions:
       return float(unit.options.globalScoreThreshold)
   return None
