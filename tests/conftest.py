@@ -160,7 +160,7 @@ def pytest_addoption(parser):
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
   """Marks the tests that start servers by the fixtures they use, so
   `make test-fast` can leave them out; groups the tests for pytest-xdist
   (`make test`: `--dist loadgroup`): each file is one group, run in order
@@ -169,7 +169,6 @@ def pytest_collection_modifyitems(config, items):
   that took longest (FILE_SECONDS) first, so that the longest start first
   and none is left running alone at the end (`make test` keeps this order:
   `--no-loadscope-reorder`). Within a file the order stays."""
-  del config  # the hook's signature
   golden_files = set()
   for item in items:
     fixtures = set(getattr(item, 'fixturenames', ()))

@@ -178,13 +178,18 @@ def test_a_probe_disagreement_refuses_only_where_both_hold_one_classifier():
   assert waveform.probe_problem(dict(proof, agreement=1.0), 'dynamic') is None
 
 
-def test_recordings_drawn_at_another_size_than_the_model_say_so(small_model):
+def _settings():
+  """The pusher's settings for the 32x32 test model, in dynamic mode."""
   from components.tflite_pusher.settings import PushSettings  # pylint: disable=g-import-not-at-top
-  settings = PushSettings(
+  return PushSettings(
       push_destination='/unused', class_names=('a', 'b'),
       quantization='dynamic', image_size=32, channels=3,
       max_accuracy_drop=0.01, representative_examples=10,
       validation_examples=0, latency_runs=1)
+
+
+def test_recordings_drawn_at_another_size_than_the_model_say_so(small_model):
+  settings = _settings()
   drawn = dict(frontend.FrontEnd(image_size=64).to_record(), recorded=True)
   model, proof = waveform.build(small_model, b'', drawn, settings,
                                 lambda split: None)
@@ -217,12 +222,7 @@ def test_the_waveform_model_decides_at_phase_ones_threshold_or_says_why_not(
     small_model):
   from components.tflite import conversion  # pylint: disable=g-import-not-at-top
   from components.tflite import model_metadata  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher.settings import PushSettings  # pylint: disable=g-import-not-at-top
-  settings = PushSettings(
-      push_destination='/unused', class_names=('a', 'b'),
-      quantization='dynamic', image_size=32, channels=3,
-      max_accuracy_drop=0.01, representative_examples=10,
-      validation_examples=0, latency_runs=1)
+  settings = _settings()
   front_end = frontend.FrontEnd(image_size=32)
   drawn = dict(front_end.to_record(), recorded=True)
   samples = np.stack(list(audio_files.front_end_windows(front_end)) * 2
@@ -262,12 +262,7 @@ def test_the_waveform_model_decides_at_phase_ones_threshold_or_says_why_not(
 def test_one_window_off_the_saved_model_does_not_refuse_what_decides_as_the_image_model(
     small_model, monkeypatch):
   from components.tflite import conversion  # pylint: disable=g-import-not-at-top
-  from components.tflite_pusher.settings import PushSettings  # pylint: disable=g-import-not-at-top
-  settings = PushSettings(
-      push_destination='/unused', class_names=('a', 'b'),
-      quantization='dynamic', image_size=32, channels=3,
-      max_accuracy_drop=0.01, representative_examples=10,
-      validation_examples=0, latency_runs=1)
+  settings = _settings()
   front_end = frontend.FrontEnd(image_size=32)
   drawn = dict(front_end.to_record(), recorded=True)
   samples = np.stack(list(audio_files.front_end_windows(front_end))
