@@ -148,6 +148,13 @@ DECISIVE_MARGIN = 0.2
 THRESHOLD_MARGIN = DECISIVE_MARGIN / 2
 
 
+def shares_image_classifier(mode: str) -> bool:
+  """Whether a waveform model in `mode` holds the image model's classifier
+  quantized the same way (`none`, `dynamic`); in `int8` the two are
+  calibrated apart."""
+  return mode != Quantization.INT8
+
+
 def probe_problem(proof: Dict[str, Any], mode: str) -> Optional[str]:
   """What keeps a waveform model back on the probe windows' classes
   (:func:`check`), or None.
@@ -169,7 +176,7 @@ def probe_problem(proof: Dict[str, Any], mode: str) -> Optional[str]:
   Returns:
     One sentence naming the disagreement, or None.
   """
-  if mode == Quantization.INT8 or proof['agreement'] >= 1.0:
+  if not shares_image_classifier(mode) or proof['agreement'] >= 1.0:
     return None
   return (f"it agrees with the image model on {proof['agreement']:.0%} of "
           f"the {proof['decisive_windows']} probe windows the image model "
@@ -403,7 +410,8 @@ def build(model_path: str, image_model: bytes, front_end: Dict[str, Any],
     # here one window of a few dozen would be more than max_accuracy_drop
     # (the default run's 53 windows: one flipped at 0.5 by quantization,
     # the image model's own, refused the waveform model at 1.89 points).
-    against_saved_model = threshold is None or mode == Quantization.INT8
+    against_saved_model = (threshold is None or
+                           not shares_image_classifier(mode))
     if against_saved_model and figures['eval_accuracy_drop'] > max_drop:
       problems.append(
           f"on {figures['eval_windows']} eval windows its accuracy is "
