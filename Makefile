@@ -15,6 +15,7 @@ export PYTHONHASHSEED := 0
 
 setup:
 	@bash scripts/setup_env.sh $(VENV)
+	@bash scripts/ensure_music_weights.sh $(VENV)
 
 ## Make the default data set if it is absent, ingest it, run the pipeline.
 run: setup
@@ -36,6 +37,7 @@ test:
 
 ## The inner loop: no whole-pipeline run, no server, no S3, no worker pool.
 test-fast: setup
+	@bash scripts/ensure_musicnn_reference.sh
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
 	  -m "not e2e and not server and not s3 and not portable and not kserve"
 

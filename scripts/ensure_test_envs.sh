@@ -26,6 +26,12 @@ until .venv/bin/python -c '' 2>/dev/null; do
 done
 bash scripts/ensure_side_envs.sh & side=$!
 wait "$main"; first=$?
+# musicnn's weights (phase two's ears) and the original musicnn the proof
+# test runs need .venv's packages.
+if [ "$first" = 0 ]; then
+  bash scripts/ensure_music_weights.sh .venv && \
+    bash scripts/ensure_musicnn_reference.sh || first=1
+fi
 wait "$side"; second=$?
 wait "$system"; third=$?
 [ "$first" = 0 ] && [ "$second" = 0 ] && [ "$third" = 0 ]

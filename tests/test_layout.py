@@ -191,3 +191,9 @@ def test_settings_import_no_runner_and_runners_no_command_line():
                  f'{module}' for module, line in _imports(path)
                  if module.startswith(forbidden)]
   assert not broken, broken
+
+
+def test_the_music_encoder_is_a_leaf():
+  broken = _leaf_breaks('music', ('components.music', 'components.common'),
+                        lambda path: {'numpy', 'tensorflow'})
+  assert not broken, broken
