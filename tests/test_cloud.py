@@ -84,6 +84,34 @@ def test_a_window_of_pcm_is_answered_with_the_front_end_inside(models,
                                      'differently')
 
 
+def test_a_phase_two_that_hears_samples_is_served_them(tmp_path):
+  from components.modules import phase_two_audio  # pylint: disable=import-outside-toplevel
+  from components.music import musicnn  # pylint: disable=import-outside-toplevel
+  tf.keras.utils.set_random_seed(0)
+  encoder = musicnn.Encoder(['MTT_musicnn'])
+  rng = np.random.default_rng(1)
+  head = phase_two_audio.build_head(
+      encoder.size, len(CLASSES), rng.normal(size=encoder.size),
+      rng.uniform(0.5, 2.0, size=encoder.size))
+  front_end = frontend.FrontEnd(image_size=SIZE)
+  heard = str(tmp_path / 'heard')
+  phase_two.export_heard(phase_two_audio.Heard(encoder, head), heard,
+                         CLASSES, front_end.window_samples)
+  out = str(tmp_path / 'serving')
+  assert serving_model.build(heard, out, front_end, SIZE, 3) == CLASSES
+  requests = _windows(front_end)
+  served = tf.saved_model.load(out)
+  assert set(served.signatures) == {features.SERVING_EXAMPLES_SIGNATURE,
+                                    features.SERVING_WAVEFORM_SIGNATURE}
+  scores = served.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+      audio_pcm=tf.constant(requests))[features.SCORES_NAME].numpy()
+  assert scores.shape == (len(requests), 3)
+  proof = serving_model.check(out, heard, requests, front_end, SIZE, 3)
+  assert proof['problem'] is None and proof['max_score_difference'] < 1e-5
+  with pytest.raises(serving_model.ServingModelError, match='hears windows'):
+    serving_model.build(heard, str(tmp_path / 'images'), None, SIZE, 3)
+
+
 def test_spans_of_images_are_served_an_encoded_image(models, tmp_path):
   out = str(tmp_path / 'serving')
   serving_model.build(models['one'], out, None, SIZE, 3)

@@ -39,6 +39,9 @@ def test_paths_default_to_one_workspace(tmp_path):
     ({'learning_rate': 0.0}, 'learning_rate'),
     ({'phase_two_steps': 0}, 'phase_two_steps'),
     ({'phase_two_width': 0.0}, 'phase_two_width'),
+    ({'phase_two_encoder': 'MSD_vgg'}, 'phase_two_encoder'),
+    ({'phase_two_encoder': 'MSD_musicnn,MSD_musicnn'}, 'phase_two_encoder'),
+    ({'phase_two_encoder': ' , '}, 'phase_two_encoder'),
     ({'phase_two_min_accuracy': 1.5}, 'phase_two_min_accuracy'),
     ({'serving_check': 'docker'}, 'serving_check'),
     ({'phase_one_recall': 1.0}, 'phase_one_recall'),
@@ -244,3 +247,14 @@ def test_each_section_reaches_its_consumer_as_one_typed_value(tmp_path):
   assert config.search_settings().budget == push.budget
   assert config.beam_settings().pipeline_args() == ['--a=1']
   assert config.front_end().sample_rate == 22050
+
+
+def test_phase_two_hears_through_the_named_models_or_learns_from_pictures():
+  assert config_lib.PipelineConfig().phase_two_settings().encoder == (
+      'MSD_musicnn', 'MTT_musicnn')
+  assert config_lib.PipelineConfig(
+      phase_two_encoder=' MTT_musicnn ').phase_two_settings().encoder == (
+          'MTT_musicnn',)
+  pictures = config_lib.PipelineConfig(phase_two_encoder='pictures')
+  assert pictures.phase_two_settings().encoder == ()
+  assert pictures.training_settings().encoder == ()

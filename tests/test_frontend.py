@@ -334,9 +334,10 @@ def test_a_bounded_sample_of_recordings_keeps_its_first_windows_samples(
       (src / name / f'{index}.wav').write_bytes(data)
   front_end = frontend.FrontEnd(image_size=32)
 
-  def kept(proof_windows, data):
+  def kept(proof_windows, data, keep_samples=False, key='proof_windows'):
     result = ingest.ingest(str(src), str(tmp_path / data), progress=False,
-                           front_end=front_end, proof_windows=proof_windows)
+                           front_end=front_end, proof_windows=proof_windows,
+                           keep_samples=keep_samples)
     found = {}
     for path in tf.io.gfile.glob(os.path.join(result.span_dir, '*.gz')):
       for record in tf.data.TFRecordDataset(path, compression_type='GZIP'):
@@ -345,7 +346,7 @@ def test_a_bounded_sample_of_recordings_keeps_its_first_windows_samples(
           found[(feature['filename'].bytes_list.value[0].decode(),
                  feature['window_start'].float_list.value[0])] = (
                      feature['audio_pcm'].bytes_list.value[0])
-    return found, ingest.read_report(result.span_dir)['proof_windows']
+    return found, ingest.read_report(result.span_dir)[key]
 
   found, report = kept(3, 'data')
   # Three recordings, each its first window only, at the front end's rate.
@@ -362,3 +363,16 @@ def test_a_bounded_sample_of_recordings_keeps_its_first_windows_samples(
   assert set(found) < set(larger) and len(larger) == 5
   none, report = kept(0, 'none')
   assert none == {} and report['windows'] == 0
+  # By default every window of every recording keeps its samples, each
+  # the window its picture was drawn from.
+  every, report = kept(0, 'every', keep_samples=True, key='samples')
+  windows = {filename: decode.read_sources(io.BytesIO(data), filename,
+                                           front_end)
+             for filename, data in clips.items()}
+  assert len(every) == sum(map(len, windows.values())) > len(clips)
+  assert report == {'windows': len(every), 'every_window': True,
+                    'bytes': len(every) * 2 * 16000}
+  for filename, sources in windows.items():
+    for source in sources:
+      samples = melscale.pcm16_samples(every[(filename, source.start)])
+      assert np.abs(samples - source.samples).max() <= 0.5 / 32768 + 1e-9

@@ -175,3 +175,113 @@ def test_run_fn_learns_the_families_and_exports_what_tfma_reads(tmp_path):
 def test_run_fn_refuses_examples_without_families(tmp_path):
   with pytest.raises(phase_two.NoFamiliesError, match='no family to learn'):
     _run_fn(_fn_args(tmp_path, [], steps=1))
+
+
+# Phase two on recordings: half-second windows of 16 kHz PCM.
+WINDOW = 8000
+
+
+def _samples(label, family, rng):
+  """Noise for class 0; a low hum for bass, a bright tone for piano."""
+  t = np.arange(WINDOW) / 16000.0
+  if not label:
+    return 0.3 * rng.standard_normal(WINDOW)
+  f0 = {'bass': 70.0, 'piano': 880.0, '': 300.0}[family] * rng.uniform(
+      0.9, 1.1)
+  tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+  return 0.2 * tone * np.exp(-t * rng.uniform(1, 4))
+
+
+def _pcm(samples):
+  return np.clip(np.round(samples * 32768), -32768, 32767).astype(
+      '<i2').tobytes()
+
+
+class _AudioTransformOutput(_TransformOutput):
+
+  def transformed_feature_spec(self):
+    return dict(super().transformed_feature_spec(), **{
+        features.AUDIO_PCM_KEY: tf.io.FixedLenFeature([], tf.string)})
+
+
+def _audio_fn_args(tmp_path, encoder=('MSD_musicnn',)):
+  windows = {}
+  for split, count, seed in (('train', 48, 0), ('eval', 16, 1)):
+    rng = np.random.default_rng(seed)
+    os.makedirs(tmp_path / split, exist_ok=True)
+    with tf.io.TFRecordWriter(str(tmp_path / split / 'part.gz'),
+                              'GZIP') as writer:
+      for index in range(count):
+        label, family = ROWS[index % len(ROWS)]
+        samples = _samples(label, family, rng)
+        windows.setdefault(split, []).append((label, family, samples))
+        png = tf.io.encode_png(_pixels(label, family, rng)).numpy()
+        writer.write(tf.train.Example(features=tf.train.Features(feature={
+            features.IMAGE_PNG_KEY: _feature(png),
+            features.LABEL_KEY: _feature(label),
+            features.FAMILY_KEY: _feature(family.encode()),
+            features.AUDIO_PCM_KEY: _feature(_pcm(samples)),
+        })).SerializeToString())
+  settings = TrainingSettings(
+      image_size=SIZE, channels=3, batch_size=16, learning_rate=3e-3,
+      width=0.25, seed=0, augment=False, warm_start=False,
+      class_names=('not_instrument', 'instrument'), encoder=encoder)
+  return types.SimpleNamespace(
+      custom_config=settings.to_custom_config(),
+      transform_output=_AudioTransformOutput([b'piano', b'bass']),
+      train_files=[str(tmp_path / 'train' / '*.gz')],
+      eval_files=[str(tmp_path / 'eval' / '*.gz')],
+      train_steps=60, eval_steps=0,
+      model_run_dir=str(tmp_path / 'run'),
+      serving_model_dir=str(tmp_path / 'serving')), windows
+
+
+def test_phase_two_hears_the_windows_samples_through_musicnn(tmp_path):
+  args, windows = _audio_fn_args(tmp_path)
+  _run_fn(args)
+  with open(tmp_path / 'run' / 'history.json', encoding='utf-8') as f:
+    history = json.load(f)
+  assert history['hears'] == ['MSD_musicnn']
+  assert history['window_samples'] == WINDOW
+  assert history['train_windows'] == 36  # the no-family windows left out
+  assert history['eval']['examples'] == 12
+  assert history['eval']['accuracy'] > 0.9
+
+  loaded = tf.saved_model.load(str(tmp_path / 'serving'))
+  assert set(loaded.signatures) == {
+      features.SERVING_EXAMPLES_SIGNATURE,
+      features.SERVING_WAVEFORM_SIGNATURE,
+      phase_two.TRANSFORM_FEATURES_SIGNATURE}
+  rows = windows['eval']
+  raw = tf.constant([tf.train.Example(features=tf.train.Features(feature={
+      features.AUDIO_PCM_KEY: _feature(_pcm(samples)),
+      features.LABEL_KEY: _feature(label)})).SerializeToString()
+                     for label, _, samples in rows])
+  by_example = loaded.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+      examples=raw)[features.SCORES_NAME].numpy()
+  pcm = np.stack([np.frombuffer(_pcm(samples), '<i2') / 32768.0
+                  for _, _, samples in rows]).astype(np.float32)
+  by_samples = loaded.signatures[features.SERVING_WAVEFORM_SIGNATURE](
+      **{features.WAVEFORM_INPUT_NAME: tf.constant(pcm)})
+  np.testing.assert_allclose(by_example, by_samples[features.SCORES_NAME],
+                             atol=1e-5)
+  assert by_samples[features.CLASSES_NAME].numpy()[0].tolist() == [
+      b'not_instrument', b'bass', b'piano']
+  known = [i for i, (label, family, _) in enumerate(rows)
+           if family or not label]
+  expected = [('', 'bass', 'piano').index(rows[i][1]) for i in known]
+  assert np.mean(np.argmax(by_example[known], axis=1) == expected) > 0.9
+  # An example without samples is silence, not an error.
+  silent = loaded.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+      examples=tf.constant([b'']))[features.SCORES_NAME].numpy()
+  assert silent.shape == (1, 3)
+
+
+def test_phase_two_learns_from_pictures_when_told_to(tmp_path):
+  args, _ = _audio_fn_args(tmp_path, encoder=())
+  args.train_steps = 5
+  _run_fn(args)
+  with open(tmp_path / 'run' / 'history.json', encoding='utf-8') as f:
+    assert json.load(f)['hears'] == 'pictures'
+  assert features.SERVING_IMAGE_SIGNATURE in tf.saved_model.load(
+      str(tmp_path / 'serving')).signatures

@@ -131,3 +131,29 @@ def test_the_family_passes_through_and_the_families_are_a_vocabulary(
   vocabulary = tft.TFTransformOutput(output).vocabulary_by_name(
       features.FAMILY_VOCABULARY)
   assert sorted(vocabulary) == [b'brass', b'strings']
+
+
+def test_the_window_pcm_passes_through_where_ingest_kept_it(tmp_path):
+  rows = [dict(row, audio_pcm=[]) for row in RAW]
+  rows[0]['audio_pcm'] = [b'\x01\x00\xff\x7f']
+  rows[3]['audio_pcm'] = [b'\x00\x80']
+  metadata = dataset_metadata.DatasetMetadata(
+      schema_utils.schema_from_feature_spec({
+          features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
+          features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+          features.AUDIO_PCM_KEY: tf.io.VarLenFeature(tf.string),
+      }))
+  preprocessing_fn = functools.partial(transform.preprocessing_fn,
+                                       custom_config={'image_size': 16})
+
+  def kept(transformed):
+    assert sorted(row[features.AUDIO_PCM_KEY] for row in transformed) == [
+        b'', b'', b'\x00\x80', b'\x01\x00\xff\x7f']
+
+  with beam.Pipeline() as p:
+    with tft_beam.Context(temp_dir=str(tmp_path / 'tmp')):
+      raw = p | beam.Create(rows)
+      (transformed, _), _ = (
+          (raw, metadata)
+          | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn))
+      beam_util.assert_that(transformed, kept)

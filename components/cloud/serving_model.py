@@ -3,9 +3,12 @@
 
 For spans of recordings, a request is one window of mono 16-bit PCM at the
 recorded front end's rate (little-endian bytes; base64 in JSON, as TF
-Serving's REST API and KServe's V1 protocol carry `DT_STRING`), and the
-model holds the recorded front end itself (the same TensorFlow graph the
-waveform TFLite model uses, `components.frontend.graph`). For spans of
+Serving's REST API and KServe's V1 protocol carry `DT_STRING`). A phase
+two that hears the window itself (its `serving_waveform`: pretrained
+musicnn ears and their own features in its graph) takes the samples; one
+that learned from pictures takes them drawn by the recorded front end,
+which the model then holds (the same TensorFlow graph the waveform TFLite
+model uses, `components.frontend.graph`). For spans of
 images, a request is one encoded image (PNG or JPEG), decoded and resized
 as Transform does. Either way the answer is each class's probability
 (`scores`), the class names in score order (`classes`) and the most
@@ -42,6 +45,12 @@ class ServingModelError(errors.PipelineError, ValueError):
   """Raised when the serving model cannot be built from phase two's."""
 
 
+def hears_samples(loaded) -> bool:
+  """Whether a loaded phase two takes a window's samples
+  (`serving_waveform`) rather than its picture."""
+  return features.SERVING_WAVEFORM_SIGNATURE in loaded.signatures
+
+
 def read_labels(saved_model_dir: str) -> List[str]:
   """The class names a phase-two SavedModel carries, in score order."""
   path = os.path.join(saved_model_dir, features.ASSETS_EXTRA,
@@ -62,21 +71,35 @@ class _Serving(tf.Module):
                channels: int):
     super().__init__(name='phase_two_serving')
     self.loaded = loaded
-    self.classify = loaded.signatures[features.SERVING_IMAGE_SIGNATURE]
+    self.hears = hears_samples(loaded)
+    self.classify = loaded.signatures[
+        features.SERVING_WAVEFORM_SIGNATURE if self.hears
+        else features.SERVING_IMAGE_SIGNATURE]
     self.labels = tf.constant(list(labels), tf.string)
     self.image_size, self.channels = image_size, channels
     self.front_end = front_end
-    self.drawing = graph.FrontEndGraph(front_end) if front_end else None
+    self.drawing = (graph.FrontEndGraph(front_end)
+                    if front_end and not self.hears else None)
 
   def answer(self, pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
     scores = self.classify(**{features.IMAGE_INPUT_NAME: pixels})[
         features.SCORES_NAME]
+    return self.named(scores)
+
+  def answer_samples(self, samples: tf.Tensor) -> Dict[str, tf.Tensor]:
+    scores = self.classify(**{features.WAVEFORM_INPUT_NAME: samples})[
+        features.SCORES_NAME]
+    return self.named(scores)
+
+  def named(self, scores: tf.Tensor) -> Dict[str, tf.Tensor]:
     batch = tf.shape(scores)[0]
     return {features.SCORES_NAME: scores,
             features.CLASSES_NAME: tf.tile(self.labels[None, :], [batch, 1]),
             LABEL_OUTPUT: tf.gather(self.labels, tf.argmax(scores, axis=-1))}
 
-  def pixels_of_pcm(self, pcm: tf.Tensor) -> tf.Tensor:
+  def samples_of_pcm(self, pcm: tf.Tensor) -> tf.Tensor:
+    """[batch] PCM strings to float32 [batch, window] samples, each cut or
+    zero-padded to the front end's window."""
     window = self.front_end.window_samples
 
     def one(data):
@@ -85,9 +108,11 @@ class _Serving(tf.Module):
       samples = samples[:window]
       return tf.pad(samples, [[0, window - tf.shape(samples)[0]]])
 
-    samples = tf.map_fn(one, pcm, fn_output_signature=tf.TensorSpec(
+    return tf.map_fn(one, pcm, fn_output_signature=tf.TensorSpec(
         [window], tf.float32))
-    image = self.drawing(samples)
+
+  def pixels_of_pcm(self, pcm: tf.Tensor) -> tf.Tensor:
+    image = self.drawing(self.samples_of_pcm(pcm))
     if self.channels == 1:
       image = tf.round(tf.image.rgb_to_grayscale(image))
     return image
@@ -118,13 +143,20 @@ def build(phase_two_dir: str, out_dir: str,
       another picture size than the model takes.
   """
   labels = read_labels(phase_two_dir)
+  loaded = tf.saved_model.load(phase_two_dir)
+  if hears_samples(loaded):
+    if front_end is None:
+      raise ServingModelError(
+          f'{phase_two_dir} hears windows of samples, and the spans hold '
+          'no recordings to send it')
+    return _build_heard(loaded, labels, front_end, out_dir, image_size,
+                        channels)
   if front_end is not None and front_end.image_size != image_size:
     raise ServingModelError(
         f'the recordings were drawn as {front_end.image_size}x'
         f'{front_end.image_size} pictures and the model takes {image_size}x'
         f'{image_size}: ingest them again with --image-size {image_size}')
-  module = _Serving(tf.saved_model.load(phase_two_dir), labels, front_end,
-                    image_size, channels)
+  module = _Serving(loaded, labels, front_end, image_size, channels)
   if front_end is not None:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
                                                  name=PCM_INPUT)])
@@ -146,6 +178,38 @@ def build(phase_two_dir: str, out_dir: str,
   tf.saved_model.save(module, out_dir, signatures={
       features.SERVING_EXAMPLES_SIGNATURE: serve,
       features.SERVING_IMAGE_SIGNATURE: serve_image})
+  _write_extra(out_dir, labels, front_end)
+  return labels
+
+
+def _build_heard(loaded, labels: Sequence[str], front_end: FrontEnd,
+                 out_dir: str, image_size: int, channels: int) -> List[str]:
+  """The serving model of a phase two that hears the samples: PCM
+  (`serving_default`) or float samples (`serving_waveform`) in."""
+  module = _Serving(loaded, labels, front_end, image_size, channels)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                               name=PCM_INPUT)])
+  def serve(audio_pcm):
+    return module.answer_samples(module.samples_of_pcm(audio_pcm))
+
+  @tf.function(input_signature=[tf.TensorSpec(
+      [None, front_end.window_samples], tf.float32,
+      name=features.WAVEFORM_INPUT_NAME)])
+  def serve_waveform(samples):
+    return module.answer_samples(samples)
+
+  module.serve, module.serve_waveform = serve, serve_waveform
+  tf.saved_model.save(module, out_dir, signatures={
+      features.SERVING_EXAMPLES_SIGNATURE: serve,
+      features.SERVING_WAVEFORM_SIGNATURE: serve_waveform})
+  _write_extra(out_dir, labels, front_end)
+  return list(labels)
+
+
+def _write_extra(out_dir: str, labels: Sequence[str],
+                 front_end: Optional[FrontEnd]) -> None:
+  """The labels and the front end, in `assets.extra/`."""
   extra = os.path.join(out_dir, features.ASSETS_EXTRA)
   tf.io.gfile.makedirs(extra)
   with tf.io.gfile.GFile(os.path.join(extra, features.LABELS_FILE), 'w') as f:
@@ -153,7 +217,6 @@ def build(phase_two_dir: str, out_dir: str,
   if front_end is not None:
     with tf.io.gfile.GFile(os.path.join(extra, FRONT_END_FILE), 'w') as f:
       f.write(json.dumps(front_end.to_record(), indent=2, sort_keys=True))
-  return labels
 
 
 # The serving model's scores may differ from phase two's on the NumPy
@@ -182,12 +245,21 @@ def read_requests(pattern: str, key: str, limit: int) -> List[bytes]:
 def _reference(phase_two_dir: str, requests: Sequence[bytes],
                front_end: Optional[FrontEnd], image_size: int,
                channels: int) -> np.ndarray:
-  """Phase two's own scores for the requests: its `serving_image` on the
-  NumPy front end's picture of each window, or its `serving_default` on
-  each image as a raw example."""
+  """Phase two's own scores for the requests: its `serving_waveform` on
+  each window's samples, its `serving_image` on the NumPy front end's
+  picture of each window, or its `serving_default` on each image as a raw
+  example."""
   from components.frontend import melscale  # pylint: disable=g-import-not-at-top
   loaded = tf.saved_model.load(phase_two_dir)
-  if front_end is not None:
+  if front_end is not None and hears_samples(loaded):
+    window = front_end.window_samples
+    samples = np.zeros((len(requests), window), np.float32)
+    for row, data in enumerate(requests):
+      found = melscale.pcm16_samples(data)[:window]
+      samples[row, :found.size] = found
+    answer = loaded.signatures[features.SERVING_WAVEFORM_SIGNATURE](
+        **{features.WAVEFORM_INPUT_NAME: tf.constant(samples)})
+  elif front_end is not None:
     pictures = np.stack([melscale.render(melscale.pcm16_samples(data),
                                          front_end) for data in requests])
     pixels = tf.constant(pictures, tf.float32)

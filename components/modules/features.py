@@ -22,10 +22,11 @@ LABEL_KEY = 'label'
 FILENAME_KEY = 'filename'
 # A window of a recording: its start in the source file, in seconds.
 WINDOW_START_KEY = 'window_start'
-# On a bounded sample of windows per span (`proof_windows`): the window's
-# mono samples at the front end's rate, zero-padded, as little-endian int16
-# PCM (what a device's microphone hands over). The pusher proves the
-# waveform model on the eval split's.
+# On every window of a recording (`keep_window_samples`; else a bounded
+# sample, `proof_windows`): the window's mono samples at the front end's
+# rate, zero-padded, as little-endian int16 PCM (what a device's microphone
+# hands over). Phase two hears them; the pusher proves the waveform model
+# on the eval split's.
 AUDIO_PCM_KEY = 'audio_pcm'
 # The sub-folder of its class folder an example's file lies in: for the
 # positive class (label 1), its family (`instrument/piano/...`: `piano`),
@@ -68,6 +69,10 @@ DEFAULT_CHANNELS = 3
 SERVING_EXAMPLES_SIGNATURE = 'serving_default'
 SERVING_IMAGE_SIGNATURE = 'serving_image'
 IMAGE_INPUT_NAME = 'image'
+# Phase two on recordings: a window of float samples in, at the front
+# end's rate.
+SERVING_WAVEFORM_SIGNATURE = 'serving_waveform'
+WAVEFORM_INPUT_NAME = 'samples'
 # serving_default returns the probability of class 1, shape [batch, 1]
 # (what TFMA reads); serving_image returns both classes' probabilities,
 # shape [batch, 2] in class-name order (what image classifiers on a device,

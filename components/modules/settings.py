@@ -27,6 +27,10 @@ class TrainingSettings:
     augment: whether spectrograms are shifted and masked while training.
     warm_start: whether training starts from the latest blessed model.
     class_names: the two classes, label 0 first.
+    encoder: phase two's ears on spans of recordings: the pretrained
+      musicnn models (`components.music.weights.CHECKPOINTS`) whose pooled
+      embedding it learns on, from each window's samples; () to learn from
+      the pictures with phase one's CNN, as spans of images always do.
   """
   image_size: int
   channels: int
@@ -37,11 +41,13 @@ class TrainingSettings:
   augment: bool
   warm_start: bool
   class_names: Tuple[str, ...]
+  encoder: Tuple[str, ...] = ()
 
   def to_custom_config(self) -> Dict[str, Any]:
     """The JSON object TFX passes to the module code."""
     values = dataclasses.asdict(self)
     values['class_names'] = list(self.class_names)
+    values['encoder'] = list(self.encoder)
     return values
 
   @classmethod
@@ -54,4 +60,5 @@ class TrainingSettings:
                width=float(config['width']), seed=int(config['seed']),
                augment=bool(config['augment']),
                warm_start=bool(config['warm_start']),
-               class_names=tuple(config['class_names']))
+               class_names=tuple(config['class_names']),
+               encoder=tuple(config.get('encoder', ())))

@@ -29,8 +29,11 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
       `features`.
 
   Returns:
-    `image_png` ([batch] string, resized PNGs), `label` ([batch] int64)
-    and `family` ([batch] string, '' for an example of no family). The
+    `image_png` ([batch] string, resized PNGs), `label` ([batch] int64),
+    `family` ([batch] string, '' for an example of no family) and, where
+    the schema has it, `audio_pcm` ([batch] string: the window's 16-bit
+    PCM as ingest kept it, '' where it kept none), the raw window phase two
+    computes its own features from. The
     families found are also written as the vocabulary `family`
     (`features.FAMILY_VOCABULARY`), so phase two's Trainer knows its
     classes from the transform graph.
@@ -49,8 +52,14 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
     tft.vocabulary(family, vocab_filename=features.FAMILY_VOCABULARY)
     families = tf.reshape(tft.sparse_tensor_to_dense_with_shape(
         family, [None, 1], default_value=''), [-1])
-  return {
+  found = {
       features.IMAGE_PNG_KEY: pngs,
       features.LABEL_KEY: tf.reshape(inputs[features.LABEL_KEY], [-1]),
       features.FAMILY_KEY: families,
   }
+  pcm = inputs.get(features.AUDIO_PCM_KEY)
+  if pcm is not None:
+    found[features.AUDIO_PCM_KEY] = tf.reshape(
+        tft.sparse_tensor_to_dense_with_shape(pcm, [None, 1],
+                                              default_value=''), [-1])
+  return found

@@ -148,7 +148,8 @@ def _cmd_ingest(args: argparse.Namespace,
                          class_names=config.class_names,
                          limits=config.file_limits(), force=args.force,
                          front_end=config.front_end(),
-                         proof_windows=config.proof_windows)
+                         proof_windows=config.proof_windows,
+                         keep_samples=config.keep_window_samples)
   if result.created:
     counts = ', '.join(f'{n} {name}' for name, n in result.counts.items())
     print(f'ingest: wrote span {result.span} to {result.span_dir} ({counts}; '
@@ -577,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
                       'same files')
   arguments.add_config_arguments(
       ingest, only=['data_root', 'class_names', 'image_size'] + _FILE_LIMITS
-      + _FRONT_END + ['proof_windows'])
+      + _FRONT_END + ['proof_windows', 'keep_window_samples'])
   ingest.set_defaults(func=_cmd_ingest)
 
   run = commands.add_parser(

@@ -200,7 +200,8 @@ def ingest(src_dir: str, data_root: str,
            force: bool = False,
            progress: bool = True,
            front_end: Optional[frontend.FrontEnd] = None,
-           proof_windows: int = PROOF_WINDOWS) -> IngestResult:
+           proof_windows: int = PROOF_WINDOWS,
+           keep_samples: bool = True) -> IngestResult:
   """Ingests `src_dir` as the next span under `data_root`.
 
   A WAV clip becomes one example per window of the front end (see
@@ -208,10 +209,12 @@ def ingest(src_dir: str, data_root: str,
   `filename` feature, which the split hashes, so all windows of one
   recording land in the same split) and its start (`window_start`, in
   seconds). The span's `ingest.json` records the front end when it holds
-  audio. The first window of up to `proof_windows` recordings, chosen by a
-  hash of their paths (so from both splits alike), also keeps its samples
-  as 16-bit PCM (`audio_pcm`): the pusher proves the waveform model on
-  those that land in the eval split.
+  audio. With `keep_samples` (the default) every window also keeps its
+  samples as 16-bit PCM (`audio_pcm`, 32 KB a window at 16 kHz): phase two
+  computes its own features from them in its graph, and the pusher proves
+  the waveform model on the eval split's. Without it, only the first window
+  of up to `proof_windows` recordings, chosen by a hash of their paths (so
+  from both splits alike), keeps them, for the pusher's proof.
 
   Args:
     src_dir: folder with one subfolder per class.
@@ -224,8 +227,9 @@ def ingest(src_dir: str, data_root: str,
     progress: print progress and skipped files to stderr.
     front_end: how WAV clips are rendered (default: the default front end
       at `image_size`).
-    proof_windows: recordings whose first window keeps its samples (0:
-      none).
+    proof_windows: without `keep_samples`, recordings whose first window
+      keeps its samples (0: none).
+    keep_samples: every window of a recording keeps its samples.
 
   Returns:
     An :class:`IngestResult`.
@@ -282,7 +286,8 @@ def ingest(src_dir: str, data_root: str,
       with local_disk.staged_folder(span_dir) as staging:
         return _write_span(src_dir, staging, span, span_dir, digest, files,
                            class_names, front_end, limits, skipped,
-                           folder_warnings, log, proof_windows)
+                           folder_warnings, log, proof_windows,
+                           keep_samples)
     # Past every span prefix, complete or not: an upload killed midway is
     # never mixed into a new span.
     span = max(spans + _span_prefixes(data_root) + [0]) + 1
@@ -290,7 +295,8 @@ def ingest(src_dir: str, data_root: str,
     with tempfile.TemporaryDirectory(prefix='ingest-') as staging:
       result = _write_span(src_dir, staging, span, span_dir, digest, files,
                            class_names, front_end, limits, skipped,
-                           folder_warnings, log, proof_windows)
+                           folder_warnings, log, proof_windows,
+                           keep_samples)
       _upload_span(staging, span_dir, log)
     return result
 
@@ -388,7 +394,8 @@ def _proof_paths(files: Sequence[Tuple[str, int]], src_dir: str,
 
 def _write_span(src_dir, staging, span, span_dir, digest, files,
                 class_names, front_end, limits, skipped, folder_warnings,
-                log, proof_windows=PROOF_WINDOWS) -> IngestResult:
+                log, proof_windows=PROOF_WINDOWS,
+                keep_samples=True) -> IngestResult:
   """Writes the examples and `ingest.json` of span `span` into `staging`.
 
   The examples are written in an order shuffled by the source's fingerprint,
@@ -398,7 +405,7 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
   """
   files = list(files)
   proof_paths = _proof_paths(files, src_dir, proof_windows)
-  kept_samples = 0
+  kept_samples = kept_windows = 0
   random.Random(digest).shuffle(files)
   writer = _ShardWriter(staging)
   counts = {name: 0 for name in class_names}
@@ -433,9 +440,11 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       kept_samples += keep
       group = sub_folder(relpath)
       for index, source in enumerate(sources):
+        kept = source.samples is not None and (
+            keep_samples or (keep and index == 0))
+        kept_windows += kept
         writer.write(_example_bytes(source, label, relpath,
-                                    keep_samples=keep and index == 0,
-                                    group=group))
+                                    keep_samples=kept, group=group))
       counts[class_names[label]] += len(sources)
       groups[class_names[label]][group] = (
           groups[class_names[label]].get(group, 0) + len(sources))
@@ -474,10 +483,15 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
       'recordings': recordings if any(recordings.values()) else None,
       'front_end': (front_end.to_record() if any(recordings.values())
                     else None),
-      # The windows that keep their samples (`audio_pcm`), and their cost.
+      # The recordings whose first window is in the pusher's sample of
+      # proof windows, and every window that keeps its samples
+      # (`audio_pcm`), with their cost.
       'proof_windows': ({'windows': kept_samples, 'limit': proof_windows,
                          'bytes': 2 * kept_samples * front_end.window_samples}
                         if any(recordings.values()) else None),
+      'samples': ({'windows': kept_windows, 'every_window': keep_samples,
+                   'bytes': 2 * kept_windows * front_end.window_samples}
+                  if any(recordings.values()) else None),
       'shards': writer.shards, 'reencoded': reencoded,
       'skipped': [{'file': p, 'reason': r} for p, r in skipped],
       'warnings': folder_warnings,

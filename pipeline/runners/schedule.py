@@ -121,7 +121,8 @@ def tick(config: config_lib.PipelineConfig, source: Optional[str] = None,
                              class_names=config.class_names,
                              limits=config.file_limits(), progress=False,
                              front_end=config.front_end(),
-                             proof_windows=config.proof_windows)
+                             proof_windows=config.proof_windows,
+                             keep_samples=config.keep_window_samples)
       if result.created:
         print(f'schedule: ingested {source} as span {result.span}',
               flush=True)

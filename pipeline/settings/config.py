@@ -41,6 +41,8 @@ MODULES_DIR = os.path.join(REPO_ROOT, 'components', 'modules')
 _FILE_LIMITS = decode.FileLimits()
 _GATE = figures.Gate()
 _FRONT_END = frontend.FrontEnd()
+# `phase_two_encoder`'s value for phase two learning from the pictures.
+PICTURES = 'pictures'
 # FrontEnd's field names in its messages, as the settings that set them.
 _FRONT_END_SETTINGS = {'window_seconds': 'clip_window_seconds',
                        'hop_seconds': 'clip_hop_seconds',
@@ -70,7 +72,7 @@ SECTIONS = {
         'max_image_pixels', 'max_clip_seconds', 'sample_rate',
         'clip_window_seconds', 'clip_hop_seconds', 'max_windows_per_clip',
         'fft_size', 'mel_min_hz', 'mel_max_hz', 'top_db', 'colormap',
-        'proof_windows', 'window_spans', 'train_buckets', 'eval_buckets',
+        'proof_windows', 'keep_window_samples', 'window_spans', 'train_buckets', 'eval_buckets',
         'min_class_share', 'drift_thresholds'),
     'training and search': (
         'warm_start', 'train_steps', 'eval_steps', 'batch_size',
@@ -78,7 +80,8 @@ SECTIONS = {
         'tune_trials', 'tune_steps'),
     'evaluation': ('min_auc', 'min_accuracy', 'max_auc_drop'),
     'phase two (the cloud model)': (
-        'phase_two_steps', 'phase_two_width', 'phase_two_min_accuracy',
+        'phase_two_steps', 'phase_two_encoder', 'phase_two_width',
+        'phase_two_min_accuracy',
         'phase_two_max_accuracy_drop', 'served_model_name', 'serving_check',
         'vertex_endpoint', 'vertex_machine_type'),
     'the cascade (both phases judged together)': (
@@ -185,6 +188,11 @@ class PipelineConfig:
       'keeps its samples (16-bit PCM, in the examples) so the pusher can '
       'prove the waveform model on the eval split\'s (0: none; the proof '
       'then uses test signals only)')
+  keep_window_samples: bool = _setting(
+      True, 'every window of a recording keeps its samples (16-bit PCM, '
+      '32 KB a window at 16 kHz) beside its picture, so phase two hears '
+      'the window itself; off: only the proof windows keep them and phase '
+      'two learns from the pictures')
   window_spans: int = _setting(3, 'train and evaluate on the latest this '
                                'many spans')
   warm_start: bool = _setting(False, 'start training from the weights of '
@@ -229,6 +237,12 @@ class PipelineConfig:
   phase_two_steps: int = _setting(
       500, "phase two's training steps (batches); phase two trains when "
       "the window's spans give families (instrument/<family>/ folders)")
+  phase_two_encoder: str = _setting(
+      'MSD_musicnn,MTT_musicnn', "the pretrained musicnn models phase two "
+      "hears each window's samples through (comma-separated: MSD_musicnn, "
+      "MTT_musicnn; frozen, a classifier learned on their pooled "
+      "embedding), or 'pictures' to learn from the spectrograms with its "
+      "own CNN, as spans of images and spans without samples always do")
   phase_two_width: float = _setting(
       1.0, "multiplier on phase two's CNN filter counts (its size is "
       'bounded by the serving budget, not a device\'s)')
@@ -388,6 +402,7 @@ class PipelineConfig:
       raise ConfigError('max_clip_seconds must be positive, got '
                         f'{self.max_clip_seconds}')
     self.drift_threshold_map()
+    self.phase_two_encoder_models()
     if not 0.0 <= self.min_class_share <= 0.5:
       raise ConfigError('min_class_share must be between 0 and 0.5, got '
                         f'{self.min_class_share}')
@@ -524,7 +539,27 @@ class PipelineConfig:
     """Phase two's training settings: phase one's, at phase two's width
     and never warm-started from phase one's model."""
     return dataclasses.replace(self.training_settings(),
-                               width=self.phase_two_width, warm_start=False)
+                               width=self.phase_two_width, warm_start=False,
+                               encoder=self.phase_two_encoder_models())
+
+  def phase_two_encoder_models(self) -> Tuple[str, ...]:
+    """`phase_two_encoder` as model names (() for 'pictures').
+
+    Raises:
+      ConfigError: for a name that is not one of the musicnn models.
+    """
+    from components.music import weights  # pylint: disable=g-import-not-at-top
+    text = self.phase_two_encoder.strip()
+    if text == PICTURES:
+      return ()
+    names = tuple(name.strip() for name in text.split(',') if name.strip())
+    unknown = [name for name in names if name not in weights.CHECKPOINTS]
+    if unknown or not names or len(set(names)) != len(names):
+      raise ConfigError(
+          f'phase_two_encoder {self.phase_two_encoder!r}: expected '
+          f"'{PICTURES}' or distinct names among "
+          f'{", ".join(sorted(weights.CHECKPOINTS))}, comma-separated')
+    return names
 
   def device_budget(self) -> budget.Budget:
     """`max_tflite_bytes`, `max_latency_ms` and `max_arena_bytes` as the

@@ -1,0 +1,196 @@
+"""Phase two on spans of recordings: it hears each window's samples through
+pretrained musicnn models (`components.music`) and learns which family.
+
+The musicnn networks stay frozen: each window's pooled embedding (max and
+mean over time of every model's 753 features a frame) is computed once,
+for the train and the eval split, and a softmax classifier over the
+standardised embedding is trained on it for the Trainer's steps. The
+exported model is the whole graph, from a window of samples to the class
+probabilities: log-mel, the networks, the standardisation and the
+classifier, so a model server needs nothing but the SavedModel.
+
+Its signatures:
+
+* ``serving_default``: serialized raw `tf.Example`s in (their
+  `audio_pcm`, a window of 16-bit PCM; a missing one is silence);
+  ``scores`` and ``classes`` out. TFMA and the cascade evaluate through it.
+* ``transform_features``: as phase two's on pictures (the label and its
+  weight).
+* ``serving_waveform``: float32 samples [batch, window samples] in, at
+  16 kHz; ``scores`` and ``classes`` out. The serving model answers
+  through it.
+"""
+
+import time
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from components.modules import features
+from components.modules import trainer
+from components.music import musicnn
+
+# Embeddings per call of the frozen networks.
+EMBED_BATCH = 64
+# Input dropout of the classifier: the embedding is 3,012 wide and a
+# family has a few hundred windows.
+DROPOUT = 0.3
+
+
+def has_samples(feature_spec: Dict[str, Any]) -> bool:
+  """Whether Transform passed each window's samples on."""
+  return features.AUDIO_PCM_KEY in feature_spec
+
+
+def decode_pcm(data: tf.Tensor, window_samples: int) -> tf.Tensor:
+  """[batch] strings of 16-bit little-endian PCM to float32 [batch,
+  window_samples] in -1..1, cut or zero-padded to the window (an empty
+  string is silence)."""
+  values = tf.io.decode_raw(data, tf.int16, little_endian=True,
+                            fixed_length=2 * window_samples)
+  return tf.cast(values, tf.float32) / 32768.0
+
+
+def window_samples_of(file_patterns: List[str]) -> int:
+  """The window's length in samples: the longest kept window of the first
+  examples (every window of a front end has one length)."""
+  longest = 0
+  for record in tf.data.TFRecordDataset(_files(file_patterns),
+                                        compression_type='GZIP').take(64):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    if features.AUDIO_PCM_KEY in feature:
+      value = feature[features.AUDIO_PCM_KEY].bytes_list.value
+      longest = max([longest] + [len(v) // 2 for v in value])
+  return longest
+
+
+def _files(file_patterns: List[str]) -> List[str]:
+  files = []
+  for pattern in file_patterns:
+    files.extend(sorted(tf.io.gfile.glob(pattern)))
+  if not files:
+    raise ValueError(f'No transformed examples match {file_patterns}.')
+  return files
+
+
+def pcm_dataset(file_patterns: List[str], feature_spec: Dict[str, Any],
+                families: Sequence[str], window_samples: int
+                ) -> tf.data.Dataset:
+  """(float32 [batch, window_samples] samples, int32 [batch] class index)
+  batches, in file order, of the windows that kept their samples; positive
+  windows of no known family are left out."""
+  labels_of = trainer.phase_two_labels(families)
+  keys = (features.AUDIO_PCM_KEY, features.LABEL_KEY, features.FAMILY_KEY)
+  spec = {key: feature_spec[key] for key in keys}
+
+  def parse(serialized):
+    parsed = tf.io.parse_example(serialized, spec)
+    return parsed[features.AUDIO_PCM_KEY], labels_of(parsed)
+
+  def kept(pcm, label):
+    return tf.logical_and(label >= 0, tf.strings.length(pcm) > 0)
+
+  return (tf.data.TFRecordDataset(_files(file_patterns),
+                                  compression_type='GZIP')
+          .batch(EMBED_BATCH).map(parse).unbatch().filter(kept)
+          .batch(EMBED_BATCH)
+          .map(lambda pcm, label: (decode_pcm(pcm, window_samples), label)))
+
+
+def embed(encoder: musicnn.Encoder, dataset: tf.data.Dataset,
+          tag: str) -> Tuple[np.ndarray, np.ndarray]:
+  """Every window's embedding and class index, with progress lines."""
+  run = tf.function(lambda samples: encoder(samples), autograph=False)  # pylint: disable=unnecessary-lambda
+  found, labels = [], []
+  started = time.time()
+  for index, (samples, label) in enumerate(dataset, start=1):
+    found.append(run(samples).numpy())
+    labels.append(label.numpy())
+    if index % 10 == 0:
+      print(f'phase two: {tag}: {sum(map(len, labels))} windows heard '
+            f'({time.time() - started:.0f} s)', flush=True)
+  if not found:
+    return (np.zeros((0, encoder.size), np.float32),
+            np.zeros(0, np.int32))
+  return np.concatenate(found), np.concatenate(labels).astype(np.int32)
+
+
+def build_head(size: int, classes: int, mean: np.ndarray,
+               std: np.ndarray) -> tf.keras.Model:
+  """The classifier on the embedding: standardised (by the train split's
+  mean and deviation, fixed), dropout while training, then softmax."""
+  embedding = tf.keras.layers.Input([size], name='embedding')
+  scaled = tf.keras.layers.Lambda(
+      lambda x: (x - tf.constant(mean, tf.float32)) / tf.constant(
+          std, tf.float32), name='standardise')(embedding)
+  dropped = tf.keras.layers.Dropout(DROPOUT)(scaled)
+  scores = tf.keras.layers.Dense(classes, activation='softmax',
+                                 name='families')(dropped)
+  return tf.keras.Model(embedding, scores, name='phase_two_head')
+
+
+def train_head(train: Tuple[np.ndarray, np.ndarray], classes: int,
+               steps: int, batch_size: int, learning_rate: float,
+               seed: int) -> tf.keras.Model:
+  """Trains the classifier on the train split's embeddings."""
+  embeddings, labels = train
+  mean = embeddings.mean(axis=0)
+  std = embeddings.std(axis=0) + 1e-3
+  head = build_head(embeddings.shape[1], classes, mean, std)
+  dataset = (tf.data.Dataset.from_tensor_slices((embeddings, labels))
+             .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+             .repeat().batch(batch_size))
+  trainer.train(head, dataset, steps, learning_rate, tag='phase two')
+  return head
+
+
+class Heard(tf.keras.Model):
+  """Samples to class probabilities: the frozen encoder, then the head."""
+
+  def __init__(self, encoder: musicnn.Encoder, head: tf.keras.Model):
+    super().__init__(name='phase_two_heard')
+    self.encoder, self.head = encoder, head
+
+  def call(self, samples, training=False):
+    return self.head(self.encoder(samples), training=training)
+
+
+def evaluate(head: tf.keras.Model, embedded: Tuple[np.ndarray, np.ndarray],
+             names: Sequence[str]) -> Dict[str, Any]:
+  """:func:`phase_two.evaluate`'s figures on embedded windows."""
+  from components.modules import phase_two  # pylint: disable=g-import-not-at-top
+  embeddings, labels = embedded
+  dataset = tf.data.Dataset.from_tensor_slices(
+      (embeddings, labels)).batch(256)
+  return phase_two.evaluate(head, dataset, names)
+
+
+def signatures(model: Heard, names: Sequence[str],
+               window_samples: int) -> Dict[str, Any]:
+  """The exported `serving_default` and `serving_waveform` (see the
+  module's docstring; phase two adds `transform_features`)."""
+  classes = tf.constant(list(names), tf.string)
+
+  def answer(scores):
+    batch = tf.shape(scores)[0]
+    return {features.SCORES_NAME: scores,
+            features.CLASSES_NAME: tf.tile(classes[None, :], [batch, 1])}
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_examples(serialized):
+    parsed = tf.io.parse_example(serialized, {
+        features.AUDIO_PCM_KEY: tf.io.FixedLenFeature([], tf.string,
+                                                      default_value='')})
+    return answer(model(decode_pcm(parsed[features.AUDIO_PCM_KEY],
+                                   window_samples), training=False))
+
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None, window_samples], tf.float32,
+                    name=features.WAVEFORM_INPUT_NAME)])
+  def serve_waveform(samples):
+    return answer(model(samples, training=False))
+
+  return {features.SERVING_EXAMPLES_SIGNATURE: serve_examples,
+          features.SERVING_WAVEFORM_SIGNATURE: serve_waveform}
