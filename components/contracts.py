@@ -105,12 +105,15 @@ class PhaseTwoTrainer:
 
 
 class PhaseTwoEvaluator:
-  """Phase two's Evaluator: accuracy over the families and the reject
-  class, and the multi-class confusion matrix."""
+  """Phase two's Evaluator: its mean recall over the families and its
+  reject recall (`phase_two_evaluator/metrics.py`), its accuracy over the
+  families and the reject class, and the multi-class confusion matrix."""
   NODE = 'PhaseTwoEvaluator'
   EVALUATION = 'evaluation'
   BLESSING = 'blessing'
   BLESSED = 'blessed'
+  MEAN_FAMILY_RECALL = 'mean_family_recall'
+  REJECT_RECALL = 'reject_recall'
 
 
 class CascadeEvaluator:

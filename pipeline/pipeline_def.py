@@ -33,6 +33,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import contracts
 from components import data_gate
 from components.cascade import component as cascade_lib
+from components.phase_two_evaluator import metrics as family_metrics
 from components.cloud import vertex_endpoint
 from components.common import span_layout
 from components.modules import features
@@ -219,13 +220,25 @@ def phase_two_eval_config(config: config_lib.PipelineConfig
   the class probabilities from `serving_default`'s `scores`.
 
   Args:
-    config: the settings (`phase_two_min_accuracy`,
-      `phase_two_max_accuracy_drop`).
+    config: the settings (`phase_two_min_family_recall`,
+      `phase_two_min_reject_recall`, `phase_two_max_recall_drop`,
+      `phase_two_min_accuracy`, `phase_two_max_accuracy_drop`).
 
   Returns:
-    A TFMA EvalConfig: accuracy over all classes, gated, and the
-    multi-class confusion matrix (each family's recall is read from it).
+    A TFMA EvalConfig: what phase two is for, gated (its mean recall over
+    the families and its reject recall, `components.phase_two_evaluator.metrics`,
+    each with a bar and against its latest blessed model), accuracy over
+    all classes, gated too, and the multi-class confusion matrix (each
+    family's recall is read from it).
   """
+  def gated(lowest: float, largest_drop: float) -> tfma.MetricThreshold:
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(
+            lower_bound={'value': lowest}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={'value': -largest_drop}))
+
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=features.SERVING_EXAMPLES_SIGNATURE,
@@ -238,14 +251,17 @@ def phase_two_eval_config(config: config_lib.PipelineConfig
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
           tfma.MetricConfig(
+              class_name='MeanFamilyRecall', module=family_metrics.__name__,
+              threshold=gated(config.phase_two_min_family_recall,
+                              config.phase_two_max_recall_drop)),
+          tfma.MetricConfig(
+              class_name='RejectRecall', module=family_metrics.__name__,
+              threshold=gated(config.phase_two_min_reject_recall,
+                              config.phase_two_max_recall_drop)),
+          tfma.MetricConfig(
               class_name='SparseCategoricalAccuracy',
-              threshold=tfma.MetricThreshold(
-                  value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={'value': config.phase_two_min_accuracy}),
-                  change_threshold=tfma.GenericChangeThreshold(
-                      direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                      absolute={
-                          'value': -config.phase_two_max_accuracy_drop}))),
+              threshold=gated(config.phase_two_min_accuracy,
+                              config.phase_two_max_accuracy_drop)),
           tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
       ])])
 

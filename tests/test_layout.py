@@ -135,7 +135,7 @@ def _python_files(*parts):
 # `modules/trainer.py`).
 _SHARED = ('components.common', 'components.frontend', 'components.ondevice',
            'components.tflite', 'components.cloud', 'components.contracts',
-           'components.modules.features')
+           'components.modules.features', 'components.music')
 _ALSO = {'model_search': ('components.modules.search',),
          'modules': ('components.modules',)}
 
@@ -145,7 +145,8 @@ def _component_import_breaks(root):
   for entry in sorted(os.listdir(os.path.join(root, 'components'))):
     folder = os.path.join(root, 'components', entry)
     if entry.startswith(('_', '.')) or entry in (
-        'common', 'frontend', 'ondevice', 'tflite', 'cloud', 'contracts.py'):
+        'common', 'frontend', 'ondevice', 'tflite', 'cloud', 'music',
+        'contracts.py'):
       continue
     if os.path.isdir(folder):
       paths = sorted(os.path.join(folder, name)

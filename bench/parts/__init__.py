@@ -12,6 +12,7 @@ from bench.parts import history
 from bench.parts import input_throughput
 from bench.parts import pipeline_vs_notebook
 from bench.parts import pushed_model
+from bench.parts import sample_sets
 from bench.parts import scale
 from bench.parts import search
 from bench.parts import storage_layer
@@ -23,5 +24,5 @@ from bench.parts import width_study
 # In the order they run: the audio part last, as it has run since it came.
 PARTS = (pipeline_vs_notebook, input_throughput, pushed_model, scale,
          history, storage_layer, beam_profiles, search, width_study,
-         width_side_by_side, waveform, board, audio, transfer)
+         width_side_by_side, waveform, board, audio, transfer, sample_sets)
 BY_NUMBER = {part.NUMBER: part for part in PARTS}

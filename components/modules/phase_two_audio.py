@@ -155,6 +155,10 @@ class Heard(tf.keras.Model):
   def call(self, samples, training=False):
     return self.head(self.encoder(samples), training=training)
 
+  def get_config(self):
+    """Nothing to rebuild it from: it is exported as signatures only."""
+    return {}
+
 
 def evaluate(head: tf.keras.Model, embedded: Tuple[np.ndarray, np.ndarray],
              names: Sequence[str]) -> Dict[str, Any]:

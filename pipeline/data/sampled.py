@@ -3,7 +3,8 @@ MIDI families, real speech, sound effects and mixtures.
 
 Instruments are rendered through FluidSynth (PyPI's `pyfluidsynth` over
 Debian's `libfluidsynth3`) from the General MIDI soundfonts Debian ships
-(:data:`SOUNDFONTS`: TimGM6mb and MuseScore General, two sample sets),
+(:data:`SOUNDFONTS`: TimGM6mb, MuseScore General and csound's public-domain
+General MIDI bank, three sample sets; each clip from one, chosen at random),
 across every General MIDI family but synth effects and sound effects:
 single notes, chords, arpeggios and melodies, at varied velocities,
 registers, reverb and chorus, drums on channel 10 in `percussive`. Each
@@ -52,9 +53,11 @@ NOT_INSTRUMENT_KINDS = ('speech', 'sound_effects', 'noise',
 # The soundfonts used, by file (never a `default-GM` link, which may name
 # FluidR3), and the Debian packages that hold them.
 SOUNDFONTS = ('/usr/share/sounds/sf2/TimGM6mb.sf2',
-              '/usr/share/sounds/sf3/MuseScore_General.sf3')
+              '/usr/share/sounds/sf3/MuseScore_General.sf3',
+              '/usr/share/sounds/sf2/sf_GMbank.sf2')
 DEBIAN_PACKAGES = ('libfluidsynth3', 'timgm6mb-soundfont',
-                   'musescore-general-soundfont-small', 'flite')
+                   'musescore-general-soundfont-small', 'csound-soundfont',
+                   'flite')
 VOICES = ('kal', 'kal16', 'awb', 'rms', 'slt')
 # Utterances a data set's speech windows are cut from.
 UTTERANCES = 400

@@ -38,7 +38,8 @@ GENERATOR_VERSION = 2
 # Where the clips come from: the procedural generator below, or sampled
 # instruments and real speech (:mod:`pipeline.data.sampled`).
 SOURCES = ('procedural', 'sampled')
-SAMPLED_VERSION = 1
+# 2: a third sample set (csound's General MIDI bank).
+SAMPLED_VERSION = 2
 # Procedural clips per job (each is a pure function of its arguments; a
 # sampled job is one chunk of pipeline/data/sampled.py).
 _PROCEDURAL_CHUNK = 50

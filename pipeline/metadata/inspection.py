@@ -158,6 +158,10 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
       entry['phase_two'] = {
           'phase_two_accuracy': (second.get('metrics') or {}).get(
               'sparse_categorical_accuracy'),
+          'phase_two_family_recall': (second.get('metrics') or {}).get(
+              contracts.PhaseTwoEvaluator.MEAN_FAMILY_RECALL),
+          'phase_two_reject_recall': (second.get('metrics') or {}).get(
+              contracts.PhaseTwoEvaluator.REJECT_RECALL),
           'phase_two_blessed': second.get('blessed'),
           **{f'recall {name}': value for name, value in
              (second.get('recall') or {}).items()}}

@@ -142,9 +142,15 @@ def format_phase_two(found: Dict[str, Any]) -> List[str]:
   if not found.get('trained'):
     return [f"Phase two: not trained: {found['reason']}"]
   metrics = found.get('metrics') or {}
-  accuracy = metrics.get('sparse_categorical_accuracy')
-  lines = [f"Phase two: {len(found['classes'])} classes, eval accuracy "
-           + (f'{accuracy:g}' if accuracy is not None else 'not measured')
+
+  def figure(name):
+    value = metrics.get(name)
+    return f'{value:g}' if value is not None else 'not measured'
+
+  lines = [f"Phase two: {len(found['classes'])} classes, mean family recall "
+           f'{figure(contracts.PhaseTwoEvaluator.MEAN_FAMILY_RECALL)}, reject recall '
+           f'{figure(contracts.PhaseTwoEvaluator.REJECT_RECALL)}, eval accuracy '
+           f"{figure('sparse_categorical_accuracy')}"
            + (f", blessed {'yes' if found['blessed'] else 'NO'}"
               if 'blessed' in found else '')]
   recall = {name: value for name, value in (found.get('recall') or {}).items()

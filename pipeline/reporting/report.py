@@ -384,7 +384,10 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
     return found
   metrics = found.get('metrics') or {}
   judged = summary_lib.cascade_figures(record)
+  gate = contracts.PhaseTwoEvaluator
   return dict(found, accuracy=metrics.get('sparse_categorical_accuracy'),
+              family_recall=metrics.get(gate.MEAN_FAMILY_RECALL),
+              reject_recall=metrics.get(gate.REJECT_RECALL),
               examples=metrics.get('example_count'),
               check_lines=summary_lib.serving_check_lines(
                   found.get('serving_check')) + summary_lib.cascade_lines(

@@ -81,7 +81,8 @@ SECTIONS = {
     'evaluation': ('min_auc', 'min_accuracy', 'max_auc_drop'),
     'phase two (the cloud model)': (
         'phase_two_steps', 'phase_two_encoder', 'phase_two_width',
-        'phase_two_min_accuracy',
+        'phase_two_min_family_recall', 'phase_two_min_reject_recall',
+        'phase_two_max_recall_drop', 'phase_two_min_accuracy',
         'phase_two_max_accuracy_drop', 'served_model_name', 'serving_check',
         'vertex_endpoint', 'vertex_machine_type'),
     'the cascade (both phases judged together)': (
@@ -246,6 +247,16 @@ class PipelineConfig:
   phase_two_width: float = _setting(
       1.0, "multiplier on phase two's CNN filter counts (its size is "
       'bounded by the serving budget, not a device\'s)')
+  phase_two_min_family_recall: float = _setting(
+      0.5, "lowest mean recall over the families (each family's share of "
+      'eval examples phase two names right, averaged) phase two may have '
+      'to be blessed')
+  phase_two_min_reject_recall: float = _setting(
+      0.8, "lowest share of the eval split's non-instruments phase two "
+      'rejects (what phase one wrongly flags) to be blessed')
+  phase_two_max_recall_drop: float = _setting(
+      0.02, "largest allowed drop of phase two's mean family recall, and of "
+      'its reject recall, from its latest blessed model')
   phase_two_min_accuracy: float = _setting(
       0.6, "lowest eval accuracy over the families and the reject class "
       'phase two may have to be blessed')
@@ -408,7 +419,8 @@ class PipelineConfig:
                         f'{self.min_class_share}')
     for name in ('min_auc', 'min_accuracy', 'max_auc_drop',
                  'phase_two_min_accuracy', 'phase_two_max_accuracy_drop',
-                 'cascade_max_loss_vs_cloud', 'cascade_max_cloud_share',
+                 'phase_two_min_family_recall', 'phase_two_min_reject_recall',
+                 'phase_two_max_recall_drop', 'cascade_max_loss_vs_cloud', 'cascade_max_cloud_share',
                  'cascade_max_accuracy_drop'):
       value = getattr(self, name)
       if not 0.0 <= value <= 1.0:
