@@ -30,6 +30,7 @@ def write_image(path, size=(40, 30), mode='RGB', fmt=None, seed=0):
 # parity gate may depend on its luck (the gates have their own tests in
 # test_tflite_pusher.py and test_retraining.py).
 GOLDEN_SETTINGS = dict(image_size=64, train_steps=4, phase_two_steps=4,
+                       phase_two_head_steps=4,
                        batch_size=8,
                        min_auc=0.0, min_accuracy=0.0, max_auc_drop=1.0,
                        max_accuracy_drop=1.0, latency_runs=2,

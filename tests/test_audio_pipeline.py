@@ -3,7 +3,9 @@ recordings at 16 kHz, 44.1 kHz stereo and 48 kHz become spans that record
 one front end; the window's Examples and the pushed manifest carry it; no
 recording has windows in both splits; `predict` gives every window with
 its times, on files and on a stream; a window mixing front ends is
-refused, naming both spans."""
+refused, naming both spans. The instruments lie in two family folders, so
+phase two hears the windows' samples through musicnn, is checked in
+KServe's model server and judged with phase one before either push."""
 
 import glob
 import json
@@ -17,6 +19,7 @@ import tensorflow as tf
 
 import audio_files
 from conftest import run_cli
+from components.cloud import push as cloud_push
 from components.common import span_layout
 from components.ondevice import push
 from pipeline.metadata import mlmd
@@ -29,16 +32,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = ['--image-size=32', '--train-steps=40', '--batch-size=16',
             '--model-width=0.25', '--augment=false', '--min-auc=0',
             '--min-accuracy=0', '--max-auc-drop=1', '--max-accuracy-drop=1',
-            '--latency-runs=2', '--window-spans=2']
+            '--latency-runs=2', '--window-spans=2',
+            '--phase-two-head-steps=40', '--phase-two-min-family-recall=0',
+            '--phase-two-min-reject-recall=0',
+            '--phase-two-min-accuracy=0', '--cascade-max-loss-vs-cloud=1',
+            '--cascade-max-cloud-share=1']
 SECONDS = 2.5  # three windows of 1 s each, the last padded
 
 
-def _recordings(folder, per_class=8):
-  """Both classes at three rates: 16 kHz mono, 44.1 kHz stereo, 48 kHz."""
+def _recordings(folder, per_class=8, families=True):
+  """Both classes at three rates: 16 kHz mono, 44.1 kHz stereo, 48 kHz;
+  with `families`, the lower chords in instrument/low/, the higher in
+  instrument/high/."""
   formats = [(16000, 1, 'i16'), (44100, 2, 'i16'), (48000, 1, 'f32')]
   for label, name in enumerate(('not_instrument', 'instrument')):
-    os.makedirs(os.path.join(folder, name))
     for index in range(per_class):
+      family = ('low' if index < per_class // 2 else 'high') if (
+          label and families) else ''
+      os.makedirs(os.path.join(folder, name, family), exist_ok=True)
       rate, channels, kind = formats[index % 3]
       if label:
         sound = audio_files.chord(SECONDS, rate, base=110 + 30 * index,
@@ -46,8 +57,8 @@ def _recordings(folder, per_class=8):
       else:
         sound = audio_files.noise(SECONDS, rate, seed=index)
       samples = np.stack([sound] * channels, axis=1)
-      with open(os.path.join(folder, name, f'{kind}_{rate}_{index}.wav'),
-                'wb') as f:
+      with open(os.path.join(folder, name, family,
+                             f'{kind}_{rate}_{index}.wav'), 'wb') as f:
         f.write(audio_files.wav_bytes(samples, rate, kind))
   return folder
 
@@ -115,11 +126,13 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
   artifact = store.get_artifacts_by_type('PushedModel')[-1]
   assert artifact.custom_properties['waveform_bytes'].int_value == (
       wave.proof['bytes'])
-  # Proved on the span's own eval windows too: every recording kept its
-  # first window's samples (16 of at most 256), those in eval were used.
+  # Proved on the span's own eval windows too: every window of the 16
+  # recordings (three each) kept its samples, those in eval were used.
+  assert report['samples'] == {'windows': 48, 'every_window': True,
+                               'bytes': 48 * 2 * 16000}
   assert report['proof_windows'] == {'windows': 16, 'limit': 256,
                                      'bytes': 16 * 2 * 16000}
-  assert 0 < wave.proof['eval_windows'] < 16, wave
+  assert 0 < wave.proof['eval_windows'] < 48, wave
   assert wave.proof['eval_front_end_max_pixel_error'] <= 2
   # As --max-accuracy-drop=1 allows.
   assert wave.proof['eval_accuracy_drop'] <= 1
@@ -127,6 +140,23 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
     assert f'waveform_{name}' in artifact.custom_properties, name
   assert artifact.custom_properties['waveform_eval_windows'].int_value == (
       wave.proof['eval_windows'])
+
+
+def test_phase_two_hears_the_windows_and_is_served_them(audio_run):
+  found = audio_run['summary']['phase_two']
+  assert found['classes'] == ['not_instrument', 'high', 'low']
+  # Blessed on what it is for, both figures recorded by its Evaluator.
+  for name in ('mean_family_recall', 'reject_recall'):
+    assert 0.0 <= found['metrics'][name] <= 1.0, found['metrics']
+  loaded = tf.saved_model.load(found['model_path'])
+  assert 'serving_waveform' in loaded.signatures
+  # KServe's model server answered windows of PCM as the SavedModel does.
+  check = found['serving_check']
+  assert (check['blessed'], check['server']) == (1, 'kserve'), check
+  assert check['server_max_score_difference'] <= 1e-4
+  served = cloud_push.read_manifest(found['pushed']['pushed_destination'])
+  assert served.request == 'audio_pcm'
+  assert found['cascade']['accuracy_pi_0.2'] is not None
 
 
 def test_no_recording_has_windows_in_both_splits(audio_run):
@@ -143,7 +173,7 @@ def test_no_recording_has_windows_in_both_splits(audio_run):
 
 def test_predict_lists_every_window_of_each_recording(audio_run):
   source = audio_run['source']
-  files = [os.path.join(source, 'instrument', 'i16_44100_1.wav'),
+  files = [os.path.join(source, 'instrument', 'low', 'i16_44100_1.wav'),
            os.path.join(source, 'not_instrument', 'f32_48000_2.wav')]
   # Two files and the model folder left to its default: both are files.
   code, out, err = run_cli('predict', '--workspace', audio_run['workspace'],
@@ -171,7 +201,8 @@ def test_predict_lists_every_window_of_each_recording(audio_run):
 
 
 def test_the_stream_decides_the_windows_predict_gives(audio_run):
-  path = os.path.join(audio_run['source'], 'instrument', 'i16_44100_1.wav')
+  path = os.path.join(audio_run['source'], 'instrument', 'low',
+                      'i16_44100_1.wav')
   model = audio_run['config'].push_destination
   code, out, err = run_cli('predict', '--model', model, path, '--json')
   assert code == 0, err
@@ -258,8 +289,8 @@ def test_mediapipe_audio_classifier_runs_the_waveform_model_as_predict_does(
   model = os.path.join(folder, 'waveform.tflite')
   source = audio_run['source']
   files = [os.path.join(source, 'not_instrument', 'i16_16000_0.wav'),
-           os.path.join(source, 'instrument', 'i16_16000_3.wav'),
-           os.path.join(source, 'instrument', 'i16_44100_1.wav'),
+           os.path.join(source, 'instrument', 'low', 'i16_16000_3.wav'),
+           os.path.join(source, 'instrument', 'low', 'i16_44100_1.wav'),
            os.path.join(source, 'not_instrument', 'i16_44100_4.wav')]
   # Two whole windows at 44.1 kHz: MediaPipe's resampler flushes a few
   # samples past the end, which make a third window holding none of the
@@ -341,8 +372,9 @@ def test_int8_pushes_a_waveform_model_calibrated_on_the_spans_windows(
     audio_run, tmp_path):
   # A workspace of its own: the tests above add spans to theirs.
   workspace = str(tmp_path / 'ws')
-  code, out, err = run_cli('ingest', '--workspace', workspace,
-                           audio_run['source'], '--image-size=32')
+  source = _recordings(str(tmp_path / 'flat'), families=False)
+  code, out, err = run_cli('ingest', '--workspace', workspace, source,
+                           '--image-size=32')
   assert code == 0, err
   code, out, err = run_cli('run', '--workspace', workspace, '--json',
                            *SETTINGS, '--quantization=int8')

@@ -96,7 +96,7 @@ def part_sample_sets(per_family: int, others: int) -> Dict[str, Any]:
              np.concatenate([l for _, l in others_sets]).astype(np.int32))
     tf.keras.utils.set_random_seed(settings.seed)
     head = phase_two_audio.train_head(
-        train, len(names), config.phase_two_steps, settings.batch_size,
+        train, len(names), settings.head_steps, settings.batch_size,
         settings.learning_rate, settings.seed)
     held_out[name] = _score(head, embedded, labels, names)
     log(f"part 15: {name} held out: family accuracy "
@@ -104,7 +104,7 @@ def part_sample_sets(per_family: int, others: int) -> Dict[str, Any]:
         f"{held_out[name]['reject_recall']:.4f}")
   return {'measured': f'{datetime.date.today()}',
           'encoder': list(settings.encoder), 'per_family': per_family,
-          'others': others, 'steps': config.phase_two_steps,
+          'others': others, 'steps': settings.head_steps,
           'held_out': held_out}
 
 

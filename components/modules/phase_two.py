@@ -274,9 +274,10 @@ def _train_heard(fn_args, config: TrainingSettings,
   if not len(train[1]):
     raise NoFamiliesError('phase two has no window to learn from: no '
                           'train window kept its samples')
-  head = phase_two_audio.train_head(
-      train, len(names), max(1, int(fn_args.train_steps)),
-      config.batch_size, config.learning_rate, config.seed)
+  steps = config.head_steps or max(1, int(fn_args.train_steps))
+  head = phase_two_audio.train_head(train, len(names), steps,
+                                    config.batch_size, config.learning_rate,
+                                    config.seed)
   found = phase_two_audio.evaluate(head, held, names)
   export_heard(phase_two_audio.Heard(encoder, head),
                fn_args.serving_model_dir, names, window_samples)

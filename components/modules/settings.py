@@ -31,6 +31,8 @@ class TrainingSettings:
       musicnn models (`components.music.weights.CHECKPOINTS`) whose pooled
       embedding it learns on, from each window's samples; () to learn from
       the pictures with phase one's CNN, as spans of images always do.
+    head_steps: training steps of phase two's classifier on the encoder's
+      embedding (0: the Trainer's steps).
   """
   image_size: int
   channels: int
@@ -42,6 +44,7 @@ class TrainingSettings:
   warm_start: bool
   class_names: Tuple[str, ...]
   encoder: Tuple[str, ...] = ()
+  head_steps: int = 0
 
   def to_custom_config(self) -> Dict[str, Any]:
     """The JSON object TFX passes to the module code."""
@@ -61,4 +64,5 @@ class TrainingSettings:
                augment=bool(config['augment']),
                warm_start=bool(config['warm_start']),
                class_names=tuple(config['class_names']),
-               encoder=tuple(config.get('encoder', ())))
+               encoder=tuple(config.get('encoder', ())),
+               head_steps=int(config.get('head_steps', 0)))

@@ -35,6 +35,7 @@ from components.common import errors
 from pipeline.runners import logs
 from pipeline.settings import config as config_lib
 from pipeline.settings import arguments
+from pipeline.data.synth import DEFAULT_PER_CLASS as SYNTH_DEFAULT_PER_CLASS
 from pipeline.data.synth import SOURCES as SYNTH_SOURCES
 from pipeline.serving import cascade
 
@@ -555,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help='replace a data set synth made with other '
                      'settings (another source, seed or size) instead of '
                      'refusing')
-  synth.add_argument('--per-class', type=int, default=1000,
+  synth.add_argument('--per-class', type=int,
+                     default=SYNTH_DEFAULT_PER_CLASS,
                      help='clips per class (default: %(default)s)')
   synth.add_argument('--seed-data', type=int, default=0,
                      help='seed of the data set (default: %(default)s)')
