@@ -271,3 +271,35 @@ def test_part_14_reports_the_window_rule_when_measured():
   lines = '\n'.join(transfer.report_lines({'transfer': found}))
   assert '| length | zeros/max | zeros/mean |' in lines
   assert '| 1.5 s | 0.9000 | 0.9500 |' in lines
+
+
+def test_part_15_scores_families_three_windows_and_rejects():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bench.parts import sample_sets  # pylint: disable=g-import-not-at-top
+  names = ['not_instrument', 'bass', 'piano']
+  labels = np.array([1, 1, 1, 2, 2, 2, 0, 0])
+  # One bass window is heard as piano, but not strongly enough to sway
+  # the mean of its recording's three; one other sound passes as bass.
+  scores = np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.4, 0.5],
+                     [0.1, 0.1, 0.8], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8],
+                     [0.9, 0.05, 0.05], [0.2, 0.7, 0.1]])
+
+  class _Head:
+
+    def predict(self, embedded, verbose=0):
+      del verbose
+      return scores[embedded]
+
+  found = sample_sets._score(_Head(), np.arange(8), labels, names)  # pylint: disable=protected-access
+  assert found['family_accuracy'] == pytest.approx(5 / 6, abs=1e-4)
+  assert found['three_window_accuracy'] == 1.0
+  assert found['recall'] == {'bass': pytest.approx(0.6667, abs=1e-4),
+                             'piano': 1.0}
+  assert found['reject_recall'] == 0.5
+  lines = '\n'.join(sample_sets.report_lines({'sample_sets': {
+      'measured': '2026-12-07', 'encoder': ['MSD_musicnn'],
+      'per_family': 2, 'others': 2, 'steps': 10,
+      'held_out': {'a.sf2': found, 'b.sf2': found}}}))
+  assert '## 15. Phase two across sample sets' in lines
+  assert '| a.sf2 | **0.8333** | 1.0000 |' in lines
+  assert '| piano | 1.00 | 1.00 |' in lines
