@@ -8,9 +8,10 @@ Each client sends N requests of one window each (TensorFlow Serving's V1
 shape, base64 PCM), one after another, in a bounded loop; the figures are
 the wall time of all clients' requests, and each request's latency (p50,
 p95). Without `--model` (a folder of numbered versions, as the phase-two
-pusher writes it) a small untrained model of the default front end is
-pushed first: its size is phase two's default network's, so its cost is
-the default's, while its answers mean nothing.
+pusher writes it) an untrained phase two of the default front end is
+pushed first: the default's ears (the pretrained musicnn models) and a
+classifier of the default's size, so its cost is the default's, while its
+answers mean nothing.
 
 The same machine runs clients and server: with more clients than cores,
 latency grows with the queue, and requests per second shows what one
@@ -35,21 +36,28 @@ CLIENTS = (1, 4, 16)
 
 
 def _push_small(destination: str, name: str) -> str:
-  """An untrained phase-two model of the default size and front end,
+  """An untrained phase two of the default ears, size and front end,
   pushed as version 1 of `name`; returns its base path."""
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   from components import frontend  # pylint: disable=g-import-not-at-top
   from components.cloud import push  # pylint: disable=g-import-not-at-top
   from components.cloud import serving_model  # pylint: disable=g-import-not-at-top
   from components.modules import phase_two  # pylint: disable=g-import-not-at-top
-  from components.modules import trainer  # pylint: disable=g-import-not-at-top
+  from components.modules import phase_two_audio  # pylint: disable=g-import-not-at-top
+  from components.music import musicnn  # pylint: disable=g-import-not-at-top
+  from pipeline.settings import config as config_lib  # pylint: disable=g-import-not-at-top
   classes = ['not_instrument', 'bass', 'brass', 'piano', 'strings']
   front_end = frontend.FrontEnd()
   size = front_end.image_size
+  encoder = musicnn.Encoder(
+      config_lib.PipelineConfig().phase_two_encoder_models())
+  head = phase_two_audio.build_head(encoder.size, len(classes),
+                                    np.zeros(encoder.size, np.float32),
+                                    np.ones(encoder.size, np.float32))
   with tempfile.TemporaryDirectory() as scratch:
-    model = trainer.build_model(size, 3, width=1.0, classes=len(classes))
-    phase_two.export_model(model, os.path.join(scratch, 'model'), classes,
-                           size, 3)
+    phase_two.export_heard(phase_two_audio.Heard(encoder, head),
+                           os.path.join(scratch, 'model'), classes,
+                           front_end.window_samples)
     serving = os.path.join(scratch, 'serving')
     serving_model.build(os.path.join(scratch, 'model'), serving, front_end,
                         size, 3)

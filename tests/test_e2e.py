@@ -286,10 +286,13 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert found['classes'] == ['not_instrument', 'chord', 'drums', 'melody',
                               'note']
   assert 0.0 <= found['metrics']['sparse_categorical_accuracy'] <= 1.0
+  # Blessed on what it is for: both figures recorded by its Evaluator.
+  for name in ('mean_family_recall', 'reject_recall'):
+    assert 0.0 <= found['metrics'][name] <= 1.0, found['metrics']
   assert found['metrics']['example_count'] > 0
   assert set(found['recall']) == set(found['classes'])
   assert isinstance(found['blessed'], bool)
-  assert 'Phase two: 5 classes, eval accuracy' in (
+  assert 'Phase two: 5 classes, mean family recall' in (
       summary_lib.format_summary(summary))
 
   # Phase one's model is the one pushed, and its manifest names the
@@ -390,6 +393,8 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   [evaluated] = inspection.metrics(store, config.pipeline_name, last=1)
   assert evaluated['phase_two']['phase_two_accuracy'] == found['metrics'][
       'sparse_categorical_accuracy']
+  assert evaluated['phase_two']['phase_two_family_recall'] == found[
+      'metrics']['mean_family_recall']
   assert 'recall drums' in inspection.format_metrics([evaluated])
 
   # The report shows phase two and the families.

@@ -294,13 +294,15 @@ def test_phase_two_shows_its_classes_and_recall_or_why_it_did_not_train():
   page = report.render(_data(phase_two={
       'trained': True, 'classes': ['not_instrument', 'bass', 'piano'],
       'accuracy': 0.8125, 'examples': 16.0, 'blessed': False,
+      'family_recall': 0.75, 'reject_recall': 1.0,
       'model_path': '/m/Format-Serving',
       'rows': [('not_instrument', 1.0), ('bass', 0.5), ('piano', None)],
       'check_lines': ['Phase two serving check: not blessed: the <server>'],
       'pushed': {'pushed': 0, 'reason': 'not blessed'}}))
   assert 'Phase two (the cloud model)' in page
   assert '3 classes: not_instrument, bass, piano' in page
-  assert 'Eval accuracy 0.8125 on 16 examples' in page
+  assert ('Mean family recall 0.75, reject recall 1, accuracy 0.8125 on 16 '
+          'eval examples') in page
   assert 'not blessed' in page and '<td>bass</td><td>0.5</td>' in page
   assert 'serving check: not blessed: the &lt;server&gt;' in page
   assert 'Not pushed: not blessed' in page
