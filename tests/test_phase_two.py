@@ -285,3 +285,23 @@ def test_phase_two_learns_from_pictures_when_told_to(tmp_path):
     assert json.load(f)['hears'] == 'pictures'
   assert features.SERVING_IMAGE_SIGNATURE in tf.saved_model.load(
       str(tmp_path / 'serving')).signatures
+
+
+def test_windows_without_samples_are_left_out_and_counted(capsys):
+  from components.modules import phase_two_audio  # pylint: disable=import-outside-toplevel
+
+  class _Encoder:
+    size = 2
+
+    def __call__(self, samples):
+      return tf.stack([tf.reduce_mean(samples, axis=1),
+                       tf.reduce_max(samples, axis=1)], axis=1)
+
+  samples = tf.constant([[0.1, 0.3], [0.0, 0.0], [0.5, 0.5]])
+  dataset = tf.data.Dataset.from_tensors(
+      (samples, tf.constant([0, 1, 2]), tf.constant([True, False, True])))
+  embedded, labels = phase_two_audio.embed(_Encoder(), dataset, 'train')
+  np.testing.assert_allclose(embedded, [[0.2, 0.3], [0.5, 0.5]], atol=1e-6)
+  assert labels.tolist() == [0, 2]
+  assert ('phase two: train: 1 windows kept no samples'
+          in capsys.readouterr().out)

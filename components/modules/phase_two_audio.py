@@ -81,9 +81,9 @@ def _files(file_patterns: List[str]) -> List[str]:
 def pcm_dataset(file_patterns: List[str], feature_spec: Dict[str, Any],
                 families: Sequence[str], window_samples: int
                 ) -> tf.data.Dataset:
-  """(float32 [batch, window_samples] samples, int32 [batch] class index)
-  batches, in file order, of the windows that kept their samples; positive
-  windows of no known family are left out."""
+  """(float32 [batch, window_samples] samples, int32 [batch] class index,
+  bool [batch] whether the window kept its samples) batches, in file
+  order; positive windows of no known family are left out."""
   labels_of = trainer.phase_two_labels(families)
   keys = (features.AUDIO_PCM_KEY, features.LABEL_KEY, features.FAMILY_KEY)
   spec = {key: feature_spec[key] for key in keys}
@@ -92,28 +92,38 @@ def pcm_dataset(file_patterns: List[str], feature_spec: Dict[str, Any],
     parsed = tf.io.parse_example(serialized, spec)
     return parsed[features.AUDIO_PCM_KEY], labels_of(parsed)
 
-  def kept(pcm, label):
-    return tf.logical_and(label >= 0, tf.strings.length(pcm) > 0)
-
   return (tf.data.TFRecordDataset(_files(file_patterns),
                                   compression_type='GZIP')
-          .batch(EMBED_BATCH).map(parse).unbatch().filter(kept)
+          .batch(EMBED_BATCH).map(parse).unbatch()
+          .filter(lambda pcm, label: label >= 0)
           .batch(EMBED_BATCH)
-          .map(lambda pcm, label: (decode_pcm(pcm, window_samples), label)))
+          .map(lambda pcm, label: (decode_pcm(pcm, window_samples), label,
+                                   tf.strings.length(pcm) > 0)))
 
 
 def embed(encoder: musicnn.Encoder, dataset: tf.data.Dataset,
           tag: str) -> Tuple[np.ndarray, np.ndarray]:
-  """Every window's embedding and class index, with progress lines."""
+  """The embedding and class index of every window that kept its samples,
+  with progress lines; the windows that kept none are left out, and
+  counted in one line."""
   run = tf.function(lambda samples: encoder(samples), autograph=False)  # pylint: disable=unnecessary-lambda
   found, labels = [], []
+  missing = 0
   started = time.time()
-  for index, (samples, label) in enumerate(dataset, start=1):
-    found.append(run(samples).numpy())
-    labels.append(label.numpy())
+  for index, (samples, label, kept) in enumerate(dataset, start=1):
+    kept = kept.numpy()
+    missing += int((~kept).sum())
+    if kept.any():
+      found.append(run(tf.boolean_mask(samples, kept)).numpy())
+      labels.append(label.numpy()[kept])
     if index % 10 == 0:
       print(f'phase two: {tag}: {sum(map(len, labels))} windows heard '
             f'({time.time() - started:.0f} s)', flush=True)
+  if missing:
+    print(f'phase two: {tag}: {missing} windows kept no samples (spans '
+          'ingested with --keep-window-samples false, or before windows '
+          'kept them): left out; ingest those recordings again to train on '
+          'them', flush=True)
   if not found:
     return (np.zeros((0, encoder.size), np.float32),
             np.zeros(0, np.int32))
