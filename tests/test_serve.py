@@ -150,6 +150,50 @@ def test_answers_equal_the_saved_model_in_process_in_v1_and_v2(served):
   assert answer['model_version'] == '1'
 
 
+def _raw_post(served, body_chunks, headers):
+  """POSTs to V1 predict by hand (chunked when `body_chunks` is a list);
+  returns (status, answer)."""
+  import http.client  # pylint: disable=import-outside-toplevel
+  connection = http.client.HTTPConnection('127.0.0.1', served['port'],
+                                          timeout=60)
+  try:
+    connection.putrequest('POST', f'/v1/models/{NAME}:predict')
+    for key, value in headers.items():
+      connection.putheader(key, value)
+    connection.endheaders()
+    for chunk in body_chunks:
+      connection.send(b'%x\r\n%s\r\n' % (len(chunk), chunk))
+    connection.send(b'0\r\n\r\n')
+    response = connection.getresponse()
+    return response.status, json.loads(response.read() or b'{}')
+  finally:
+    connection.close()
+
+
+def test_a_chunked_body_is_bounded_as_it_streams(served):
+  chunk = b'[' * 65536
+  status, answer = _raw_post(served, [chunk] * 40, {
+      'Transfer-Encoding': 'chunked', 'Content-Type': 'application/json'})
+  assert status == 413, answer
+  assert 'at most 1500000 are taken' in answer['error']
+  # A chunked body within the limit is answered as any other.
+  window = _b64(bytes(FRONT_END.window_samples * 2))
+  body = json.dumps({'instances': [window]}).encode()
+  status, answer = _raw_post(served, [body[:100], body[100:]], {
+      'Transfer-Encoding': 'chunked', 'Content-Type': 'application/json'})
+  assert status == 200, answer
+  assert len(answer['predictions']) == 1
+
+
+def test_json_nested_too_deeply_is_a_400_not_a_500(served):
+  for content_type in ('text/plain', 'application/json; charset=utf-8'):
+    status, answer = _raw_post(served, [b'[' * 100_000 + b']' * 100_000], {
+        'Transfer-Encoding': 'chunked', 'Content-Type': content_type})
+    assert status == 400, (content_type, answer)
+    assert 'nests JSON too deeply' in answer['error'] or (
+        'not JSON' in answer['error']), answer
+
+
 def test_bad_requests_are_refused_with_one_clear_message(served):
   window = FRONT_END.window_samples * 2
   at_44k = melscale.pcm16_bytes(np.zeros(44100, np.float32))
@@ -256,6 +300,27 @@ def test_a_version_pushed_while_clients_send_is_picked_up_with_no_failure(
   swapped = min(received for v, _, _, received in seen if v == str(version))
   assert {v for v, _, sent, _ in seen if sent > swapped} == {str(version)}
   np.testing.assert_allclose(np.array(seen[-1][1]), other, atol=1e-5)
+
+
+def test_sigterm_to_serve_stops_the_model_server_too(served):
+  port = launch.free_port()
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'pipeline', 'serve', '--serving-destination',
+       served['destination'], '--served-model-name', NAME, '--port',
+       str(port), '--workspace', os.path.dirname(served['destination'])],
+      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  url = f'http://127.0.0.1:{port}'
+  try:
+    launch.wait_ready(url, NAME, process)
+    # As Kubernetes stops a container: SIGTERM to the launcher alone.
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
+    with pytest.raises(OSError):
+      import socket  # pylint: disable=import-outside-toplevel
+      socket.create_connection(('127.0.0.1', port), timeout=2).close()
+  finally:
+    if process.poll() is None:
+      process.kill()
 
 
 def test_serve_says_what_is_missing(served):

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,8 @@ PYTHON_VARIABLE = 'PIPELINE_KSERVE_PYTHON'
 MAKE_IT = 'bash scripts/ensure_kserve.sh makes it (about 2 GB)'
 # KServe and TensorFlow take some seconds to import and load a version.
 READY_SECONDS = 120.0
+# How long a stopped server may take to answer what is in flight.
+STOP_SECONDS = 15.0
 
 
 class LaunchError(errors.PipelineError, RuntimeError):
@@ -172,9 +175,21 @@ def post(url: str, body: dict, timeout: float = 30.0):
 def run_foreground(base: str, name: str, host: str, port: int,
                    log_level: str) -> int:
   """Runs the server until it exits or is interrupted (Ctrl-C stops it
-  gracefully); returns its exit code."""
+  gracefully); returns its exit code. SIGTERM, Kubernetes' way of
+  stopping a container, is passed on to the server, which answers what is
+  in flight and stops; the launcher returns when it has (killing it after
+  `STOP_SECONDS`), so no server is left answering on the port."""
   process = subprocess.Popen(command(base, name, host, port,
                                      log_level=log_level), env=environment())
+
+  def forward(signum, _frame):
+    process.send_signal(signum)
+    timer = threading.Timer(STOP_SECONDS, lambda: process.poll() is None
+                            and process.kill())
+    timer.daemon = True
+    timer.start()
+
+  previous = signal.signal(signal.SIGTERM, forward)
   try:
     return process.wait()
   except KeyboardInterrupt:
@@ -182,9 +197,10 @@ def run_foreground(base: str, name: str, host: str, port: int,
     # way uvicorn never takes as "force".
     process.send_signal(signal.SIGTERM)
     try:
-      return process.wait(15)
+      return process.wait(STOP_SECONDS)
     except subprocess.TimeoutExpired:
       process.kill()
       return process.wait()
   finally:
+    signal.signal(signal.SIGTERM, previous)
     sys.stdout.flush()

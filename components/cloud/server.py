@@ -188,6 +188,8 @@ def v1_body(payload: Any) -> Dict[str, Any]:
       payload = json.loads(payload)
     except ValueError:
       raise RequestError('the body is not JSON') from None
+    except RecursionError:
+      raise RequestError('the body nests JSON too deeply') from None
   if not isinstance(payload, dict):
     raise RequestError('the body must be a JSON object with "instances"')
   return payload
@@ -340,33 +342,70 @@ def make_model(base: str, name: str, poll_seconds: float):
 
 
 class _BodyLimit:
-  """ASGI middleware: a body declared over MAX_BODY_BYTES gets 413. Its
-  bytes are read and dropped first, never kept: a client still sending
-  would otherwise meet a closed connection instead of the answer."""
+  """ASGI middleware: a body over MAX_BODY_BYTES gets 413, whether its
+  length was declared or it streams in chunks (`Transfer-Encoding:
+  chunked` declares none). The body is gathered here as it arrives, at most
+  MAX_BODY_BYTES of it; past that the rest is read and dropped, never
+  kept (a client still sending would otherwise meet a closed connection
+  instead of the answer), and the app never sees it. A body within the
+  limit reaches the app as one message."""
 
   def __init__(self, app):
     self.app = app
 
+  @staticmethod
+  async def _drain(receive) -> bool:
+    """Reads the rest of a body and drops it; False if the client left."""
+    while True:
+      message = await receive()
+      if message['type'] == 'http.disconnect':
+        return False
+      if not message.get('more_body'):
+        return True
+
+  @staticmethod
+  async def _refuse(send, size: str) -> None:
+    text = (f'{{"error": "the request body is {size} bytes; at most '
+            f'{MAX_BODY_BYTES} are taken (send fewer windows per '
+            f'request)"}}').encode()
+    await send({'type': 'http.response.start', 'status': 413,
+                'headers': [(b'content-type', b'application/json'),
+                            (b'content-length', str(len(text)).encode())]})
+    await send({'type': 'http.response.body', 'body': text})
+
   async def __call__(self, scope, receive, send):
-    if scope['type'] == 'http':
-      length = dict(scope.get('headers') or []).get(b'content-length')
-      if length is not None and length.isdigit() and \
-          int(length) > MAX_BODY_BYTES:
-        while True:
-          message = await receive()
-          if message['type'] == 'http.disconnect':
-            return
-          if not message.get('more_body'):
-            break
-        text = (f'{{"error": "the request body is {int(length)} bytes; at '
-                f'most {MAX_BODY_BYTES} are taken (send fewer windows per '
-                f'request)"}}').encode()
-        await send({'type': 'http.response.start', 'status': 413,
-                    'headers': [(b'content-type', b'application/json'),
-                                (b'content-length', str(len(text)).encode())]})
-        await send({'type': 'http.response.body', 'body': text})
+    if scope['type'] != 'http':
+      await self.app(scope, receive, send)
+      return
+    length = dict(scope.get('headers') or []).get(b'content-length')
+    if length is not None and length.isdigit() and \
+        int(length) > MAX_BODY_BYTES:
+      if await self._drain(receive):
+        await self._refuse(send, str(int(length)))
+      return
+    body = bytearray()
+    more = True
+    while more:
+      message = await receive()
+      if message['type'] == 'http.disconnect':
         return
-    await self.app(scope, receive, send)
+      body += message.get('body', b'')
+      more = message.get('more_body', False)
+      if len(body) > MAX_BODY_BYTES:
+        if not more or await self._drain(receive):
+          await self._refuse(send, f'over {MAX_BODY_BYTES}')
+        return
+    handed = False
+
+    async def replay():
+      nonlocal handed
+      if handed:
+        return await receive()
+      handed = True
+      return {'type': 'http.request', 'body': bytes(body),
+              'more_body': False}
+
+    await self.app(scope, replay, send)
 
 
 def _quiet(level: int) -> None:
