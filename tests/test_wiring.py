@@ -105,7 +105,7 @@ def test_module_folder_holds_only_module_code():
   files = sorted(os.listdir(config_lib.MODULES_DIR))
   assert [f for f in files if f.endswith('.py')] == [
       '__init__.py', 'features.py', 'model_defaults.py', 'phase_two.py',
-      'search.py', 'search_settings.py', 'settings.py', 'trainer.py',
+      'phase_two_audio.py', 'search.py', 'search_settings.py', 'settings.py', 'trainer.py',
       'transform.py']
 
 

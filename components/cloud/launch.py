@@ -176,13 +176,16 @@ def run_foreground(base: str, name: str, host: str, port: int,
                    log_level: str) -> int:
   """Runs the server until it exits or is interrupted (Ctrl-C stops it
   gracefully); returns its exit code. SIGTERM, Kubernetes' way of
-  stopping a container, is passed on to the server, which answers what is
-  in flight and stops; the launcher returns when it has (killing it after
-  `STOP_SECONDS`), so no server is left answering on the port."""
+  stopping a container, is passed on to the server; the launcher returns
+  0 when the server has stopped (killing it after `STOP_SECONDS`), so no
+  server is left answering on the port. KServe's server takes SIGTERM's
+  default action: what is in flight is not answered."""
   process = subprocess.Popen(command(base, name, host, port,
                                      log_level=log_level), env=environment())
+  stopping = []
 
   def forward(signum, _frame):
+    stopping.append(signum)
     process.send_signal(signum)
     timer = threading.Timer(STOP_SECONDS, lambda: process.poll() is None
                             and process.kill())
@@ -191,7 +194,9 @@ def run_foreground(base: str, name: str, host: str, port: int,
 
   previous = signal.signal(signal.SIGTERM, forward)
   try:
-    return process.wait()
+    code = process.wait()
+    return 0 if stopping and code in (0, -signal.SIGTERM,
+                                      -signal.SIGKILL) else code
   except KeyboardInterrupt:
     # A terminal's Ctrl-C reached the server too; SIGTERM asks again in a
     # way uvicorn never takes as "force".
