@@ -237,3 +237,14 @@ def test_versions_land_on_a_bucket_numbered_with_their_manifest(
   assert 'served/instruments/2/assets.extra/manifest.json' in keys
   assert any(key.startswith('served/instruments/2/variables/')
              for key in keys)
+
+
+def test_serve_warns_when_it_listens_beyond_this_machine():
+  from components.cloud import launch  # pylint: disable=import-outside-toplevel
+  port = launch.free_port()
+  assert launch.check_address('127.0.0.1', port) is None
+  warning = launch.check_address('0.0.0.0', port)
+  assert warning.startswith('serve: listening on 0.0.0.0, not only on this '
+                            'machine')
+  with pytest.raises(launch.LaunchError, match='not a TCP port'):
+    launch.check_address('127.0.0.1', 0)

@@ -245,6 +245,13 @@ def test_a_device_whose_phase_one_does_not_pair_is_refused_by_name(served):
                   'data': [window]}],
       'parameters': {'pairing_key': other}}, 'v2')
   assert status == 409 and other in answer['error']
+  # What is no key is a bad request, never echoed back.
+  for said in ('k' * 1_000_000, ['a list']):
+    status, answer = _predict(served, {'instances': [window],
+                                       'pairing_key': said})
+    assert status == 400, answer
+    assert len(answer['error']) < 200, len(answer['error'])
+    assert 'pairing_key must be a text of at most 128' in answer['error']
 
 
 def test_the_server_listens_on_the_loopback_address_only(served):
@@ -329,11 +336,20 @@ def test_serve_says_what_is_missing(served):
       (['--model', '/nonexistent/served'], 'no such folder'),
       (['--model', one_version], 'is one version; serve takes the folder'),
       (['--model', served['destination']], 'holds no pushed version'),
+      # Checked before anything starts, in one line.
+      (['--port', '70000'], '--port 70000 is not a TCP port (1 to 65535)'),
+      (['--port', '-1'], '--port -1 is not a TCP port'),
+      (['--port', str(served['port'])],
+       f"cannot listen on 127.0.0.1:{served['port']}: Address already in "
+       'use (another server there?'),
   ]:
+    if '--port' not in args:
+      args = args + ['--port', str(launch.free_port())]
     found = subprocess.run([sys.executable, '-m', 'pipeline', 'serve'] + args,
                            cwd=ROOT, capture_output=True, text=True,
                            check=False)
     assert found.returncode == 2 and said in found.stderr, found.stderr
+    assert len(found.stderr.strip().splitlines()) == 1, found.stderr
   assert cloud_server.MAX_INSTANCES * 2 * FRONT_END.window_samples * 4 / 3 < \
       cloud_server.MAX_BODY_BYTES
 

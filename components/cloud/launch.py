@@ -45,6 +45,35 @@ def kserve_python() -> str:
   return python
 
 
+def check_address(host: str, port: int) -> Optional[str]:
+  """Checks that `serve` can listen on (host, port) before anything is
+  started.
+
+  Returns:
+    A warning to print when `host` is not a loopback address (the model
+    then answers anyone who reaches this machine), else None.
+
+  Raises:
+    LaunchError: for a port outside 1..65535, or one already in use (the
+      message names it and what to do).
+  """
+  if not 1 <= port <= 65535:
+    raise LaunchError(f'--port {port} is not a TCP port (1 to 65535)')
+  try:
+    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET,
+                       socket.SOCK_STREAM) as probe:
+      probe.bind((host, port))
+  except OSError as e:
+    raise LaunchError(f'cannot listen on {host}:{port}: {e.strerror} '
+                      '(another server there? choose another --port, or '
+                      'a --host of this machine)') from None
+  if host in ('localhost', '::1') or host.startswith('127.'):
+    return None
+  return (f'serve: listening on {host}, not only on this machine: anyone '
+          'who reaches it can query the model (TLS and access control are '
+          "the platform's, as KServe leaves them to its ingress)")
+
+
 def free_port() -> int:
   """A TCP port no one listens on at 127.0.0.1 now."""
   with socket.socket() as s:

@@ -66,6 +66,9 @@ DEFAULT_POLL_SECONDS = 2.0
 # second at 16 kHz are about 1.4 MB as base64 JSON.
 MAX_INSTANCES = 32
 MAX_BODY_BYTES = 1_500_000
+# A pairing key is a short digest (components/common/pairing.py); what is
+# longer is not one, and is never echoed back.
+MAX_PAIRING_KEY = 128
 LOG = logging.getLogger('phase_two_server')
 
 
@@ -113,9 +116,15 @@ class Version:
   families: Optional[List[str]] = None
 
   def check_pairing(self, said: Any) -> None:
-    """Refuses a request whose phase one is not this version's pair."""
+    """Refuses a request whose phase one is not this version's pair; a
+    key that is no key (not text, or longer than any key is) is a bad
+    request, and is not echoed."""
     if said is None or said == self.pairing_key:
       return
+    if not isinstance(said, str) or len(said) > MAX_PAIRING_KEY:
+      raise RequestError(f'pairing_key must be a text of at most '
+                         f'{MAX_PAIRING_KEY} characters, as a phase-one '
+                         'manifest gives it')
     raise PairingMismatch(
         f'this server\'s phase two (version {self.number}) pairs with phase-'
         f'one versions of key {self.pairing_key} (classes '

@@ -423,6 +423,9 @@ def _cmd_serve(args: argparse.Namespace,
                config: config_lib.PipelineConfig) -> int:
   import shutil  # pylint: disable=g-import-not-at-top
   from components.cloud import launch  # pylint: disable=g-import-not-at-top
+  warning = launch.check_address(args.host, args.port)
+  if warning:
+    print(warning, file=sys.stderr, flush=True)
   launch.kserve_python()  # says how to make the environment if absent
   base, copied = _served_base(args, config)
   print(f'serve: starting KServe on the newest version in {base} '
