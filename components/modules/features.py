@@ -10,11 +10,13 @@ This file lives in the module folder: the pipeline fingerprints every
 ``.py`` file there into the Transform, Trainer and model search cache keys
 (`pipeline.pipeline_def.UserCode`), so keep the folder minimal.
 
-TensorFlow is imported inside the two functions: the command line reads the
+TensorFlow is imported inside the functions: the command line reads the
 names and defaults here without the seconds that loading it takes.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 # Raw tf.Example features written by `python -m pipeline ingest`.
 IMAGE_KEY = 'image'
@@ -138,3 +140,18 @@ def decode_batch(encoded: tf.Tensor, image_size: int,
       lambda e: decode_and_resize(e, image_size, channels), encoded,
       fn_output_signature=tf.TensorSpec([image_size, image_size, channels],
                                         tf.uint8))
+
+
+def named_scores(names: Sequence[str]):
+  """A function of [batch, classes] scores to what every signature of a
+  multi-class model (phase two) answers: the `scores` and each row's class
+  names (`classes`, in score order)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  classes = tf.constant(list(names), tf.string)
+
+  def answer(scores):
+    batch = tf.shape(scores)[0]
+    return {SCORES_NAME: scores,
+            CLASSES_NAME: tf.tile(classes[None, :], [batch, 1])}
+
+  return answer

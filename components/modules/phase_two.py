@@ -104,7 +104,7 @@ def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset,
 def _signatures(model: tf.keras.Model, names: Sequence[str],
                 image_size: int, channels: int) -> Dict[str, Any]:
   """The exported signatures (see the module's docstring)."""
-  answer = phase_two_audio.named_scores(names)
+  answer = features.named_scores(names)
 
   @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None], tf.string, name='examples')])
@@ -273,7 +273,8 @@ def _train_heard(fn_args, config: TrainingSettings,
   head = phase_two_audio.train_head(train, len(names), steps,
                                     config.batch_size, config.learning_rate,
                                     config.seed)
-  found = phase_two_audio.evaluate(head, held, names)
+  found = evaluate(head, tf.data.Dataset.from_tensor_slices(held).batch(256),
+                   names)
   export_heard(phase_two_audio.Heard(encoder, head),
                fn_args.serving_model_dir, names, window_samples)
   return {'hears': list(config.encoder), 'window_samples': window_samples,

@@ -177,35 +177,11 @@ class Heard(tf.keras.Model):
     return {}
 
 
-def evaluate(head: tf.keras.Model, embedded: Tuple[np.ndarray, np.ndarray],
-             names: Sequence[str]) -> Dict[str, Any]:
-  """:func:`phase_two.evaluate`'s figures on embedded windows."""
-  from components.modules import phase_two  # pylint: disable=g-import-not-at-top
-  embeddings, labels = embedded
-  dataset = tf.data.Dataset.from_tensor_slices(
-      (embeddings, labels)).batch(256)
-  return phase_two.evaluate(head, dataset, names)
-
-
-def named_scores(names: Sequence[str]):
-  """A function of [batch, classes] scores to what every signature of
-  phase two answers: the `scores` and each row's class names (`classes`,
-  in score order)."""
-  classes = tf.constant(list(names), tf.string)
-
-  def answer(scores):
-    batch = tf.shape(scores)[0]
-    return {features.SCORES_NAME: scores,
-            features.CLASSES_NAME: tf.tile(classes[None, :], [batch, 1])}
-
-  return answer
-
-
 def signatures(model: Heard, names: Sequence[str],
                window_samples: int) -> Dict[str, Any]:
   """The exported `serving_default` and `serving_waveform` (see the
   module's docstring; phase two adds `transform_features`)."""
-  answer = named_scores(names)
+  answer = features.named_scores(names)
 
   @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None], tf.string, name='examples')])
