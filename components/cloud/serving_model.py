@@ -252,11 +252,9 @@ def _reference(phase_two_dir: str, requests: Sequence[bytes],
   from components.frontend import melscale  # pylint: disable=g-import-not-at-top
   loaded = tf.saved_model.load(phase_two_dir)
   if front_end is not None and hears_samples(loaded):
-    window = front_end.window_samples
-    samples = np.zeros((len(requests), window), np.float32)
-    for row, data in enumerate(requests):
-      found = melscale.pcm16_samples(data)[:window]
-      samples[row, :found.size] = found
+    from components.frontend import windowing  # pylint: disable=g-import-not-at-top
+    samples = np.stack([windowing.window_at(melscale.pcm16_samples(data), 0,
+                                            front_end) for data in requests])
     answer = loaded.signatures[features.SERVING_WAVEFORM_SIGNATURE](
         **{features.WAVEFORM_INPUT_NAME: tf.constant(samples)})
   elif front_end is not None:
