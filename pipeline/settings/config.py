@@ -245,8 +245,9 @@ class PipelineConfig:
       "MTT_musicnn; frozen, a classifier learned on their pooled "
       "embedding), or 'pictures' to learn from the spectrograms with its "
       "own CNN, as spans of images and spans without samples always do")
-  # 4000: on three sample sets, 2,000 steps gave a mean family recall of
-  # 0.895 and 4,000 0.908 (a few seconds of training either way).
+  # 4000: 2,000 steps gave a mean family recall of 0.895 and 4,000 0.908 in
+  # a pilot whose clips had twins in every sample set (flattered figures;
+  # the default data give about 0.67); 4,000 cost 20 s in the default run.
   phase_two_head_steps: int = _setting(
       4000, "training steps of phase two's classifier on the musicnn "
       'embedding (phase_two_steps are the CNN\'s, when it learns from '
