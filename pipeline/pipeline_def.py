@@ -173,6 +173,17 @@ class UserCode:
         for node, module in ENTRY_MODULES.items()})
 
 
+def _gated(lowest: float, largest_drop: float) -> tfma.MetricThreshold:
+  """A blessing bar on a metric where higher is better: at least `lowest`,
+  and at most `largest_drop` below the baseline model's."""
+  return tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(
+          lower_bound={'value': lowest}),
+      change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+          absolute={'value': -largest_drop}))
+
+
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
   """The Evaluator's metrics and blessing thresholds.
 
@@ -182,7 +193,6 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
   Returns:
     A TFMA EvalConfig over the `serving_default` (tf.Example) signature.
   """
-  higher = tfma.MetricDirection.HIGHER_IS_BETTER
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=features.SERVING_EXAMPLES_SIGNATURE,
@@ -193,12 +203,7 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
           tfma.MetricConfig(class_name='ExampleCount'),
           tfma.MetricConfig(
               class_name='AUC',
-              threshold=tfma.MetricThreshold(
-                  value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={'value': config.min_auc}),
-                  change_threshold=tfma.GenericChangeThreshold(
-                      direction=higher,
-                      absolute={'value': -config.max_auc_drop}))),
+              threshold=_gated(config.min_auc, config.max_auc_drop)),
           tfma.MetricConfig(
               class_name='BinaryAccuracy',
               threshold=tfma.MetricThreshold(
@@ -226,18 +231,11 @@ def phase_two_eval_config(config: config_lib.PipelineConfig
 
   Returns:
     A TFMA EvalConfig: what phase two is for, gated (its mean recall over
-    the families and its reject recall, `components.phase_two_evaluator.metrics`,
+    the families and its reject recall, `phase_two_evaluator/metrics.py`,
     each with a bar and against its latest blessed model), accuracy over
     all classes, gated too, and the multi-class confusion matrix (each
     family's recall is read from it).
   """
-  def gated(lowest: float, largest_drop: float) -> tfma.MetricThreshold:
-    return tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(
-            lower_bound={'value': lowest}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={'value': -largest_drop}))
 
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
@@ -252,15 +250,15 @@ def phase_two_eval_config(config: config_lib.PipelineConfig
           tfma.MetricConfig(class_name='ExampleCount'),
           tfma.MetricConfig(
               class_name='MeanFamilyRecall', module=family_metrics.__name__,
-              threshold=gated(config.phase_two_min_family_recall,
+              threshold=_gated(config.phase_two_min_family_recall,
                               config.phase_two_max_recall_drop)),
           tfma.MetricConfig(
               class_name='RejectRecall', module=family_metrics.__name__,
-              threshold=gated(config.phase_two_min_reject_recall,
+              threshold=_gated(config.phase_two_min_reject_recall,
                               config.phase_two_max_recall_drop)),
           tfma.MetricConfig(
               class_name='SparseCategoricalAccuracy',
-              threshold=gated(config.phase_two_min_accuracy,
+              threshold=_gated(config.phase_two_min_accuracy,
                               config.phase_two_max_accuracy_drop)),
           tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
       ])])

@@ -147,9 +147,10 @@ def format_phase_two(found: Dict[str, Any]) -> List[str]:
     value = metrics.get(name)
     return f'{value:g}' if value is not None else 'not measured'
 
+  gate = contracts.PhaseTwoEvaluator
   lines = [f"Phase two: {len(found['classes'])} classes, mean family recall "
-           f'{figure(contracts.PhaseTwoEvaluator.MEAN_FAMILY_RECALL)}, reject recall '
-           f'{figure(contracts.PhaseTwoEvaluator.REJECT_RECALL)}, eval accuracy '
+           f'{figure(gate.MEAN_FAMILY_RECALL)}, reject recall '
+           f'{figure(gate.REJECT_RECALL)}, eval accuracy '
            f"{figure('sparse_categorical_accuracy')}"
            + (f", blessed {'yes' if found['blessed'] else 'NO'}"
               if 'blessed' in found else '')]
