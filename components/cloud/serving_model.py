@@ -100,16 +100,7 @@ class _Serving(tf.Module):
   def samples_of_pcm(self, pcm: tf.Tensor) -> tf.Tensor:
     """[batch] PCM strings to float32 [batch, window] samples, each cut or
     zero-padded to the front end's window."""
-    window = self.front_end.window_samples
-
-    def one(data):
-      samples = tf.cast(tf.io.decode_raw(data, tf.int16, little_endian=True),
-                        tf.float32) / 32768.0
-      samples = samples[:window]
-      return tf.pad(samples, [[0, window - tf.shape(samples)[0]]])
-
-    return tf.map_fn(one, pcm, fn_output_signature=tf.TensorSpec(
-        [window], tf.float32))
+    return features.decode_pcm(pcm, self.front_end.window_samples)
 
   def pixels_of_pcm(self, pcm: tf.Tensor) -> tf.Tensor:
     image = self.drawing(self.samples_of_pcm(pcm))

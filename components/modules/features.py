@@ -155,3 +155,13 @@ def named_scores(names: Sequence[str]):
             CLASSES_NAME: tf.tile(classes[None, :], [batch, 1])}
 
   return answer
+
+
+def decode_pcm(data: tf.Tensor, window_samples: int) -> tf.Tensor:
+  """[batch] strings of 16-bit little-endian PCM (`AUDIO_PCM_KEY`) to
+  float32 [batch, window_samples] in -1..1, each cut or zero-padded to the
+  window (an empty string is silence)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  values = tf.io.decode_raw(data, tf.int16, little_endian=True,
+                            fixed_length=2 * window_samples)
+  return tf.cast(values, tf.float32) / 32768.0

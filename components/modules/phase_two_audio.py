@@ -50,15 +50,6 @@ def has_samples(feature_spec: Dict[str, Any]) -> bool:
   return features.AUDIO_PCM_KEY in feature_spec
 
 
-def decode_pcm(data: tf.Tensor, window_samples: int) -> tf.Tensor:
-  """[batch] strings of 16-bit little-endian PCM to float32 [batch,
-  window_samples] in -1..1, cut or zero-padded to the window (an empty
-  string is silence)."""
-  values = tf.io.decode_raw(data, tf.int16, little_endian=True,
-                            fixed_length=2 * window_samples)
-  return tf.cast(values, tf.float32) / 32768.0
-
-
 def window_samples_of(file_patterns: List[str]) -> int:
   """The window's length in samples: the longest kept window of the first
   examples (every window of a front end has one length)."""
@@ -100,8 +91,9 @@ def pcm_dataset(file_patterns: List[str], feature_spec: Dict[str, Any],
           .batch(EMBED_BATCH).map(parse).unbatch()
           .filter(lambda pcm, label: label >= 0)
           .batch(EMBED_BATCH)
-          .map(lambda pcm, label: (decode_pcm(pcm, window_samples), label,
-                                   tf.strings.length(pcm) > 0)))
+          .map(lambda pcm, label: (
+              features.decode_pcm(pcm, window_samples), label,
+              tf.strings.length(pcm) > 0)))
 
 
 def embed(encoder: musicnn.Encoder, dataset: tf.data.Dataset,
@@ -192,8 +184,9 @@ def signatures(model: Heard, names: Sequence[str],
     parsed = tf.io.parse_example(serialized, {
         features.AUDIO_PCM_KEY: tf.io.FixedLenFeature([], tf.string,
                                                       default_value='')})
-    return answer(model(decode_pcm(parsed[features.AUDIO_PCM_KEY],
-                                   window_samples), training=False))
+    samples = features.decode_pcm(parsed[features.AUDIO_PCM_KEY],
+                                  window_samples)
+    return answer(model(samples, training=False))
 
   @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None, window_samples], tf.float32,
