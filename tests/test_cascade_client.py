@@ -172,9 +172,12 @@ def test_a_server_that_does_not_pair_is_refused_in_one_line(phase_one,
   finally:
     other.stop()
   lines = [line for line in done.stderr.splitlines() if line.strip()]
-  assert done.returncode == 2, done.stderr
+  assert done.returncode == cascade.FAULT_EXIT, done.stderr
   assert len(lines) == 1 and 'Traceback' not in done.stderr, done.stderr
   assert '409' in lines[0] and KEY in lines[0] and 'ffffffffffffffff' in lines[0]
+  # Phase one's answer stands; no wrong label is given.
+  assert f'{clip}: instrument, family unknown (device, ' in done.stdout
+  assert '1 family unknown; phase two failed: ' in done.stdout
 
 
 def test_the_cli_prints_families_who_decided_and_the_cloud_share(
@@ -289,7 +292,7 @@ def test_the_stream_goes_on_while_the_server_is_down_and_catches_up():
   _until(lambda: sender.failures >= 2)
   assert sender.problem == 'connection refused'
   switch.up = True
-  late = router.finish(idle_seconds=5.0)
+  late = router.finish(drain_seconds=5.0)
   assert sorted((r['start'], r['family'], r['decided_by'], r.get('late'))
                 for r in late) == [(1, 'bass', 'cloud', True),
                                    (3, 'bass', 'cloud', True),
@@ -305,7 +308,7 @@ def test_a_full_queue_drops_its_oldest_window_and_says_so():
   for second in range(5):
     out += router.feed(_window(second, 0.9), b'pcm')
   switch.up = True
-  out += router.finish(idle_seconds=5.0)
+  out += router.finish(drain_seconds=5.0)
   summary = router.summary()
   assert summary['dropped'] == 3 and summary['unknown'] == 3
   assert summary['answered'] == 2
@@ -393,9 +396,268 @@ def test_a_long_outage_holds_no_more_than_the_queue():
   # Every window was answered at once, on the device.
   assert [r['family'] for r in out] == ['unknown'] * 10
   switch.up = True
-  late = router.finish(idle_seconds=5.0)
+  late = router.finish(drain_seconds=5.0)
   # Only the two the queue still held come back late.
   assert sorted(r['start'] for r in late) == [8.0, 9.0]
   summary = router.summary()
   assert (summary['dropped'], summary['late'], summary['unknown']) == (
       8, 2, 8)
+
+
+class _Faulty:
+  """A phase two that answers every request the way `mode` says, on
+  loopback: what a broken server, a proxy or an attacker may send."""
+
+  def __init__(self, mode):
+    self.mode, self.requests, self.auth = mode, [], []
+    faulty = self
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+      protocol_version = 'HTTP/1.1'
+
+      def do_POST(self):  # pylint: disable=invalid-name
+        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+        faulty.requests.append(time.monotonic())
+        faulty.auth.append(self.headers.get('Authorization'))
+        count = len(body['instances'])
+        row = {'label': 'bass', 'scores': [0.2, 0.8],
+               'classes': ['not_instrument', 'bass']}
+        answers = {
+            'garbage': b'<html>gateway</html>',
+            'label': json.dumps({'predictions': [
+                dict(row, label='organ')] * count}).encode(),
+            'count': json.dumps({'predictions': [row] * (count + 1)}).encode(),
+            'nan': json.dumps({'predictions': [
+                dict(row, scores=[float('nan'), 0.8])] * count}).encode(),
+            'range': json.dumps({'predictions': [
+                dict(row, scores=[-3.0, 4.0])] * count}).encode(),
+            'good': json.dumps({'predictions': [row] * count}).encode(),
+        }
+        if faulty.mode in answers:
+          return self._send(200, answers[faulty.mode])
+        if faulty.mode == 'huge':
+          return self._send(200, b'{"predictions": [' + b' ' * (2 << 20) +
+                            b']}')
+        if faulty.mode == 'huge_chunked':
+          self.send_response(200)
+          self.send_header('Transfer-Encoding', 'chunked')
+          self.end_headers()
+          piece = b' ' * 65536
+          try:
+            for _ in range(64):
+              self.wfile.write(b'%x\r\n%s\r\n' % (len(piece), piece))
+            self.wfile.write(b'0\r\n\r\n')
+          except OSError:
+            pass
+          return None
+        if faulty.mode == 'busy':
+          return self._send(503, b'{"error": "busy"}', {'Retry-After': '1'})
+        if faulty.mode == 'trickle':
+          # Headers, then a byte every 0.3 s: each read is quick, the
+          # whole answer never comes.
+          self.send_response(200)
+          self.send_header('Content-Length', '100000')
+          self.end_headers()
+          try:
+            for _ in range(200):
+              self.wfile.write(b' ')
+              self.wfile.flush()
+              time.sleep(0.3)
+          except OSError:
+            pass
+          return None
+        raise AssertionError(faulty.mode)
+
+      def _send(self, status, data, headers=None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+          self.send_header(name, value)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        try:
+          self.wfile.write(data)
+        except OSError:
+          pass
+
+      def log_message(self, *args):  # pylint: disable=arguments-differ
+        pass
+
+    self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    self._server.daemon_threads = True
+    threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+  def url(self, credentials=''):
+    return f'http://{credentials}127.0.0.1:{self._server.server_address[1]}'
+
+  def close(self):
+    self._server.shutdown()
+    self._server.server_close()
+
+
+@pytest.fixture(name='faulty')
+def _faulty_servers():
+  made = []
+
+  def make(mode):
+    made.append(_Faulty(mode))
+    return made[-1]
+
+  yield make
+  for server in made:
+    server.close()
+
+
+@pytest.mark.parametrize('mode,words', [
+    ('garbage', "not TF Serving's predict answer"),
+    ('label', "label 'organ'"),
+    ('count', '2 predictions for 1 windows'),
+    ('nan', 'not probabilities'),
+    ('range', 'not probabilities'),
+    ('huge', 'more than the 1048576 bytes'),
+    ('huge_chunked', 'more than the 1048576 bytes'),
+])
+def test_a_bad_answer_is_a_fault_that_names_itself(faulty, mode, words):
+  server = faulty(mode)
+  endpoint = cascade.Endpoint(cascade.predict_url(server.url(), 'm'),
+                              pairing.PCM_INPUT, KEY, timeout=5)
+  with pytest.raises(cascade.CascadeError, match=words):
+    endpoint.send([b'\0\0'])
+
+
+@pytest.mark.parametrize('mode', ['garbage', 'nan'])
+def test_a_bad_answer_keeps_every_answer_of_phase_one(phase_one, faulty,
+                                                      tmp_path, mode):
+  server = faulty(mode)
+  clip = _wav(tmp_path, 'clip.wav', _offsets(0, 0.3, 0, 0.3))
+  quiet = _wav(tmp_path, 'quiet.wav', _offsets(0, 0))
+  for extra in ([], ['--json']):
+    done = subprocess.run(
+        [sys.executable, '-m', 'pipeline', 'predict', '--model', phase_one,
+         '--cascade', server.url(), clip, quiet] + extra, env=ENV,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        check=False)
+    assert done.returncode == cascade.FAULT_EXIT, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'phase two is not asked again' in lines[0]
+    if extra:
+      assert 'NaN' not in done.stdout
+      answer = json.loads(done.stdout)
+      assert [p['label'] for p in answer['predictions']] == [
+          'instrument', 'not_instrument']
+      assert [w['family'] for w in answer['predictions'][0]['windows']] == [
+          None, 'unknown', None, 'unknown']
+      assert answer['cascade']['fault']
+    else:
+      assert f'{quiet}: not_instrument (device, ' in done.stdout
+      assert f'{clip}: instrument, family unknown (device, ' in done.stdout
+      assert '1.00-2.00 s  instrument, family unknown' in done.stdout
+      assert '0.00-1.00 s  not_instrument (device, ' in done.stdout
+      assert 'phase two failed: ' in done.stdout
+
+
+def test_a_trickled_answer_meets_its_deadline(faulty):
+  server = faulty('trickle')
+  endpoint = cascade.Endpoint(cascade.predict_url(server.url(), 'm'),
+                              pairing.PCM_INPUT, KEY, timeout=1.0)
+  started = time.monotonic()
+  with pytest.raises(cascade.Unreachable, match='no whole answer within 1 s'):
+    endpoint.send([b'\0\0'])
+  # Each byte came within 0.3 s; the whole answer had 1 s.
+  assert time.monotonic() - started < 5.0
+
+
+def test_the_drain_is_kept_with_a_request_in_flight(faulty):
+  server = faulty('trickle')
+  endpoint = cascade.Endpoint(cascade.predict_url(server.url(), 'm'),
+                              pairing.PCM_INPUT, KEY, timeout=30.0)
+  sender = cascade.Sender(endpoint.send, cancel=endpoint.cancel)
+  router = cascade.Cascade(['not_instrument', 'instrument'], 0.5, sender,
+                           'not_instrument', wait=None)
+  router.feed(_window(0, 0.9), b'\0\0')
+  _until(lambda: server.requests)
+  started = time.monotonic()
+  [record] = router.finish(0.5)
+  # Its 30 s deadline is not waited for: the request is cut off.
+  assert time.monotonic() - started < 0.5 + cascade.CLOSE_SECONDS
+  assert record['family'] == cascade.UNKNOWN_FAMILY
+  summary = router.summary()
+  assert summary['cut_off'] == 1
+  assert 'with no answer within the 0.5 s drain' in cascade.summary_line(
+      summary)
+
+
+def test_retries_back_off_and_honour_retry_after(faulty):
+  server = faulty('busy')
+  endpoint = cascade.Endpoint(cascade.predict_url(server.url(), 'm'),
+                              pairing.PCM_INPUT, KEY, timeout=5)
+  sender = cascade.Sender(endpoint.send, first_backoff=0.01,
+                          max_backoff=0.02, cancel=endpoint.cancel)
+  router = cascade.Cascade(['not_instrument', 'instrument'], 0.5, sender,
+                           'not_instrument', wait=0.0)
+  started = time.monotonic()
+  # A window every 20 ms for 2.5 s: new windows do not wake the sender.
+  while time.monotonic() - started < 2.5:
+    router.feed(_window(0, 0.9), b'\0\0')
+    time.sleep(0.02)
+  router.finish(0.0)
+  gaps = np.diff(server.requests)
+  # The server asked for 1 s between tries; its own backoff was 20 ms.
+  assert 2 <= len(server.requests) <= 3, server.requests
+  assert gaps.min() >= 0.95, gaps
+  assert sender.problem.startswith('503 busy')
+
+
+def test_backoff_grows_and_is_not_woken_by_new_windows():
+  attempts = []
+
+  def down(payloads):
+    attempts.append(time.monotonic())
+    raise cascade.Unreachable('connection refused')
+
+  sender = cascade.Sender(down, first_backoff=0.1, max_backoff=0.4)
+  for key in range(60):
+    sender.put(key, b'pcm')
+    time.sleep(0.02)
+  sender.close()
+  # 1.2 s of windows: tries at about 0, 0.1, 0.3, 0.7 (with jitter, each
+  # wait half to all of its backoff), not one per window.
+  assert 3 <= len(attempts) <= 8, np.diff(attempts)
+  assert np.all(np.diff(attempts) >= 0.04)
+
+
+def test_credentials_in_the_url_are_sent_never_printed(phase_one, faulty,
+                                                       tmp_path):
+  assert cascade.shown_url('http://ann:s3cret@host:8080/v1') == (
+      'http://ann:***@host:8080/v1')
+  server = faulty('good')
+  endpoint = cascade.Endpoint(
+      cascade.predict_url(server.url('ann:s3cret@'), 'm'), pairing.PCM_INPUT,
+      KEY)
+  endpoint.send([b'\0\0'])
+  assert server.auth == ['Basic ' + base64.b64encode(b'ann:s3cret').decode()]
+  clip = _wav(tmp_path, 'clip.wav', _offsets(0.3))
+  done = subprocess.run(
+      [sys.executable, '-m', 'pipeline', 'predict', '--model', phase_one,
+       '--cascade', 'http://ann:s3cret@127.0.0.1:9', '--cascade-drain', '0.3',
+       clip], env=ENV, cwd=REPO_ROOT, capture_output=True, text=True,
+      timeout=120, check=False)
+  assert done.returncode == 0, done.stderr
+  assert 'ann:***@127.0.0.1:9' in done.stderr
+  assert 's3cret' not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize('flag,value', [('--cascade-drain', 'inf'),
+                                        ('--cascade-drain', 'nan'),
+                                        ('--cascade-wait', 'nan'),
+                                        ('--cascade-wait', 'inf')])
+def test_settings_that_are_not_finite_are_refused(phase_one, tmp_path, flag,
+                                                  value):
+  clip = _wav(tmp_path, 'clip.wav', _offsets(0.3))
+  done = subprocess.run(
+      [sys.executable, '-m', 'pipeline', 'predict', '--model', phase_one,
+       '--cascade', 'http://127.0.0.1:9', '--stream', flag, value, clip],
+      env=ENV, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+      check=False)
+  assert done.returncode == 2
+  assert f'{flag} {value}: expected seconds' in done.stderr

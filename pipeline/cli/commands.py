@@ -25,6 +25,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import sys
 import textwrap
@@ -243,7 +244,8 @@ def _cmd_predict(args: argparse.Namespace,
   model = predict.PushedModel(model_dir, config.file_limits(), args.threshold,
                               keep_input=bool(args.cascade))
   router = None
-  if args.cascade and not args.cascade_drain >= 0:
+  if args.cascade and not (math.isfinite(args.cascade_drain) and
+                           args.cascade_drain >= 0):
     raise config_lib.ConfigError(
         f'--cascade-drain {args.cascade_drain:g}: expected seconds, 0 or '
         'more')
@@ -271,6 +273,16 @@ def _cmd_predict(args: argparse.Namespace,
       _print_file(result, router)
   if summary and not args.json:
     print(cascade.summary_line(summary))
+  return _exit_code(results, summary)
+
+
+def _exit_code(results, summary: Optional[dict]) -> int:
+  """`predict`'s exit code: 3 when phase two refused the device or
+  answered badly (every answer of phase one is printed all the same), else
+  1 when a file could not be read, else 0 (a phase two that cannot be
+  reached is not a failure: its windows stay `family unknown`)."""
+  if summary and summary.get('fault'):
+    return cascade.FAULT_EXIT
   return 1 if any(r.error for r in results) else 0
 
 
@@ -324,8 +336,8 @@ def _predict_stream(args: argparse.Namespace, model, paths: List[str],
       show.end(cascade.route(
           router, ((window, model.request_bytes(window))
                    for window in windows), show.answers,
-          idle_seconds=args.cascade_drain))
-  return 0
+          drain_seconds=args.cascade_drain))
+  return _exit_code([], show.summary)
 
 
 class _StreamPrinter:
@@ -334,6 +346,7 @@ class _StreamPrinter:
 
   def __init__(self, as_json: bool, router):
     self.as_json, self.router, self._run = as_json, router, []
+    self.summary: Optional[dict] = None
 
   def _line(self, kind: Optional[str], record: dict, text: str) -> None:
     print(json.dumps({kind: record} if kind else record) if self.as_json
@@ -367,6 +380,7 @@ class _StreamPrinter:
                f"{segment['end']:.2f} s: {cascade.describe(segment)}")
 
   def end(self, summary: dict) -> None:
+    self.summary = summary
     self._close_segment()
     self._line('cascade', summary, cascade.summary_line(summary))
 
@@ -620,7 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
       "front end the model's manifest records and cut into its windows: "
       'each window is classified with its times, and consecutive positive '
       'windows merge into segments. Exits 1 if a file could not be '
-      'classified.')
+      'classified; with --cascade, 3 if phase two refused the device or '
+      "answered what it cannot read (phase one's answers are printed all "
+      'the same), and 0 when phase two cannot be reached (its windows stay '
+      '"family unknown").')
   predict.add_argument('paths', metavar='FILE', nargs='+',
                        help='image files or recordings (WAV); the older form '
                        'MODEL_DIR FILE... still works')
@@ -670,9 +687,9 @@ def build_parser() -> argparse.ArgumentParser:
                        default=cascade.DEFAULT_DRAIN_SECONDS,
                        metavar='SECONDS',
                        help='at the end of the files or the stream, how long '
-                       'to wait with no answer from the server before the '
-                       'flagged windows still queued are answered "family '
-                       'unknown" (default %(default)s)')
+                       'to wait, at most, for answers still to come before '
+                       'the flagged windows still queued are answered '
+                       '"family unknown" (default %(default)s)')
   predict.add_argument('--cascade-queue', type=int,
                        default=cascade.DEFAULT_QUEUE, metavar='N',
                        help='flagged windows held while the server cannot be '

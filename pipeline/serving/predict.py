@@ -27,6 +27,7 @@ raw 16-bit PCM as it arrives, in bounded memory: the loop a device runs.
 
 import dataclasses
 import errno
+import math
 import os
 import stat
 from typing import BinaryIO, Iterator, List, Optional, Sequence, Tuple
@@ -464,7 +465,7 @@ def open_cascade(model: PushedModel, url: str, model_name: str,
   if queue_size < 1:
     raise cascade.CascadeError(f'--cascade-queue {queue_size}: expected at '
                                'least 1 window')
-  if wait is not None and wait < 0:
+  if wait is not None and not (math.isfinite(wait) and wait >= 0):
     raise cascade.CascadeError(f'--cascade-wait {wait:g}: expected seconds '
                                '(0 or more)')
   families = model.manifest.families or {}
@@ -479,7 +480,8 @@ def open_cascade(model: PushedModel, url: str, model_name: str,
   endpoint = cascade.Endpoint(cascade.predict_url(url, model_name),
                               model.request_input, key, timeout)
   sender = cascade.Sender(endpoint.send, batch, queue_size,
-                          where=f'phase two at {endpoint.url}')
+                          where=f'phase two at {endpoint.shown}',
+                          cancel=endpoint.cancel)
   return cascade.Cascade(model.labels, model.threshold, sender,
                          reject=model.labels[0], wait=wait, block=block)
 
@@ -495,17 +497,16 @@ def cascade_files(model: PushedModel, paths: Sequence[str],
     model: the pushed phase one, opened with `keep_input`.
     paths: image files or recordings.
     router: from :func:`open_cascade` (files: `wait` None, `block`).
-    drain_seconds: how long to wait at the end when no answer comes.
+    drain_seconds: how long to wait, at most, at the end for answers
+      still to come.
 
   Returns:
     One :class:`Prediction` a path, in order (each window's and segment's
     `family` and `decided_by`; the file's answer is the negative class when
     the version's recording rule says so, else that of the segment holding
     its most positive window), and the cascade's summary
-    (:meth:`cascade.Cascade.summary`).
-
-  Raises:
-    cascade.CascadeError: when the server refuses this device.
+    (:meth:`cascade.Cascade.summary`; phase two's fault, if any, in its
+    `fault`): every file keeps phase one's answer whatever phase two does.
   """
   fed: List[Tuple[Prediction, List[dict]]] = []
   answers: List[dict] = []
@@ -520,8 +521,6 @@ def cascade_files(model: PushedModel, paths: Sequence[str],
           answers.extend(router.feed(window, request))
       result = Prediction(path, threshold=model.threshold)
     except cascade.CascadeError as e:
-      if router.sender.error is not None:
-        raise
       result = Prediction(path, error=str(e))
     except UNREADABLE as e:
       result = unreadable(path, e)
