@@ -416,3 +416,44 @@ def test_a_recording_is_answered_by_the_rule_its_version_names(tmp_path):
   assert answers['mean'].scores['instrument'] == pytest.approx(mean, abs=1e-6)
   # Both list the same flagged window and segment.
   assert [s['start'] for s in answers['mean'].segments] == [0.0]
+
+
+def test_a_wav_piped_to_stream_is_read_by_its_header(version, tmp_path):
+  samples = audio_files.chord(3.0, 16000)
+  data = audio_files.wav_bytes(samples, 16000)
+  # arecord writing to a pipe cannot know the length: it declares the
+  # largest sizes a RIFF header holds.
+  piped = bytearray(data)
+  piped[4:8] = (0x7FFFFFFF).to_bytes(4, 'little')
+  piped[40:44] = (0x7FFFFFFE).to_bytes(4, 'little')
+  path = tmp_path / 'chord.wav'
+  path.write_bytes(data)
+  _, from_file, _ = _cli('predict', '--model', version, '--stream',
+                         str(path), '--json')
+  raw = data[44:]
+  _, from_raw, _ = _cli('predict', '--model', version, '--stream', '-',
+                        '--json', stdin=raw)
+  for stdin in (data, bytes(piped)):
+    code, out, err = _cli('predict', '--model', version, '--stream', '-',
+                          '--json', stdin=stdin)
+    assert code == 0, err
+    # The header is not read as samples: the windows are the file's.
+    assert out == from_file == from_raw
+  assert len(from_file.splitlines()) == 3
+
+
+def test_other_containers_piped_to_stream_are_refused_in_one_line(version):
+  import soundfile  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  soundfile.write(buffer, audio_files.chord(1.0, 16000), 16000, format='FLAC')
+  code, out, err = _cli('predict', '--model', version, '--stream', '-',
+                        stdin=buffer.getvalue())
+  line = _one_line(err)
+  assert code == 2 and not out
+  assert 'standard input holds FLAC, not raw PCM' in line and 'ffmpeg' in line
+  # Raw PCM that starts like an MPEG frame sync (a quiet sample, -1) is
+  # still raw PCM.
+  quiet = np.full(16000, -1, '<i2').tobytes()
+  code, out, err = _cli('predict', '--model', version, '--stream', '-',
+                        stdin=quiet)
+  assert code == 0 and out.count('\n') == 1, err

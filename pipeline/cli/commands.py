@@ -657,9 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
                        'for versions pushed before)')
   predict.add_argument('--stream', action='store_true',
                        help='read one recording as it arrives (a WAV file, '
-                       'or - for raw 16-bit little-endian PCM on standard '
-                       'input) in bounded memory, printing each window as '
-                       'it is decided')
+                       'or - for standard input: raw 16-bit little-endian '
+                       'PCM, or a WAV stream read by its header) in bounded '
+                       'memory, printing each window as it is decided')
   predict.add_argument('--input-rate', type=int, default=None, metavar='HZ',
                        help="sample rate of raw PCM on standard input "
                        "(default: the model's front end rate)")

@@ -27,6 +27,7 @@ raw 16-bit PCM as it arrives, in bounded memory: the loop a device runs.
 
 import dataclasses
 import errno
+import io
 import math
 import os
 import stat
@@ -57,6 +58,11 @@ class StreamError(errors.PipelineError, ValueError):
 # WAV files may hold up to 65535, which blocks bound
 # (:func:`spectrogram.block_frames`).
 MAX_INPUT_CHANNELS = 64
+# How much of a pipe is kept for its header to be read (a WAV's header is
+# 44 bytes from arecord, a few kilobytes with metadata).
+PIPE_HEAD_BYTES = 1 << 16
+# Where a pipe's end is taken to be: it is not known.
+PIPE_END = 1 << 62
 
 
 @dataclasses.dataclass
@@ -346,6 +352,75 @@ def _file_blocks(source: BinaryIO, name: str,
   return rate, blocks
 
 
+class _Piped(io.RawIOBase):
+  """A pipe read as a file, for a recording's header: reads pass through,
+  the first :data:`PIPE_HEAD_BYTES` are kept so that a reader may seek back
+  into them, a seek forward reads and drops, and the end is unknown (its
+  offset is taken as very far)."""
+
+  def __init__(self, source: BinaryIO):
+    super().__init__()
+    self._source, self._head, self._at = source, bytearray(), 0
+
+  def readable(self) -> bool:
+    return True
+
+  def seekable(self) -> bool:
+    return True
+
+  def peek(self, size: int) -> bytes:
+    """The first `size` bytes (fewer at the end), without moving."""
+    at = self._at
+    self.seek(0)
+    data = self.read(size)
+    self.seek(at)
+    return data
+
+  def read(self, size: int = -1) -> bytes:
+    if size is None or size < 0:
+      raise StreamError('standard input cannot be read whole; it is read a '
+                        'block at a time')
+    out = bytes(self._head[self._at:self._at + size])
+    if len(out) < size:
+      more = self._source.read(size - len(out))
+      if len(self._head) == self._at + len(out) and (
+          len(self._head) < PIPE_HEAD_BYTES):
+        self._head += more[:PIPE_HEAD_BYTES - len(self._head)]
+      out += more
+    self._at += len(out)
+    return out
+
+  def tell(self) -> int:
+    return self._at
+
+  def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+    if whence == io.SEEK_END:
+      self._at = PIPE_END
+      return self._at
+    target = offset + (self._at if whence == io.SEEK_CUR else 0)
+    if target < self._at and target > len(self._head):
+      raise StreamError(f'standard input: a recording\'s header over '
+                        f'{PIPE_HEAD_BYTES} bytes cannot be read from a pipe')
+    if target <= len(self._head):
+      self._at = target
+    while self._at < target:
+      dropped = self.read(min(target - self._at, 1 << 16))
+      if not dropped:
+        break
+    return self._at
+
+
+def _stdin_kind(source: '_Piped') -> Optional[str]:
+  """The container standard input holds ('WAV', 'FLAC', 'OGG', 'MP3'), or
+  None for raw PCM. Only signatures raw samples cannot plausibly start
+  with count: a bare MPEG frame sync (0xFFE0) is also a quiet sample."""
+  head = source.peek(12)
+  kind = spectrogram.audio_kind(head)
+  if kind == 'MP3' and head[:3] != b'ID3':
+    return None
+  return kind
+
+
 def _pcm_blocks(source: BinaryIO, rate: int, channels: int) -> Iterator:
   """[frames, channels] float blocks of raw 16-bit little-endian PCM."""
   size = 2 * channels * spectrogram.block_frames(rate, channels)
@@ -387,8 +462,10 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
 
   Args:
     model: the pushed model.
-    source: an open recording (WAV, FLAC, Ogg, MP3), or raw 16-bit
-      little-endian PCM when `raw_rate` is given (e.g. standard input).
+    source: an open recording (WAV, FLAC, Ogg, MP3), or a pipe when
+      `raw_rate` is given (e.g. standard input): raw 16-bit little-endian
+      PCM, or a WAV stream read by its header (`arecord`'s default); a
+      pipe holding FLAC, Ogg or MP3 is refused.
     name: the source's name, for messages.
     raw_rate: the raw PCM's sample rate (None: `source` is a file).
     raw_channels: the raw PCM's interleaved channels.
@@ -409,7 +486,16 @@ def stream(model: PushedModel, source: BinaryIO, name: str,
     decode.UnreadableFile: for a recording too short for one analysis
       frame.
   """
-  if raw_rate is None:
+  kind = None
+  if raw_rate is not None:
+    source = _Piped(source)
+    kind = _stdin_kind(source)
+    if kind not in (None, 'WAV'):
+      raise StreamError(
+          f'{name} holds {kind}, not raw PCM: --stream - reads raw 16-bit '
+          'PCM or a WAV stream; decode it first, e.g. ffmpeg -i IN -f s16le '
+          '-ac 1 -ar 16000 -')
+  if raw_rate is None or kind == 'WAV':
     rate, blocks = _file_blocks(source, name, limits)
   else:
     check_raw_settings(raw_rate, raw_channels)
