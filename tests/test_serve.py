@@ -446,3 +446,52 @@ def test_a_device_streams_through_the_cascade_and_survives_the_server_stopping(
   assert (summary['sent'], summary['answered'], summary['late'],
           summary['unknown']) == (5, 5, 2, 0)
   assert summary['cloud_share'] == pytest.approx(5 / 8)
+
+
+def _cpu_seconds(pid):
+  with open(f'/proc/{pid}/stat', encoding='ascii') as f:
+    fields = f.read().rsplit(')', 1)[1].split()
+  return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def test_a_damaged_version_is_refused_once_and_never_served(served,
+                                                             tmp_path):
+  destination = str(tmp_path / 'served')
+  _push(destination, served['models']['one'])
+  _, damaged = _push(destination, served['models']['other'])
+  graph_file = os.path.join(damaged, 'saved_model.pb')
+  good = open(graph_file, 'rb').read()  # pylint: disable=consider-using-with
+  # Version 2's graph is not the file pushed: at start, version 1 is served.
+  with open(graph_file, 'wb') as f:
+    f.write(good[:-1] + bytes([good[-1] ^ 1]))
+  log_path = tmp_path / 'serve.log'
+  with open(log_path, 'w+', encoding='utf-8') as log, launch.Server(
+      os.path.join(destination, NAME), NAME, poll_seconds=0.2, log=log,
+      log_level='info') as server:
+    server.wait_ready()
+    windows = _windows()[:1]
+    body = {'instances': [{'b64': _b64(w)} for w in windows]}
+    status, answer = launch.post(server.predict_url(), body)
+    assert status == 200 and answer['model_version'] == '1'
+    # Polled 25 times in 5 s: refused once, never tried again, no work.
+    before = _cpu_seconds(server.process.pid)
+    time.sleep(5)
+    used = _cpu_seconds(server.process.pid) - before
+    log.flush()
+    said = [line for line in open(log_path, encoding='utf-8')  # pylint: disable=consider-using-with
+            if 'version 2 is not served' in line]
+    assert len(said) == 1, said
+    assert 'saved_model.pb is not the file pushed' in said[0]
+    assert used < 0.5, used
+    # Mended (its files change): it is tried again, and served.
+    with open(graph_file, 'wb') as f:
+      f.write(good)
+    deadline = time.monotonic() + 60
+    while answer['model_version'] != '2':
+      assert time.monotonic() < deadline, 'version 2 was never served'
+      time.sleep(0.3)
+      status, answer = launch.post(server.predict_url(), body)
+      assert status == 200
+    np.testing.assert_allclose(
+        [row['scores'] for row in answer['predictions']],
+        _in_process(served['models']['other'], windows), atol=1e-5)

@@ -15,6 +15,7 @@ Each version carries `assets.extra/manifest.json` (:class:`CloudManifest`).
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -117,6 +118,36 @@ def read_manifest(version_dir: str) -> CloudManifest:
     return CloudManifest.from_json(json.loads(storage.read_text(path)))
   except (OSError, ValueError) as e:
     raise CloudPushError(f'cannot read {path}: {e}') from e
+
+
+def verify_local(version_dir: str, manifest: CloudManifest) -> None:
+  """Checks every file a local version's manifest lists against its
+  SHA-256, as the device's loader checks a pushed phase one, so that a
+  damaged or tampered version is never served.
+
+  Raises:
+    CloudPushError: naming the first file missing or not as pushed, or a
+      manifest that lists no files (a version pushed before manifests
+      recorded digests cannot be verified: push it again).
+  """
+  if not manifest.files:
+    raise CloudPushError(f'{version_dir}: its manifest lists no file digests '
+                         '(pushed before versions recorded them); push it '
+                         'again')
+  for name, digest in sorted(manifest.files.items()):
+    path = os.path.join(version_dir, name)
+    found = hashlib.sha256()
+    try:
+      with open(path, 'rb') as f:
+        for block in iter(lambda f=f: f.read(1 << 20), b''):
+          found.update(block)
+    except OSError as e:
+      raise CloudPushError(f'{version_dir}: {name} cannot be read '
+                           f'({e.strerror or e}); the version is not as '
+                           'pushed') from None
+    if found.hexdigest() != digest:
+      raise CloudPushError(f'{version_dir}: {name} is not the file pushed '
+                           '(its SHA-256 differs from the manifest\'s)')
 
 
 def find_identical(destination: str, manifest: CloudManifest

@@ -10,7 +10,11 @@ scripts/ensure_kserve.sh; `python -m pipeline serve` starts it):
 (`<destination>/<name>/`, numbered versions inside). The server loads the
 newest complete version, then looks for a newer one every `--poll-seconds`:
 it loads and warms the new version beside the old, then swaps them, so a
-request is answered whole by one version and none is dropped.
+request is answered whole by one version and none is dropped. Every file
+of a version is checked against its manifest's SHA-256 before it loads,
+as the device checks phase one: a damaged or tampered version is refused
+in one line, the one being served stays (at start, the newest version that
+loads is served), and it is not tried again until its files change.
 
 One process serves both of KServe's REST protocols on one port:
 
@@ -52,7 +56,7 @@ import threading
 import time
 import uuid
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from components.common import pairing
 
@@ -148,6 +152,7 @@ def load_version(base: str, number: int) -> Version:
   from components.frontend import FrontEnd  # pylint: disable=g-import-not-at-top
   folder = os.path.join(base, str(number))
   manifest = push.read_manifest(folder)
+  push.verify_local(folder, manifest)
   serve = tf.saved_model.load(folder).signatures['serving_default']
   input_name = manifest.request
   window_bytes = rate = None
@@ -160,10 +165,56 @@ def load_version(base: str, number: int) -> Version:
                  list(manifest.families))
 
 
-def newest(base: str) -> Optional[int]:
+def versions(base: str) -> List[int]:
+  """The complete versions under `base`, ascending."""
   from components.cloud import push  # pylint: disable=g-import-not-at-top
-  found = push.versions(base)
-  return found[-1] if found else None
+  return push.versions(base)
+
+
+def fingerprint(folder: str) -> Tuple[Tuple[str, int, int], ...]:
+  """Each file under a version's folder with its size and modification
+  time: what must change before a refused version is tried again."""
+  found = []
+  for root, _, names in os.walk(folder):
+    for name in names:
+      path = os.path.join(root, name)
+      try:
+        status = os.stat(path)
+      except OSError:
+        continue
+      found.append((os.path.relpath(path, folder), status.st_size,
+                    status.st_mtime_ns))
+  return tuple(sorted(found))
+
+
+class Loader:
+  """Loads versions under `base`, each checked against its manifest's
+  digests; a version refused is said once, in one line, and not tried
+  again until its files change (so an idle server does no work)."""
+
+  def __init__(self, base: str):
+    self.base = base
+    self._refused: Dict[int, Tuple] = {}
+
+  def load(self, number: int) -> Optional[Version]:
+    """Version `number`, or None when it is refused (now or before, with
+    the same files)."""
+    folder = os.path.join(self.base, str(number))
+    files = fingerprint(folder)
+    if self._refused.get(number) == files:
+      return None
+    try:
+      return load_version(self.base, number)
+    except Exception as e:  # pylint: disable=broad-except
+      self._refused[number] = files
+      LOG.warning('version %d is not served (tried again when its files '
+                  'change): %s', number, _first_line(e))
+      return None
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return text[0][:300] if text else type(error).__name__
 
 
 def _decode(value: Any, where: str, version: Version) -> bytes:
@@ -269,15 +320,23 @@ def make_model(base: str, name: str, poll_seconds: float):
       super().__init__(name)
       self.current: Optional[Version] = None
       self._stop = threading.Event()
+      self._loader = Loader(base)
 
     def load(self) -> bool:
-      number = newest(base)
-      if number is None:
+      found = versions(base)
+      if not found:
         raise SystemExit(f'serve: no pushed version under {base} (a version '
                          'is a numbered folder with assets.extra/'
                          'manifest.json, as the phase-two pusher writes it)')
-      self.current = load_version(base, number)
-      LOG.info('serving %s version %d from %s', name, number,
+      # The newest version that loads; a damaged newer one is said once.
+      for number in reversed(found):
+        self.current = self._loader.load(number)
+        if self.current is not None:
+          break
+      else:
+        raise SystemExit(f'serve: no version under {base} could be served '
+                         '(each is said above); push phase two again')
+      LOG.info('serving %s version %d from %s', name, self.current.number,
                self.current.folder)
       threading.Thread(target=self._watch, name='version-watch',
                        daemon=True).start()
@@ -286,17 +345,16 @@ def make_model(base: str, name: str, poll_seconds: float):
 
     def _watch(self):
       while not self._stop.wait(poll_seconds):
-        try:
-          number = newest(base)
-          if number is not None and number > self.current.number:
-            started = time.time()
-            loaded = load_version(base, number)
-            previous, self.current = self.current.number, loaded
-            LOG.info('serving %s version %d (was %d), loaded in %.1f s', name,
-                     number, previous, time.time() - started)
-        except Exception as e:  # pylint: disable=broad-except
-          # A version that does not load leaves the one being served.
-          LOG.warning('version watch: %s', str(e).splitlines()[0])
+        found = versions(base)
+        if not found or found[-1] <= self.current.number:
+          continue
+        started = time.time()
+        # A version that does not load leaves the one being served.
+        loaded = self._loader.load(found[-1])
+        if loaded is not None:
+          previous, self.current = self.current.number, loaded
+          LOG.info('serving %s version %d (was %d), loaded in %.1f s', name,
+                   loaded.number, previous, time.time() - started)
 
     def stop(self):
       self._stop.set()
