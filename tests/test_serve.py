@@ -495,3 +495,19 @@ def test_a_damaged_version_is_refused_once_and_never_served(served,
     np.testing.assert_allclose(
         [row['scores'] for row in answer['predictions']],
         _in_process(served['models']['other'], windows), atol=1e-5)
+
+
+def test_an_unknown_model_is_one_log_line_not_a_traceback(served):
+  log = served['log']
+  log.flush()
+  before = open(log.name, encoding='utf-8').read()  # pylint: disable=consider-using-with
+  for _ in range(3):
+    status, answer = launch.post(
+        served['url'] + '/v1/models/' + 'x' * 5000 + ':predict',
+        {'instances': []})
+    assert status == 404 and len(answer['error']) <= 200, answer
+  time.sleep(0.5)
+  after = open(log.name, encoding='utf-8').read()[len(before):]  # pylint: disable=consider-using-with
+  lines = after.strip().splitlines()
+  assert len(lines) == 3 and 'Traceback' not in after, after
+  assert all('404 POST' in line and len(line) < 500 for line in lines), lines

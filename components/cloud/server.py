@@ -494,6 +494,7 @@ def serve(options: argparse.Namespace) -> None:
   sys.argv = sys.argv[:1]  # KServe reads its own flags on import
   from kserve import model_server  # pylint: disable=g-import-not-at-top
   from kserve.constants import constants  # pylint: disable=g-import-not-at-top
+  from kserve import errors  # pylint: disable=g-import-not-at-top
   from kserve.errors import InvalidInput  # pylint: disable=g-import-not-at-top
   from kserve.protocol.rest import server as rest  # pylint: disable=g-import-not-at-top
   from fastapi.responses import JSONResponse  # pylint: disable=g-import-not-at-top
@@ -504,6 +505,19 @@ def serve(options: argparse.Namespace) -> None:
 
   async def unpaired(_, exc):
     return JSONResponse(status_code=409, content={'error': str(exc)})
+
+  def one_line(status: int):
+    """A handler for a request the client got wrong, or a server not yet
+    ready: one log line (no traceback, the client's text shortened) where
+    KServe logs each with its traceback."""
+
+    async def handler(request, exc):
+      said = _first_line(exc)[:200]
+      LOG.warning('%d %s %s: %s', status, request.method,
+                  request.url.path[:100], said)
+      return JSONResponse(status_code=status, content={'error': said})
+
+    return handler
 
   class RESTServer(rest.RESTServer):
     """KServe's REST server on our address, with our error answers and
@@ -517,6 +531,13 @@ def serve(options: argparse.Namespace) -> None:
       super()._add_exception_handlers(app)
       app.add_exception_handler(InvalidInput, refused)
       app.add_exception_handler(PairingMismatch, unpaired)
+      for kind, status in ((errors.ModelNotFound, 404),
+                           (errors.ModelNotReady, 503),
+                           (errors.ServerNotReady, 503),
+                           (errors.ServerNotLive, 503),
+                           (errors.UnsupportedProtocol, 501),
+                           (NotImplementedError, 501)):
+        app.add_exception_handler(kind, one_line(status))
 
     def create_application(self):
       super().create_application()
