@@ -511,3 +511,9 @@ def test_an_unknown_model_is_one_log_line_not_a_traceback(served):
   lines = after.strip().splitlines()
   assert len(lines) == 3 and 'Traceback' not in after, after
   assert all('404 POST' in line and len(line) < 500 for line in lines), lines
+
+
+def test_a_body_not_of_the_protocol_s_shape_is_not_echoed(served):
+  status, answer = _predict(served, {'inputs': 'x' * 500_000}, version='v2')
+  assert status == 422, (status, str(answer)[:300])
+  assert 'inputs' in answer['error'] and len(json.dumps(answer)) < 1000

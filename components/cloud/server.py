@@ -497,6 +497,7 @@ def serve(options: argparse.Namespace) -> None:
   from kserve import errors  # pylint: disable=g-import-not-at-top
   from kserve.errors import InvalidInput  # pylint: disable=g-import-not-at-top
   from kserve.protocol.rest import server as rest  # pylint: disable=g-import-not-at-top
+  from fastapi.exceptions import RequestValidationError  # pylint: disable=g-import-not-at-top
   from fastapi.responses import JSONResponse  # pylint: disable=g-import-not-at-top
 
   level = getattr(logging, options.log_level.upper())
@@ -505,6 +506,17 @@ def serve(options: argparse.Namespace) -> None:
 
   async def unpaired(_, exc):
     return JSONResponse(status_code=409, content={'error': str(exc)})
+
+  async def invalid_shape(_, exc):
+    # FastAPI's own answer echoes the whole input (megabytes, for a body
+    # near the limit): where and what, shortened, instead.
+    found = exc.errors()
+    said = '; '.join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))[:80]}: "
+        f"{str(error.get('msg', ''))[:120]}" for error in found[:3])
+    return JSONResponse(status_code=422, content={
+        'error': f'the request is not of the protocol\'s shape ({said}'
+                 f'{"; ..." if len(found) > 3 else ""})'})
 
   def one_line(status: int):
     """A handler for a request the client got wrong, or a server not yet
@@ -531,6 +543,7 @@ def serve(options: argparse.Namespace) -> None:
       super()._add_exception_handlers(app)
       app.add_exception_handler(InvalidInput, refused)
       app.add_exception_handler(PairingMismatch, unpaired)
+      app.add_exception_handler(RequestValidationError, invalid_shape)
       for kind, status in ((errors.ModelNotFound, 404),
                            (errors.ModelNotReady, 503),
                            (errors.ServerNotReady, 503),
