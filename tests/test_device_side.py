@@ -142,7 +142,8 @@ def test_a_waveform_model_answers_recordings_and_the_image_model_images(
     ('outside_the_folder', ('manifest.json', "'../model.tflite'")),
     ('waveform_against_front_end', ('waveform.tflite', '[1, 22050]')),
     ('not_json', ('manifest.json', 'not JSON')),
-    ('front_end_against_image', ('manifest.json', '64-pixel pictures')),
+    ('front_end_against_image', ('manifest.json', '64 frames of')),
+    ('bands_against_image', ('manifest.json', 'of 64 mel bands')),
 ])
 def test_a_damaged_model_folder_is_refused_in_one_line(version, clip,
                                                        tmp_path, damage,
@@ -171,7 +172,10 @@ def test_a_damaged_model_folder_is_refused_in_one_line(version, clip,
         sample_rate=22050, window_samples=22050))
   elif damage == 'front_end_against_image':
     _manifest(folder, lambda m: m['input']['audio_front_end'].update(
-        image_size=64))
+        frames=64))
+  elif damage == 'bands_against_image':
+    _manifest(folder, lambda m: m['input']['audio_front_end'].update(
+        mel_bands=64))
   elif damage == 'not_json':
     with open(os.path.join(folder, 'manifest.json'), 'w') as f:
       f.write('{"model_file": ')

@@ -203,10 +203,14 @@ def open_version(path: str, parse_front_end=None) -> OpenedVersion:
                  'output': [1, len(labels)]},
                 f'the manifest and {labels_file}')
   record = manifest.front_end_record
-  if record is not None and record.get('image_size', image_size) != image_size:
-    raise _fault(folder, push.MANIFEST_FILE, 'its audio front end draws '
-                 f"{record.get('image_size')!r}-pixel pictures for a "
-                 f'{image_size}-pixel model')
+  if record is not None:
+    # The record gives the picture's side as its frames and mel bands.
+    drawn = (record.get('frames', image_size),
+             record.get('mel_bands', image_size))
+    if drawn != (image_size, image_size):
+      raise _fault(folder, push.MANIFEST_FILE, 'its audio front end draws '
+                   f'{drawn[0]!r} frames of {drawn[1]!r} mel bands, not the '
+                   f'{image_size}x{image_size} pictures its model takes')
   front_end = (_front_end_use(folder, lambda: parse_front_end(record))
                if record is not None and parse_front_end else None)
   opened = OpenedVersion(folder, manifest, labels, image_model, image_file,
