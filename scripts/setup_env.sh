@@ -85,14 +85,26 @@ EOF
   "$PY" -m venv "$VENV"
 fi
 
+# pip, its "WARNING: Location ... is ignored" lines left out (they come
+# from this machine's pip settings, one per package, hundreds a setup);
+# pip's own exit status is kept.
+quiet_pip() {
+  local log status=0
+  log="$(mktemp)"
+  "$VENV/bin/python" -m pip "$@" >"$log" 2>&1 || status=$?
+  grep -v '^WARNING: Location' "$log" >&2 || true
+  rm -f "$log"
+  return "$status"
+}
+
 echo "setup: installing the locked packages into $VENV (first time: a few minutes, about 3.4 GB)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.2"
+quiet_pip install --quiet --disable-pip-version-check "pip==24.2"
 # Compiled here, once. With pip's --no-compile a fresh clone's test suite
 # ran 792 s against about 590 s, its tests that start many fresh processes
 # 3 to 10 times slower (importing TensorFlow and TFX uncompiled costs about
 # 4 s more a process until the bytecode is written).
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$LOCK"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
-"$VENV/bin/python" -m pip check
+quiet_pip install --quiet --disable-pip-version-check --no-deps -r "$LOCK"
+quiet_pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+quiet_pip check
 lock_hash > "$STAMP"
 echo "setup: $VENV is in sync with requirements.lock"

@@ -544,8 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog='python -m pipeline', allow_abbrev=False,
       formatter_class=_HelpFormatter,
-      description='Train an on-device binary image classifier with TFX and '
-      'push it as a quantized TensorFlow Lite model.')
+      description='The Two-Phase Predictions pattern with TFX: phase one, a '
+      'small classifier of pictures or recordings that runs on the device '
+      '(a quantized TensorFlow Lite model), says whether a sound is an '
+      'instrument; phase two, served in the cloud, names the family of what '
+      'phase one flags. One pipeline trains, gates and pushes both.')
   commands = parser.add_subparsers(
       dest='command', required=True, metavar='COMMAND',
       parser_class=functools.partial(argparse.ArgumentParser,
