@@ -521,3 +521,48 @@ def test_a_body_not_of_the_protocol_s_shape_is_not_echoed(served):
   status, answer = _predict(served, {'inputs': 'x' * 500_000}, version='v2')
   assert status == 422, (status, str(answer)[:300])
   assert 'inputs' in answer['error'] and len(json.dumps(answer)) < 1000
+
+
+FUZZ_CASES = 300
+# What the fuzz may add to the server's resident memory (its idle figure
+# is about 600 MiB with TensorFlow loaded).
+FUZZ_MEMORY_MIB = 100
+
+
+def test_hostile_requests_get_a_4xx_or_an_answer_and_the_server_holds(
+    served):
+  import collections  # pylint: disable=import-outside-toplevel
+  import server_fuzz  # pylint: disable=import-outside-toplevel
+  window = bytes(FRONT_END.window_samples * 2)
+  valid = {'instances': [_b64(window)]}
+  assert _predict(served, valid)[0] == 200
+  idle = server_fuzz.rss_mib(served['process'].pid)
+  log = served['log']
+  log.flush()
+  logged_before = open(log.name, encoding='utf-8').read()  # pylint: disable=consider-using-with
+  statuses = collections.Counter()
+  peak = idle
+  for number, (kind, request) in enumerate(server_fuzz.requests(
+      FUZZ_CASES, window, NAME, seed=45)):
+    status, data = server_fuzz.send(served['port'], request)
+    statuses[status] += 1
+    # KServe answers a versioned path 501 (one version is served).
+    assert status < 500 or (status == 501 and b'versioning' in data), (
+        kind, request[:3], data[:300])
+    assert len(data) < 2000 or status == 200, (kind, len(data))
+    if status == 200:
+      answer = json.loads(data)
+      assert 'predictions' in answer or 'outputs' in answer, (kind, answer)
+    if number % 25 == 0:
+      peak = max(peak, server_fuzz.rss_mib(served['process'].pid))
+  assert served['process'].poll() is None
+  assert _predict(served, valid)[0] == 200
+  peak = max(peak, server_fuzz.rss_mib(served['process'].pid))
+  assert peak - idle < FUZZ_MEMORY_MIB, (idle, peak)
+  # Both answers and refusals were met: the fuzz reaches the model.
+  assert statuses[200] > 10 and sum(
+      n for s, n in statuses.items() if 400 <= s < 500) > 100, statuses
+  time.sleep(0.5)
+  logged = open(log.name, encoding='utf-8').read()[len(logged_before):]  # pylint: disable=consider-using-with
+  assert 'Traceback' not in logged, logged[-3000:]
+  assert len(logged.splitlines()) <= FUZZ_CASES, len(logged.splitlines())
