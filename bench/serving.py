@@ -13,6 +13,10 @@ pushed first: the default's ears (the pretrained musicnn models) and a
 classifier of the default's size, so its cost is the default's, while its
 answers mean nothing.
 
+Each is measured twice, the server answering every request alone (one
+model call a request) and batching as `serve` does by default (requests
+that arrive while the model is busy share its next call).
+
 The same machine runs clients and server: with more clients than cores,
 latency grows with the queue, and requests per second shows what one
 server process on this machine gives. Compare the ratios in one run.
@@ -110,6 +114,12 @@ def load(url: str, body: dict, clients: int, requests: int) -> Dict:
           'p95_ms': round(1000 * float(np.percentile(latencies, 95)), 1)}
 
 
+# How the server batches, each measured in turn on the same model: every
+# request alone (one model call a request, as before batching), and
+# `serve`'s defaults.
+SETTINGS = (('unbatched', 1, 0.0), ('batched (default)', None, None))
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--model', help='a folder of numbered versions')
@@ -119,25 +129,28 @@ def main() -> None:
   parser.add_argument('--json', help='write the figures here too')
   args = parser.parse_args()
   from components.cloud import launch  # pylint: disable=g-import-not-at-top
+  rows = []
   with tempfile.TemporaryDirectory(prefix='bench-serving-') as scratch:
     base = args.model or _push_small(scratch, args.name)
     body = {'instances': [{'b64': base64.b64encode(_window(base)).decode()}]}
-    started = time.perf_counter()
-    with launch.Server(base, args.name) as server:
-      server.wait_ready()
-      ready = time.perf_counter() - started
-      url = server.predict_url()
-      load(url, body, 1, 5)  # warm
-      rows = [load(url, body, clients, args.requests)
-              for clients in CLIENTS]
+    for setting, windows, wait_ms in SETTINGS:
+      started = time.perf_counter()
+      with launch.Server(base, args.name, batch_windows=windows,
+                         batch_wait_ms=wait_ms) as server:
+        server.wait_ready()
+        ready = time.perf_counter() - started
+        url = server.predict_url()
+        load(url, body, 1, 5)  # warm
+        rows += [dict(load(url, body, clients, args.requests),
+                      batching=setting) for clients in CLIENTS]
   print(f'KServe model server on {base}: ready in {ready:.1f} s; one window '
         'per request')
-  print(f"{'clients':>8} {'requests':>9} {'failed':>7} {'req/s':>8} "
-        f"{'p50 ms':>8} {'p95 ms':>8}")
+  print(f"{'batching':>18} {'clients':>8} {'requests':>9} {'failed':>7} "
+        f"{'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
   for row in rows:
-    print(f"{row['clients']:>8} {row['requests']:>9} {row['failed']:>7} "
-          f"{row['requests_per_second']:>8} {row['p50_ms']:>8} "
-          f"{row['p95_ms']:>8}")
+    print(f"{row['batching']:>18} {row['clients']:>8} {row['requests']:>9} "
+          f"{row['failed']:>7} {row['requests_per_second']:>8} "
+          f"{row['p50_ms']:>8} {row['p95_ms']:>8}")
   if args.json:
     with open(args.json, 'w', encoding='utf-8') as f:
       json.dump({'model': args.model or 'untrained, default size',

@@ -566,3 +566,35 @@ def test_hostile_requests_get_a_4xx_or_an_answer_and_the_server_holds(
   logged = open(log.name, encoding='utf-8').read()[len(logged_before):]  # pylint: disable=consider-using-with
   assert 'Traceback' not in logged, logged[-3000:]
   assert len(logged.splitlines()) <= FUZZ_CASES, len(logged.splitlines())
+
+
+def test_concurrent_requests_are_answered_as_each_would_be_alone(served):
+  windows = _windows()
+  alone = {}
+  for index, window in enumerate(windows):
+    status, answer = _predict(served, {'instances': [_b64(window)]})
+    assert status == 200
+    alone[index] = (answer['model_version'],
+                    answer['predictions'][0]['scores'])
+  together, failures = {}, []
+
+  def client(index):
+    for _ in range(5):
+      status, answer = _predict(served, {'instances': [_b64(windows[index])]})
+      if status != 200:
+        failures.append(answer)
+        return
+      together.setdefault(index, []).append(
+          (answer['model_version'], answer['predictions'][0]['scores']))
+
+  threads = [threading.Thread(target=client, args=(i,))
+             for i in range(len(windows))]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert not failures, failures[:2]
+  for index, answers in together.items():
+    for version, scores in answers:
+      assert version == alone[index][0]
+      np.testing.assert_allclose(scores, alone[index][1], atol=1e-6)

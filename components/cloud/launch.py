@@ -83,12 +83,17 @@ def free_port() -> int:
 
 def command(base: str, name: str, host: str, port: int,
             poll_seconds: Optional[float] = None,
-            log_level: str = 'info') -> List[str]:
+            log_level: str = 'info', batch_windows: Optional[int] = None,
+            batch_wait_ms: Optional[float] = None) -> List[str]:
   found = [kserve_python(), '-m', 'components.cloud.server', '--base', base,
            '--name', name, '--host', host, '--port', str(port),
            '--log-level', log_level]
   if poll_seconds is not None:
     found += ['--poll-seconds', str(poll_seconds)]
+  if batch_windows is not None:
+    found += ['--batch-windows', str(batch_windows)]
+  if batch_wait_ms is not None:
+    found += ['--batch-wait-ms', str(batch_wait_ms)]
   return found
 
 
@@ -123,11 +128,14 @@ class Server:
 
   def __init__(self, base: str, name: str, port: Optional[int] = None,
                host: str = '127.0.0.1', poll_seconds: Optional[float] = None,
-               log: Optional[IO] = None, log_level: str = 'info'):
+               log: Optional[IO] = None, log_level: str = 'info',
+               batch_windows: Optional[int] = None,
+               batch_wait_ms: Optional[float] = None):
     self.name, self.host = name, host
     self.port = port or free_port()
     self.process = subprocess.Popen(
-        command(base, name, host, self.port, poll_seconds, log_level),
+        command(base, name, host, self.port, poll_seconds, log_level,
+                batch_windows, batch_wait_ms),
         env=environment(), stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True)
@@ -202,7 +210,8 @@ def post(url: str, body: dict, timeout: float = 30.0):
 
 
 def run_foreground(base: str, name: str, host: str, port: int,
-                   log_level: str) -> int:
+                   log_level: str, batch_windows: Optional[int] = None,
+                   batch_wait_ms: Optional[float] = None) -> int:
   """Runs the server until it exits or is interrupted (Ctrl-C stops it
   gracefully); returns its exit code. SIGTERM, Kubernetes' way of
   stopping a container, is passed on to the server; the launcher returns
@@ -210,7 +219,10 @@ def run_foreground(base: str, name: str, host: str, port: int,
   server is left answering on the port. KServe's server takes SIGTERM's
   default action: what is in flight is not answered."""
   process = subprocess.Popen(command(base, name, host, port,
-                                     log_level=log_level), env=environment())
+                                     log_level=log_level,
+                                     batch_windows=batch_windows,
+                                     batch_wait_ms=batch_wait_ms),
+                             env=environment())
   stopping = []
 
   def forward(signum, _frame):

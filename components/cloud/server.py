@@ -47,6 +47,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import collections
 import dataclasses
 import json
 import logging
@@ -56,7 +57,7 @@ import threading
 import time
 import uuid
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from components.common import pairing
 
@@ -73,6 +74,9 @@ MAX_BODY_BYTES = 1_500_000
 # A pairing key is a short digest (components/common/pairing.py); what is
 # longer is not one, and is never echoed back.
 MAX_PAIRING_KEY = 128
+# At most this many windows a model call, from requests that arrived
+# together (Batcher).
+DEFAULT_BATCH_WINDOWS = 64
 LOG = logging.getLogger('phase_two_server')
 
 
@@ -89,6 +93,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       default=DEFAULT_POLL_SECONDS)
   parser.add_argument('--log-level', default='info',
                       choices=('debug', 'info', 'warning', 'error'))
+  parser.add_argument('--batch-windows', type=int,
+                      default=DEFAULT_BATCH_WINDOWS)
+  parser.add_argument('--batch-wait-ms', type=float, default=0.0)
   return parser.parse_args(argv)
 
 
@@ -297,6 +304,121 @@ def run(version: Version, data: List[bytes]) -> Dict[str, Any]:
   return {name: tensor.numpy() for name, tensor in answer.items()}
 
 
+class Batcher:
+  """Answers the windows of requests that arrive together with one model
+  call, as TensorFlow Serving's batching does: a model call costs less a
+  window the more windows it takes.
+
+  While the model is busy, requests wait; when it is free, the next call
+  takes every waiting request of the same version, in order, up to
+  `max_windows` windows (a request is never split). A request that finds
+  the model free runs at once, unless `max_wait` asks it to wait that long
+  for company; none waits longer than that before its call starts. The
+  answers are split back to their requests. When a batch fails on one
+  request's windows, each of its requests is answered alone, so one bad
+  request never fails another.
+
+  Args:
+    max_windows: at most this many windows a model call.
+    max_wait: seconds a request may wait for company while the model is
+      free (0: none).
+    call: runs one model call (:func:`run`).
+  """
+
+  def __init__(self, max_windows: int = DEFAULT_BATCH_WINDOWS,
+               max_wait: float = 0.0,
+               call: Callable[[Version, List[bytes]], Dict[str, Any]] = None):
+    self.max_windows, self.max_wait = max_windows, max_wait
+    self._call = call or run
+    self._waiting: 'collections.deque' = collections.deque()
+    self._wake: Optional[asyncio.Event] = None
+    self._worker: Optional[asyncio.Task] = None
+    self.calls = 0
+
+  async def answer(self, version: Version, data: List[bytes]
+                   ) -> Dict[str, Any]:
+    """The model's answers for one request's windows (as :func:`run`)."""
+    loop = asyncio.get_running_loop()
+    if self._worker is None:
+      self._wake = asyncio.Event()
+      self._worker = loop.create_task(self._work())
+    future = loop.create_future()
+    self._waiting.append((version, data, future, loop.time()))
+    self._wake.set()
+    return await future
+
+  async def _work(self) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+      await self._wake.wait()
+      self._wake.clear()
+      while self._waiting:
+        version, _, _, since = self._waiting[0]
+        # Company may come until the bound, or until the call is full.
+        left = self.max_wait - (loop.time() - since)
+        while left > 0 and self._windows_of(version) < self.max_windows:
+          try:
+            await asyncio.wait_for(self._wake.wait(), left)
+          except asyncio.TimeoutError:
+            break
+          self._wake.clear()
+          left = self.max_wait - (loop.time() - since)
+        await self._run(self._take())
+
+  def _windows_of(self, version: Version) -> int:
+    return sum(len(data) for v, data, _, _ in self._waiting if v is version)
+
+  def _take(self) -> list:
+    """The next call's requests: the first waiting, then those after it of
+    its version while the windows fit."""
+    batch = [self._waiting.popleft()]
+    windows = len(batch[0][1])
+    while self._waiting and self._waiting[0][0] is batch[0][0] and (
+        windows + len(self._waiting[0][1]) <= self.max_windows):
+      batch.append(self._waiting.popleft())
+      windows += len(batch[-1][1])
+    return [item for item in batch if not item[2].done()]
+
+  async def _run(self, batch: list) -> None:
+    if not batch:
+      return
+    loop = asyncio.get_running_loop()
+    version = batch[0][0]
+    data = [window for _, windows, _, _ in batch for window in windows]
+    try:
+      self.calls += 1
+      answer = await loop.run_in_executor(None, self._call, version, data)
+    except RequestError as e:
+      if len(batch) == 1:
+        _settle(batch[0][2], error=e)
+      else:
+        for item in batch:
+          await self._run([item])
+      return
+    except Exception as e:  # pylint: disable=broad-except
+      for item in batch:
+        _settle(item[2], error=e)
+      return
+    at = 0
+    for _, windows, future, _ in batch:
+      count = len(windows)
+      _settle(future, result={
+          name: values[at:at + count] if len(values) == len(data) else values
+          for name, values in answer.items()})
+      at += count
+
+
+def _settle(future: 'asyncio.Future', result: Any = None,
+            error: Optional[BaseException] = None) -> None:
+  """Answers a request's future, unless its client has gone."""
+  if future.done():
+    return
+  if error is not None:
+    future.set_exception(error)
+  else:
+    future.set_result(result)
+
+
 def v1_answer(version: Version, answer: Dict[str, Any]) -> Dict[str, Any]:
   rows = []
   for scores, label in zip(answer['scores'], answer['label']):
@@ -307,7 +429,8 @@ def v1_answer(version: Version, answer: Dict[str, Any]) -> Dict[str, Any]:
           PAIRING_FIELD: version.pairing_key}
 
 
-def make_model(base: str, name: str, poll_seconds: float):
+def make_model(base: str, name: str, poll_seconds: float,
+               batcher: Optional[Batcher] = None):
   """The KServe model serving `base`'s newest version as `name`."""
   import kserve  # pylint: disable=g-import-not-at-top
   from kserve.errors import InvalidInput  # pylint: disable=g-import-not-at-top
@@ -321,6 +444,7 @@ def make_model(base: str, name: str, poll_seconds: float):
       self.current: Optional[Version] = None
       self._stop = threading.Event()
       self._loader = Loader(base)
+      self.batcher = batcher or Batcher()
 
     def load(self) -> bool:
       found = versions(base)
@@ -371,8 +495,7 @@ def make_model(base: str, name: str, poll_seconds: float):
           payload = v1_body(payload)
           version.check_pairing(payload.get(PAIRING_FIELD))
           data = v1_instances(payload, version)
-        answer = await asyncio.get_running_loop().run_in_executor(
-            None, run, version, data)
+        answer = await self.batcher.answer(version, data)
       except RequestError as e:
         raise InvalidInput(str(e)) from None
       if isinstance(payload, infer_type.InferRequest):
@@ -557,7 +680,9 @@ def serve(options: argparse.Namespace) -> None:
       import kserve.model_server as ks  # pylint: disable=g-import-not-at-top
       ks.app.add_middleware(_BodyLimit)
 
-  model = make_model(options.base, options.name, options.poll_seconds)
+  model = make_model(options.base, options.name, options.poll_seconds,
+                     Batcher(options.batch_windows,
+                             options.batch_wait_ms / 1000.0))
   model.load()
   server = model_server.ModelServer(
       http_port=options.port, enable_grpc=False, enable_docs_url=False,

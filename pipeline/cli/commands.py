@@ -440,13 +440,23 @@ def _cmd_serve(args: argparse.Namespace,
   warning = launch.check_address(args.host, args.port)
   if warning:
     print(warning, file=sys.stderr, flush=True)
+  if not 1 <= args.batch_windows <= MAX_SERVE_BATCH_WINDOWS:
+    raise config_lib.ConfigError(
+        f'--batch-windows {args.batch_windows}: expected 1 to '
+        f'{MAX_SERVE_BATCH_WINDOWS} windows a model call')
+  if not (math.isfinite(args.batch_wait_ms) and
+          0 <= args.batch_wait_ms <= MAX_SERVE_BATCH_WAIT_MS):
+    raise config_lib.ConfigError(
+        f'--batch-wait-ms {args.batch_wait_ms:g}: expected 0 to '
+        f'{MAX_SERVE_BATCH_WAIT_MS} ms')
   launch.kserve_python()  # says how to make the environment if absent
   base, copied = _served_base(args, config)
   print(f'serve: starting KServe on the newest version in {base} '
         '(Ctrl-C stops it)', flush=True)
   try:
     return launch.run_foreground(base, config.served_model_name, args.host,
-                                 args.port, args.log_level)
+                                 args.port, args.log_level,
+                                 args.batch_windows, args.batch_wait_ms)
   finally:
     if copied:
       shutil.rmtree(os.path.dirname(base), ignore_errors=True)
@@ -721,6 +731,15 @@ def build_parser() -> argparse.ArgumentParser:
                      '0.0.0.0 for every address)')
   serve.add_argument('--port', type=int, default=8080,
                      help='HTTP port (default %(default)s)')
+  serve.add_argument('--batch-windows', type=int, default=64, metavar='N',
+                     help='at most N windows a model call: requests that '
+                     'arrive while the model is busy are answered together '
+                     '(default %(default)s; 1 answers each request alone)')
+  serve.add_argument('--batch-wait-ms', type=float, default=0.0,
+                     metavar='MS',
+                     help='how long a request that finds the model free may '
+                     'wait for others to join its call (default '
+                     '%(default)s: it runs at once)')
   serve.add_argument('--log-level', default='info',
                      choices=('debug', 'info', 'warning', 'error'),
                      help='debug logs one line per request (default '
@@ -805,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands whose every log record goes to a log file (see pipeline.runners.logs).
+# The bounds of serve's batching flags.
+MAX_SERVE_BATCH_WINDOWS = 1024
+MAX_SERVE_BATCH_WAIT_MS = 1000
 _LOGGED_COMMANDS = ('run', 'schedule')
 
 
