@@ -313,7 +313,11 @@ def test_a_version_pushed_while_clients_send_is_picked_up_with_no_failure(
   np.testing.assert_allclose(np.array(seen[-1][1]), other, atol=1e-5)
 
 
-def test_sigterm_to_serve_stops_the_model_server_too(served):
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_serve_answers_what_is_in_flight_then_stops(served,
+                                                                signum):
+  import http.client  # pylint: disable=import-outside-toplevel
+  import socket  # pylint: disable=import-outside-toplevel
   port = launch.free_port()
   process = subprocess.Popen(
       [sys.executable, '-m', 'pipeline', 'serve', '--serving-destination',
@@ -323,11 +327,26 @@ def test_sigterm_to_serve_stops_the_model_server_too(served):
   url = f'http://127.0.0.1:{port}'
   try:
     launch.wait_ready(url, NAME, process)
-    # As Kubernetes stops a container: SIGTERM to the launcher alone.
-    process.send_signal(signal.SIGTERM)
+    # A request in flight: its body half sent when the signal comes.
+    body = json.dumps({'instances': [_b64(_windows()[0])]}).encode()
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    connection.putrequest('POST', f'/v1/models/{NAME}:predict')
+    connection.putheader('Content-Type', 'application/json')
+    connection.putheader('Content-Length', str(len(body)))
+    connection.endheaders()
+    connection.send(body[:len(body) // 2])
+    time.sleep(0.5)
+    # As Kubernetes stops a container (SIGTERM), or a terminal closes
+    # (SIGHUP): to the launcher alone.
+    process.send_signal(signum)
+    time.sleep(0.5)
+    connection.send(body[len(body) // 2:])
+    response = connection.getresponse()
+    assert response.status == 200
+    assert len(json.loads(response.read())['predictions']) == 1
+    connection.close()
     assert process.wait(60) == 0
     with pytest.raises(OSError):
-      import socket  # pylint: disable=import-outside-toplevel
       socket.create_connection(('127.0.0.1', port), timeout=2).close()
   finally:
     if process.poll() is None:

@@ -214,10 +214,11 @@ def run_foreground(base: str, name: str, host: str, port: int,
                    batch_wait_ms: Optional[float] = None) -> int:
   """Runs the server until it exits or is interrupted (Ctrl-C stops it
   gracefully); returns its exit code. SIGTERM, Kubernetes' way of
-  stopping a container, is passed on to the server; the launcher returns
-  0 when the server has stopped (killing it after `STOP_SECONDS`), so no
-  server is left answering on the port. KServe's server takes SIGTERM's
-  default action: what is in flight is not answered."""
+  stopping a container, and SIGHUP, a closed terminal's, are passed on to
+  the server as SIGTERM: it stops taking connections, answers the requests
+  in flight (uvicorn's graceful shutdown, up to its grace period) and
+  exits; the launcher returns 0 when it has stopped (killing it after
+  `STOP_SECONDS`), so no server is left answering on the port."""
   process = subprocess.Popen(command(base, name, host, port,
                                      log_level=log_level,
                                      batch_windows=batch_windows,
@@ -227,13 +228,14 @@ def run_foreground(base: str, name: str, host: str, port: int,
 
   def forward(signum, _frame):
     stopping.append(signum)
-    process.send_signal(signum)
+    process.send_signal(signal.SIGTERM)
     timer = threading.Timer(STOP_SECONDS, lambda: process.poll() is None
                             and process.kill())
     timer.daemon = True
     timer.start()
 
-  previous = signal.signal(signal.SIGTERM, forward)
+  previous = {signum: signal.signal(signum, forward)
+              for signum in (signal.SIGTERM, signal.SIGHUP)}
   try:
     code = process.wait()
     return 0 if stopping and code in (0, -signal.SIGTERM,
@@ -248,5 +250,6 @@ def run_foreground(base: str, name: str, host: str, port: int,
       process.kill()
       return process.wait()
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
     sys.stdout.flush()
