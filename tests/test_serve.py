@@ -617,3 +617,25 @@ def test_concurrent_requests_are_answered_as_each_would_be_alone(served):
     for version, scores in answers:
       assert version == alone[index][0]
       np.testing.assert_allclose(scores, alone[index][1], atol=1e-6)
+
+
+def test_v2_model_metadata_names_the_input_and_outputs(served):
+  import urllib.request  # pylint: disable=import-outside-toplevel
+  with urllib.request.urlopen(f"{served['url']}/v2/models/{NAME}",
+                              timeout=30) as response:
+    found = json.loads(response.read())
+  assert found['name'] == NAME
+  assert found['inputs'] == [{'name': 'audio_pcm', 'datatype': 'BYTES',
+                              'shape': [-1]}]
+  assert found['outputs'] == [
+      {'name': 'scores', 'datatype': 'FP32', 'shape': [-1, len(CLASSES)]},
+      {'name': 'classes', 'datatype': 'BYTES', 'shape': [-1, len(CLASSES)]},
+      {'name': 'label', 'datatype': 'BYTES', 'shape': [-1]}]
+  # What the metadata says is what an answer holds.
+  status, answer = _predict(served, {'inputs': [{
+      'name': 'audio_pcm', 'shape': [2], 'datatype': 'BYTES',
+      'data': [_b64(w) for w in _windows()[:2]]}]}, 'v2')
+  assert status == 200
+  assert [(o['name'], o['datatype'], o['shape']) for o in answer['outputs']
+          ] == [('scores', 'FP32', [2, 3]), ('classes', 'BYTES', [2, 3]),
+                ('label', 'BYTES', [2])]

@@ -514,6 +514,19 @@ def make_model(base: str, name: str, poll_seconds: float,
       return _checked([_decode(value, f'element {i}', version)
                        for i, value in enumerate(values)])
 
+    def get_input_types(self) -> List[Dict[str, Any]]:
+      """V2 model metadata's inputs: one BYTES element a window."""
+      return [{'name': self.current.input_name, 'datatype': 'BYTES',
+               'shape': [-1]}]
+
+    def get_output_types(self) -> List[Dict[str, Any]]:
+      """V2 model metadata's outputs, as :meth:`_v2_answer` gives them."""
+      classes = len(self.current.classes)
+      return [{'name': 'scores', 'datatype': 'FP32', 'shape': [-1, classes]},
+              {'name': 'classes', 'datatype': 'BYTES',
+               'shape': [-1, classes]},
+              {'name': 'label', 'datatype': 'BYTES', 'shape': [-1]}]
+
     def _v2_answer(self, payload, version: Version, answer):
       scores = answer['scores'].astype('float32')
       labels = [label.decode('utf-8') for label in answer['label']]
