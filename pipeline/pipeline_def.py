@@ -198,7 +198,12 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
           signature_name=features.SERVING_EXAMPLES_SIGNATURE,
           label_key=features.LABEL_KEY,
           preprocessing_function_names=[])],
-      slicing_specs=[tfma.SlicingSpec()],
+      # Overall, and by what ingestion recorded of each example: the family
+      # of an instrument, the kind of any other sound (spans without them
+      # give no such slice).
+      slicing_specs=[tfma.SlicingSpec(),
+                     tfma.SlicingSpec(feature_keys=[features.FAMILY_KEY]),
+                     tfma.SlicingSpec(feature_keys=[features.KIND_KEY])],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
           tfma.MetricConfig(

@@ -362,6 +362,17 @@ def test_the_report_and_inspect_show_both_models(audio_run):
   assert rows['waveform_bytes'] == [str(wave.proof['bytes'])], out
   assert rows['pushed_bytes'] == [str(manifest.bytes)], out
   assert 'waveform_eval_agreement' in rows and 'waveform_latency_ms_median' in rows
+  # Phase one's evaluation by family (TFMA slices): both families of the
+  # eval split, no kind (the other sounds lie in their class folder).
+  found = {line.split(':')[0]: float(line.split()[-1])
+           for line in out.splitlines() if ': found at 0.5' in line}
+  assert set(found) == {'family low', 'family high'}, out
+  assert all(0.0 <= share <= 1.0 for share in found.values())
+  assert 'flagged at 0.5' not in out
+  sliced = page[page.index('TFMA slices, at 0.5'):]
+  sliced = sliced[:sliced.index('</table>')]
+  for name, share in found.items():
+    assert name in sliced and f'{share:.4f} found' in sliced, sliced
   # And the run's own summary says it in a line.
   text = summary_lib.format_summary(audio_run['summary'])
   assert (f"Waveform model: {wave.proof['bytes']:,} bytes" in text and

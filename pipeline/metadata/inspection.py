@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from components import contracts
 from components.common import storage
 from components.model_search import trials as trials_lib
+from components.modules import features
 from pipeline.metadata import mlmd
 from pipeline.metadata import summary as summary_lib
 
@@ -150,6 +151,9 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
         'metrics': mlmd.evaluation_metrics(evaluation.uri)}
     if record.blessed is not None:
       entry['blessed'] = record.blessed
+    sliced = sliced_rows(evaluation.uri)
+    if sliced:
+      entry['slices'] = sliced
     pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
     if pushed is not None:
       entry['tflite'] = mlmd.pushed_summary(pushed)
@@ -169,6 +173,23 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
     if len(result) >= last:
       break
   return result
+
+
+def sliced_rows(uri: str) -> Dict[str, float]:
+  """Phase one's evaluation by what ingestion recorded (the Evaluator's
+  slices, at TFMA's threshold of 0.5): the share of each kind of other
+  sound flagged as an instrument, and the share of each family found."""
+  found = mlmd.slice_metrics(uri, (features.KIND_KEY, features.FAMILY_KEY))
+  rows = {}
+  for feature, said in ((features.KIND_KEY, 'flagged'),
+                        (features.FAMILY_KEY, 'found')):
+    for value, metrics in sorted(found.get(feature, {}).items()):
+      accuracy = metrics.get('binary_accuracy')
+      if accuracy is None:
+        continue
+      share = 1.0 - accuracy if feature == features.KIND_KEY else accuracy
+      rows[f'{feature} {value}: {said} at 0.5'] = round(share, 4)
+  return rows
 
 
 def run_trials(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
@@ -284,7 +305,10 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
     tflite += board
   second = list(dict.fromkeys(name for row in rows
                               for name in row.get('phase_two', {})))
-  width = max(len(n) for n in names + list(tflite) + second + ['blessed'])
+  sliced = list(dict.fromkeys(name for row in rows
+                              for name in row.get('slices', {})))
+  width = max(len(n) for n in names + list(tflite) + second + sliced +
+              ['blessed'])
   header = ' ' * width + ''.join(f'  {row["run_id"][-15:]:>15}'
                                  for row in rows)
   lines = [header]
@@ -293,6 +317,9 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
         f"  {row.get('metrics', {}).get(name, ''):>15}" for row in rows))
   lines.append(f"{'blessed':<{width}}" + ''.join(
       f"  {str(row.get('blessed', '')):>15}" for row in rows))
+  for name in sliced:
+    lines.append(f'{name:<{width}}' + ''.join(
+        f"  {str(row.get('slices', {}).get(name, '')):>15}" for row in rows))
   for name in tflite:
     lines.append(f'{name:<{width}}' + ''.join(
         f"  {str(row.get('tflite', {}).get(name, '')):>15}" for row in rows))

@@ -8,7 +8,7 @@ the report alike.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -383,6 +383,30 @@ def evaluation_metrics(uri: str) -> Dict[str, float]:
       if value.HasField('double_value'):
         metrics[key.key.name] = round(value.double_value.value, 4)
   return metrics
+
+
+def slice_metrics(uri: str, features_: Sequence[str]
+                  ) -> Dict[str, Dict[str, Dict[str, float]]]:
+  """The metrics the Evaluator wrote under `uri` for each slice of one of
+  `features_`: {feature: {value: {metric: value}}}."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  found: Dict[str, Dict[str, Dict[str, float]]] = {}
+  for sliced in tfma.load_metrics(uri):
+    keys = sliced.slice_key.single_slice_keys
+    if len(keys) != 1 or keys[0].column not in features_:
+      continue
+    key = keys[0]
+    kind = key.WhichOneof('kind')
+    value = getattr(key, kind) if kind else ''
+    if isinstance(value, bytes):
+      value = value.decode('utf-8', 'replace')
+    metrics = found.setdefault(key.column, {}).setdefault(str(value), {})
+    for item in sliced.metric_keys_and_values:
+      if item.key.model_name not in ('', 'candidate') or item.key.is_diff:
+        continue
+      if item.value.HasField('double_value'):
+        metrics[item.key.name] = round(item.value.double_value.value, 4)
+  return found
 
 
 def class_recall(uri: str, names: List[str]) -> Dict[str, Optional[float]]:

@@ -9,6 +9,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import data_gate
 from components.common import storage
+from components.modules import features
 from pipeline.metadata import mlmd
 
 
@@ -58,10 +59,14 @@ def read_anomalies(uri: str) -> Dict[str, Any]:
 
 
 def read_evaluation(uri: str) -> Dict[str, Any]:
-  """Metrics, thresholds, validation outcome and confusion matrices."""
+  """Metrics (overall and by the recorded kind or family), thresholds,
+  validation outcome and confusion matrices."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   result: Dict[str, Any] = {'metrics': mlmd.evaluation_metrics(uri),
-                            'thresholds': {}, 'matrices': [], 'failures': []}
+                            'thresholds': {}, 'matrices': [], 'failures': [],
+                            'slices': mlmd.slice_metrics(
+                                uri, (features.KIND_KEY,
+                                      features.FAMILY_KEY))}
   try:
     config = json.loads(storage.read_text(storage.join(
         uri, 'eval_config.json'))).get('evalConfig', {})

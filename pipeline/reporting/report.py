@@ -269,8 +269,20 @@ def _evaluation(evaluation: Optional[Dict[str, Any]], blessed: Optional[bool],
     threshold = evaluation['thresholds'].get(_METRIC_CLASS.get(name, name))
     rows.append((name, value, _threshold_text(threshold) if threshold else ''))
   matrix = _matrix_at(evaluation['matrices'])
+  sliced = []
+  for feature, said in ((features.KIND_KEY, 'flagged as an instrument'),
+                        (features.FAMILY_KEY, 'found')):
+    for value, metrics in sorted(evaluation.get('slices', {}).get(
+        feature, {}).items()):
+      if 'binary_accuracy' in metrics:
+        share = metrics['binary_accuracy']
+        if feature == features.KIND_KEY:
+          share = 1.0 - share
+        sliced.append((f'{feature} {value}', int(metrics.get(
+            'example_count', 0)), f'{share:.4f} {said}'))
   return {
       'blessed': blessed, 'failures': evaluation['failures'], 'rows': rows,
+      'sliced': sliced,
       'misclassified': misclassified,
       'confusion': (report_charts.confusion_chart(
           matrix, class_names, matrix['threshold']) if matrix else None),
