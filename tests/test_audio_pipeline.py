@@ -362,6 +362,11 @@ def test_the_report_and_inspect_show_both_models(audio_run):
   assert rows['waveform_bytes'] == [str(wave.proof['bytes'])], out
   assert rows['pushed_bytes'] == [str(manifest.bytes)], out
   assert 'waveform_eval_agreement' in rows and 'waveform_latency_ms_median' in rows
+  # Phase one's threshold, as its manifest holds it, and the pair's figures.
+  assert float(rows['threshold'][0]) == pytest.approx(
+      manifest.decision_threshold, abs=1e-4), out
+  assert 'cascade accuracy at 20% instruments' in out, out
+  assert 'cascade cloud share at 20% instruments' in out, out
   # Phase one's evaluation by family (TFMA slices): both families of the
   # eval split, no kind (the other sounds lie in their class folder).
   found = {line.split(':')[0]: float(line.split()[-1])

@@ -137,9 +137,11 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
 
   Returns:
     Newest first: `run_id`, `metrics` (Evaluator, overall slice),
-    `blessed`, `tflite` (the pusher's recorded figures) and, when phase
+    `slices` (by recorded family and kind), `blessed`, `tflite` (the
+    pusher's recorded figures, its threshold among them) and, when phase
     two trained, `phase_two` (its accuracy, blessing and recall per
-    class).
+    class) and `cascade` (the pair's accuracy and cloud share at each
+    share of instruments).
   """
   result = []
   for record in mlmd.run_records(store, pipeline_name):
@@ -157,6 +159,17 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
     pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
     if pushed is not None:
       entry['tflite'] = mlmd.pushed_summary(pushed)
+    judged = summary_lib.cascade_figures(record).get('by_pi', {})
+    if judged:
+      # The pair end to end at each share of instruments (`inspect
+      # cascade` has the rest).
+      entry['cascade'] = {
+          f'cascade {name} at {float(pi):.0%} instruments': round(
+              figures[key], 4)
+          for pi, figures in sorted(judged.items(), key=lambda p: float(p[0]))
+          for name, key in (('accuracy', 'accuracy'),
+                            ('cloud share', 'cloud_share'))
+          if figures.get(key) is not None}
     second = summary_lib.phase_two(record)
     if second is not None and second.get('trained'):
       entry['phase_two'] = {
@@ -293,6 +306,10 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
   names = sorted({name for row in rows for name in row.get('metrics', {})})
   tflite = ('mode', 'tflite_accuracy', 'tflite_auc', 'size_ratio',
             'pushed_bytes', 'latency_ms_median', 'pushed_version')
+  # Phase one's threshold, when the pusher chose one.
+  chosen = ('threshold', 'threshold_recall', 'threshold_false_positive_rate')
+  if any(name in row.get('tflite', {}) for row in rows for name in chosen):
+    tflite += chosen
   # The waveform model's rows, when a run pushed from recordings.
   waveform = ('waveform_bytes', 'waveform_latency_ms_median',
               'waveform_eval_windows', 'waveform_eval_agreement',
@@ -307,7 +324,9 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
                               for name in row.get('phase_two', {})))
   sliced = list(dict.fromkeys(name for row in rows
                               for name in row.get('slices', {})))
-  width = max(len(n) for n in names + list(tflite) + second + sliced +
+  pair = list(dict.fromkeys(name for row in rows
+                            for name in row.get('cascade', {})))
+  width = max(len(n) for n in names + list(tflite) + second + sliced + pair +
               ['blessed'])
   header = ' ' * width + ''.join(f'  {row["run_id"][-15:]:>15}'
                                  for row in rows)
@@ -327,6 +346,9 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
     lines.append(f'{name:<{width}}' + ''.join(
         f"  {str(row.get('phase_two', {}).get(name, '')):>15}"
         for row in rows))
+  for name in pair:
+    lines.append(f'{name:<{width}}' + ''.join(
+        f"  {str(row.get('cascade', {}).get(name, '')):>15}" for row in rows))
   return '\n'.join(lines)
 
 
