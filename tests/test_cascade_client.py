@@ -212,16 +212,16 @@ def test_the_end_of_a_run_waits_for_a_down_server_only_as_long_as_told(
   clip = _wav(tmp_path, 'clip.wav', _offsets(0, 0.3))
   command = [sys.executable, '-m', 'pipeline', 'predict', '--model',
              phase_one, '--cascade', 'http://127.0.0.1:9', clip]
-  started = time.monotonic()
   done = subprocess.run(command + ['--cascade-drain', '0.5'], env=ENV,
                         cwd=REPO_ROOT, capture_output=True, text=True,
                         timeout=120, check=False)
-  # Nothing listens there: the flagged window stays "family unknown", and
-  # the run ends well before the default 10 s of waiting.
+  # Nothing listens there: the flagged window stays "family unknown" once
+  # the 0.5 s drain is over, and the summary says why (the drain's own
+  # time is measured in process, by the test after the fault tests).
   assert done.returncode == 0, done.stderr
-  assert time.monotonic() - started < cascade.DEFAULT_DRAIN_SECONDS - 1
   assert '1.00-2.00 s  instrument, family unknown' in done.stdout, done.stdout
-  assert '1 family unknown' in done.stdout
+  assert ('1 family unknown, 1 with no answer within the 0.5 s drain; '
+          'phase two could not be reached') in done.stdout, done.stdout
   refused = subprocess.run(command + ['--cascade-drain', '-1'], env=ENV,
                            cwd=REPO_ROOT, capture_output=True, text=True,
                            timeout=120, check=False)
