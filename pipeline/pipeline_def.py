@@ -193,6 +193,7 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
   Returns:
     A TFMA EvalConfig over the `serving_default` (tf.Example) signature.
   """
+  overall = tfma.SlicingSpec()
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=features.SERVING_EXAMPLES_SIGNATURE,
@@ -200,20 +201,26 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
           preprocessing_function_names=[])],
       # Overall, and by what ingestion recorded of each example: the family
       # of an instrument, the kind of any other sound (spans without them
-      # give no such slice).
-      slicing_specs=[tfma.SlicingSpec(),
+      # give no such slice). The slices are shown, never gated: a slice of
+      # one class has no AUC, and its accuracy is a recall.
+      slicing_specs=[overall,
                      tfma.SlicingSpec(feature_keys=[features.FAMILY_KEY]),
                      tfma.SlicingSpec(feature_keys=[features.KIND_KEY])],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
           tfma.MetricConfig(
-              class_name='AUC',
-              threshold=_gated(config.min_auc, config.max_auc_drop)),
+              class_name='AUC', per_slice_thresholds=[
+                  tfma.PerSliceMetricThreshold(
+                      slicing_specs=[overall],
+                      threshold=_gated(config.min_auc,
+                                       config.max_auc_drop))]),
           tfma.MetricConfig(
-              class_name='BinaryAccuracy',
-              threshold=tfma.MetricThreshold(
-                  value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={'value': config.min_accuracy}))),
+              class_name='BinaryAccuracy', per_slice_thresholds=[
+                  tfma.PerSliceMetricThreshold(
+                      slicing_specs=[overall],
+                      threshold=tfma.MetricThreshold(
+                          value_threshold=tfma.GenericValueThreshold(
+                              lower_bound={'value': config.min_accuracy})))]),
           tfma.MetricConfig(class_name='Precision'),
           tfma.MetricConfig(class_name='Recall'),
           tfma.MetricConfig(class_name='ConfusionMatrixPlot'),

@@ -264,3 +264,21 @@ def test_each_phases_baseline_resolver_reads_its_own_models_only(tmp_path):
   assert [[a.id for a in inputs['model']] for inputs in resolved[
       contracts.LATEST_BLESSED_PHASE_TWO_RESOLVER]] == [
           [models['PhaseTwoTrainer'].id]]
+
+
+def test_phase_one_is_gated_on_the_overall_slice_and_sliced_by_family_and_kind():
+  import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
+  from components.modules import features  # pylint: disable=import-outside-toplevel
+  config = pipeline_def.eval_config(config_lib.PipelineConfig())
+  assert [list(spec.feature_keys) for spec in config.slicing_specs] == [
+      [], [features.FAMILY_KEY], [features.KIND_KEY]]
+  gated = {}
+  for metric in config.metrics_specs[0].metrics:
+    # A threshold on every slice would hold a model back for a family or a
+    # kind (a slice of one class has no AUC): only the overall one gates.
+    assert not metric.HasField('threshold'), metric.class_name
+    for each in metric.per_slice_thresholds:
+      assert list(each.slicing_specs) == [tfma.SlicingSpec()]
+      gated[metric.class_name] = each.threshold
+  assert set(gated) == {'AUC', 'BinaryAccuracy'}
+  assert gated['AUC'].value_threshold.lower_bound.value == 0.9

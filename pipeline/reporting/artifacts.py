@@ -74,7 +74,11 @@ def read_evaluation(uri: str) -> Dict[str, Any]:
     config = {}
   for spec in config.get('metricsSpecs', []):
     for metric in spec.get('metrics', []):
-      threshold = metric.get('threshold')
+      # One threshold on every slice, or one on the overall slice alone.
+      threshold = metric.get('threshold') or next(
+          (each.get('threshold') for each in metric.get(
+              'perSliceThresholds', [])
+           if each.get('slicingSpecs') in ([{}], None)), None)
       if threshold:
         result['thresholds'][metric['className']] = threshold
   try:
