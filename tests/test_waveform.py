@@ -295,3 +295,24 @@ def test_one_window_off_the_saved_model_does_not_refuse_what_decides_as_the_imag
   # Without a threshold the SavedModel is still the judge.
   model, proof = built(None)
   assert model is None and 'a drop of 1.89 points' in proof.reason
+
+
+def test_conversion_says_nothing_but_what_matters_on_stderr(small_model,
+                                                            capfd):
+  import os  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  from components.tflite import conversion  # pylint: disable=g-import-not-at-top
+  capfd.readouterr()
+  front_end = frontend.FrontEnd(image_size=32)
+  model = waveform.convert(small_model, front_end, 'dynamic')
+  image_model = conversion.TFLiteClassifier(conversion.convert(
+      small_model, 'serving_image', 'dynamic'))
+  assert model and image_model
+  said = capfd.readouterr().err
+  for noise in conversion.NATIVE_NOISE:
+    assert noise not in said, said
+  # What is not known noise still gets through, in order.
+  with conversion.native_noise_filtered():
+    os.write(2, b'W0000 tf_tfl_flatbuffer_helpers.cc:390] Ignored x.\n')
+    os.write(2, b'a real problem\n')
+    os.write(2, b'and its second line\n')
+  assert capfd.readouterr().err == 'a real problem\nand its second line\n'

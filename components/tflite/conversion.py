@@ -14,8 +14,12 @@ Quantization modes (see :data:`QUANTIZATION_MODES`):
   integer-only accelerators and the TFLite Task Library.
 """
 
+import contextlib
 import hashlib
-from typing import Dict, Iterable, List, Optional, Tuple
+import os
+import sys
+import tempfile
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -82,10 +86,47 @@ def convert(saved_model_dir: str, signature_key: str, mode: str,
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.uint8
   try:
-    return converter.convert()
+    with native_noise_filtered():
+      return converter.convert()
   except Exception as e:  # pylint: disable=broad-except
     raise ConversionError(
         f'TFLite conversion ({mode}) of {saved_model_dir} failed: {e}') from e
+
+
+# What TensorFlow's native converter and interpreter write to standard
+# error with no switch to stop them (TF_CPP_MIN_LOG_LEVEL does not reach
+# absl's logging): a line apart from these still reaches the user.
+NATIVE_NOISE = ('All log messages before absl::InitializeLog() is called',
+                'tf_tfl_flatbuffer_helpers.cc',
+                'Created TensorFlow Lite XNNPACK delegate for CPU')
+
+
+@contextlib.contextmanager
+def native_noise_filtered(noise: Sequence[str] = NATIVE_NOISE
+                          ) -> Iterator[None]:
+  """Holds back what is written to file descriptor 2 inside the block
+  (native code writes there, past Python's `sys.stderr`), then writes back
+  every line but those holding one of `noise`, in order; an error the
+  block raises is still said."""
+  try:
+    saved = os.dup(2)
+  except OSError:
+    yield
+    return
+  with tempfile.TemporaryFile() as held:
+    sys.stderr.flush()
+    os.dup2(held.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      held.seek(0)
+      kept = [line for line in held.read().splitlines(keepends=True)
+              if not any(word.encode() in line for word in noise)]
+      if kept:
+        os.write(2, b''.join(kept))
 
 
 class TFLiteClassifier(runtime.Classifier):
@@ -99,7 +140,8 @@ class TFLiteClassifier(runtime.Classifier):
   """
 
   def __init__(self, model, num_threads: int = 1):
-    super().__init__(model, num_threads, interpreter=tf.lite.Interpreter)
+    with native_noise_filtered():
+      super().__init__(model, num_threads, interpreter=tf.lite.Interpreter)
 
 
 def saved_model_scores(saved_model_dir: str, signature_key: str,

@@ -99,12 +99,13 @@ def convert(saved_model_dir: str, front_end: FrontEnd, mode: str,
         [module.__call__.get_concrete_function()], module)
 
   try:
-    if mode == Quantization.INT8:
-      return _selective_int8(converter, front_end, representative)
-    chosen = converter()
-    if mode == Quantization.DYNAMIC:
-      chosen.optimizations = [tf.lite.Optimize.DEFAULT]
-    return chosen.convert()
+    with conversion.native_noise_filtered():
+      if mode == Quantization.INT8:
+        return _selective_int8(converter, front_end, representative)
+      chosen = converter()
+      if mode == Quantization.DYNAMIC:
+        chosen.optimizations = [tf.lite.Optimize.DEFAULT]
+      return chosen.convert()
   except Exception as e:  # pylint: disable=broad-except
     raise WaveformError(f'waveform conversion ({mode}) of {saved_model_dir} '
                         f'failed: {e}') from e
