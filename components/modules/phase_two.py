@@ -245,6 +245,7 @@ def _train_pictures(fn_args, config: TrainingSettings,
     del train_ds
     shutil.rmtree(cache_dir, ignore_errors=True)
   found = evaluate(model, eval_ds, names)
+  print('phase two: exporting the SavedModel', flush=True)
   export_model(model, fn_args.serving_model_dir, names, image_size, channels)
   return {'hears': 'pictures', 'width': config.width, 'train': history,
           'eval': found}
@@ -275,8 +276,11 @@ def _train_heard(fn_args, config: TrainingSettings,
                                     config.seed)
   found = evaluate(head, tf.data.Dataset.from_tensor_slices(held).batch(256),
                    names)
+  print('phase two: exporting the SavedModel, its ears inside', flush=True)
+  exported = time.time()
   export_heard(phase_two_audio.Heard(encoder, head),
                fn_args.serving_model_dir, names, window_samples)
+  print(f'phase two: exported in {time.time() - exported:.0f} s', flush=True)
   return {'hears': list(config.encoder), 'window_samples': window_samples,
           'train_windows': int(len(train[1])),
           'heard_seconds': round(heard_seconds, 1), 'eval': found}

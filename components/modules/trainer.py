@@ -534,13 +534,17 @@ def run_fn(fn_args) -> None:
   finally:
     del train_ds
     shutil.rmtree(cache_dir, ignore_errors=True)
+  print('train: evaluating on the eval split', flush=True)
   eval_metrics = evaluate(model, eval_ds, int(fn_args.eval_steps or 0))
   print('train: eval ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float)
                                    else f'{k} {v}'
                                    for k, v in eval_metrics.items()),
         flush=True)
 
+  print('train: exporting the SavedModel', flush=True)
+  started = time.time()
   export_model(model, fn_args.serving_model_dir, image_size, channels)
+  print(f'train: exported in {time.time() - started:.0f} s', flush=True)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir,
                                       'history.json'), 'w') as f:
     json.dump({'warm_started': warm_started, 'model': chosen,
