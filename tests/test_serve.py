@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import audio_files
 import device_fuzz
 from components import frontend
 from components.cloud import launch
@@ -639,3 +640,34 @@ def test_v2_model_metadata_names_the_input_and_outputs(served):
   assert [(o['name'], o['datatype'], o['shape']) for o in answer['outputs']
           ] == [('scores', 'FP32', [2, 3]), ('classes', 'BYTES', [2, 3]),
                 ('label', 'BYTES', [2])]
+
+
+def test_request_makes_a_body_the_server_answers(served, tmp_path):
+  rng = np.random.default_rng(11)
+  seconds = 2.5
+  clip = tmp_path / 'clip.wav'
+  clip.write_bytes(audio_files.wav_bytes(
+      rng.uniform(-0.3, 0.3, int(44100 * seconds)), 44100))
+  base = os.path.join(served['destination'], NAME)
+  for flag, version in (([], 'v1'), (['--v2'], 'v2')):
+    made = subprocess.run(
+        [sys.executable, '-m', 'pipeline', 'request', '--model', base,
+         str(clip)] + flag, cwd=ROOT, capture_output=True, text=True,
+        check=False)
+    assert made.returncode == 0, made.stderr
+    body = json.loads(made.stdout)
+    # 2.5 s at 44.1 kHz: three one-second windows at the front end's rate.
+    assert 'request: 3 windows of' in made.stderr, made.stderr
+    assert f'/{NAME}' in made.stderr and 'curl -s -d @input.json' in (
+        made.stderr)
+    status, answer = _predict(served, body, version)
+    assert status == 200, answer
+    rows = (answer['predictions'] if version == 'v1'
+            else answer['outputs'][0]['data'])
+    assert len(rows) == (3 if version == 'v1' else 3 * len(CLASSES))
+  missing = subprocess.run(
+      [sys.executable, '-m', 'pipeline', 'request', '--model', base,
+       str(tmp_path / 'none.wav')], cwd=ROOT, capture_output=True, text=True,
+      check=False)
+  assert missing.returncode == 2 and 'none.wav' in missing.stderr
+  assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr

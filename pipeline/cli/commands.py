@@ -409,6 +409,25 @@ def _served_base(args: argparse.Namespace,
   return base, False
 
 
+def _cmd_request(args: argparse.Namespace,
+                 config: config_lib.PipelineConfig) -> int:
+  from components.cloud import push  # pylint: disable=g-import-not-at-top
+  from pipeline.serving import request as request_lib  # pylint: disable=g-import-not-at-top
+  base = args.model or push.model_base(config.serving_destination,
+                                       config.served_model_name)
+  try:
+    made = request_lib.make(base, args.file, v2=args.v2)
+  except request_lib.RequestError as e:
+    raise UserError(str(e)) from e
+  print(json.dumps(made.body))
+  left = (f' (the first {made.windows} of its {made.total}; a request '
+          'takes no more)' if made.total > made.windows else '')
+  print(f'request: {made.windows} windows of {args.file}{left} for version '
+        f'{made.version}; send it with curl -s -d @input.json '
+        f'http://127.0.0.1:8080{made.url_path}', file=sys.stderr)
+  return 0
+
+
 def _copied_down(uri: str, name: str) -> str:
   """A bucket's version as a local folder of versions: `uri` is one version
   (as Vertex AI hands a container its copy, $AIP_STORAGE_URI) or a folder
@@ -747,6 +766,26 @@ def build_parser() -> argparse.ArgumentParser:
   arguments.add_config_arguments(
       serve, only=['serving_destination', 'served_model_name'])
   serve.set_defaults(func=_cmd_serve)
+
+  request = commands.add_parser(
+      'request', help="a ready request for phase two's model server",
+      description="Print the body of a request for phase two's model "
+      'server holding the windows of a recording, cut and drawn as the '
+      "served version's front end says, with its pairing key: TensorFlow "
+      "Serving's V1 predict body (--v2: the Open Inference Protocol's), to "
+      'send with curl -d @input.json. At most 32 windows (the server takes '
+      'no more a request); the rest are left out and said on stderr.')
+  request.add_argument('file', metavar='FILE',
+                       help='a recording (an image, for a phase two of '
+                       'pictures)')
+  request.add_argument('--model', metavar='DIR',
+                       help='a folder of numbered versions (default: the '
+                       "workspace's serving destination and model name)")
+  request.add_argument('--v2', action='store_true',
+                       help="the Open Inference Protocol's body")
+  arguments.add_config_arguments(
+      request, only=['serving_destination', 'served_model_name'])
+  request.set_defaults(func=_cmd_request)
 
   sched = commands.add_parser(
       'schedule', help='retrain on a cadence as new data arrives',
