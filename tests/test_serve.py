@@ -671,3 +671,33 @@ def test_request_makes_a_body_the_server_answers(served, tmp_path):
       check=False)
   assert missing.returncode == 2 and 'none.wav' in missing.stderr
   assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+
+
+def test_ten_huge_chunked_bodies_at_once_leave_memory_bounded(served):
+  import server_fuzz  # pylint: disable=import-outside-toplevel
+  idle = server_fuzz.rss_mib(served['process'].pid)
+  chunk = b'[' * (1 << 16)
+  statuses, peak, done = [], [idle], threading.Event()
+
+  def send():
+    # 40 MiB each, 400 MiB in all, streamed as a client would.
+    statuses.append(_raw_post(served, [chunk] * 640, {
+        'Transfer-Encoding': 'chunked',
+        'Content-Type': 'application/json'})[0])
+
+  def watch():
+    while not done.wait(0.1):
+      peak.append(server_fuzz.rss_mib(served['process'].pid))
+
+  watcher = threading.Thread(target=watch)
+  watcher.start()
+  senders = [threading.Thread(target=send) for _ in range(10)]
+  for thread in senders:
+    thread.start()
+  for thread in senders:
+    thread.join()
+  done.set()
+  watcher.join()
+  assert statuses == [413] * 10, statuses
+  assert max(peak) - idle < 100, (idle, max(peak))
+  assert _predict(served, {'instances': [_b64(_windows()[0])]})[0] == 200
