@@ -87,6 +87,7 @@ def test_the_template_lays_out_every_section_and_escapes_the_data():
           'confusion': report_charts.confusion_chart(
               _matrix(0.5, 4, 1, 5, 0), ['cat', '<img src=x>'], 0.5),
           'roc': report_charts.roc_chart([(0, 0), (0.2, 0.8), (1, 1)], 0.9),
+          'sliced': [('family <i>low</i>', 4, '0.7500 found')],
           'misclassified': None},
       settings=[('class_names', 'cat, <img src=x>')]))
   for section in ('components', 'statistics', 'anomalies', 'evaluation',
@@ -96,6 +97,8 @@ def test_the_template_lays_out_every_section_and_escapes_the_data():
   assert '&lt;b&gt;label&lt;/b&gt;' in page and '<b>label' not in page
   assert '<img' not in page and '&lt;img src=x&gt;' in page
   assert 'Not blessed.' in page and '&gt;= 0.9' in page and 'n/a' in page
+  assert 'TFMA slices, at 0.5' in page and (
+      'family &lt;i&gt;low&lt;/i&gt;' in page) and '0.7500 found' in page
   assert [int(c) for c in re.findall(r'class="count">(\d+)<', page)] == [
       5, 1, 0, 4]
   assert 'id="roc"' in page and 'id="confusion-matrix"' in page
@@ -135,7 +138,7 @@ def test_spans_drift_and_pictures_are_laid_out_and_escaped():
           ('all', 'pixel_mean', 'Jensen-Shannon', 0.47, 0.3, 'over')]},
       samples=[{'name': 'cat', 'images': [('a<x>.png', pixel)]}],
       evaluation={'blessed': True, 'failures': [], 'rows': [],
-                  'confusion': None, 'roc': None,
+                  'confusion': None, 'roc': None, 'sliced': [],
                   'misclassified': {'scored': 10, 'wrong': 1, 'examples': [
                       {'name': 'b.png', 'uri': pixel, 'score': 0.91,
                        'label': 'cat'}]}}))
@@ -198,6 +201,7 @@ def _canned_page():
           'confusion': report_charts.confusion_chart(
               _matrix(0.5, 4, 1, 5, 0), ['no', 'yes'], 0.5),
           'roc': report_charts.roc_chart([(0, 0), (0.2, 0.8), (1, 1)], 0.9),
+          'sliced': [('kind speech', 12, '0.0833 flagged as an instrument')],
           'misclassified': None},
       lineage={'model_id': 3, 'run_id': 'r', 'steps': 4, 'settings': 'a=1',
                'spans': [(1, '/in/box', '{"no": 24}', 'today')],
