@@ -138,6 +138,11 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert rows[2]['pushed_version'] == '1'
   assert [r['spans'] for r in rows] == [[1], [1], [1]]
   assert 'spans 1  ran' in inspection.format_runs(rows)
+  # The summary's time and inspect's are told apart, and inspect's is one
+  # of the summary's.
+  assert rows[2]['seconds'] == first['components_seconds']
+  assert (f"(the components {first['components_seconds']:.1f} s, as "
+          'inspect runs says') in summary_lib.format_summary(first)
   pushed = inspection.artifacts(store, 'PushedModel')
   assert [p['properties']['pushed_version'] for p in pushed] == ['1', '1']
   assert {a['type'] for a in inspection.artifacts(store)} >= {

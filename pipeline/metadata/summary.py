@@ -247,6 +247,9 @@ def summarize_latest_run(config: config_lib.PipelineConfig) -> Dict[str, Any]:
       'run_id': record.run_id,
       'components': record.components(),
       'spans': record.window_spans(),
+      # From the first component's start to the last one's end, as
+      # `inspect runs` gives it.
+      'components_seconds': round(record.seconds, 1),
   }
   model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
   if model is not None:
@@ -288,8 +291,13 @@ def format_summary(summary: Dict[str, Any]) -> str:
     lines.append(f"  {component['node']:<32} {component['state']:<8} "
                  f"{component['seconds']:>7.1f} s")
   if 'wall_seconds' in summary:
-    lines.append(f"  {'total wall time':<32} {'':<8} "
-                 f"{summary['wall_seconds']:>7.1f} s")
+    line = (f"  {'total wall time':<32} {'':<8} "
+            f"{summary['wall_seconds']:>7.1f} s")
+    if summary.get('components_seconds') is not None:
+      line += (f" (the components {summary['components_seconds']:.1f} s, "
+               'as inspect runs says; the rest is the checks before and '
+               'this summary)')
+    lines.append(line)
   transformed = summary.get('transformed') or {}
   if transformed:
     lines.append(
