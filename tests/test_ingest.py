@@ -205,6 +205,8 @@ def test_wav_clips_are_rendered_with_the_project_spectrogram(tmp_path):
   result = ingest.ingest(str(src), str(tmp_path / 'data'), image_size=64,
                          progress=False)
   assert result.counts == {'not_instrument': 2, 'instrument': 2}
+  # Recordings are drawn into windows, not counted as images re-encoded.
+  assert (result.recordings, result.reencoded) == (4, 0)
   example = next(e for e in _read_span(result.span_dir)
                  if e['filename'].startswith('instrument/'))
   with open(src / example['filename'], 'rb') as f:

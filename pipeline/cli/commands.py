@@ -154,8 +154,12 @@ def _cmd_ingest(args: argparse.Namespace,
                          keep_samples=config.keep_window_samples)
   if result.created:
     counts = ', '.join(f'{n} {name}' for name, n in result.counts.items())
+    made = ([f'{result.recordings} recordings drawn into windows']
+            if result.recordings else []) + (
+                [f'{result.reencoded} images re-encoded as PNG']
+                if result.reencoded or not result.recordings else [])
     print(f'ingest: wrote span {result.span} to {result.span_dir} ({counts}; '
-          f'{len(result.skipped)} skipped, {result.reencoded} re-encoded)')
+          f'{len(result.skipped)} skipped, {", ".join(made)})')
   else:
     print(f'ingest: {args.src_dir} already ingested as span {result.span}; '
           'nothing added')

@@ -65,7 +65,8 @@ class IngestResult:
       written.
     counts: examples written per class name.
     skipped: (relative path, reason) for every file that was not ingested.
-    reencoded: number of files re-encoded as PNG.
+    reencoded: number of image files re-encoded as PNG.
+    recordings: number of recordings, each drawn into its windows.
   """
   span: int
   span_dir: str
@@ -73,6 +74,7 @@ class IngestResult:
   counts: Dict[str, int]
   skipped: List[Tuple[str, str]]
   reencoded: int = 0
+  recordings: int = 0
 
 
 # One definition, shared with the window (it reads URIs too).
@@ -435,7 +437,9 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
                         'decode; lower --max-clip-seconds or '
                         '--max-image-pixels, or split the file'))
         continue
-      reencoded += sources[0].reencoded
+      if sources[0].start is None:
+        # A recording's windows are drawn, not re-encoded.
+        reencoded += sources[0].reencoded
       keep = relpath in proof_paths and sources[0].samples is not None
       kept_samples += keep
       group = sub_folder(relpath)
@@ -500,4 +504,5 @@ def _write_span(src_dir, staging, span, span_dir, digest, files,
   }
   with open(os.path.join(staging, REPORT_NAME), 'w', encoding='utf-8') as f:
     json.dump(report, f, indent=2, ensure_ascii=False)
-  return IngestResult(span, span_dir, True, counts, skipped, reencoded)
+  return IngestResult(span, span_dir, True, counts, skipped, reencoded,
+                      sum(recordings.values()))
