@@ -147,6 +147,11 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert [p['properties']['pushed_version'] for p in pushed] == ['1', '1']
   assert {a['type'] for a in inspection.artifacts(store)} >= {
       'Examples', 'Model', 'ModelBlessing', 'PushedModel', 'Schema'}
+  # Statistics and anomalies show the span they were made from (TFX
+  # records span 0 on them).
+  for kind in ('ExampleStatistics', 'ExampleAnomalies'):
+    made = inspection.artifacts(store, kind)
+    assert made and {a['properties'].get('span') for a in made} == {1}, made
   evaluated = inspection.metrics(store, config.pipeline_name, last=5)
   assert [r['run_id'] for r in evaluated] == [third['run_id'],
                                               second['run_id'],

@@ -110,6 +110,32 @@ def format_settings(row: Dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
+_SPAN_FROM_INPUTS = ('ExampleStatistics', 'ExampleAnomalies')
+
+
+def _input_span(store, artifact_id: int, types: Dict[int, str],
+                depth: int = 3) -> Optional[int]:
+  """The span of the Examples an artifact was made from, following the
+  executions that made it back (statistics from examples, anomalies from
+  statistics), or None."""
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  event = metadata_store_pb2.Event
+  made_by = [e.execution_id for e in store.get_events_by_artifact_ids(
+      [artifact_id]) if e.type == event.OUTPUT]
+  if not made_by or depth <= 0:
+    return None
+  inputs = [e.artifact_id for e in store.get_events_by_execution_ids(
+      made_by[:1]) if e.type == event.INPUT]
+  for found in store.get_artifacts_by_id(inputs):
+    kind = types.get(found.type_id)
+    if kind == 'Examples':
+      span = mlmd.custom_value(found, 'span')
+      return int(span) if span is not None else None
+    if kind in _SPAN_FROM_INPUTS:
+      return _input_span(store, found.id, types, depth - 1)
+  return None
+
+
 def artifacts(store, type_name: Optional[str] = None
               ) -> List[Dict[str, Any]]:
   """Artifacts of one type (or all), newest first, with key properties."""
@@ -126,6 +152,14 @@ def artifacts(store, type_name: Optional[str] = None
       value = mlmd.custom_value(artifact, name)
       if value is not None:
         properties[name] = value
+    if kind in _SPAN_FROM_INPUTS:
+      # TFX's StatisticsGen and ExampleValidator record span 0: the span
+      # is that of the examples they were made from.
+      span = _input_span(store, artifact.id, types)
+      if span is None:
+        properties.pop('span', None)
+      else:
+        properties['span'] = span
     result.append({'id': artifact.id, 'type': kind, 'uri': artifact.uri,
                    'state': mlmd.artifact_state(artifact),
                    'properties': properties})
