@@ -115,9 +115,10 @@ def load(url: str, body: dict, clients: int, requests: int) -> Dict:
 
 
 # How the server batches, each measured in turn on the same model: every
-# request alone (one model call a request, as before batching), and
-# `serve`'s defaults.
-SETTINGS = (('unbatched', 1, 0.0), ('batched (default)', None, None))
+# request alone (one model call a request, as before batching), `serve`'s
+# defaults, and a request waiting up to 2 ms for company.
+SETTINGS = (('unbatched', 1, 0.0), ('batched (default)', None, None),
+            ('batched, wait 2 ms', None, 2.0))
 
 
 def main() -> None:
