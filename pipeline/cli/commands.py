@@ -389,6 +389,25 @@ class _StreamPrinter:
     self._line('cascade', summary, cascade.summary_line(summary))
 
 
+def _model_base(args: argparse.Namespace,
+                config: config_lib.PipelineConfig) -> str:
+  """Phase two's folder of numbered versions: `--model`, else the
+  serving destination's folder of the served model name."""
+  from components.cloud import push  # pylint: disable=g-import-not-at-top
+  return args.model or push.model_base(config.serving_destination,
+                                       config.served_model_name)
+
+
+def _add_model_base_arguments(parser: argparse.ArgumentParser) -> None:
+  """`--model DIR` and the settings that name phase two's versions
+  otherwise (read by :func:`_model_base`)."""
+  parser.add_argument('--model', metavar='DIR',
+                      help='a folder of numbered versions (default: the '
+                      "workspace's serving destination and model name)")
+  arguments.add_config_arguments(
+      parser, only=['serving_destination', 'served_model_name'])
+
+
 def _served_base(args: argparse.Namespace,
                  config: config_lib.PipelineConfig) -> Tuple[str, bool]:
   """The local folder of numbered versions `serve` serves, checked, and
@@ -396,8 +415,7 @@ def _served_base(args: argparse.Namespace,
   one version named) is copied down first."""
   from components.cloud import push  # pylint: disable=g-import-not-at-top
   from components.common import storage  # pylint: disable=g-import-not-at-top
-  base = args.model or push.model_base(config.serving_destination,
-                                       config.served_model_name)
+  base = _model_base(args, config)
   if storage.is_uri(base):
     return _copied_down(base.rstrip('/'), config.served_model_name), True
   if os.path.isfile(os.path.join(base, push.MANIFEST_PATH)):
@@ -415,12 +433,9 @@ def _served_base(args: argparse.Namespace,
 
 def _cmd_request(args: argparse.Namespace,
                  config: config_lib.PipelineConfig) -> int:
-  from components.cloud import push  # pylint: disable=g-import-not-at-top
   from pipeline.serving import request as request_lib  # pylint: disable=g-import-not-at-top
-  base = args.model or push.model_base(config.serving_destination,
-                                       config.served_model_name)
   try:
-    made = request_lib.make(base, args.file, v2=args.v2)
+    made = request_lib.make(_model_base(args, config), args.file, v2=args.v2)
   except request_lib.RequestError as e:
     raise UserError(str(e)) from e
   print(json.dumps(made.body))
@@ -746,9 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
       'on one port, picks up a newly pushed version without dropping a '
       'request, and gives Prometheus metrics at /metrics. Requests are '
       'logged one line each at --log-level debug only. See docs/phase-two.md.')
-  serve.add_argument('--model', metavar='DIR',
-                     help='a folder of numbered versions (default: the '
-                     "workspace's serving destination and model name)")
+  _add_model_base_arguments(serve)
   serve.add_argument('--host', default='127.0.0.1',
                      help='address to listen on (default %(default)s; '
                      '0.0.0.0 for every address)')
@@ -767,8 +780,6 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=('debug', 'info', 'warning', 'error'),
                      help='debug logs one line per request (default '
                      '%(default)s)')
-  arguments.add_config_arguments(
-      serve, only=['serving_destination', 'served_model_name'])
   serve.set_defaults(func=_cmd_serve)
 
   request = commands.add_parser(
@@ -782,13 +793,9 @@ def build_parser() -> argparse.ArgumentParser:
   request.add_argument('file', metavar='FILE',
                        help='a recording (an image, for a phase two of '
                        'pictures)')
-  request.add_argument('--model', metavar='DIR',
-                       help='a folder of numbered versions (default: the '
-                       "workspace's serving destination and model name)")
+  _add_model_base_arguments(request)
   request.add_argument('--v2', action='store_true',
                        help="the Open Inference Protocol's body")
-  arguments.add_config_arguments(
-      request, only=['serving_destination', 'served_model_name'])
   request.set_defaults(func=_cmd_request)
 
   sched = commands.add_parser(
@@ -866,10 +873,10 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-# Commands whose every log record goes to a log file (see pipeline.runners.logs).
 # The bounds of serve's batching flags.
 MAX_SERVE_BATCH_WINDOWS = 1024
 MAX_SERVE_BATCH_WAIT_MS = 1000
+# Commands whose every log record goes to a log file (see pipeline.runners.logs).
 _LOGGED_COMMANDS = ('run', 'schedule')
 
 
