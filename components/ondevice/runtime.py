@@ -9,36 +9,53 @@ bytes are refused with a `ValueError`, never run.
 import contextlib
 import os
 import statistics
+import sys
+import tempfile
 import time
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 import numpy as np
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-  """Silences what native code writes to file descriptor 2 (LiteRT's
-  "INFO: Created TensorFlow Lite XNNPACK delegate" line, which has no
-  switch); its errors still reach Python as exceptions."""
+def native_stderr_filtered(drop: Optional[Sequence[str]] = None
+                           ) -> Iterator[None]:
+  """Holds back what is written to file descriptor 2 inside the block
+  (native code writes there, past Python's `sys.stderr`), then writes back
+  every line that holds none of `drop`, in order (None drops every line:
+  native errors still reach Python as exceptions).
+
+  Args:
+    drop: what marks a line as noise.
+  """
   try:
     saved = os.dup(2)
   except OSError:
     yield
     return
-  try:
-    with open(os.devnull, 'wb') as devnull:
-      os.dup2(devnull.fileno(), 2)
+  with (open(os.devnull, 'wb') if drop is None
+        else tempfile.TemporaryFile()) as held:
+    sys.stderr.flush()
+    os.dup2(held.fileno(), 2)
+    try:
       yield
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      if drop is not None:
+        held.seek(0)
+        kept = [line for line in held.read().splitlines(keepends=True)
+                if not any(word.encode() in line for word in drop)]
+        if kept:
+          os.write(2, b''.join(kept))
 
 
 def litert_interpreter(**kwargs):
   """LiteRT's `Interpreter` (imported on first use), its tensors allocated
   and its default delegate applied without a line on stderr."""
   from ai_edge_litert import interpreter  # pylint: disable=g-import-not-at-top
-  with _quiet_native_stderr():
+  with native_stderr_filtered():
     built = interpreter.Interpreter(**kwargs)
     built.allocate_tensors()
   return built

@@ -14,12 +14,8 @@ Quantization modes (see :data:`QUANTIZATION_MODES`):
   integer-only accelerators and the TFLite Task Library.
 """
 
-import contextlib
 import hashlib
-import os
-import sys
-import tempfile
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import ContextManager, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -101,32 +97,11 @@ NATIVE_NOISE = ('All log messages before absl::InitializeLog() is called',
                 'Created TensorFlow Lite XNNPACK delegate for CPU')
 
 
-@contextlib.contextmanager
-def native_noise_filtered(noise: Sequence[str] = NATIVE_NOISE
-                          ) -> Iterator[None]:
-  """Holds back what is written to file descriptor 2 inside the block
-  (native code writes there, past Python's `sys.stderr`), then writes back
-  every line but those holding one of `noise`, in order; an error the
-  block raises is still said."""
-  try:
-    saved = os.dup(2)
-  except OSError:
-    yield
-    return
-  with tempfile.TemporaryFile() as held:
-    sys.stderr.flush()
-    os.dup2(held.fileno(), 2)
-    try:
-      yield
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      held.seek(0)
-      kept = [line for line in held.read().splitlines(keepends=True)
-              if not any(word.encode() in line for word in noise)]
-      if kept:
-        os.write(2, b''.join(kept))
+def native_noise_filtered() -> ContextManager[None]:
+  """Drops :data:`NATIVE_NOISE` from what native code writes to standard
+  error inside the block; every other line still gets through, in order
+  (:func:`runtime.native_stderr_filtered`)."""
+  return runtime.native_stderr_filtered(NATIVE_NOISE)
 
 
 class TFLiteClassifier(runtime.Classifier):
