@@ -333,7 +333,6 @@ class Batcher:
     self._waiting: 'collections.deque' = collections.deque()
     self._wake: Optional[asyncio.Event] = None
     self._worker: Optional[asyncio.Task] = None
-    self.calls = 0
 
   async def answer(self, version: Version, data: List[bytes]
                    ) -> Dict[str, Any]:
@@ -386,7 +385,6 @@ class Batcher:
     version = batch[0][0]
     data = [window for _, windows, _, _ in batch for window in windows]
     try:
-      self.calls += 1
       answer = await loop.run_in_executor(None, self._call, version, data)
     except RequestError as e:
       if len(batch) == 1:
@@ -631,7 +629,6 @@ def serve(options: argparse.Namespace) -> None:
   from kserve import model_server  # pylint: disable=g-import-not-at-top
   from kserve.constants import constants  # pylint: disable=g-import-not-at-top
   from kserve import errors  # pylint: disable=g-import-not-at-top
-  from kserve.errors import InvalidInput  # pylint: disable=g-import-not-at-top
   from kserve.protocol.rest import server as rest  # pylint: disable=g-import-not-at-top
   from fastapi.exceptions import RequestValidationError  # pylint: disable=g-import-not-at-top
   from fastapi.responses import JSONResponse  # pylint: disable=g-import-not-at-top
@@ -677,7 +674,7 @@ def serve(options: argparse.Namespace) -> None:
 
     def _add_exception_handlers(self, app):
       super()._add_exception_handlers(app)
-      app.add_exception_handler(InvalidInput, refused)
+      app.add_exception_handler(errors.InvalidInput, refused)
       app.add_exception_handler(PairingMismatch, unpaired)
       app.add_exception_handler(RequestValidationError, invalid_shape)
       for kind, status in ((errors.ModelNotFound, 404),
