@@ -365,24 +365,19 @@ def format_metrics(rows: List[Dict[str, Any]]) -> str:
   header = ' ' * width + ''.join(f'  {row["run_id"][-15:]:>15}'
                                  for row in rows)
   lines = [header]
-  for name in names:
-    lines.append(f'{name:<{width}}' + ''.join(
-        f"  {row.get('metrics', {}).get(name, ''):>15}" for row in rows))
+
+  def rows_of(section: str, row_names) -> None:
+    for name in row_names:
+      lines.append(f'{name:<{width}}' + ''.join(
+          f"  {str(row.get(section, {}).get(name, '')):>15}" for row in rows))
+
+  rows_of('metrics', names)
   lines.append(f"{'blessed':<{width}}" + ''.join(
       f"  {str(row.get('blessed', '')):>15}" for row in rows))
-  for name in sliced:
-    lines.append(f'{name:<{width}}' + ''.join(
-        f"  {str(row.get('slices', {}).get(name, '')):>15}" for row in rows))
-  for name in tflite:
-    lines.append(f'{name:<{width}}' + ''.join(
-        f"  {str(row.get('tflite', {}).get(name, '')):>15}" for row in rows))
-  for name in second:
-    lines.append(f'{name:<{width}}' + ''.join(
-        f"  {str(row.get('phase_two', {}).get(name, '')):>15}"
-        for row in rows))
-  for name in pair:
-    lines.append(f'{name:<{width}}' + ''.join(
-        f"  {str(row.get('cascade', {}).get(name, '')):>15}" for row in rows))
+  rows_of('slices', sliced)
+  rows_of('tflite', tflite)
+  rows_of('phase_two', second)
+  rows_of('cascade', pair)
   return '\n'.join(lines)
 
 

@@ -369,19 +369,22 @@ def record_settings(store: metadata_store.MetadataStore,
   record.settings = dict(settings)
 
 
+def _metric_values(sliced) -> Dict[str, float]:
+  """One slice's numeric metrics of the candidate model (not the baseline,
+  not the differences), rounded."""
+  return {item.key.name: round(item.value.double_value.value, 4)
+          for item in sliced.metric_keys_and_values
+          if item.key.model_name in ('', 'candidate') and not item.key.is_diff
+          and item.value.HasField('double_value')}
+
+
 def evaluation_metrics(uri: str) -> Dict[str, float]:
   """The overall-slice metrics the Evaluator wrote under `uri`."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   metrics = {}
-  for slice_metrics in tfma.load_metrics(uri):
-    if slice_metrics.slice_key.single_slice_keys:
-      continue
-    for key in slice_metrics.metric_keys_and_values:
-      if key.key.model_name not in ('', 'candidate') or key.key.is_diff:
-        continue
-      value = key.value
-      if value.HasField('double_value'):
-        metrics[key.key.name] = round(value.double_value.value, 4)
+  for sliced in tfma.load_metrics(uri):
+    if not sliced.slice_key.single_slice_keys:
+      metrics.update(_metric_values(sliced))
   return metrics
 
 
@@ -400,12 +403,8 @@ def slice_metrics(uri: str, features_: Sequence[str]
     value = getattr(key, kind) if kind else ''
     if isinstance(value, bytes):
       value = value.decode('utf-8', 'replace')
-    metrics = found.setdefault(key.column, {}).setdefault(str(value), {})
-    for item in sliced.metric_keys_and_values:
-      if item.key.model_name not in ('', 'candidate') or item.key.is_diff:
-        continue
-      if item.value.HasField('double_value'):
-        metrics[item.key.name] = round(item.value.double_value.value, 4)
+    found.setdefault(key.column, {}).setdefault(str(value), {}).update(
+        _metric_values(sliced))
   return found
 
 
