@@ -86,7 +86,7 @@ def test_the_cloud_library_imports_no_component():
   # KServe's environment, where TFX is absent: KServe and the web stack
   # under it there only; Vertex AI's library only where it deploys.
   def runtimes(path):
-    if path.endswith('server.py'):
+    if path.endswith(('server.py', 'kserve_model.py')):
       return {'numpy', 'tensorflow', 'kserve', 'fastapi'}
     if path.endswith('vertex_endpoint.py'):
       return {'google'}
@@ -198,3 +198,26 @@ def test_the_music_encoder_is_a_leaf():
   broken = _leaf_breaks('music', ('components.music', 'components.common'),
                         lambda path: {'numpy', 'tensorflow'})
   assert not broken, broken
+
+
+def test_phase_two_is_a_module_level_kserve_model_with_its_handlers():
+  # As KServe's own examples: a class at module level, whose handlers
+  # each do one step, not a class built inside a function.
+  import ast  # pylint: disable=g-import-not-at-top
+  path = os.path.join(REPO_ROOT, 'components', 'cloud', 'kserve_model.py')
+  with open(path, encoding='utf-8') as f:
+    tree = ast.parse(f.read())
+  found = {node.name: node for node in tree.body
+           if isinstance(node, ast.ClassDef)}
+  model = found.get('PhaseTwoModel')
+  assert model is not None, 'kserve_model.py defines no PhaseTwoModel'
+  assert [ast.unparse(base) for base in model.bases] == ['kserve.Model']
+  handlers = {node.name for node in model.body
+              if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+  assert {'load', 'preprocess', 'predict', 'postprocess'} <= handlers
+  server = os.path.join(REPO_ROOT, 'components', 'cloud', 'server.py')
+  with open(server, encoding='utf-8') as f:
+    nested = [node.name for node in ast.walk(ast.parse(f.read()))
+              if isinstance(node, ast.ClassDef) and any(
+                  'Model' in ast.unparse(base) for base in node.bases)]
+  assert not nested, f'server.py builds model classes: {nested}'

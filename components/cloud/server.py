@@ -39,8 +39,11 @@ Prometheus metrics are at `/metrics`. The server binds 127.0.0.1 unless
 `--host` says otherwise (KServe itself binds every address) and serves no
 gRPC.
 
-This module imports only the cloud package, KServe and TensorFlow, so it
-runs where TFX is absent.
+The model KServe serves is `components.cloud.kserve_model.PhaseTwoModel`
+(preprocess, predict, postprocess); this module holds what it is built of
+and needs no KServe (the versions and their loader, request decoding, the
+batcher), and starts KServe's server. It imports only the cloud package,
+KServe and TensorFlow, so it runs where TFX is absent.
 """
 
 import argparse
@@ -53,9 +56,7 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
-import uuid
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -224,7 +225,7 @@ def _first_line(error: BaseException) -> str:
   return text[0][:300] if text else type(error).__name__
 
 
-def _decode(value: Any, where: str, version: Version) -> bytes:
+def decode(value: Any, where: str, version: Version) -> bytes:
   """One instance's bytes from base64 text (`{"b64": ...}` in V1)."""
   if isinstance(value, dict) and set(value) == {'b64'}:
     value = value['b64']
@@ -280,11 +281,11 @@ def v1_instances(payload: Any, version: Version) -> List[bytes]:
                          f'{version.input_name} values')
   else:
     raise RequestError('the body has neither "instances" nor "inputs"')
-  return _checked([_decode(value, f'instance {i}', version)
+  return checked([decode(value, f'instance {i}', version)
                    for i, value in enumerate(values)])
 
 
-def _checked(found: List[bytes]) -> List[bytes]:
+def checked(found: List[bytes]) -> List[bytes]:
   if not found:
     raise RequestError('the request holds no instance')
   if len(found) > MAX_INSTANCES:
@@ -425,121 +426,6 @@ def v1_answer(version: Version, answer: Dict[str, Any]) -> Dict[str, Any]:
                  'label': label.decode('utf-8')})
   return {'predictions': rows, 'model_version': str(version.number),
           PAIRING_FIELD: version.pairing_key}
-
-
-def make_model(base: str, name: str, poll_seconds: float,
-               batcher: Optional[Batcher] = None):
-  """The KServe model serving `base`'s newest version as `name`."""
-  import kserve  # pylint: disable=g-import-not-at-top
-  from kserve.errors import InvalidInput  # pylint: disable=g-import-not-at-top
-  from kserve.protocol import infer_type  # pylint: disable=g-import-not-at-top
-
-  class PhaseTwoModel(kserve.Model):
-    """Phase two's newest version; swaps in newer ones as they appear."""
-
-    def __init__(self):
-      super().__init__(name)
-      self.current: Optional[Version] = None
-      self._stop = threading.Event()
-      self._loader = Loader(base)
-      self.batcher = batcher or Batcher()
-
-    def load(self) -> bool:
-      found = versions(base)
-      if not found:
-        raise SystemExit(f'serve: no pushed version under {base} (a version '
-                         'is a numbered folder with assets.extra/'
-                         'manifest.json, as the phase-two pusher writes it)')
-      # The newest version that loads; a damaged newer one is said once.
-      for number in reversed(found):
-        self.current = self._loader.load(number)
-        if self.current is not None:
-          break
-      else:
-        raise SystemExit(f'serve: no version under {base} could be served '
-                         '(each is said above); push phase two again')
-      LOG.info('serving %s version %d from %s', name, self.current.number,
-               self.current.folder)
-      threading.Thread(target=self._watch, name='version-watch',
-                       daemon=True).start()
-      self.ready = True
-      return self.ready
-
-    def _watch(self):
-      while not self._stop.wait(poll_seconds):
-        found = versions(base)
-        if not found or found[-1] <= self.current.number:
-          continue
-        started = time.time()
-        # A version that does not load leaves the one being served.
-        loaded = self._loader.load(found[-1])
-        if loaded is not None:
-          previous, self.current = self.current.number, loaded
-          LOG.info('serving %s version %d (was %d), loaded in %.1f s', name,
-                   loaded.number, previous, time.time() - started)
-
-    def stop(self):
-      self._stop.set()
-      super().stop()
-
-    async def predict(self, payload, headers=None):
-      version = self.current  # this request's version, whatever is swapped
-      try:
-        if isinstance(payload, infer_type.InferRequest):
-          version.check_pairing((payload.parameters or {}).get(
-              PAIRING_FIELD))
-          data = self._v2_instances(payload, version)
-        else:
-          payload = v1_body(payload)
-          version.check_pairing(payload.get(PAIRING_FIELD))
-          data = v1_instances(payload, version)
-        answer = await self.batcher.answer(version, data)
-      except RequestError as e:
-        raise InvalidInput(str(e)) from None
-      if isinstance(payload, infer_type.InferRequest):
-        return self._v2_answer(payload, version, answer)
-      return v1_answer(version, answer)
-
-    @staticmethod
-    def _v2_instances(payload, version: Version) -> List[bytes]:
-      inputs = [i for i in payload.inputs if i.name == version.input_name]
-      if len(inputs) != 1:
-        raise RequestError(f'the request must have one input named '
-                           f'{version.input_name!r} (BYTES, base64 text)')
-      values = inputs[0].data
-      if not isinstance(values, list):
-        values = list(inputs[0].as_numpy().reshape(-1))
-      return _checked([_decode(value, f'element {i}', version)
-                       for i, value in enumerate(values)])
-
-    def get_input_types(self) -> List[Dict[str, Any]]:
-      """V2 model metadata's inputs: one BYTES element a window."""
-      return [{'name': self.current.input_name, 'datatype': 'BYTES',
-               'shape': [-1]}]
-
-    def get_output_types(self) -> List[Dict[str, Any]]:
-      """V2 model metadata's outputs, as :meth:`_v2_answer` gives them."""
-      classes = len(self.current.classes)
-      return [{'name': 'scores', 'datatype': 'FP32', 'shape': [-1, classes]},
-              {'name': 'classes', 'datatype': 'BYTES',
-               'shape': [-1, classes]},
-              {'name': 'label', 'datatype': 'BYTES', 'shape': [-1]}]
-
-    def _v2_answer(self, payload, version: Version, answer):
-      scores = answer['scores'].astype('float32')
-      labels = [label.decode('utf-8') for label in answer['label']]
-      rows = len(labels)
-      outputs = [
-          infer_type.InferOutput('scores', list(scores.shape), 'FP32',
-                                 scores.reshape(-1).tolist()),
-          infer_type.InferOutput('classes', [rows, len(version.classes)],
-                                 'BYTES', version.classes * rows),
-          infer_type.InferOutput('label', [rows], 'BYTES', labels)]
-      return infer_type.InferResponse(
-          response_id=payload.id or str(uuid.uuid4()), model_name=self.name,
-          infer_outputs=outputs, model_version=str(version.number))
-
-  return PhaseTwoModel()
 
 
 class _BodyLimit:
@@ -690,9 +576,10 @@ def serve(options: argparse.Namespace) -> None:
       import kserve.model_server as ks  # pylint: disable=g-import-not-at-top
       ks.app.add_middleware(_BodyLimit)
 
-  model = make_model(options.base, options.name, options.poll_seconds,
-                     Batcher(options.batch_windows,
-                             options.batch_wait_ms / 1000.0))
+  from components.cloud import kserve_model  # pylint: disable=g-import-not-at-top
+  model = kserve_model.PhaseTwoModel(
+      options.name, options.base, options.poll_seconds,
+      Batcher(options.batch_windows, options.batch_wait_ms / 1000.0))
   model.load()
   server = model_server.ModelServer(
       http_port=options.port, enable_grpc=False, enable_docs_url=False,
@@ -721,4 +608,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-  main()
+  # Run as the module `components.cloud.server`, not as `__main__`, so that
+  # kserve_model's import of it finds these very classes (PairingMismatch,
+  # whose handler answers 409, would otherwise be two classes).
+  from components.cloud import server as _module  # pylint: disable=g-import-not-at-top
+  _module.main()
