@@ -43,12 +43,10 @@ if mode == 'tensorflow':
   import numpy as np
   import tensorflow as tf
   from components.ondevice import model_folder
-  from components import frontend
   from components.frontend import windowing
   from pipeline.data import spectrogram
   version = model_folder.open_version(argv[0])
-  record = version.front_end_record
-  front_end = frontend.FrontEnd.from_record(record)
+  front_end = version.front_end
   interpreter = tf.lite.Interpreter(model_path=f"{version.folder}/"
                                     f"{version.waveform_file}")
   interpreter.allocate_tensors()

@@ -74,10 +74,9 @@ def _push_small(destination: str, name: str) -> str:
 
 def _window(base: str) -> bytes:
   from components.cloud import push  # pylint: disable=g-import-not-at-top
-  from components.frontend import FrontEnd  # pylint: disable=g-import-not-at-top
   newest = push.versions(base)[-1]
   manifest = push.read_manifest(os.path.join(base, str(newest)))
-  front_end = FrontEnd.from_record(manifest.front_end)
+  front_end = manifest.front_end
   rng = np.random.default_rng(0)
   samples = rng.uniform(-0.3, 0.3, front_end.window_samples)
   return (samples * 32767).astype('<i2').tobytes()

@@ -68,7 +68,7 @@ def write_version(destination: str, labels=('quiet', 'loud'),
   Args:
     destination: the push destination.
     labels: the two class names.
-    families: the manifest's `families` (None: not recorded).
+    families: the manifest's `families`, as JSON (None: not recorded).
     threshold: the manifest's `threshold.value` (None: not recorded).
     recording_rule: the manifest's `threshold.recording_rule` (None: not
       recorded).
@@ -79,12 +79,10 @@ def write_version(destination: str, labels=('quiet', 'loud'),
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components import frontend  # pylint: disable=g-import-not-at-top
   from components.ondevice import push  # pylint: disable=g-import-not-at-top
-  from components.ondevice.manifest import Manifest  # pylint: disable=g-import-not-at-top
-  from components.ondevice.manifest import WaveformEntry  # pylint: disable=g-import-not-at-top
-  record = dict(frontend.FrontEnd(image_size=IMAGE_SIZE).to_record(),
-                recorded=True)
+  from components.ondevice import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  front_end = frontend.FrontEnd(image_size=IMAGE_SIZE)
   image_model = fuzz.tiny_image_model(IMAGE_SIZE)
-  samples = record['window_samples']
+  samples = front_end.window_samples
   waveform = tf.keras.Sequential([
       tf.keras.layers.Input((samples,), batch_size=1),
       tf.keras.layers.Dense(2, activation='softmax')])
@@ -100,17 +98,20 @@ def write_version(destination: str, labels=('quiet', 'loud'),
       {push.MODEL_FILE: image_model,
        push.LABELS_FILE: ''.join(f'{name}\n' for name in labels).encode(),
        push.WAVEFORM_FILE: waveform_model},
-      Manifest(model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
-               class_names=list(labels),
-               sha256=hashlib.sha256(image_model).hexdigest(),
-               image_size=IMAGE_SIZE, channels=3, audio_front_end=record,
-               waveform=WaveformEntry(
-                   file=push.WAVEFORM_FILE,
-                   sha256=hashlib.sha256(waveform_model).hexdigest()),
-               families=families,
-               threshold=(None if threshold is None else dict(
-                   {'value': threshold}, **({'recording_rule': recording_rule}
-                                            if recording_rule else {})))))
+      manifest_lib.Manifest(
+          model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
+          class_names=list(labels),
+          sha256=hashlib.sha256(image_model).hexdigest(),
+          image_size=IMAGE_SIZE, channels=3,
+          audio_front_end=manifest_lib.AudioFrontEnd.of(front_end),
+          waveform=manifest_lib.WaveformEntry(
+              file=push.WAVEFORM_FILE,
+              sha256=hashlib.sha256(waveform_model).hexdigest()),
+          families=(None if families is None
+                    else manifest_lib.Families.from_json(families)),
+          threshold=(None if threshold is None else
+                     manifest_lib.DecisionThreshold(threshold,
+                                                    recording_rule))))
   return folder
 
 

@@ -22,6 +22,8 @@ from components.modules import phase_two
 from components.modules import trainer
 from components.ondevice import candidate as candidate_lib
 from components.ondevice import push
+from components.ondevice.manifest import DecisionThreshold
+from components.ondevice.manifest import Families
 from components.ondevice.manifest import Manifest
 
 SIZE = 32
@@ -66,9 +68,9 @@ def _manifest(tflite, threshold, key=KEY):
   return Manifest(model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
                   class_names=['not_instrument', 'instrument'],
                   converted_sha256='x' * 64, image_size=SIZE, channels=3,
-                  families={'given': True, 'names': CLASSES[1:],
-                            'pairing_key': key},
-                  threshold={'value': threshold})
+                  families=Families(True, tuple(CLASSES[1:]),
+                                    pairing_key=key),
+                  threshold=DecisionThreshold(threshold))
 
 
 def _files(tflite):

@@ -3,6 +3,7 @@ hardened as ingest: every hostile recording, stream setting, source and
 model folder ends in one line, a non-zero exit, no traceback, no crash and
 no hang; and it runs on LiteRT without TensorFlow."""
 
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -17,6 +18,7 @@ import pytest
 
 import audio_files
 import device_fuzz
+from components import frontend
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.path.join(
@@ -143,7 +145,8 @@ def test_a_waveform_model_answers_recordings_and_the_image_model_images(
     ('waveform_against_front_end', ('waveform.tflite', '[1, 22050]')),
     ('not_json', ('manifest.json', 'not JSON')),
     ('front_end_against_image', ('manifest.json', '64 frames of')),
-    ('bands_against_image', ('manifest.json', 'of 64 mel bands')),
+    ('bands_against_image', ('manifest.json', "mel_bands' is 64; its "
+                                              'settings give 32')),
 ])
 def test_a_damaged_model_folder_is_refused_in_one_line(version, clip,
                                                        tmp_path, damage,
@@ -168,8 +171,12 @@ def test_a_damaged_model_folder_is_refused_in_one_line(version, clip,
   elif damage == 'outside_the_folder':
     _manifest(folder, lambda m: m.update(model_file='../model.tflite'))
   elif damage == 'waveform_against_front_end':
-    _manifest(folder, lambda m: m['input']['audio_front_end'].update(
-        sample_rate=22050, window_samples=22050))
+    # A whole front end of another rate (every field agreeing), which
+    # the waveform model does not take.
+    _manifest(folder, lambda m: m['input'].update(audio_front_end=dict(
+        dataclasses.replace(frontend.FrontEnd.from_record(
+            m['input']['audio_front_end']), sample_rate=22050).to_record(),
+        recorded=True)))
   elif damage == 'front_end_against_image':
     _manifest(folder, lambda m: m['input']['audio_front_end'].update(
         frames=64))

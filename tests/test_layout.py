@@ -4,6 +4,7 @@ on; what runs on the device carries no training stack."""
 
 import ast
 import os
+import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What the device side may import besides the standard library.
@@ -53,10 +54,21 @@ def _leaf_breaks(package, allowed_local, third_party, names=False):
 
 
 def test_the_on_device_package_imports_only_itself_common_and_its_runtime():
+  # And the front end's typed description (the manifest's front end is a
+  # FrontEnd), which imports nothing but the standard library and common.
   broken = _leaf_breaks('ondevice',
-                        ('components.ondevice', 'components.common'),
+                        ('components.ondevice', 'components.common',
+                         'components.frontend.spec'),
                         lambda path: _DEVICE_THIRD_PARTY)
   assert not broken, broken
+  spec = os.path.join(REPO_ROOT, 'components', 'frontend', 'spec.py')
+  package = os.path.join(REPO_ROOT, 'components', 'frontend', '__init__.py')
+  for path in (spec, package):
+    for module, line in _imports(path):
+      assert module.startswith(('components.common', 'components.frontend.'
+                                'spec')) or module.split('.')[0] in (
+                                    sys.stdlib_module_names), (
+                                        f'{path}:{line} imports {module}')
 
 
 def test_the_rule_sees_a_forbidden_import(tmp_path):

@@ -14,6 +14,9 @@ import pytest
 from components import frontend
 from components.common import storage
 from components.ondevice import push
+from components.ondevice.manifest import AudioFrontEnd
+from components.ondevice.manifest import DecisionThreshold
+from components.ondevice.manifest import Families
 from components.ondevice.manifest import FIRST_SCHEMA_VERSION
 from components.ondevice.manifest import Manifest
 from components.ondevice.manifest import ManifestError
@@ -44,7 +47,9 @@ def test_a_manifest_written_before_the_schema_version_reads_as_schema_one():
   assert manifest.waveform_file == push.WAVEFORM_FILE
   assert manifest.waveform.proof['eval_windows'] == 3
   assert manifest.digests() == data['files']
-  drawn_with = frontend.FrontEnd.from_record(manifest.front_end_record)
+  drawn_with = manifest.front_end
+  assert drawn_with == frontend.FrontEnd.from_record(
+      data['input']['audio_front_end'])
   assert drawn_with.window_samples == 16000 and drawn_with.image_size == 32
   # Written back, it is what it was, with its schema said.
   assert manifest.to_json() == dict(data, schema_version=1)
@@ -76,13 +81,13 @@ def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
       model_file=push.MODEL_FILE, labels_file=push.LABELS_FILE,
       image_size=16, channels=1, class_names=['a', 'b'], sha256='0' * 64,
       quantization='dynamic', input_tensor={'dtype': 'float32'},
-      audio_front_end=dict(frontend.FrontEnd(image_size=16).to_record(),
-                           recorded=True),
+      audio_front_end=AudioFrontEnd.of(frontend.FrontEnd(image_size=16)),
       validation={'accuracy_drop': 0.0},
       waveform=WaveformEntry(file=push.WAVEFORM_FILE, sha256='1' * 64,
                              proof={'bytes': 3}),
-      families={'given': True, 'names': ['bass', 'piano']},
-      threshold={'value': 0.31, 'target_recall': 0.95, 'met': True})
+      families=Families(True, ('bass', 'piano')),
+      threshold=DecisionThreshold(0.31, 'mean', {'target_recall': 0.95,
+                                                 'met': True}))
   files = {push.MODEL_FILE: b'm', push.LABELS_FILE: b'a\nb\n',
            push.WAVEFORM_FILE: b'w'}
   version, folder = push.write_version(str(tmp_path), files, written)
@@ -125,6 +130,25 @@ def test_what_the_pusher_writes_reads_back_the_same(tmp_path):
      "'threshold.value' is '0.3', not a int or float"),
     (lambda m: m.update(threshold={'value': 1.5}),
      "'threshold.value' is 1.5, not a score from 0 to 1"),
+    (lambda m: m.update(families={'given': True, 'names': []}),
+     "'families.given' is True beside 0 names"),
+    (lambda m: m.update(families={'names': ['a'], 'pairing_key': 3}),
+     "'families.pairing_key' is 3, not a key"),
+    # The front end is read as the FrontEnd itself: the real fields of its
+    # record, damaged, are refused by name, and what the record derives
+    # from its settings must agree with them.
+    (lambda m: m['input']['audio_front_end'].update(sample_rate='16k'),
+     "'input.audio_front_end': the recorded front end's sample_rate is "
+     "'16k', not an int"),
+    (lambda m: m['input']['audio_front_end'].update(version=2),
+     "'input.audio_front_end': front end version 2 is not 1"),
+    (lambda m: m['input']['audio_front_end'].pop('frames'),
+     "front end's frames is None"),
+    (lambda m: m['input']['audio_front_end'].update(mel_bands=64),
+     "'input.audio_front_end.mel_bands' is 64; its settings give 32"),
+    (lambda m: m['input']['audio_front_end'].update(window_samples=22050),
+     "'input.audio_front_end.window_samples' is 22050; its settings give "
+     '16000'),
 ])
 def test_a_damaged_field_is_named(change, said):
   data = _old()
@@ -144,7 +168,7 @@ def test_the_recording_rule_is_read_and_checked():
   from components.ondevice.manifest import ManifestError  # pylint: disable=g-import-not-at-top
   data = Manifest(model_file='model.tflite', labels_file='labels.txt',
                   image_size=32, channels=3,
-                  threshold={'value': 0.4}).to_json()
+                  threshold=DecisionThreshold(0.4)).to_json()
   assert Manifest.from_json(data).recording_rule == 'max'
   # The threshold a device decides at: the version's own, even at 0; 0.5
   # for versions that chose none.
@@ -160,3 +184,30 @@ def test_the_recording_rule_is_read_and_checked():
   with pytest.raises(ManifestError, match="'threshold.recording_rule' is "
                      "'median'"):
     Manifest.from_json(data)
+
+
+def test_the_typed_leaves_compare_by_value_and_read_back_as_written():
+  data = _old()
+  one, two = Manifest.from_json(data), Manifest.from_json(_old())
+  assert one == two and one.front_end == two.front_end
+  # The same front end written in other words (a record of an older
+  # wording) is the same front end, and is written back as it was.
+  reworded = _old()
+  reworded['input']['audio_front_end']['padding'] = 'zeros, at the end'
+  other = Manifest.from_json(reworded)
+  assert other.audio_front_end == one.audio_front_end
+  assert other.to_json()['input']['audio_front_end']['padding'] == (
+      'zeros, at the end')
+  # A front end of other settings is another front end.
+  changed = frontend.FrontEnd.from_record(data['input']['audio_front_end'])
+  changed = dataclasses.replace(changed, top_db=60.0)
+  assert AudioFrontEnd.of(changed) != one.audio_front_end
+  assert DecisionThreshold(0.3, 'mean', {'recall': 0.9}) == (
+      DecisionThreshold.from_json({'value': 0.3, 'recall': 0.9,
+                                   'recording_rule': 'mean'}))
+  assert DecisionThreshold(0.3).rule == 'max'
+  assert Families.from_json({'given': True, 'names': ['a', 'b'],
+                             'pairing_key': 'k'}) == Families(
+                                 True, ('a', 'b'), pairing_key='k')
+  assert AudioFrontEnd.of(None, 'images').to_json() == {
+      'recorded': False, 'reason': 'images'}

@@ -55,7 +55,7 @@ def _push(base_destination, folder):
                                       model_name=NAME, classes=CLASSES,
                                       families=CLASSES[1:],
                                       request=serving_model.PCM_INPUT,
-                                      front_end=FRONT_END.to_record(),
+                                      front_end=FRONT_END,
                                       figures={}, source={}, created='now',
                                       pairing_key=PAIRING_KEY))
 

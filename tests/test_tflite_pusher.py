@@ -175,8 +175,8 @@ def test_every_mode_converts_validates_and_pushes(testdata, tmp_path, mode):
       'mean': [0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0]}
   assert manifest.output['shape'] == [1, 2]
   # Not given the window's raw examples, it cannot say which families.
-  assert manifest.families['given'] is False
-  assert 'not given the window' in manifest.families['reason']
+  assert manifest.families.given is False
+  assert 'not given the window' in manifest.families.reason
   figures = manifest.validation
   assert figures['examples'] == len(testdata['eval_labels'])
   assert figures['accuracy_drop'] <= 0.01
@@ -354,11 +354,12 @@ def test_a_run_guard_that_refuses_stops_the_push_before_any_write(
 
 
 def test_the_manifest_names_the_families_or_says_none_was_given():
-  assert stages.families_entry(['strings', 'bass']) == {
+  assert stages.families_entry(['strings', 'bass']).to_json() == {
       'given': True, 'names': ['bass', 'strings']}
+  assert stages.families_entry(['bass'], 'k').pairing_key == 'k'
   none = stages.families_entry([])
-  assert none['given'] is False and none['names'] == []
-  assert none['reason'].startswith('no family was given')
+  assert none.given is False and none.names == ()
+  assert none.reason.startswith('no family was given')
 
 
 def test_component_refuses_unknown_mode_and_negative_counts():
@@ -382,7 +383,7 @@ def test_the_threshold_is_chosen_on_the_tflite_model_and_predict_uses_it(
   pushed = _run(testdata, tmp_path / 'dest', phase_one_recall=0.9)
   manifest = push.read_manifest(
       pushed.get_string_custom_property('pushed_destination'))
-  chosen = manifest.threshold
+  chosen = manifest.threshold.to_json()
   assert chosen['target_recall'] == 0.9 and 0.0 <= chosen['value'] <= 1.0
   assert chosen['met'] == (chosen['recall_lower_bound'] >= 0.9)
   assert chosen['positives'] + chosen['negatives'] > 0

@@ -76,13 +76,12 @@ def score_phase_two(base: str, files: List[str]) -> Dict[str, Any]:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from components.cloud import launch  # pylint: disable=g-import-not-at-top
   from components.cloud import push  # pylint: disable=g-import-not-at-top
-  from components.frontend import FrontEnd  # pylint: disable=g-import-not-at-top
   from components.frontend import melscale  # pylint: disable=g-import-not-at-top
   from components.frontend import windowing  # pylint: disable=g-import-not-at-top
   from pipeline.data import spectrogram  # pylint: disable=g-import-not-at-top
   version = push.versions(base)[-1]
   manifest = push.read_manifest(os.path.join(base, str(version)))
-  front_end = FrontEnd.from_record(manifest.front_end)
+  front_end = manifest.front_end
   reject = manifest.classes[0]
   groups: Dict[str, List[int]] = collections.defaultdict(lambda: [0, 0])
   with launch.Server(base, manifest.model_name) as server:

@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from components.common import errors
 from components.common import local_disk
 from components.common import storage
+from components.frontend import FrontEnd
+from components.frontend import FrontEndError
 from components.modules import features
 
 MANIFEST_FILE = 'manifest.json'
@@ -50,7 +52,8 @@ class CloudManifest:
     families: the families among them.
     request: what `serving_default` takes: `audio_pcm` (one window of
       mono 16-bit PCM at `front_end.sample_rate`) or `image_bytes`.
-    front_end: the recorded front end inside the model, or None (images).
+    front_end: the front end inside the model (its record in the JSON), or
+      None (images).
     figures: the serving model's proof against phase two's SavedModel,
       and phase two's evaluation.
     source: the model artifact and run it came from.
@@ -65,7 +68,7 @@ class CloudManifest:
   classes: List[str]
   families: List[str]
   request: str
-  front_end: Optional[Dict[str, Any]] = None
+  front_end: Optional[FrontEnd] = None
   figures: Dict[str, Any] = dataclasses.field(default_factory=dict)
   source: Optional[Dict[str, Any]] = None
   created: Optional[str] = None
@@ -76,7 +79,11 @@ class CloudManifest:
 
   def to_json(self) -> Dict[str, Any]:
     """The manifest as the JSON object `manifest.json` holds."""
-    return dataclasses.asdict(self)
+    data = {field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)}
+    if self.front_end is not None:
+      data['front_end'] = self.front_end.to_record()
+    return data
 
   @classmethod
   def from_json(cls, data: Any) -> 'CloudManifest':
@@ -89,7 +96,13 @@ class CloudManifest:
         raise CloudPushError(f'manifest field {name!r} is '
                              f'{data.get(name)!r}, not a {kind.__name__}')
     known = {field.name for field in dataclasses.fields(cls)}
-    return cls(**{key: value for key, value in data.items() if key in known})
+    found = {key: value for key, value in data.items() if key in known}
+    if found.get('front_end') is not None:
+      try:
+        found['front_end'] = FrontEnd.from_record(found['front_end'])
+      except FrontEndError as e:
+        raise CloudPushError(f'manifest field \'front_end\': {e}') from None
+    return cls(**found)
 
 
 def model_base(destination: str, model_name: str) -> str:

@@ -157,7 +157,6 @@ def load_version(base: str, number: int) -> Version:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.cloud import push  # pylint: disable=g-import-not-at-top
   from components.cloud import serving_model  # pylint: disable=g-import-not-at-top
-  from components.frontend import FrontEnd  # pylint: disable=g-import-not-at-top
   folder = os.path.join(base, str(number))
   manifest = push.read_manifest(folder)
   push.verify_local(folder, manifest)
@@ -165,7 +164,7 @@ def load_version(base: str, number: int) -> Version:
   input_name = manifest.request
   window_bytes = rate = None
   if input_name == serving_model.PCM_INPUT:
-    front_end = FrontEnd.from_record(manifest.front_end)
+    front_end = manifest.front_end
     rate, window_bytes = front_end.sample_rate, 2 * front_end.window_samples
     serve(**{input_name: tf.constant([bytes(window_bytes)])})
   return Version(number, folder, serve, input_name, list(manifest.classes),

@@ -15,24 +15,29 @@ too; a field it does not know is kept (:attr:`Manifest.extra`) and written
 back as it was.
 
 What a device relies on is checked when a manifest is read
-(:meth:`Manifest.from_json`): the file names (plain names inside the
-folder), the image input's size and channels, the class names, the digests
-and the audio front end's record are of the right type, or
-:class:`ManifestError` names the field. The figures a pusher records
-(`validation`, the waveform model's proof) are kept as written: readers show
+(:meth:`Manifest.from_json`), or :class:`ManifestError` names the field:
+the file names (plain names inside the folder), the image input's size and
+channels, the class names and the digests; and it is typed to the leaves:
+the audio front end is the :class:`FrontEnd` itself (its record must read
+as one, and its derived fields agree with it), the decision threshold a
+:class:`DecisionThreshold` and the families a :class:`Families`, each
+compared by value. The figures a pusher records (`validation`, the waveform
+model's proof, the threshold's figures) are kept as written: readers show
 them, nothing on a device decides by them.
 
 Example:
 
     manifest = Manifest.from_json(json.loads(text))
-    manifest.model_file, manifest.image_size, manifest.front_end_record
+    manifest.model_file, manifest.image_size, manifest.front_end
 """
 
 import dataclasses
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from components.common import errors
+from components.frontend.spec import FrontEnd
+from components.frontend.spec import FrontEndError
 
 SCHEMA_VERSION = 2
 # What the manifests written before `schema_version` existed count as.
@@ -134,6 +139,154 @@ class WaveformEntry:
                       if key not in ('file', 'sha256', 'reason')})
 
 
+@dataclasses.dataclass(frozen=True)
+class AudioFrontEnd:
+  """The manifest's `input.audio_front_end`: the front end a version's
+  windows are drawn with, or why none is recorded.
+
+  Attributes:
+    front_end: the recorded front end, or None.
+    reason: why there is none.
+    record: the JSON as written (`recorded` and the record's fields), kept
+      so that a manifest reads back unchanged; not compared.
+  """
+  front_end: Optional[FrontEnd] = None
+  reason: Optional[str] = None
+  record: Dict[str, Any] = dataclasses.field(default_factory=dict,
+                                             compare=False, repr=False)
+
+  @classmethod
+  def of(cls, front_end: Optional[FrontEnd],
+         reason: Optional[str] = None) -> 'AudioFrontEnd':
+    """The entry of `front_end`, or of why there is none."""
+    if front_end is not None:
+      # As a record reads back (every window taken, the top band resolved),
+      # so that the entry equals the one read from what it writes.
+      record = dict(front_end.to_record(), recorded=True)
+      return cls(FrontEnd.from_record(record), None, record)
+    return cls(None, reason, {'recorded': False, 'reason': reason})
+
+  def to_json(self) -> Dict[str, Any]:
+    return dict(self.record) if self.record else AudioFrontEnd.of(
+        self.front_end, self.reason).record
+
+  @classmethod
+  def from_json(cls, data: Any) -> 'AudioFrontEnd':
+    """Reads the entry; :class:`ManifestError` names what is wrong."""
+    where = 'input.audio_front_end'
+    if not isinstance(data, dict):
+      raise ManifestError(f"'{where}' is not an object")
+    if not data.get('recorded'):
+      reason = data.get('reason')
+      return cls(None, None if reason is None else str(reason), dict(data))
+    try:
+      front_end = FrontEnd.from_record(data)
+    except FrontEndError as e:
+      raise ManifestError(f"'{where}': {e}") from None
+    # What the record derives from its settings must agree with them: a
+    # record edited by hand, or damaged, draws other pictures than it says.
+    derived = front_end.to_record()
+    for name in ('window_samples', 'hop_samples', 'frame_hop_samples',
+                 'mel_bands'):
+      if name in data and data[name] != derived[name]:
+        raise ManifestError(
+            f"'{where}.{name}' is {data[name]!r}; its settings give "
+            f'{derived[name]!r} ({front_end.image_size} frames of '
+            f'{front_end.window_samples} samples)')
+    return cls(front_end, None, dict(data))
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionThreshold:
+  """The manifest's `threshold`: what a device decides by, typed, and the
+  figures the pusher chose it by, as written.
+
+  Attributes:
+    value: the positive class's score from which a window is flagged.
+    recording_rule: how a recording's windows become its answer (one of
+      :data:`RECORDING_RULES`), or None for versions that name none
+      (:data:`MAX_RULE` then).
+    figures: every other field (`recall`, `target_recall`, ...).
+  """
+  value: float
+  recording_rule: Optional[str] = None
+  figures: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def rule(self) -> str:
+    """The recording rule a device applies."""
+    return self.recording_rule or MAX_RULE
+
+  def to_json(self) -> Dict[str, Any]:
+    data = dict({'value': self.value}, **self.figures)
+    if self.recording_rule is not None:
+      data['recording_rule'] = self.recording_rule
+    return data
+
+  @classmethod
+  def from_json(cls, data: Any) -> 'DecisionThreshold':
+    """Reads the entry; :class:`ManifestError` names what is wrong."""
+    if not isinstance(data, dict):
+      raise ManifestError(f"'threshold' is {data!r}, not a dict")
+    value = _get({'threshold': data}, 'threshold.value', (int, float))
+    if not 0.0 <= value <= 1.0:
+      raise ManifestError(f"'threshold.value' is {value}, not a score "
+                          'from 0 to 1')
+    rule = data.get('recording_rule')
+    if rule is not None and rule not in RECORDING_RULES:
+      raise ManifestError(f"'threshold.recording_rule' is {rule!r}, not "
+                          f"one of {', '.join(RECORDING_RULES)}")
+    return cls(float(value), rule, {
+        key: item for key, item in data.items()
+        if key not in ('value', 'recording_rule')})
+
+
+@dataclasses.dataclass(frozen=True)
+class Families:
+  """The manifest's `families`: the families of the positive class the
+  version's spans gave (the labels of the cloud phase it pairs with) and
+  that phase's pairing key, or why none were given.
+
+  Attributes:
+    given: whether the spans gave families.
+    names: their names, sorted.
+    reason: why none were given, else None.
+    pairing_key: the key of the phase-two versions this one pairs with
+      (`components.common.pairing`), or None.
+  """
+  given: bool
+  names: Tuple[str, ...] = ()
+  reason: Optional[str] = None
+  pairing_key: Optional[str] = None
+
+  def to_json(self) -> Dict[str, Any]:
+    data: Dict[str, Any] = {'given': self.given, 'names': list(self.names)}
+    if self.reason is not None:
+      data['reason'] = self.reason
+    if self.pairing_key is not None:
+      data['pairing_key'] = self.pairing_key
+    return data
+
+  @classmethod
+  def from_json(cls, data: Any) -> 'Families':
+    """Reads the entry; :class:`ManifestError` names what is wrong."""
+    if not isinstance(data, dict):
+      raise ManifestError(f"'families' is {data!r}, not a dict")
+    names = data.get('names')
+    if not (isinstance(names, list) and all(isinstance(name, str)
+                                            for name in names)):
+      raise ManifestError("'families.names' is not a list of names")
+    given = data.get('given', bool(names))
+    if not isinstance(given, bool) or given != bool(names):
+      raise ManifestError(f"'families.given' is {given!r} beside "
+                          f'{len(names)} names')
+    reason, key = data.get('reason'), data.get('pairing_key')
+    if key is not None and not (isinstance(key, str) and key):
+      raise ManifestError(f"'families.pairing_key' is {key!r}, not a key")
+    return cls(given, tuple(names), None if reason is None else str(reason),
+               key)
+
+
 _KNOWN = ('model_file', 'labels_file', 'sha256', 'converted_sha256', 'bytes',
           'quantization', 'input', 'output', 'class_names',
           'metadata_embedded', 'metadata_problem', 'validation', 'waveform',
@@ -158,8 +311,8 @@ class Manifest:
     quantization: the mode it was converted in.
     input_tensor: the rest of `input`: name, shape, dtype, quantization,
       normalization.
-    audio_front_end: the recorded front end (`recorded` true, with the
-      record's fields) or why there is none (`recorded` false, `reason`).
+    audio_front_end: the recorded front end, or why there is none
+      (:class:`AudioFrontEnd`; None in manifests that say neither).
     output: the output tensor's name, shape, dtype, quantization, meaning.
     metadata_embedded: whether TFLite metadata is in the model.
     metadata_problem: why it is not.
@@ -169,15 +322,14 @@ class Manifest:
     source: the model artifact and run it came from.
     created: when it was pushed.
     files: every file of the version and its SHA-256 (None in old ones).
-    families: the families of the positive class its spans gave (`given`,
-      `names`, sorted), the labels of the cloud phase this version pairs
-      with; or why none were (`given` false, `reason`); None in manifests
-      written before families were recorded.
-    threshold: phase one's decision threshold on the positive class's score
-      (`value`), chosen on the eval split with this version's image model
-      for a recall target, with what it holds there (`recall`,
-      `recall_lower_bound`, `false_positive_rate`, ...); None in manifests
-      written before it was chosen (0.5 then).
+    families: the families of the positive class its spans gave, the
+      labels of the cloud phase this version pairs with, or why none were
+      (:class:`Families`); None in manifests written before families were
+      recorded.
+    threshold: phase one's decision threshold on the positive class's score,
+      chosen on the eval split with this version's image model for a recall
+      target, with what it holds there (:class:`DecisionThreshold`); None
+      in manifests written before it was chosen (0.5 then).
     version: the version number (set when pushed).
     schema_version: see the module's docstring.
     extra: fields this code does not know, kept as written.
@@ -192,7 +344,7 @@ class Manifest:
   bytes: Optional[int] = None
   quantization: Optional[str] = None
   input_tensor: Dict[str, Any] = dataclasses.field(default_factory=dict)
-  audio_front_end: Optional[Dict[str, Any]] = None
+  audio_front_end: Optional[AudioFrontEnd] = None
   output: Dict[str, Any] = dataclasses.field(default_factory=dict)
   metadata_embedded: Optional[bool] = None
   metadata_problem: Optional[str] = None
@@ -202,23 +354,22 @@ class Manifest:
   source: Optional[Dict[str, Any]] = None
   created: Optional[str] = None
   files: Optional[Dict[str, str]] = None
-  families: Optional[Dict[str, Any]] = None
-  threshold: Optional[Dict[str, Any]] = None
+  families: Optional[Families] = None
+  threshold: Optional[DecisionThreshold] = None
   version: Optional[int] = None
   schema_version: int = SCHEMA_VERSION
   extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
-  def front_end_record(self) -> Optional[Dict[str, Any]]:
-    """The recorded audio front end (with `recorded`), or None."""
-    record = self.audio_front_end
-    return record if record and record.get('recorded') else None
+  def front_end(self) -> Optional[FrontEnd]:
+    """The recorded audio front end, or None."""
+    return self.audio_front_end.front_end if self.audio_front_end else None
 
   @property
   def decision_threshold(self) -> Optional[float]:
     """The positive class's score from which a window is flagged, or None
     (an older version: decide at 0.5)."""
-    return None if self.threshold is None else float(self.threshold['value'])
+    return None if self.threshold is None else self.threshold.value
 
   @property
   def threshold_value(self) -> float:
@@ -231,14 +382,20 @@ class Manifest:
   def recording_rule(self) -> str:
     """How a recording's windows become its answer (`max` for versions
     that name no rule)."""
-    return (self.threshold or {}).get('recording_rule') or MAX_RULE
+    return self.threshold.rule if self.threshold else MAX_RULE
 
   def decisions(self) -> Dict[str, Any]:
     """What a device decides by besides the model: its threshold, its
     recording rule and the key of the phase two it pairs with."""
     return {'threshold': self.decision_threshold,
             'recording_rule': self.recording_rule,
-            'pairing_key': (self.families or {}).get('pairing_key')}
+            'pairing_key': self.pairing_key}
+
+  @property
+  def pairing_key(self) -> Optional[str]:
+    """The key of the phase-two versions this version pairs with, or
+    None."""
+    return self.families.pairing_key if self.families else None
 
   @property
   def waveform_file(self) -> Optional[str]:
@@ -278,7 +435,8 @@ class Manifest:
         'quantization': self.quantization,
         'input': dict(self.input_tensor, image_size=self.image_size,
                       channels=self.channels,
-                      audio_front_end=self.audio_front_end),
+                      audio_front_end=(self.audio_front_end.to_json()
+                                       if self.audio_front_end else None)),
         'output': self.output,
         'class_names': self.class_names,
         'metadata_embedded': self.metadata_embedded,
@@ -292,9 +450,9 @@ class Manifest:
     if self.files is not None:
       data['files'] = self.files
     if self.families is not None:
-      data['families'] = self.families
+      data['families'] = self.families.to_json()
     if self.threshold is not None:
-      data['threshold'] = self.threshold
+      data['threshold'] = self.threshold.to_json()
     if self.version is not None:
       data['version'] = self.version
     data['schema_version'] = self.schema_version
@@ -316,8 +474,8 @@ class Manifest:
       raise ManifestError(f'input is {image_size}x{image_size}x{channels}; '
                           'expected a positive size and 1 or 3 channels')
     front_end = data['input'].get('audio_front_end')
-    if front_end is not None and not isinstance(front_end, dict):
-      raise ManifestError("'input.audio_front_end' is not an object")
+    front_end = (None if front_end is None
+                 else AudioFrontEnd.from_json(front_end))
     names = data.get('class_names')
     if names is not None and not (isinstance(names, list) and all(
         isinstance(name, str) for name in names)):
@@ -333,20 +491,7 @@ class Manifest:
         check_file_name(name, 'lists')
     waveform = data.get('waveform')
     families = _get(data, 'families', dict, required=False)
-    if families is not None and not (
-        isinstance(families.get('names'), list)
-        and all(isinstance(name, str) for name in families['names'])):
-      raise ManifestError("'families.names' is not a list of names")
     threshold = _get(data, 'threshold', dict, required=False)
-    if threshold is not None:
-      value = _get(data, 'threshold.value', (int, float))
-      if not 0.0 <= value <= 1.0:
-        raise ManifestError(f"'threshold.value' is {value}, not a score "
-                            'from 0 to 1')
-      rule = threshold.get('recording_rule')
-      if rule is not None and rule not in RECORDING_RULES:
-        raise ManifestError(f"'threshold.recording_rule' is {rule!r}, not "
-                            f"one of {', '.join(RECORDING_RULES)}")
     schema = _get(data, 'schema_version', int, required=False)
     return cls(
         model_file=check_file_name(_get(data, 'model_file', str),
@@ -372,7 +517,10 @@ class Manifest:
         firmware=_get(data, 'firmware', dict, required=False),
         source=_get(data, 'source', dict, required=False),
         created=_get(data, 'created', str, required=False),
-        files=files, families=families, threshold=threshold,
+        files=files,
+        families=None if families is None else Families.from_json(families),
+        threshold=(None if threshold is None
+                   else DecisionThreshold.from_json(threshold)),
         version=_get(data, 'version', int, required=False),
         schema_version=FIRST_SCHEMA_VERSION if schema is None else schema,
         extra={key: value for key, value in data.items()

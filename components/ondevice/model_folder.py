@@ -32,12 +32,13 @@ Nothing here imports TensorFlow.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from components.common import errors
 from components.common import storage
 from components.ondevice import push
 from components.ondevice import runtime
+from components.frontend.spec import FrontEnd
 from components.ondevice.manifest import Manifest
 from components.ondevice.manifest import ManifestError
 
@@ -63,10 +64,7 @@ class OpenedVersion:
     image_file: its file name.
     image_size: its input's side.
     channels: its input's channels.
-    front_end_record: the audio front end the manifest records (with
-      `recorded`), or None.
-    front_end: that record as the caller's front end (see
-      :func:`open_version`), or None.
+    front_end: the audio front end the manifest records, or None.
     waveform: the waveform model, loaded, or None.
     waveform_file: its file name, or None.
   """
@@ -77,8 +75,7 @@ class OpenedVersion:
   image_file: str
   image_size: int
   channels: int
-  front_end_record: Optional[Dict[str, Any]] = None
-  front_end: Any = None
+  front_end: Optional[FrontEnd] = None
   waveform: Optional[runtime.Classifier] = None
   waveform_file: Optional[str] = None
 
@@ -129,26 +126,12 @@ def _check_shapes(folder: str, name: str, classifier: runtime.Classifier,
                    f'{shape}')
 
 
-def _front_end_use(folder: str, use):
-  """`use()` of the manifest's front-end record, its failure the fault."""
-  try:
-    return use()
-  except (KeyError, TypeError, ValueError) as e:
-    raise _fault(folder, push.MANIFEST_FILE,
-                 f'its audio front end cannot be used ({e})') from e
-
-
-def open_version(path: str, parse_front_end=None) -> OpenedVersion:
+def open_version(path: str) -> OpenedVersion:
   """Opens a pushed version (see the module's docstring for the checks).
 
   Args:
     path: a version folder, or a push destination whose `LATEST` names one
       (local, `gs://` or `s3://`).
-    parse_front_end: makes the caller's front end of the manifest's
-      recorded front end (with a `window_samples` attribute), raising
-      KeyError, TypeError or ValueError for a record that is not one
-      (None: the record is kept as it is, and its own `window_samples`
-      trusted).
 
   Returns:
     The :class:`OpenedVersion`.
@@ -202,26 +185,20 @@ def open_version(path: str, parse_front_end=None) -> OpenedVersion:
                 {'input': [1, image_size, image_size, channels],
                  'output': [1, len(labels)]},
                 f'the manifest and {labels_file}')
-  record = manifest.front_end_record
-  if record is not None:
-    # The record gives the picture's side as its frames and mel bands.
-    drawn = (record.get('frames', image_size),
-             record.get('mel_bands', image_size))
-    if drawn != (image_size, image_size):
-      raise _fault(folder, push.MANIFEST_FILE, 'its audio front end draws '
-                   f'{drawn[0]!r} frames of {drawn[1]!r} mel bands, not the '
-                   f'{image_size}x{image_size} pictures its model takes')
-  front_end = (_front_end_use(folder, lambda: parse_front_end(record))
-               if record is not None and parse_front_end else None)
+  front_end = manifest.front_end
+  if front_end is not None and front_end.image_size != image_size:
+    raise _fault(folder, push.MANIFEST_FILE, 'its audio front end draws '
+                 f'{front_end.image_size} frames of {front_end.image_size} '
+                 f'mel bands, not the {image_size}x{image_size} pictures its '
+                 'model takes')
   opened = OpenedVersion(folder, manifest, labels, image_model, image_file,
-                         image_size, channels, record, front_end)
+                         image_size, channels, front_end)
   waveform_file = manifest.waveform_file
   if waveform_file:
-    if record is None:
+    if front_end is None:
       raise _fault(folder, push.MANIFEST_FILE, 'lists a waveform model but '
                    'records no audio front end for it')
-    samples = (front_end.window_samples if front_end else _front_end_use(
-        folder, lambda: int(record['window_samples'])))
+    samples = front_end.window_samples
     waveform = _load(folder, waveform_file, contents[waveform_file])
     _check_shapes(folder, waveform_file, waveform,
                   {'input': [1, samples], 'output': [1, len(labels)]},

@@ -25,6 +25,7 @@ from components.common import pairing
 from components.common import run_guard
 from components.common import span_layout
 from components.common import storage
+from components.frontend import FrontEnd
 
 P = contracts.PhaseTwoPusher
 CHECK = contracts.PhaseTwoServingCheck
@@ -115,7 +116,8 @@ class Executor(pusher_executor.Executor):
           families=span_layout.window_property(
               window, span_layout.FAMILIES_PROPERTY) or [],
           request=pairing.request_input(front_end),
-          front_end=front_end or None, figures=figures,
+          front_end=FrontEnd.from_record(front_end) if front_end else None,
+          figures=figures,
           source={'model': self.GetModelPath(input_dict),
                   'infra_blessing': infra.uri},
           created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))

@@ -208,7 +208,7 @@ class Executor(base_executor.BaseExecutor):
     manifest = cloud_push.CloudManifest(
         model_name=exec_properties[MODEL_NAME_KEY], classes=classes,
         families=[], request=pairing.request_input(front_end),
-        front_end=front_end.to_record() if front_end else None,
+        front_end=front_end,
         figures={}, source={'model': model_path},
         created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
     try:

@@ -10,6 +10,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from absl import logging
 
 from components.ondevice import push
+from components.ondevice.manifest import AudioFrontEnd
+from components.ondevice.manifest import DecisionThreshold
+from components.ondevice.manifest import Families
 from components.ondevice.manifest import Manifest
 from components.ondevice.manifest import WaveformEntry
 from components.tflite import conversion
@@ -117,7 +120,7 @@ def manifest(settings: PushSettings, converted_sha256: str,
                         normalization_options=(
                             model_metadata.normalization_options(
                                 settings.channels))),
-      audio_front_end=front_end,
+      audio_front_end=AudioFrontEnd.from_json(front_end),
       output=dict(description['output'], meaning=(
           'probability of each class, in labels.txt order')),
       metadata_embedded=packaging.metadata_embedded,
@@ -127,24 +130,24 @@ def manifest(settings: PushSettings, converted_sha256: str,
           proof={key: value for key, value in waveform_figures.items()
                  if key not in ('file', 'sha256', 'reason')}),
       firmware=firmware_entry, source=source,
-      families=families_entry(families, pairing_key), threshold=threshold,
+      families=families_entry(families, pairing_key),
+      threshold=(None if threshold is None
+                 else DecisionThreshold.from_json(threshold)),
       created=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 
 
 def families_entry(families: Optional[Sequence[str]],
-                   pairing_key: Optional[str] = None) -> Dict[str, Any]:
+                   pairing_key: Optional[str] = None) -> Families:
   """The manifest's `families`: the names the spans gave and the key of
   the phase-two versions this one pairs with, or why none."""
   if families:
-    found = {'given': True, 'names': sorted(families)}
-    if pairing_key:
-      found['pairing_key'] = pairing_key
-    return found
-  return {'given': False, 'names': [], 'reason': (
+    return Families(True, tuple(sorted(families)),
+                    pairing_key=pairing_key or None)
+  return Families(False, reason=(
       'the pusher was not given the window\'s examples' if families is None
       else 'no family was given: the positive class\'s files lie in its '
       'folder, not in family sub-folders (instrument/<family>/), so this '
-      'model pairs with no cloud phase')}
+      'model pairs with no cloud phase'))
 
 
 def outcome_properties(proofs: Sequence[results.Figures],

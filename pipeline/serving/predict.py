@@ -134,8 +134,7 @@ class PushedModel:
                limits: decode.FileLimits = decode.FileLimits(),
                threshold: Optional[float] = None, keep_input: bool = False):
     self.limits, self.keep_input = limits, keep_input
-    opened = model_folder.open_version(
-        path, parse_front_end=frontend.FrontEnd.from_record)
+    opened = model_folder.open_version(path)
     self.folder, self.manifest = opened.folder, opened.manifest
     self.threshold = (threshold if threshold is not None else
                       self.manifest.threshold_value)
@@ -159,7 +158,7 @@ class PushedModel:
   @property
   def request_input(self) -> str:
     """What this version's phase two takes for a window."""
-    return pairing.request_input(self.manifest.front_end_record)
+    return pairing.request_input(self.manifest.front_end)
 
   def request_bytes(self, window: dict) -> bytes:
     """Phase two's request for a window kept with `keep_input`: its
@@ -554,10 +553,10 @@ def open_cascade(model: PushedModel, url: str, model_name: str,
   if wait is not None and not (math.isfinite(wait) and wait >= 0):
     raise cascade.CascadeError(f'--cascade-wait {wait:g}: expected seconds '
                                '(0 or more)')
-  families = model.manifest.families or {}
-  key = families.get('pairing_key')
-  if not isinstance(key, str) or not key:
-    why = (families.get('reason') or 'its spans gave no families'
+  families = model.manifest.families
+  key = model.manifest.pairing_key
+  if not key:
+    why = (families.reason or 'its spans gave no families'
            if families else 'it was pushed before versions named their pair')
     raise cascade.CascadeError(
         f'{model.folder}: version {model.manifest.version} pairs with no '

@@ -90,10 +90,9 @@ def make(base: str, path: str, v2: bool = False,
     RequestError: naming the folder or the file.
   """
   from components.cloud import serving_model  # pylint: disable=g-import-not-at-top
-  from components.frontend import FrontEnd  # pylint: disable=g-import-not-at-top
   version, manifest = _newest_manifest(base)
   if manifest.request == serving_model.PCM_INPUT:
-    found = _windows(path, FrontEnd.from_record(manifest.front_end))
+    found = _windows(path, manifest.front_end)
   else:
     try:
       found = [storage.read_bytes(path)]
