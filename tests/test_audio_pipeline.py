@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import audio_files
 from conftest import run_cli
+from components import frontend
 from components.cloud import push as cloud_push
 from components.common import span_layout
 from components.ondevice import push
@@ -109,9 +110,10 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
   assert pushed['pushed'], pushed
   manifest = push.read_manifest(push.resolve_model_dir(
       config.push_destination))
-  front_end = manifest.audio_front_end
+  front_end = manifest.audio_front_end.to_json()
   assert front_end.pop('recorded') is True
   assert front_end == expected
+  assert manifest.front_end == frontend.FrontEnd.from_record(expected)
   # The manifest alone says how to make the model's input from audio.
   for key in ('sample_rate', 'window_samples', 'fft_size', 'mel_bands',
               'mel_min_hz', 'mel_max_hz', 'top_db', 'colormap', 'padding'):
@@ -145,9 +147,15 @@ def test_the_front_end_is_recorded_on_the_span_the_examples_and_the_manifest(
 def test_phase_two_hears_the_windows_and_is_served_them(audio_run):
   found = audio_run['summary']['phase_two']
   assert found['classes'] == ['not_instrument', 'high', 'low']
-  # Blessed on what it is for, both figures recorded by its Evaluator.
-  for name in ('mean_family_recall', 'reject_recall'):
-    assert 0.0 <= found['metrics'][name] <= 1.0, found['metrics']
+  # Blessed on what it is for, both figures recorded by its Evaluator,
+  # each what its confusion matrix gives.
+  reject, *families = found['classes']
+  named = [found['recall'][name] for name in families
+           if found['recall'][name] is not None]
+  assert found['metrics']['mean_family_recall'] == pytest.approx(
+      sum(named) / len(named), abs=1e-3), found
+  assert found['metrics']['reject_recall'] == pytest.approx(
+      found['recall'][reject], abs=1e-3), found
   loaded = tf.saved_model.load(found['model_path'])
   assert 'serving_waveform' in loaded.signatures
   # KServe's model server answered windows of PCM as the SavedModel does.

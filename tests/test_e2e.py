@@ -55,6 +55,19 @@ def _trained(store, config):
                                                'Trainer', ''))]
 
 
+def _assert_recalls_agree(found):
+  """Phase two's blessing figures (its TFMA metrics) against each class's
+  recall read from the confusion matrix its Evaluator wrote."""
+  reject, *families = found['classes']
+  named = [found['recall'][name] for name in families
+           if found['recall'][name] is not None]
+  assert named, found['recall']
+  assert found['metrics']['mean_family_recall'] == pytest.approx(
+      sum(named) / len(named), abs=1e-3), found
+  assert found['metrics']['reject_recall'] == pytest.approx(
+      found['recall'][reject], abs=1e-3), found
+
+
 def test_ingesting_the_same_folder_twice_adds_one_span(golden):
   assert [code for code, _, _ in golden.ingests] == [0, 0]
   assert ingest.list_spans(os.path.join(golden.workspace, 'data')) == [1]
@@ -85,13 +98,19 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert _states(first) == {node: 'ran' for node in COMPONENTS}
   assert first['blessed'] is True
   assert first['metrics']['example_count'] > 0
-  assert 0.0 <= first['metrics']['auc'] <= 1.0
+  manifest = push.read_manifest(os.path.join(config.push_destination, '1'))
+  # TFMA's AUC (the Evaluator's) is the one the converter computes itself
+  # on the same eval split with the same SavedModel (the manifest's
+  # `savedmodel_auc`): two ways to one figure, which a mis-wired label,
+  # split or score would part.
+  assert first['metrics']['example_count'] == manifest.validation['examples']
+  assert first['metrics']['auc'] == pytest.approx(
+      manifest.validation['savedmodel_auc'], abs=0.02)
   assert os.path.isfile(os.path.join(first['model_path'], 'saved_model.pb'))
   assert 0 < first['transformed']['disk_bytes_per_example'] < 64 * 64 * 3
   assert first['pushed']['pushed'] == 1
   assert first['pushed']['pushed_version'] == '1'
   assert push.latest_version(config.push_destination) == 1
-  manifest = push.read_manifest(os.path.join(config.push_destination, '1'))
   assert manifest.quantization == 'dynamic'
   assert manifest.input_tensor['shape'] == [1, 64, 64, 3]
 
@@ -120,12 +139,12 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
                                 'reason': summary_lib.NO_PHASE_TWO}
   assert 'Phase two: not trained: ' in summary_lib.format_summary(first)
   assert 'PhaseTwoTrainer' not in {c['node'] for c in first['components']}
-  assert manifest.families['given'] is False
+  assert manifest.families.given is False
   # Phase one's threshold, chosen on the pushed TFLite model, is in the
   # manifest, on the PushedModel and in the summary.
-  assert manifest.threshold['value'] == pytest.approx(
+  assert manifest.threshold.value == pytest.approx(
       first['pushed']['threshold'], abs=1e-4)
-  assert manifest.threshold['target_recall'] == 0.95
+  assert manifest.threshold.figures['target_recall'] == 0.95
   assert 'Phase one decides at' in summary_lib.format_summary(first)
 
   # `inspect` answers from ML Metadata agree with the runs.
@@ -296,11 +315,11 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert found['classes'] == ['not_instrument', 'chord', 'drums', 'melody',
                               'note']
   assert 0.0 <= found['metrics']['sparse_categorical_accuracy'] <= 1.0
-  # Blessed on what it is for: both figures recorded by its Evaluator.
-  for name in ('mean_family_recall', 'reject_recall'):
-    assert 0.0 <= found['metrics'][name] <= 1.0, found['metrics']
+  # Blessed on what it is for: both figures recorded by its Evaluator,
+  # each what the confusion matrix its plots hold gives (read apart).
   assert found['metrics']['example_count'] > 0
   assert set(found['recall']) == set(found['classes'])
+  _assert_recalls_agree(found)
   assert isinstance(found['blessed'], bool)
   assert 'Phase two: 5 classes, mean family recall' in (
       summary_lib.format_summary(summary))
@@ -321,7 +340,7 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert summary['model_path'].startswith(
       os.path.join(config.pipeline_root, 'Trainer'))
   manifest = push.read_manifest(os.path.join(config.push_destination, '1'))
-  assert manifest.families == {'given': True, 'names': [
+  assert manifest.families.to_json() == {'given': True, 'names': [
       'chord', 'drums', 'melody', 'note'], 'pairing_key': pairing.key(
           'not_instrument', ['chord', 'drums', 'melody', 'note'], None)}
   assert manifest.class_names == ['not_instrument', 'instrument']
@@ -342,7 +361,7 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   assert served.classes == found['classes']
   # The pair: phase one's manifest names the phase two it works with.
   assert served.pairing_key and (
-      manifest.families['pairing_key'] == served.pairing_key)
+      manifest.pairing_key == served.pairing_key)
   assert served.families == ['chord', 'drums', 'melody', 'note']
   assert served.request == 'image_bytes'
   assert 'Phase two pushed as instruments version 1' in (
