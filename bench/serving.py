@@ -53,7 +53,7 @@ def _push_small(destination: str, name: str) -> str:
   classes = ['not_instrument', 'bass', 'brass', 'piano', 'strings']
   front_end = frontend.FrontEnd()
   size = front_end.image_size
-  encoder = musicnn.Encoder(
+  encoder = musicnn.SequenceEncoder(
       config_lib.PipelineConfig().phase_two_encoder_models())
   head = phase_two_audio.build_head(encoder.size, len(classes),
                                     np.zeros(encoder.size, np.float32),

@@ -88,7 +88,7 @@ def test_a_phase_two_that_hears_samples_is_served_them(tmp_path):
   from components.modules import phase_two_audio  # pylint: disable=import-outside-toplevel
   from components.music import musicnn  # pylint: disable=import-outside-toplevel
   tf.keras.utils.set_random_seed(0)
-  encoder = musicnn.Encoder(['MTT_musicnn'])
+  encoder = musicnn.SequenceEncoder(['MTT_musicnn'])
   rng = np.random.default_rng(1)
   head = phase_two_audio.build_head(
       encoder.size, len(CLASSES), rng.normal(size=encoder.size),

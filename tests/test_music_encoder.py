@@ -138,3 +138,26 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
   tf.train.Checkpoint(conv2d=tf.Variable(tf.zeros([3, 3, 1, 2]))).write(path)
   with pytest.raises(weights.WeightsError, match='has no batch_normalization/gamma'):
     musicnn.load_weights(musicnn.build_network('MSD_musicnn'), path)
+
+
+def test_the_sequence_encoder_keeps_each_step_of_the_frames_it_pools():
+  # A 1 s window is 63 frames, 21 steps of 3: the steps' mean is each
+  # model's mean pool, so the steps are the frames the pools are of.
+  pcm = np.random.default_rng(3).uniform(-0.5, 0.5, (2, 16000)).astype(
+      np.float32)
+  steps = musicnn.SequenceEncoder(MODELS)(pcm).numpy()
+  width = musicnn.FEATURES_PER_FRAME
+  assert steps.shape == (2, 21, len(MODELS) * width)
+  assert musicnn.SequenceEncoder.steps_of(16000) == 21
+  assert musicnn.SequenceEncoder.steps_of(16500) == 22  # 65 frames
+  pooled = musicnn.Encoder(MODELS)(pcm).numpy()
+  for index in range(len(MODELS)):
+    mean_pool = pooled[:, (2 * index + 1) * width:(2 * index + 2) * width]
+    np.testing.assert_allclose(
+        steps[:, :, index * width:(index + 1) * width].mean(axis=1),
+        mean_pool, atol=1e-4 * np.abs(mean_pool).max())
+  # A window whose frames the steps do not divide: the last step is the
+  # mean of the frames left, not of padding.
+  longer = musicnn.SequenceEncoder(MODELS[:1])(np.pad(pcm, ((0, 0),
+                                                            (0, 500))))
+  assert longer.shape[1] == 22

@@ -301,7 +301,9 @@ def test_windows_without_samples_are_left_out_and_counted(capsys):
   dataset = tf.data.Dataset.from_tensors(
       (samples, tf.constant([0, 1, 2]), tf.constant([True, False, True])))
   embedded, labels = phase_two_audio.embed(_Encoder(), dataset, 'train')
-  np.testing.assert_allclose(embedded, [[0.2, 0.3], [0.5, 0.5]], atol=1e-6)
+  # Kept as float16: a split of sequences is large.
+  assert embedded.dtype == np.float16
+  np.testing.assert_allclose(embedded, [[0.2, 0.3], [0.5, 0.5]], atol=1e-3)
   assert labels.tolist() == [0, 2]
   assert ('phase two: train: 1 windows kept no samples'
           in capsys.readouterr().out)

@@ -260,7 +260,7 @@ def _train_heard(fn_args, config: TrainingSettings,
   from components.music import musicnn  # pylint: disable=g-import-not-at-top
   print(f'phase two: hears each window ({window_samples} samples) through '
         f'{", ".join(config.encoder)}', flush=True)
-  encoder = musicnn.Encoder(config.encoder)
+  encoder = musicnn.SequenceEncoder(config.encoder)
   started = time.time()
   train = phase_two_audio.embed(encoder, phase_two_audio.pcm_dataset(
       fn_args.train_files, feature_spec, families, window_samples), 'train')

@@ -22,6 +22,9 @@ window of PCM holds the whole graph:
    (753 a frame).
 4. **Back end**: max and mean over time (`max_pool`, `mean_pool`, 753
    each), a dense layer of 200 (`penultimate`) and the 50 tags' logits.
+   The 753 features of every frame (`frames`) are an output too: what
+   :class:`SequenceEncoder` gives phase two, which hears how a sound
+   evolves inside its window, not only its pools.
 
 Layers are named as the checkpoint names the original's variables
 (`conv2d_3`, `batch_normalization_7`, ...), so :func:`load_weights` reads
@@ -34,6 +37,7 @@ Example:
 
     encoder = musicnn.Encoder(['MSD_musicnn'])
     embedding = encoder(pcm_float32_at_16khz)   # [batch, 1506]
+    steps = musicnn.SequenceEncoder(['MSD_musicnn'])(pcm)  # [batch, 21, 753]
 """
 
 import functools
@@ -58,6 +62,9 @@ BACKEND_UNITS = 200
 BN_EPSILON = 1e-3
 # What :class:`Encoder` outputs for each model, in this order.
 POOLED = ('max_pool', 'mean_pool')
+# Frames averaged into one step of :class:`SequenceEncoder` (63 frames, a
+# 1 s window, are 21 steps of 48 ms).
+STEP_FRAMES = 3
 FEATURES_PER_FRAME = (2 * TIMBRAL_FILTERS + 3 * TEMPORAL_FILTERS
                       + 3 * MIDEND_FILTERS)
 
@@ -147,7 +154,8 @@ def build_network(prefix: str) -> tf.keras.Model:
   Returns:
     A Keras model from log-mel [batch, frames, 96] to a dict of
     `max_pool`, `mean_pool` ([batch, 753]), `penultimate` ([batch, 200])
-    and `logits` ([batch, 50]).
+    and `logits` ([batch, 50]), and `frames` ([batch, frames, 753]: what
+    the pools are taken over).
   """
   layers = tf.keras.layers
   mel = layers.Input([None, MEL_BANDS], name=f'{prefix}_mel')
@@ -193,7 +201,8 @@ def build_network(prefix: str) -> tf.keras.Model:
                         if prefix in weights.CHECKPOINTS else 50,
                         name='dense_1')(penultimate)
   return tf.keras.Model(mel, {'max_pool': max_pool, 'mean_pool': mean_pool,
-                              'penultimate': penultimate, 'logits': logits},
+                              'penultimate': penultimate, 'logits': logits,
+                              'frames': stacked},
                         name=prefix)
 
 
@@ -276,3 +285,31 @@ class Encoder(tf.keras.layers.Layer):
       found: Dict[str, tf.Tensor] = network(mel, training=False)
       parts += [found[key] for key in POOLED]
     return tf.concat(parts, axis=-1)
+
+
+class SequenceEncoder(Encoder):
+  """PCM windows to the sequence of every model's frame features, each
+  step the mean of :data:`STEP_FRAMES` frames (the last step of fewer when
+  they do not divide): [batch, steps, models x 753], the models in order.
+
+  Where :class:`Encoder`'s pools keep what a window holds, its steps keep
+  when: the attack, the decay and the vibrato that tell a piano from an
+  organ on the same note.
+  """
+
+  @property
+  def size(self) -> int:
+    """The width of one step."""
+    return len(self.models) * FEATURES_PER_FRAME
+
+  @staticmethod
+  def steps_of(samples: int) -> int:
+    """How many steps a window of `samples` samples gives."""
+    return -(-frames_of(samples) // STEP_FRAMES)
+
+  def call(self, pcm):
+    mel = self.log_mel(pcm)
+    frames = tf.concat([network(mel, training=False)['frames']
+                        for network in self.networks], axis=-1)
+    # Average pooling leaves the padding out of the last step's mean.
+    return tf.nn.avg_pool1d(frames, STEP_FRAMES, STEP_FRAMES, 'SAME')
