@@ -98,14 +98,14 @@ def part_sample_sets(per_family: int, others: int) -> Dict[str, Any]:
   fonts = [font for font in sampled.SOUNDFONTS if os.path.isfile(font)]
   names = [config.class_names[0]] + sorted(sampled.INSTRUMENT_FAMILIES)
   encoder = musicnn.SequenceEncoder(settings.encoder)
-  run = tf.function(lambda x: encoder(x), autograph=False)  # pylint: disable=unnecessary-lambda
+  run = tf.function(lambda x: tf.cast(encoder(x), tf.float16),
+                    autograph=False)
   sets: Dict[str, Tuple[Any, Any]] = {}
   started = time.time()
   for number, font in enumerate(fonts):
     clips, families = _render(font, SEED + number, per_family, others)
-    embedded = np.concatenate([
-        run(clips[i:i + 64]).numpy().astype(np.float16)
-        for i in range(0, len(clips), 64)])
+    embedded = np.concatenate([run(clips[i:i + 64]).numpy()
+                               for i in range(0, len(clips), 64)])
     labels = np.array([names.index(f) if f else 0 for f in families])
     sets[os.path.basename(font)] = (embedded, labels)
     log(f'part 15: {os.path.basename(font)}: {len(clips)} clips heard '

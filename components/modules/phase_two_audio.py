@@ -106,7 +106,11 @@ def embed(encoder: musicnn.Encoder, dataset: tf.data.Dataset,
   """The embedding and class index of every window that kept its samples,
   with progress lines; the windows that kept none are left out, and
   counted in one line."""
-  run = tf.function(lambda samples: encoder(samples), autograph=False)  # pylint: disable=unnecessary-lambda
+  # float16, cast in TensorFlow: a window's steps are 21 x 1,506 numbers
+  # and a split holds thousands of windows (NumPy's own cast to float16 left
+  # the dataset's end stalled for as long again as the whole embedding).
+  run = tf.function(lambda samples: tf.cast(encoder(samples), tf.float16),
+                    autograph=False)
   found, labels = [], []
   missing = 0
   started = time.time()
@@ -114,10 +118,7 @@ def embed(encoder: musicnn.Encoder, dataset: tf.data.Dataset,
     kept = kept.numpy()
     missing += int((~kept).sum())
     if kept.any():
-      # float16: a window's steps are 21 x 1,506 numbers, and a split
-      # holds thousands of windows.
-      found.append(run(tf.boolean_mask(samples, kept)).numpy().astype(
-          np.float16))
+      found.append(run(tf.boolean_mask(samples, kept)).numpy())
       labels.append(label.numpy()[kept])
     if index % 10 == 0:
       print(f'phase two: {tag}: {sum(map(len, labels))} windows heard '
