@@ -248,3 +248,27 @@ def test_serve_warns_when_it_listens_beyond_this_machine():
                             'machine')
   with pytest.raises(launch.LaunchError, match='not a TCP port'):
     launch.check_address('127.0.0.1', 0)
+
+
+def test_the_documented_inference_service_serves_the_pushed_folder():
+  # docs/inferenceservice.yaml: KServe's TensorFlow runtime on the folder
+  # of numbered versions the phase-two pusher writes, named as the model,
+  # so a device calls the path `serve` answers on.
+  import yaml  # pylint: disable=import-outside-toplevel
+  from pipeline.settings import config as config_lib  # pylint: disable=import-outside-toplevel
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, 'docs', 'inferenceservice.yaml'),
+            encoding='utf-8') as f:
+    service = yaml.safe_load(f)
+  name = config_lib.PipelineConfig().served_model_name
+  assert (service['apiVersion'], service['kind']) == (
+      'serving.kserve.io/v1beta1', 'InferenceService')
+  assert service['metadata']['name'] == name
+  model = service['spec']['predictor']['model']
+  assert model['modelFormat']['name'] == 'tensorflow'
+  # The pusher's layout: <destination>/<name>, versions inside.
+  assert model['storageUri'] == cloud_push.model_base(
+      'gs://YOUR_BUCKET/served', name)
+  with open(os.path.join(root, 'docs', 'phase-two.md'),
+            encoding='utf-8') as f:
+    assert '(inferenceservice.yaml)' in f.read()
