@@ -338,3 +338,39 @@ def test_the_threshold_line_names_the_recording_rule():
   assert summary_lib.threshold_line(dict(
       figures, threshold_recording_rule='mean')).endswith(
           '; a recording by the mean of its windows')
+
+
+def test_the_report_leads_with_the_answer():
+  page = report.render(_data(
+      tflite={'this_run': {'pushed': 1, 'pushed_version': '3',
+                           'pushed_destination': '/p/3'}, 'rows': [],
+              'waveform_rows': [],
+              'threshold_line': 'Phase one decides at 0.5797 <recall>'},
+      phase_two={
+          'trained': True, 'classes': ['not_instrument', 'bass'],
+          'accuracy': 0.8, 'examples': 4.0, 'model_path': '/m',
+          'family_recall': 0.7173, 'reject_recall': 0.9908,
+          'rows': [], 'check_lines': [],
+          'cascade_by_pi': [('5%', 0.9712, 0.9, 0.95, 0.0612),
+                            ('20%', 0.9375, 0.7809, 0.9357, 0.2125)],
+          'cascade_families': [], 'cascade_curve': [],
+          'pushed': {'pushed': 1, 'model_name': 'instruments',
+                     'pushed_version': '2', 'pushed_destination': '/s/2'}}))
+  # Before anything else: the components, the data and the sections.
+  assert page.index('<section id="headline">') < page.index(
+      '<section id="components">')
+  answer = page[page.index('<section id="headline">'):
+                page.index('<section id="components">')]
+  assert ('version 3 pushed. Phase one decides at 0.5797 &lt;recall&gt;.'
+          in answer)
+  assert ('mean family recall 0.7173, reject recall 0.9908; pushed as '
+          'instruments version 2.') in answer
+  assert ('5% instruments: accuracy 0.9712, cloud share 0.0612; 20% '
+          'instruments: accuracy 0.9375, cloud share 0.2125.') in answer
+  held = report.render(_data(
+      tflite={'this_run': {'pushed': 0, 'reason': 'not blessed'},
+              'rows': [], 'waveform_rows': [], 'threshold_line': None},
+      phase_two={'trained': False, 'reason': 'no families'}))
+  assert 'nothing pushed: not blessed.' in held
+  assert 'Phase two, in the cloud</td><td>not trained: no families.' in held
+  assert 'it pushed nothing and trained nothing' in report.render(_data())

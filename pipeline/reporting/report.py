@@ -487,14 +487,56 @@ def gather(config: config_lib.PipelineConfig,
   }
 
 
+def headline(data: Dict[str, Any]) -> List[Tuple[str, str]]:
+  """The answer first, a line for each part of the pattern: what phase one
+  pushed and how it decides, what phase two names and where it was pushed,
+  and the cascade's end-to-end accuracy at each share of instruments."""
+  rows = []
+  tflite = data.get('tflite') or {}
+  this_run = tflite.get('this_run')
+  if this_run:
+    said = (f"version {this_run.get('pushed_version')} pushed"
+            if this_run.get('pushed') else
+            f"nothing pushed: {this_run.get('reason')}")
+    line = tflite.get('threshold_line')
+    rows.append(('Phase one, on the device',
+                 f'{said}. {line}.' if line else f'{said}.'))
+  two = data.get('phase_two')
+  if two and not two.get('trained'):
+    rows.append(('Phase two, in the cloud',
+                 f"not trained: {two.get('reason')}."))
+  elif two:
+    said = (f"mean family recall {_fmt(two.get('family_recall'))}, reject "
+            f"recall {_fmt(two.get('reject_recall'))}")
+    pushed = two.get('pushed') or {}
+    if pushed.get('pushed'):
+      said += (f"; pushed as {pushed.get('model_name')} version "
+               f"{pushed.get('pushed_version')}")
+    elif pushed:
+      said += f"; not pushed: {pushed.get('reason')}"
+    rows.append(('Phase two, in the cloud', f'{said}.'))
+    by_pi = two.get('cascade_by_pi') or []
+    if by_pi:
+      rows.append(('The cascade, end to end', '; '.join(
+          f'{share} instruments: accuracy {_fmt(accuracy)}, cloud share '
+          f'{_fmt(cloud_share)}'
+          for share, accuracy, _, _, cloud_share in by_pi) + '.'))
+  if not rows:
+    rows.append(('This run', 'it pushed nothing and trained nothing: the '
+                 'components below say where it stopped.'))
+  return rows
+
+
 def render(data: Dict[str, Any]) -> str:
-  """Lays the gathered data out as the report's HTML page."""
+  """Lays the gathered data out as the report's HTML page, the headline
+  (:func:`headline`) first."""
   environment = jinja2.Environment(
       loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
       autoescape=True, undefined=jinja2.StrictUndefined,
       trim_blocks=True, lstrip_blocks=True)
   environment.filters['fmt'] = _fmt
-  return environment.get_template('report.html').render(**data)
+  return environment.get_template('report.html').render(
+      **dict(data, headline=headline(data)))
 
 
 def build_report(config: config_lib.PipelineConfig,
