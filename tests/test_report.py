@@ -374,3 +374,18 @@ def test_the_report_leads_with_the_answer():
   assert 'nothing pushed: not blessed.' in held
   assert 'Phase two, in the cloud</td><td>not trained: no families.' in held
   assert 'it pushed nothing and trained nothing' in report.render(_data())
+
+
+def test_the_confusion_matrix_is_at_the_threshold_phase_one_ships_with():
+  evaluation = {'metrics': {'auc': 0.9}, 'thresholds': {}, 'failures': [],
+                'matrices': [_matrix(0.5, 8, 2, 8, 2),
+                             _matrix(0.58, 7, 1, 9, 3),
+                             _matrix(0.6, 6, 1, 9, 4)]}
+  shipped = report._evaluation(evaluation, True, ['cat', 'dog'], None, 0.5797)  # pylint: disable=protected-access
+  assert shipped['confusion']['threshold'] == 0.58 and shipped['shipped']
+  page = report.render(_data(evaluation=shipped))
+  assert ('Confusion matrix at threshold 0.580, the one phase one ships '
+          'with') in page
+  unshipped = report._evaluation(evaluation, False, ['cat', 'dog'], None)  # pylint: disable=protected-access
+  assert unshipped['confusion']['threshold'] == 0.5
+  assert 'ships with' not in report.render(_data(evaluation=unshipped))

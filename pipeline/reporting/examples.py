@@ -96,10 +96,11 @@ def _data_uri(data: bytes) -> str:
   return f'data:{_image_type(data)};base64,{base64.b64encode(data).decode()}'
 
 
-def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
-                   ) -> Optional[Dict[str, Any]]:
-  """The eval examples the run's model classifies wrongly, most confident
-  first, scored with its `serving_default` (tf.Example) signature."""
+def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str],
+                   threshold: float = 0.5) -> Optional[Dict[str, Any]]:
+  """The eval examples the run's model classifies wrongly at `threshold`,
+  most confident first, scored with its `serving_default` (tf.Example)
+  signature."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import features  # pylint: disable=g-import-not-at-top
   model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
@@ -119,9 +120,10 @@ def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
     scores.extend(output[features.OUTPUT_NAME].numpy().reshape(-1).tolist())
   wrong = [(abs(score - label), label, score, name, image)
            for (_, label, name, image, _), score in zip(examples, scores)
-           if int(score >= 0.5) != label]
+           if int(score >= threshold) != label]
   wrong.sort(key=lambda item: -item[0])
   return {'scored': len(examples), 'wrong': len(wrong),
+          'threshold': threshold,
           'examples': [{'name': name, 'uri': _data_uri(image), 'score': score,
                         'label': class_names[label]}
                        for _, label, score, name, image in
@@ -129,14 +131,17 @@ def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str]
 
 
 def misclassified_once(workspace: str, record: mlmd.RunRecord,
-                        class_names: Sequence[str]
+                        class_names: Sequence[str], threshold: float = 0.5
                         ) -> Optional[Dict[str, Any]]:
-  """:func:`_misclassified`, scored once per model and eval examples: a
-  cached run's report reuses the scores of the run that trained."""
+  """:func:`_misclassified` at `threshold` (the positive class's score
+  from which an example is called positive), scored once per model, eval
+  examples and threshold: a cached run's report reuses the scores of the
+  run that trained."""
   model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
   window = record.output(contracts.SpanWindow.NODE, contracts.SpanWindow.EXAMPLES)
   if model is None or window is None:
     return None
   return figures_cache.cached(
-      workspace, 'misclassified', [model.uri, window.uri, *class_names],
-      lambda: _misclassified(record, class_names))
+      workspace, 'misclassified',
+      [model.uri, window.uri, *class_names, repr(float(threshold))],
+      lambda: _misclassified(record, class_names, threshold))

@@ -77,7 +77,13 @@ def report_path(config: config_lib.PipelineConfig, run_id: str) -> str:
 # ------------------------------------------------------------ gathering
 
 
-def _matrix_at(matrices, threshold: float = 0.5) -> Optional[Dict]:
+# The threshold of a run that ships none (it pushed nothing, or a version
+# pushed before thresholds were chosen).
+DEFAULT_THRESHOLD = 0.5
+
+
+def _matrix_at(matrices, threshold: float = DEFAULT_THRESHOLD
+               ) -> Optional[Dict]:
   if not matrices:
     return None
   return min(matrices, key=lambda m: abs(m['threshold'] - threshold))
@@ -260,15 +266,19 @@ _METRIC_CLASS = {'auc': 'AUC', 'binary_accuracy': 'BinaryAccuracy',
 
 def _evaluation(evaluation: Optional[Dict[str, Any]], blessed: Optional[bool],
                 class_names: Sequence[str],
-                misclassified: Optional[Dict[str, Any]]
+                misclassified: Optional[Dict[str, Any]],
+                shipped: Optional[float] = None
                 ) -> Optional[Dict[str, Any]]:
+  """The evaluation's section; its confusion matrix at the threshold phase
+  one ships with (`shipped`, else 0.5), the nearest TFMA computed."""
   if not evaluation:
     return None
   rows = []
   for name, value in sorted(evaluation['metrics'].items()):
     threshold = evaluation['thresholds'].get(_METRIC_CLASS.get(name, name))
     rows.append((name, value, _threshold_text(threshold) if threshold else ''))
-  matrix = _matrix_at(evaluation['matrices'])
+  matrix = _matrix_at(evaluation['matrices'],
+                      DEFAULT_THRESHOLD if shipped is None else shipped)
   sliced = []
   for feature, said in ((features.KIND_KEY, 'flagged as an instrument'),
                         (features.FAMILY_KEY, 'found')):
@@ -282,7 +292,7 @@ def _evaluation(evaluation: Optional[Dict[str, Any]], blessed: Optional[bool],
             'example_count', 0)), f'{share:.4f} {said}'))
   return {
       'blessed': blessed, 'failures': evaluation['failures'], 'rows': rows,
-      'sliced': sliced,
+      'sliced': sliced, 'shipped': shipped is not None,
       'misclassified': misclassified,
       'confusion': (report_charts.confusion_chart(
           matrix, class_names, matrix['threshold']) if matrix else None),
@@ -449,6 +459,10 @@ def gather(config: config_lib.PipelineConfig,
   evaluation = (artifacts.read_evaluation(evaluation.uri) if evaluation
                 else None)
   pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
+  # The threshold phase one ships with: the confusion matrix and the
+  # misclassified examples are at it.
+  shipped = (mlmd.pushed_summary(pushed).get(contracts.TFLitePusher.THRESHOLD)
+             if pushed is not None else None)
   class_names = list(config.class_names)
   converter = record.execution(contracts.TFLiteConverter.NODE)
   if converter is not None:
@@ -472,8 +486,10 @@ def gather(config: config_lib.PipelineConfig,
       'anomalies': _anomalies(anomalies),
       'evaluation': _evaluation(
           evaluation, record.blessed, class_names,
-          examples.misclassified_once(config.workspace, record, class_names)
-          if evaluation else None),
+          examples.misclassified_once(
+              config.workspace, record, class_names,
+              DEFAULT_THRESHOLD if shipped is None else shipped)
+          if evaluation else None, shipped),
       'phase_two': _phase_two(record),
       'search': _search(record),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
