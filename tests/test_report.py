@@ -389,3 +389,23 @@ def test_the_confusion_matrix_is_at_the_threshold_phase_one_ships_with():
   unshipped = report._evaluation(evaluation, False, ['cat', 'dog'], None)  # pylint: disable=protected-access
   assert unshipped['confusion']['threshold'] == 0.5
   assert 'ships with' not in report.render(_data(evaluation=unshipped))
+
+
+def test_the_cascade_curve_is_a_chart_with_the_shipped_threshold_marked():
+  chart = report_charts.cascade_chart(
+      [(0.95, 0.837, 0.207), (0.05, 0.813, 0.309), (0.5, 0.9, 0.25)], 0.5797,
+      width=144, height=140)
+  # 100 x 100 inside: threshold 0.05 at x 39, accuracy 0.813 at y 28.7.
+  assert chart['accuracy'].split()[0] == '39.0,28.7'
+  assert chart['share'].split()[-1] == '129.0,89.3'
+  assert chart['chosen_x'] == 92.0 and chart['chosen'] == '0.5797'
+  assert report_charts.cascade_chart([], 0.5) is None
+  page = report.render(_data(phase_two={
+      'trained': True, 'classes': ['not_instrument', 'bass'],
+      'accuracy': 0.8, 'examples': 4.0, 'model_path': '/m',
+      'rows': [], 'check_lines': [],
+      'cascade_by_pi': [('20%', 0.8232, 0.7502, 0.7975, 0.2442)],
+      'cascade_families': [], 'cascade_curve': [(0.05, 0.813, 0.309)],
+      'cascade_chart': chart,
+      'pushed': {'pushed': 0, 'reason': 'held back'}}))
+  assert 'id="cascade-curve"' in page and 'shipped 0.5797' in page

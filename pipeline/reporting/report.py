@@ -427,7 +427,12 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
               cascade_curve=[
                   (point['threshold'], point['accuracy'],
                    point['cloud_share'])
-                  for point in judged.get('curve', [])])
+                  for point in judged.get('curve', [])],
+              cascade_chart=report_charts.cascade_chart(
+                  [(point['threshold'], point['accuracy'],
+                    point['cloud_share'])
+                   for point in judged.get('curve', [])],
+                  (found.get('cascade') or {}).get('threshold')))
 
 
 def gather(config: config_lib.PipelineConfig,

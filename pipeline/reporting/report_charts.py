@@ -68,6 +68,39 @@ def roc_chart(points: Sequence[Tuple[float, float]], auc: Optional[float],
           'label': f'AUC {auc:.4f}' if auc is not None else ''}
 
 
+SHARE_COLOUR = BAR_COLOUR
+
+
+def cascade_chart(points: Sequence[Tuple[float, float, float]],
+                  chosen: Optional[float], width: int = 360,
+                  height: int = 220) -> Optional[Dict[str, Any]]:
+  """The cascade's curve: end-to-end accuracy and the cloud's share of
+  windows against phase one's threshold (both 0..1), the threshold phase
+  one ships with marked; None without points."""
+  if not points:
+    return None
+  left, top, bottom, right = 34, 10, 30, 10
+  inner_w, inner_h = width - left - right, height - top - bottom
+
+  def xy(threshold, value):
+    return (round(left + threshold * inner_w, 1),
+            round(top + (1 - value) * inner_h, 1))
+
+  ordered = sorted(points)
+
+  def line(index):
+    return ' '.join('%s,%s' % xy(p[0], p[index]) for p in ordered)
+
+  return {'width': width, 'height': height, 'left': left, 'top': top,
+          'inner_width': inner_w, 'inner_height': inner_h,
+          'accuracy': line(1), 'share': line(2),
+          'accuracy_colour': ROC_COLOUR, 'share_colour': SHARE_COLOUR,
+          'chosen_x': None if chosen is None else xy(chosen, 0)[0],
+          'chosen': None if chosen is None else f'{chosen:.4g}',
+          'ticks': [{'x': xy(t, 0)[0], 'text': _tick(t)}
+                    for t in (0.0, 0.25, 0.5, 0.75, 1.0)]}
+
+
 def confusion_chart(matrix: Dict[str, float], class_names: Sequence[str],
                     threshold: float) -> Dict[str, Any]:
   """A 2x2 grid: rows the true class, columns the predicted one."""
