@@ -409,3 +409,23 @@ def test_the_cascade_curve_is_a_chart_with_the_shipped_threshold_marked():
       'cascade_chart': chart,
       'pushed': {'pushed': 0, 'reason': 'held back'}}))
   assert 'id="cascade-curve"' in page and 'shipped 0.5797' in page
+
+
+def test_phase_two_s_confusion_matrix_is_drawn_row_by_row():
+  chart = report_charts.classes_chart(
+      [[8, 2, 0], [1, 3, 0], [0, 0, 0]], ['not_instrument', 'bass', 'piano'])
+  counts = [cell['count'] for cell in chart['cells']]
+  assert counts == [8, 2, '', 1, 3, '', '', '', '']
+  # Shaded by the share of the row: 8 of 10 darker than 3 of 4 is not.
+  first, bass = chart['cells'][0]['fill'], chart['cells'][4]['fill']
+  assert first == 'rgb(90,95,255)' and bass == 'rgb(100,105,255)'
+  assert chart['cells'][1]['fill'] == 'rgb(255,210,210)'  # 2 of 10, off
+  assert [row['name'] for row in chart['rows']] == [
+      'not_instrument', 'bass', 'piano']
+  assert report_charts.classes_chart([[0, 0], [0, 0]], ['a', 'b']) is None
+  page = report.render(_data(phase_two={
+      'trained': True, 'classes': ['not_instrument', 'bass', 'piano'],
+      'accuracy': 0.8, 'examples': 14.0, 'model_path': '/m',
+      'rows': [], 'check_lines': [], 'confusion': chart,
+      'pushed': {'pushed': 0, 'reason': 'held back'}}))
+  assert 'id="phase-two-confusion"' in page and '>not_instrument</text>' in page

@@ -408,9 +408,11 @@ def slice_metrics(uri: str, features_: Sequence[str]
   return found
 
 
-def class_recall(uri: str, names: List[str]) -> Dict[str, Optional[float]]:
-  """Each class's recall from the multi-class confusion matrix an
-  Evaluator wrote under `uri` (None for a class with no example)."""
+def class_confusion(uri: str, names: List[str]) -> List[List[float]]:
+  """The multi-class confusion matrix an Evaluator wrote under `uri`, at
+  its top class: rows the true class, columns the predicted one, in
+  `names` order (the weighted matrix when there is one: a positive example
+  of no known family weighs nothing)."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   counts = [[0.0] * len(names) for _ in names]
   chosen = None
@@ -430,6 +432,13 @@ def class_recall(uri: str, names: List[str]) -> Dict[str, Optional[float]]:
         and 0 <= entry.predicted_class_id < len(names)):
       counts[entry.actual_class_id][entry.predicted_class_id] += (
           entry.num_weighted_examples)
+  return counts
+
+
+def class_recall(names: List[str], counts: List[List[float]]
+                 ) -> Dict[str, Optional[float]]:
+  """Each class's recall from a confusion matrix (:func:`class_confusion`;
+  None for a class with no example)."""
   return {name: (round(row[index] / sum(row), 4) if sum(row) else None)
           for index, (name, row) in enumerate(zip(names, counts))}
 

@@ -62,7 +62,9 @@ def phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
                              contracts.PhaseTwoEvaluator.EVALUATION)
   if evaluation is not None:
     found['metrics'] = mlmd.evaluation_metrics(evaluation.uri)
-    found['recall'] = mlmd.class_recall(evaluation.uri, found['classes'])
+    found['confusion'] = mlmd.class_confusion(evaluation.uri,
+                                              found['classes'])
+    found['recall'] = mlmd.class_recall(found['classes'], found['confusion'])
   blessing = record.output(contracts.PhaseTwoEvaluator.NODE,
                            contracts.PhaseTwoEvaluator.BLESSING)
   if blessing is not None:

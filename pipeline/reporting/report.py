@@ -416,6 +416,8 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
                       found.get('cascade')),
               rows=[(name, recall) for name, recall in
                     (found.get('recall') or {}).items()],
+              confusion=report_charts.classes_chart(
+                  found.get('confusion') or [], found.get('classes') or []),
               cascade_by_pi=[
                   (f'{float(pi):.0%}', at['accuracy'], at['device_alone'],
                    at['cloud_alone'], at['cloud_share'])

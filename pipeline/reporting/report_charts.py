@@ -126,6 +126,39 @@ def confusion_chart(matrix: Dict[str, float], class_names: Sequence[str],
                    for i, name in enumerate(names)]}
 
 
+def classes_chart(counts: Sequence[Sequence[float]],
+                  class_names: Sequence[str], cell: int = 30
+                  ) -> Optional[Dict[str, Any]]:
+  """A many-class confusion matrix: rows the true class, columns the
+  predicted one, each cell its count, shaded by its share of the row (the
+  diagonal blue, the rest red); None without counts."""
+  total = sum(sum(row) for row in counts)
+  if not counts or not total:
+    return None
+  # Room for the longest name: beside the rows, and above the columns,
+  # where names are turned 50 degrees.
+  longest = max((len(name) for name in class_names), default=1)
+  left, top, right = 16 + 8 * longest, 20 + 6 * longest, 5 * longest
+  cells = []
+  for i, row in enumerate(counts):
+    whole = sum(row) or 1.0
+    for j, count in enumerate(row):
+      shade = int(250 - 200 * min(1.0, count / whole))
+      fill = (f'rgb({shade},{min(shade + 5, 250)},255)' if i == j
+              else f'rgb(255,{shade},{shade})')
+      cells.append({'x': left + j * cell, 'y': top + i * cell, 'fill': fill,
+                    'count': int(round(count)) if count else ''})
+  size = len(counts)
+  return {'width': left + size * cell + right,
+          'height': top + size * cell + 10,
+          'cell': cell, 'left': left, 'top': top, 'cells': cells,
+          'columns': [{'x': left + j * cell + cell / 2, 'y': top - 6,
+                       'name': name}
+                      for j, name in enumerate(class_names[:size])],
+          'rows': [{'y': top + i * cell + cell / 2 + 4, 'name': name}
+                   for i, name in enumerate(class_names[:size])]}
+
+
 def lineage_chart(graph: Dict[str, Any]) -> Dict[str, Any]:
   """A left-to-right layered layout: each node one column right of its
   rightmost source."""
