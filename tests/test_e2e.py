@@ -276,8 +276,14 @@ def test_each_run_writes_a_report_of_its_own_figures(golden, small_spectrograms,
   assert 'None: every split matches the schema' in page
   assert 'The run trained on these spans.' in page
   assert 'Against span 1;' in page  # span 1 is its own baseline by now
-  wrong, scored = map(int, re.search(
-      r'Misclassified eval examples: (\d+) of (\d+)', page).groups())
+  # At the threshold phase one ships with, as the confusion matrix is.
+  shipped, wrong, scored = re.search(
+      r'Misclassified eval examples at ([0-9.]+): (\d+) of (\d+)',
+      page).groups()
+  wrong, scored = int(wrong), int(scored)
+  pushed = mlmd.pushed_summary(lineage.tflite_pushed_models(store)[-1])
+  assert float(shipped) == pytest.approx(pushed['threshold'], abs=1e-4)
+  assert f'Confusion matrix at threshold {pushed["threshold"]:.3f}' in page
   assert scored == evaluated['metrics']['example_count']
   assert len(sources) == 8 + min(wrong, 12)
 
