@@ -81,6 +81,13 @@ def _get(data: Dict[str, Any], path: str, kind, required: bool = True):
   return value
 
 
+def _with_set(data: Dict[str, Any], **fields: Any) -> Dict[str, Any]:
+  """`data` with each of `fields` that is set (not None) added, in order."""
+  data.update((key, value) for key, value in fields.items()
+              if value is not None)
+  return data
+
+
 def check_file_name(name: str, where: str) -> str:
   """`name` if it is a plain file name inside a version folder (no `/`, no
   `..`), else :class:`ManifestError` saying `where` it came from."""
@@ -116,12 +123,8 @@ class WaveformEntry:
   def to_json(self) -> Dict[str, Any]:
     """The entry as JSON: the proof's fields, then `file`, `reason` and
     `sha256` (the last two only when set)."""
-    data = dict(self.proof, file=self.file)
-    if self.reason is not None:
-      data['reason'] = self.reason
-    if self.sha256 is not None:
-      data['sha256'] = self.sha256
-    return data
+    return _with_set(dict(self.proof, file=self.file), reason=self.reason,
+                     sha256=self.sha256)
 
   @classmethod
   def from_json(cls, data: Any) -> 'WaveformEntry':
@@ -260,12 +263,8 @@ class Families:
   pairing_key: Optional[str] = None
 
   def to_json(self) -> Dict[str, Any]:
-    data: Dict[str, Any] = {'given': self.given, 'names': list(self.names)}
-    if self.reason is not None:
-      data['reason'] = self.reason
-    if self.pairing_key is not None:
-      data['pairing_key'] = self.pairing_key
-    return data
+    return _with_set({'given': self.given, 'names': list(self.names)},
+                     reason=self.reason, pairing_key=self.pairing_key)
 
   @classmethod
   def from_json(cls, data: Any) -> 'Families':
