@@ -20,6 +20,7 @@ import pytest
 from conftest import GOLDEN_SETTINGS
 from conftest import golden_flags
 from conftest import run_cli
+from components import contracts
 from components.cloud import push as cloud_push
 from components.common import pairing
 from components.modules import features
@@ -310,7 +311,7 @@ def _family_run(tmp_path_factory, small_spectrograms):
   return workspace, json.loads(out[out.index('{\n'):]), out + err
 
 
-def test_spans_with_families_train_and_evaluate_phase_two(family_run):
+def test_spans_with_families_train_and_evaluate_phase_two(family_run, capsys):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   workspace, summary, console = family_run
   states = {c['node']: c['state'] for c in summary['components']}
@@ -343,6 +344,25 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run):
   chain = lineage.model_lineage(store, lineage.find_pushed_model(
       store, push_destination=config.push_destination))
   assert chain['model']['id'] == phase_one.id
+  # Phase two's pushed model has a lineage of its own: its Trainer's model,
+  # its Evaluator's blessing, the same window of spans.
+  cloud = lineage.model_lineage(store, lineage.find_pushed_model(
+      store, phase=2), phase=2)
+  assert cloud['model']['uri'].startswith(
+      os.path.join(config.pipeline_root, 'PhaseTwoTrainer', ''))
+  assert cloud['evaluation']['metrics'][
+      contracts.PhaseTwoEvaluator.MEAN_FAMILY_RECALL] == pytest.approx(
+          summary['phase_two']['metrics'][
+              contracts.PhaseTwoEvaluator.MEAN_FAMILY_RECALL])
+  assert cloud['pushed_model']['model_name'] == 'instruments'
+  assert [e['spans'] for e in cloud['examples']] == [
+      e['spans'] for e in chain['examples']]
+  capsys.readouterr()
+  assert cli.main(['inspect', 'lineage', '--phase', 'two', '1',
+                   '--workspace', workspace]) == 0
+  text = capsys.readouterr().out
+  assert text.startswith('Pushed phase two instruments v1, artifact ')
+  assert '<- PhaseTwoTrainer execution' in text and 'data span' in text
   assert summary['model_path'].startswith(
       os.path.join(config.pipeline_root, 'Trainer'))
   manifest = push.read_manifest(os.path.join(config.push_destination, '1'))

@@ -46,11 +46,64 @@ _GRAPH = {'nodes': [
     'edges': [['a1', 'e2'], ['e2', 'a3']]}
 
 
-def test_lineage_graph_draws_sources_left_of_results():
+def test_lineage_graph_draws_sources_above_results():
   chart = report_charts.lineage_chart(_GRAPH)
-  xs = {n['label']: n['x'] for n in chart['nodes']}
-  assert xs['Examples #1'] < xs['Trainer'] < xs['Model #3']
+  ys = {n['label']: n['y'] for n in chart['nodes']}
+  assert ys['Examples #1'] < ys['Trainer'] < ys['Model #3']
   assert len(chart['edges']) == 2
+
+
+def _crossed_boxes(chart):
+  """(edge, box) pairs where an edge's polyline passes through a box that
+  is neither of its ends (its segments are vertical or slanted lines)."""
+  width, height = chart['box_width'], chart['box_height']
+  found = []
+  for edge in chart['edges']:
+    (x0, y0), (x1, y1) = edge['points'][0], edge['points'][-1]
+    for box in chart['nodes']:
+      left, top = box['x'], box['y']
+      if (left <= x0 <= left + width and abs(top + height - y0) < 1e-6) or (
+          left <= x1 <= left + width and abs(top - y1) < 1e-6):
+        continue  # one of its ends
+      for (ax, ay), (bx, by) in zip(edge['points'], edge['points'][1:]):
+        for t in np.linspace(0.0, 1.0, 50):
+          x, y = ax + (bx - ax) * t, ay + (by - ay) * t
+          if left < x < left + width and top < y < top + height:
+            found.append((edge['path'], box['label']))
+            break
+  return found
+
+
+def _node(node_id, name):
+  kind = 'artifact' if node_id.startswith('a') else 'execution'
+  return {'id': node_id, 'kind': kind, 'name': name,
+          'artifact_id': int(node_id[1:])}
+
+
+def test_lineage_graph_routes_long_edges_between_boxes_not_through_them():
+  # Examples feed StatisticsGen and, three rows further down, Transform;
+  # the schema feeds Transform from the top row.
+  graph = {'nodes': [_node('a1', 'Examples'), _node('a2', 'Schema'),
+                     _node('e3', 'StatisticsGen'),
+                     _node('a4', 'ExampleStatistics'),
+                     _node('e5', 'ExampleValidator'),
+                     _node('a6', 'ExampleAnomalies'), _node('e7', 'Transform'),
+                     _node('a8', 'TransformGraph')],
+           'edges': [['a1', 'e3'], ['e3', 'a4'], ['a4', 'e5'], ['a2', 'e5'],
+                     ['e5', 'a6'], ['a6', 'e7'], ['a1', 'e7'], ['a2', 'e7'],
+                     ['e7', 'a8']]}
+  chart = report_charts.lineage_chart(graph)
+  assert _crossed_boxes(chart) == []
+  long_edge = [e for e in chart['edges'] if len(e['points']) > 2]
+  assert len(long_edge) == 3  # a1 -> e7, a2 -> e5 and a2 -> e7
+  # Every edge leaves its source's bottom and ends at its target's top.
+  tops = {(n['x'] + chart['box_width'] / 2, n['y']) for n in chart['nodes']}
+  assert all(tuple(e['points'][-1]) in tops for e in chart['edges'])
+  # The harness does see an edge drawn through a box.
+  straight = dict(chart, edges=[{'points': [e['points'][0], e['points'][-1]],
+                                 'path': e['path']}
+                                for e in chart['edges']])
+  assert _crossed_boxes(straight)
 
 
 def test_bar_chart_scales_to_the_tallest_bucket():
@@ -67,7 +120,7 @@ def _data(**overrides):
       'components': [{'node': 'Trainer', 'state': 'ran', 'seconds': 1.25}],
       'window': {'rows': [], 'trained': False}, 'drift': None,
       'samples': [], 'statistics': [], 'anomalies': None, 'evaluation': None,
-      'search': None, 'phase_two': None,
+      'search': None, 'phase_two': None, 'change': None,
       'tflite': {'this_run': None, 'rows': [], 'waveform_rows': [],
                  'threshold_line': None},
       'lineage': None, 'settings': None}
@@ -204,7 +257,8 @@ def _canned_page():
           'sliced': [('kind speech', 12, '0.0833 flagged as an instrument')],
           'misclassified': None},
       lineage={'model_id': 3, 'run_id': 'r', 'steps': 4, 'settings': 'a=1',
-               'spans': [(1, '/in/box', '{"no": 24}', 'today')],
+               'spans': [(1, '/in/box', 'no 24', 'today')],
+               'both_phases': True,
                'graph': report_charts.lineage_chart(_GRAPH)},
       settings=[('image_size', 64)]))
 
@@ -376,6 +430,30 @@ def test_the_report_leads_with_the_answer():
   assert 'it pushed nothing and trained nothing' in report.render(_data())
 
 
+def test_the_headline_says_what_changed_since_the_run_before():
+  before = {'run_id': 'run-0', 'metrics': {'auc': 0.99},
+            'tflite': {'threshold': 0.5797},
+            'phase_two': {'phase_two_family_recall': 0.6724,
+                          'phase_two_reject_recall': 0.9926},
+            'cascade': {'cascade accuracy at 20% instruments': 0.9287}}
+  this = {'run_id': 'run-1', 'metrics': {'auc': 0.9958},
+          'tflite': {'threshold': 0.5797},
+          'phase_two': {'phase_two_family_recall': 0.7173,
+                        'phase_two_reject_recall': 0.9908}}
+  said = report.change_text(this, before)
+  assert said == (
+      "against run run-0: phase one's AUC 0.9958 (+0.0058); phase two's mean "
+      "family recall 0.7173 (+0.0449); phase two's reject recall 0.9908 "
+      "(-0.0018); unchanged: phase one's threshold.")  # no cascade this run
+  assert report.change_text(before, before) == (
+      'against run run-0: no figure moved.')
+  assert 'nothing to compare with' in report.change_text(this, None)
+  page = report.render(_data(change={'this': this, 'before': before}))
+  answer = page[page.index('<section id="headline">'):
+                page.index('<section id="components">')]
+  assert 'Since the last run</td><td>against run run-0' in answer
+
+
 def test_the_confusion_matrix_is_at_the_threshold_phase_one_ships_with():
   evaluation = {'metrics': {'auc': 0.9}, 'thresholds': {}, 'failures': [],
                 'matrices': [_matrix(0.5, 8, 2, 8, 2),
@@ -429,3 +507,26 @@ def test_phase_two_s_confusion_matrix_is_drawn_row_by_row():
       'rows': [], 'check_lines': [], 'confusion': chart,
       'pushed': {'pushed': 0, 'reason': 'held back'}}))
   assert 'id="phase-two-confusion"' in page and '>not_instrument</text>' in page
+
+
+def test_the_lineage_graph_holds_both_phases_and_words_the_counts():
+  from pipeline.metadata import lineage  # pylint: disable=g-import-not-at-top
+  phase_two = {'nodes': [_node('a1', 'Examples'), _node('e9', 'PhaseTwoTrainer'),
+                         _node('a10', 'Model')],
+               'edges': [['a1', 'e9'], ['e9', 'a10']]}
+  merged = lineage.merge_graphs(_GRAPH, None, phase_two)
+  assert [n['id'] for n in merged['nodes']] == ['a1', 'a10', 'a3', 'e2', 'e9']
+  assert merged['edges'] == [['a1', 'e2'], ['a1', 'e9'], ['e2', 'a3'],
+                             ['e9', 'a10']]
+  chain = {'graph': _GRAPH, 'model': {'id': 3},
+           'trainer': {'run_id': 'r', 'train_args': {'num_steps': 4}},
+           'examples': [{'sources': {1: {
+               'source': '/in', 'ingested': 'today',
+               'counts': {'not_instrument': 5, 'instrument': 6}}}}]}
+  section = report._lineage(chain, phase_two)  # pylint: disable=protected-access
+  assert section['both_phases']
+  assert section['spans'] == [(1, '/in', 'not_instrument 5, instrument 6',
+                               'today')]
+  labels = {n['label'] for n in section['graph']['nodes']}
+  assert {'Trainer', 'PhaseTwoTrainer', 'Model #3', 'Model #10'} <= labels
+  assert not report._lineage(chain)['both_phases']  # pylint: disable=protected-access

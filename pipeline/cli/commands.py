@@ -564,10 +564,11 @@ def _lineage(store, config: config_lib.PipelineConfig,
       version = args.model
     else:
       path = args.model
+  phase = 2 if args.phase == 'two' else 1
   pushed = lineage.find_pushed_model(
       store, version=version, path=path, artifact_id=args.artifact_id,
-      push_destination=config.push_destination)
-  result = lineage.model_lineage(store, pushed)
+      push_destination=config.push_destination, phase=phase)
+  result = lineage.model_lineage(store, pushed, phase)
   return result, lineage.format_model_lineage(result)
 
 
@@ -839,6 +840,10 @@ def build_parser() -> argparse.ArgumentParser:
   inspect.add_argument('model', nargs='?', metavar='MODEL',
                        help='lineage only: a pushed version (3 or v3) or '
                        'its folder (default: the LATEST version)')
+  inspect.add_argument('--phase', choices=('one', 'two'), default='one',
+                       help='lineage only: phase one\'s pushed model (the '
+                       'device\'s, default) or phase two\'s (the cloud\'s: '
+                       'MODEL is its version, default the newest pushed)')
   inspect.add_argument('--artifact-id', type=int,
                        help='lineage only: the PushedModel artifact id')
   inspect.add_argument('--span', type=int,

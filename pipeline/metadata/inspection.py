@@ -179,47 +179,72 @@ def metrics(store, pipeline_name: str, last: int = 5) -> List[Dict[str, Any]]:
   """
   result = []
   for record in mlmd.run_records(store, pipeline_name):
-    evaluation = record.output(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION)
-    if evaluation is None:
+    entry = metrics_entry(record)
+    if entry is None:
       continue
-    entry: Dict[str, Any] = {
-        'run_id': record.run_id,
-        'metrics': mlmd.evaluation_metrics(evaluation.uri)}
-    if record.blessed is not None:
-      entry['blessed'] = record.blessed
-    sliced = sliced_rows(evaluation.uri)
-    if sliced:
-      entry['slices'] = sliced
-    pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
-    if pushed is not None:
-      entry['tflite'] = mlmd.pushed_summary(pushed)
-    judged = summary_lib.cascade_figures(record).get('by_pi', {})
-    if judged:
-      # The pair end to end at each share of instruments (`inspect
-      # cascade` has the rest).
-      entry['cascade'] = {
-          f'cascade {name} at {float(pi):.0%} instruments': round(
-              figures[key], 4)
-          for pi, figures in sorted(judged.items(), key=lambda p: float(p[0]))
-          for name, key in (('accuracy', 'accuracy'),
-                            ('cloud share', 'cloud_share'))
-          if figures.get(key) is not None}
-    second = summary_lib.phase_two(record)
-    if second is not None and second.get('trained'):
-      entry['phase_two'] = {
-          'phase_two_accuracy': (second.get('metrics') or {}).get(
-              'sparse_categorical_accuracy'),
-          'phase_two_family_recall': (second.get('metrics') or {}).get(
-              contracts.PhaseTwoEvaluator.MEAN_FAMILY_RECALL),
-          'phase_two_reject_recall': (second.get('metrics') or {}).get(
-              contracts.PhaseTwoEvaluator.REJECT_RECALL),
-          'phase_two_blessed': second.get('blessed'),
-          **{f'recall {name}': value for name, value in
-             (second.get('recall') or {}).items()}}
     result.append(entry)
     if len(result) >= last:
       break
   return result
+
+
+def metrics_before(store, pipeline_name: str, run_id: str
+                   ) -> Optional[Dict[str, Any]]:
+  """The :func:`metrics` entry of the newest evaluated run before `run_id`
+  (None when there is none, or `run_id` is not among the runs)."""
+  found = False
+  for record in mlmd.run_records(store, pipeline_name):
+    if record.run_id == run_id:
+      found = True
+      continue
+    if found:
+      entry = metrics_entry(record)
+      if entry is not None:
+        return entry
+  return None
+
+
+def metrics_entry(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
+  """One run's row of :func:`metrics`; None when phase one was not
+  evaluated in it."""
+  evaluation = record.output(contracts.Evaluator.NODE, contracts.Evaluator.EVALUATION)
+  if evaluation is None:
+    return None
+  entry: Dict[str, Any] = {
+      'run_id': record.run_id,
+      'metrics': mlmd.evaluation_metrics(evaluation.uri)}
+  if record.blessed is not None:
+    entry['blessed'] = record.blessed
+  sliced = sliced_rows(evaluation.uri)
+  if sliced:
+    entry['slices'] = sliced
+  pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
+  if pushed is not None:
+    entry['tflite'] = mlmd.pushed_summary(pushed)
+  judged = summary_lib.cascade_figures(record).get('by_pi', {})
+  if judged:
+    # The pair end to end at each share of instruments (`inspect
+    # cascade` has the rest).
+    entry['cascade'] = {
+        f'cascade {name} at {float(pi):.0%} instruments': round(
+            figures[key], 4)
+        for pi, figures in sorted(judged.items(), key=lambda p: float(p[0]))
+        for name, key in (('accuracy', 'accuracy'),
+                          ('cloud share', 'cloud_share'))
+        if figures.get(key) is not None}
+  second = summary_lib.phase_two(record)
+  if second is not None and second.get('trained'):
+    entry['phase_two'] = {
+        'phase_two_accuracy': (second.get('metrics') or {}).get(
+            'sparse_categorical_accuracy'),
+        'phase_two_family_recall': (second.get('metrics') or {}).get(
+            contracts.PhaseTwoEvaluator.MEAN_FAMILY_RECALL),
+        'phase_two_reject_recall': (second.get('metrics') or {}).get(
+            contracts.PhaseTwoEvaluator.REJECT_RECALL),
+        'phase_two_blessed': second.get('blessed'),
+        **{f'recall {name}': value for name, value in
+           (second.get('recall') or {}).items()}}
+  return entry
 
 
 def sliced_rows(uri: str) -> Dict[str, float]:

@@ -24,6 +24,7 @@ of symbolic links read by ImportExampleGen) show the window's newest span
 only.
 """
 
+import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -128,6 +129,21 @@ def upstream_graph(store, artifact_id: int) -> Dict[str, Any]:
           'edges': [list(e) for e in unique_edges]}
 
 
+def merge_graphs(*graphs: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+  """One graph of several :func:`upstream_graph` answers (None skipped):
+  the union of their nodes and edges, in the same order rules."""
+  nodes: Dict[str, Dict[str, Any]] = {}
+  edges = set()
+  for graph in graphs:
+    if not graph:
+      continue
+    for node in graph['nodes']:
+      nodes.setdefault(node['id'], node)
+    edges.update(tuple(edge) for edge in graph['edges'])
+  return {'nodes': sorted(nodes.values(), key=lambda n: n['id']),
+          'edges': [list(e) for e in sorted(edges)]}
+
+
 def downstream_artifacts(store, artifact_id: int) -> List[int]:
   """Every artifact derived from an artifact (not through baselines)."""
   seen: Set[int] = set()
@@ -163,12 +179,35 @@ def group_shares(groups: Dict[str, int]) -> List[Tuple[str, int, float]]:
   return [(group, count, count / total) for group, count in groups.items()]
 
 
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """The nodes of one phase a pushed model's lineage passes through."""
+  number: int
+  pusher: str
+  trainer: str
+  evaluator: str
+
+
+PHASES = {
+    1: Phase(1, contracts.TFLitePusher.NODE, contracts.PHASE_ONE_TRAINER,
+             contracts.PHASE_ONE_EVALUATOR),
+    2: Phase(2, contracts.PhaseTwoPusher.NODE, contracts.PhaseTwoTrainer.NODE,
+             contracts.PhaseTwoEvaluator.NODE),
+}
+
+
+def pushed_models(store, phase: int = 1) -> List[metadata_store_pb2.Artifact]:
+  """A phase's PushedModel artifacts, oldest first: phase one's are the
+  TFLite pusher's, phase two's the PhaseTwoPusher's."""
+  return [artifact for artifact in sorted(
+      store.get_artifacts_by_type('PushedModel'), key=lambda a: a.id)
+          if _made_by(store, artifact, PHASES[phase].pusher)]
+
+
 def tflite_pushed_models(store) -> List[metadata_store_pb2.Artifact]:
   """The TFLite pusher's PushedModel artifacts, oldest first (not the
   cloud phase's, which PhaseTwoPusher makes)."""
-  return [artifact for artifact in sorted(
-      store.get_artifacts_by_type('PushedModel'), key=lambda a: a.id)
-          if _made_by(store, artifact, contracts.TFLitePusher.NODE)]
+  return pushed_models(store, 1)
 
 
 def window_summary(store, examples: metadata_store_pb2.Artifact
@@ -244,16 +283,18 @@ def _place(path: str) -> str:
 def find_pushed_model(store, version: Optional[str] = None,
                       path: Optional[str] = None,
                       artifact_id: Optional[int] = None,
-                      push_destination: Optional[str] = None
-                      ) -> metadata_store_pb2.Artifact:
-  """The PushedModel artifact that pushed a version, folder or id.
+                      push_destination: Optional[str] = None,
+                      phase: int = 1) -> metadata_store_pb2.Artifact:
+  """The PushedModel artifact of a phase that pushed a version, folder or
+  id.
 
-  With no argument, the version `LATEST` points to in `push_destination`.
+  With no argument: for phase one the version `LATEST` points to in
+  `push_destination`, for phase two the newest version pushed.
 
   Raises:
     LineageError: when nothing matches.
   """
-  pushed = tflite_pushed_models(store)
+  pushed = pushed_models(store, phase)
   if artifact_id is not None:
     for artifact in pushed:
       if artifact.id == artifact_id:
@@ -272,6 +313,12 @@ def find_pushed_model(store, version: Optional[str] = None,
       if _place(artifact.uri) == target:
         return artifact
     raise LineageError(f'No pushed model was recorded at {path}.')
+  if version is None and phase == 2:
+    for artifact in reversed(pushed):
+      if mlmd.custom_value(artifact, contracts.PhaseTwoPusher.PUSHED):
+        return artifact
+    raise LineageError('Phase two has not been pushed here (see `inspect '
+                       'runs`: a run pushes it when the pair is blessed).')
   if version is None:
     if not push_destination:
       raise LineageError('Name a model: a version, a path or an artifact id.')
@@ -289,12 +336,24 @@ def find_pushed_model(store, version: Optional[str] = None,
                      '(see `inspect artifacts --type PushedModel`).')
 
 
-def model_lineage(store, pushed: metadata_store_pb2.Artifact
-                  ) -> Dict[str, Any]:
-  """The chain from a pushed model back to the ingested spans.
+def _pushed_two(artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:
+  """Phase two's PushedModel as recorded: pushed, where, under what name."""
+  found = {}
+  gate = contracts.PhaseTwoPusher
+  for name in (gate.PUSHED, gate.PUSHED_VERSION, gate.PUSHED_DESTINATION,
+               gate.MODEL_NAME, gate.REASON):
+    value = mlmd.custom_value(artifact, name)
+    if value is not None:
+      found[name] = value
+  return found
+
+
+def model_lineage(store, pushed: metadata_store_pb2.Artifact,
+                  phase: int = 1) -> Dict[str, Any]:
+  """The chain from a phase's pushed model back to the ingested spans.
 
   Returns:
-    A dict with `pushed_model` (its figures), `blessing`, `evaluation`
+    A dict with `phase`, `pushed_model` (its figures), `blessing`, `evaluation`
     (with metrics), `model`, `trainer` (run and settings), `transform_graph`,
     `schema`, `examples` (each with its data spans, statistics and
     anomalies) and the `graph` (see :func:`upstream_graph`).
@@ -307,15 +366,18 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
     by_type.setdefault(artifact_types.get(artifact.type_id, '?'),
                        []).append(artifact)
 
+  nodes = PHASES[phase]
   result: Dict[str, Any] = {
+      'phase': phase,
       'pushed_model': dict(_artifact_summary(pushed, 'PushedModel'),
-                           **mlmd.pushed_summary(pushed)),
+                           **(mlmd.pushed_summary(pushed) if phase == 1
+                              else _pushed_two(pushed))),
       'graph': graph,
   }
-  # Phase one's blessing and model: the graph also reaches the cascade's
-  # blessing, phase two's model and the converter's candidate.
+  # The phase's own blessing and model: phase one's graph also reaches the
+  # cascade's blessing, phase two's model and the converter's candidate.
   for blessing in by_type.get('ModelBlessing', []):
-    if not _made_by(store, blessing, contracts.PHASE_ONE_EVALUATOR):
+    if not _made_by(store, blessing, nodes.evaluator):
       continue
     result['blessing'] = dict(_artifact_summary(blessing, 'ModelBlessing'),
                               blessed=bool(mlmd.custom_value(blessing,
@@ -329,7 +391,7 @@ def model_lineage(store, pushed: metadata_store_pb2.Artifact
             run_id=_run_id(store, evaluator),
             metrics=mlmd.evaluation_metrics(evaluation.uri))
   for model in by_type.get('Model', []):
-    if not _made_by(store, model, contracts.PHASE_ONE_TRAINER):
+    if not _made_by(store, model, nodes.trainer):
       continue
     result['model'] = _artifact_summary(model, 'Model')
     trainer = producer(store, model.id)
@@ -410,14 +472,19 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
 def format_model_lineage(lineage: Dict[str, Any]) -> str:
   """The lineage of a pushed model as console lines, model first."""
   pushed = lineage['pushed_model']
-  lines = [f"Pushed model v{pushed.get('pushed_version')} "
-           f"({pushed.get('mode')}), artifact {pushed['id']}: "
-           f"{pushed.get('pushed_destination')}",
-           f"  TFLite {pushed.get('tflite_bytes')} bytes "
-           f"({pushed.get('size_ratio')}x float32), accuracy "
-           f"{pushed.get('tflite_accuracy')} (drop "
-           f"{pushed.get('accuracy_drop')}), AUC {pushed.get('tflite_auc')}, "
-           f"{pushed.get('latency_ms_median')} ms per image"]
+  if lineage.get('phase', 1) == 2:
+    lines = [f"Pushed phase two {pushed.get('model_name')} "
+             f"v{pushed.get('pushed_version')}, artifact {pushed['id']}: "
+             f"{pushed.get('pushed_destination')}"]
+  else:
+    lines = [f"Pushed model v{pushed.get('pushed_version')} "
+             f"({pushed.get('mode')}), artifact {pushed['id']}: "
+             f"{pushed.get('pushed_destination')}",
+             f"  TFLite {pushed.get('tflite_bytes')} bytes "
+             f"({pushed.get('size_ratio')}x float32), accuracy "
+             f"{pushed.get('tflite_accuracy')} (drop "
+             f"{pushed.get('accuracy_drop')}), AUC {pushed.get('tflite_auc')}, "
+             f"{pushed.get('latency_ms_median')} ms per image"]
   blessing = lineage.get('blessing')
   if blessing:
     lines.append(f"<- blessing {blessing['id']}: "
@@ -435,7 +502,8 @@ def format_model_lineage(lineage: Dict[str, Any]) -> str:
   if trainer:
     config = trainer.get('custom_config') or {}
     train_args = trainer.get('train_args') or {}
-    lines.append(f"<- Trainer execution {trainer['execution_id']} (run "
+    lines.append(f"<- {PHASES[lineage.get('phase', 1)].trainer} "
+                 f"execution {trainer['execution_id']} (run "
                  f"{trainer.get('run_id')}): {train_args.get('num_steps')} "
                  'steps, ' + ', '.join(f'{k}={v}' for k, v in sorted(
                      config.items()) if not isinstance(v, (dict, list))))

@@ -30,7 +30,6 @@ inline SVG drawn from the shapes :mod:`report_charts` computes.
 """
 
 import datetime
-import json
 import math
 import os
 import re
@@ -380,14 +379,27 @@ def _search(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
           'charts': [c for c in charts if c]}
 
 
-def _lineage(chain: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def _counts_text(counts: Any) -> str:
+  """A span's examples per class as words (`not_instrument 2800, ...`)."""
+  if not isinstance(counts, dict):
+    return '' if counts is None else str(counts)
+  return ', '.join(f'{name} {count}' for name, count in counts.items())
+
+
+def _lineage(chain: Optional[Dict[str, Any]],
+             phase_two: Optional[Dict[str, Any]] = None
+             ) -> Optional[Dict[str, Any]]:
+  """The lineage section: phase one's pushed model back to its spans, and
+  the graph of both pushed models (`phase_two`: the upstream graph of
+  phase two's, when this run pushed one)."""
   if not chain:
     return None
   spans = []
   for window in chain.get('examples', []):
     for span, source in sorted(window.get('sources', {}).items()):
       spans.append((span, source.get('source'),
-                    json.dumps(source.get('counts')), source.get('ingested')))
+                    _counts_text(source.get('counts')),
+                    source.get('ingested')))
   trainer = chain.get('trainer') or {}
   settings = trainer.get('custom_config') or {}
   return {'model_id': chain.get('model', {}).get('id'),
@@ -395,7 +407,9 @@ def _lineage(chain: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
           'steps': (trainer.get('train_args') or {}).get('num_steps'),
           'settings': ', '.join(f'{k}={v}' for k, v in sorted(settings.items())),
           'spans': spans,
-          'graph': report_charts.lineage_chart(chain['graph'])}
+          'both_phases': phase_two is not None,
+          'graph': report_charts.lineage_chart(lineage.merge_graphs(
+              chain['graph'], phase_two))}
 
 
 def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
@@ -437,6 +451,17 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
                   (found.get('cascade') or {}).get('threshold')))
 
 
+def _change(store, config: config_lib.PipelineConfig,
+            record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
+  """This run's `inspect metrics` entry and the one of the evaluated run
+  before it (None before), or None when this run evaluated nothing."""
+  this = inspection.metrics_entry(record)
+  if this is None:
+    return None
+  return {'this': this, 'before': inspection.metrics_before(
+      store, config.pipeline_name, record.run_id)}
+
+
 def gather(config: config_lib.PipelineConfig,
            run_id: Optional[str] = None) -> Dict[str, Any]:
   """Everything the report shows about a run, as plain data.
@@ -466,6 +491,8 @@ def gather(config: config_lib.PipelineConfig,
   evaluation = (artifacts.read_evaluation(evaluation.uri) if evaluation
                 else None)
   pushed = record.output(contracts.TFLitePusher.NODE, contracts.TFLitePusher.PUSHED_MODEL)
+  pushed_two = record.output(contracts.PhaseTwoPusher.NODE,
+                             contracts.PhaseTwoPusher.PUSHED_MODEL)
   # The threshold phase one ships with: the confusion matrix and the
   # misclassified examples are at it.
   shipped = (mlmd.pushed_summary(pushed).get(contracts.TFLitePusher.THRESHOLD)
@@ -498,16 +525,57 @@ def gather(config: config_lib.PipelineConfig,
               DEFAULT_THRESHOLD if shipped is None else shipped)
           if evaluation else None, shipped),
       'phase_two': _phase_two(record),
+      'change': _change(store, config, record),
       'search': _search(record),
       'tflite': _tflite(store, mlmd.pushed_summary(pushed)
                         if pushed is not None else None),
-      'lineage': _lineage(lineage.model_lineage(store, pushed)
-                          if pushed is not None else None),
+      'lineage': _lineage(
+          lineage.model_lineage(store, pushed) if pushed is not None
+          else None,
+          lineage.upstream_graph(store, pushed_two.id)
+          if pushed_two is not None else None),
       'settings': ([(name, ', '.join(map(str, value))
                      if isinstance(value, list) else value)
                     for name, value in record.settings.items()]
                    if record.settings is not None else None),
   }
+
+
+# What the headline compares with the run before: a name, and how to read
+# it from an `inspect metrics` entry (`inspection.metrics_entry`).
+COMPARED = (
+    ("phase one's AUC", lambda e: (e.get('metrics') or {}).get('auc')),
+    ("phase one's threshold", lambda e: (e.get('tflite') or {}).get(
+        contracts.TFLitePusher.THRESHOLD)),
+    ("phase two's mean family recall", lambda e: (e.get('phase_two') or {})
+     .get('phase_two_family_recall')),
+    ("phase two's reject recall", lambda e: (e.get('phase_two') or {})
+     .get('phase_two_reject_recall')),
+    ('the cascade at 20% instruments', lambda e: (e.get('cascade') or {})
+     .get('cascade accuracy at 20% instruments')),
+)
+
+
+def change_text(this: Dict[str, Any], before: Optional[Dict[str, Any]]
+                ) -> str:
+  """This run's figures against the evaluated run before it: each figure
+  both have, with its difference, then those that did not move."""
+  if before is None:
+    return ('the first evaluated run of this pipeline here: nothing to '
+            'compare with.')
+  moved, same = [], []
+  for name, read in COMPARED:
+    now, then = read(this), read(before)
+    if now is None or then is None:
+      continue
+    if round(float(now) - float(then), 4) == 0:
+      same.append(name)
+    else:
+      moved.append(f'{name} {_fmt(now)} ({float(now) - float(then):+.4f})')
+  said = '; '.join(moved) if moved else 'no figure moved'
+  if moved and same:
+    said += f"; unchanged: {', '.join(same)}"
+  return f"against run {before['run_id']}: {said}."
 
 
 def headline(data: Dict[str, Any]) -> List[Tuple[str, str]]:
@@ -547,6 +615,10 @@ def headline(data: Dict[str, Any]) -> List[Tuple[str, str]]:
   if not rows:
     rows.append(('This run', 'it pushed nothing and trained nothing: the '
                  'components below say where it stopped.'))
+  change = data.get('change')
+  if change:
+    rows.append(('Since the last run',
+                 change_text(change['this'], change['before'])))
   return rows
 
 

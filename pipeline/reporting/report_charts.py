@@ -159,50 +159,132 @@ def classes_chart(counts: Sequence[Sequence[float]],
                    for i, name in enumerate(class_names[:size])]}
 
 
-def lineage_chart(graph: Dict[str, Any]) -> Dict[str, Any]:
-  """A left-to-right layered layout: each node one column right of its
-  rightmost source."""
-  nodes = {n['id']: n for n in graph['nodes']}
+LINEAGE_BOX = (132, 30)  # a box's width and height
+LINEAGE_GAP = (14, 34)   # between boxes in a row, and between rows
+LINEAGE_LANE = 10        # the width a long edge takes where it passes a row
+LINEAGE_SWEEPS = 6       # ordering passes (down and up) against crossings
+
+
+def _lineage_layers(nodes: Sequence[str], edges: Sequence[Tuple[str, str]]
+                    ) -> Dict[str, int]:
+  """Each node's row: one below its lowest source (sources have none)."""
   incoming: Dict[str, List[str]] = {n: [] for n in nodes}
-  for source, target in graph['edges']:
-    if source in nodes and target in nodes:
-      incoming[target].append(source)
+  for source, target in edges:
+    incoming[target].append(source)
   layer: Dict[str, int] = {}
+  for start in nodes:  # iteratively, so a deep graph cannot recurse too far
+    stack = [start]
+    while stack:
+      node = stack[-1]
+      if node in layer:
+        stack.pop()
+        continue
+      waiting = [p for p in incoming[node] if p not in layer
+                 and p not in stack]
+      if waiting:
+        stack.extend(waiting)
+        continue
+      layer[node] = 1 + max((layer.get(p, -1) for p in incoming[node]),
+                            default=-1)
+      stack.pop()
+  return layer
 
-  def depth(node_id, trail=()):
-    if node_id not in layer:
-      if node_id in trail:  # a cycle cannot happen in MLMD; stay safe
-        return 0
-      layer[node_id] = 1 + max((depth(p, trail + (node_id,))
-                                for p in incoming[node_id]), default=-1)
-    return layer[node_id]
 
-  for node_id in nodes:
-    depth(node_id)
-  columns: Dict[int, List[str]] = {}
-  for node_id in sorted(nodes, key=lambda n: (nodes[n]['kind'], n)):
-    columns.setdefault(layer[node_id], []).append(node_id)
-  box_w, box_h, gap_x, gap_y = 124, 34, 26, 14
-  position = {}
-  for column, members in columns.items():
-    for row, node_id in enumerate(members):
-      position[node_id] = (10 + column * (box_w + gap_x),
-                           10 + row * (box_h + gap_y))
-  width = 20 + (max(columns) + 1) * (box_w + gap_x) if columns else 100
-  height = (20 + max(len(m) for m in columns.values()) * (box_h + gap_y)
-            if columns else 60)
-  edges = []
-  for source, target in graph['edges']:
-    if source in position and target in position:
-      (x1, y1), (x2, y2) = position[source], position[target]
-      edges.append({'x1': x1 + box_w, 'y1': y1 + box_h / 2,
-                    'x2': x2, 'y2': y2 + box_h / 2})
+def _lineage_order(rows: List[List[str]], up: Dict[str, List[str]],
+                   down: Dict[str, List[str]]) -> None:
+  """Orders each row in place by the mean position of its neighbours in
+  the row above (then below), sweep after sweep: the usual barycentre
+  heuristic against crossing edges. Ties keep the earlier order."""
+  def place(row, neighbours, fixed):
+    index = {node: i for i, node in enumerate(fixed)}
+    keyed = []
+    for i, node in enumerate(row):
+      seen = [index[n] for n in neighbours[node] if n in index]
+      keyed.append((sum(seen) / len(seen) if seen else float(i), i, node))
+    row[:] = [node for _, _, node in sorted(keyed)]
+
+  for sweep in range(LINEAGE_SWEEPS):
+    if sweep % 2 == 0:
+      for r in range(1, len(rows)):
+        place(rows[r], up, rows[r - 1])
+    else:
+      for r in range(len(rows) - 2, -1, -1):
+        place(rows[r], down, rows[r + 1])
+
+
+def lineage_chart(graph: Dict[str, Any]) -> Dict[str, Any]:
+  """A top-to-bottom layered drawing of an upstream graph: each node one
+  row below its lowest source; an edge that spans rows passes each row
+  between boxes (a lane of its own), never through one; rows ordered
+  against crossings and centred. Wide graphs are scaled to the page by the
+  template (the drawing keeps its own coordinates).
+
+  Returns:
+    `width`, `height`, `box_width`, `box_height`, `nodes` (each `x`, `y`,
+    `kind`, `label`, `tip`, `rx`, `fill`, `stroke`) and `edges` (each
+    `points`: the polyline from the source box's bottom to the target
+    box's top, as [(x, y), ...], and its SVG `path` text).
+  """
+  nodes = {n['id']: n for n in graph['nodes']}
+  edges = sorted({(s, t) for s, t in graph['edges']
+                  if s in nodes and t in nodes and s != t})
+  layer = _lineage_layers(sorted(nodes), edges)
+  # Long edges get a waypoint ("lane") in every row they pass.
+  chains, up, down = [], {}, {}
+  rows: List[List[str]] = [[] for _ in range(max(layer.values(),
+                                                 default=-1) + 1)]
+  for node_id in sorted(nodes, key=lambda n: (nodes[n]['kind'],
+                                              nodes[n]['name'], n)):
+    rows[layer[node_id]].append(node_id)
+  for source, target in edges:
+    chain = [source]
+    for r in range(layer[source] + 1, layer[target]):
+      lane = f'{source}>{target}@{r}'
+      rows[r].append(lane)
+      chain.append(lane)
+    chain.append(target)
+    for a, b in zip(chain, chain[1:]):
+      down.setdefault(a, []).append(b)
+      up.setdefault(b, []).append(a)
+    chains.append(chain)
+  for row in rows:
+    for item in row:
+      up.setdefault(item, [])
+      down.setdefault(item, [])
+  _lineage_order(rows, up, down)
+
+  box_w, box_h = LINEAGE_BOX
+  gap_x, gap_y = LINEAGE_GAP
+
+  def span(item):
+    return box_w if item in nodes else LINEAGE_LANE
+
+  widths = [sum(span(i) for i in row) + gap_x * max(0, len(row) - 1)
+            for row in rows]
+  width = 20 + max(widths, default=80)
+  centre = {}
+  for r, row in enumerate(rows):
+    x = 10 + (width - 20 - widths[r]) / 2
+    for item in row:
+      centre[item] = (x + span(item) / 2, 10 + r * (box_h + gap_y))
+      x += span(item) + gap_x
+  height = 20 + len(rows) * (box_h + gap_y) - gap_y if rows else 60
+
+  drawn = []
+  for chain in chains:
+    points = [(centre[chain[0]][0], centre[chain[0]][1] + box_h)]
+    for lane in chain[1:-1]:
+      x, y = centre[lane]
+      points += [(x, y), (x, y + box_h)]
+    points.append(centre[chain[-1]])
+    drawn.append({'points': points, 'path': 'M' + ' L'.join(
+        f'{_number(x)},{_number(y)}' for x, y in points)})
   boxes = []
-  for node_id, (x, y) in position.items():
-    node = nodes[node_id]
+  for node_id, node in nodes.items():
     artifact = node['kind'] == 'artifact'
+    x, y = centre[node_id]
     boxes.append({
-        'x': x, 'y': y, 'kind': node['kind'],
+        'id': node_id, 'x': x - box_w / 2, 'y': y, 'kind': node['kind'],
         'label': (f"{node['name']} #{node.get('artifact_id')}" if artifact
                   else node['name']),
         'tip': node.get('uri') or (f"execution {node.get('execution_id')}, "
@@ -211,7 +293,7 @@ def lineage_chart(graph: Dict[str, Any]) -> Dict[str, Any]:
         'fill': '#eef4ff' if artifact else '#fff4e0',
         'stroke': BAR_COLOUR if artifact else '#d08a1a'})
   return {'width': width, 'height': height, 'box_width': box_w,
-          'box_height': box_h, 'edges': edges, 'nodes': boxes}
+          'box_height': box_h, 'edges': drawn, 'nodes': boxes}
 
 
 TRIAL_COLOUR = BAR_COLOUR
