@@ -7,11 +7,15 @@ refused, naming both spans. The instruments lie in two family folders, so
 phase two hears the windows' samples through musicnn, is checked in
 KServe's model server and judged with phase one before either push."""
 
+import base64
 import glob
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+import wave as wave_lib
 
 import numpy as np
 import pytest
@@ -357,6 +361,16 @@ def test_the_report_and_inspect_show_both_models(audio_run):
   assert code == 0, err
   with open(out.strip().splitlines()[-1], encoding='utf-8') as f:
     page = f.read()
+  # Each misclassified window plays, at the recorded front end's rate.
+  wrong = int(re.search(r'Misclassified eval examples at [0-9.]+: (\d+) of',
+                        page).group(1))
+  heard = re.findall(r'<audio controls preload="none" src="data:audio/wav;'
+                     r'base64,([^"]+)"', page)
+  assert len(heard) == min(wrong, 12)
+  for clip in heard:
+    with wave_lib.open(io.BytesIO(base64.b64decode(clip))) as played:
+      assert played.getframerate() == manifest.front_end.sample_rate
+      assert played.getnframes() == manifest.front_end.window_samples
   section = page[page.index('<section id="tflite">'):]
   section = section[:section.index('</section>')]
   assert 'Waveform models' in section

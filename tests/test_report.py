@@ -530,3 +530,31 @@ def test_the_lineage_graph_holds_both_phases_and_words_the_counts():
   labels = {n['label'] for n in section['graph']['nodes']}
   assert {'Trainer', 'PhaseTwoTrainer', 'Model #3', 'Model #10'} <= labels
   assert not report._lineage(chain)['both_phases']  # pylint: disable=protected-access
+
+
+def test_a_misclassified_window_plays_as_the_model_heard_it():
+  import base64  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  import wave  # pylint: disable=g-import-not-at-top
+  from pipeline.reporting import examples  # pylint: disable=g-import-not-at-top
+  samples = (np.sin(np.arange(800) / 5.0) * 12000).astype('<i2')
+  uri = examples.wav_uri(samples.tobytes(), 8000)
+  assert uri.startswith('data:audio/wav;base64,')
+  with wave.open(io.BytesIO(base64.b64decode(uri.split(',', 1)[1]))) as heard:
+    assert (heard.getnchannels(), heard.getsampwidth(),
+            heard.getframerate(), heard.getnframes()) == (1, 2, 8000, 800)
+    assert np.array_equal(np.frombuffer(heard.readframes(800), '<i2'),
+                          samples)
+  wrong = {'scored': 10, 'wrong': 1, 'threshold': 0.58, 'examples': [
+      {'name': 'instrument/piano/a.wav', 'uri': 'data:image/png;base64,AA',
+       'score': 0.1, 'label': 'instrument', 'audio': uri}]}
+  evaluation = {'blessed': True, 'failures': [], 'rows': [],
+                'confusion': None, 'roc': None, 'sliced': [],
+                'misclassified': wrong}
+  page = report.render(_data(evaluation=evaluation))
+  assert f'<audio controls preload="none" src="{uri}"' in page
+  assert 'each window plays as the model heard it' in page
+  # Pictures without samples (spans of images) have nothing to play.
+  wrong['examples'][0]['audio'] = None
+  page = report.render(_data(evaluation=evaluation))
+  assert '<audio' not in page and 'plays as' not in page

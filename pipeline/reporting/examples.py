@@ -3,10 +3,14 @@ examples the run's model gets most confidently wrong (scored once per model
 and eval examples, see :mod:`pipeline.metadata.figures_cache`)."""
 
 import base64
+import io
+import json
 import os
+import wave
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from components import contracts
+from components.common import span_layout
 from pipeline.metadata import figures_cache
 from pipeline.metadata import mlmd
 
@@ -25,10 +29,11 @@ def _image_type(data: bytes) -> str:
 
 
 def _read_examples(uri: str, split_pattern: str, limit: int = -1
-                   ) -> Iterator[Tuple[bytes, int, str, bytes, str]]:
+                   ) -> Iterator[Tuple[bytes, int, str, bytes, str, bytes]]:
   """The tf.Examples of `uri`'s splits matching `split_pattern`, in file
   order: (serialized, label, file name, image bytes, family or kind, ''
-  when the example has neither)."""
+  when the example has neither, the window's 16-bit PCM, b'' when it kept
+  none)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from components.modules import features  # pylint: disable=g-import-not-at-top
   files = sorted(tf.io.gfile.glob(os.path.join(uri, split_pattern, '*')))
@@ -36,15 +41,18 @@ def _read_examples(uri: str, split_pattern: str, limit: int = -1
                                      compression_type='GZIP').take(limit):
     data = raw.numpy()
     feature = tf.train.Example.FromString(data).features.feature
-    group = b''
+    group = pcm = b''
     for key in (features.FAMILY_KEY, features.KIND_KEY):
       if key in feature and feature[key].bytes_list.value:
         group = feature[key].bytes_list.value[0]
+    if (features.AUDIO_PCM_KEY in feature
+        and feature[features.AUDIO_PCM_KEY].bytes_list.value):
+      pcm = feature[features.AUDIO_PCM_KEY].bytes_list.value[0]
     yield (data, int(feature[features.LABEL_KEY].int64_list.value[0]),
            feature[features.FILENAME_KEY].bytes_list.value[0].decode(
                'utf-8', 'replace'),
            feature[features.IMAGE_KEY].bytes_list.value[0],
-           group.decode('utf-8', 'replace'))
+           group.decode('utf-8', 'replace'), pcm)
 
 
 def pick_samples(examples: Iterable[Tuple[int, str, str, bytes]],
@@ -88,12 +96,37 @@ def samples(store, record: mlmd.RunRecord, class_names: Sequence[str]
   if examples is None:
     return []
   return pick_samples(
-      ((label, group, name, image) for _, label, name, image, group in
+      ((label, group, name, image) for _, label, name, image, group, _ in
        _read_examples(examples.uri, 'Split-*')), class_names)
 
 
 def _data_uri(data: bytes) -> str:
   return f'data:{_image_type(data)};base64,{base64.b64encode(data).decode()}'
+
+
+def wav_uri(pcm: bytes, sample_rate: int) -> str:
+  """A window's mono 16-bit little-endian PCM as a WAV file in a data URI,
+  which a page's `<audio>` plays."""
+  buffer = io.BytesIO()
+  with wave.open(buffer, 'wb') as out:
+    out.setnchannels(1)
+    out.setsampwidth(2)
+    out.setframerate(int(sample_rate))
+    out.writeframes(pcm[:len(pcm) // 2 * 2])
+  return f'data:audio/wav;base64,{base64.b64encode(buffer.getvalue()).decode()}'
+
+
+def window_rate(window) -> Optional[int]:
+  """The sample rate of the window's recordings (its recorded front end),
+  None for spans of images."""
+  found = mlmd.custom_value(window, span_layout.FRONT_END_PROPERTY)
+  if not found:
+    return None
+  try:
+    rate = json.loads(found).get('sample_rate')
+  except (ValueError, AttributeError):
+    return None
+  return int(rate) if isinstance(rate, (int, float)) and rate > 0 else None
 
 
 def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str],
@@ -110,23 +143,27 @@ def _misclassified(record: mlmd.RunRecord, class_names: Sequence[str],
   examples = list(_read_examples(window.uri, 'Split-eval', EVAL_SCORED))
   if not examples:
     return None
+  rate = window_rate(window)
   serve = tf.saved_model.load(os.path.join(
       model.uri, 'Format-Serving')).signatures[
           features.SERVING_EXAMPLES_SIGNATURE]
   scores = []
   for start in range(0, len(examples), 64):
-    batch = [data for data, _, _, _, _ in examples[start:start + 64]]
+    batch = [example[0] for example in examples[start:start + 64]]
     output = serve(examples=tf.constant(batch))
     scores.extend(output[features.OUTPUT_NAME].numpy().reshape(-1).tolist())
-  wrong = [(abs(score - label), label, score, name, image)
-           for (_, label, name, image, _), score in zip(examples, scores)
+  wrong = [(abs(score - label), label, score, name, image, pcm)
+           for (_, label, name, image, _, pcm), score in zip(examples, scores)
            if int(score >= threshold) != label]
   wrong.sort(key=lambda item: -item[0])
   return {'scored': len(examples), 'wrong': len(wrong),
           'threshold': threshold,
           'examples': [{'name': name, 'uri': _data_uri(image), 'score': score,
-                        'label': class_names[label]}
-                       for _, label, score, name, image in
+                        'label': class_names[label],
+                        # The window itself, to hear, where it kept its
+                        # samples.
+                        'audio': wav_uri(pcm, rate) if pcm and rate else None}
+                       for _, label, score, name, image, pcm in
                        wrong[:MISCLASSIFIED_SHOWN]]}
 
 
@@ -142,6 +179,6 @@ def misclassified_once(workspace: str, record: mlmd.RunRecord,
   if model is None or window is None:
     return None
   return figures_cache.cached(
-      workspace, 'misclassified',
+      workspace, 'misclassified-heard',
       [model.uri, window.uri, *class_names, repr(float(threshold))],
       lambda: _misclassified(record, class_names, threshold))
