@@ -157,3 +157,7 @@ def test_an_empty_resolver_on_a_first_run_prints_no_traceback():
   assert keep(_record(logging.ERROR, 'boom', ValueError('returned None.')))
   assert not keep(_record(logging.WARNING, "Couldn't find python-snappy so "
                           'the implementation is not as fast'))
+  # TFMA trying Keras' loader on phase two's model, saved as signatures.
+  assert not keep(_record(logging.WARNING, 'SavedModel saved prior to TF 2.5 '
+                          'detected when loading Keras model. Please ensure '
+                          'that you are saving the model with model.save()'))

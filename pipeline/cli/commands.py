@@ -60,6 +60,9 @@ _NOISE = (
     "Couldn't find python-snappy",
     # TFMA loads the SavedModel for inference only, which needs no compile.
     'No training configuration found in save file',
+    # ... and tries Keras' loader on phase two's heard model, which is
+    # saved as signatures (tf.saved_model.save), before it loads those.
+    'SavedModel saved prior to TF 2.5 detected when loading Keras model',
 )
 
 
