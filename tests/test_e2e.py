@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -226,6 +228,17 @@ def test_pipeline_runs_then_is_served_from_the_cache(golden, small_spectrograms,
   assert 'pushed v1 (dynamic)' in capsys.readouterr().out
   assert cli.main(['inspect', 'lineage', 'v7', '--workspace', workspace]) == 2
   assert 'No pushed model version 7' in capsys.readouterr().err
+  # They read ML Metadata and TFMA's files without TensorFlow, as the other
+  # inspect commands do (TensorFlow alone costs seconds and 500 MB).
+  code = ('import sys\n'
+          'from pipeline.cli import commands\n'
+          f"codes = [commands.main(['inspect', what, '--workspace', "
+          f"{workspace!r}]) for what in ('lineage', 'metrics', 'runs')]\n"
+          "print(codes, 'tensorflow' in sys.modules)\n")
+  done = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                        text=True, timeout=300, check=False,
+                        cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert done.stdout.splitlines()[-1] == '[0, 0, 0] False', done.stderr
 
 
 

@@ -16,6 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import contracts
 from components.common import span_layout
 from pipeline.settings import metadata_url
+from pipeline.metadata import tfma_files
 from components.common import errors
 
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
@@ -380,9 +381,8 @@ def _metric_values(sliced) -> Dict[str, float]:
 
 def evaluation_metrics(uri: str) -> Dict[str, float]:
   """The overall-slice metrics the Evaluator wrote under `uri`."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   metrics = {}
-  for sliced in tfma.load_metrics(uri):
+  for sliced in tfma_files.metrics(uri):
     if not sliced.slice_key.single_slice_keys:
       metrics.update(_metric_values(sliced))
   return metrics
@@ -392,9 +392,8 @@ def slice_metrics(uri: str, features_: Sequence[str]
                   ) -> Dict[str, Dict[str, Dict[str, float]]]:
   """The metrics the Evaluator wrote under `uri` for each slice of one of
   `features_`: {feature: {value: {metric: value}}}."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   found: Dict[str, Dict[str, Dict[str, float]]] = {}
-  for sliced in tfma.load_metrics(uri):
+  for sliced in tfma_files.metrics(uri):
     keys = sliced.slice_key.single_slice_keys
     if len(keys) != 1 or keys[0].column not in features_:
       continue
@@ -413,10 +412,9 @@ def class_confusion(uri: str, names: List[str]) -> List[List[float]]:
   its top class: rows the true class, columns the predicted one, in
   `names` order (the weighted matrix when there is one: a positive example
   of no known family weighs nothing)."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
   counts = [[0.0] * len(names) for _ in names]
   chosen = None
-  for plots in tfma.load_plots(uri):
+  for plots in tfma_files.plots(uri):
     if plots.slice_key.single_slice_keys:
       continue
     for key in plots.plot_keys_and_values:
