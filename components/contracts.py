@@ -17,6 +17,7 @@ Example:
     model = record.output(contracts.Trainer.NODE, contracts.Trainer.MODEL)
 """
 
+from components.common import pair_blessing
 from components.tflite import results
 
 
@@ -129,8 +130,8 @@ class CascadeEvaluator:
   # A ModelBlessing, as TFX's Evaluator writes one: `blessed` 1 or 0, a
   # BLESSED or NOT_BLESSED file; both pushers read it.
   BLESSING = 'blessing'
-  BLESSED = 'blessed'
-  REASON = 'reason'
+  BLESSED = pair_blessing.BLESSED
+  REASON = pair_blessing.REASON
   # Where phase one came from: this run's candidate, or the pushed LATEST
   # when the candidate is not ready.
   PHASE_ONE = 'phase_one'

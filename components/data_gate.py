@@ -57,12 +57,11 @@ from tfx.utils import io_utils
 from components import contracts
 from components.common import span_layout
 from components.common import storage
+from components.common.drift import apply_thresholds
 from components.modules import features
 from components.common import errors
 
 ANOMALIES_FILE_NAME = 'SchemaDiff.pb'
-# Threshold key meaning every feature that has a drift comparator.
-ALL_FEATURES = '*'
 # Custom property of the gate's DriftReport: what it measured, as JSON.
 DRIFT_PROPERTY = contracts.DataGate.DRIFT
 _STATISTICS_FILE = '{split}.pb'
@@ -161,41 +160,6 @@ def check_label_shares(statistics_artifact: types.Artifact,
           f'{int(share < 0.5)} is {rarest:.1%} of the examples (expected at '
           f'least {min_class_share:.1%}; --min-class-share)')
   return lines
-
-
-def apply_thresholds(schema: schema_pb2.Schema,
-                     thresholds: Dict[str, float]) -> schema_pb2.Schema:
-  """A copy of `schema` with drift thresholds replaced.
-
-  Args:
-    schema: the curated schema, with `drift_comparator`s.
-    thresholds: {feature name or `*`: threshold}; `*` applies to every
-      feature with a comparator, a name overrides it for one feature.
-
-  Returns:
-    The changed copy.
-
-  Raises:
-    ValueError: for a name that has no drift comparator in the schema.
-  """
-  schema = schema_pb2.Schema.FromString(schema.SerializeToString())
-  compared = {feature.name: feature for feature in schema.feature
-              if feature.HasField('drift_comparator')}
-  unknown = sorted(set(thresholds) - set(compared) - {ALL_FEATURES})
-  if unknown:
-    raise ValueError(
-        f'--drift-thresholds names {", ".join(unknown)}, which the schema '
-        'does not compare between spans; features with a drift comparator: '
-        f'{", ".join(sorted(compared))}')
-  for name, feature in compared.items():
-    value = thresholds.get(name, thresholds.get(ALL_FEATURES))
-    if value is None:
-      continue
-    comparator = feature.drift_comparator
-    for kind in ('infinity_norm', 'jensen_shannon_divergence'):
-      if comparator.HasField(kind):
-        getattr(comparator, kind).threshold = value
-  return schema
 
 
 def measure_drift(statistics: statistics_pb2.DatasetFeatureStatisticsList,

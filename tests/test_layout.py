@@ -233,3 +233,165 @@ def test_phase_two_is_a_module_level_kserve_model_with_its_handlers():
               if isinstance(node, ast.ClassDef) and any(
                   'Model' in ast.unparse(base) for base in node.bases)]
   assert not nested, f'server.py builds model classes: {nested}'
+
+
+def _project_imports(path):
+  """The project modules (`components...`, `pipeline...`) a file imports
+  anywhere in it, with their lines."""
+  return [(module, line) for module, line in _imports(path, names=True)
+          if module.split('.')[0] in ('components', 'pipeline')]
+
+
+def test_the_ground_floor_imports_nothing_above_it():
+  # components/common is what everything stands on: it leans on nothing
+  # of the project but itself, wherever the import is written.
+  broken = [f'{os.path.relpath(path, REPO_ROOT)}:{line} imports {module}'
+            for path in _package_files('components', 'common')
+            for module, line in _project_imports(path)
+            if not module.startswith('components.common')]
+  assert not broken, broken
+
+
+def test_the_contracts_depend_on_no_component():
+  # The names every reader shares: the ground floor and the TFLite
+  # library's result names (whose figures it lists), nothing else.
+  path = os.path.join(REPO_ROOT, 'components', 'contracts.py')
+  broken = [f'components/contracts.py:{line} imports {module}'
+            for module, line in _project_imports(path)
+            if not module.startswith(('components.common',
+                                      'components.tflite.results'))]
+  assert not broken, broken
+
+
+def _components_in_one_file(root):
+  return {f'components.{name[:-3]}'
+          for name in os.listdir(os.path.join(root, 'components'))
+          if name.endswith('.py') and name not in ('__init__.py',
+                                                   'contracts.py')}
+
+
+def _runner_breaks(root):
+  """Imports, in pipeline/runners, of a component's executor or its
+  definition (a TFX component class, or a component in one file)."""
+  whole = _components_in_one_file(root)
+  broken = []
+  for path in _python_files_under(root, 'pipeline', 'runners'):
+    for module, line in _project_imports(path):
+      parts = module.split('.')
+      if parts[0] != 'components':
+        continue
+      if ({'executor', 'component'} & set(parts[2:])
+          or '.'.join(parts[:2]) in whole):
+        broken.append(f'{os.path.relpath(path, root)}:{line} imports '
+                      f'{module}')
+  return broken
+
+
+def _python_files_under(root, *parts):
+  folder = os.path.join(root, *parts)
+  for base, _, names in os.walk(folder):
+    for name in sorted(names):
+      if name.endswith('.py'):
+        yield os.path.join(base, name)
+
+
+def test_the_runners_import_no_executor_and_no_component():
+  # The checks before a run use the rules' own modules (the window's,
+  # the drift thresholds'), never an executor that drags TFX along.
+  broken = _runner_breaks(REPO_ROOT)
+  assert not broken, broken
+
+
+def test_the_runner_rule_sees_an_executor_and_a_component(tmp_path):
+  (tmp_path / 'components').mkdir()
+  (tmp_path / 'components' / 'data_gate.py').write_text('')
+  runners = tmp_path / 'pipeline' / 'runners'
+  runners.mkdir(parents=True)
+  (runners / 'pre.py').write_text(
+      'from components.span_window import executor\n'
+      'def f():\n'
+      '  from components import data_gate\n'
+      '  from components.span_window import window\n'
+      '  from components.common import drift\n')
+  assert _runner_breaks(str(tmp_path)) == [
+      'pipeline/runners/pre.py:1 imports components.span_window.executor',
+      'pipeline/runners/pre.py:3 imports components.data_gate']
+
+
+def _import_loops(root):
+  """Groups of project modules that import each other at module level,
+  round in a loop (each group sorted; none in a sound house)."""
+  modules = {}
+  for top in ('components', 'pipeline'):
+    for path in _python_files_under(root, top):
+      name = os.path.relpath(path, root)[:-3].replace(os.sep, '.')
+      modules[name[:-len('.__init__')] if name.endswith('.__init__')
+              else name] = path
+  graph = {}
+  for name, path in modules.items():
+    with open(path, encoding='utf-8') as f:
+      tree = ast.parse(f.read(), path)
+    found = set()
+    for node in tree.body:  # what runs on import, not inside functions
+      if isinstance(node, ast.Import):
+        found.update(alias.name for alias in node.names)
+      elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        for alias in node.names:
+          whole = f'{node.module}.{alias.name}'
+          found.add(whole if whole in modules else node.module)
+    graph[name] = sorted(found & set(modules) - {name})
+  # Tarjan's strongly connected components, iteratively.
+  index, low, on_stack, stack, loops = {}, {}, set(), [], []
+  for start in sorted(graph):
+    if start in index:
+      continue
+    work = [(start, iter(graph[start]))]
+    index[start] = low[start] = len(index)
+    stack.append(start)
+    on_stack.add(start)
+    while work:
+      node, edges = work[-1]
+      for target in edges:
+        if target not in index:
+          index[target] = low[target] = len(index)
+          stack.append(target)
+          on_stack.add(target)
+          work.append((target, iter(graph[target])))
+          break
+        if target in on_stack:
+          low[node] = min(low[node], index[target])
+      else:
+        work.pop()
+        if work:
+          low[work[-1][0]] = min(low[work[-1][0]], low[node])
+        if low[node] == index[node]:
+          group = []
+          while True:
+            member = stack.pop()
+            on_stack.discard(member)
+            group.append(member)
+            if member == node:
+              break
+          if len(group) > 1:
+            loops.append(sorted(group))
+  return loops
+
+
+def test_no_modules_import_each_other_round_in_a_loop():
+  assert _import_loops(REPO_ROOT) == []
+
+
+def test_the_loop_rule_sees_a_loop(tmp_path):
+  package = tmp_path / 'components' / 'common'
+  package.mkdir(parents=True)
+  (package / 'a.py').write_text('from components import contracts\n')
+  (tmp_path / 'components' / 'contracts.py').write_text(
+      'from components.tflite import results\n')
+  (tmp_path / 'components' / 'tflite').mkdir()
+  (tmp_path / 'components' / 'tflite' / 'results.py').write_text(
+      'from components.common import a\n')
+  (tmp_path / 'components' / 'tflite' / 'free.py').write_text(
+      'def f():\n  from components.tflite import results\n')
+  assert _import_loops(str(tmp_path)) == [[
+      'components.common.a', 'components.contracts',
+      'components.tflite.results']]

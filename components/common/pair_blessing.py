@@ -5,10 +5,12 @@ pushers: a pair the cascade did not bless is pushed by neither."""
 import os
 from typing import List, Optional
 
-from components import contracts
 from components.common import storage
 
-C = contracts.CascadeEvaluator
+# The blessing's properties, as TFX's Evaluator names its own
+# (`contracts.CascadeEvaluator` spells them from here).
+BLESSED = 'blessed'
+REASON = 'reason'
 BLESSED_FILE = 'BLESSED'
 NOT_BLESSED_FILE = 'NOT_BLESSED'
 
@@ -18,9 +20,9 @@ def write(artifact, reason: Optional[str]) -> None:
   records why not."""
   storage.write_bytes(os.path.join(
       artifact.uri, NOT_BLESSED_FILE if reason else BLESSED_FILE), b'')
-  artifact.set_int_custom_property(C.BLESSED, 0 if reason else 1)
+  artifact.set_int_custom_property(BLESSED, 0 if reason else 1)
   if reason:
-    artifact.set_string_custom_property(C.REASON, reason)
+    artifact.set_string_custom_property(REASON, reason)
 
 
 def held_back(blessings: List) -> Optional[str]:
@@ -29,9 +31,9 @@ def held_back(blessings: List) -> Optional[str]:
   if not blessings:
     return None
   blessing = blessings[0]
-  if (blessing.has_custom_property(C.BLESSED) and
-      blessing.get_int_custom_property(C.BLESSED)):
+  if (blessing.has_custom_property(BLESSED) and
+      blessing.get_int_custom_property(BLESSED)):
     return None
-  reason = (blessing.get_string_custom_property(C.REASON)
-            if blessing.has_custom_property(C.REASON) else 'not blessed')
+  reason = (blessing.get_string_custom_property(REASON)
+            if blessing.has_custom_property(REASON) else 'not blessed')
   return f'the cascade held the pair back: {reason}'

@@ -85,11 +85,11 @@ def check_drift_thresholds(config: config_lib.PipelineConfig) -> None:
     return
   from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
   from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
-  from components import data_gate  # pylint: disable=g-import-not-at-top
+  from components.common import drift  # pylint: disable=g-import-not-at-top
   with open(config.schema_path, encoding='utf-8') as f:
     schema = text_format.Parse(f.read(), schema_pb2.Schema())
   try:
-    data_gate.apply_thresholds(schema, thresholds)
+    drift.apply_thresholds(schema, thresholds)
   except ValueError as e:
     raise RunError(str(e)) from e
 
@@ -102,11 +102,11 @@ def check_front_ends(config: config_lib.PipelineConfig, newest: int) -> None:
   Raises:
     RunError: naming both spans and what differs.
   """
-  from components.span_window import executor  # pylint: disable=g-import-not-at-top
+  from components.span_window import window  # pylint: disable=g-import-not-at-top
   try:
-    executor.window_front_end(executor.choose_window(
+    window.window_front_end(window.choose_window(
         config.data_root, span_layout.SPAN_PATTERN, newest,
         config.window_spans))
-  except executor.SpanWindowError as e:
+  except window.SpanWindowError as e:
     message = str(e)
     raise RunError(message[:1].upper() + message[1:]) from e
