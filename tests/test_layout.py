@@ -395,3 +395,83 @@ def test_the_loop_rule_sees_a_loop(tmp_path):
   assert _import_loops(str(tmp_path)) == [[
       'components.common.a', 'components.contracts',
       'components.tflite.results']]
+
+
+def _architecture_breaks(root):
+  """What `docs/architecture.md` misses or names wrongly: a folder (or a
+  component in one file) of components/ or pipeline/ it does not name, a
+  path it names that does not exist, a node of the pipeline its picture
+  leaves out, or a node in the picture the pipeline does not have."""
+  import re  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(root, 'docs', 'architecture.md'),
+            encoding='utf-8') as f:
+    page = f.read()
+  broken = []
+  for top in ('components', 'pipeline'):
+    for name in sorted(os.listdir(os.path.join(root, top))):
+      path = os.path.join(root, top, name)
+      if name.startswith(('_', '.')):
+        continue
+      if os.path.isdir(path):
+        named = f'`{top}/{name}/`'
+      elif name.endswith('.py'):
+        named = f'`{top}/{name}`'
+      else:
+        continue
+      if named not in page:
+        broken.append(f'not named: {named}')
+  for named in re.findall(r'`((?:components|pipeline|tests|schema|bench)'
+                          r'/[\w/.]*)`', page):
+    if not os.path.exists(os.path.join(root, named)):
+      broken.append(f'no such path: {named}')
+  picture = page.split('```')[1]
+  nodes = _pipeline_nodes(root)
+  drawn = set(re.findall(r'\b[A-Z][A-Za-z]+\b', picture))
+  broken += [f'not in the picture: {node}' for node in sorted(nodes - drawn)]
+  suffixes = ('Gen', 'Validator', 'Gate', 'Span', 'Window', 'Transform',
+              'Trainer', 'Evaluator', 'Check', 'Pusher', 'Converter',
+              'Search')
+  broken += [f'no such node: {word}' for word in sorted(drawn - nodes)
+             if word.endswith(suffixes)]
+  return broken
+
+
+def _pipeline_nodes(root):
+  """The node ids `components/contracts.py` gives the pipeline's nodes
+  (each class's NODE), read from its source."""
+  with open(os.path.join(root, 'components', 'contracts.py'),
+            encoding='utf-8') as f:
+    tree = ast.parse(f.read())
+  nodes = set()
+  for node in tree.body:
+    if isinstance(node, ast.ClassDef):
+      for item in node.body:
+        if (isinstance(item, ast.Assign) and len(item.targets) == 1
+            and getattr(item.targets[0], 'id', None) == 'NODE'
+            and isinstance(item.value, ast.Constant)):
+          nodes.add(item.value.value)
+  return nodes
+
+
+def test_the_architecture_page_is_in_step_with_the_house():
+  broken = _architecture_breaks(REPO_ROOT)
+  assert not broken, broken
+  assert len(_pipeline_nodes(REPO_ROOT)) >= 18
+
+
+def test_the_architecture_rule_sees_what_the_page_misses(tmp_path):
+  for folder in ('components/common', 'components/newcomer', 'pipeline',
+                 'docs'):
+    (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+  (tmp_path / 'components' / 'contracts.py').write_text(
+      "class Trainer:\n  NODE = 'Trainer'\n\n"
+      "class Pusher:\n  NODE = 'Pusher'\n")
+  (tmp_path / 'docs' / 'architecture.md').write_text(
+      '```\nTrainer -> OldPusher\n```\n'
+      '`components/common/` `components/contracts.py` '
+      '`components/gone/x.py`\n')
+  assert _architecture_breaks(str(tmp_path)) == [
+      'not named: `components/newcomer/`',
+      'no such path: components/gone/x.py',
+      'not in the picture: Pusher',
+      'no such node: OldPusher']
