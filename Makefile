@@ -8,6 +8,7 @@ WORKSPACE ?= workspace
 # of their own, so a workspace made with earlier default data keeps them.
 DATA ?= $(WORKSPACE)/default_sounds
 export TF_USE_LEGACY_KERAS := 1
+export TF_ENABLE_ONEDNN_OPTS ?= 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
 

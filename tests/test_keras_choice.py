@@ -38,3 +38,27 @@ def test_exported_image_signature_converts_to_tflite(tmp_path):
   out = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
   assert out.shape == (1, 2)
   np.testing.assert_allclose(out[:, 1:], model(x).numpy(), atol=0.05)
+
+
+def test_onednn_kernels_are_chosen_on_every_cpu():
+  # TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI or
+  # newer; importing the project turns them on everywhere (a user's 0
+  # stands), so every machine trains with the same kernels.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  assert os.environ['TF_ENABLE_ONEDNN_OPTS'] == '1'
+  assert _pywrap_util_port.IsMklEnabled()
+  code = ('import pipeline\n'
+          'from tensorflow.python.util import _pywrap_util_port as port\n'
+          'print(port.IsMklEnabled())\n')
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for setting, expected in ((None, 'True'), ('0', 'False')):
+    env = {k: v for k, v in os.environ.items()
+           if k != 'TF_ENABLE_ONEDNN_OPTS'}
+    if setting is not None:
+      env['TF_ENABLE_ONEDNN_OPTS'] = setting
+    done = subprocess.run([sys.executable, '-c', code], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300,
+                          check=True)
+    assert done.stdout.split()[-1] == expected, (setting, done.stderr)
