@@ -371,7 +371,7 @@ def test_spans_with_families_train_and_evaluate_phase_two(family_run, capsys):
   assert [e['spans'] for e in cloud['examples']] == [
       e['spans'] for e in chain['examples']]
   capsys.readouterr()
-  assert cli.main(['inspect', 'lineage', '--phase', 'two', '1',
+  assert cli.main(['inspect', 'lineage', '1', '--phase', 'two',
                    '--workspace', workspace]) == 0
   text = capsys.readouterr().out
   assert text.startswith('Pushed phase two instruments v1, artifact ')
