@@ -420,6 +420,8 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
     return found
   metrics = found.get('metrics') or {}
   judged = summary_lib.cascade_figures(record)
+  curve = [(point['threshold'], point['accuracy'], point['cloud_share'])
+           for point in judged.get('curve', [])]
   gate = contracts.PhaseTwoEvaluator
   return dict(found, accuracy=metrics.get('sparse_categorical_accuracy'),
               family_recall=metrics.get(gate.MEAN_FAMILY_RECALL),
@@ -440,15 +442,9 @@ def _phase_two(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
                   (name, family['end_to_end_recall'],
                    family['phase_one_recall'], family['examples'])
                   for name, family in judged.get('families', {}).items()],
-              cascade_curve=[
-                  (point['threshold'], point['accuracy'],
-                   point['cloud_share'])
-                  for point in judged.get('curve', [])],
+              cascade_curve=curve,
               cascade_chart=report_charts.cascade_chart(
-                  [(point['threshold'], point['accuracy'],
-                    point['cloud_share'])
-                   for point in judged.get('curve', [])],
-                  (found.get('cascade') or {}).get('threshold')))
+                  curve, (found.get('cascade') or {}).get('threshold')))
 
 
 def _change(store, config: config_lib.PipelineConfig,
