@@ -502,10 +502,16 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     The WAV file's bytes.
   """
   pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype('<i2')
+  return pcm_wav_bytes(pcm.tobytes(), sample_rate)
+
+
+def pcm_wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
+  """Mono 16-bit little-endian PCM as WAV file bytes (an odd last byte is
+  left out)."""
   buffer = io.BytesIO()
   with wave.open(buffer, 'wb') as out:
     out.setnchannels(1)
     out.setsampwidth(2)
-    out.setframerate(sample_rate)
-    out.writeframes(pcm.tobytes())
+    out.setframerate(int(sample_rate))
+    out.writeframes(pcm[:len(pcm) // 2 * 2])
   return buffer.getvalue()

@@ -3,10 +3,8 @@ examples the run's model gets most confidently wrong (scored once per model
 and eval examples, see :mod:`pipeline.metadata.figures_cache`)."""
 
 import base64
-import io
 import json
 import os
-import wave
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from components import contracts
@@ -107,13 +105,9 @@ def _data_uri(data: bytes) -> str:
 def wav_uri(pcm: bytes, sample_rate: int) -> str:
   """A window's mono 16-bit little-endian PCM as a WAV file in a data URI,
   which a page's `<audio>` plays."""
-  buffer = io.BytesIO()
-  with wave.open(buffer, 'wb') as out:
-    out.setnchannels(1)
-    out.setsampwidth(2)
-    out.setframerate(int(sample_rate))
-    out.writeframes(pcm[:len(pcm) // 2 * 2])
-  return f'data:audio/wav;base64,{base64.b64encode(buffer.getvalue()).decode()}'
+  from pipeline.data import spectrogram  # pylint: disable=g-import-not-at-top
+  data = spectrogram.pcm_wav_bytes(pcm, sample_rate)
+  return f'data:audio/wav;base64,{base64.b64encode(data).decode()}'
 
 
 def window_rate(window) -> Optional[int]:
