@@ -134,10 +134,7 @@ def test_the_front_end_package_imports_only_itself_common_and_its_math():
 
 
 def _python_files(*parts):
-  for folder, _, names in os.walk(os.path.join(REPO_ROOT, *parts)):
-    for name in sorted(names):
-      if name.endswith('.py'):
-        yield os.path.join(folder, name)
+  return _python_files_under(REPO_ROOT, *parts)
 
 
 # What a component's folder may import of `components`: itself, the leaf
