@@ -469,6 +469,13 @@ def models_from_span(store, span: int) -> List[Dict[str, Any]]:
   return result
 
 
+def counts_text(counts: Any) -> str:
+  """A span's examples per class as words (`not_instrument 2800, ...`)."""
+  if not isinstance(counts, dict):
+    return '' if counts is None else str(counts)
+  return ', '.join(f'{name} {count}' for name, count in counts.items())
+
+
 def format_model_lineage(lineage: Dict[str, Any]) -> str:
   """The lineage of a pushed model as console lines, model first."""
   pushed = lineage['pushed_model']
@@ -526,8 +533,7 @@ def format_model_lineage(lineage: Dict[str, Any]) -> str:
     sources = examples.get('sources', {})
     for span in examples['spans']:
       source = sources.get(span, {})
-      counts = ', '.join(f'{k} {v}' for k, v in
-                         (source.get('counts') or {}).items())
+      counts = counts_text(source.get('counts'))
       lines.append(f"   <- data span {span} ({counts}), ingested "
                    f"{source.get('ingested')} from {source.get('source')}")
       for name, groups in (source.get('groups') or {}).items():

@@ -379,13 +379,6 @@ def _search(record: mlmd.RunRecord) -> Optional[Dict[str, Any]]:
           'charts': [c for c in charts if c]}
 
 
-def _counts_text(counts: Any) -> str:
-  """A span's examples per class as words (`not_instrument 2800, ...`)."""
-  if not isinstance(counts, dict):
-    return '' if counts is None else str(counts)
-  return ', '.join(f'{name} {count}' for name, count in counts.items())
-
-
 def _lineage(chain: Optional[Dict[str, Any]],
              phase_two: Optional[Dict[str, Any]] = None
              ) -> Optional[Dict[str, Any]]:
@@ -398,7 +391,7 @@ def _lineage(chain: Optional[Dict[str, Any]],
   for window in chain.get('examples', []):
     for span, source in sorted(window.get('sources', {}).items()):
       spans.append((span, source.get('source'),
-                    _counts_text(source.get('counts')),
+                    lineage.counts_text(source.get('counts')),
                     source.get('ingested')))
   trainer = chain.get('trainer') or {}
   settings = trainer.get('custom_config') or {}
