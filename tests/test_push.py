@@ -8,6 +8,7 @@ import pytest
 
 from components.common import local_disk
 from components.common import storage
+from components.common import versions
 from components.ondevice import push
 from components.ondevice.manifest import Manifest
 
@@ -194,3 +195,77 @@ def test_a_local_push_lists_its_files_too(tmp_path):
     f.write(b'!')
   with pytest.raises(push.PushError, match='model.tflite does not match'):
     push.check_version(folder)
+
+
+class _Bucket:
+  """An in-memory object store for `components.common.versions`: the
+  order of uploads, and a read-back that can be made to differ."""
+
+  def __init__(self):
+    self.objects, self.order, self.corrupt = {}, [], None
+
+  def patches(self):
+    return [mock.patch.object(storage, 'is_uri', return_value=True),
+            mock.patch.object(storage, 'makedirs'),
+            mock.patch.object(storage, 'listdir', side_effect=self.listdir),
+            mock.patch.object(storage, 'write_bytes', side_effect=self.write),
+            mock.patch.object(storage, 'read_bytes', side_effect=self.read)]
+
+  def listdir(self, prefix):
+    found = {key[len(prefix) + 1:].split('/')[0] for key in self.objects
+             if key.startswith(prefix + '/')}
+    return sorted(found)
+
+  def write(self, key, data):
+    self.order.append(key)
+    self.objects[key] = data
+
+  def read(self, key):
+    data = self.objects[key]
+    return b'not as uploaded' if key == self.corrupt else data
+
+
+def test_both_phases_push_through_one_path_in_a_servers_order():
+  bucket = _Bucket()
+  bucket.objects['s3://b/m/4/partial'] = b'a killed upload'
+  for patch in bucket.patches():
+    patch.start()
+  try:
+    version, folder = versions.write(
+        's3://b/m', {'variables/v': b'v', 'saved_model.pb': b'graph',
+                     'assets.extra/x': b'x'},
+        'assets.extra/manifest.json', lambda n: f'version {n}'.encode(),
+        last=('saved_model.pb',))
+    # Past the killed upload's number; the manifest after every file but
+    # the one a server loads by, which goes last.
+    assert (version, folder) == (5, 's3://b/m/5')
+    assert bucket.order == ['s3://b/m/5/variables/v',
+                            's3://b/m/5/assets.extra/x',
+                            's3://b/m/5/assets.extra/manifest.json',
+                            's3://b/m/5/saved_model.pb']
+    assert bucket.objects['s3://b/m/5/assets.extra/manifest.json'] == (
+        b'version 5')
+    bucket.corrupt = 's3://b/m/6/model'
+    with pytest.raises(OSError, match='read back differs'):
+      versions.write('s3://b/m', {'model': b'm'}, 'manifest.json',
+                     lambda n: b'{}')
+    # The failed version never got its manifest.
+    assert 's3://b/m/6/manifest.json' not in bucket.objects
+  finally:
+    mock.patch.stopall()
+
+
+def test_a_versions_files_are_checked_against_their_digests(tmp_path):
+  (tmp_path / 'sub').mkdir()
+  (tmp_path / 'sub' / 'a').write_bytes(b'a' * 3_000_000)
+  (tmp_path / 'b').write_bytes(b'b')
+  digests = versions.digests({'sub/a': versions.LocalFile(
+      str(tmp_path / 'sub' / 'a')), 'b': b'b'})
+  assert versions.first_mismatch(str(tmp_path), digests) is None
+  (tmp_path / 'b').write_bytes(b'B')
+  assert versions.first_mismatch(str(tmp_path), digests) == ('b', None)
+  assert versions.first_mismatch(str(tmp_path), dict(digests, b=None)) is None
+  (tmp_path / 'b').write_bytes(b'b')
+  os.remove(tmp_path / 'sub' / 'a')
+  name, unreadable = versions.first_mismatch(str(tmp_path), digests)
+  assert name == 'sub/a' and 'No such file' in unreadable

@@ -9,22 +9,22 @@ written whole or not at all:
   complete (servers skip names that are not numbers);
 - on a bucket, object by object under the next number past every numbered
   prefix, `saved_model.pb` last (a server loads a version once it has
-  one), each read back and checked.
+  one), each read back and checked;
+
+both by `components.common.versions`, the push path phase one's pusher
+shares.
 
 Each version carries `assets.extra/manifest.json` (:class:`CloudManifest`).
 """
 
 import dataclasses
-import hashlib
 import json
 import os
-import re
-import shutil
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.common import errors
-from components.common import local_disk
 from components.common import storage
+from components.common import versions as versions_lib
 from components.frontend import FrontEnd
 from components.frontend import FrontEndError
 from components.modules import features
@@ -34,7 +34,6 @@ MANIFEST_FILE = 'manifest.json'
 MANIFEST_PATH = f'{features.ASSETS_EXTRA}/{MANIFEST_FILE}'
 SAVED_MODEL_FILE = 'saved_model.pb'
 SCHEMA_VERSION = 1
-_VERSION_RE = re.compile(r'^[0-9]+$')
 
 
 class CloudPushError(errors.PipelineError, RuntimeError):
@@ -110,18 +109,9 @@ def model_base(destination: str, model_name: str) -> str:
   return storage.join(destination, model_name)
 
 
-def _numbers(base: str) -> List[int]:
-  try:
-    names = storage.listdir(base)
-  except OSError:
-    return []
-  return [int(name) for name in names if _VERSION_RE.match(name)]
-
-
 def versions(base: str) -> List[int]:
   """The complete versions under a model's base path, ascending."""
-  return sorted(number for number in _numbers(base) if storage.isfile(
-      storage.join(base, str(number), features.ASSETS_EXTRA, MANIFEST_FILE)))
+  return versions_lib.complete(base, MANIFEST_PATH)
 
 
 def read_manifest(version_dir: str) -> CloudManifest:
@@ -147,20 +137,15 @@ def verify_local(version_dir: str, manifest: CloudManifest) -> None:
     raise CloudPushError(f'{version_dir}: its manifest lists no file digests '
                          '(pushed before versions recorded them); push it '
                          'again')
-  for name, digest in sorted(manifest.files.items()):
-    path = os.path.join(version_dir, name)
-    found = hashlib.sha256()
-    try:
-      with open(path, 'rb') as f:
-        for block in iter(lambda f=f: f.read(1 << 20), b''):
-          found.update(block)
-    except OSError as e:
-      raise CloudPushError(f'{version_dir}: {name} cannot be read '
-                           f'({e.strerror or e}); the version is not as '
-                           'pushed') from None
-    if found.hexdigest() != digest:
-      raise CloudPushError(f'{version_dir}: {name} is not the file pushed '
-                           '(its SHA-256 differs from the manifest\'s)')
+  wrong = versions_lib.first_mismatch(version_dir, manifest.files)
+  if wrong is None:
+    return
+  name, unreadable = wrong
+  if unreadable:
+    raise CloudPushError(f'{version_dir}: {name} cannot be read '
+                         f'({unreadable}); the version is not as pushed')
+  raise CloudPushError(f'{version_dir}: {name} is not the file pushed (its '
+                       'SHA-256 differs from the manifest\'s)')
 
 
 def find_identical(destination: str, manifest: CloudManifest
@@ -196,11 +181,9 @@ def download(uri: str, local: str) -> str:
 
 
 def _files(folder: str) -> List[str]:
-  """Relative paths of the files under a local folder, `saved_model.pb`
-  last."""
-  found = sorted(os.path.relpath(os.path.join(root, name), folder)
-                 for root, _, names in os.walk(folder) for name in names)
-  return sorted(found, key=lambda path: path == SAVED_MODEL_FILE)
+  """Relative paths of the files under a local folder, sorted."""
+  return sorted(os.path.relpath(os.path.join(root, name), folder)
+                for root, _, names in os.walk(folder) for name in names)
 
 
 def write_version(destination: str, saved_model_dir: str,
@@ -220,18 +203,16 @@ def write_version(destination: str, saved_model_dir: str,
       sees a partial version.
   """
   base = model_base(destination, manifest.model_name)
-  names = [name for name in _files(saved_model_dir)
-           if name != os.path.join(features.ASSETS_EXTRA, MANIFEST_FILE)]
-  digests = {}
-  for name in names:
-    with open(os.path.join(saved_model_dir, name), 'rb') as f:
-      digests[name] = storage.sha256(f.read())
+  files = {name.replace(os.sep, '/'): versions_lib.LocalFile(
+      os.path.join(saved_model_dir, name))
+           for name in _files(saved_model_dir)
+           if name != os.path.join(features.ASSETS_EXTRA, MANIFEST_FILE)}
+  digests = versions_lib.digests(files)
   try:
-    storage.makedirs(base)
-    if storage.is_uri(base):
-      return _write_object_store(base, saved_model_dir, names, digests,
-                                 manifest)
-    return _write_local(base, saved_model_dir, names, digests, manifest)
+    return versions_lib.write(
+        base, files, MANIFEST_PATH,
+        lambda version: _manifest_bytes(manifest, version, digests),
+        last=(SAVED_MODEL_FILE,))
   except OSError as e:
     raise CloudPushError(f'push to {base} failed; servers still load the '
                          f'previous version: {e}') from e
@@ -242,43 +223,3 @@ def _manifest_bytes(manifest: CloudManifest, version: int,
   return json.dumps(dataclasses.replace(
       manifest, version=version, files=digests).to_json(),
                     indent=2).encode('utf-8')
-
-
-def _write_local(base, source, names, digests, manifest):
-  with local_disk.locked(os.path.join(base, '.push.lock')):
-    version = max(_numbers(base) + [0]) + 1
-    final = os.path.join(base, str(version))
-    # The staging folder is flushed to disk and renamed whole.
-    with local_disk.staged_folder(final) as staging:
-      for name in names + [os.path.join(features.ASSETS_EXTRA, MANIFEST_FILE)]:
-        os.makedirs(os.path.dirname(os.path.join(staging, name)),
-                    exist_ok=True)
-      for name in names:
-        shutil.copyfile(os.path.join(source, name),
-                        os.path.join(staging, name))
-      with open(os.path.join(staging, features.ASSETS_EXTRA, MANIFEST_FILE),
-                'wb') as f:
-        f.write(_manifest_bytes(manifest, version, digests))
-    return version, final
-
-
-def _write_object_store(base, source, names, digests, manifest):
-  version = max(_numbers(base) + [0]) + 1
-  final = storage.join(base, str(version))
-  uploads = [(name, os.path.join(source, name)) for name in names]
-  manifest_path = os.path.join(features.ASSETS_EXTRA, MANIFEST_FILE)
-  # The manifest before saved_model.pb: a server loads the version then.
-  ordered = ([item for item in uploads if item[0] != SAVED_MODEL_FILE] +
-             [(manifest_path, None)] +
-             [item for item in uploads if item[0] == SAVED_MODEL_FILE])
-  for name, path in ordered:
-    if path is None:
-      data = _manifest_bytes(manifest, version, digests)
-    else:
-      with open(path, 'rb') as f:
-        data = f.read()
-    target = storage.join(final, *name.split(os.sep))
-    storage.write_bytes(target, data)
-    if storage.sha256(storage.read_bytes(target)) != storage.sha256(data):
-      raise OSError(f'{target} read back differs from what was uploaded')
-  return version, final

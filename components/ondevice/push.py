@@ -13,8 +13,8 @@ complete version. How each kind of destination keeps that:
 
 - **Local disk:** the version is written in a hidden staging folder,
   flushed to disk, and renamed into place; only then is `LATEST` replaced
-  (atomically, by rename); both through `components.common.local_disk`, under a
-  lock file so two pushers on one machine take turns.
+  (atomically, by rename), under a lock file so two pushers on one machine
+  take turns.
 - **Object store** (no rename, no lock): each file is uploaded, read back
   and checked against its SHA-256; the manifest is uploaded last and read
   back; then `LATEST`. A pusher killed mid-upload leaves a numbered prefix
@@ -26,15 +26,16 @@ complete version. How each kind of destination keeps that:
 
 A device polling the destination therefore never sees a half-written
 model, and a crash at any point leaves `LATEST` naming a complete version.
+The versions are written, and checked, by `components.common.versions`,
+the push path phase two's pusher shares.
 """
 
 import dataclasses
 import json
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from components.common import local_disk
 from components.common import storage
+from components.common import versions as versions_lib
 from components.ondevice.manifest import Manifest
 
 LATEST_FILE = 'LATEST'
@@ -43,25 +44,16 @@ MODEL_FILE = 'model.tflite'
 LABELS_FILE = 'labels.txt'
 # The waveform model: one window of samples in, the classes out.
 WAVEFORM_FILE = 'waveform.tflite'
-_VERSION_RE = re.compile(r'^[0-9]+$')
 
 
 class PushError(RuntimeError):
   """Raised when a version cannot be written; the destination is unchanged."""
 
 
-def _numbers(destination: str) -> List[int]:
-  """Every numbered folder (or prefix), complete or not."""
-  return [int(name) for name in storage.listdir(destination)
-          if _VERSION_RE.match(name)]
-
-
 def versions(destination: str) -> List[int]:
   """Numbers of the versions under `destination` that have a manifest,
   ascending (see :func:`check_version` for the full check)."""
-  return sorted(
-      number for number in _numbers(destination)
-      if storage.isfile(storage.join(destination, str(number), MANIFEST_FILE)))
+  return versions_lib.complete(destination, MANIFEST_FILE)
 
 
 def latest_version(destination: str) -> Optional[int]:
@@ -70,7 +62,7 @@ def latest_version(destination: str) -> Optional[int]:
   if not storage.isfile(path):
     return None
   text = storage.read_text(path).strip()
-  return int(text) if _VERSION_RE.match(text) else None
+  return int(text) if versions_lib.is_version_name(text) else None
 
 
 def read_manifest(version_dir: str) -> Manifest:
@@ -100,17 +92,15 @@ def check_version(version_dir: str) -> Manifest:
   except (OSError, ValueError) as e:
     raise PushError(f'{version_dir} is not a complete pushed version: no '
                     f'readable {MANIFEST_FILE} ({e})') from e
-  for name, digest in manifest.digests().items():
-    if digest is None:
-      continue  # old manifests recorded no digest for the labels
+  wrong = versions_lib.first_mismatch(version_dir, manifest.digests())
+  if wrong is not None:
+    name, unreadable = wrong
     path = storage.join(version_dir, name)
-    try:
-      data = storage.read_bytes(path)
-    except OSError as e:
-      raise PushError(f'incomplete pushed version {version_dir}: {e}') from e
-    if storage.sha256(data) != digest:
-      raise PushError(f'{path} does not match the SHA-256 in its manifest; '
-                      'the file is corrupt or was replaced.')
+    if unreadable:
+      raise PushError(f'incomplete pushed version {version_dir}: {path} '
+                      f'cannot be read ({unreadable})')
+    raise PushError(f'{path} does not match the SHA-256 in its manifest; '
+                    'the file is corrupt or was replaced.')
   return manifest
 
 
@@ -139,44 +129,6 @@ def _manifest_bytes(manifest: Manifest, version: int) -> bytes:
                     indent=2).encode('utf-8')
 
 
-def _write_local(destination: str, files: Dict[str, bytes],
-                 manifest: Manifest) -> Tuple[int, str]:
-  with local_disk.locked(storage.join(destination, '.push.lock')):
-    version = max(versions(destination) + [latest_version(destination) or 0,
-                                           0]) + 1
-    final = storage.join(destination, str(version))
-    with local_disk.staged_folder(final) as staging:
-      for name, data in files.items():
-        local_disk.write_file(storage.join(staging, name), data)
-      local_disk.write_file(storage.join(staging, MANIFEST_FILE),
-                            _manifest_bytes(manifest, version))
-    _set_latest(destination, version)
-    return version, final
-
-
-def _upload_checked(path: str, data: bytes) -> None:
-  """Uploads one object and reads it back; OSError if it differs."""
-  storage.write_bytes(path, data)
-  if storage.sha256(storage.read_bytes(path)) != storage.sha256(data):
-    raise OSError(f'{path} read back differs from what was uploaded')
-
-
-def _write_object_store(destination: str, files: Dict[str, bytes],
-                        manifest: Manifest) -> Tuple[int, str]:
-  # Past every numbered prefix, complete or not: a killed upload's
-  # leftovers are never mixed into a new version.
-  version = max(_numbers(destination) + [latest_version(destination) or 0,
-                                         0]) + 1
-  final = storage.join(destination, str(version))
-  storage.makedirs(final)  # A folder marker where the store keeps them.
-  for name, data in files.items():
-    _upload_checked(storage.join(final, name), data)
-  _upload_checked(storage.join(final, MANIFEST_FILE),
-                  _manifest_bytes(manifest, version))
-  _set_latest(destination, version)
-  return version, final
-
-
 def write_version(destination: str, files: Dict[str, bytes],
                   manifest: Manifest) -> Tuple[int, str]:
   """Writes the next version and then points `LATEST` at it.
@@ -196,15 +148,18 @@ def write_version(destination: str, files: Dict[str, bytes],
       disk, an unreachable bucket); `LATEST` is unchanged and no reader
       accepts what was partly written.
   """
-  manifest = dataclasses.replace(manifest, files={
-      name: storage.sha256(data) for name, data in files.items()})
+  manifest = dataclasses.replace(manifest,
+                                 files=versions_lib.digests(files))
   try:
     storage.makedirs(destination)
   except OSError as e:
     raise PushError(f'cannot create push destination {destination}: {e}') from e
-  write = _write_object_store if storage.is_uri(destination) else _write_local
   try:
-    return write(destination, files, manifest)
+    return versions_lib.write(
+        destination, files, MANIFEST_FILE,
+        lambda version: _manifest_bytes(manifest, version),
+        floor=latest_version(destination) or 0,
+        then=lambda version: _set_latest(destination, version))
   except OSError as e:
     raise PushError(f'push to {destination} failed, nothing was pushed and '
                     f'{LATEST_FILE} is unchanged: {e}') from e
