@@ -182,16 +182,15 @@ def group_shares(groups: Dict[str, int]) -> List[Tuple[str, int, float]]:
 @dataclasses.dataclass(frozen=True)
 class Phase:
   """The nodes of one phase a pushed model's lineage passes through."""
-  number: int
   pusher: str
   trainer: str
   evaluator: str
 
 
 PHASES = {
-    1: Phase(1, contracts.TFLitePusher.NODE, contracts.PHASE_ONE_TRAINER,
+    1: Phase(contracts.TFLitePusher.NODE, contracts.PHASE_ONE_TRAINER,
              contracts.PHASE_ONE_EVALUATOR),
-    2: Phase(2, contracts.PhaseTwoPusher.NODE, contracts.PhaseTwoTrainer.NODE,
+    2: Phase(contracts.PhaseTwoPusher.NODE, contracts.PhaseTwoTrainer.NODE,
              contracts.PhaseTwoEvaluator.NODE),
 }
 
