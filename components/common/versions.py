@@ -71,9 +71,10 @@ def _bytes_of(source: Source) -> bytes:
 
 
 def digests(files: Dict[str, Source]) -> Dict[str, str]:
-  """Each file's SHA-256 (relative path -> hex digest)."""
-  return {name: storage.sha256(_bytes_of(source))
-          for name, source in files.items()}
+  """Each file's SHA-256 (relative path -> hex digest); a local file is
+  read in blocks, as :func:`first_mismatch` reads it."""
+  return {name: _sha256_of(source) if isinstance(source, LocalFile)
+          else storage.sha256(source) for name, source in files.items()}
 
 
 def _sha256_of(path: str) -> str:
